@@ -1,0 +1,98 @@
+//! Composition root: builds the broker and the Kafka listener from a validated config, and owns
+//! the startup and shutdown order. No business logic lives here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::broker::{Broker, BrokerSettings, Endpoint};
+use crate::config::Config;
+use crate::kafka::{self, KafkaSettings};
+use crate::server;
+
+/// A started broker: its bound Kafka address and the handles needed to stop it.
+#[derive(Debug)]
+pub struct Running {
+    kafka_addr: SocketAddr,
+    broker: Arc<Broker>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl Running {
+    /// The address the Kafka listener is bound to (useful with port 0).
+    pub fn kafka_addr(&self) -> SocketAddr {
+        self.kafka_addr
+    }
+
+    /// Graceful shutdown: stop accepting, finish in-flight requests, then flush and close logs.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        self.server.await.context("kafka server task failed")?;
+        self.broker.shutdown().context("closing partition logs")?;
+        Ok(())
+    }
+}
+
+fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
+    let advertised = match config.kafka_advertised() {
+        Some(hp) => Endpoint { host: hp.host.clone(), port: hp.port },
+        None if bound.ip().is_unspecified() => Endpoint { host: "localhost".to_owned(), port: bound.port() },
+        None => Endpoint { host: bound.ip().to_string(), port: bound.port() },
+    };
+    BrokerSettings {
+        node_id: config.node_id(),
+        cluster_id: config.cluster_id().to_owned(),
+        data_dir: config.data_dir().to_path_buf(),
+        advertised,
+        default_partitions: config.default_partitions(),
+        auto_create_topics: config.auto_create_topics(),
+        log: config.log_settings(),
+        message_bytes_max: config.message_max_bytes(),
+        acks_one_waits_for_fsync: config.acks_one_waits_for_fsync(),
+        retention_check_interval: config.retention_check_interval(),
+    }
+}
+
+/// Opens the broker and starts serving Kafka clients.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.kafka_bind())
+        .await
+        .with_context(|| format!("binding the Kafka listener to {}", config.kafka_bind()))?;
+    let kafka_addr = listener.local_addr().context("reading the bound Kafka address")?;
+    std::fs::create_dir_all(config.data_dir())
+        .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
+    let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
+    let settings = Arc::new(KafkaSettings { request_bytes_max: config.socket_request_max_bytes() });
+    let (stop, mut stopped) = watch::channel(false);
+    let shared = Arc::clone(&broker);
+    let make_context = move |peer| kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer);
+    let shutdown = async move {
+        // An error means the sender is gone, which also means stop.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let server = tokio::spawn(server::serve(listener, server::ServerSettings::default(), make_context, shutdown));
+    tracing::info!(addr = %kafka_addr, advertised = %format!("{}:{}", broker.advertised().host, broker.advertised().port), "listening");
+    Ok(Running { kafka_addr, broker, stop, server })
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let running = start(&config).await?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT"),
+        _ = term.recv() => Ok(()),
+    }
+}

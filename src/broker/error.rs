@@ -1,0 +1,56 @@
+//! The broker layer's error type: every way a Kafka-agnostic broker operation can fail.
+//! Mapping to Kafka error codes happens only in `kafka/error_code.rs`.
+
+use crate::storage;
+
+/// A failed broker operation, with enough context to diagnose it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("unknown topic or partition {topic}-{partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    #[error("unknown topic {topic}")]
+    UnknownTopic { topic: String },
+    #[error("topic {topic} already exists")]
+    TopicAlreadyExists { topic: String },
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopicName { topic: String, reason: &'static str },
+    #[error("invalid partition count {count} for topic {topic}: {reason}")]
+    InvalidPartitions { topic: String, count: i32, reason: String },
+    #[error("invalid replication factor {factor}: this broker is a single node")]
+    InvalidReplicationFactor { factor: i16 },
+    #[error("invalid config {key}: {reason}")]
+    InvalidConfig { key: String, reason: String },
+    #[error("corrupt record batch at byte {position} of the request: {reason}")]
+    CorruptMessage { position: usize, reason: String },
+    #[error("record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    MessageTooLarge { batch_bytes: usize, max_bytes: u32 },
+    #[error("invalid record batch: {reason}")]
+    InvalidRecord { reason: String },
+    #[error("unsupported compression codec {codec}")]
+    UnsupportedCompression { codec: u8 },
+    #[error("producer id {producer_id} is unknown: idempotent producers are not served yet")]
+    UnknownProducerId { producer_id: i64 },
+    #[error("acks=all needs {min_insync_replicas} in-sync replicas, this partition has 1")]
+    NotEnoughReplicas { min_insync_replicas: i32 },
+    #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    #[error("storage failure on {topic}-{partition}")]
+    Storage {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: storage::Error,
+    },
+    #[error("{topic}-{partition} could not be made durable: its log stopped accepting writes")]
+    FlushFailed { topic: String, partition: i32 },
+    #[error("topic catalog update failed")]
+    Catalog {
+        #[source]
+        source: storage::Error,
+    },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
+}
+
+/// The broker layer's result type.
+pub(crate) type Result<T> = std::result::Result<T, Error>;

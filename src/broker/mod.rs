@@ -1,0 +1,235 @@
+//! Kafka-agnostic broker: the topic registry, produce and fetch orchestration over partition
+//! logs, topic administration and background maintenance. Never names a Kafka wire type.
+
+mod admin;
+mod error;
+mod maintenance;
+mod partition;
+mod produce;
+mod read;
+mod settings;
+mod topic_config;
+mod topic_name;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+pub(crate) use error::{Error, Result};
+pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
+pub(crate) use read::{FetchedPartition, ListedOffset, LogDirInfo, OffsetSpec, PartitionDirInfo};
+pub(crate) use settings::{BrokerSettings, Endpoint};
+pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
+
+use partition::Partition;
+use topic_config::TopicSettings;
+
+use crate::storage;
+
+/// The state of one topic. Replaced as a whole when its configs or partitions change.
+#[derive(Debug)]
+struct Topic {
+    name: String,
+    topic_id: [u8; 16],
+    overrides: BTreeMap<String, String>,
+    settings: TopicSettings,
+    partitions: Vec<Arc<Partition>>,
+}
+
+/// What Metadata and admin APIs see of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicInfo {
+    pub(crate) name: String,
+    pub(crate) topic_id: [u8; 16],
+    pub(crate) is_internal: bool,
+    pub(crate) partitions: Vec<PartitionInfo>,
+}
+
+/// What Metadata sees of a partition; this node leads every partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PartitionInfo {
+    pub(crate) partition: i32,
+    pub(crate) leader_epoch: i32,
+}
+
+/// The leader epoch of every partition until replication assigns raft terms.
+const LEADER_EPOCH: i32 = 0;
+
+/// A single-node broker over the partition logs in its data directory.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    settings: BrokerSettings,
+    catalog: Mutex<storage::Catalog>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    high_watermark_changes: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Broker {
+    /// Opens every topic of the catalog in `settings.data_dir`, recovering logs as needed, and
+    /// starts the flushers and the maintenance task on the current tokio runtime.
+    pub(crate) fn open(settings: BrokerSettings) -> Result<Arc<Broker>> {
+        let catalog = storage::Catalog::open(&settings.data_dir).map_err(|source| Error::Catalog { source })?;
+        let broker = Arc::new(Broker {
+            settings,
+            topics: RwLock::new(BTreeMap::new()),
+            catalog: Mutex::new(catalog),
+            high_watermark_changes: watch::Sender::new(0),
+            shutdown: watch::Sender::new(false),
+        });
+        {
+            let catalog = broker.catalog();
+            for record in catalog.topics() {
+                let topic = broker.open_topic(&catalog, record, 0)?;
+                broker.topics_mut().insert(record.name.clone(), topic);
+            }
+        }
+        maintenance::spawn(&broker);
+        tracing::info!(topics = broker.topics_read().len(), data_dir = %broker.settings.data_dir.display(), "broker opened");
+        Ok(broker)
+    }
+
+    fn catalog(&self) -> std::sync::MutexGuard<'_, storage::Catalog> {
+        self.catalog.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn topics_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn topics_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Builds the in-memory topic for a catalog record, opening partitions from `first_new` on.
+    /// The caller holds the catalog lock, which serializes every topic change.
+    fn open_topic(&self, catalog: &storage::Catalog, record: &storage::TopicRecord, first_new: i32) -> Result<Arc<Topic>> {
+        let settings = TopicSettings::resolve(&self.settings, &record.configs)?;
+        let mut partitions = Vec::new();
+        let existing = self.topics_read().get(&record.name).map(|t| t.partitions.clone()).unwrap_or_default();
+        for index in 0..record.partition_count {
+            if index < first_new {
+                if let Some(partition) = existing.get(index as usize) {
+                    partition.with_log(|log| {
+                        log.set_settings(settings.log.clone());
+                        Ok(())
+                    })?;
+                    partitions.push(Arc::clone(partition));
+                    continue;
+                }
+            }
+            let dir = catalog.partition_dir(&record.name, index);
+            let log = storage::Log::open(&dir, settings.log.clone(), now_ms()).map_err(|source| Error::Storage {
+                topic: record.name.clone(),
+                partition: index,
+                source,
+            })?;
+            let partition = Partition::new(&record.name, index, log);
+            self.spawn_flusher(&partition);
+            partitions.push(partition);
+        }
+        Ok(Arc::new(Topic {
+            name: record.name.clone(),
+            topic_id: record.topic_id,
+            overrides: record.configs.clone(),
+            settings,
+            partitions,
+        }))
+    }
+
+    fn spawn_flusher(&self, partition: &Arc<Partition>) {
+        let changes = self.high_watermark_changes.clone();
+        let on_flush = move || changes.send_modify(|generation| *generation = generation.wrapping_add(1));
+        tokio::spawn(Arc::clone(partition).run_flusher(self.shutdown.subscribe(), on_flush));
+    }
+
+    pub(crate) fn node_id(&self) -> i32 {
+        self.settings.node_id
+    }
+
+    pub(crate) fn cluster_id(&self) -> &str {
+        &self.settings.cluster_id
+    }
+
+    pub(crate) fn advertised(&self) -> &Endpoint {
+        &self.settings.advertised
+    }
+
+    pub(crate) fn settings(&self) -> &BrokerSettings {
+        &self.settings
+    }
+
+    /// Bumps whenever any partition's high watermark moves; long-polling fetches wait on it.
+    pub(crate) fn high_watermark_changes(&self) -> watch::Receiver<u64> {
+        self.high_watermark_changes.subscribe()
+    }
+
+    fn topic_state(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics_read().get(name).cloned()
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Result<(Arc<Topic>, Arc<Partition>)> {
+        let unknown = || Error::UnknownTopicOrPartition { topic: topic.to_owned(), partition };
+        let state = self.topic_state(topic).ok_or_else(unknown)?;
+        let found = usize::try_from(partition).ok().and_then(|i| state.partitions.get(i)).cloned().ok_or_else(unknown)?;
+        Ok((state, found))
+    }
+
+    /// Every topic, sorted by name.
+    pub(crate) fn topics(&self) -> Vec<TopicInfo> {
+        self.topics_read().values().map(|t| info(t)).collect()
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.topic_state(name).map(|t| info(&t))
+    }
+
+    pub(crate) fn topic_by_id(&self, topic_id: [u8; 16]) -> Option<TopicInfo> {
+        self.topics_read().values().find(|t| t.topic_id == topic_id).map(|t| info(t))
+    }
+
+    /// Stops the flushers and maintenance, flushes and closes every log. Appends racing with
+    /// shutdown fail with an unknown partition; the server stops taking requests first.
+    pub(crate) fn shutdown(&self) -> Result<()> {
+        self.shutdown.send_replace(true);
+        let topics: Vec<Arc<Topic>> = self.topics_read().values().cloned().collect();
+        let mut first_error = None;
+        for topic in topics {
+            for partition in &topic.partitions {
+                if let Some(log) = partition.take_log() {
+                    let end = log.log_end_offset();
+                    match log.close() {
+                        Ok(()) => partition.publish_flushed(end),
+                        Err(source) => {
+                            tracing::error!(topic = %topic.name, partition = partition.index, error = %source, "closing log failed");
+                            first_error.get_or_insert(partition.storage_error(source));
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!("broker closed");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn info(topic: &Topic) -> TopicInfo {
+    TopicInfo {
+        name: topic.name.clone(),
+        topic_id: topic.topic_id,
+        is_internal: topic_name::is_internal(&topic.name),
+        partitions: topic
+            .partitions
+            .iter()
+            .map(|p| PartitionInfo { partition: p.index, leader_epoch: LEADER_EPOCH })
+            .collect(),
+    }
+}

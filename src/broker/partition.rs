@@ -1,0 +1,154 @@
+//! One partition: its log behind a mutex, its high watermark, and the group-commit flusher that
+//! makes appends durable with one fsync shared by every append waiting at that moment.
+//! On a single node the high watermark is the flushed (durable) offset.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, watch};
+
+use super::error::{Error, Result};
+use crate::storage;
+
+/// What appenders wait on: how far the log is durable, or that flushing failed for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Durability {
+    pub(crate) flushed_offset: i64,
+    pub(crate) failed: bool,
+}
+
+/// A partition of a topic, shared by every request touching it.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) topic: String,
+    pub(crate) index: i32,
+    /// `None` once the partition was closed or deleted.
+    log: Mutex<Option<storage::Log>>,
+    high_watermark: AtomicI64,
+    durability: watch::Sender<Durability>,
+    flush_wanted: Notify,
+}
+
+impl Partition {
+    pub(crate) fn new(topic: &str, index: i32, log: storage::Log) -> Arc<Partition> {
+        let flushed = log.flushed_offset();
+        Arc::new(Partition {
+            topic: topic.to_owned(),
+            index,
+            high_watermark: AtomicI64::new(flushed),
+            durability: watch::Sender::new(Durability { flushed_offset: flushed, failed: false }),
+            log: Mutex::new(Some(log)),
+            flush_wanted: Notify::new(),
+        })
+    }
+
+    /// Locks the log. A poisoned mutex means a thread panicked mid-operation: the log's own
+    /// invariants are checked by storage on every call, so the guard is still usable.
+    fn lock(&self) -> MutexGuard<'_, Option<storage::Log>> {
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the open log; a closed or deleted partition is unknown to the caller.
+    pub(crate) fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut storage::Log) -> std::result::Result<T, storage::Error>,
+    ) -> Result<T> {
+        let mut guard = self.lock();
+        let log = guard.as_mut().ok_or_else(|| Error::UnknownTopicOrPartition {
+            topic: self.topic.clone(),
+            partition: self.index,
+        })?;
+        f(log).map_err(|source| self.storage_error(source))
+    }
+
+    /// Takes the log out for closing or deleting; later calls see an unknown partition.
+    pub(crate) fn take_log(&self) -> Option<storage::Log> {
+        self.lock().take()
+    }
+
+    pub(crate) fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn storage_error(&self, source: storage::Error) -> Error {
+        Error::Storage { topic: self.topic.clone(), partition: self.index, source }
+    }
+
+    fn flush_failed(&self) -> Error {
+        Error::FlushFailed { topic: self.topic.clone(), partition: self.index }
+    }
+
+    /// Asks the flusher to make everything appended so far durable.
+    pub(crate) fn request_flush(&self) {
+        self.flush_wanted.notify_one();
+    }
+
+    pub(crate) fn durability(&self) -> watch::Receiver<Durability> {
+        self.durability.subscribe()
+    }
+
+    /// Waits until every offset below `end_offset` is durable.
+    pub(crate) async fn wait_for_durable(&self, end_offset: i64) -> Result<()> {
+        let mut rx = self.durability.subscribe();
+        let state = rx
+            .wait_for(|d| d.failed || d.flushed_offset >= end_offset)
+            .await
+            .map(|d| *d)
+            .map_err(|_| self.flush_failed())?;
+        if state.flushed_offset >= end_offset { Ok(()) } else { Err(self.flush_failed()) }
+    }
+
+    /// One group commit: fsync outside the lock whatever is unflushed now, then publish it.
+    /// Returns whether anything was flushed.
+    pub(crate) async fn flush_once(self: &Arc<Self>) -> Result<bool> {
+        let Some(handle) = self.lock().as_ref().and_then(storage::Log::sync_handle) else {
+            return Ok(false);
+        };
+        let end_offset = handle.end_offset();
+        let synced = tokio::task::spawn_blocking(move || handle.sync())
+            .await
+            .map_err(|_| self.flush_failed())
+            .and_then(|r| r.map_err(|e| self.storage_error(e)));
+        if let Err(err) = synced {
+            self.durability.send_modify(|d| d.failed = true);
+            return Err(err);
+        }
+        if let Some(log) = self.lock().as_mut() {
+            log.mark_flushed(end_offset);
+        }
+        self.publish_flushed(end_offset);
+        Ok(true)
+    }
+
+    /// Records that offsets below `end_offset` are durable and visible to consumers.
+    pub(crate) fn publish_flushed(&self, end_offset: i64) {
+        let previous = self.high_watermark.fetch_max(end_offset, Ordering::AcqRel);
+        if end_offset > previous {
+            self.durability.send_modify(|d| d.flushed_offset = d.flushed_offset.max(end_offset));
+        }
+    }
+
+    /// Runs the flusher until `shutdown` fires; `on_flush` is called after each published flush.
+    pub(crate) async fn run_flusher(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        on_flush: impl Fn() + Send + 'static,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = self.flush_wanted.notified() => {}
+            }
+            match self.flush_once().await {
+                Ok(true) => on_flush(),
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::error!(topic = %self.topic, partition = self.index, error = %err,
+                        "fsync failed; partition stops accepting writes");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The produce path: validate the client's batches, stamp them, append them in call order, then
+//! wait for the durability the acks level asks for.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::error::{Error, Result};
+use super::partition::Partition;
+use super::topic_config::TimestampPolicy;
+use super::{Broker, LEADER_EPOCH, now_ms, validate};
+use crate::storage;
+
+/// How much durability a producer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acks {
+    /// No response at all.
+    None,
+    /// The leader wrote it (fsynced too if `acks_one_waits_for_fsync`).
+    Leader,
+    /// Every in-sync replica fsynced it.
+    All,
+}
+
+impl Acks {
+    /// Kafka's wire value: 0, 1 or -1.
+    pub(crate) fn from_wire(acks: i16) -> Option<Acks> {
+        match acks {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+}
+
+/// The result of a successful append, as the produce response reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProduceOutcome {
+    pub(crate) base_offset: i64,
+    /// The stamped time for LogAppendTime topics, -1 for CreateTime.
+    pub(crate) log_append_time_ms: i64,
+    pub(crate) log_start_offset: i64,
+}
+
+/// An append that happened; `wait` resolves once it is as durable as its acks asked.
+#[derive(Debug)]
+pub(crate) struct PendingProduce {
+    partition: Arc<Partition>,
+    outcome: ProduceOutcome,
+    end_offset: i64,
+    wait_for_durable: bool,
+}
+
+impl PendingProduce {
+    pub(crate) async fn wait(self) -> Result<ProduceOutcome> {
+        if self.wait_for_durable {
+            self.partition.wait_for_durable(self.end_offset).await?;
+        }
+        Ok(self.outcome)
+    }
+}
+
+impl Broker {
+    /// Validates and appends every batch of `records` to the partition, synchronously and in
+    /// call order. Nothing is appended if any batch is invalid.
+    pub(crate) fn append(&self, topic: &str, partition: i32, records: Bytes, acks: Acks) -> Result<PendingProduce> {
+        let (state, target) = self.partition(topic, partition)?;
+        let settings = &state.settings;
+        if acks == Acks::All && settings.min_insync_replicas > 1 {
+            return Err(Error::NotEnoughReplicas { min_insync_replicas: settings.min_insync_replicas });
+        }
+        let ranges = validate::batches(&records, settings.message_bytes_max)?;
+        let now = now_ms();
+        let log_append_time_ms = match settings.timestamp_policy {
+            TimestampPolicy::LogAppendTime => now,
+            TimestampPolicy::CreateTime => -1,
+        };
+        let mut buffer = records.to_vec();
+        let (base_offset, end_offset, log_start_offset) = target.with_log(|log| {
+            let mut base_offset = None;
+            for range in ranges {
+                let batch = buffer.get_mut(range).expect("validated ranges lie inside the request bytes");
+                if log_append_time_ms >= 0 {
+                    storage::stamp_log_append_time(batch, log_append_time_ms);
+                }
+                let appended = log.append(batch, LEADER_EPOCH, now)?;
+                base_offset.get_or_insert(appended.base_offset);
+            }
+            let base = base_offset.expect("validation yields at least one batch");
+            Ok((base, log.log_end_offset(), log.log_start_offset()))
+        })?;
+        target.request_flush();
+        let wait_for_durable = match acks {
+            Acks::All => true,
+            Acks::Leader => self.settings.acks_one_waits_for_fsync,
+            Acks::None => false,
+        };
+        Ok(PendingProduce {
+            partition: target,
+            outcome: ProduceOutcome { base_offset, log_append_time_ms, log_start_offset },
+            end_offset,
+            wait_for_durable,
+        })
+    }
+}

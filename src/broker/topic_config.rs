@@ -1,0 +1,256 @@
+//! Kafka topic configs: the keys a topic may override, their validation, defaults and the
+//! one mapping from dotted Kafka names to typed storage and broker settings.
+
+use std::collections::BTreeMap;
+
+use super::error::{Error, Result};
+use super::settings::BrokerSettings;
+use crate::storage::LogSettings;
+
+/// Where a described config value comes from (Kafka's DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigSource {
+    TopicOverride,
+    StaticBroker,
+    Default,
+}
+
+/// The value type of a config (Kafka's DescribeConfigs `config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigKind {
+    Boolean,
+    String,
+    Int,
+    Long,
+    List,
+}
+
+/// One described config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigEntry {
+    pub(crate) name: String,
+    pub(crate) value: Option<String>,
+    pub(crate) source: ConfigSource,
+    pub(crate) read_only: bool,
+    pub(crate) sensitive: bool,
+    pub(crate) doc: &'static str,
+    pub(crate) kind: ConfigKind,
+}
+
+/// A change requested by AlterConfigs / IncrementalAlterConfigs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AlterOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+/// Timestamp stamped on stored batches (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimestampPolicy {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// A topic's effective settings: broker defaults with the topic's overrides applied.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicSettings {
+    pub(crate) log: LogSettings,
+    pub(crate) message_bytes_max: u32,
+    pub(crate) timestamp_policy: TimestampPolicy,
+    pub(crate) min_insync_replicas: i32,
+}
+
+struct KeySpec {
+    name: &'static str,
+    kind: ConfigKind,
+    doc: &'static str,
+}
+
+const KEYS: &[KeySpec] = &[
+    KeySpec { name: "cleanup.policy", kind: ConfigKind::List, doc: "delete: old segments are removed by retention" },
+    KeySpec { name: "compression.type", kind: ConfigKind::String, doc: "producer: batches are stored as the producer compressed them" },
+    KeySpec { name: "index.interval.bytes", kind: ConfigKind::Int, doc: "bytes between two offset index entries" },
+    KeySpec { name: "max.message.bytes", kind: ConfigKind::Int, doc: "largest record batch accepted" },
+    KeySpec { name: "message.timestamp.type", kind: ConfigKind::String, doc: "CreateTime or LogAppendTime" },
+    KeySpec { name: "min.insync.replicas", kind: ConfigKind::Int, doc: "replicas that must hold an acks=all write" },
+    KeySpec { name: "retention.bytes", kind: ConfigKind::Long, doc: "partition size kept before old segments are deleted, -1 for no limit" },
+    KeySpec { name: "retention.ms", kind: ConfigKind::Long, doc: "age after which segments are deleted, -1 for no limit" },
+    KeySpec { name: "segment.bytes", kind: ConfigKind::Int, doc: "size at which a segment is rolled" },
+    KeySpec { name: "segment.index.bytes", kind: ConfigKind::Int, doc: "preallocated size of each index file" },
+    KeySpec { name: "segment.ms", kind: ConfigKind::Long, doc: "age at which a segment is rolled" },
+];
+
+fn spec(key: &str) -> Result<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == key).ok_or_else(|| Error::InvalidConfig {
+        key: key.to_owned(),
+        reason: "unknown or unsupported topic config".to_owned(),
+    })
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidConfig { key: key.to_owned(), reason: reason.into() }
+}
+
+fn parse_i64(key: &str, value: &str, min: i64, max: i64) -> Result<i64> {
+    let parsed: i64 = value.trim().parse().map_err(|_| invalid(key, format!("{value:?} is not a number")))?;
+    if parsed < min || parsed > max {
+        return Err(invalid(key, format!("{parsed} is outside [{min}, {max}]")));
+    }
+    Ok(parsed)
+}
+
+fn non_negative_or_none(value: i64) -> Option<u64> {
+    u64::try_from(value).ok()
+}
+
+impl TopicSettings {
+    /// The settings of a topic without overrides.
+    pub(crate) fn from_broker(broker: &BrokerSettings) -> TopicSettings {
+        TopicSettings {
+            log: broker.log.clone(),
+            message_bytes_max: broker.message_bytes_max,
+            timestamp_policy: TimestampPolicy::CreateTime,
+            min_insync_replicas: 1,
+        }
+    }
+
+    /// Broker defaults with `overrides` applied; fails on the first invalid override.
+    pub(crate) fn resolve(broker: &BrokerSettings, overrides: &BTreeMap<String, String>) -> Result<TopicSettings> {
+        let mut settings = TopicSettings::from_broker(broker);
+        for (key, value) in overrides {
+            settings.apply(key, value)?;
+        }
+        Ok(settings)
+    }
+
+    fn apply(&mut self, key: &str, value: &str) -> Result<()> {
+        spec(key)?;
+        match key {
+            "cleanup.policy" => {
+                if value.split(',').map(str::trim).any(|p| p != "delete") {
+                    return Err(invalid(key, "only \"delete\" is supported; compaction is not built yet"));
+                }
+            }
+            "compression.type" => {
+                if value != "producer" {
+                    return Err(invalid(key, "only \"producer\" is supported: batches are stored as sent"));
+                }
+            }
+            "index.interval.bytes" => {
+                self.log.index_interval_bytes = parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
+            }
+            "max.message.bytes" => {
+                self.message_bytes_max = parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
+            }
+            "message.timestamp.type" => {
+                self.timestamp_policy = match value {
+                    "CreateTime" => TimestampPolicy::CreateTime,
+                    "LogAppendTime" => TimestampPolicy::LogAppendTime,
+                    _ => return Err(invalid(key, "must be CreateTime or LogAppendTime")),
+                }
+            }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = parse_i64(key, value, 1, i64::from(i32::MAX))? as i32
+            }
+            "retention.bytes" => {
+                self.log.retention_bytes = non_negative_or_none(parse_i64(key, value, -1, i64::MAX)?)
+            }
+            "retention.ms" => {
+                self.log.retention_ms = non_negative_or_none(parse_i64(key, value, -1, i64::MAX)?)
+            }
+            "segment.bytes" => {
+                let min = crate::limits::SEGMENT_BYTES_MIN as i64;
+                self.log.segment_bytes_max = parse_i64(key, value, min, i64::from(i32::MAX))? as u64
+            }
+            "segment.index.bytes" => {
+                self.log.index_file_bytes = parse_i64(key, value, 4096, i64::from(i32::MAX))? as u32
+            }
+            "segment.ms" => {
+                self.log.segment_ms_max = Some(parse_i64(key, value, 1, i64::MAX)? as u64)
+            }
+            _ => return Err(invalid(key, "unknown or unsupported topic config")),
+        }
+        Ok(())
+    }
+}
+
+fn opt_to_string(value: Option<u64>) -> String {
+    value.map_or_else(|| "-1".to_owned(), |v| v.to_string())
+}
+
+/// The value a topic key takes from the broker's defaults.
+fn broker_default(broker: &BrokerSettings, key: &str) -> String {
+    let log = &broker.log;
+    match key {
+        "cleanup.policy" => "delete".to_owned(),
+        "compression.type" => "producer".to_owned(),
+        "index.interval.bytes" => log.index_interval_bytes.to_string(),
+        "max.message.bytes" => broker.message_bytes_max.to_string(),
+        "message.timestamp.type" => "CreateTime".to_owned(),
+        "min.insync.replicas" => "1".to_owned(),
+        "retention.bytes" => opt_to_string(log.retention_bytes),
+        "retention.ms" => opt_to_string(log.retention_ms),
+        "segment.bytes" => log.segment_bytes_max.to_string(),
+        "segment.index.bytes" => log.index_file_bytes.to_string(),
+        "segment.ms" => opt_to_string(log.segment_ms_max),
+        _ => String::new(),
+    }
+}
+
+/// Every topic config with its effective value and source.
+pub(crate) fn describe_topic(broker: &BrokerSettings, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    KEYS.iter()
+        .map(|spec| {
+            let (value, source) = match overrides.get(spec.name) {
+                Some(v) => (v.clone(), ConfigSource::TopicOverride),
+                None => (broker_default(broker, spec.name), ConfigSource::Default),
+            };
+            ConfigEntry {
+                name: spec.name.to_owned(),
+                value: Some(value),
+                source,
+                read_only: false,
+                sensitive: false,
+                doc: spec.doc,
+                kind: spec.kind,
+            }
+        })
+        .collect()
+}
+
+/// Applies alter operations to a topic's overrides. Non-incremental alters replace the whole set.
+/// Values are validated afterwards by [`TopicSettings::resolve`].
+pub(crate) fn alter(current: &BTreeMap<String, String>, ops: &[AlterOp], incremental: bool) -> Result<BTreeMap<String, String>> {
+    let mut next = if incremental { current.clone() } else { BTreeMap::new() };
+    for op in ops {
+        match op {
+            AlterOp::Set(key, value) => {
+                spec(key)?;
+                next.insert(key.clone(), value.clone());
+            }
+            AlterOp::Delete(key) => {
+                spec(key)?;
+                next.remove(key);
+            }
+            AlterOp::Append(key, value) | AlterOp::Subtract(key, value) => {
+                if spec(key)?.kind != ConfigKind::List {
+                    return Err(invalid(key, "APPEND and SUBTRACT apply only to list configs"));
+                }
+                let existing = next.get(key).cloned().unwrap_or_else(|| "delete".to_owned());
+                let mut items: Vec<String> =
+                    existing.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                if matches!(op, AlterOp::Append(..)) {
+                    if !items.iter().any(|i| i == value) {
+                        items.push(value.clone());
+                    }
+                } else {
+                    items.retain(|i| i != value);
+                }
+                next.insert(key.clone(), items.join(","));
+            }
+        }
+    }
+    Ok(next)
+}

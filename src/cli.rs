@@ -1,0 +1,148 @@
+//! Command-line types (clap derive): `tidelog [serve|check-config] [flags]`.
+//! Parsing only; `main` turns the flags into `config::CliOverrides` and acts on the command.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+
+/// A Kafka-wire-compatible broker with a durable segmented log.
+///
+/// Without a subcommand, runs `serve`. Settings come from (lowest first) built-in defaults, the
+/// YAML file given with --config, TIDELOG_<SECTION>__<KEY> environment variables, and flags.
+#[derive(Debug, Parser)]
+#[command(name = "tidelog", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Flags for the implicit `serve` when no subcommand is given.
+    #[command(flatten)]
+    serve: ConfigArgs,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the broker (the default).
+    Serve(ConfigArgs),
+    /// Resolve and validate the config, print it as YAML on stdout and exit (non-zero if invalid).
+    CheckConfig(ConfigArgs),
+}
+
+/// Flags shared by every command: where the config comes from and per-run overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ConfigArgs {
+    /// YAML config file (see broker.example.yaml). Without it, built-in defaults are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for partition logs and metadata [config: data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka listener address, IP:PORT; also advertised to clients unless
+    /// listeners.kafka.advertised is set [config: listeners.kafka.bind].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// This broker's node id [config: node_id].
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<i32>,
+    /// Log filter, e.g. `debug` or `info,tidelog::storage=trace` [config: telemetry.level].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl Cli {
+    /// The command to run; no subcommand means `serve` with the top-level flags.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+impl Command {
+    /// The config flags of either command.
+    pub fn config_args(&self) -> &ConfigArgs {
+        match self {
+            Command::Serve(args) | Command::CheckConfig(args) => args,
+        }
+    }
+}
+
+impl ConfigArgs {
+    /// The `--config` file, if given.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
+    /// The flags that override config keys.
+    pub fn overrides(&self) -> config::CliOverrides {
+        config::CliOverrides {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            node_id: self.node_id,
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tidelog").chain(args.iter().copied()))
+            .map(Cli::into_command)
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_is_serve_with_defaults() {
+        assert_eq!(parse(&[]).unwrap(), Command::Serve(ConfigArgs::default()));
+    }
+
+    #[test]
+    fn top_level_flags_are_serve_flags() {
+        let command = parse(&["--listen", "127.0.0.1:0", "--data-dir", "/tmp/x"]).unwrap();
+        let Command::Serve(args) = command else {
+            panic!("expected serve, got {command:?}");
+        };
+        assert_eq!(args.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn check_config_takes_the_same_flags() {
+        let command = parse(&[
+            "check-config",
+            "--config",
+            "broker.yaml",
+            "--node-id",
+            "3",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        let Command::CheckConfig(args) = &command else {
+            panic!("expected check-config, got {command:?}");
+        };
+        assert_eq!(args.config_path(), Some(Path::new("broker.yaml")));
+        let overrides = command.config_args().overrides();
+        assert_eq!(overrides.node_id, Some(3));
+        assert_eq!(overrides.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn listen_must_be_a_socket_address() {
+        assert!(parse(&["serve", "--listen", "localhost"]).is_err());
+    }
+
+    #[test]
+    fn top_level_flags_conflict_with_a_subcommand() {
+        assert!(parse(&["--node-id", "2", "serve"]).is_err());
+    }
+}

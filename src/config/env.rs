@@ -1,0 +1,164 @@
+//! Environment overrides: `TIDELOG_<SECTION>__<KEY>` (e.g. `TIDELOG_LOG__SEGMENT_BYTES`) applied
+//! over the file shape. Takes the variables as an iterator; only `config::load` reads the process
+//! environment.
+
+use super::Error;
+use super::file::FileConfig;
+
+/// Prefix of every variable this module owns; unknown `TIDELOG_*` variables are rejected.
+pub(crate) const ENV_PREFIX: &str = "TIDELOG_";
+
+/// Shorthand for `TIDELOG_TELEMETRY__LEVEL` (like `RUST_LOG`); wins over it when both are set.
+pub(crate) const LOG_FILTER_VAR: &str = "TIDELOG_LOG";
+
+/// Declares every leaf key once: the dotted key (also the env name) and the field it sets.
+macro_rules! keys {
+    ($($key:literal => $($field:ident).+;)*) => {
+        /// Every leaf key of the config file, dotted (`log.segment_bytes`).
+        pub const KEYS: &[&str] = &[$($key),*];
+
+        /// Sets `key` from an env value; `None` if there is no such key, else the key and outcome.
+        fn set(
+            file: &mut FileConfig,
+            key: &str,
+            value: &str,
+        ) -> Option<(&'static str, Result<(), String>)> {
+            match key {
+                $($key => Some((
+                    $key,
+                    FromEnv::from_env(value).map(|parsed| file.$($field).+ = parsed),
+                )),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+keys! {
+    "node_id" => node_id;
+    "cluster_id" => cluster_id;
+    "data_dir" => data_dir;
+    "listeners.kafka.bind" => listeners.kafka.bind;
+    "listeners.kafka.advertised" => listeners.kafka.advertised;
+    "topics.default_partitions" => topics.default_partitions;
+    "topics.auto_create" => topics.auto_create;
+    "log.segment_bytes" => log.segment_bytes;
+    "log.segment_ms" => log.segment_ms;
+    "log.retention_ms" => log.retention_ms;
+    "log.retention_bytes" => log.retention_bytes;
+    "log.index_interval_bytes" => log.index_interval_bytes;
+    "log.retention_check_interval_ms" => log.retention_check_interval_ms;
+    "flush.acks_one_waits_for_fsync" => flush.acks_one_waits_for_fsync;
+    "limits.message_max_bytes" => limits.message_max_bytes;
+    "limits.socket_request_max_bytes" => limits.socket_request_max_bytes;
+    "telemetry.level" => telemetry.level;
+    "telemetry.format" => telemetry.format;
+}
+
+/// The variable name for a dotted key: `log.segment_bytes` -> `TIDELOG_LOG__SEGMENT_BYTES`.
+pub fn var_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
+/// Applies every `TIDELOG_*` variable in `vars` to `file`; other variables are ignored.
+pub(crate) fn apply<I, K, V>(file: &mut FileConfig, vars: I) -> Result<(), Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut log_filter = None;
+    for (var, value) in vars {
+        let (var, value) = (var.as_ref(), value.as_ref());
+        let Some(suffix) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if var == LOG_FILTER_VAR {
+            log_filter = Some(value.to_owned());
+            continue;
+        }
+        let key = suffix.to_ascii_lowercase().replace("__", ".");
+        match set(file, &key, value) {
+            Some((_, Ok(()))) => {}
+            Some((key, Err(reason))) => {
+                return Err(Error::Env {
+                    var: var.to_owned(),
+                    key,
+                    reason,
+                });
+            }
+            None => {
+                return Err(Error::UnknownEnv {
+                    var: var.to_owned(),
+                });
+            }
+        }
+    }
+    if let Some(filter) = log_filter {
+        file.telemetry.level = filter;
+    }
+    Ok(())
+}
+
+/// Parses one env value into a file-shape field.
+trait FromEnv: Sized {
+    fn from_env(value: &str) -> Result<Self, String>;
+}
+
+macro_rules! from_env_int {
+    ($($int:ty),*) => {$(
+        impl FromEnv for $int {
+            fn from_env(value: &str) -> Result<Self, String> {
+                value.trim().parse().map_err(|_| {
+                    format!("expected an integer between {} and {}, got {value:?}", <$int>::MIN, <$int>::MAX)
+                })
+            }
+        }
+    )*};
+}
+
+from_env_int!(i32, i64, u32, u64);
+
+impl FromEnv for bool {
+    fn from_env(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("expected true or false, got {other:?}")),
+        }
+    }
+}
+
+impl FromEnv for String {
+    fn from_env(value: &str) -> Result<Self, String> {
+        Ok(value.to_owned())
+    }
+}
+
+/// An empty value (or `null`) unsets an optional key.
+impl FromEnv for Option<String> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "" | "null" | "~" => Ok(None),
+            _ => Ok(Some(value.to_owned())),
+        }
+    }
+}
+
+/// Collects the process's `TIDELOG_*` variables; a non-UTF-8 value is an error, not a skip.
+pub(crate) fn process_vars() -> Result<Vec<(String, String)>, Error> {
+    let mut vars = Vec::new();
+    for (var, value) in std::env::vars_os() {
+        let Some(var) = var.to_str().filter(|var| var.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        let value = value.into_string().map_err(|_| Error::EnvNotUtf8 {
+            var: var.to_owned(),
+        })?;
+        vars.push((var.to_owned(), value));
+    }
+    Ok(vars)
+}

@@ -1,0 +1,170 @@
+//! The YAML file's shape (serde, snake_case keys, unknown keys rejected) and every default.
+//! The only file that names the YAML crate; it parses and prints text, it never validates.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole config file. Every section and key may be omitted; missing ones take the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub data_dir: String,
+    pub listeners: Listeners,
+    pub topics: Topics,
+    pub log: Log,
+    pub flush: Flush,
+    pub limits: Limits,
+    pub telemetry: Telemetry,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Listeners {
+    pub kafka: KafkaListener,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct KafkaListener {
+    /// `IP:PORT` to bind.
+    pub bind: String,
+    /// `HOST:PORT` given to clients; `None` = the address the listener actually bound.
+    pub advertised: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Topics {
+    pub default_partitions: i32,
+    pub auto_create: bool,
+}
+
+/// Broker-wide log defaults; Kafka's `log.*` settings. `-1` means "no limit" where allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Log {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u32,
+    pub retention_check_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Flush {
+    pub acks_one_waits_for_fsync: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Limits {
+    pub message_max_bytes: u32,
+    pub socket_request_max_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Telemetry {
+    /// A tracing `EnvFilter` directive, e.g. `info` or `info,tidelog::storage=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// Every default of the config file, in one place (the sub-sections' `Default`s delegate here).
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            node_id: 1,
+            cluster_id: "tidelog-single-node".to_owned(),
+            data_dir: "./data".to_owned(),
+            listeners: Listeners {
+                kafka: KafkaListener {
+                    bind: "127.0.0.1:9092".to_owned(),
+                    advertised: None,
+                },
+            },
+            topics: Topics {
+                default_partitions: 1,
+                auto_create: true,
+            },
+            log: Log {
+                segment_bytes: crate::limits::SEGMENT_BYTES_DEFAULT,
+                segment_ms: 7 * 24 * 60 * 60 * 1000,
+                retention_ms: 7 * 24 * 60 * 60 * 1000,
+                retention_bytes: -1,
+                index_interval_bytes: crate::limits::INDEX_INTERVAL_BYTES_DEFAULT,
+                retention_check_interval_ms: 5 * 60 * 1000,
+            },
+            flush: Flush {
+                acks_one_waits_for_fsync: false,
+            },
+            limits: Limits {
+                message_max_bytes: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
+                socket_request_max_bytes: crate::limits::REQUEST_BYTES_MAX_DEFAULT,
+            },
+            telemetry: Telemetry {
+                level: "info".to_owned(),
+                format: "text".to_owned(),
+            },
+        }
+    }
+}
+
+// serde's `#[serde(default)]` on a section needs the section's own `Default`; these take the
+// values from `FileConfig::default()` so the defaults stay written down once.
+impl Default for KafkaListener {
+    fn default() -> Self {
+        FileConfig::default().listeners.kafka
+    }
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        FileConfig::default().topics
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        FileConfig::default().log
+    }
+}
+
+impl Default for Flush {
+    fn default() -> Self {
+        FileConfig::default().flush
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        FileConfig::default().limits
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        FileConfig::default().telemetry
+    }
+}
+
+/// Parses the file text; an empty file (or one holding only comments) is all defaults.
+pub(crate) fn parse(text: &str) -> Result<FileConfig, String> {
+    if text
+        .lines()
+        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+    {
+        return Ok(FileConfig::default());
+    }
+    serde_saphyr::from_str(text).map_err(|error| error.to_string())
+}
+
+/// Prints the shape back as YAML that `parse` accepts.
+pub(crate) fn to_yaml(file: &FileConfig) -> String {
+    serde_saphyr::to_string(file)
+        .expect("structs of integers, booleans, strings and options always serialize")
+}

@@ -1,0 +1,285 @@
+//! Broker configuration: defaults < YAML file < `TIDELOG_*` env vars < CLI flags, validated into
+//! a typed `Config` that converts into each module's settings. The only module that reads the
+//! environment or the config file; lower layers never import it.
+
+mod env;
+mod file;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use env::{KEYS, var_name as env_var_name};
+
+/// Why a config could not be loaded; every variant names the file, variable or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("unknown environment variable {var} (the TIDELOG_ prefix is reserved for config keys)")]
+    UnknownEnv { var: String },
+    #[error("environment variable {var} is not valid UTF-8")]
+    EnvNotUtf8 { var: String },
+    #[error("environment variable {var} ({key}): {reason}")]
+    Env {
+        var: String,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Values given on the command line; they win over the file and the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CliOverrides {
+    /// `--data-dir`: sets `data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`: sets `listeners.kafka.bind`. The advertised address follows it unless
+    /// `listeners.kafka.advertised` is set in the file or environment.
+    pub listen: Option<SocketAddr>,
+    /// `--node-id`: sets `node_id`.
+    pub node_id: Option<i32>,
+    /// `--log-level`: sets `telemetry.level` (a tracing filter directive such as `debug`).
+    pub log_level: Option<String>,
+}
+
+/// A host name or IP address and a port, as told to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The validated configuration. Built only by `load`, `resolve` or `Default` (the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The resolved file shape this was validated from; printed by `redacted_yaml`.
+    file: file::FileConfig,
+    node_id: i32,
+    cluster_id: String,
+    data_dir: PathBuf,
+    kafka_bind: SocketAddr,
+    kafka_advertised: Option<HostPort>,
+    default_partitions: i32,
+    auto_create_topics: bool,
+    log: LogDefaults,
+    retention_check_interval: Duration,
+    acks_one_waits_for_fsync: bool,
+    message_max_bytes: u32,
+    socket_request_max_bytes: u32,
+    telemetry_filter: String,
+    telemetry_format: crate::telemetry::Format,
+}
+
+/// Broker-wide log defaults in storage's units; `None` = no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LogDefaults {
+    segment_bytes_max: u64,
+    segment_ms_max: Option<u64>,
+    index_interval_bytes: u32,
+    retention_ms: Option<u64>,
+    retention_bytes: Option<u64>,
+}
+
+/// Loads the config: defaults, then the YAML file at `path` (if any), then the process's
+/// `TIDELOG_*` environment variables, then `overrides`; then validates.
+pub fn load(path: Option<&Path>, overrides: &CliOverrides) -> Result<Config, Error> {
+    load_with_env(path, env::process_vars()?, overrides)
+}
+
+/// `load` with the environment given as `(name, value)` pairs instead of read from the process.
+pub fn load_with_env<I, K, V>(
+    path: Option<&Path>,
+    env: I,
+    overrides: &CliOverrides,
+) -> Result<Config, Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let text = match path {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?),
+        None => None,
+    };
+    let origin = path.map(|path| path.display().to_string());
+    resolve_from(text.as_deref().zip(origin.as_deref()), env, overrides)
+}
+
+/// Resolves a config from YAML text (instead of a file), env pairs and CLI overrides.
+/// Meant for tests; `load` is the production entry point.
+pub fn resolve<I, K, V>(
+    yaml: Option<&str>,
+    env: I,
+    overrides: &CliOverrides,
+) -> Result<Config, Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    resolve_from(yaml.map(|text| (text, "<yaml>")), env, overrides)
+}
+
+fn resolve_from<I, K, V>(
+    yaml: Option<(&str, &str)>,
+    env: I,
+    overrides: &CliOverrides,
+) -> Result<Config, Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut file = match yaml {
+        Some((text, origin)) => file::parse(text).map_err(|message| Error::Parse {
+            origin: origin.to_owned(),
+            message,
+        })?,
+        None => file::FileConfig::default(),
+    };
+    env::apply(&mut file, env)?;
+    apply_overrides(&mut file, overrides)?;
+    validate::validate(file)
+}
+
+fn apply_overrides(file: &mut file::FileConfig, overrides: &CliOverrides) -> Result<(), Error> {
+    if let Some(data_dir) = &overrides.data_dir {
+        let Some(data_dir) = data_dir.to_str() else {
+            return Err(Error::Invalid {
+                key: "data_dir",
+                reason: format!("path is not valid UTF-8: {}", data_dir.display()),
+            });
+        };
+        data_dir.clone_into(&mut file.data_dir);
+    }
+    if let Some(listen) = overrides.listen {
+        // `advertised: null` already means "advertise the bound address", so it follows.
+        file.listeners.kafka.bind = listen.to_string();
+    }
+    if let Some(node_id) = overrides.node_id {
+        file.node_id = node_id;
+    }
+    if let Some(level) = &overrides.log_level {
+        level.clone_into(&mut file.telemetry.level);
+    }
+    Ok(())
+}
+
+impl Default for Config {
+    /// The built-in defaults (what `cargo run` with no file, env or flags uses).
+    fn default() -> Self {
+        validate::validate(file::FileConfig::default()).expect("the built-in defaults are valid")
+    }
+}
+
+impl Config {
+    /// The resolved config as YAML in the file's shape (loadable with `--config`). Nothing in
+    /// the config is secret yet; secrets (SASL, TLS keys) will be printed as `<redacted>`.
+    pub fn redacted_yaml(&self) -> String {
+        file::to_yaml(&self.file)
+    }
+
+    /// This broker's id (`node.id`); non-negative.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The cluster id reported in Metadata and DescribeCluster.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Directory holding every partition log and the topic catalog.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Address the Kafka listener binds; port 0 picks a free port.
+    pub fn kafka_bind(&self) -> SocketAddr {
+        self.kafka_bind
+    }
+
+    /// Address clients are told to connect to. `None`: advertise the address the listener
+    /// actually bound (so port 0 works). Never `None` when the bind IP is unspecified (0.0.0.0).
+    pub fn kafka_advertised(&self) -> Option<&HostPort> {
+        self.kafka_advertised.as_ref()
+    }
+
+    /// Partitions of a topic created without an explicit count (`num.partitions`); >= 1.
+    pub fn default_partitions(&self) -> i32 {
+        self.default_partitions
+    }
+
+    /// Create unknown topics on Metadata/Produce (`auto.create.topics.enable`).
+    pub fn auto_create_topics(&self) -> bool {
+        self.auto_create_topics
+    }
+
+    /// Broker-wide log defaults for topics without overrides. `pub(crate)` because
+    /// `storage::LogSettings` is.
+    pub(crate) fn log_settings(&self) -> crate::storage::LogSettings {
+        crate::storage::LogSettings {
+            segment_bytes_max: self.log.segment_bytes_max,
+            segment_ms_max: self.log.segment_ms_max,
+            index_interval_bytes: self.log.index_interval_bytes,
+            index_file_bytes: crate::limits::INDEX_FILE_BYTES_DEFAULT,
+            retention_ms: self.log.retention_ms,
+            retention_bytes: self.log.retention_bytes,
+        }
+    }
+
+    /// How often segment age rolls and retention are checked (`log.retention.check.interval.ms`).
+    pub fn retention_check_interval(&self) -> Duration {
+        self.retention_check_interval
+    }
+
+    /// Whether acks=1 produce requests also wait for fsync (acks=all always does).
+    pub fn acks_one_waits_for_fsync(&self) -> bool {
+        self.acks_one_waits_for_fsync
+    }
+
+    /// Largest record batch accepted by default (`message.max.bytes`); <= the request limit.
+    pub fn message_max_bytes(&self) -> u32 {
+        self.message_max_bytes
+    }
+
+    /// Largest request frame accepted (`socket.request.max.bytes`).
+    pub fn socket_request_max_bytes(&self) -> u32 {
+        self.socket_request_max_bytes
+    }
+
+    /// Tracing filter directive for `telemetry::init` (already checked to parse).
+    pub fn telemetry_filter(&self) -> &str {
+        &self.telemetry_filter
+    }
+
+    /// Log line format for `telemetry::init`.
+    pub fn telemetry_format(&self) -> crate::telemetry::Format {
+        self.telemetry_format
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Turns the resolved file shape into a typed `Config`: each section alone, then the rules that
+//! span sections. Errors name the dotted key; nothing here reads files or the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::file::FileConfig;
+use super::{Config, Error, HostPort, LogDefaults};
+use crate::limits;
+
+pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
+    let node_id = in_range("node_id", file.node_id, 0, i32::MAX)?;
+
+    let cluster_id = file.cluster_id.clone();
+    if cluster_id.is_empty()
+        || cluster_id.len() > 128
+        || !cluster_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+    {
+        return invalid(
+            "cluster_id",
+            format!("expected 1 to 128 characters from [A-Za-z0-9._-], got {cluster_id:?}"),
+        );
+    }
+
+    if file.data_dir.is_empty() {
+        return invalid("data_dir", "must not be empty".to_owned());
+    }
+    let data_dir = PathBuf::from(&file.data_dir);
+
+    let kafka = &file.listeners.kafka;
+    let kafka_bind: SocketAddr = kafka.bind.trim().parse().map_err(|_| Error::Invalid {
+        key: "listeners.kafka.bind",
+        reason: format!(
+            "expected IP:PORT (e.g. 127.0.0.1:9092 or [::]:9092), got {:?}",
+            kafka.bind
+        ),
+    })?;
+    let kafka_advertised = match &kafka.advertised {
+        Some(advertised) => Some(host_port("listeners.kafka.advertised", advertised)?),
+        None if kafka_bind.ip().is_unspecified() => {
+            return invalid(
+                "listeners.kafka.advertised",
+                format!(
+                    "must be set when listeners.kafka.bind is {kafka_bind}: clients cannot \
+                     connect to an unspecified address (e.g. TIDELOG_LISTENERS__KAFKA__ADVERTISED\
+                     =localhost:{})",
+                    kafka_bind.port()
+                ),
+            );
+        }
+        None => None,
+    };
+
+    let default_partitions = in_range(
+        "topics.default_partitions",
+        file.topics.default_partitions,
+        1,
+        limits::PARTITIONS_PER_TOPIC_MAX,
+    )?;
+
+    let log = &file.log;
+    let log_defaults = LogDefaults {
+        segment_bytes_max: in_range(
+            "log.segment_bytes",
+            log.segment_bytes,
+            limits::SEGMENT_BYTES_MIN,
+            limits::SEGMENT_BYTES_MAX,
+        )?,
+        segment_ms_max: unlimited_or_at_least("log.segment_ms", log.segment_ms, 1)?,
+        index_interval_bytes: log.index_interval_bytes,
+        retention_ms: unlimited_or_at_least("log.retention_ms", log.retention_ms, 0)?,
+        retention_bytes: unlimited_or_at_least("log.retention_bytes", log.retention_bytes, 0)?,
+    };
+    let retention_check_interval = Duration::from_millis(in_range(
+        "log.retention_check_interval_ms",
+        log.retention_check_interval_ms,
+        1,
+        u64::MAX,
+    )?);
+
+    let socket_request_max_bytes = in_range(
+        "limits.socket_request_max_bytes",
+        file.limits.socket_request_max_bytes,
+        1,
+        limits::REQUEST_BYTES_MAX_CEILING,
+    )?;
+    // A batch must fit in a produce request, so the request limit bounds the batch limit.
+    let message_max_bytes = in_range(
+        "limits.message_max_bytes",
+        file.limits.message_max_bytes,
+        1,
+        socket_request_max_bytes,
+    )?;
+
+    let telemetry_filter = file.telemetry.level.clone();
+    if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
+        return invalid("telemetry.level", with_sources(&error));
+    }
+    let telemetry_format = match file.telemetry.format.as_str() {
+        "text" => crate::telemetry::Format::Text,
+        "json" => crate::telemetry::Format::Json,
+        other => {
+            return invalid(
+                "telemetry.format",
+                format!("expected text or json, got {other:?}"),
+            );
+        }
+    };
+
+    Ok(Config {
+        node_id,
+        cluster_id,
+        data_dir,
+        kafka_bind,
+        kafka_advertised,
+        default_partitions,
+        auto_create_topics: file.topics.auto_create,
+        log: log_defaults,
+        retention_check_interval,
+        acks_one_waits_for_fsync: file.flush.acks_one_waits_for_fsync,
+        message_max_bytes,
+        socket_request_max_bytes,
+        telemetry_filter,
+        telemetry_format,
+        file,
+    })
+}
+
+fn invalid<T>(key: &'static str, reason: String) -> Result<T, Error> {
+    Err(Error::Invalid { key, reason })
+}
+
+/// `error` and its causes on one line, for an `Invalid` reason (causes that only repeat the
+/// text already there are skipped).
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn in_range<T>(key: &'static str, value: T, min: T, max: T) -> Result<T, Error>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if value < min || value > max {
+        return invalid(key, format!("must be between {min} and {max}, got {value}"));
+    }
+    Ok(value)
+}
+
+/// `-1` means no limit (`None`); anything else must be at least `min`.
+fn unlimited_or_at_least(key: &'static str, value: i64, min: u64) -> Result<Option<u64>, Error> {
+    if value == -1 {
+        return Ok(None);
+    }
+    match u64::try_from(value) {
+        Ok(value) if value >= min => Ok(Some(value)),
+        _ => invalid(
+            key,
+            format!("must be -1 (no limit) or at least {min}, got {value}"),
+        ),
+    }
+}
+
+/// Parses `HOST:PORT` (IPv6 hosts in brackets); the port must not be 0.
+fn host_port(key: &'static str, text: &str) -> Result<HostPort, Error> {
+    let bad = || Error::Invalid {
+        key,
+        reason: format!("expected HOST:PORT with a port from 1 to 65535, got {text:?}"),
+    };
+    let (host, port) = text.trim().rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 || host.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok(HostPort {
+        host: host.to_owned(),
+        port,
+    })
+}

@@ -1,0 +1,64 @@
+//! What every handler receives: the shared broker, the protocol settings and the peer address.
+//! Plain data plus the topic-id <-> wire Uuid conversions; no I/O and no Kafka error mapping.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::limits;
+
+/// Protocol-layer settings, built by app from the validated config.
+#[derive(Debug, Clone)]
+pub(crate) struct KafkaSettings {
+    /// Largest request frame accepted (`socket.request.max.bytes`); a bigger length prefix closes
+    /// the connection before anything is allocated.
+    pub(crate) request_bytes_max: u32,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            request_bytes_max: limits::REQUEST_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Per-connection handler context; cheap to clone (two `Arc`s and an address).
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) settings: Arc<KafkaSettings>,
+    pub(crate) peer: SocketAddr,
+}
+
+impl Context {
+    pub(crate) fn new(broker: Arc<Broker>, settings: Arc<KafkaSettings>, peer: SocketAddr) -> Self {
+        Context {
+            broker,
+            settings,
+            peer,
+        }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wire form of a topic id.
+pub(crate) fn topic_id_to_uuid(topic_id: [u8; 16]) -> Uuid {
+    Uuid::from_bytes(topic_id)
+}
+
+/// The broker form of a wire topic id.
+pub(crate) fn uuid_to_topic_id(uuid: Uuid) -> [u8; 16] {
+    uuid.into_bytes()
+}

@@ -1,0 +1,46 @@
+//! The one place where a `broker::Error` becomes a Kafka error code.
+//! An exhaustive match with no catch-all arm: a new broker error forces a decision here.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker;
+
+/// The "no error" code.
+pub(crate) const NONE: i16 = 0;
+
+/// The Kafka error a broker error is reported as.
+pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
+    use broker::Error as E;
+    match err {
+        E::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        E::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
+        E::TopicAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
+        E::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        E::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        E::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        E::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        E::CorruptMessage { .. } => ResponseError::CorruptMessage,
+        E::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        E::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        E::UnsupportedCompression { .. } => ResponseError::UnsupportedCompressionType,
+        E::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        E::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // Disk failures: the partition (or catalog) stopped accepting writes.
+        E::Storage { .. } => ResponseError::KafkaStorageError,
+        E::FlushFailed { .. } => ResponseError::KafkaStorageError,
+        E::Catalog { .. } => ResponseError::KafkaStorageError,
+        E::InvalidRequest { .. } => ResponseError::InvalidRequest,
+    }
+}
+
+/// The i16 code of a broker error.
+pub(crate) fn code(err: &broker::Error) -> i16 {
+    for_broker_error(err).code()
+}
+
+/// The human-readable text for an `error_message` field.
+pub(crate) fn message(err: &broker::Error) -> Option<StrBytes> {
+    Some(StrBytes::from_string(err.to_string()))
+}

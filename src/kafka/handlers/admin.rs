@@ -1,0 +1,287 @@
+//! What the admin handlers share: the per-item error they report, duplicate detection, Kafka's
+//! config-resource rules and the wire ids of config sources and types. Calls no broker mutation.
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::{self, ConfigKind, ConfigSource};
+use crate::kafka::error_code;
+
+/// Config resource type TOPIC (Kafka's `ConfigResource.Type`).
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+/// Config resource type BROKER.
+pub(super) const RESOURCE_BROKER: i8 = 4;
+/// Config resource type BROKER_LOGGER (runtime log levels), which this broker does not serve.
+pub(super) const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// A per-item failure: the code and message of one topic, partition or resource result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ApiError {
+    pub(super) code: i16,
+    pub(super) message: Option<StrBytes>,
+}
+
+impl ApiError {
+    /// A broker error, mapped in the one place that maps them.
+    pub(super) fn broker(err: &broker::Error) -> ApiError {
+        tracing::debug!(error = %err, "admin operation failed");
+        ApiError {
+            code: error_code::code(err),
+            message: error_code::message(err),
+        }
+    }
+
+    /// A request-shape error found before the broker is asked anything.
+    pub(super) fn new(error: ResponseError, message: String) -> ApiError {
+        ApiError {
+            code: error.code(),
+            message: Some(StrBytes::from_string(message)),
+        }
+    }
+
+    pub(super) fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(ResponseError::InvalidRequest, message.into())
+    }
+
+    pub(super) fn invalid_replica_assignment(message: String) -> ApiError {
+        ApiError::new(ResponseError::InvalidReplicaAssignment, message)
+    }
+}
+
+/// The `(error_code, error_message)` pair of a result: `(0, None)` on success.
+pub(super) fn code_and_message(outcome: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (error_code::NONE, None),
+        Err(err) => (err.code, err.message.clone()),
+    }
+}
+
+/// The items that occur more than once, each listed once.
+pub(super) fn duplicates<T: Ord>(items: impl IntoIterator<Item = T>) -> BTreeSet<T> {
+    let mut seen = BTreeSet::new();
+    let mut repeated = BTreeSet::new();
+    for item in items {
+        if let Some(again) = seen.replace(item) {
+            repeated.insert(again);
+        }
+    }
+    repeated
+}
+
+/// Checks a manual replica list against this single-node cluster, with Kafka's rules: a
+/// non-empty list of distinct, registered brokers (so exactly this node).
+pub(super) fn check_replicas(broker_ids: &[BrokerId], node_id: i32) -> Result<(), ApiError> {
+    if broker_ids.is_empty() {
+        return Err(ApiError::invalid_replica_assignment(
+            "the manual partition assignment includes an empty replica list".to_owned(),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for id in broker_ids {
+        if !seen.insert(id.0) {
+            return Err(ApiError::invalid_replica_assignment(format!(
+                "the manual partition assignment includes the broker {} more than once",
+                id.0
+            )));
+        }
+        if id.0 != node_id {
+            return Err(ApiError::invalid_replica_assignment(format!(
+                "the manual partition assignment includes broker {}, but no such broker is registered",
+                id.0
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Which broker configs a BROKER resource names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BrokerScope {
+    /// The empty name: cluster-wide dynamic defaults (this broker has none).
+    ClusterDefault,
+    /// This node's id.
+    ThisNode,
+}
+
+/// Kafka's rule for BROKER resource names: empty, or this node's id.
+pub(super) fn broker_scope(name: &str, node_id: i32) -> Result<BrokerScope, ApiError> {
+    if name.is_empty() {
+        return Ok(BrokerScope::ClusterDefault);
+    }
+    let id: i32 = name.parse().map_err(|_| {
+        ApiError::invalid_request(format!("broker id must be an integer, but it is: {name}"))
+    })?;
+    if id != node_id {
+        return Err(ApiError::invalid_request(format!(
+            "unexpected broker id, expected {node_id} or empty string, but received {name}"
+        )));
+    }
+    Ok(BrokerScope::ThisNode)
+}
+
+/// The error for a resource type no config API of this broker serves.
+pub(super) fn unsupported_resource(resource_type: i8) -> ApiError {
+    let what = match resource_type {
+        RESOURCE_BROKER_LOGGER => "broker logger configs (runtime log levels) are not supported",
+        16 => "client metrics configs are not supported",
+        32 => "group configs are not supported",
+        _ => "unknown resource type",
+    };
+    ApiError::invalid_request(format!("{what} (resource type {resource_type})"))
+}
+
+/// Kafka's first checks on one resource of an alter-configs request: no key twice, and a value
+/// for every key that needs one. Items are `(key, value_is_missing)`.
+pub(super) fn check_alterations<'a>(
+    configs: impl IntoIterator<Item = (&'a str, bool)>,
+) -> Result<(), ApiError> {
+    let configs: Vec<(&str, bool)> = configs.into_iter().collect();
+    if !duplicates(configs.iter().map(|(key, _)| *key)).is_empty() {
+        return Err(ApiError::invalid_request(
+            "error due to duplicate config keys",
+        ));
+    }
+    let missing: Vec<&str> = configs
+        .iter()
+        .filter(|(_, is_missing)| *is_missing)
+        .map(|(key, _)| *key)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid_request(format!(
+            "null value not supported for: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Alters a BROKER resource. This broker has no dynamic configs: removing them is a no-op, and
+/// setting `changed_keys` is refused, as Kafka refuses configs that cannot change at runtime.
+pub(super) fn alter_broker(
+    name: &str,
+    node_id: i32,
+    changed_keys: &[&str],
+) -> Result<(), ApiError> {
+    broker_scope(name, node_id)?;
+    if changed_keys.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_request(format!(
+        "cannot update these configs dynamically: {}",
+        changed_keys.join(", ")
+    )))
+}
+
+/// Whether a config passes a DescribeConfigs key filter; null or empty selects every key.
+pub(super) fn is_requested(keys: Option<&[StrBytes]>, name: &str) -> bool {
+    match keys {
+        None | Some([]) => true,
+        Some(keys) => keys.iter().any(|k| k.as_str() == name),
+    }
+}
+
+/// Kafka's `ConfigSource` id.
+pub(super) fn source_id(source: ConfigSource) -> i8 {
+    match source {
+        ConfigSource::TopicOverride => 1,
+        ConfigSource::StaticBroker => 4,
+        ConfigSource::Default => 5,
+    }
+}
+
+/// Kafka's DescribeConfigs `ConfigType` id.
+pub(super) fn type_id(kind: ConfigKind) -> i8 {
+    match kind {
+        ConfigKind::Boolean => 1,
+        ConfigKind::String => 2,
+        ConfigKind::Int => 3,
+        ConfigKind::Long => 5,
+        ConfigKind::List => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_lists_each_repeated_item_once() {
+        assert!(duplicates(["a", "b"]).is_empty());
+        let repeated = duplicates(["a", "b", "a", "c", "a", "b"]);
+        assert_eq!(repeated.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(duplicates([(2, "t"), (4, "t"), (2, "t")]).len(), 1);
+    }
+
+    #[track_caller]
+    fn check_replicas_code(ids: &[i32], expected: Option<ResponseError>) {
+        let ids: Vec<BrokerId> = ids.iter().map(|&id| BrokerId(id)).collect();
+        let got = check_replicas(&ids, 1).err().map(|e| e.code);
+        assert_eq!(got, expected.map(|e| e.code()), "{ids:?}");
+    }
+
+    #[test]
+    fn replica_lists_must_name_only_this_node_once() {
+        check_replicas_code(&[1], None);
+        check_replicas_code(&[], Some(ResponseError::InvalidReplicaAssignment));
+        check_replicas_code(&[2], Some(ResponseError::InvalidReplicaAssignment));
+        check_replicas_code(&[1, 1], Some(ResponseError::InvalidReplicaAssignment));
+        check_replicas_code(&[1, 2], Some(ResponseError::InvalidReplicaAssignment));
+    }
+
+    #[test]
+    fn broker_resource_names_are_empty_or_this_node() {
+        assert_eq!(broker_scope("", 3), Ok(BrokerScope::ClusterDefault));
+        assert_eq!(broker_scope("3", 3), Ok(BrokerScope::ThisNode));
+        let invalid = ResponseError::InvalidRequest.code();
+        assert_eq!(broker_scope("4", 3).map_err(|e| e.code), Err(invalid));
+        assert_eq!(broker_scope("x", 3).map_err(|e| e.code), Err(invalid));
+    }
+
+    #[test]
+    fn alterations_reject_repeated_keys_and_missing_values() {
+        assert_eq!(check_alterations([("a", false), ("b", false)]), Ok(()));
+        let invalid = Err(ResponseError::InvalidRequest.code());
+        assert_eq!(
+            check_alterations([("a", false), ("a", false)]).map_err(|e| e.code),
+            invalid
+        );
+        assert_eq!(
+            check_alterations([("a", false), ("b", true)]).map_err(|e| e.code),
+            invalid
+        );
+    }
+
+    #[test]
+    fn broker_resources_accept_only_removals() {
+        assert_eq!(alter_broker("1", 1, &[]), Ok(()));
+        assert_eq!(alter_broker("", 1, &[]), Ok(()));
+        let invalid = Err(ResponseError::InvalidRequest.code());
+        assert_eq!(
+            alter_broker("1", 1, &["log.retention.ms"]).map_err(|e| e.code),
+            invalid
+        );
+        assert_eq!(alter_broker("2", 1, &[]).map_err(|e| e.code), invalid);
+    }
+
+    #[test]
+    fn key_filter_null_or_empty_selects_everything() {
+        let keys = [StrBytes::from_static_str("retention.ms")];
+        assert!(is_requested(None, "segment.bytes"));
+        assert!(is_requested(Some(&[]), "segment.bytes"));
+        assert!(is_requested(Some(&keys), "retention.ms"));
+        assert!(!is_requested(Some(&keys), "segment.bytes"));
+    }
+
+    #[test]
+    fn sources_and_types_use_kafka_ids() {
+        assert_eq!(source_id(ConfigSource::TopicOverride), 1);
+        assert_eq!(source_id(ConfigSource::StaticBroker), 4);
+        assert_eq!(source_id(ConfigSource::Default), 5);
+        assert_eq!(type_id(ConfigKind::Boolean), 1);
+        assert_eq!(type_id(ConfigKind::Long), 5);
+        assert_eq!(type_id(ConfigKind::List), 7);
+    }
+}

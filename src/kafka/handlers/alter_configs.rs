@@ -1,0 +1,81 @@
+//! AlterConfigs (v0–2): replaces all config overrides of topic resources through the broker.
+//! Broker resources have no dynamic configs here; values are validated only by the broker.
+
+use kafka_protocol::messages;
+use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+
+use super::admin::{self, ApiError};
+use crate::broker::AlterOp;
+use crate::kafka::Context;
+
+pub(crate) async fn handle(
+    ctx: &Context,
+    _version: i16,
+    request: messages::AlterConfigsRequest,
+) -> messages::AlterConfigsResponse {
+    let duplicates = admin::duplicates(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let key = (resource.resource_type, resource.resource_name.as_str());
+            let outcome = if duplicates.contains(&key) {
+                Err(ApiError::invalid_request(
+                    "each resource must appear at most once",
+                ))
+            } else {
+                alter(ctx, resource, request.validate_only)
+            };
+            let (error_code, error_message) = admin::code_and_message(&outcome);
+            AlterConfigsResourceResponse::default()
+                .with_error_code(error_code)
+                .with_error_message(error_message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+        })
+        .collect();
+    messages::AlterConfigsResponse::default()
+        .with_throttle_time_ms(0)
+        .with_responses(responses)
+}
+
+fn alter(
+    ctx: &Context,
+    resource: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    admin::check_alterations(
+        resource
+            .configs
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.is_none())),
+    )?;
+    let name = resource.resource_name.as_str();
+    match resource.resource_type {
+        admin::RESOURCE_TOPIC => {
+            let ops: Vec<AlterOp> = resource
+                .configs
+                .iter()
+                // `check_alterations` has rejected every null value.
+                .filter_map(|c| {
+                    let value = c.value.as_ref()?;
+                    Some(AlterOp::Set(c.name.to_string(), value.to_string()))
+                })
+                .collect();
+            ctx.broker
+                .alter_topic_configs(name, &ops, false, validate_only)
+                .map_err(|err| ApiError::broker(&err))
+        }
+        admin::RESOURCE_BROKER => {
+            let keys: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
+            admin::alter_broker(name, ctx.broker.node_id(), &keys)
+        }
+        other => Err(admin::unsupported_resource(other)),
+    }
+}

@@ -1,0 +1,204 @@
+//! Fetch (key 1), v4-v18: sessionless full fetches with KIP-74 byte budgets and a min_bytes /
+//! max_wait long poll woken by high-watermark changes. Fetch sessions are declined (id 0).
+
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use tokio::time::Instant;
+
+use super::leader_epoch_error;
+use crate::broker::FetchedPartition;
+use crate::kafka::error_code;
+use crate::kafka::{Context, uuid_to_topic_id};
+use crate::limits;
+
+/// Sessionless marker: session id 0 with epoch -1 (FINAL) or 0 (INITIAL) is a full fetch.
+const SESSIONLESS_ID: i32 = 0;
+const ISOLATION_READ_COMMITTED: i8 = 1;
+
+/// A requested partition, resolved against the broker once.
+struct Wanted {
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    /// Set when the partition cannot be read at all (unknown topic, fenced epoch).
+    error: Option<ResponseError>,
+}
+
+struct WantedTopic {
+    name: messages::TopicName,
+    topic_id: uuid::Uuid,
+    /// `None` when the topic (by id) is unknown.
+    resolved: Option<String>,
+    partitions: Vec<Wanted>,
+}
+
+pub(crate) async fn handle(
+    ctx: &Context,
+    version: i16,
+    request: messages::FetchRequest,
+) -> messages::FetchResponse {
+    let response = messages::FetchResponse::default().with_session_id(SESSIONLESS_ID);
+    if version >= 7 && (request.session_id != SESSIONLESS_ID || request.session_epoch > 0) {
+        tracing::debug!(
+            session_id = request.session_id,
+            session_epoch = request.session_epoch,
+            "fetch session declined"
+        );
+        return response.with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let read_committed = request.isolation_level == ISOLATION_READ_COMMITTED;
+    let wanted = resolve(ctx, version, request.topics);
+    let request_max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_wait_ms = u64::try_from(request.max_wait_ms)
+        .unwrap_or(0)
+        .min(limits::FETCH_WAIT_MS_MAX);
+    let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
+    // Subscribe before the first read so a high-watermark move between read and wait wakes us.
+    let mut changes = ctx.broker.high_watermark_changes();
+    let mut broker_closed = false;
+    loop {
+        changes.borrow_and_update();
+        let (topics, read) = read_all(ctx, &wanted, request_max_bytes, read_committed);
+        if read.bytes >= min_bytes || read.has_error || broker_closed || Instant::now() >= deadline
+        {
+            return response.with_responses(topics);
+        }
+        // Wakes on any high-watermark move, at the deadline, or when the broker goes away.
+        let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+        broker_closed = matches!(waited, Ok(Err(_)));
+    }
+}
+
+/// Resolves topic names or ids and checks leader epochs, once per request.
+fn resolve(
+    ctx: &Context,
+    version: i16,
+    topics: Vec<messages::fetch_request::FetchTopic>,
+) -> Vec<WantedTopic> {
+    topics
+        .into_iter()
+        .map(|topic| {
+            let info = if version >= 13 {
+                ctx.broker.topic_by_id(uuid_to_topic_id(topic.topic_id))
+            } else {
+                ctx.broker.topic(&topic.topic)
+            };
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let error = match &info {
+                        None if version >= 13 => Some(ResponseError::UnknownTopicId),
+                        None => Some(ResponseError::UnknownTopicOrPartition),
+                        Some(info) => {
+                            let ours = info
+                                .partitions
+                                .iter()
+                                .find(|ours| ours.partition == p.partition);
+                            match ours {
+                                None => Some(ResponseError::UnknownTopicOrPartition),
+                                Some(ours) => {
+                                    leader_epoch_error(p.current_leader_epoch, ours.leader_epoch)
+                                }
+                            }
+                        }
+                    };
+                    Wanted {
+                        partition: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                        error,
+                    }
+                })
+                .collect();
+            WantedTopic {
+                name: topic.topic,
+                topic_id: topic.topic_id,
+                resolved: info.map(|info| info.name),
+                partitions,
+            }
+        })
+        .collect()
+}
+
+/// What one pass over the partitions returned.
+struct ReadSummary {
+    bytes: usize,
+    has_error: bool,
+}
+
+/// Reads every partition within the budgets. KIP-74: until some partition returned data, the
+/// first batch is returned even when it exceeds the budgets, so consumers always progress.
+fn read_all(
+    ctx: &Context,
+    wanted: &[WantedTopic],
+    request_max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, ReadSummary) {
+    let mut remaining = request_max_bytes;
+    let mut summary = ReadSummary {
+        bytes: 0,
+        has_error: false,
+    };
+    let mut topics = Vec::with_capacity(wanted.len());
+    for topic in wanted {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let fetched = match (p.error, &topic.resolved) {
+                (Some(error), _) => Err(error),
+                (None, None) => Err(ResponseError::UnknownTopicOrPartition),
+                (None, Some(name)) => {
+                    let min_one = summary.bytes == 0;
+                    let budget = p.partition_max_bytes.min(remaining);
+                    ctx.broker
+                        .fetch(name, p.partition, p.fetch_offset, budget, min_one)
+                        .map_err(|err| {
+                            tracing::debug!(topic = %name, partition = p.partition, error = %err, "fetch failed");
+                            error_code::for_broker_error(&err)
+                        })
+                }
+            };
+            let data = PartitionData::default().with_partition_index(p.partition);
+            let data = match fetched {
+                Ok(fetched) => {
+                    summary.bytes += fetched.records.len();
+                    remaining = remaining.saturating_sub(fetched.records.len());
+                    partition_data(data, fetched, read_committed)
+                }
+                Err(error) => {
+                    summary.has_error = true;
+                    data.with_error_code(error.code())
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1)
+                }
+            };
+            partitions.push(data);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (topics, summary)
+}
+
+fn partition_data(
+    data: PartitionData,
+    fetched: FetchedPartition,
+    read_committed: bool,
+) -> PartitionData {
+    data.with_error_code(error_code::NONE)
+        .with_high_watermark(fetched.high_watermark)
+        .with_last_stable_offset(fetched.last_stable_offset)
+        .with_log_start_offset(fetched.log_start_offset)
+        // Kafka sends null unless read_committed; no transactions means none were aborted.
+        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_records(Some(fetched.records))
+}

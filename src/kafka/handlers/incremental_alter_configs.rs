@@ -1,0 +1,164 @@
+//! IncrementalAlterConfigs (v0–1): SET, DELETE, APPEND and SUBTRACT on topic config overrides,
+//! applied by the broker. Broker resources have no dynamic configs; log levels are not served.
+
+use kafka_protocol::messages;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+
+use super::admin::{self, ApiError};
+use crate::broker::AlterOp;
+use crate::kafka::Context;
+
+/// Kafka's `AlterConfigOp.OpType` ids.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub(crate) async fn handle(
+    ctx: &Context,
+    _version: i16,
+    request: messages::IncrementalAlterConfigsRequest,
+) -> messages::IncrementalAlterConfigsResponse {
+    let duplicates = admin::duplicates(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let key = (resource.resource_type, resource.resource_name.as_str());
+            let outcome = if duplicates.contains(&key) {
+                Err(ApiError::invalid_request(
+                    "each resource must appear at most once",
+                ))
+            } else {
+                alter(ctx, resource, request.validate_only)
+            };
+            let (error_code, error_message) = admin::code_and_message(&outcome);
+            AlterConfigsResourceResponse::default()
+                .with_error_code(error_code)
+                .with_error_message(error_message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+        })
+        .collect();
+    messages::IncrementalAlterConfigsResponse::default()
+        .with_throttle_time_ms(0)
+        .with_responses(responses)
+}
+
+fn alter(
+    ctx: &Context,
+    resource: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    admin::check_alterations(resource.configs.iter().map(|c| {
+        (
+            c.name.as_str(),
+            c.config_operation != OP_DELETE && c.value.is_none(),
+        )
+    }))?;
+    let ops = ops(&resource.configs)?;
+    let name = resource.resource_name.as_str();
+    let node_id = ctx.broker.node_id();
+    match resource.resource_type {
+        admin::RESOURCE_TOPIC => ctx
+            .broker
+            .alter_topic_configs(name, &ops, true, validate_only)
+            .map_err(|err| ApiError::broker(&err)),
+        admin::RESOURCE_BROKER => {
+            let changed: Vec<&str> = ops
+                .iter()
+                .filter_map(|op| match op {
+                    AlterOp::Delete(_) => None,
+                    AlterOp::Set(key, _) | AlterOp::Append(key, _) | AlterOp::Subtract(key, _) => {
+                        Some(key.as_str())
+                    }
+                })
+                .collect();
+            admin::alter_broker(name, node_id, &changed)
+        }
+        admin::RESOURCE_BROKER_LOGGER => {
+            if name.is_empty() {
+                return Err(ApiError::invalid_request("broker id must not be empty"));
+            }
+            admin::broker_scope(name, node_id)?;
+            Err(admin::unsupported_resource(admin::RESOURCE_BROKER_LOGGER))
+        }
+        other => Err(admin::unsupported_resource(other)),
+    }
+}
+
+/// The broker operations of a resource's configs. APPEND and SUBTRACT values are
+/// comma-separated lists in Kafka, so each item becomes its own operation.
+fn ops(configs: &[AlterableConfig]) -> Result<Vec<AlterOp>, ApiError> {
+    let mut ops = Vec::with_capacity(configs.len());
+    for config in configs {
+        let key = config.name.to_string();
+        let value = config.value.as_deref().unwrap_or_default();
+        match config.config_operation {
+            OP_SET => ops.push(AlterOp::Set(key, value.to_owned())),
+            OP_DELETE => ops.push(AlterOp::Delete(key)),
+            OP_APPEND | OP_SUBTRACT => {
+                for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                    ops.push(if config.config_operation == OP_APPEND {
+                        AlterOp::Append(key.clone(), item.to_owned())
+                    } else {
+                        AlterOp::Subtract(key.clone(), item.to_owned())
+                    });
+                }
+            }
+            other => {
+                return Err(ApiError::invalid_request(format!(
+                    "unknown operation type {other} for config {key}"
+                )));
+            }
+        }
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::ResponseError;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+
+    fn config(name: &'static str, op: i8, value: Option<&'static str>) -> AlterableConfig {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_config_operation(op)
+            .with_value(value.map(StrBytes::from_static_str))
+    }
+
+    #[test]
+    fn operations_map_to_broker_ops() {
+        let got = ops(&[
+            config("retention.ms", OP_SET, Some("1000")),
+            config("segment.ms", OP_DELETE, None),
+            config("cleanup.policy", OP_APPEND, Some("delete, compact")),
+            config("cleanup.policy", OP_SUBTRACT, Some("compact")),
+        ]);
+        let expected = vec![
+            AlterOp::Set("retention.ms".into(), "1000".into()),
+            AlterOp::Delete("segment.ms".into()),
+            AlterOp::Append("cleanup.policy".into(), "delete".into()),
+            AlterOp::Append("cleanup.policy".into(), "compact".into()),
+            AlterOp::Subtract("cleanup.policy".into(), "compact".into()),
+        ];
+        assert_eq!(got, Ok(expected));
+    }
+
+    #[test]
+    fn unknown_operations_are_invalid_requests() {
+        let got = ops(&[config("retention.ms", 4, Some("1"))]).map_err(|e| e.code);
+        assert_eq!(got, Err(ResponseError::InvalidRequest.code()));
+    }
+}

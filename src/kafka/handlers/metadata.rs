@@ -1,0 +1,219 @@
+//! Metadata (key 3), v0-v13: this node as the only broker, controller and leader of every
+//! partition; topics by name or (v10+) id; auto-creation when both request and broker allow it.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::TopicInfo;
+use crate::kafka::error_code;
+use crate::kafka::{Context, topic_id_to_uuid, uuid_to_topic_id};
+
+/// "Not requested" value of the authorized-operations bitfields.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// Kafka ACL operation codes (AclOperation), as bit positions of the authorized-operations fields.
+const OP_READ: u32 = 3;
+const OP_WRITE: u32 = 4;
+const OP_CREATE: u32 = 5;
+const OP_DELETE: u32 = 6;
+const OP_ALTER: u32 = 7;
+const OP_DESCRIBE: u32 = 8;
+const OP_CLUSTER_ACTION: u32 = 9;
+const OP_DESCRIBE_CONFIGS: u32 = 10;
+const OP_ALTER_CONFIGS: u32 = 11;
+const OP_IDEMPOTENT_WRITE: u32 = 12;
+/// Without ACLs every client may do every topic operation.
+const TOPIC_OPERATIONS_ALL: i32 = bits(&[
+    OP_READ,
+    OP_WRITE,
+    OP_CREATE,
+    OP_DELETE,
+    OP_ALTER,
+    OP_DESCRIBE,
+    OP_DESCRIBE_CONFIGS,
+    OP_ALTER_CONFIGS,
+]);
+/// Without ACLs every client may do every cluster operation.
+const CLUSTER_OPERATIONS_ALL: i32 = bits(&[
+    OP_CREATE,
+    OP_ALTER,
+    OP_DESCRIBE,
+    OP_CLUSTER_ACTION,
+    OP_DESCRIBE_CONFIGS,
+    OP_ALTER_CONFIGS,
+    OP_IDEMPOTENT_WRITE,
+]);
+
+const fn bits(ops: &[u32]) -> i32 {
+    let mut value = 0;
+    let mut i = 0;
+    while i < ops.len() {
+        value |= 1 << ops[i];
+        i += 1;
+    }
+    value
+}
+
+pub(crate) async fn handle(
+    ctx: &Context,
+    version: i16,
+    request: messages::MetadataRequest,
+) -> messages::MetadataResponse {
+    let broker = &ctx.broker;
+    let node_id = broker.node_id();
+    let endpoint = broker.advertised();
+    let brokers = vec![
+        messages::metadata_response::MetadataResponseBroker::default()
+            .with_node_id(messages::BrokerId(node_id))
+            .with_host(StrBytes::from_string(endpoint.host.clone()))
+            .with_port(i32::from(endpoint.port)),
+    ];
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match request.topics {
+        Some(topics) if version == 0 && topics.is_empty() => None,
+        other => other,
+    };
+    // Auto-creation is implied before v4, then the client says whether it wants it.
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    let include_topic_operations = version >= 8 && request.include_topic_authorized_operations;
+    let topics = match requested {
+        None => broker
+            .topics()
+            .into_iter()
+            .map(|info| topic_response(ctx, &info))
+            .collect(),
+        Some(topics) => requested_topics(ctx, version, topics, allow_auto_create),
+    };
+    let topics = topics
+        .into_iter()
+        .map(|topic| {
+            if include_topic_operations && topic.error_code == error_code::NONE {
+                topic.with_topic_authorized_operations(TOPIC_OPERATIONS_ALL)
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let cluster_operations =
+        if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS_ALL
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
+    messages::MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_owned())))
+        .with_controller_id(messages::BrokerId(node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_operations)
+}
+
+/// Answers the requested topics in request order, once each.
+fn requested_topics(
+    ctx: &Context,
+    version: i16,
+    topics: Vec<messages::metadata_request::MetadataRequestTopic>,
+    allow_auto_create: bool,
+) -> Vec<messages::metadata_response::MetadataResponseTopic> {
+    let mut seen_names = std::collections::BTreeSet::new();
+    let mut seen_ids = std::collections::BTreeSet::new();
+    let mut responses = Vec::with_capacity(topics.len());
+    for topic in topics {
+        match topic.name {
+            Some(name) => {
+                if !seen_names.insert(name.0.clone()) {
+                    continue;
+                }
+                responses.push(topic_by_name(ctx, name, allow_auto_create));
+            }
+            None if version >= 10 => {
+                if !seen_ids.insert(topic.topic_id) {
+                    continue;
+                }
+                let found = ctx.broker.topic_by_id(uuid_to_topic_id(topic.topic_id));
+                responses.push(match found {
+                    Some(info) => topic_response(ctx, &info),
+                    None => messages::metadata_response::MetadataResponseTopic::default()
+                        .with_error_code(ResponseError::UnknownTopicId.code())
+                        .with_topic_id(topic.topic_id),
+                });
+            }
+            // Names are non-nullable before v10; the decoder never yields this.
+            None => responses.push(
+                messages::metadata_response::MetadataResponseTopic::default()
+                    .with_error_code(ResponseError::InvalidRequest.code()),
+            ),
+        }
+    }
+    responses
+}
+
+fn topic_by_name(
+    ctx: &Context,
+    name: messages::TopicName,
+    allow_auto_create: bool,
+) -> messages::metadata_response::MetadataResponseTopic {
+    if let Some(info) = ctx.broker.topic(&name) {
+        return topic_response(ctx, &info);
+    }
+    // Like Kafka, a topic that may not be auto-created is unknown, whatever its name.
+    if !allow_auto_create {
+        return messages::metadata_response::MetadataResponseTopic::default()
+            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+            .with_name(Some(name));
+    }
+    let result = ctx.broker.auto_create_topic(&name);
+    match result {
+        Ok(info) => {
+            tracing::debug!(topic = %info.name, "auto-created topic");
+            topic_response(ctx, &info)
+        }
+        Err(err) => {
+            tracing::debug!(topic = %name.0, error = %err, "metadata for unknown topic");
+            messages::metadata_response::MetadataResponseTopic::default()
+                .with_error_code(error_code::code(&err))
+                .with_name(Some(name))
+        }
+    }
+}
+
+fn topic_response(
+    ctx: &Context,
+    info: &TopicInfo,
+) -> messages::metadata_response::MetadataResponseTopic {
+    let node = messages::BrokerId(ctx.broker.node_id());
+    let partitions = info
+        .partitions
+        .iter()
+        .map(|p| {
+            messages::metadata_response::MetadataResponsePartition::default()
+                .with_error_code(error_code::NONE)
+                .with_partition_index(p.partition)
+                .with_leader_id(node)
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+                .with_offline_replicas(Vec::new())
+        })
+        .collect();
+    messages::metadata_response::MetadataResponseTopic::default()
+        .with_error_code(error_code::NONE)
+        .with_name(Some(messages::TopicName(StrBytes::from_string(
+            info.name.clone(),
+        ))))
+        .with_topic_id(topic_id_to_uuid(info.topic_id))
+        .with_is_internal(info.is_internal)
+        .with_partitions(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorized_operation_bitfields_match_kafka() {
+        // Values a Kafka 4.x broker reports to a super user.
+        assert_eq!(TOPIC_OPERATIONS_ALL, 3576);
+        assert_eq!(CLUSTER_OPERATIONS_ALL, 8096);
+    }
+}

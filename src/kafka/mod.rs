@@ -1,0 +1,13 @@
+//! Kafka wire protocol: sans-IO frame codec, ApiVersions table, dispatch, one handler per API and
+//! the broker-error -> error-code map. The only module naming `kafka_protocol`; opens no sockets.
+
+mod codec;
+mod context;
+mod dispatch;
+pub(crate) mod error_code;
+pub(crate) mod handlers;
+mod versions;
+
+pub(crate) use codec::{CodecError, FrameError, decode_frame};
+pub(crate) use context::{Context, KafkaSettings, topic_id_to_uuid, uuid_to_topic_id};
+pub(crate) use dispatch::{DispatchError, Dispatched, PendingResponse, dispatch};

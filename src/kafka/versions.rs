@@ -1,0 +1,127 @@
+//! The ApiVersions table: every API key and version range this broker advertises and serves.
+//! Dispatch rejects whatever is not listed here; it must list only what really works.
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+
+/// One advertised API and its inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Served {
+    pub(crate) api: ApiKey,
+    pub(crate) min: i16,
+    pub(crate) max: i16,
+}
+
+const fn served(api: ApiKey, min: i16, max: i16) -> Served {
+    Served { api, min, max }
+}
+
+/// Lowest Produce version kafka-protocol decodes; below it `produce_legacy` answers
+/// UNSUPPORTED_VERSION. Produce v0 is still advertised: librdkafka sends uncompressed batches
+/// when a broker's minimum Produce version is above 0 (KAFKA-18659, librdkafka#4956).
+pub(crate) const PRODUCE_DECODED_MIN: i16 = 3;
+
+/// Advertised APIs, ordered by key.
+pub(crate) const SERVED: &[Served] = &[
+    served(ApiKey::Produce, 0, 13),
+    served(ApiKey::Fetch, 4, 18),
+    served(ApiKey::ListOffsets, 1, 10),
+    served(ApiKey::Metadata, 0, 13),
+    served(ApiKey::ApiVersions, 0, 4),
+    served(ApiKey::CreateTopics, 2, 7),
+    served(ApiKey::DeleteTopics, 1, 6),
+    served(ApiKey::DeleteRecords, 0, 2),
+    served(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    served(ApiKey::DescribeConfigs, 1, 4),
+    served(ApiKey::AlterConfigs, 0, 2),
+    served(ApiKey::DescribeLogDirs, 1, 4),
+    served(ApiKey::CreatePartitions, 0, 3),
+    served(ApiKey::IncrementalAlterConfigs, 0, 1),
+    served(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The advertised range of `api`, or `None` if it is not served at all.
+pub(crate) fn served_range(api: ApiKey) -> Option<Served> {
+    SERVED.iter().copied().find(|s| s.api == api)
+}
+
+/// Whether `version` of `api` is advertised.
+pub(crate) fn is_served(api: ApiKey, version: i16) -> bool {
+    served_range(api).is_some_and(|s| (s.min..=s.max).contains(&version))
+}
+
+/// The table as sent in ApiVersionsResponse.
+pub(crate) fn api_versions() -> Vec<ApiVersion> {
+    SERVED
+        .iter()
+        .map(|s| {
+            ApiVersion::default()
+                .with_api_key(s.api as i16)
+                .with_min_version(s.min)
+                .with_max_version(s.max)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_ranges_are_within_what_kafka_protocol_can_decode() {
+        for s in SERVED {
+            let valid = s.api.valid_versions();
+            let min = if s.api == ApiKey::Produce {
+                PRODUCE_DECODED_MIN
+            } else {
+                s.min
+            };
+            assert!(s.min <= s.max, "{s:?}");
+            assert!(valid.min <= min && s.max <= valid.max, "{s:?} vs {valid}");
+        }
+    }
+
+    #[test]
+    fn served_table_is_sorted_by_key_without_duplicates() {
+        for pair in SERVED.windows(2) {
+            if let [a, b] = pair {
+                assert!((a.api as i16) < (b.api as i16), "{a:?} before {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn served_table_matches_the_newest_clients() {
+        #[track_caller]
+        fn check(api: ApiKey, min: i16, max: i16) {
+            assert_eq!(served_range(api), Some(served(api, min, max)));
+        }
+        check(ApiKey::ApiVersions, 0, 4);
+        check(ApiKey::Produce, 0, 13);
+        check(ApiKey::Fetch, 4, 18);
+        check(ApiKey::Metadata, 0, 13);
+        check(ApiKey::ListOffsets, 1, 10);
+        check(ApiKey::OffsetForLeaderEpoch, 2, 4);
+    }
+
+    #[test]
+    fn unserved_apis_and_versions_are_rejected() {
+        assert!(!is_served(ApiKey::InitProducerId, 0));
+        assert!(!is_served(ApiKey::JoinGroup, 5));
+        assert!(!is_served(ApiKey::Fetch, 3));
+        assert!(!is_served(ApiKey::ApiVersions, 5));
+        assert!(is_served(ApiKey::Produce, 0));
+        assert!(is_served(ApiKey::Metadata, 13));
+    }
+
+    #[test]
+    fn api_versions_lists_every_served_api() {
+        let table = api_versions();
+        assert_eq!(table.len(), SERVED.len());
+        let produce = table
+            .iter()
+            .find(|v| v.api_key == 0)
+            .expect("produce advertised");
+        assert_eq!((produce.min_version, produce.max_version), (0, 13));
+    }
+}

@@ -1,0 +1,18 @@
+//! Tidelog: a Kafka-wire-compatible broker over a durable segmented partition log.
+//!
+//! Layers, lowest first (see ARCHITECTURE.md):
+//! - `storage`: segmented partition logs, memory-mapped indexes, recovery, the topic catalog.
+//! - `broker`: Kafka-agnostic produce, fetch and topic administration over the logs.
+//! - `kafka`: the wire codec, the ApiVersions table and one handler per Kafka API.
+//! - `server`: TCP listeners and the per-connection request pipeline.
+//! - `config`, `cli`, `telemetry`, `app`: YAML and CLI settings, logging, and the composition root.
+
+pub mod app;
+pub(crate) mod broker;
+pub mod cli;
+pub mod config;
+pub(crate) mod kafka;
+pub mod limits;
+pub(crate) mod server;
+pub(crate) mod storage;
+pub mod telemetry;

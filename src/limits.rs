@@ -1,0 +1,34 @@
+//! Every hard bound of the broker as a named constant, with compile-time checks between them.
+//! Lengths read from the network or from disk are checked against these before allocating.
+
+/// Largest Kafka request frame accepted by default (`socket.request.max.bytes`, Kafka's 100 MiB).
+pub const REQUEST_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
+/// Hard ceiling for the configurable request frame limit.
+pub const REQUEST_BYTES_MAX_CEILING: u32 = 1024 * 1024 * 1024;
+/// Default largest record batch accepted by produce (`message.max.bytes`, Kafka's default).
+pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1024 * 1024 + 12;
+/// Requests of one connection being processed or waiting to be written, at once.
+pub const CONNECTION_IN_FLIGHT_MAX: usize = 64;
+/// Concurrent client connections per listener.
+pub const CONNECTIONS_MAX: usize = 10_000;
+/// Default segment size (`segment.bytes`, Kafka's 1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// Smallest segment size accepted (Kafka's lower bound for `segment.bytes`).
+pub const SEGMENT_BYTES_MIN: u64 = 14;
+/// Largest segment size accepted: segment positions are stored as u32 in the offset index.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Bytes between two sparse offset-index entries (`index.interval.bytes`).
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Preallocated size of one offset or time index file (`segment.index.bytes`).
+pub const INDEX_FILE_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
+/// Longest topic name Kafka allows.
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Most partitions one topic may have on this broker.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Longest fetch long-poll wait honoured.
+pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
+
+const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
+const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(INDEX_INTERVAL_BYTES_DEFAULT < INDEX_FILE_BYTES_DEFAULT);

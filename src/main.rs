@@ -1,0 +1,33 @@
+//! The `tidelog` binary: parse the CLI, load the config, install telemetry, run the broker.
+//! Nothing else happens here; `app` is the composition root.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tidelog::cli::{Cli, Command};
+use tidelog::{app, config, telemetry};
+
+fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().into_command();
+    let args = command.config_args();
+    let config = config::load(args.config_path(), &args.overrides()).context("loading the config")?;
+    match command {
+        Command::CheckConfig(_) => {
+            std::io::stdout()
+                .write_all(config.redacted_yaml().as_bytes())
+                .context("writing the resolved config")?;
+            Ok(())
+        }
+        Command::Serve(_) => {
+            telemetry::init(config.telemetry_filter(), config.telemetry_format())
+                .context("installing telemetry")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("tidelog")
+                .build()
+                .context("building the tokio runtime")?;
+            runtime.block_on(app::run(config))
+        }
+    }
+}

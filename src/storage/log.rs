@@ -1,0 +1,420 @@
+//! One partition's log: an ordered list of segments in its own directory. Assigns offsets,
+//! appends, rolls, flushes, truncates and applies retention. Synchronous and not thread-safe:
+//! the caller serialises access and may fsync outside its lock through a [`SyncHandle`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{self, BatchHeader};
+use super::recovery;
+use super::retention::{self, SegmentSummary};
+use super::segment::Segment;
+use super::settings::LogSettings;
+use super::{Error, Result, io_error, sync_dir};
+
+/// Where an appended batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// A stored batch found by timestamp, returned whole for the caller to look inside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampHit {
+    pub base_offset: i64,
+    pub max_timestamp: i64,
+    pub batch: bytes::Bytes,
+}
+
+/// Lets the caller fsync the active segment outside its lock, then report with
+/// [`Log::mark_flushed`] (or [`Log::mark_flush_failed`] when `sync` fails).
+#[derive(Debug)]
+pub struct SyncHandle {
+    file: Arc<File>,
+    path: PathBuf,
+    end_offset: i64,
+    poisoned: Option<(PathBuf, &'static str)>,
+}
+
+impl SyncHandle {
+    /// Every offset below this is durable once `sync` succeeds.
+    pub fn end_offset(&self) -> i64 {
+        self.end_offset
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        if let Some((dir, operation)) = &self.poisoned {
+            return Err(Error::Poisoned {
+                dir: dir.clone(),
+                operation,
+            });
+        }
+        self.file
+            .sync_data()
+            .map_err(io_error("fsync segment", &self.path))
+    }
+}
+
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    settings: LogSettings,
+    /// Oldest first, never empty; offsets continue from one segment to the next; the last one
+    /// is the active (writable) segment.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    flushed_offset: i64,
+    /// The operation whose failure stopped all writes.
+    poisoned: Option<&'static str>,
+}
+
+impl Log {
+    /// Opens (recovering if needed) or creates the log in `dir`.
+    pub fn open(dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
+        let settings = settings.clamped();
+        let recovered = recovery::recover(dir, &settings, now_ms)?;
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            settings,
+            segments: recovered.segments,
+            log_start_offset: recovered.log_start_offset,
+            flushed_offset: 0,
+            poisoned: None,
+        };
+        log.flushed_offset = log.log_end_offset();
+        log.delete_oldest_segments(log.deletable_segment_count(None))?;
+        Ok(log)
+    }
+
+    pub fn set_settings(&mut self, settings: LogSettings) {
+        self.settings = settings.clamped();
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// Every offset below this is fsynced.
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match self.poisoned {
+            Some(operation) => Err(Error::Poisoned {
+                dir: self.dir.clone(),
+                operation,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Turns the log read-only when `result` is a failed write or fsync.
+    fn poison_on_error<T>(&mut self, operation: &'static str, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            tracing::error!(dir = %self.dir.display(), operation, %error, "log poisoned");
+            self.poisoned = Some(operation);
+        }
+        result
+    }
+
+    /// Appends one already-validated v2 batch, assigning `base_offset = log_end_offset` and
+    /// `partition_leader_epoch = leader_epoch` in place. Rolls first if due. No fsync.
+    pub fn append(
+        &mut self,
+        batch: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Appended> {
+        self.check_writable()?;
+        let header = BatchHeader::parse(batch)?;
+        if header.total_len() != batch.len() {
+            return Err(Error::BatchLengthMismatch {
+                len: batch.len(),
+                header_len: header.total_len(),
+            });
+        }
+        let batch_len = batch.len() as u64;
+        if batch_len > self.settings.segment_bytes_max {
+            return Err(Error::BatchTooLarge {
+                len: batch.len(),
+                segment_bytes_max: self.settings.segment_bytes_max,
+            });
+        }
+        let base_offset = self.log_end_offset();
+        batch::set_base_offset(batch, base_offset);
+        batch::set_partition_leader_epoch(batch, leader_epoch);
+        let header = BatchHeader {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            ..header
+        };
+        let last_offset = header.last_offset();
+        if self
+            .active()
+            .should_roll(batch_len, last_offset, now_ms, &self.settings)
+        {
+            self.roll()?;
+        }
+        let settings = self.settings.clone();
+        let result = self.active_mut().append(batch, &header, now_ms, &settings);
+        self.poison_on_error("write", result)?;
+        assert_eq!(
+            self.log_end_offset(),
+            last_offset + 1,
+            "offsets must stay contiguous after appending base {base_offset}"
+        );
+        Ok(Appended {
+            base_offset,
+            last_offset,
+            max_timestamp: header.max_timestamp,
+        })
+    }
+
+    /// Rolls when the active segment is older than `segment_ms_max`, without an append.
+    pub fn roll_if_due(&mut self, now_ms: i64) -> Result<bool> {
+        self.check_writable()?;
+        let end = self.log_end_offset();
+        // A zero-length batch can never overflow the size; only age and index limits count.
+        if !self.active().should_roll(0, end, now_ms, &self.settings) {
+            return Ok(false);
+        }
+        self.roll()?;
+        Ok(true)
+    }
+
+    /// Fsyncs and seals the active segment, then starts a new one at the log end offset.
+    fn roll(&mut self) -> Result<()> {
+        let result = self.roll_unpoisoned();
+        self.poison_on_error("roll", result)
+    }
+
+    fn roll_unpoisoned(&mut self) -> Result<()> {
+        let end = self.log_end_offset();
+        let active = self.active_mut();
+        active.sync()?;
+        active.seal()?;
+        self.flushed_offset = self.flushed_offset.max(end);
+        let segment = Segment::create(&self.dir, end, &self.settings)?;
+        self.segments.push(segment);
+        sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled segment");
+        Ok(())
+    }
+
+    /// A handle to fsync the active segment outside the caller's lock; None when all is flushed.
+    pub fn sync_handle(&self) -> Option<SyncHandle> {
+        let end_offset = self.log_end_offset();
+        if self.flushed_offset >= end_offset {
+            return None;
+        }
+        let active = self.active();
+        Some(SyncHandle {
+            file: active.file(),
+            path: active.log_path().to_path_buf(),
+            end_offset,
+            poisoned: self.poisoned.map(|operation| (self.dir.clone(), operation)),
+        })
+    }
+
+    /// Records a successful [`SyncHandle::sync`]. A stale (lower) value is ignored; a roll in
+    /// between is harmless because rolled segments were fsynced when rolled.
+    pub fn mark_flushed(&mut self, handle_end_offset: i64) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        let end_offset = handle_end_offset.min(self.log_end_offset());
+        self.flushed_offset = self.flushed_offset.max(end_offset);
+    }
+
+    /// Records a failed [`SyncHandle::sync`]: the log is poisoned, never retried.
+    pub fn mark_flush_failed(&mut self) {
+        let result: Result<()> = Err(Error::Poisoned {
+            dir: self.dir.clone(),
+            operation: "fsync",
+        });
+        let _poisoned = self.poison_on_error("fsync", result);
+    }
+
+    /// Fsyncs the active segment now.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let end = self.log_end_offset();
+        let result = self.active().sync();
+        self.poison_on_error("fsync", result)?;
+        self.flushed_offset = end;
+        Ok(())
+    }
+
+    /// Removes every batch whose base offset is >= `offset` (raft log truncation).
+    pub fn truncate_suffix(&mut self, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset {
+            return Err(self.out_of_range(offset));
+        }
+        let result = self.truncate_unpoisoned(offset);
+        self.poison_on_error("truncate", result)?;
+        self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
+        Ok(())
+    }
+
+    fn truncate_unpoisoned(&mut self, offset: i64) -> Result<()> {
+        let keep_count = self
+            .segments
+            .partition_point(|segment| segment.base_offset() <= offset)
+            .max(1);
+        let mut removed_any = false;
+        while self.segments.len() > keep_count {
+            if let Some(segment) = self.segments.pop() {
+                segment.remove()?;
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            sync_dir(&self.dir)?;
+        }
+        let settings = self.settings.clone();
+        let active = self.active_mut();
+        if active.is_sealed() {
+            active.unseal(&settings)?;
+        }
+        active.truncate_to(offset)
+    }
+
+    pub(crate) fn out_of_range(&self, offset: i64) -> Error {
+        Error::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// Moves the log start offset up to `offset` (persisted first) and deletes whole segments
+    /// below it. The active segment always stays.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        if offset > self.log_end_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        recovery::write_log_start_offset(&self.dir, offset)?;
+        self.log_start_offset = offset;
+        self.delete_oldest_segments(self.deletable_segment_count(None))?;
+        Ok(())
+    }
+
+    /// Deletes the oldest segments past retention; returns how many went.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<u64> {
+        let count = self.deletable_segment_count(Some(now_ms));
+        self.delete_oldest_segments(count)?;
+        Ok(count as u64)
+    }
+
+    /// With `now_ms`, all retention rules; without, only "wholly below the log start offset".
+    fn deletable_segment_count(&self, now_ms: Option<i64>) -> usize {
+        let summaries: Vec<SegmentSummary> = self
+            .segments
+            .iter()
+            .map(|segment| SegmentSummary {
+                size_bytes: segment.size_bytes(),
+                next_offset: segment.next_offset(),
+                max_timestamp_ms: segment.max_timestamp().map(|max| max.timestamp),
+            })
+            .collect();
+        match now_ms {
+            Some(now_ms) => retention::deletable_segment_count(
+                &summaries,
+                self.log_start_offset,
+                &self.settings,
+                now_ms,
+            ),
+            None => {
+                let start_only = LogSettings {
+                    retention_ms: None,
+                    retention_bytes: None,
+                    ..self.settings.clone()
+                };
+                retention::deletable_segment_count(&summaries, self.log_start_offset, &start_only, 0)
+            }
+        }
+    }
+
+    fn delete_oldest_segments(&mut self, count: usize) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        assert!(
+            count < self.segments.len(),
+            "retention may not delete the active segment ({count} of {})",
+            self.segments.len()
+        );
+        for _ in 0..count {
+            let segment = self.segments.remove(0);
+            tracing::info!(path = %segment.log_path().display(), "deleting segment");
+            segment.remove()?;
+            let first_base_offset = self.segments.first().map_or(0, Segment::base_offset);
+            self.log_start_offset = self.log_start_offset.max(first_base_offset);
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Fsyncs, seals the indexes and marks the directory clean so the next open skips recovery.
+    pub fn close(mut self) -> Result<()> {
+        self.check_writable()?;
+        let active = self.active_mut();
+        active.sync()?;
+        active.flush_indexes()?;
+        active.seal()?;
+        recovery::write_clean_marker(&self.dir)
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<()> {
+        let Log { dir, segments, .. } = self;
+        drop(segments);
+        std::fs::remove_dir_all(&dir).map_err(io_error("delete log directory", &dir))
+    }
+
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+}

@@ -1,0 +1,118 @@
+//! Partition storage: segmented logs with memory-mapped indexes, batch header and CRC checks,
+//! crash recovery, retention and the persisted topic catalog. Synchronous std I/O only; knows
+//! nothing of Kafka requests, tokio or raft beyond opaque numbers handed to it.
+
+mod batch;
+mod catalog;
+mod index_file;
+mod log;
+mod mmap;
+mod offset_index;
+mod read;
+mod recovery;
+mod retention;
+mod segment;
+mod settings;
+mod time_index;
+
+#[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
+mod log_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod test_batches;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use batch::{
+    BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_base_offset,
+    set_partition_leader_epoch, stamp_log_append_time, verify_crc,
+};
+pub use catalog::{Catalog, TopicRecord};
+pub use log::{Appended, Log, SyncHandle, TimestampHit};
+pub use settings::LogSettings;
+
+/// Everything that can go wrong in storage. Disk and batch problems are values, never panics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("i/o error during {operation} on {path}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("record batch of {len} bytes is shorter than the {needed} bytes it needs")]
+    BatchTooShort { len: usize, needed: usize },
+    #[error("record batch magic {magic} is not supported (only 2)")]
+    UnsupportedMagic { magic: i8 },
+    #[error("record batch field {field} has invalid value {value}")]
+    InvalidBatchHeader { field: &'static str, value: i64 },
+    #[error("record batch crc mismatch: stored {stored_crc:#010x}, computed {computed_crc:#010x}")]
+    CrcMismatch { stored_crc: u32, computed_crc: u32 },
+    #[error("record batch is {len} bytes but its header says {header_len}")]
+    BatchLengthMismatch { len: usize, header_len: usize },
+    #[error("record batch of {len} bytes exceeds the segment size limit of {segment_bytes_max}")]
+    BatchTooLarge { len: usize, segment_bytes_max: u64 },
+    #[error("offset {offset} is outside the log range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("stored batch at position {position} of {path} is unreadable")]
+    CorruptSegment { path: PathBuf, position: u64 },
+    #[error("log {dir} is poisoned by a failed {operation} and accepts no more writes")]
+    Poisoned {
+        dir: PathBuf,
+        operation: &'static str,
+    },
+    #[error("catalog {path} line {line_number} is invalid: {reason}")]
+    CorruptCatalog {
+        path: PathBuf,
+        line_number: usize,
+        reason: &'static str,
+    },
+    #[error("catalog name {name:?} is invalid: {reason}")]
+    InvalidCatalogName { name: String, reason: &'static str },
+}
+
+/// Suffix of files written by [`write_atomically`] before their rename.
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Storage result.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Builds a mapper from `io::Error` to [`Error::Io`] naming the operation and the path.
+pub(crate) fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        operation,
+        path,
+        source,
+    }
+}
+
+/// Fsyncs a directory so that creations, renames and removals inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|dir_file| dir_file.sync_all())
+        .map_err(io_error("fsync directory", dir))
+}
+
+/// Writes `contents` to `dir/name` so that a crash leaves either the old or the new file.
+pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp_path = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let mut file = std::fs::File::create(&tmp_path).map_err(io_error("create", &tmp_path))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write", &tmp_path))?;
+    drop(file);
+    std::fs::rename(&tmp_path, &path).map_err(io_error("rename", &path))?;
+    sync_dir(dir)
+}
+

@@ -1,0 +1,178 @@
+//! The read side of a [`Log`]: whole stored batches byte for byte (never a partial batch), and
+//! lookups by timestamp. Never writes.
+
+use bytes::Bytes;
+
+use super::Result;
+use super::batch::BatchHeader;
+use super::log::{Log, TimestampHit};
+use super::segment::{MaxTimestamp, Segment};
+
+impl Log {
+    /// Whole stored batches starting with the one that contains `offset`, none with a base offset
+    /// >= `end_offset` (the high watermark), at most `max_bytes` unless `min_one` lets the first
+    /// batch through whole. Stays within one segment, like Kafka.
+    pub fn read(
+        &self,
+        offset: i64,
+        end_offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Bytes> {
+        if offset < self.log_start_offset() || offset > self.log_end_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        if offset >= end_offset || offset == self.log_end_offset() {
+            return Ok(Bytes::new());
+        }
+        let segments = self.segments();
+        let first_idx = segments
+            .partition_point(|segment| segment.base_offset() <= offset)
+            .saturating_sub(1);
+        for segment in segments.get(first_idx..).unwrap_or_default() {
+            if segment.base_offset() >= end_offset {
+                break;
+            }
+            if let Some(bytes) = read_segment(segment, offset, end_offset, max_bytes, min_one)? {
+                return Ok(bytes);
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    /// The first batch below `end_offset` (and not wholly below the log start) whose
+    /// max_timestamp is >= `timestamp_ms`.
+    pub fn find_timestamp(
+        &self,
+        timestamp_ms: i64,
+        end_offset: i64,
+    ) -> Result<Option<TimestampHit>> {
+        for segment in self.segments() {
+            if segment.base_offset() >= end_offset {
+                break;
+            }
+            if segment
+                .max_timestamp()
+                .is_none_or(|max| max.timestamp < timestamp_ms)
+            {
+                continue;
+            }
+            let mut position = segment.timestamp_scan_start(timestamp_ms);
+            while let Some(header) = segment.header_at(position)? {
+                if header.base_offset >= end_offset {
+                    return Ok(None);
+                }
+                if header.last_offset() >= self.log_start_offset()
+                    && header.max_timestamp >= timestamp_ms
+                {
+                    return hit(segment, position, &header).map(Some);
+                }
+                position += header.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the largest max_timestamp among batches below `end_offset` (the first
+    /// such batch on ties).
+    pub fn max_timestamp(&self, end_offset: i64) -> Result<Option<TimestampHit>> {
+        let mut best: Option<(usize, MaxTimestamp)> = None;
+        for (segment_idx, segment) in self.segments().iter().enumerate() {
+            if segment.base_offset() >= end_offset {
+                break;
+            }
+            let candidate = if end_offset >= segment.next_offset() {
+                segment.max_timestamp()
+            } else {
+                max_timestamp_below(segment, end_offset)?
+            };
+            if let Some(candidate) = candidate
+                && best.is_none_or(|(_, best)| candidate.timestamp > best.timestamp)
+            {
+                best = Some((segment_idx, candidate));
+            }
+        }
+        let Some((segment_idx, best)) = best else {
+            return Ok(None);
+        };
+        let Some(segment) = self.segments().get(segment_idx) else {
+            return Ok(None);
+        };
+        match segment.find_batch(best.offset)? {
+            Some((position, header)) => hit(segment, position, &header).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads from one segment; None when no batch in it reaches `offset`.
+fn read_segment(
+    segment: &Segment,
+    offset: i64,
+    end_offset: i64,
+    max_bytes: usize,
+    min_one: bool,
+) -> Result<Option<Bytes>> {
+    let Some((start, first)) = segment.find_batch(offset)? else {
+        return Ok(None);
+    };
+    if first.base_offset >= end_offset {
+        return Ok(Some(Bytes::new()));
+    }
+    let first_len = first.total_len() as u64;
+    let budget_bytes = max_bytes as u64;
+    let window = if first_len <= budget_bytes {
+        let limit = segment.position_limit(end_offset)?;
+        budget_bytes.min(limit.saturating_sub(start)).max(first_len)
+    } else if min_one {
+        first_len
+    } else {
+        return Ok(Some(Bytes::new()));
+    };
+    let mut bytes = segment.read_bytes(start, window)?;
+    let whole_len = whole_batches_len(&bytes, end_offset);
+    bytes.truncate(whole_len);
+    Ok(Some(Bytes::from(bytes)))
+}
+
+/// Length of the prefix of `bytes` made of whole batches with base offset < `end_offset`.
+fn whole_batches_len(bytes: &[u8], end_offset: i64) -> usize {
+    let mut len = 0;
+    while let Some(rest) = bytes.get(len..) {
+        let Ok(header) = BatchHeader::parse(rest) else {
+            break;
+        };
+        if header.base_offset >= end_offset || header.total_len() > rest.len() {
+            break;
+        }
+        len += header.total_len();
+    }
+    len
+}
+
+fn max_timestamp_below(segment: &Segment, end_offset: i64) -> Result<Option<MaxTimestamp>> {
+    let mut max: Option<MaxTimestamp> = None;
+    let mut position = 0;
+    while let Some(header) = segment.header_at(position)? {
+        if header.base_offset >= end_offset {
+            break;
+        }
+        if max.is_none_or(|max| header.max_timestamp > max.timestamp) {
+            max = Some(MaxTimestamp {
+                timestamp: header.max_timestamp,
+                offset: header.base_offset,
+            });
+        }
+        position += header.total_len() as u64;
+    }
+    Ok(max)
+}
+
+fn hit(segment: &Segment, position: u64, header: &BatchHeader) -> Result<TimestampHit> {
+    let batch = segment.read_bytes(position, header.total_len() as u64)?;
+    Ok(TimestampHit {
+        base_offset: header.base_offset,
+        max_timestamp: header.max_timestamp,
+        batch: Bytes::from(batch),
+    })
+}

@@ -1,0 +1,192 @@
+//! Opening a partition directory: list segments, trust or rebuild indexes, scan and cut a torn
+//! tail (longest valid prefix), and the small files beside segments (clean marker, log start).
+//! Never serves data; it only decides what on disk is valid.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::segment::{self, Segment};
+use super::settings::LogSettings;
+use super::{Result, TMP_SUFFIX, io_error, sync_dir, write_atomically};
+
+/// Written by a clean close; its presence lets the next open skip the CRC scan.
+const CLEAN_MARKER: &str = "clean-shutdown";
+/// Holds the log start offset set by delete_records, as decimal text.
+const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// What recovery found valid on disk.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_start_offset: i64,
+}
+
+/// Opens or creates the log directory and returns its valid segments, the last one writable.
+pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result<Recovered> {
+    fs::create_dir_all(dir).map_err(io_error("create log directory", dir))?;
+    let is_clean = dir.join(CLEAN_MARKER).exists();
+    let saved_log_start_offset = read_log_start_offset(dir);
+    let bases = list_segment_bases(dir)?;
+    let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+    for (base_idx, &base_offset) in bases.iter().enumerate() {
+        let is_last = base_idx + 1 == bases.len();
+        if let Some(previous) = segments.last()
+            && previous.next_offset() != base_offset
+        {
+            tracing::warn!(
+                dir = %dir.display(),
+                expected_offset = previous.next_offset(),
+                base_offset,
+                "segment does not continue the previous one; dropping it and all later segments"
+            );
+            remove_segment_files(dir, bases.get(base_idx..).unwrap_or_default())?;
+            break;
+        }
+        let (segment, is_intact) = load_segment(dir, base_offset, settings, is_last, is_clean)?;
+        segments.push(segment);
+        if !is_intact && !is_last {
+            remove_segment_files(dir, bases.get(base_idx + 1..).unwrap_or_default())?;
+            break;
+        }
+    }
+    let last = match segments.last_mut() {
+        Some(last) => last,
+        None => {
+            let base_offset = saved_log_start_offset.unwrap_or(0).max(0);
+            segments.push(Segment::create(dir, base_offset, settings)?);
+            sync_dir(dir)?;
+            segments.last_mut().expect("a segment was just pushed")
+        }
+    };
+    if last.is_sealed() {
+        last.unseal(settings)?;
+    }
+    last.init_rolling_timestamp(now_ms)?;
+    if !is_clean {
+        last.sync()?;
+    }
+    let log_end_offset = last.next_offset();
+    let first_base_offset = segments.first().map_or(0, Segment::base_offset);
+    let log_start_offset = saved_log_start_offset
+        .unwrap_or(first_base_offset)
+        .max(first_base_offset)
+        .min(log_end_offset);
+    remove_clean_marker(dir)?;
+    Ok(Recovered {
+        segments,
+        log_start_offset,
+    })
+}
+
+/// Opens one segment; the last one after a crash gets a full CRC scan. Returns whether the file
+/// was intact (false: its tail was cut to the longest valid prefix).
+fn load_segment(
+    dir: &Path,
+    base_offset: i64,
+    settings: &LogSettings,
+    is_last: bool,
+    is_clean: bool,
+) -> Result<(Segment, bool)> {
+    let (mut segment, are_indexes_sane) = Segment::open(dir, base_offset, settings, !is_last)?;
+    let size_bytes = segment.size_bytes();
+    let is_full_scan = is_last && !is_clean;
+    let mut valid_end = if is_full_scan {
+        segment.rebuild(true, settings)?
+    } else if !are_indexes_sane {
+        tracing::warn!(path = %segment.log_path().display(), "rebuilding missing or corrupt index");
+        segment.rebuild(false, settings)?
+    } else {
+        segment.scan_tail()?
+    };
+    if valid_end != size_bytes && !is_full_scan {
+        valid_end = segment.rebuild(true, settings)?;
+    }
+    let is_intact = valid_end == size_bytes;
+    if !is_intact {
+        tracing::warn!(
+            path = %segment.log_path().display(),
+            position = valid_end,
+            size_bytes,
+            "cutting torn or corrupt segment tail"
+        );
+        segment.truncate_file(valid_end)?;
+        segment.sync()?;
+    }
+    if !is_last && is_intact && !segment.is_sealed() {
+        segment.seal()?;
+    }
+    Ok((segment, is_intact))
+}
+
+/// Sorted base offsets of the `.log` files; removes orphan index files and temp files.
+fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    let mut others: Vec<(PathBuf, String)> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error("list log directory", dir))? {
+        let entry = entry.map_err(io_error("list log directory", dir))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        match segment::parse_log_file_name(&file_name) {
+            Some(base_offset) => bases.push(base_offset),
+            None => others.push((entry.path(), file_name)),
+        }
+    }
+    bases.sort_unstable();
+    for (path, file_name) in others {
+        let stem = file_name
+            .strip_suffix(".index")
+            .or_else(|| file_name.strip_suffix(".timeindex"));
+        let is_orphan_index = stem.is_some_and(|stem| {
+            stem.parse::<i64>()
+                .is_ok_and(|base| bases.binary_search(&base).is_err())
+        });
+        if is_orphan_index || file_name.ends_with(TMP_SUFFIX) {
+            fs::remove_file(&path).map_err(io_error("delete stray file", &path))?;
+        }
+    }
+    Ok(bases)
+}
+
+fn remove_segment_files(dir: &Path, bases: &[i64]) -> Result<()> {
+    for &base_offset in bases {
+        let stem = segment::file_stem(base_offset);
+        for suffix in [".log", ".index", ".timeindex"] {
+            let path = dir.join(format!("{stem}{suffix}"));
+            match fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_error("delete segment", &path)(error));
+                }
+                _ => {}
+            }
+        }
+    }
+    sync_dir(dir)
+}
+
+/// The saved log start offset; a missing or unreadable file means none (warned).
+fn read_log_start_offset(dir: &Path) -> Option<i64> {
+    let path = dir.join(LOG_START_OFFSET_FILE);
+    let text = fs::read_to_string(&path).ok()?;
+    let parsed = text.trim().parse::<i64>().ok();
+    if parsed.is_none() {
+        tracing::warn!(path = %path.display(), "ignoring unreadable log start offset file");
+    }
+    parsed
+}
+
+/// Persists the log start offset atomically: temp file, fsync, rename, fsync directory.
+pub(crate) fn write_log_start_offset(dir: &Path, log_start_offset: i64) -> Result<()> {
+    write_atomically(dir, LOG_START_OFFSET_FILE, format!("{log_start_offset}\n").as_bytes())
+}
+
+pub(crate) fn write_clean_marker(dir: &Path) -> Result<()> {
+    write_atomically(dir, CLEAN_MARKER, b"")
+}
+
+fn remove_clean_marker(dir: &Path) -> Result<()> {
+    let path = dir.join(CLEAN_MARKER);
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_error("delete clean marker", &path)(error)),
+    }
+}

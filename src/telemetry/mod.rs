@@ -1,0 +1,108 @@
+//! Installs the tracing subscriber (fmt layer to stderr) and names the shared log field vocabulary.
+//! The only code that installs subscribers or exporters; it never reads the environment (config
+//! resolves `TIDELOG_LOG` / `telemetry.level` into the filter it is given).
+//!
+//! OpenTelemetry (OTLP traces and metrics) is not wired yet. When it is, `init` gains an optional
+//! OTLP endpoint from config and adds a `tracing-opentelemetry` layer next to the fmt layer here;
+//! no other module changes.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Line format of the log written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable: `<time> <LEVEL> <target>: <message> key=value ...`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid log filter {filter:?}")]
+    Filter {
+        filter: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Field names shared by every module's spans and events, so logs can be searched by one name.
+/// Use them as identifiers (`info!(addr = %local, "listening")`) or, where a constant is
+/// clearer, with braces (`info!({ field::ADDR } = %local, "listening")`).
+pub mod field {
+    /// A socket address this process bound (`listening addr=127.0.0.1:9092`).
+    pub const ADDR: &str = "addr";
+    /// The remote socket address of a connection.
+    pub const PEER: &str = "peer";
+    /// Kafka API name of a request (`Produce`, `Fetch`).
+    pub const API: &str = "api";
+    /// Kafka API version of a request.
+    pub const VERSION: &str = "version";
+    pub const CORRELATION_ID: &str = "correlation_id";
+    pub const CLIENT_ID: &str = "client_id";
+    pub const TOPIC: &str = "topic";
+    pub const PARTITION: &str = "partition";
+    pub const OFFSET: &str = "offset";
+    pub const NODE_ID: &str = "node_id";
+    /// A file or directory path.
+    pub const PATH: &str = "path";
+    /// An error value, logged with `%` (Display) so its source chain stays readable.
+    pub const ERROR: &str = "error";
+}
+
+/// Checks a filter directive such as `info` or `info,tidelog::storage=debug` without installing it.
+pub fn check_filter(filter: &str) -> Result<(), Error> {
+    parse_filter(filter).map(drop)
+}
+
+/// Installs the global subscriber: events at or above `filter` go to stderr in `format`, with
+/// ANSI colours only when stderr is a terminal. Fields render as `key=value` in text format.
+pub fn init(filter: &str, format: Format) -> Result<(), Error> {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(parse_filter(filter)?)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match format {
+        Format::Text => builder.try_init(),
+        Format::Json => builder.json().try_init(),
+    };
+    installed.map_err(|source| Error::AlreadyInstalled { source })
+}
+
+fn parse_filter(filter: &str) -> Result<EnvFilter, Error> {
+    EnvFilter::builder()
+        .parse(filter)
+        .map_err(|source| Error::Filter {
+            filter: filter.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_filter_accepts_levels_and_targets() {
+        for filter in ["info", "debug", "warn,tidelog::storage=trace", "off"] {
+            assert!(check_filter(filter).is_ok(), "{filter}");
+        }
+    }
+
+    #[test]
+    fn check_filter_rejects_garbage() {
+        assert!(matches!(
+            check_filter("info,tidelog=loud"),
+            Err(Error::Filter { .. })
+        ));
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: each test starts the real `tidelog` binary on 127.0.0.1:0 in its own TempDir
+//! and drives it with librdkafka (rdkafka), kcat and hand-built frames. No fixed sleeps.
+
+mod acks;
+mod admin;
+mod crash;
+mod harness;
+mod kcat;
+mod list_offsets;
+mod malformed;
+mod produce_consume;
+mod raw;
+mod restart;

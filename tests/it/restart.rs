@@ -1,0 +1,129 @@
+//! Graceful stop (SIGTERM) and restart on the same data dir: records, offsets, topics and topic
+//! configs all survive, and new writes continue at the old high watermark.
+
+use std::collections::BTreeMap;
+
+use rdkafka::admin::ResourceSpecifier;
+use rdkafka::message::Message;
+use tempfile::TempDir;
+
+use crate::admin::{assert_override, describe};
+use crate::harness::{self, Broker, CLIENT_DEADLINE};
+use crate::produce_consume::RecordSpec;
+
+const PARTITIONS: i32 = 3;
+
+/// Produces `specs[range]` round-robin; returns, per partition, (offset, spec index) in order.
+async fn produce_specs(
+    bootstrap: &str,
+    topic: &str,
+    specs: &[RecordSpec],
+    range: std::ops::Range<usize>,
+) -> BTreeMap<i32, Vec<(i64, usize)>> {
+    let producer = harness::producer(bootstrap, &[("acks", "all")]);
+    let mut deliveries = Vec::new();
+    for i in range {
+        let partition = i32::try_from(i).expect("fits") % PARTITIONS;
+        match producer.send_result(specs[i].record(topic, partition)) {
+            Ok(delivery) => deliveries.push((i, delivery)),
+            Err((error, _)) => panic!("enqueue {i}: {error}"),
+        }
+    }
+    let mut out: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (i, delivery) in deliveries {
+        let (partition, offset) = delivery
+            .await
+            .expect("not cancelled")
+            .unwrap_or_else(|(error, _)| panic!("record {i} not delivered: {error}"));
+        out.entry(partition).or_default().push((offset, i));
+    }
+    out
+}
+
+/// Consumes every partition to its high watermark and checks each record against `written`.
+fn verify_all(bootstrap: &str, topic: &str, specs: &[RecordSpec], written: &BTreeMap<i32, Vec<(i64, usize)>>) {
+    for (partition, records) in written {
+        let expected_end = i64::try_from(records.len()).expect("fits");
+        assert_eq!(
+            harness::watermarks(bootstrap, topic, *partition),
+            (0, expected_end),
+            "watermarks of partition {partition}"
+        );
+        let consumed = harness::consume_to_high_watermark(bootstrap, topic, *partition, 0);
+        for (message, (offset, index)) in consumed.iter().zip(records) {
+            assert_eq!(message.offset(), *offset);
+            specs[*index].assert_matches(message, &format!("record {index}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_sigterm_keeps_records_offsets_topics_and_configs() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    let topic = "durable";
+    // Small segments so the log spans several segment files and indexes.
+    let configs = [("retention.ms", "86400000"), ("segment.bytes", "65536")];
+    harness::create_topic(&bootstrap, topic, PARTITIONS, &configs).await;
+    harness::create_topic(&bootstrap, "empty-topic", 1, &[]).await;
+    harness::create_topic(&bootstrap, "deleted", 1, &[]).await;
+    let deleted = harness::admin(&bootstrap)
+        .delete_topics(&["deleted"], &harness::admin_options())
+        .await
+        .expect("DeleteTopics request");
+    assert_eq!(deleted, vec![Ok("deleted".to_owned())]);
+
+    let base_timestamp = harness::now_ms() - 60_000;
+    let specs: Vec<RecordSpec> = (0..4_000).map(|i| RecordSpec::generate(i, base_timestamp)).collect();
+    let mut written = produce_specs(&bootstrap, topic, &specs, 0..3_000).await;
+
+    let status = broker.stop();
+    assert!(status.success(), "graceful stop exited with {status}");
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+
+    assert_eq!(harness::user_topics(&bootstrap), vec!["durable", "empty-topic"]);
+    assert_eq!(harness::partition_count(&bootstrap, topic), Some(3));
+    assert_eq!(harness::watermarks(&bootstrap, "empty-topic", 0), (0, 0));
+    let described = describe(&bootstrap, ResourceSpecifier::Topic(topic)).await;
+    assert_override(&described, "retention.ms", "86400000");
+    assert_override(&described, "segment.bytes", "65536");
+    verify_all(&bootstrap, topic, &specs, &written);
+
+    // New writes continue at the old high watermark.
+    let more = produce_specs(&bootstrap, topic, &specs, 3_000..4_000).await;
+    for (partition, records) in more {
+        let previous = written.entry(partition).or_default();
+        let next_offset = i64::try_from(previous.len()).expect("fits");
+        assert_eq!(records[0].0, next_offset, "partition {partition} continues its offsets");
+        previous.extend(records);
+    }
+
+    // A second clean cycle over a log that was itself recovered.
+    let status = broker.stop();
+    assert!(status.success(), "second graceful stop exited with {status}");
+    broker.restart();
+    verify_all(&broker.bootstrap(), topic, &specs, &written);
+    assert_eq!(harness::partition_count(&broker.bootstrap(), "deleted"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_of_idle_broker_exits_cleanly_and_serves() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let status = broker.stop();
+    assert!(status.success(), "idle graceful stop exited with {status}");
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    harness::create_topic(&bootstrap, "after-restart", 1, &[]).await;
+    let producer = harness::producer(&bootstrap, &[]);
+    let delivered = producer
+        .send(
+            rdkafka::producer::FutureRecord::to("after-restart").partition(0).payload("x").key("k"),
+            CLIENT_DEADLINE,
+        )
+        .await
+        .expect("produce");
+    assert_eq!(delivered, (0, 0));
+}
