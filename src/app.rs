@@ -82,17 +82,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let running = start(&config).await?;
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
-    running.shutdown().await
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Installed before the listener is announced, so a SIGTERM right after start is graceful.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
+    let running = start(&config).await?;
+    let signalled = tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT"),
         _ = term.recv() => Ok(()),
-    }
+    };
+    tracing::info!("shutting down");
+    let stopped = running.shutdown().await;
+    signalled.and(stopped)
 }

@@ -28,6 +28,9 @@ const SEQUENCE_BYTES: usize = 8;
 /// The filler after the sequence number repeats with this period, shifted by the sequence number,
 /// so a record swapped with another or corrupted in its body is caught.
 const PATTERN_PERIOD: usize = 251;
+/// The sequence number of the one warm-up record at offset 0 of every partition: it is produced
+/// and delivered before the clock starts, so connection setup is not measured.
+const WARMUP_SEQUENCE: u64 = u64::MAX;
 /// Librdkafka producer batch limit (bytes), as the brief asks.
 const BATCH_BYTES: u32 = 1_048_576;
 /// Producer queue bounds: large enough that the throughput runs never block on the client queue.
@@ -87,6 +90,12 @@ struct Args {
     /// Keep the broker's temporary data directory and log instead of removing them.
     #[arg(long)]
     keep_data: bool,
+    /// Append every record's delivery latency to this CSV file (for plotting or digging).
+    #[arg(long)]
+    latency_csv: Option<PathBuf>,
+    /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.
+    #[arg(long)]
+    client_debug: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -153,7 +162,11 @@ fn run(args: &Args) -> Result<()> {
     );
 
     let sampler = broker_pid.map(ProcSampler::start);
-    let result = run_all(args, &bootstrap, &specs, sampler.as_ref(), deadline);
+    let cluster = Cluster {
+        bootstrap,
+        client_debug: args.client_debug.clone(),
+    };
+    let result = run_all(args, &cluster, &specs, sampler.as_ref(), deadline);
 
     let final_hwm_kb = broker_pid.and_then(|pid| read_status_kb(pid, "VmHWM:"));
     if let Some(sampler) = sampler {
@@ -234,7 +247,7 @@ struct RunReport {
 
 fn run_all(
     args: &Args,
-    bootstrap: &str,
+    cluster: &Cluster,
     specs: &[RunSpec],
     sampler: Option<&ProcSampler>,
     deadline: Instant,
@@ -263,7 +276,7 @@ fn run_all(
                 .map(|rate| format!(" at {rate} records/s"))
                 .unwrap_or_default()
         );
-        create_topic(&runtime, bootstrap, &topic, args.partitions, deadline)
+        create_topic(&runtime, cluster, &topic, args.partitions, deadline)
             .with_context(|| format!("creating topic {topic}"))?;
         if let Some(sampler) = sampler {
             sampler.reset_peak();
@@ -271,11 +284,12 @@ fn run_all(
         let broker_cpu_0 = sampler.and_then(ProcSampler::cpu_secs);
         let bench_cpu_0 = self_cpu_secs();
         let produce = produce(
-            bootstrap,
+            cluster,
             &topic,
             args.partitions,
             spec,
             args.linger_ms,
+            args.latency_csv.as_deref(),
             deadline,
         )
         .with_context(|| format!("run {}: producing", spec.name))?;
@@ -286,7 +300,7 @@ fn run_all(
             produce.elapsed.as_secs_f64(),
             per_sec(spec.record_count, produce.elapsed)
         );
-        let consume = consume(bootstrap, &topic, args.partitions, spec, deadline)
+        let consume = consume(cluster, &topic, args.partitions, spec, deadline)
             .with_context(|| format!("run {}: consuming", spec.name))?;
         let broker_cpu_2 = sampler.and_then(ProcSampler::cpu_secs);
         let bench_cpu_2 = self_cpu_secs();
@@ -602,17 +616,18 @@ fn self_cpu_secs() -> Option<f64> {
 struct ClientLog {
     label: &'static str,
     line_count: AtomicU32,
+    /// `--client-debug`: show every line, with a timestamp, without a cap.
+    is_verbose: bool,
+    origin: Instant,
 }
 
 impl ClientLog {
-    fn new(label: &'static str) -> ClientLog {
-        ClientLog {
-            label,
-            line_count: AtomicU32::new(0),
-        }
-    }
-
     fn show(&self, text: std::fmt::Arguments<'_>) {
+        if self.is_verbose {
+            let at_ms = ms(self.origin.elapsed());
+            eprintln!("  [{} +{at_ms:.1}ms] {text}", self.label);
+            return;
+        }
         let count = self.line_count.fetch_add(1, Ordering::Relaxed);
         if count < CLIENT_LOG_LINES_MAX {
             eprintln!("  [{}] {text}", self.label);
@@ -635,7 +650,7 @@ impl ClientContext for ClientLog {
                 | RDKafkaLogLevel::Error
                 | RDKafkaLogLevel::Warning
         );
-        if is_warning_or_worse {
+        if is_warning_or_worse || self.is_verbose {
             self.show(format_args!("librdkafka {level:?} {fac}: {log_message}"));
         }
     }
@@ -647,24 +662,45 @@ impl ClientContext for ClientLog {
 
 impl ConsumerContext for ClientLog {}
 
-fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("client.id", "tidelog-bench")
-        .set("log_level", "4");
-    config
+/// Where the clients connect and how they log.
+#[derive(Debug)]
+struct Cluster {
+    bootstrap: String,
+    client_debug: Option<String>,
+}
+
+impl Cluster {
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "tidelog-bench");
+        match &self.client_debug {
+            Some(contexts) => config.set("debug", contexts),
+            None => config.set("log_level", "4"),
+        };
+        config
+    }
+
+    fn client_log(&self, label: &'static str) -> ClientLog {
+        ClientLog {
+            label,
+            line_count: AtomicU32::new(0),
+            is_verbose: self.client_debug.is_some(),
+            origin: Instant::now(),
+        }
+    }
 }
 
 fn create_topic(
     runtime: &tokio::runtime::Runtime,
-    bootstrap: &str,
+    cluster: &Cluster,
     topic: &str,
     partitions: i32,
     deadline: Instant,
 ) -> Result<()> {
     let admin: AdminClient<ClientLog> =
-        AdminClient::from_config_and_context(&client_config(bootstrap), ClientLog::new("admin"))
+        AdminClient::from_config_and_context(&cluster.client_config(), cluster.client_log("admin"))
             .context("creating the admin client")?;
     let options = AdminOptions::new()
         .request_timeout(Some(TOPIC_READY_TIMEOUT))
@@ -758,8 +794,16 @@ struct DeliveryTracker {
     delivered_count: AtomicU64,
     failed_count: AtomicU64,
     first_error: Mutex<Option<String>>,
-    latencies_us: Mutex<Vec<u32>>,
+    deliveries: Mutex<Vec<Delivery>>,
     last_delivery_ns: AtomicU64,
+}
+
+/// One successful delivery report.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    enqueued_ns: u64,
+    latency_us: u32,
+    partition: i32,
 }
 
 impl DeliveryTracker {
@@ -785,13 +829,18 @@ impl ProducerContext for DeliveryTracker {
     fn delivery(&self, result: &DeliveryResult<'_>, enqueued_ns: usize) {
         let now_ns = self.nanos_since_origin();
         match result {
-            Ok(_) => {
-                let latency_ns = now_ns.saturating_sub(enqueued_ns as u64);
-                let latency_us = u32::try_from(latency_ns / 1_000).unwrap_or(u32::MAX);
-                self.latencies_us
+            Ok(message) => {
+                let enqueued_ns = enqueued_ns as u64;
+                let latency_ns = now_ns.saturating_sub(enqueued_ns);
+                let delivery = Delivery {
+                    enqueued_ns,
+                    latency_us: u32::try_from(latency_ns / 1_000).unwrap_or(u32::MAX),
+                    partition: message.partition(),
+                };
+                self.deliveries
                     .lock()
-                    .expect("latency lock is never poisoned")
-                    .push(latency_us);
+                    .expect("delivery lock is never poisoned")
+                    .push(delivery);
                 self.delivered_count.fetch_add(1, Ordering::Relaxed);
             }
             Err((error, message)) => {
@@ -807,14 +856,15 @@ impl ProducerContext for DeliveryTracker {
 }
 
 fn produce(
-    bootstrap: &str,
+    cluster: &Cluster,
     topic: &str,
     partitions: i32,
     spec: &RunSpec,
     linger_ms: u64,
+    latency_csv: Option<&Path>,
     deadline: Instant,
 ) -> Result<ProduceStats> {
-    let mut config = client_config(bootstrap);
+    let mut config = cluster.client_config();
     config
         .set("acks", "all")
         .set("linger.ms", linger_ms.to_string())
@@ -827,12 +877,12 @@ fn produce(
         .set("compression.type", "none")
         .set("message.timeout.ms", "120000");
     let tracker = DeliveryTracker {
-        log: ClientLog::new("producer"),
+        log: cluster.client_log("producer"),
         origin: Instant::now(),
         delivered_count: AtomicU64::new(0),
         failed_count: AtomicU64::new(0),
         first_error: Mutex::new(None),
-        latencies_us: Mutex::new(Vec::with_capacity(
+        deliveries: Mutex::new(Vec::with_capacity(
             usize::try_from(spec.record_count).unwrap_or(0),
         )),
         last_delivery_ns: AtomicU64::new(0),
@@ -841,8 +891,21 @@ fn produce(
         ThreadedProducer::from_config_and_context(&config, tracker)
             .context("creating the producer")?;
     let tracker = Arc::clone(producer.context());
+    // Warm up outside the timed part: connect and learn the partition leaders.
+    producer
+        .client()
+        .fetch_metadata(Some(topic), TOPIC_READY_TIMEOUT)
+        .context("producer metadata warm-up")?;
     let pattern = pattern(spec.record_bytes);
     let mut record_value = vec![0u8; spec.record_bytes];
+    warm_up(
+        &producer,
+        topic,
+        partitions,
+        &mut record_value,
+        &pattern,
+        deadline,
+    )?;
 
     let started = Instant::now();
     let started_ns = tracker.nanos_since_origin();
@@ -915,13 +978,89 @@ fn produce(
             .load(Ordering::Relaxed)
             .saturating_sub(started_ns),
     );
-    let mut latencies_us =
-        std::mem::take(&mut *tracker.latencies_us.lock().expect("never poisoned"));
+    let deliveries = std::mem::take(&mut *tracker.deliveries.lock().expect("never poisoned"));
     drop(producer);
+    if let Some(path) = latency_csv {
+        append_latency_csv(path, spec.name, started_ns, &deliveries)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut latencies_us: Vec<u32> = deliveries.iter().map(|d| d.latency_us).collect();
     Ok(ProduceStats {
         elapsed,
         latency: latency_summary(&mut latencies_us),
     })
+}
+
+/// Produces the warm-up record of every partition, waits for their delivery, and forgets them.
+fn warm_up(
+    producer: &ThreadedProducer<DeliveryTracker>,
+    topic: &str,
+    partitions: i32,
+    record_value: &mut [u8],
+    pattern: &[u8],
+    deadline: Instant,
+) -> Result<()> {
+    let tracker = producer.context();
+    fill_record(record_value, pattern, WARMUP_SEQUENCE);
+    for partition in 0..partitions {
+        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0)
+            .partition(partition)
+            .payload(&record_value[..]);
+        producer
+            .send(record)
+            .map_err(|(error, _)| error)
+            .with_context(|| format!("enqueuing the warm-up record of partition {partition}"))?;
+    }
+    let expected = u64::try_from(partitions).context("partition count")?;
+    let ready_by = (Instant::now() + TOPIC_READY_TIMEOUT).min(deadline);
+    loop {
+        let done = tracker.delivered_count.load(Ordering::Relaxed)
+            + tracker.failed_count.load(Ordering::Relaxed);
+        if done == expected {
+            break;
+        }
+        ensure!(
+            Instant::now() < ready_by,
+            "warm-up records not delivered: {done} of {expected} reports"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    if let Some(error) = tracker.first_error.lock().expect("never poisoned").take() {
+        bail!("warm-up record failed: {error}");
+    }
+    tracker.delivered_count.store(0, Ordering::Relaxed);
+    tracker.deliveries.lock().expect("never poisoned").clear();
+    Ok(())
+}
+
+/// Appends `run,partition,enqueue_ms,latency_ms` rows (enqueue time since the run's start).
+fn append_latency_csv(
+    path: &Path,
+    run: &str,
+    started_ns: u64,
+    deliveries: &[Delivery],
+) -> Result<()> {
+    let is_new = !path.exists();
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut out = std::io::BufWriter::new(file);
+    if is_new {
+        writeln!(out, "run,partition,enqueue_ms,latency_ms")?;
+    }
+    for delivery in deliveries {
+        #[allow(clippy::cast_precision_loss)] // nanoseconds of a run stay far below 2^52
+        let enqueue_ms = delivery.enqueued_ns.saturating_sub(started_ns) as f64 / 1e6;
+        writeln!(
+            out,
+            "{run},{},{enqueue_ms:.3},{:.3}",
+            delivery.partition,
+            f64::from(delivery.latency_us) / 1000.0
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn latency_summary(latencies_us: &mut [u32]) -> Latency {
@@ -952,16 +1091,17 @@ struct ConsumeStats {
     bytes: u64,
 }
 
-/// Reads the topic back from offset 0 and checks every record: each partition must hold exactly
-/// its round-robin share of sequence numbers, in order, at consecutive offsets, with intact bodies.
+/// Reads the topic back from offset 0 and checks every record: each partition must hold its
+/// warm-up record, then exactly its round-robin share of sequence numbers, in order, at
+/// consecutive offsets, with intact bodies. The warm-up records are not counted.
 fn consume(
-    bootstrap: &str,
+    cluster: &Cluster,
     topic: &str,
     partitions: i32,
     spec: &RunSpec,
     deadline: Instant,
 ) -> Result<ConsumeStats> {
-    let mut config = client_config(bootstrap);
+    let mut config = cluster.client_config();
     // librdkafka's consumer poll needs a group.id, but with assign() it never joins the group.
     config
         .set("group.id", format!("tidelog-bench-{}", std::process::id()))
@@ -970,7 +1110,7 @@ fn consume(
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "error");
     let consumer: BaseConsumer<ClientLog> =
-        BaseConsumer::from_config_and_context(&config, ClientLog::new("consumer"))
+        BaseConsumer::from_config_and_context(&config, cluster.client_log("consumer"))
             .context("creating the consumer")?;
     let partition_count = usize::try_from(partitions).context("partition count")?;
     let mut assignment = TopicPartitionList::new();
@@ -982,7 +1122,8 @@ fn consume(
     let pattern = pattern(spec.record_bytes);
     let step = u64::try_from(partitions).context("partition count")?;
     let mut next_offset = vec![0i64; partition_count];
-    let mut next_sequence: Vec<u64> = (0..step).collect();
+    let mut next_sequence = vec![WARMUP_SEQUENCE; partition_count];
+    let mut warmup_count = 0usize;
     let mut received = 0u64;
     let mut bytes = 0u64;
     let mut error_count = 0u64;
@@ -991,7 +1132,7 @@ fn consume(
     consumer
         .assign(&assignment)
         .context("assigning partitions")?;
-    while received < spec.record_count {
+    while received < spec.record_count || warmup_count < partition_count {
         if received.is_multiple_of(1024) {
             ensure!(
                 Instant::now() < deadline,
@@ -1054,13 +1195,18 @@ fn consume(
             "partition {partition} offset {offset}: body of record {sequence} is corrupt"
         );
         next_offset[index] += 1;
-        next_sequence[index] += step;
-        received += 1;
-        bytes += value.len() as u64;
+        if sequence == WARMUP_SEQUENCE {
+            next_sequence[index] = u64::try_from(index).context("partition index")?;
+            warmup_count += 1;
+        } else {
+            next_sequence[index] += step;
+            received += 1;
+            bytes += value.len() as u64;
+        }
     }
     let elapsed = started.elapsed();
 
-    // No extra records: each partition's high watermark is exactly its share.
+    // No extra records: each partition's high watermark is exactly its share plus the warm-up.
     for (index, &end_offset) in next_offset.iter().enumerate() {
         let partition = i32::try_from(index).context("partition index")?;
         match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {

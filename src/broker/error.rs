@@ -24,6 +24,8 @@ pub(crate) enum Error {
     CorruptMessage { position: usize, reason: String },
     #[error("record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}")]
     MessageTooLarge { batch_bytes: usize, max_bytes: u32 },
+    #[error("record batch of {batch_bytes} bytes exceeds segment.bytes {segment_bytes_max}")]
+    RecordListTooLarge { batch_bytes: usize, segment_bytes_max: u64 },
     #[error("invalid record batch: {reason}")]
     InvalidRecord { reason: String },
     #[error("unsupported compression codec {codec}")]

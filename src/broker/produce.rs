@@ -70,7 +70,7 @@ impl Broker {
         if acks == Acks::All && settings.min_insync_replicas > 1 {
             return Err(Error::NotEnoughReplicas { min_insync_replicas: settings.min_insync_replicas });
         }
-        let ranges = validate::batches(&records, settings.message_bytes_max)?;
+        let ranges = validate::batches(&records, settings.message_bytes_max, settings.log.segment_bytes_max)?;
         let now = now_ms();
         let log_append_time_ms = match settings.timestamp_policy {
             TimestampPolicy::LogAppendTime => now,

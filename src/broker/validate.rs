@@ -7,9 +7,10 @@ use std::ops::Range;
 use super::error::{Error, Result};
 use crate::storage::{self, BATCH_HEADER_LEN, BatchHeader, Compression};
 
-/// Splits `records` into whole v2 batches and checks each: header, CRC, size, record count and,
-/// for uncompressed batches, the framing of every record.
-pub(crate) fn batches(records: &[u8], message_bytes_max: u32) -> Result<Vec<Range<usize>>> {
+/// Splits `records` into whole v2 batches and checks each: header, CRC, size (against
+/// `max.message.bytes` and the segment size), record count and, for uncompressed batches, the
+/// framing of every record.
+pub(crate) fn batches(records: &[u8], message_bytes_max: u32, segment_bytes_max: u64) -> Result<Vec<Range<usize>>> {
     let mut ranges = Vec::new();
     let mut position = 0;
     if records.is_empty() {
@@ -26,6 +27,9 @@ pub(crate) fn batches(records: &[u8], message_bytes_max: u32) -> Result<Vec<Rang
         let batch = rest.get(..total).ok_or_else(|| corrupt(format!("batch of {total} bytes is truncated")))?;
         if total > message_bytes_max as usize {
             return Err(Error::MessageTooLarge { batch_bytes: total, max_bytes: message_bytes_max });
+        }
+        if total as u64 > segment_bytes_max {
+            return Err(Error::RecordListTooLarge { batch_bytes: total, segment_bytes_max });
         }
         storage::verify_crc(batch).map_err(|e| corrupt(e.to_string()))?;
         check_header(&header)?;
@@ -112,11 +116,11 @@ mod tests {
 
     #[test]
     fn empty_records_are_invalid() {
-        assert!(matches!(batches(&[], 1000), Err(Error::InvalidRecord { .. })));
+        assert!(matches!(batches(&[], 1000, 1000), Err(Error::InvalidRecord { .. })));
     }
 
     #[test]
     fn short_bytes_are_corrupt() {
-        assert!(matches!(batches(&[0; 20], 1000), Err(Error::CorruptMessage { .. })));
+        assert!(matches!(batches(&[0; 20], 1000, 1000), Err(Error::CorruptMessage { .. })));
     }
 }

@@ -338,6 +338,31 @@ mod tests {
     }
 
     #[test]
+    fn forged_array_lengths_are_errors_not_allocations() {
+        // Produce v3: null transactional id, acks, timeout, then 2^31-1 topics in 0 bytes.
+        let mut body = BytesMut::new();
+        body.put_i16(-1);
+        body.put_i16(1);
+        body.put_i32(1_000);
+        body.put_i32(i32::MAX);
+        let result = decode_body::<kafka_protocol::messages::ProduceRequest>(
+            &mut body.freeze(),
+            ApiKey::Produce,
+            3,
+        );
+        assert!(matches!(result, Err(CodecError::Body { .. })));
+        // Metadata v9 (flexible): a compact array claiming 2^32-2 topics.
+        let mut body = BytesMut::new();
+        body.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let result = decode_body::<kafka_protocol::messages::MetadataRequest>(
+            &mut body.freeze(),
+            ApiKey::Metadata,
+            9,
+        );
+        assert!(matches!(result, Err(CodecError::Body { .. })));
+    }
+
+    #[test]
     fn api_versions_response_header_is_v0_even_when_flexible() {
         let body = ApiVersionsResponse::default();
         let frame = encode_response(ApiKey::ApiVersions, 3, 5, &body).expect("encodable");

@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
 use tracing::Instrument;
 
 use super::Context;
@@ -86,65 +87,63 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
         correlation_id = header.correlation_id,
         client_id = header.client_id.as_deref().unwrap_or(""),
     );
-    route(ctx, api, version, header.correlation_id, body)
-        .instrument(span)
-        .await
+    let call = Call {
+        api,
+        version,
+        correlation_id: header.correlation_id,
+    };
+    route(ctx, call, body).instrument(span).await
+}
+
+/// What every response needs from its request.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+}
+
+impl Call {
+    fn decode<M: Decodable>(self, body: &mut Bytes) -> Result<M, CodecError> {
+        codec::decode_body(body, self.api, self.version)
+    }
+
+    fn encode<M: Encodable>(self, response: &M) -> Result<Bytes, CodecError> {
+        codec::encode_response(self.api, self.version, self.correlation_id, response)
+    }
 }
 
 /// Decode, run to completion in request order, encode.
 macro_rules! inline {
-    ($ctx:ident, $api:ident, $version:ident, $correlation_id:ident, $body:ident, $handler:path) => {{
-        let request = codec::decode_body(&mut $body, $api, $version)?;
-        let response = $handler($ctx, $version, request).await;
-        ready(codec::encode_response(
-            $api,
-            $version,
-            $correlation_id,
-            &response,
-        ))
+    ($ctx:ident, $call:ident, $body:ident, $handler:path) => {{
+        let request = $call.decode(&mut $body)?;
+        ready($call.encode(&$handler($ctx, $call.version, request).await))
     }};
 }
 
 /// Decode now; run when every earlier response of the connection is complete, so reads see
 /// the effects of earlier requests (e.g. a fetch after an acks=all produce).
 macro_rules! deferred {
-    ($ctx:ident, $api:ident, $version:ident, $correlation_id:ident, $body:ident, $handler:path) => {{
-        let request = codec::decode_body(&mut $body, $api, $version)?;
+    ($ctx:ident, $call:ident, $body:ident, $handler:path) => {{
+        let request = $call.decode(&mut $body)?;
         let ctx = $ctx.clone();
-        pending(async move {
-            let response = $handler(&ctx, $version, request).await;
-            codec::encode_response($api, $version, $correlation_id, &response)
-        })
+        pending(async move { $call.encode(&$handler(&ctx, $call.version, request).await) })
     }};
 }
 
-async fn route(
-    ctx: &Context,
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    mut body: Bytes,
-) -> Result<Dispatched, DispatchError> {
+async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
+    use handlers::{
+        alter_configs, api_versions, create_partitions, create_topics, delete_records,
+        delete_topics, describe_cluster, describe_configs, describe_log_dirs, fetch,
+        find_coordinator, incremental_alter_configs, list_offsets, metadata,
+        offset_for_leader_epoch, produce,
+    };
     tracing::debug!(body_bytes = body.len(), "request");
+    let Call { api, version, .. } = call;
     let dispatched = match api {
-        ApiKey::ApiVersions => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::api_versions::handle
-            )
-        }
-        ApiKey::Metadata => inline!(
-            ctx,
-            api,
-            version,
-            correlation_id,
-            body,
-            handlers::metadata::handle
-        ),
+        ApiKey::ApiVersions => inline!(ctx, call, body, api_versions::handle),
+        ApiKey::Metadata => inline!(ctx, call, body, metadata::handle),
+        ApiKey::FindCoordinator => inline!(ctx, call, body, find_coordinator::handle),
         ApiKey::Produce if version < versions::PRODUCE_DECODED_MIN => {
             let request = produce_legacy::decode_request(&mut body, version)?;
             tracing::warn!("produce v{version} is not supported; answering UNSUPPORTED_VERSION");
@@ -152,138 +151,36 @@ async fn route(
                 let failed_partitions = request.topics.iter().map(|t| t.partitions.len()).sum();
                 return Err(DispatchError::AcksZeroFailed { failed_partitions });
             }
-            ready(produce_legacy::respond(version, correlation_id, &request))
+            ready(produce_legacy::respond(
+                version,
+                call.correlation_id,
+                &request,
+            ))
         }
-        ApiKey::Produce => {
-            let request = codec::decode_body(&mut body, api, version)?;
-            match handlers::produce::handle(ctx, version, request) {
-                Produced::NoResponse {
-                    failed_partitions: 0,
-                } => Dispatched::NoResponse,
-                Produced::NoResponse { failed_partitions } => {
-                    return Err(DispatchError::AcksZeroFailed { failed_partitions });
-                }
-                Produced::Respond(response) => pending(async move {
-                    let response = response.await;
-                    codec::encode_response(api, version, correlation_id, &response)
-                }),
+        ApiKey::Produce => match produce::handle(ctx, version, call.decode(&mut body)?) {
+            Produced::NoResponse {
+                failed_partitions: 0,
+            } => Dispatched::NoResponse,
+            Produced::NoResponse { failed_partitions } => {
+                return Err(DispatchError::AcksZeroFailed { failed_partitions });
             }
-        }
-        ApiKey::Fetch => deferred!(
-            ctx,
-            api,
-            version,
-            correlation_id,
-            body,
-            handlers::fetch::handle
-        ),
-        ApiKey::ListOffsets => {
-            deferred!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::list_offsets::handle
-            )
-        }
-        ApiKey::OffsetForLeaderEpoch => deferred!(
-            ctx,
-            api,
-            version,
-            correlation_id,
-            body,
-            handlers::offset_for_leader_epoch::handle
-        ),
+            Produced::Respond(response) => pending(async move { call.encode(&response.await) }),
+        },
+        ApiKey::Fetch => deferred!(ctx, call, body, fetch::handle),
+        ApiKey::ListOffsets => deferred!(ctx, call, body, list_offsets::handle),
+        ApiKey::OffsetForLeaderEpoch => deferred!(ctx, call, body, offset_for_leader_epoch::handle),
         // Admin APIs: each runs in request order, so later requests see its changes.
-        ApiKey::CreateTopics => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::create_topics::handle
-            )
+        ApiKey::CreateTopics => inline!(ctx, call, body, create_topics::handle),
+        ApiKey::DeleteTopics => inline!(ctx, call, body, delete_topics::handle),
+        ApiKey::CreatePartitions => inline!(ctx, call, body, create_partitions::handle),
+        ApiKey::DescribeConfigs => inline!(ctx, call, body, describe_configs::handle),
+        ApiKey::AlterConfigs => inline!(ctx, call, body, alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => {
+            inline!(ctx, call, body, incremental_alter_configs::handle)
         }
-        ApiKey::DeleteTopics => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::delete_topics::handle
-            )
-        }
-        ApiKey::CreatePartitions => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::create_partitions::handle
-            )
-        }
-        ApiKey::DescribeConfigs => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::describe_configs::handle
-            )
-        }
-        ApiKey::AlterConfigs => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::alter_configs::handle
-            )
-        }
-        ApiKey::IncrementalAlterConfigs => inline!(
-            ctx,
-            api,
-            version,
-            correlation_id,
-            body,
-            handlers::incremental_alter_configs::handle
-        ),
-        ApiKey::DeleteRecords => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::delete_records::handle
-            )
-        }
-        ApiKey::DescribeCluster => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::describe_cluster::handle
-            )
-        }
-        ApiKey::DescribeLogDirs => {
-            inline!(
-                ctx,
-                api,
-                version,
-                correlation_id,
-                body,
-                handlers::describe_log_dirs::handle
-            )
-        }
+        ApiKey::DeleteRecords => inline!(ctx, call, body, delete_records::handle),
+        ApiKey::DescribeCluster => inline!(ctx, call, body, describe_cluster::handle),
+        ApiKey::DescribeLogDirs => inline!(ctx, call, body, describe_log_dirs::handle),
         // Every other key is absent from the versions table, so `is_served` already refused it.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };

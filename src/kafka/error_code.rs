@@ -22,6 +22,7 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::InvalidConfig { .. } => ResponseError::InvalidConfig,
         E::CorruptMessage { .. } => ResponseError::CorruptMessage,
         E::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        E::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         E::InvalidRecord { .. } => ResponseError::InvalidRecord,
         E::UnsupportedCompression { .. } => ResponseError::UnsupportedCompressionType,
         E::UnknownProducerId { .. } => ResponseError::UnknownProducerId,

@@ -27,6 +27,9 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::Fetch, 4, 18),
     served(ApiKey::ListOffsets, 1, 10),
     served(ApiKey::Metadata, 0, 13),
+    // Only "this node coordinates"; advertised because librdkafka enables LZ4 only when
+    // FindCoordinator v0 is listed (rdkafka_feature.c). Group APIs themselves are not served.
+    served(ApiKey::FindCoordinator, 0, 6),
     served(ApiKey::ApiVersions, 0, 4),
     served(ApiKey::CreateTopics, 2, 7),
     served(ApiKey::DeleteTopics, 1, 6),
@@ -102,6 +105,7 @@ mod tests {
         check(ApiKey::Metadata, 0, 13);
         check(ApiKey::ListOffsets, 1, 10);
         check(ApiKey::OffsetForLeaderEpoch, 2, 4);
+        check(ApiKey::FindCoordinator, 0, 6);
     }
 
     #[test]

@@ -15,7 +15,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
-enum Closed {
+enum Ended {
     #[error("peer closed the connection")]
     PeerClosed,
     #[error("peer closed the connection {buffered_bytes} bytes into a request")]
@@ -46,12 +46,12 @@ pub(super) async fn run(socket: TcpStream, ctx: kafka::Context, stop: watch::Rec
     );
     for end in [read_end, write_end] {
         match end {
-            Closed::PeerClosed | Closed::Shutdown | Closed::WriterStopped => {}
-            Closed::Io(err) => tracing::debug!(error = %err, "connection closed by socket error"),
-            other @ (Closed::PeerClosedMidFrame { .. }
-            | Closed::Frame(_)
-            | Closed::Dispatch(_)
-            | Closed::Codec(_)) => {
+            Ended::PeerClosed | Ended::Shutdown | Ended::WriterStopped => {}
+            Ended::Io(err) => tracing::debug!(error = %err, "connection closed by socket error"),
+            other @ (Ended::PeerClosedMidFrame { .. }
+            | Ended::Frame(_)
+            | Ended::Dispatch(_)
+            | Ended::Codec(_)) => {
                 tracing::warn!(error = %other, "closing connection");
             }
         }
@@ -66,7 +66,7 @@ async fn read_requests(
     ctx: &kafka::Context,
     queue: mpsc::Sender<PendingResponse>,
     mut stop: watch::Receiver<bool>,
-) -> Closed {
+) -> Ended {
     let request_bytes_max = ctx.settings.request_bytes_max;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
@@ -74,20 +74,20 @@ async fn read_requests(
             let frame = match kafka::decode_frame(&mut buf, request_bytes_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Err(err) => return Closed::Frame(err),
+                Err(err) => return Ended::Frame(err),
             };
             tracing::trace!(frame_bytes = frame.len(), "frame");
             match kafka::dispatch(ctx, frame.freeze()).await {
                 Ok(Dispatched::Respond(response)) => {
                     if queue.send(response).await.is_err() {
-                        return Closed::WriterStopped;
+                        return Ended::WriterStopped;
                     }
                 }
                 Ok(Dispatched::NoResponse) => {}
-                Err(err) => return Closed::Dispatch(err),
+                Err(err) => return Ended::Dispatch(err),
             }
             if *stop.borrow() {
-                return Closed::Shutdown;
+                return Ended::Shutdown;
             }
         }
         if buf.capacity() - buf.len() < READ_CHUNK_BYTES {
@@ -98,15 +98,15 @@ async fn read_requests(
             changed = stop.changed() => {
                 // A dropped sender also means the server is gone.
                 if changed.is_err() || *stop.borrow() {
-                    return Closed::Shutdown;
+                    return Ended::Shutdown;
                 }
             }
-            () = queue.closed() => return Closed::WriterStopped,
+            () = queue.closed() => return Ended::WriterStopped,
             read = reader.read_buf(&mut buf) => match read {
-                Ok(0) if buf.is_empty() => return Closed::PeerClosed,
-                Ok(0) => return Closed::PeerClosedMidFrame { buffered_bytes: buf.len() },
+                Ok(0) if buf.is_empty() => return Ended::PeerClosed,
+                Ok(0) => return Ended::PeerClosedMidFrame { buffered_bytes: buf.len() },
                 Ok(_) => {}
-                Err(err) => return Closed::Io(err),
+                Err(err) => return Ended::Io(err),
             },
         }
     }
@@ -116,20 +116,20 @@ async fn read_requests(
 async fn write_responses(
     mut writer: OwnedWriteHalf,
     mut responses: mpsc::Receiver<PendingResponse>,
-) -> Closed {
+) -> Ended {
     while let Some(response) = responses.recv().await {
         let frame = match response.await {
             Ok(frame) => frame,
-            Err(err) => return Closed::Codec(err),
+            Err(err) => return Ended::Codec(err),
         };
         tracing::trace!(frame_bytes = frame.len(), "response");
         if let Err(err) = writer.write_all(&frame).await {
-            return Closed::Io(err);
+            return Ended::Io(err);
         }
     }
     // The reader stopped: every response is written; tell the peer we are done.
     if let Err(err) = writer.shutdown().await {
-        return Closed::Io(err);
+        return Ended::Io(err);
     }
-    Closed::WriterStopped
+    Ended::WriterStopped
 }

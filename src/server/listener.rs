@@ -47,7 +47,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let local = listener.local_addr().ok();
-    tracing::info!(address = ?local, connections_max = settings.connections_max, "listening");
+    tracing::debug!(address = ?local, connections_max = settings.connections_max, "accepting connections");
     let (stop_sender, stop) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(settings.connections_max.max(1)));
     let mut connections = JoinSet::new();
@@ -128,9 +128,9 @@ async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
 }
 
 fn report(ended: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = ended {
-        if err.is_panic() {
-            tracing::error!(error = %err, "connection task panicked");
-        }
+    if let Err(err) = ended
+        && err.is_panic()
+    {
+        tracing::error!(error = %err, "connection task panicked");
     }
 }

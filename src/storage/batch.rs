@@ -6,7 +6,7 @@ use super::{Error, Result};
 use crate::limits;
 
 /// Length of the fixed v2 batch header that precedes the records.
-pub const BATCH_HEADER_LEN: usize = 61;
+pub(crate) const BATCH_HEADER_LEN: usize = 61;
 /// Bytes before the part counted by `batch_length`: base_offset (8) + batch_length (4).
 pub(crate) const LOG_OVERHEAD: usize = 12;
 /// Smallest `batch_length`: a header with no records.
@@ -37,7 +37,7 @@ const CONTROL_BIT: i16 = 0x20;
 
 /// Compression codec named by the low three attribute bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     None,
     Gzip,
     Snappy,
@@ -47,34 +47,35 @@ pub enum Compression {
 }
 
 /// Which clock the batch's timestamps come from (attribute bit 3).
+#[allow(dead_code)] // reason: contract API of the header codec
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimestampType {
+pub(crate) enum TimestampType {
     CreateTime,
     LogAppendTime,
 }
 
 /// The parsed fixed header of a v2 record batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BatchHeader {
-    pub base_offset: i64,
-    pub batch_length: i32,
-    pub partition_leader_epoch: i32,
-    pub magic: i8,
-    pub crc: u32,
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub base_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-    pub record_count: i32,
+pub(crate) struct BatchHeader {
+    pub(crate) base_offset: i64,
+    pub(crate) batch_length: i32,
+    pub(crate) partition_leader_epoch: i32,
+    pub(crate) magic: i8,
+    pub(crate) crc: u32,
+    pub(crate) attributes: i16,
+    pub(crate) last_offset_delta: i32,
+    pub(crate) base_timestamp: i64,
+    pub(crate) max_timestamp: i64,
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    pub(crate) base_sequence: i32,
+    pub(crate) record_count: i32,
 }
 
 impl BatchHeader {
     /// Parses the first 61 bytes; checks the length, magic 2, a sane `batch_length` and a
     /// non-negative `last_offset_delta`. Does not check the CRC (see [`verify_crc`]).
-    pub fn parse(bytes: &[u8]) -> Result<BatchHeader> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<BatchHeader> {
         if bytes.len() < BATCH_HEADER_LEN {
             return Err(Error::BatchTooShort {
                 len: bytes.len(),
@@ -117,16 +118,16 @@ impl BatchHeader {
     }
 
     /// Whole batch length on disk: 12 + `batch_length` (parse guarantees it is positive).
-    pub fn total_len(&self) -> usize {
+    pub(crate) fn total_len(&self) -> usize {
         LOG_OVERHEAD + usize::try_from(self.batch_length).unwrap_or(0)
     }
 
     /// Offset of the batch's last record.
-    pub fn last_offset(&self) -> i64 {
+    pub(crate) fn last_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta)
     }
 
-    pub fn compression(&self) -> Compression {
+    pub(crate) fn compression(&self) -> Compression {
         match self.attributes & COMPRESSION_MASK {
             0 => Compression::None,
             1 => Compression::Gzip,
@@ -137,7 +138,8 @@ impl BatchHeader {
         }
     }
 
-    pub fn timestamp_type(&self) -> TimestampType {
+    #[allow(dead_code)] // reason: contract API of the header codec
+    pub(crate) fn timestamp_type(&self) -> TimestampType {
         if self.attributes & TIMESTAMP_TYPE_BIT == 0 {
             TimestampType::CreateTime
         } else {
@@ -145,17 +147,18 @@ impl BatchHeader {
         }
     }
 
-    pub fn is_transactional(&self) -> bool {
+    #[allow(dead_code)] // reason: contract API of the header codec
+    pub(crate) fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
     }
 
-    pub fn is_control(&self) -> bool {
+    pub(crate) fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
     }
 }
 
 /// Checks the stored CRC-32C against the one computed over bytes `[21..]`.
-pub fn verify_crc(batch: &[u8]) -> Result<()> {
+pub(crate) fn verify_crc(batch: &[u8]) -> Result<()> {
     let Some(covered) = batch.get(ATTRIBUTES_AT..) else {
         return Err(Error::BatchTooShort {
             len: batch.len(),
@@ -181,17 +184,17 @@ pub fn verify_crc(batch: &[u8]) -> Result<()> {
 }
 
 /// Rewrites the base offset (not covered by the CRC). `batch` must hold a whole header.
-pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     put(batch, BASE_OFFSET_AT, &base_offset.to_be_bytes());
 }
 
 /// Rewrites the partition leader epoch (not covered by the CRC). `batch` must hold a header.
-pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+pub(crate) fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     put(batch, PARTITION_LEADER_EPOCH_AT, &epoch.to_be_bytes());
 }
 
 /// Marks the batch LogAppendTime with `max_timestamp = now_ms` and recomputes its CRC.
-pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
+pub(crate) fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16::from_be_bytes(field(batch, ATTRIBUTES_AT)) | TIMESTAMP_TYPE_BIT;
     put(batch, ATTRIBUTES_AT, &attributes.to_be_bytes());
     put(batch, MAX_TIMESTAMP_AT, &now_ms.to_be_bytes());

@@ -13,23 +13,23 @@ const HEADER_LINE: &str = "# tidelog topic catalog v1";
 
 /// One topic as stored: name, id, partition count and Kafka topic config overrides.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopicRecord {
-    pub name: String,
-    pub topic_id: [u8; 16],
-    pub partition_count: i32,
-    pub configs: BTreeMap<String, String>,
+pub(crate) struct TopicRecord {
+    pub(crate) name: String,
+    pub(crate) topic_id: [u8; 16],
+    pub(crate) partition_count: i32,
+    pub(crate) configs: BTreeMap<String, String>,
 }
 
 /// The topic list of one data directory, kept sorted by name.
 #[derive(Debug)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     data_dir: PathBuf,
     topics: Vec<TopicRecord>,
 }
 
 impl Catalog {
     /// Opens the catalog in `data_dir` (creating the directory), empty when no file exists yet.
-    pub fn open(data_dir: &Path) -> Result<Catalog> {
+    pub(crate) fn open(data_dir: &Path) -> Result<Catalog> {
         std::fs::create_dir_all(data_dir).map_err(io_error("create data directory", data_dir))?;
         let path = data_dir.join(CATALOG_FILE);
         let topics = match std::fs::read_to_string(&path) {
@@ -44,12 +44,12 @@ impl Catalog {
     }
 
     /// Topics sorted by name.
-    pub fn topics(&self) -> &[TopicRecord] {
+    pub(crate) fn topics(&self) -> &[TopicRecord] {
         &self.topics
     }
 
     /// Inserts or replaces the topic of the same name; persisted before it is visible.
-    pub fn put(&mut self, topic: TopicRecord) -> Result<()> {
+    pub(crate) fn put(&mut self, topic: TopicRecord) -> Result<()> {
         check_name(&topic.name, limits::TOPIC_NAME_LEN_MAX)?;
         for key in topic.configs.keys() {
             check_name(key, usize::MAX)?;
@@ -67,7 +67,7 @@ impl Catalog {
     }
 
     /// Removes the topic if present; persisted before it is visible.
-    pub fn remove(&mut self, name: &str) -> Result<()> {
+    pub(crate) fn remove(&mut self, name: &str) -> Result<()> {
         let mut topics = self.topics.clone();
         topics.retain(|stored| stored.name != name);
         if topics.len() == self.topics.len() {
@@ -77,7 +77,7 @@ impl Catalog {
     }
 
     /// `<data_dir>/<topic>-<partition>`.
-    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+    pub(crate) fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
@@ -146,9 +146,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<TopicRecord>> {
                 return Err(corrupt("topic line needs name, id and partition count"));
             };
             let topic_id = parse_topic_id(topic_id).ok_or_else(|| corrupt("bad topic id"))?;
-            let partition_count = count
-                .parse()
-                .map_err(|_| corrupt("bad partition count"))?;
+            let partition_count = count.parse().map_err(|_| corrupt("bad partition count"))?;
             if topics.last().is_some_and(|last| last.name.as_str() >= name) {
                 return Err(corrupt("topics out of order"));
             }
@@ -246,10 +244,16 @@ mod tests {
         let dir = tempfile::TempDir::new().expect("tempdir");
         let mut catalog = Catalog::open(dir.path()).expect("open");
         assert!(catalog.topics().is_empty());
-        let orders = topic("orders", 3, &[("retention.ms", "1000"), ("odd", "a b\\c\nd\re ")]);
+        let orders = topic(
+            "orders",
+            3,
+            &[("retention.ms", "1000"), ("odd", "a b\\c\nd\re ")],
+        );
         catalog.put(topic("zeta", 1, &[])).expect("put");
         catalog.put(orders.clone()).expect("put");
-        catalog.put(topic("alpha", 2, &[("cleanup.policy", "")])).expect("put");
+        catalog
+            .put(topic("alpha", 2, &[("cleanup.policy", "")]))
+            .expect("put");
         catalog.put(topic("alpha", 5, &[])).expect("replace");
         catalog.remove("zeta").expect("remove");
         catalog.remove("missing").expect("remove missing");

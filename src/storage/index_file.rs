@@ -80,7 +80,9 @@ impl<const N: usize> IndexFile<N> {
     }
 
     pub(crate) fn last(&self) -> Option<[u8; N]> {
-        self.entry_count.checked_sub(1).and_then(|idx| self.entry(idx))
+        self.entry_count
+            .checked_sub(1)
+            .and_then(|idx| self.entry(idx))
     }
 
     /// Number of leading entries for which `is_before` holds (entries must be sorted by it).
@@ -118,10 +120,6 @@ impl<const N: usize> IndexFile<N> {
 
     pub(crate) fn truncate(&mut self, entry_count: usize) {
         self.entry_count = self.entry_count.min(entry_count);
-    }
-
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.file.flush().map_err(io_error("msync index", &self.path))
     }
 
     /// Trims the file to its entries, fsyncs it and maps it read-only.

@@ -8,7 +8,6 @@ mod index_file;
 mod log;
 mod mmap;
 mod offset_index;
-mod read;
 mod recovery;
 mod retention;
 mod segment;
@@ -27,17 +26,19 @@ pub(crate) mod test_batches;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub use batch::{
+#[allow(unused_imports)] // reason: contract API; the broker does not name every item yet
+pub(crate) use batch::{
     BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_base_offset,
     set_partition_leader_epoch, stamp_log_append_time, verify_crc,
 };
-pub use catalog::{Catalog, TopicRecord};
-pub use log::{Appended, Log, SyncHandle, TimestampHit};
-pub use settings::LogSettings;
+pub(crate) use catalog::{Catalog, TopicRecord};
+#[allow(unused_imports)] // reason: contract API; the broker does not name every item yet
+pub(crate) use log::{Appended, Log, SyncHandle, TimestampHit};
+pub(crate) use settings::LogSettings;
 
 /// Everything that can go wrong in storage. Disk and batch problems are values, never panics.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("i/o error during {operation} on {path}")]
     Io {
         operation: &'static str,
@@ -84,7 +85,7 @@ pub enum Error {
 const TMP_SUFFIX: &str = ".tmp";
 
 /// Storage result.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Builds a mapper from `io::Error` to [`Error::Io`] naming the operation and the path.
 pub(crate) fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
@@ -115,4 +116,3 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Resul
     std::fs::rename(&tmp_path, &path).map_err(io_error("rename", &path))?;
     sync_dir(dir)
 }
-

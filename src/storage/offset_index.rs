@@ -122,10 +122,6 @@ impl OffsetIndex {
         true
     }
 
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.file.flush()
-    }
-
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.file.seal()
     }
@@ -161,7 +157,11 @@ mod tests {
     #[track_caller]
     fn check_lookup(index: &OffsetIndex, relative_offset: u32, expected: Option<(u32, u32)>) {
         let found = index.lookup(relative_offset);
-        assert_eq!(found, expected.map(|(o, p)| entry(o, p)), "lookup({relative_offset})");
+        assert_eq!(
+            found,
+            expected.map(|(o, p)| entry(o, p)),
+            "lookup({relative_offset})"
+        );
     }
 
     #[test]
@@ -208,6 +208,9 @@ mod tests {
         let path = dir.path().join("0.index");
         drop(index_with(dir.path(), &[(1, 10)]));
         let index = OffsetIndex::open_sealed(&path).expect("open");
-        assert!(!index.is_sane(1000), "zero entries after (1, 10) are not increasing");
+        assert!(
+            !index.is_sane(1000),
+            "zero entries after (1, 10) are not increasing"
+        );
     }
 }

@@ -49,6 +49,24 @@ pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result
             break;
         }
     }
+    let log_end_offset = segments.last().map_or(0, Segment::next_offset);
+    if let Some(saved) = saved_log_start_offset
+        && (saved > log_end_offset || segments.is_empty())
+    {
+        // Everything left lies below the saved start (a crash lost the rest): start afresh
+        // there, as Kafka does, so no offset below a deleted point is handed out again.
+        if !segments.is_empty() {
+            tracing::warn!(
+                dir = %dir.display(),
+                log_start_offset = saved,
+                log_end_offset,
+                "log ends before its start offset; starting an empty log at the start offset"
+            );
+        }
+        for segment in segments.drain(..) {
+            segment.remove()?;
+        }
+    }
     let last = match segments.last_mut() {
         Some(last) => last,
         None => {
@@ -65,12 +83,10 @@ pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result
     if !is_clean {
         last.sync()?;
     }
-    let log_end_offset = last.next_offset();
     let first_base_offset = segments.first().map_or(0, Segment::base_offset);
     let log_start_offset = saved_log_start_offset
         .unwrap_or(first_base_offset)
-        .max(first_base_offset)
-        .min(log_end_offset);
+        .max(first_base_offset);
     remove_clean_marker(dir)?;
     Ok(Recovered {
         segments,
@@ -175,7 +191,11 @@ fn read_log_start_offset(dir: &Path) -> Option<i64> {
 
 /// Persists the log start offset atomically: temp file, fsync, rename, fsync directory.
 pub(crate) fn write_log_start_offset(dir: &Path, log_start_offset: i64) -> Result<()> {
-    write_atomically(dir, LOG_START_OFFSET_FILE, format!("{log_start_offset}\n").as_bytes())
+    write_atomically(
+        dir,
+        LOG_START_OFFSET_FILE,
+        format!("{log_start_offset}\n").as_bytes(),
+    )
 }
 
 pub(crate) fn write_clean_marker(dir: &Path) -> Result<()> {

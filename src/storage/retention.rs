@@ -68,7 +68,11 @@ mod tests {
 
     #[track_caller]
     fn check(settings: &LogSettings, log_start_offset: i64, now_ms: i64, expected: usize) {
-        let segments = [summary(100, 10, 1_000), summary(100, 20, 2_000), summary(100, 30, 3_000)];
+        let segments = [
+            summary(100, 10, 1_000),
+            summary(100, 20, 2_000),
+            summary(100, 30, 3_000),
+        ];
         let count = deletable_segment_count(&segments, log_start_offset, settings, now_ms);
         assert_eq!(count, expected);
     }
@@ -90,7 +94,14 @@ mod tests {
 
     #[test]
     fn deletable_segment_count_stops_at_first_kept_segment() {
-        let segments = [summary(100, 10, 5_000), summary(100, 20, 1_000), summary(1, 30, 0)];
-        assert_eq!(deletable_segment_count(&segments, 0, &settings(Some(10), None), 4_000), 0);
+        let segments = [
+            summary(100, 10, 5_000),
+            summary(100, 20, 1_000),
+            summary(1, 30, 0),
+        ];
+        assert_eq!(
+            deletable_segment_count(&segments, 0, &settings(Some(10), None), 4_000),
+            0
+        );
     }
 }

@@ -9,19 +9,19 @@ const INDEX_FILE_BYTES_MIN: u32 = 64;
 
 /// How one partition log rolls, indexes and retains its segments.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogSettings {
+pub(crate) struct LogSettings {
     /// Roll when the active segment would exceed this (`segment.bytes`).
-    pub segment_bytes_max: u64,
+    pub(crate) segment_bytes_max: u64,
     /// Roll when the active segment's first batch is older than this (`segment.ms`).
-    pub segment_ms_max: Option<u64>,
+    pub(crate) segment_ms_max: Option<u64>,
     /// Bytes between sparse offset-index entries (`index.interval.bytes`).
-    pub index_interval_bytes: u32,
+    pub(crate) index_interval_bytes: u32,
     /// Preallocated size of each index file (`segment.index.bytes`).
-    pub index_file_bytes: u32,
+    pub(crate) index_file_bytes: u32,
     /// Delete segments whose newest record is older than this (`retention.ms`); None = forever.
-    pub retention_ms: Option<u64>,
+    pub(crate) retention_ms: Option<u64>,
     /// Delete oldest segments while the log is larger than this (`retention.bytes`).
-    pub retention_bytes: Option<u64>,
+    pub(crate) retention_bytes: Option<u64>,
 }
 
 impl Default for LogSettings {

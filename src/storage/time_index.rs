@@ -133,10 +133,6 @@ impl TimeIndex {
         true
     }
 
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.file.flush()
-    }
-
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.file.seal()
     }

@@ -60,7 +60,10 @@ async fn produce_and_read_back(acks: &str) {
         harness::wait_until(CLIENT_DEADLINE, "all records to be appended", || {
             harness::watermarks(&bootstrap, &topic, partition).1 >= want
         });
-        assert_eq!(harness::watermarks(&bootstrap, &topic, partition), (0, want));
+        assert_eq!(
+            harness::watermarks(&bootstrap, &topic, partition),
+            (0, want)
+        );
     }
     let wanted: Vec<(i32, i64, usize)> = (0..PARTITIONS).map(|p| (p, 0, per_partition)).collect();
     let consumed = harness::consume(&bootstrap, &topic, &wanted, CLIENT_DEADLINE);
@@ -70,7 +73,10 @@ async fn produce_and_read_back(acks: &str) {
                 + usize::try_from(partition).expect("fits");
             assert_eq!(message.offset(), i64::try_from(position).expect("fits"));
             assert_eq!(message.key(), Some(format!("k{i}").as_bytes()));
-            assert_eq!(message.payload(), Some(format!("{acks}-value-{i}").as_bytes()));
+            assert_eq!(
+                message.payload(),
+                Some(format!("{acks}-value-{i}").as_bytes())
+            );
         }
     }
 }
@@ -92,6 +98,7 @@ async fn produce_acks_all_records_are_readable() {
 
 /// One uncompressed batch of `count` records with values `v0..`.
 pub(crate) fn encode_batch(count: usize) -> bytes::Bytes {
+    let now = harness::now_ms();
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: false,
@@ -102,8 +109,10 @@ pub(crate) fn encode_batch(count: usize) -> bytes::Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i64::try_from(i).expect("fits"),
-            sequence: -1,
-            timestamp: harness::now_ms(),
+            // kafka-protocol starts a new batch whenever offset - sequence changes; keep it
+            // constant so all records share one batch (whose base_sequence is then -1).
+            sequence: i32::try_from(i).expect("fits") - 1,
+            timestamp: now,
             key: Some(bytes::Bytes::from(format!("k{i}"))),
             value: Some(bytes::Bytes::from(format!("v{i}"))),
             headers: IndexMap::new(),
@@ -119,18 +128,34 @@ pub(crate) fn encode_batch(count: usize) -> bytes::Bytes {
         },
     )
     .expect("encode record batch");
-    buf.freeze()
+    let batch = buf.freeze();
+    let batches = raw::batch_summaries(&batch);
+    assert_eq!(batches.len(), 1, "encoded exactly one batch: {batches:?}");
+    assert_eq!(
+        usize::try_from(batches[0].record_count).expect("fits"),
+        count
+    );
+    batch
 }
 
-pub(crate) fn produce_request(topic: &str, partition: i32, acks: i16, records: bytes::Bytes) -> ProduceRequest {
+pub(crate) fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: bytes::Bytes,
+) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(raw::topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(raw::topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +168,10 @@ async fn produce_acks_zero_request_gets_no_response() {
     let produce_version = raw::negotiate(&versions, raw::API_KEY_PRODUCE, (3, 12));
 
     let mut conn = RawConn::connect(broker.addr());
-    let _ignored = conn.send(&produce_request("silent", 0, 0, encode_batch(3)), produce_version);
+    let _ignored = conn.send(
+        &produce_request("silent", 0, 0, encode_batch(3)),
+        produce_version,
+    );
     // The next frame on this connection must be the ApiVersions response, not a produce response.
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("tidelog-it"))

@@ -14,6 +14,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use tempfile::TempDir;
 
+use kafka_protocol::messages::AlterConfigsRequest;
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::protocol::StrBytes;
+
 use crate::acks::{encode_batch, produce_request};
 use crate::harness::{self, Broker, CLIENT_DEADLINE};
 use crate::raw::{self, RawConn};
@@ -32,7 +36,10 @@ async fn try_create(
         topic = topic.set(key, value);
     }
     let mut results = admin
-        .create_topics([&topic], &harness::admin_options().validate_only(validate_only))
+        .create_topics(
+            [&topic],
+            &harness::admin_options().validate_only(validate_only),
+        )
         .await
         .expect("CreateTopics request");
     assert_eq!(results.len(), 1, "{results:?}");
@@ -55,7 +62,10 @@ pub(crate) async fn describe(bootstrap: &str, resource: ResourceSpecifier<'_>) -
 fn entry<'a>(resource: &'a ConfigResource, name: &str) -> &'a ConfigEntry {
     resource.get(name).unwrap_or_else(|| {
         let names: Vec<&str> = resource.entries.iter().map(|e| e.name.as_str()).collect();
-        panic!("config {name:?} missing from {:?}; has {names:?}", resource.specifier)
+        panic!(
+            "config {name:?} missing from {:?}; has {names:?}",
+            resource.specifier
+        )
     })
 }
 
@@ -63,7 +73,11 @@ fn entry<'a>(resource: &'a ConfigResource, name: &str) -> &'a ConfigEntry {
 pub(crate) fn assert_override(resource: &ConfigResource, name: &str, value: &str) {
     let entry = entry(resource, name);
     assert_eq!(entry.value.as_deref(), Some(value), "{name}: {entry:?}");
-    assert_eq!(entry.source, ConfigSource::DynamicTopic, "{name}: {entry:?}");
+    assert_eq!(
+        entry.source,
+        ConfigSource::DynamicTopic,
+        "{name}: {entry:?}"
+    );
     assert!(!entry.is_default, "{name}: {entry:?}");
 }
 
@@ -72,7 +86,10 @@ fn assert_not_overridden(resource: &ConfigResource, name: &str, value: &str) {
     let entry = entry(resource, name);
     assert_eq!(entry.value.as_deref(), Some(value), "{name}: {entry:?}");
     assert!(
-        matches!(entry.source, ConfigSource::Default | ConfigSource::StaticBroker),
+        matches!(
+            entry.source,
+            ConfigSource::Default | ConfigSource::StaticBroker
+        ),
         "{name} should come from the broker or the default: {entry:?}"
     );
 }
@@ -130,7 +147,10 @@ async fn create_topics_validate_only_creates_nothing() {
     assert_eq!(harness::partition_count(&bootstrap, "dry-run"), None);
     // validate_only still validates.
     let bad = try_create(&bootstrap, "dry-run", 2, &[("retention.ms", "soon")], true).await;
-    assert_eq!(bad, Err(("dry-run".to_owned(), RDKafkaErrorCode::InvalidConfig)));
+    assert_eq!(
+        bad,
+        Err(("dry-run".to_owned(), RDKafkaErrorCode::InvalidConfig))
+    );
     // And the real creation afterwards works.
     let real = try_create(&bootstrap, "dry-run", 2, &[], false).await;
     assert_eq!(real, Ok("dry-run".to_owned()));
@@ -142,12 +162,25 @@ async fn create_topics_duplicate_name_is_topic_already_exists() {
     let dir = TempDir::new().expect("tempdir");
     let broker = Broker::start(dir.path());
     let bootstrap = broker.bootstrap();
-    assert_eq!(try_create(&bootstrap, "twice", 1, &[], false).await, Ok("twice".to_owned()));
+    assert_eq!(
+        try_create(&bootstrap, "twice", 1, &[], false).await,
+        Ok("twice".to_owned())
+    );
     let again = try_create(&bootstrap, "twice", 4, &[], false).await;
-    assert_eq!(again, Err(("twice".to_owned(), RDKafkaErrorCode::TopicAlreadyExists)));
+    assert_eq!(
+        again,
+        Err(("twice".to_owned(), RDKafkaErrorCode::TopicAlreadyExists))
+    );
     let validate = try_create(&bootstrap, "twice", 1, &[], true).await;
-    assert_eq!(validate, Err(("twice".to_owned(), RDKafkaErrorCode::TopicAlreadyExists)));
-    assert_eq!(harness::partition_count(&bootstrap, "twice"), Some(1), "unchanged");
+    assert_eq!(
+        validate,
+        Err(("twice".to_owned(), RDKafkaErrorCode::TopicAlreadyExists))
+    );
+    assert_eq!(
+        harness::partition_count(&bootstrap, "twice"),
+        Some(1),
+        "unchanged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +189,14 @@ async fn create_topics_bad_name_is_invalid_topic() {
     let broker = Broker::start(dir.path());
     let bootstrap = broker.bootstrap();
     let too_long = "a".repeat(250);
-    for name in ["bad/name", "has space", ".", "..", "ünïcode", too_long.as_str()] {
+    for name in [
+        "bad/name",
+        "has space",
+        ".",
+        "..",
+        "ünïcode",
+        too_long.as_str(),
+    ] {
         let result = try_create(&bootstrap, name, 1, &[], false).await;
         assert_eq!(
             result,
@@ -165,8 +205,15 @@ async fn create_topics_bad_name_is_invalid_topic() {
         );
     }
     let longest = "b".repeat(249);
-    assert_eq!(try_create(&bootstrap, &longest, 1, &[], false).await, Ok(longest.clone()));
-    assert_eq!(harness::user_topics(&bootstrap), vec![longest], "only the valid topic exists");
+    assert_eq!(
+        try_create(&bootstrap, &longest, 1, &[], false).await,
+        Ok(longest.clone())
+    );
+    assert_eq!(
+        harness::user_topics(&bootstrap),
+        vec![longest],
+        "only the valid topic exists"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,15 +222,43 @@ async fn create_topics_bad_partitions_or_config_is_rejected() {
     let broker = Broker::start(dir.path());
     let bootstrap = broker.bootstrap();
     let zero = try_create(&bootstrap, "zero", 0, &[], false).await;
-    assert_eq!(zero, Err(("zero".to_owned(), RDKafkaErrorCode::InvalidPartitions)));
+    assert_eq!(
+        zero,
+        Err(("zero".to_owned(), RDKafkaErrorCode::InvalidPartitions))
+    );
     let bad_value = try_create(&bootstrap, "bad-value", 1, &[("retention.ms", "x")], false).await;
-    assert_eq!(bad_value, Err(("bad-value".to_owned(), RDKafkaErrorCode::InvalidConfig)));
-    let bad_policy =
-        try_create(&bootstrap, "bad-policy", 1, &[("cleanup.policy", "shred")], false).await;
-    assert_eq!(bad_policy, Err(("bad-policy".to_owned(), RDKafkaErrorCode::InvalidConfig)));
-    let unknown = try_create(&bootstrap, "unknown-key", 1, &[("no.such.config", "1")], false).await;
-    assert_eq!(unknown, Err(("unknown-key".to_owned(), RDKafkaErrorCode::InvalidConfig)));
-    assert!(harness::user_topics(&bootstrap).is_empty(), "nothing was created");
+    assert_eq!(
+        bad_value,
+        Err(("bad-value".to_owned(), RDKafkaErrorCode::InvalidConfig))
+    );
+    let bad_policy = try_create(
+        &bootstrap,
+        "bad-policy",
+        1,
+        &[("cleanup.policy", "shred")],
+        false,
+    )
+    .await;
+    assert_eq!(
+        bad_policy,
+        Err(("bad-policy".to_owned(), RDKafkaErrorCode::InvalidConfig))
+    );
+    let unknown = try_create(
+        &bootstrap,
+        "unknown-key",
+        1,
+        &[("no.such.config", "1")],
+        false,
+    )
+    .await;
+    assert_eq!(
+        unknown,
+        Err(("unknown-key".to_owned(), RDKafkaErrorCode::InvalidConfig))
+    );
+    assert!(
+        harness::user_topics(&bootstrap).is_empty(),
+        "nothing was created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +270,13 @@ async fn delete_topics_removes_topic_and_unknown_is_error() {
     harness::create_topic(&bootstrap, "kept", 1, &[]).await;
     let producer = harness::producer(&bootstrap, &[]);
     producer
-        .send(FutureRecord::to("doomed").partition(1).key("k").payload("v"), CLIENT_DEADLINE)
+        .send(
+            FutureRecord::to("doomed")
+                .partition(1)
+                .key("k")
+                .payload("v"),
+            CLIENT_DEADLINE,
+        )
         .await
         .expect("produce before delete");
 
@@ -214,7 +295,10 @@ async fn delete_topics_removes_topic_and_unknown_is_error() {
         .expect("DeleteTopics request");
     assert_eq!(
         again,
-        vec![Err(("doomed".to_owned(), RDKafkaErrorCode::UnknownTopicOrPartition))]
+        vec![Err((
+            "doomed".to_owned(),
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        ))]
     );
 
     // Recreating the name starts from an empty log.
@@ -247,12 +331,16 @@ async fn describe_configs_broker_reports_values_and_sources() {
             "non-sensitive broker config without a value: {entry:?}"
         );
     }
-    let known = ["log.segment.bytes", "log.retention.ms", "log.retention.hours", "num.partitions"];
-    assert!(
-        known.iter().any(|name| described.get(name).is_some()),
-        "none of {known:?} among the broker configs: {:?}",
-        described.entries.iter().map(|e| &e.name).collect::<Vec<_>>()
-    );
+    // A broker started with no config file reports Kafka's defaults, as defaults.
+    for (name, value) in [
+        ("log.segment.bytes", "1073741824"),
+        ("message.max.bytes", "1048588"),
+    ] {
+        let entry = entry(&described, name);
+        assert_eq!(entry.value.as_deref(), Some(value), "{entry:?}");
+        assert_eq!(entry.source, ConfigSource::Default, "{entry:?}");
+        assert!(entry.is_default, "{entry:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,54 +363,67 @@ async fn alter_configs_replaces_all_topic_overrides() {
         .alter_configs([&dry], &harness::admin_options().validate_only(true))
         .await
         .expect("AlterConfigs request");
-    assert_eq!(results, vec![Ok(OwnedResourceSpecifier::Topic("altered".to_owned()))]);
+    assert_eq!(
+        results,
+        vec![Ok(OwnedResourceSpecifier::Topic("altered".to_owned()))]
+    );
     let described = describe(&bootstrap, ResourceSpecifier::Topic("altered")).await;
     assert_override(&described, "retention.ms", "3600000");
 
     // Legacy AlterConfigs sets the complete override set: cleanup.policy is no longer overridden.
-    let alter = AlterConfig::new(ResourceSpecifier::Topic("altered")).set("retention.ms", "7200000");
+    let alter =
+        AlterConfig::new(ResourceSpecifier::Topic("altered")).set("retention.ms", "7200000");
     let results = admin
         .alter_configs([&alter], &harness::admin_options())
         .await
         .expect("AlterConfigs request");
-    assert_eq!(results, vec![Ok(OwnedResourceSpecifier::Topic("altered".to_owned()))]);
+    assert_eq!(
+        results,
+        vec![Ok(OwnedResourceSpecifier::Topic("altered".to_owned()))]
+    );
     let described = describe(&bootstrap, ResourceSpecifier::Topic("altered")).await;
     assert_override(&described, "retention.ms", "7200000");
     assert_not_overridden(&described, "cleanup.policy", "delete");
 
-    // Invalid values and unknown names are rejected and change nothing.
+    // rdkafka 0.33 drops per-resource AlterConfigs errors, so the error cases go on the wire.
     for (key, value) in [("retention.ms", "forever"), ("no.such.config", "1")] {
-        let bad = AlterConfig::new(ResourceSpecifier::Topic("altered")).set(key, value);
-        let results = admin
-            .alter_configs([&bad], &harness::admin_options())
-            .await
-            .expect("AlterConfigs request");
-        assert_eq!(
-            results,
-            vec![Err((
-                OwnedResourceSpecifier::Topic("altered".to_owned()),
-                RDKafkaErrorCode::InvalidConfig
-            ))],
-            "{key}={value}"
-        );
+        let code = raw_alter_topic_config(broker.addr(), "altered", key, value);
+        assert_eq!(code, ERROR_INVALID_CONFIG, "AlterConfigs {key}={value}");
     }
     let described = describe(&bootstrap, ResourceSpecifier::Topic("altered")).await;
     assert_override(&described, "retention.ms", "7200000");
-
-    // Unknown topic.
-    let missing = AlterConfig::new(ResourceSpecifier::Topic("missing")).set("retention.ms", "1");
-    let results = admin
-        .alter_configs([&missing], &harness::admin_options())
-        .await
-        .expect("AlterConfigs request");
+    let code = raw_alter_topic_config(broker.addr(), "missing", "retention.ms", "1");
     assert_eq!(
-        results,
-        vec![Err((
-            OwnedResourceSpecifier::Topic("missing".to_owned()),
-            RDKafkaErrorCode::UnknownTopicOrPartition
-        ))]
+        code, ERROR_UNKNOWN_TOPIC_OR_PARTITION,
+        "AlterConfigs on a missing topic"
     );
 }
+
+const ERROR_UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const ERROR_INVALID_CONFIG: i16 = 40;
+const RESOURCE_TYPE_TOPIC: i8 = 2;
+
+/// AlterConfigs (legacy, non-incremental) of one topic key over a raw connection; returns the
+/// resource's error code.
+fn raw_alter_topic_config(addr: std::net::SocketAddr, topic: &str, key: &str, value: &str) -> i16 {
+    let version = raw::negotiate(&raw::api_versions(addr), API_KEY_ALTER_CONFIGS, (0, 2));
+    let request = AlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TYPE_TOPIC)
+            .with_resource_name(StrBytes::from_string(topic.to_owned()))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.to_owned()))
+                    .with_value(Some(StrBytes::from_string(value.to_owned()))),
+            ]),
+    ]);
+    let response = RawConn::connect(addr).roundtrip(&request, version);
+    assert_eq!(response.responses.len(), 1, "{response:?}");
+    assert_eq!(response.responses[0].resource_name.as_str(), topic);
+    response.responses[0].error_code
+}
+
+const API_KEY_ALTER_CONFIGS: i16 = 33;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_partitions_grows_topic_and_rejects_shrink() {
@@ -338,7 +439,11 @@ async fn create_partitions_grows_topic_and_rejects_shrink() {
         .await
         .expect("CreatePartitions request");
     assert_eq!(results, vec![Ok("growing".to_owned())]);
-    assert_eq!(harness::partition_count(&bootstrap, "growing"), Some(2), "validate_only");
+    assert_eq!(
+        harness::partition_count(&bootstrap, "growing"),
+        Some(2),
+        "validate_only"
+    );
 
     let grow = NewPartitions::new("growing", 5);
     let results = admin
@@ -356,7 +461,10 @@ async fn create_partitions_grows_topic_and_rejects_shrink() {
             .expect("CreatePartitions request");
         assert_eq!(
             results,
-            vec![Err(("growing".to_owned(), RDKafkaErrorCode::InvalidPartitions))],
+            vec![Err((
+                "growing".to_owned(),
+                RDKafkaErrorCode::InvalidPartitions
+            ))],
             "to {count} partitions"
         );
     }
@@ -367,13 +475,22 @@ async fn create_partitions_grows_topic_and_rejects_shrink() {
         .expect("CreatePartitions request");
     assert_eq!(
         results,
-        vec![Err(("missing".to_owned(), RDKafkaErrorCode::UnknownTopicOrPartition))]
+        vec![Err((
+            "missing".to_owned(),
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        ))]
     );
 
     // The new partition takes writes and serves them.
     let producer = harness::producer(&bootstrap, &[]);
     let delivered = producer
-        .send(FutureRecord::to("growing").partition(4).key("k").payload("p4"), CLIENT_DEADLINE)
+        .send(
+            FutureRecord::to("growing")
+                .partition(4)
+                .key("k")
+                .payload("p4"),
+            CLIENT_DEADLINE,
+        )
         .await
         .expect("produce to a new partition");
     assert_eq!(delivered, (4, 0));
@@ -387,13 +504,21 @@ async fn log_append_time_topic_stamps_broker_time() {
     let dir = TempDir::new().expect("tempdir");
     let broker = Broker::start(dir.path());
     let bootstrap = broker.bootstrap();
-    harness::create_topic(&bootstrap, "stamped", 1, &[("message.timestamp.type", "LogAppendTime")])
-        .await;
+    harness::create_topic(
+        &bootstrap,
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await;
     let before = harness::now_ms();
     let producer = harness::producer(&bootstrap, &[]);
     producer
         .send(
-            FutureRecord::<(), _>::to("stamped").partition(0).payload("old").timestamp(before - 86_400_000),
+            FutureRecord::<(), _>::to("stamped")
+                .partition(0)
+                .payload("old")
+                .timestamp(before - 86_400_000),
             CLIENT_DEADLINE,
         )
         .await
@@ -422,7 +547,10 @@ async fn log_append_time_topic_stamps_broker_time() {
                 (before..=after).contains(&t),
                 "append time {t} not within [{before}, {after}]"
             ),
-            other => panic!("expected LogAppendTime, got {other:?} at {}", message.offset()),
+            other => panic!(
+                "expected LogAppendTime, got {other:?} at {}",
+                message.offset()
+            ),
         }
     }
 
@@ -435,7 +563,10 @@ async fn log_append_time_topic_stamps_broker_time() {
         .offsets_for_times(query, Duration::from_secs(30))
         .expect("offsets_for_times");
     assert_eq!(
-        found.find_partition("stamped", 0).expect("partition").offset(),
+        found
+            .find_partition("stamped", 0)
+            .expect("partition")
+            .offset(),
         Offset::Offset(0)
     );
 }

@@ -40,13 +40,19 @@ async fn produce_until_stopped(
 ) -> usize {
     let producer = harness::producer(
         &bootstrap,
-        &[("acks", "all"), ("linger.ms", "1"), ("message.timeout.ms", "10000")],
+        &[
+            ("acks", "all"),
+            ("linger.ms", "1"),
+            ("message.timeout.ms", "10000"),
+        ],
     );
     let mut pending = JoinSet::new();
     let mut i = first;
     while !stop.load(Ordering::Relaxed) {
         while pending.len() >= IN_FLIGHT_MAX && !stop.load(Ordering::Relaxed) {
-            if let Ok(Some(joined)) = tokio::time::timeout(Duration::from_millis(50), pending.join_next()).await {
+            if let Ok(Some(joined)) =
+                tokio::time::timeout(Duration::from_millis(50), pending.join_next()).await
+            {
                 record_ack(&acked, joined);
             }
         }
@@ -56,7 +62,10 @@ async fn produce_until_stopped(
         let key = key_of(i);
         let value = value_of(i);
         let partition = i32::try_from(i).expect("fits") % PARTITIONS;
-        let record = FutureRecord::to(&topic).partition(partition).key(&key).payload(&value);
+        let record = FutureRecord::to(&topic)
+            .partition(partition)
+            .key(&key)
+            .payload(&value);
         match producer.send_result(record) {
             Ok(delivery) => {
                 let index = i;
@@ -80,7 +89,10 @@ type Joined<E> = Result<(usize, Result<OwnedDeliveryResult, E>), tokio::task::Jo
 fn record_ack<E>(acked: &Acked, joined: Joined<E>) {
     let (index, delivery) = joined.expect("delivery task panicked");
     if let Ok(Ok((partition, offset))) = delivery {
-        acked.lock().expect("acked lock").push((partition, offset, index));
+        acked
+            .lock()
+            .expect("acked lock")
+            .push((partition, offset, index));
     }
 }
 
@@ -88,13 +100,20 @@ fn record_ack<E>(acked: &Acked, joined: Joined<E>) {
 async fn wait_for_acks(acked: &Acked, count: usize) {
     let deadline = Instant::now() + CLIENT_DEADLINE * 2;
     while acked.lock().expect("acked lock").len() < count {
-        assert!(Instant::now() < deadline, "fewer than {count} acks before the deadline");
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} acks before the deadline"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// Checks the restarted broker's log against the acknowledged records; returns high watermarks.
-fn verify_after_crash(bootstrap: &str, topic: &str, acked: &[(i32, i64, usize)]) -> BTreeMap<i32, i64> {
+fn verify_after_crash(
+    bootstrap: &str,
+    topic: &str,
+    acked: &[(i32, i64, usize)],
+) -> BTreeMap<i32, i64> {
     let mut high_watermarks = BTreeMap::new();
     for partition in 0..PARTITIONS {
         let (low, high) = harness::watermarks(bootstrap, topic, partition);
@@ -114,7 +133,12 @@ fn verify_after_crash(bootstrap: &str, topic: &str, acked: &[(i32, i64, usize)])
                 .strip_prefix("crash-key-")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("unknown record {}", harness::describe(message)));
-            assert_eq!(message.payload(), Some(value_of(index).as_bytes()), "{}", harness::describe(message));
+            assert_eq!(
+                message.payload(),
+                Some(value_of(index).as_bytes()),
+                "{}",
+                harness::describe(message)
+            );
             by_offset.insert(message.offset(), index);
         }
         for &(p, offset, index) in acked.iter().filter(|(p, _, _)| *p == partition) {
@@ -138,7 +162,13 @@ async fn kill9_during_acks_all_produce_keeps_every_acknowledged_record() {
     let dir = TempDir::new().expect("tempdir");
     let mut broker = Broker::start(dir.path());
     let topic = "crashy".to_owned();
-    harness::create_topic(&broker.bootstrap(), &topic, PARTITIONS, &[("segment.bytes", "262144")]).await;
+    harness::create_topic(
+        &broker.bootstrap(),
+        &topic,
+        PARTITIONS,
+        &[("segment.bytes", "262144")],
+    )
+    .await;
 
     let acked: Acked = Arc::new(Mutex::new(Vec::new()));
     let mut next_index = 0;
@@ -169,11 +199,20 @@ async fn kill9_during_acks_all_produce_keeps_every_acknowledged_record() {
             let key = key_of(next_index);
             let value = value_of(next_index);
             let delivered = producer
-                .send(FutureRecord::to(&topic).partition(partition).key(&key).payload(&value), CLIENT_DEADLINE)
+                .send(
+                    FutureRecord::to(&topic)
+                        .partition(partition)
+                        .key(&key)
+                        .payload(&value),
+                    CLIENT_DEADLINE,
+                )
                 .await
                 .unwrap_or_else(|(error, _)| panic!("produce after restart: {error}"));
             assert_eq!(delivered, (partition, high), "first offset after recovery");
-            acked.lock().expect("acked lock").push((partition, high, next_index));
+            acked
+                .lock()
+                .expect("acked lock")
+                .push((partition, high, next_index));
             next_index += 1;
         }
     }

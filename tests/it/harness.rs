@@ -44,13 +44,24 @@ impl Broker {
     }
 
     fn start_with_log(dir: &Path, previous_log: String) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidelog"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidelog"));
+        // The broker rejects unknown TIDELOG_* variables; start from none of them.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TIDELOG_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .env("TIDELOG_LOG", "info")
+            // IT_TIDELOG_LOG=debug raises the broker's log level when investigating a failure.
+            .env(
+                "TIDELOG_LOG",
+                std::env::var("IT_TIDELOG_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -79,7 +90,9 @@ impl Broker {
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = broker.child.as_mut().and_then(|c| c.wait().ok());
-                panic!("broker closed stderr before logging `{LISTENING_MARKER}`; exit status {status:?}")
+                panic!(
+                    "broker closed stderr before logging `{LISTENING_MARKER}`; exit status {status:?}"
+                )
             }
         }
         broker
@@ -115,7 +128,11 @@ impl Broker {
             .arg(child.id().to_string())
             .status()
             .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM {} failed: {status}", child.id());
+        assert!(
+            status.success(),
+            "kill -TERM {} failed: {status}",
+            child.id()
+        );
         let deadline = Instant::now() + PROCESS_DEADLINE;
         let exit = loop {
             if let Some(exit) = child.try_wait().expect("try_wait") {
@@ -191,10 +208,10 @@ fn spawn_log_reader(
                     Ok(_) => {}
                 }
                 let text = strip_ansi(&String::from_utf8_lossy(&line));
-                if addr_tx.is_some() {
-                    if let Some(addr) = parse_listening_addr(&text) {
-                        let _ = addr_tx.take().expect("checked").send(addr);
-                    }
+                if addr_tx.is_some()
+                    && let Some(addr) = parse_listening_addr(&text)
+                {
+                    let _ = addr_tx.take().expect("checked").send(addr);
                 }
                 let mut log = log.lock().expect("log lock");
                 log.push_str(&text);
@@ -243,7 +260,10 @@ pub(crate) fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() 
         if cond() {
             return;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(POLL_INTERVAL);
     }
 }
@@ -301,6 +321,7 @@ pub(crate) fn consumer(bootstrap: &str) -> BaseConsumer {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "error")
         .set("fetch.wait.max.ms", "100")
+        .set("check.crcs", "true")
         .set("allow.auto.create.topics", "false");
     config.create().expect("create BaseConsumer")
 }
@@ -396,8 +417,10 @@ pub(crate) fn consume(
         expected.iter().all(|(p, count)| out[p].len() >= *count)
     };
     while !done(&out) {
-        let progress: Vec<(i32, usize, usize)> =
-            expected.iter().map(|(p, c)| (*p, out[p].len(), *c)).collect();
+        let progress: Vec<(i32, usize, usize)> = expected
+            .iter()
+            .map(|(p, c)| (*p, out[p].len(), *c))
+            .collect();
         assert!(
             Instant::now() < end,
             "timed out after {deadline:?} consuming {topic}; (partition, got, want): {progress:?}"
@@ -433,9 +456,14 @@ pub(crate) fn consume_to_high_watermark(
 ) -> Vec<OwnedMessage> {
     let (_, high) = watermarks(bootstrap, topic, partition);
     let count = usize::try_from(high - start).expect("start <= high watermark");
-    consume(bootstrap, topic, &[(partition, start, count)], CLIENT_DEADLINE)
-        .remove(&partition)
-        .expect("partition was requested")
+    consume(
+        bootstrap,
+        topic,
+        &[(partition, start, count)],
+        CLIENT_DEADLINE,
+    )
+    .remove(&partition)
+    .expect("partition was requested")
 }
 
 /// A record key/value as text, for assertion messages.
@@ -456,11 +484,15 @@ fn listening_line_with_fields_parses_address() {
         parse_listening_addr(line),
         Some("127.0.0.1:40123".parse().expect("addr"))
     );
-    let colored = "\u{1b}[2mlistening\u{1b}[0m \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:9\n";
+    let colored =
+        "\u{1b}[2mlistening\u{1b}[0m \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:9\n";
     assert_eq!(
         parse_listening_addr(&strip_ansi(colored)),
         Some("127.0.0.1:9".parse().expect("addr"))
     );
-    assert_eq!(parse_listening_addr("listening addr=\"127.0.0.1:7\""), Some("127.0.0.1:7".parse().expect("addr")));
+    assert_eq!(
+        parse_listening_addr("listening addr=\"127.0.0.1:7\""),
+        Some("127.0.0.1:7".parse().expect("addr"))
+    );
     assert_eq!(parse_listening_addr("starting"), None);
 }

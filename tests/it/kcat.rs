@@ -72,7 +72,10 @@ async fn kcat_metadata_lists_broker_and_topics() {
         text.contains(&format!("broker {node_id} at {bootstrap}")),
         "advertised address is the bound one:\n{text}"
     );
-    assert!(text.contains("topic \"listed\" with 2 partitions:"), "{text}");
+    assert!(
+        text.contains("topic \"listed\" with 2 partitions:"),
+        "{text}"
+    );
     for partition in 0..2 {
         assert!(
             text.contains(&format!(
@@ -85,9 +88,17 @@ async fn kcat_metadata_lists_broker_and_topics() {
     let json = json_lines(&kcat(&bootstrap, &["-L", "-J"], ""));
     assert_eq!(json.len(), 1, "{json:?}");
     let metadata = &json[0];
-    assert_eq!(metadata["brokers"].as_array().expect("brokers").len(), 1, "{metadata}");
+    assert_eq!(
+        metadata["brokers"].as_array().expect("brokers").len(),
+        1,
+        "{metadata}"
+    );
     assert_eq!(metadata["brokers"][0]["id"], node_id, "{metadata}");
-    assert_eq!(metadata["brokers"][0]["name"], format!("{bootstrap}"), "{metadata}");
+    assert_eq!(
+        metadata["brokers"][0]["name"],
+        format!("{bootstrap}"),
+        "{metadata}"
+    );
     let topics = metadata["topics"].as_array().expect("topics");
     let listed = topics
         .iter()
@@ -110,25 +121,67 @@ async fn kcat_produce_with_keys_and_headers_consumes_back() {
     let lines: Vec<String> = (0..5).map(|i| format!("key{i}:value {i}\n")).collect();
     kcat(
         &bootstrap,
-        &["-P", "-t", "cli", "-p", "0", "-K:", "-H", "trace=abc", "-H", "app=kcat"],
+        &[
+            "-P",
+            "-t",
+            "cli",
+            "-p",
+            "0",
+            "-K:",
+            "-H",
+            "trace=abc",
+            "-H",
+            "app=kcat",
+        ],
         &lines.concat(),
     );
     assert_eq!(harness::watermarks(&bootstrap, "cli", 0), (0, 5));
 
     let format = "%k|%s|%h|%o|%p\n";
-    let all = kcat(&bootstrap, &["-C", "-t", "cli", "-p", "0", "-o", "beginning", "-e", "-f", format], "");
+    let all = kcat(
+        &bootstrap,
+        &[
+            "-C",
+            "-t",
+            "cli",
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            format,
+        ],
+        "",
+    );
     let expected: String = (0..5)
         .map(|i| format!("key{i}|value {i}|trace=abc,app=kcat|{i}|0\n"))
         .collect();
     assert_eq!(all, expected);
 
-    let from_three = kcat(&bootstrap, &["-C", "-t", "cli", "-p", "0", "-o", "3", "-e", "-f", "%o:%s\n"], "");
+    let from_three = kcat(
+        &bootstrap,
+        &[
+            "-C", "-t", "cli", "-p", "0", "-o", "3", "-e", "-f", "%o:%s\n",
+        ],
+        "",
+    );
     assert_eq!(from_three, "3:value 3\n4:value 4\n");
 
-    let last_two = kcat(&bootstrap, &["-C", "-t", "cli", "-p", "0", "-o", "-2", "-e", "-f", "%o\n"], "");
+    let last_two = kcat(
+        &bootstrap,
+        &["-C", "-t", "cli", "-p", "0", "-o", "-2", "-e", "-f", "%o\n"],
+        "",
+    );
     assert_eq!(last_two, "3\n4\n");
 
-    let at_end = kcat(&bootstrap, &["-C", "-t", "cli", "-p", "0", "-o", "end", "-e", "-f", "%o\n"], "");
+    let at_end = kcat(
+        &bootstrap,
+        &[
+            "-C", "-t", "cli", "-p", "0", "-o", "end", "-e", "-f", "%o\n",
+        ],
+        "",
+    );
     assert_eq!(at_end, "", "nothing after the end");
 
     let json = json_lines(&kcat(
@@ -165,7 +218,10 @@ async fn kcat_query_offsets_by_timestamp() {
         let value = format!("v{i}");
         producer
             .send(
-                FutureRecord::<(), _>::to("timed").partition(0).payload(&value).timestamp(t0 + i * 1_000),
+                FutureRecord::<(), _>::to("timed")
+                    .partition(0)
+                    .payload(&value)
+                    .timestamp(t0 + i * 1_000),
                 CLIENT_DEADLINE,
             )
             .await

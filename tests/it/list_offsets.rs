@@ -39,7 +39,9 @@ fn offset_for_time(bootstrap: &str, topic: &str, timestamp: i64) -> Offset {
     let result = harness::consumer(bootstrap)
         .offsets_for_times(query, CLIENT_DEADLINE)
         .expect("offsets_for_times");
-    let element = result.find_partition(topic, 0).expect("partition 0 in result");
+    let element = result
+        .find_partition(topic, 0)
+        .expect("partition 0 in result");
     element
         .error()
         .unwrap_or_else(|e| panic!("offsets_for_times({timestamp}) partition error: {e}"));
@@ -55,7 +57,14 @@ async fn offsets_for_times_returns_first_offset_at_or_after_target() {
     harness::create_topic(&bootstrap, topic, 1, &[]).await;
     let t0 = harness::now_ms() - 3_600_000;
     // Offsets:             0       1            2            3            4            5
-    let timestamps = [t0, t0 + 3_000, t0 + 1_000, t0 + 2_000, t0 + 5_000, t0 + 5_000];
+    let timestamps = [
+        t0,
+        t0 + 3_000,
+        t0 + 1_000,
+        t0 + 2_000,
+        t0 + 5_000,
+        t0 + 5_000,
+    ];
     produce_one_per_batch(&bootstrap, topic, &timestamps).await;
 
     let cases = [

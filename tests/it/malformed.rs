@@ -32,7 +32,9 @@ fn garbage(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed;
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             (state >> 56) as u8
         })
         .collect()
@@ -88,7 +90,11 @@ fn absurd_frame_length_closes_connection_and_broker_keeps_serving() {
     }
 
     let response = healthy.roundtrip(&api_versions_request(), 3);
-    assert_eq!(response.error_code, raw::ERROR_NONE, "the earlier connection still works");
+    assert_eq!(
+        response.error_code,
+        raw::ERROR_NONE,
+        "the earlier connection still works"
+    );
 }
 
 #[test]
@@ -119,7 +125,11 @@ fn api_versions_unsupported_version_answers_v0_with_error_35() {
         &mut frame, 0,
     )
     .expect("response decodes as ApiVersions v0");
-    assert!(!frame.has_remaining(), "{} trailing bytes after a v0 body", frame.remaining());
+    assert!(
+        !frame.has_remaining(),
+        "{} trailing bytes after a v0 body",
+        frame.remaining()
+    );
     assert_eq!(response.error_code, raw::ERROR_UNSUPPORTED_VERSION);
     assert!(
         !response.api_keys.is_empty(),
@@ -142,11 +152,19 @@ fn api_versions_unsupported_version_answers_v0_with_error_35() {
 fn api_versions_every_supported_version_answers() {
     let dir = TempDir::new().expect("tempdir");
     let broker = Broker::start(dir.path());
-    let max = raw::negotiate(&raw::api_versions(broker.addr()), raw::API_KEY_API_VERSIONS, (0, 4));
+    let max = raw::negotiate(
+        &raw::api_versions(broker.addr()),
+        raw::API_KEY_API_VERSIONS,
+        (0, 4),
+    );
     for version in 0..=max {
         let mut conn = RawConn::connect(broker.addr());
         let response = conn.roundtrip(&api_versions_request(), version);
-        assert_eq!(response.error_code, raw::ERROR_NONE, "ApiVersions v{version}");
+        assert_eq!(
+            response.error_code,
+            raw::ERROR_NONE,
+            "ApiVersions v{version}"
+        );
         assert!(
             raw::advertises(&response, raw::API_KEY_PRODUCE),
             "ApiVersions v{version} lacks Produce"
@@ -181,7 +199,8 @@ async fn produce_v2_is_answered_with_unsupported_version() {
     let mut broker = Broker::start(dir.path());
     harness::create_topic(&broker.bootstrap(), "legacy", 1, &[]).await;
     let mut conn = RawConn::connect(broker.addr());
-    let correlation_id = conn.send_with_header(raw::API_KEY_PRODUCE, 2, 1, &produce_v2_body("legacy"));
+    let correlation_id =
+        conn.send_with_header(raw::API_KEY_PRODUCE, 2, 1, &produce_v2_body("legacy"));
     let mut frame = conn.read_frame();
     let raw_frame = frame.clone();
     assert_eq!(frame.get_i32(), correlation_id, "correlation id");
@@ -191,22 +210,41 @@ async fn produce_v2_is_answered_with_unsupported_version() {
     let name_len = usize::try_from(frame.get_i16()).expect("non-null name");
     let name = frame.copy_to_bytes(name_len);
     assert_eq!(&name[..], b"legacy");
-    assert_eq!(frame.get_i32(), 1, "one partition in the response: {raw_frame:02x?}");
+    assert_eq!(
+        frame.get_i32(),
+        1,
+        "one partition in the response: {raw_frame:02x?}"
+    );
     assert_eq!(frame.get_i32(), 0, "partition index");
-    assert_eq!(frame.get_i16(), raw::ERROR_UNSUPPORTED_VERSION, "partition error code");
+    assert_eq!(
+        frame.get_i16(),
+        raw::ERROR_UNSUPPORTED_VERSION,
+        "partition error code"
+    );
     let _base_offset = frame.get_i64();
     let _log_append_time = frame.get_i64();
     let _throttle_time_ms = frame.get_i32();
-    assert!(!frame.has_remaining(), "trailing bytes in the v2 response: {raw_frame:02x?}");
-    assert_eq!(harness::watermarks(&broker.bootstrap(), "legacy", 0), (0, 0));
+    assert!(
+        !frame.has_remaining(),
+        "trailing bytes in the v2 response: {raw_frame:02x?}"
+    );
+    assert_eq!(
+        harness::watermarks(&broker.bootstrap(), "legacy", 0),
+        (0, 0)
+    );
     assert_broker_serves(&mut broker, "Produce v2");
 }
 
 /// Sends `records` to topic/partition 0 at `version` on `conn`; returns the partition error code.
 fn produce_error_code(conn: &mut RawConn, topic: &str, records: Bytes, version: i16) -> i16 {
-    let response = conn.roundtrip::<ProduceRequest>(&produce_request(topic, 0, -1, records), version);
+    let response =
+        conn.roundtrip::<ProduceRequest>(&produce_request(topic, 0, -1, records), version);
     assert_eq!(response.responses.len(), 1, "{response:?}");
-    assert_eq!(response.responses[0].partition_responses.len(), 1, "{response:?}");
+    assert_eq!(
+        response.responses[0].partition_responses.len(),
+        1,
+        "{response:?}"
+    );
     response.responses[0].partition_responses[0].error_code
 }
 
@@ -216,7 +254,11 @@ async fn produce_corrupt_batches_are_rejected_with_corrupt_message() {
     let mut broker = Broker::start(dir.path());
     let topic = "corrupt";
     harness::create_topic(&broker.bootstrap(), topic, 1, &[]).await;
-    let produce_max = raw::negotiate(&raw::api_versions(broker.addr()), raw::API_KEY_PRODUCE, (3, 12));
+    let produce_max = raw::negotiate(
+        &raw::api_versions(broker.addr()),
+        raw::API_KEY_PRODUCE,
+        (3, 12),
+    );
     let mut versions = vec![3, produce_max];
     if produce_max >= 9 {
         versions.push(8); // the last non-flexible version
@@ -246,7 +288,11 @@ async fn produce_corrupt_batches_are_rejected_with_corrupt_message() {
         let mut conn = RawConn::connect(broker.addr());
         for (what, batch) in &bad_batches {
             let code = produce_error_code(&mut conn, topic, batch.clone(), version);
-            assert_eq!(code, raw::ERROR_CORRUPT_MESSAGE, "Produce v{version} with {what}");
+            assert_eq!(
+                code,
+                raw::ERROR_CORRUPT_MESSAGE,
+                "Produce v{version} with {what}"
+            );
             assert_broker_serves(&mut broker, what);
         }
         assert_eq!(
@@ -259,7 +305,8 @@ async fn produce_corrupt_batches_are_rejected_with_corrupt_message() {
     // The same connection then takes a valid batch, at offset 0.
     let mut conn = RawConn::connect(broker.addr());
     let _ = produce_error_code(&mut conn, topic, bad_batches[0].1.clone(), produce_max);
-    let response = conn.roundtrip::<ProduceRequest>(&produce_request(topic, 0, -1, valid), produce_max);
+    let response =
+        conn.roundtrip::<ProduceRequest>(&produce_request(topic, 0, -1, valid), produce_max);
     let partition = &response.responses[0].partition_responses[0];
     assert_eq!(partition.error_code, raw::ERROR_NONE, "{partition:?}");
     assert_eq!(partition.base_offset, 0);
@@ -287,3 +334,93 @@ fn produce_undecodable_request_body_closes_connection() {
     conn.expect_closed("Produce v3 with a huge topic count");
     assert_broker_serves(&mut broker, "a huge array length");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_oversized_batch_is_rejected_and_partition_keeps_working() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    harness::create_topic(
+        &bootstrap,
+        "small-segments",
+        1,
+        &[("segment.bytes", "1024")],
+    )
+    .await;
+    harness::create_topic(
+        &bootstrap,
+        "small-messages",
+        1,
+        &[("max.message.bytes", "1000")],
+    )
+    .await;
+    let version = raw::negotiate(
+        &raw::api_versions(broker.addr()),
+        raw::API_KEY_PRODUCE,
+        (3, 12),
+    );
+    let big = encode_batch(200);
+    assert!(big.len() > 2_000, "test batch is {} bytes", big.len());
+    let mut conn = RawConn::connect(broker.addr());
+    // Kafka: larger than segment.bytes => RECORD_BATCH_TOO_LARGE (18, not retriable).
+    let code = produce_error_code(&mut conn, "small-segments", big.clone(), version);
+    assert_eq!(
+        code,
+        ERROR_RECORD_BATCH_TOO_LARGE,
+        "batch of {} bytes, segment.bytes 1024",
+        big.len()
+    );
+    // Kafka: larger than max.message.bytes => MESSAGE_TOO_LARGE (10).
+    let code = produce_error_code(&mut conn, "small-messages", big.clone(), version);
+    assert_eq!(
+        code,
+        ERROR_MESSAGE_TOO_LARGE,
+        "batch of {} bytes, max.message.bytes 1000",
+        big.len()
+    );
+    assert_broker_serves(&mut broker, "oversized batches");
+    // Both partitions still take a small batch, at offset 0.
+    for topic in ["small-segments", "small-messages"] {
+        let response = conn
+            .roundtrip::<ProduceRequest>(&produce_request(topic, 0, -1, encode_batch(3)), version);
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            partition.error_code,
+            raw::ERROR_NONE,
+            "{topic}: {partition:?}"
+        );
+        assert_eq!(partition.base_offset, 0, "{topic}");
+    }
+}
+
+const ERROR_MESSAGE_TOO_LARGE: i16 = 10;
+const ERROR_RECORD_BATCH_TOO_LARGE: i16 = 18;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_two_batches_in_one_partition_is_invalid_record() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    harness::create_topic(&broker.bootstrap(), "one-batch", 1, &[]).await;
+    let version = raw::negotiate(
+        &raw::api_versions(broker.addr()),
+        raw::API_KEY_PRODUCE,
+        (3, 12),
+    );
+    // Kafka (ProduceRequest.validateRecords): v3+ carries exactly one batch per partition.
+    let mut two = BytesMut::new();
+    two.put_slice(&encode_batch(2));
+    two.put_slice(&encode_batch(3));
+    let mut conn = RawConn::connect(broker.addr());
+    let code = produce_error_code(&mut conn, "one-batch", two.freeze(), version);
+    assert_eq!(
+        code, ERROR_INVALID_RECORD,
+        "two batches in one partition's records"
+    );
+    assert_eq!(
+        harness::watermarks(&broker.bootstrap(), "one-batch", 0),
+        (0, 0)
+    );
+    assert_broker_serves(&mut broker, "a two-batch produce");
+}
+
+const ERROR_INVALID_RECORD: i16 = 87;

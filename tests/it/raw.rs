@@ -8,8 +8,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, FetchRequest, RequestHeader, ResponseHeader,
-    TopicName,
+    ApiVersionsRequest, ApiVersionsResponse, FetchRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -33,8 +32,12 @@ pub(crate) struct RawConn {
 impl RawConn {
     pub(crate) fn connect(addr: SocketAddr) -> RawConn {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT).expect("connect to broker");
-        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("set read timeout");
-        stream.set_write_timeout(Some(READ_TIMEOUT)).expect("set write timeout");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("set read timeout");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("set write timeout");
         stream.set_nodelay(true).expect("set nodelay");
         RawConn {
             stream,
@@ -49,7 +52,9 @@ impl RawConn {
 
     /// Half-closes our side: the broker sees EOF.
     pub(crate) fn shutdown_write(&mut self) {
-        self.stream.shutdown(Shutdown::Write).expect("shutdown write half");
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("shutdown write half");
     }
 
     fn take_correlation_id(&mut self) -> i32 {
@@ -151,7 +156,9 @@ impl RawConn {
             Err(e)
                 if matches!(
                     e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
                 ) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!("{what}: connection still open after {READ_TIMEOUT:?}")
@@ -210,12 +217,16 @@ pub(crate) fn fetch_records(addr: SocketAddr, topic: &str, partition: i32, offse
         .with_max_wait_ms(0)
         .with_min_bytes(0)
         .with_max_bytes(4 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(4 * 1024 * 1024)])]);
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(4 * 1024 * 1024),
+                ]),
+        ]);
     let mut conn = RawConn::connect(addr);
     let response = conn.roundtrip(&request, version);
     assert_eq!(response.error_code, ERROR_NONE, "fetch top-level error");

@@ -20,7 +20,8 @@ async fn produce_specs(
     specs: &[RecordSpec],
     range: std::ops::Range<usize>,
 ) -> BTreeMap<i32, Vec<(i64, usize)>> {
-    let producer = harness::producer(bootstrap, &[("acks", "all")]);
+    // Batches stay well below the topic's 64 KiB segment.bytes.
+    let producer = harness::producer(bootstrap, &[("acks", "all"), ("batch.size", "16384")]);
     let mut deliveries = Vec::new();
     for i in range {
         let partition = i32::try_from(i).expect("fits") % PARTITIONS;
@@ -41,7 +42,12 @@ async fn produce_specs(
 }
 
 /// Consumes every partition to its high watermark and checks each record against `written`.
-fn verify_all(bootstrap: &str, topic: &str, specs: &[RecordSpec], written: &BTreeMap<i32, Vec<(i64, usize)>>) {
+fn verify_all(
+    bootstrap: &str,
+    topic: &str,
+    specs: &[RecordSpec],
+    written: &BTreeMap<i32, Vec<(i64, usize)>>,
+) {
     for (partition, records) in written {
         let expected_end = i64::try_from(records.len()).expect("fits");
         assert_eq!(
@@ -75,7 +81,9 @@ async fn restart_after_sigterm_keeps_records_offsets_topics_and_configs() {
     assert_eq!(deleted, vec![Ok("deleted".to_owned())]);
 
     let base_timestamp = harness::now_ms() - 60_000;
-    let specs: Vec<RecordSpec> = (0..4_000).map(|i| RecordSpec::generate(i, base_timestamp)).collect();
+    let specs: Vec<RecordSpec> = (0..4_000)
+        .map(|i| RecordSpec::generate(i, base_timestamp))
+        .collect();
     let mut written = produce_specs(&bootstrap, topic, &specs, 0..3_000).await;
 
     let status = broker.stop();
@@ -83,7 +91,10 @@ async fn restart_after_sigterm_keeps_records_offsets_topics_and_configs() {
     broker.restart();
     let bootstrap = broker.bootstrap();
 
-    assert_eq!(harness::user_topics(&bootstrap), vec!["durable", "empty-topic"]);
+    assert_eq!(
+        harness::user_topics(&bootstrap),
+        vec!["durable", "empty-topic"]
+    );
     assert_eq!(harness::partition_count(&bootstrap, topic), Some(3));
     assert_eq!(harness::watermarks(&bootstrap, "empty-topic", 0), (0, 0));
     let described = describe(&bootstrap, ResourceSpecifier::Topic(topic)).await;
@@ -96,16 +107,25 @@ async fn restart_after_sigterm_keeps_records_offsets_topics_and_configs() {
     for (partition, records) in more {
         let previous = written.entry(partition).or_default();
         let next_offset = i64::try_from(previous.len()).expect("fits");
-        assert_eq!(records[0].0, next_offset, "partition {partition} continues its offsets");
+        assert_eq!(
+            records[0].0, next_offset,
+            "partition {partition} continues its offsets"
+        );
         previous.extend(records);
     }
 
     // A second clean cycle over a log that was itself recovered.
     let status = broker.stop();
-    assert!(status.success(), "second graceful stop exited with {status}");
+    assert!(
+        status.success(),
+        "second graceful stop exited with {status}"
+    );
     broker.restart();
     verify_all(&broker.bootstrap(), topic, &specs, &written);
-    assert_eq!(harness::partition_count(&broker.bootstrap(), "deleted"), None);
+    assert_eq!(
+        harness::partition_count(&broker.bootstrap(), "deleted"),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +140,10 @@ async fn restart_of_idle_broker_exits_cleanly_and_serves() {
     let producer = harness::producer(&bootstrap, &[]);
     let delivered = producer
         .send(
-            rdkafka::producer::FutureRecord::to("after-restart").partition(0).payload("x").key("k"),
+            rdkafka::producer::FutureRecord::to("after-restart")
+                .partition(0)
+                .payload("x")
+                .key("k"),
             CLIENT_DEADLINE,
         )
         .await

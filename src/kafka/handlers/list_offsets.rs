@@ -221,6 +221,7 @@ mod tests {
 
     use super::*;
 
+    /// Offsets minus sequences must be constant, or the encoder starts a new batch.
     fn record(offset: i64, timestamp: i64) -> Record {
         Record {
             transactional: false,
@@ -231,7 +232,7 @@ mod tests {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset,
-            sequence: -1,
+            sequence: (offset - 100) as i32,
             timestamp,
             key: None,
             value: Some(Bytes::from_static(b"value")),

@@ -39,6 +39,7 @@
 
 pub(crate) mod api_versions;
 pub(crate) mod fetch;
+pub(crate) mod find_coordinator;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod offset_for_leader_epoch;
@@ -46,6 +47,10 @@ pub(crate) mod produce;
 pub(crate) mod produce_legacy;
 // Admin handlers (written by the admin engineer); `admin` holds what they share.
 mod admin;
+#[cfg(test)]
+mod admin_config_tests;
+#[cfg(test)]
+mod admin_tests;
 pub(crate) mod alter_configs;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;

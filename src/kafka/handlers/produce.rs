@@ -56,7 +56,7 @@ const BATCH_LOG_OVERHEAD: usize = 12;
 /// Appends in request order (before returning) and builds the response future.
 pub(crate) fn handle(ctx: &Context, version: i16, request: messages::ProduceRequest) -> Produced {
     let acks = Acks::from_wire(request.acks);
-    let is_transactional = request.transactional_id.is_some();
+    let has_transactional_id = request.transactional_id.is_some();
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut failed_partitions = 0;
     for topic in request.topic_data {
@@ -74,13 +74,12 @@ pub(crate) fn handle(ctx: &Context, version: i16, request: messages::ProduceRequ
             let slot = match (&name, acks) {
                 (None, _) => Slot::Failed(ResponseError::UnknownTopicId, None),
                 (Some(_), None) => Slot::Failed(ResponseError::InvalidRequiredAcks, None),
-                (Some(_), Some(_)) if is_transactional || has_transactional_batch(&records) => {
-                    Slot::Failed(
-                        ResponseError::InvalidRequest,
-                        Some(StrBytes::from_static_str("transactions are not supported")),
-                    )
+                (Some(name), Some(acks)) => {
+                    match request_level_error(&records, has_transactional_id) {
+                        Some((error, message)) => Slot::Failed(error, message),
+                        None => append(ctx, name, partition.index, records, acks),
+                    }
                 }
-                (Some(name), Some(acks)) => append(ctx, name, partition.index, records, acks),
             };
             if matches!(slot, Slot::Failed(..)) {
                 failed_partitions += 1;
@@ -92,8 +91,11 @@ pub(crate) fn handle(ctx: &Context, version: i16, request: messages::ProduceRequ
     if acks == Some(Acks::None) {
         return Produced::NoResponse { failed_partitions };
     }
+    // timeout_ms bounds the durability wait; 0 or less means "do not time out" here, since a
+    // single node has no replicas to wait for beyond its own fsync.
     let timeout = u64::try_from(request.timeout_ms)
         .ok()
+        .filter(|&ms| ms > 0)
         .map(Duration::from_millis);
     Produced::Respond(Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
@@ -169,28 +171,64 @@ fn partition_response(
     }
 }
 
-/// Whether any batch in `records` has the transactional attribute. Stops quietly at bytes it
-/// cannot frame: the broker's validation reports those.
-fn has_transactional_batch(records: &[u8]) -> bool {
+/// What the request-level checks need to know of a partition's record bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct BatchScan {
+    /// Batches framed by their length fields (at least what could be framed).
+    batch_count: usize,
+    is_transactional: bool,
+}
+
+/// Walks the batch headers of `records`. Stops quietly at bytes it cannot frame: the broker's
+/// validation reports those as corrupt.
+fn scan_batches(records: &[u8]) -> BatchScan {
+    let mut scan = BatchScan::default();
     let mut rest = records;
-    while let Some(attributes) = rest.get(ATTRIBUTES_POSITION..ATTRIBUTES_POSITION + 2) {
-        let attributes = i16::from_be_bytes([attributes[0], attributes[1]]);
-        if attributes & ATTRIBUTE_TRANSACTIONAL != 0 {
-            return true;
+    while let Some(attributes) = read_array::<2>(rest, ATTRIBUTES_POSITION) {
+        scan.batch_count += 1;
+        scan.is_transactional |= i16::from_be_bytes(attributes) & ATTRIBUTE_TRANSACTIONAL != 0;
+        let Some(length) = read_array::<4>(rest, BATCH_LENGTH_POSITION) else {
+            break;
+        };
+        let Ok(length) = usize::try_from(i32::from_be_bytes(length)) else {
+            break;
+        };
+        match rest.get(BATCH_LOG_OVERHEAD.saturating_add(length)..) {
+            Some(next) => rest = next,
+            None => break,
         }
-        let Some(length) = rest.get(BATCH_LENGTH_POSITION..BATCH_LENGTH_POSITION + 4) else {
-            return false;
-        };
-        let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
-        let Ok(length) = usize::try_from(length) else {
-            return false;
-        };
-        let Some(next) = rest.get(BATCH_LOG_OVERHEAD.saturating_add(length)..) else {
-            return false;
-        };
-        rest = next;
     }
-    false
+    scan
+}
+
+fn read_array<const N: usize>(bytes: &[u8], position: usize) -> Option<[u8; N]> {
+    bytes
+        .get(position..position.checked_add(N)?)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+}
+
+/// Kafka's request-level rules for v3+ produce data (ProduceRequest.validateRecords): exactly
+/// one batch per partition, and (until transactions are served) no transactional batches.
+fn request_level_error(
+    records: &[u8],
+    has_transactional_id: bool,
+) -> Option<(ResponseError, Option<StrBytes>)> {
+    let scan = scan_batches(records);
+    if has_transactional_id || scan.is_transactional {
+        return Some((
+            ResponseError::InvalidRequest,
+            Some(StrBytes::from_static_str("transactions are not supported")),
+        ));
+    }
+    if scan.batch_count > 1 {
+        return Some((
+            ResponseError::InvalidRecord,
+            Some(StrBytes::from_static_str(
+                "produce requests must carry exactly one record batch per partition",
+            )),
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -204,18 +242,43 @@ mod tests {
         header
     }
 
+    #[track_caller]
+    fn check(records: &[u8], batch_count: usize, is_transactional: bool) {
+        assert_eq!(
+            scan_batches(records),
+            BatchScan {
+                batch_count,
+                is_transactional
+            }
+        );
+    }
+
     #[test]
-    fn transactional_attribute_is_found_in_any_batch() {
+    fn scan_counts_batches_and_finds_the_transactional_attribute() {
         let plain = batch_header(0, 49);
         let transactional = batch_header(ATTRIBUTE_TRANSACTIONAL, 49);
-        assert!(!has_transactional_batch(&plain));
-        assert!(has_transactional_batch(&transactional));
-        assert!(has_transactional_batch(
-            &[plain.clone(), transactional].concat()
+        check(&plain, 1, false);
+        check(&transactional, 1, true);
+        check(&[plain.clone(), transactional].concat(), 2, true);
+        check(&[plain.clone(), plain.clone()].concat(), 2, false);
+        check(&[], 0, false);
+        check(&plain[..30], 1, false);
+        check(&batch_header(0, -7), 1, false);
+        check(&batch_header(0, i32::MAX), 1, false);
+    }
+
+    #[test]
+    fn request_rules_reject_several_batches_and_transactions() {
+        let plain = batch_header(0, 49);
+        assert_eq!(request_level_error(&plain, false), None);
+        let two = [plain.clone(), plain.clone()].concat();
+        assert!(matches!(
+            request_level_error(&two, false),
+            Some((ResponseError::InvalidRecord, _))
         ));
-        assert!(!has_transactional_batch(&[plain.clone(), plain].concat()));
-        assert!(!has_transactional_batch(&[]));
-        assert!(!has_transactional_batch(&batch_header(0, -7)));
-        assert!(!has_transactional_batch(&batch_header(0, i32::MAX)));
+        assert!(matches!(
+            request_level_error(&plain, true),
+            Some((ResponseError::InvalidRequest, _))
+        ));
     }
 }

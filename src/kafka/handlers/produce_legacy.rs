@@ -162,7 +162,10 @@ pub(crate) fn respond(
 mod tests {
     use super::*;
 
-    fn request_v0(topics: &[(&str, &[(i32, Option<&[u8]>)])]) -> Bytes {
+    /// (topic, [(partition, message set)])
+    type Topics<'a> = &'a [(&'a str, &'a [(i32, Option<&'a [u8]>)])];
+
+    fn request_v0(topics: Topics<'_>) -> Bytes {
         let mut buf = BytesMut::new();
         buf.put_i16(1); // acks
         buf.put_i32(1500); // timeout

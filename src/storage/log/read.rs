@@ -3,16 +3,16 @@
 
 use bytes::Bytes;
 
-use super::Result;
-use super::batch::BatchHeader;
-use super::log::{Log, TimestampHit};
-use super::segment::{MaxTimestamp, Segment};
+use super::{Log, TimestampHit};
+use crate::storage::Result;
+use crate::storage::batch::BatchHeader;
+use crate::storage::segment::{MaxTimestamp, Segment};
 
 impl Log {
-    /// Whole stored batches starting with the one that contains `offset`, none with a base offset
-    /// >= `end_offset` (the high watermark), at most `max_bytes` unless `min_one` lets the first
-    /// batch through whole. Stays within one segment, like Kafka.
-    pub fn read(
+    /// Whole stored batches starting with the one that contains `offset`, none whose base offset
+    /// reaches `end_offset` (the high watermark), at most `max_bytes` unless `min_one` lets the
+    /// first batch through whole. Stays within one segment, like Kafka.
+    pub(crate) fn read(
         &self,
         offset: i64,
         end_offset: i64,
@@ -25,7 +25,7 @@ impl Log {
         if offset >= end_offset || offset == self.log_end_offset() {
             return Ok(Bytes::new());
         }
-        let segments = self.segments();
+        let segments = &self.segments;
         let first_idx = segments
             .partition_point(|segment| segment.base_offset() <= offset)
             .saturating_sub(1);
@@ -42,12 +42,12 @@ impl Log {
 
     /// The first batch below `end_offset` (and not wholly below the log start) whose
     /// max_timestamp is >= `timestamp_ms`.
-    pub fn find_timestamp(
+    pub(crate) fn find_timestamp(
         &self,
         timestamp_ms: i64,
         end_offset: i64,
     ) -> Result<Option<TimestampHit>> {
-        for segment in self.segments() {
+        for segment in &self.segments {
             if segment.base_offset() >= end_offset {
                 break;
             }
@@ -75,9 +75,9 @@ impl Log {
 
     /// The batch holding the largest max_timestamp among batches below `end_offset` (the first
     /// such batch on ties).
-    pub fn max_timestamp(&self, end_offset: i64) -> Result<Option<TimestampHit>> {
+    pub(crate) fn max_timestamp(&self, end_offset: i64) -> Result<Option<TimestampHit>> {
         let mut best: Option<(usize, MaxTimestamp)> = None;
-        for (segment_idx, segment) in self.segments().iter().enumerate() {
+        for (segment_idx, segment) in self.segments.iter().enumerate() {
             if segment.base_offset() >= end_offset {
                 break;
             }
@@ -95,7 +95,7 @@ impl Log {
         let Some((segment_idx, best)) = best else {
             return Ok(None);
         };
-        let Some(segment) = self.segments().get(segment_idx) else {
+        let Some(segment) = self.segments.get(segment_idx) else {
             return Ok(None);
         };
         match segment.find_batch(best.offset)? {

@@ -2,9 +2,7 @@
 //! appends, rolls, flushes, truncates and applies retention. Synchronous and not thread-safe:
 //! the caller serialises access and may fsync outside its lock through a [`SyncHandle`].
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::batch::{self, BatchHeader};
 use super::recovery;
@@ -13,53 +11,29 @@ use super::segment::Segment;
 use super::settings::LogSettings;
 use super::{Error, Result, io_error, sync_dir};
 
+pub(crate) use flush::SyncHandle;
+
+mod flush;
+mod read;
+
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Appended {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    pub max_timestamp: i64,
+pub(crate) struct Appended {
+    pub(crate) base_offset: i64,
+    pub(crate) last_offset: i64,
+    pub(crate) max_timestamp: i64,
 }
 
 /// A stored batch found by timestamp, returned whole for the caller to look inside.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TimestampHit {
-    pub base_offset: i64,
-    pub max_timestamp: i64,
-    pub batch: bytes::Bytes,
-}
-
-/// Lets the caller fsync the active segment outside its lock, then report with
-/// [`Log::mark_flushed`] (or [`Log::mark_flush_failed`] when `sync` fails).
-#[derive(Debug)]
-pub struct SyncHandle {
-    file: Arc<File>,
-    path: PathBuf,
-    end_offset: i64,
-    poisoned: Option<(PathBuf, &'static str)>,
-}
-
-impl SyncHandle {
-    /// Every offset below this is durable once `sync` succeeds.
-    pub fn end_offset(&self) -> i64 {
-        self.end_offset
-    }
-
-    pub fn sync(&self) -> Result<()> {
-        if let Some((dir, operation)) = &self.poisoned {
-            return Err(Error::Poisoned {
-                dir: dir.clone(),
-                operation,
-            });
-        }
-        self.file
-            .sync_data()
-            .map_err(io_error("fsync segment", &self.path))
-    }
+pub(crate) struct TimestampHit {
+    pub(crate) base_offset: i64,
+    pub(crate) max_timestamp: i64,
+    pub(crate) batch: bytes::Bytes,
 }
 
 #[derive(Debug)]
-pub struct Log {
+pub(crate) struct Log {
     dir: PathBuf,
     settings: LogSettings,
     /// Oldest first, never empty; offsets continue from one segment to the next; the last one
@@ -69,11 +43,13 @@ pub struct Log {
     flushed_offset: i64,
     /// The operation whose failure stopped all writes.
     poisoned: Option<&'static str>,
+    /// The latest `now_ms` the caller passed in; ages a segment that becomes active again.
+    latest_now_ms: i64,
 }
 
 impl Log {
     /// Opens (recovering if needed) or creates the log in `dir`.
-    pub fn open(dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
+    pub(crate) fn open(dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
         let settings = settings.clamped();
         let recovered = recovery::recover(dir, &settings, now_ms)?;
         let mut log = Log {
@@ -83,48 +59,49 @@ impl Log {
             log_start_offset: recovered.log_start_offset,
             flushed_offset: 0,
             poisoned: None,
+            latest_now_ms: now_ms,
         };
         log.flushed_offset = log.log_end_offset();
         log.delete_oldest_segments(log.deletable_segment_count(None))?;
         Ok(log)
     }
 
-    pub fn set_settings(&mut self, settings: LogSettings) {
+    pub(crate) fn set_settings(&mut self, settings: LogSettings) {
         self.settings = settings.clamped();
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn log_start_offset(&self) -> i64 {
+    pub(crate) fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
 
     /// The next offset to be assigned.
-    pub fn log_end_offset(&self) -> i64 {
+    pub(crate) fn log_end_offset(&self) -> i64 {
         self.active().next_offset()
     }
 
     /// Every offset below this is fsynced.
-    pub fn flushed_offset(&self) -> i64 {
+    pub(crate) fn flushed_offset(&self) -> i64 {
         self.flushed_offset
     }
 
-    pub fn is_poisoned(&self) -> bool {
+    #[allow(dead_code)] // reason: contract API, for broker health reporting
+    pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
 
-    pub fn size_bytes(&self) -> u64 {
+    pub(crate) fn size_bytes(&self) -> u64 {
         self.segments.iter().map(Segment::size_bytes).sum()
     }
 
-    pub fn segment_count(&self) -> usize {
+    #[allow(dead_code)] // reason: contract API, for log-dir reporting
+    pub(crate) fn segment_count(&self) -> usize {
         self.segments.len()
     }
 
     fn active(&self) -> &Segment {
-        self.segments.last().expect("a log always has an active segment")
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
@@ -154,13 +131,14 @@ impl Log {
 
     /// Appends one already-validated v2 batch, assigning `base_offset = log_end_offset` and
     /// `partition_leader_epoch = leader_epoch` in place. Rolls first if due. No fsync.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         batch: &mut [u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<Appended> {
         self.check_writable()?;
+        self.latest_now_ms = self.latest_now_ms.max(now_ms);
         let header = BatchHeader::parse(batch)?;
         if header.total_len() != batch.len() {
             return Err(Error::BatchLengthMismatch {
@@ -206,8 +184,9 @@ impl Log {
     }
 
     /// Rolls when the active segment is older than `segment_ms_max`, without an append.
-    pub fn roll_if_due(&mut self, now_ms: i64) -> Result<bool> {
+    pub(crate) fn roll_if_due(&mut self, now_ms: i64) -> Result<bool> {
         self.check_writable()?;
+        self.latest_now_ms = self.latest_now_ms.max(now_ms);
         let end = self.log_end_offset();
         // A zero-length batch can never overflow the size; only age and index limits count.
         if !self.active().should_roll(0, end, now_ms, &self.settings) {
@@ -236,52 +215,9 @@ impl Log {
         Ok(())
     }
 
-    /// A handle to fsync the active segment outside the caller's lock; None when all is flushed.
-    pub fn sync_handle(&self) -> Option<SyncHandle> {
-        let end_offset = self.log_end_offset();
-        if self.flushed_offset >= end_offset {
-            return None;
-        }
-        let active = self.active();
-        Some(SyncHandle {
-            file: active.file(),
-            path: active.log_path().to_path_buf(),
-            end_offset,
-            poisoned: self.poisoned.map(|operation| (self.dir.clone(), operation)),
-        })
-    }
-
-    /// Records a successful [`SyncHandle::sync`]. A stale (lower) value is ignored; a roll in
-    /// between is harmless because rolled segments were fsynced when rolled.
-    pub fn mark_flushed(&mut self, handle_end_offset: i64) {
-        if self.poisoned.is_some() {
-            return;
-        }
-        let end_offset = handle_end_offset.min(self.log_end_offset());
-        self.flushed_offset = self.flushed_offset.max(end_offset);
-    }
-
-    /// Records a failed [`SyncHandle::sync`]: the log is poisoned, never retried.
-    pub fn mark_flush_failed(&mut self) {
-        let result: Result<()> = Err(Error::Poisoned {
-            dir: self.dir.clone(),
-            operation: "fsync",
-        });
-        let _poisoned = self.poison_on_error("fsync", result);
-    }
-
-    /// Fsyncs the active segment now.
-    pub fn flush(&mut self) -> Result<()> {
-        self.check_writable()?;
-        let end = self.log_end_offset();
-        let result = self.active().sync();
-        self.poison_on_error("fsync", result)?;
-        self.flushed_offset = end;
-        Ok(())
-    }
-
     /// Removes every batch whose base offset is >= `offset` (raft log truncation).
-    pub fn truncate_suffix(&mut self, offset: i64) -> Result<()> {
+    #[allow(dead_code)] // reason: contract API for raft log truncation, not wired yet
+    pub(crate) fn truncate_suffix(&mut self, offset: i64) -> Result<()> {
         self.check_writable()?;
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -311,14 +247,16 @@ impl Log {
             sync_dir(&self.dir)?;
         }
         let settings = self.settings.clone();
+        let latest_now_ms = self.latest_now_ms;
         let active = self.active_mut();
         if active.is_sealed() {
             active.unseal(&settings)?;
+            active.init_rolling_timestamp(latest_now_ms)?;
         }
         active.truncate_to(offset)
     }
 
-    pub(crate) fn out_of_range(&self, offset: i64) -> Error {
+    fn out_of_range(&self, offset: i64) -> Error {
         Error::OffsetOutOfRange {
             offset,
             log_start_offset: self.log_start_offset,
@@ -328,7 +266,7 @@ impl Log {
 
     /// Moves the log start offset up to `offset` (persisted first) and deletes whole segments
     /// below it. The active segment always stays.
-    pub fn delete_records_before(&mut self, offset: i64) -> Result<()> {
+    pub(crate) fn delete_records_before(&mut self, offset: i64) -> Result<()> {
         self.check_writable()?;
         if offset > self.log_end_offset() {
             return Err(self.out_of_range(offset));
@@ -343,7 +281,7 @@ impl Log {
     }
 
     /// Deletes the oldest segments past retention; returns how many went.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<u64> {
+    pub(crate) fn enforce_retention(&mut self, now_ms: i64) -> Result<u64> {
         let count = self.deletable_segment_count(Some(now_ms));
         self.delete_oldest_segments(count)?;
         Ok(count as u64)
@@ -373,7 +311,12 @@ impl Log {
                     retention_bytes: None,
                     ..self.settings.clone()
                 };
-                retention::deletable_segment_count(&summaries, self.log_start_offset, &start_only, 0)
+                retention::deletable_segment_count(
+                    &summaries,
+                    self.log_start_offset,
+                    &start_only,
+                    0,
+                )
             }
         }
     }
@@ -398,22 +341,22 @@ impl Log {
     }
 
     /// Fsyncs, seals the indexes and marks the directory clean so the next open skips recovery.
-    pub fn close(mut self) -> Result<()> {
+    pub(crate) fn close(mut self) -> Result<()> {
         self.check_writable()?;
         let active = self.active_mut();
         active.sync()?;
-        active.flush_indexes()?;
         active.seal()?;
         recovery::write_clean_marker(&self.dir)
     }
 
     /// Removes the partition directory and everything in it.
-    pub fn delete(self) -> Result<()> {
+    pub(crate) fn delete(self) -> Result<()> {
         let Log { dir, segments, .. } = self;
         drop(segments);
         std::fs::remove_dir_all(&dir).map_err(io_error("delete log directory", &dir))
     }
 
+    #[cfg(test)]
     pub(crate) fn segments(&self) -> &[Segment] {
         &self.segments
     }

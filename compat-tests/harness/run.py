@@ -1,0 +1,218 @@
+"""compat-tests orchestrator (entry point: compat-tests/run).
+
+Starts a broker from the current build (or uses --bootstrap), runs the client x scenario
+matrix (pytest, scenarios/), then the clients' own suites unless --quick, prints the matrix,
+writes compat-tests/RESULTS.md and exits 1 on any FAIL.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import broker as broker_mod  # noqa: E402
+import suites  # noqa: E402
+from apiversions import api_versions  # noqa: E402
+
+CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "aiokafka", "sarama", "kafka-go",
+           "confluent-kafka-go"]
+SCENARIOS = [("s1", "metadata"), ("s2", "create topic"), ("s3", "produce keys/headers/null/codecs"),
+             ("s4", "consume begin/end/offset/time"), ("s5", "order 10k"),
+             ("s6", "max.message.bytes"), ("s7", "group takeover"), ("s8", "commit+resume"),
+             ("s9", "delete topic")]
+PRECEDENCE = ["FAIL", "not yet", "pass", "n/a"]  # a cell shows the first status any part had
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(prog="compat-tests/run", description=__doc__)
+    parser.add_argument("--bootstrap", help="test an already running broker at HOST:PORT")
+    parser.add_argument("--quick", action="store_true",
+                        help="the matrix only: skip librdkafka's and kafka-python's own suites")
+    parser.add_argument("--broker-bin", help="broker binary (default: cargo build --bin tidelog)")
+    parser.add_argument("--jobs", type=int, default=2, help="librdkafka tests run in parallel")
+    parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("-k", dest="select", help="pytest -k expression for the matrix (debugging)")
+    return parser.parse_args()
+
+
+def cache_dir():
+    return os.environ.get("TIDELOG_COMPAT_CACHE", "/var/tmp/tidelog-compat")
+
+
+def run_matrix(bootstrap, run_dir, select=None):
+    results_path = os.path.join(run_dir, "matrix.jsonl")
+    log_path = os.path.join(run_dir, "scenarios.log")
+    env = dict(os.environ, COMPAT_RESULTS=results_path, COMPAT_BOOTSTRAP=bootstrap,
+               COMPAT_GO_BIN=os.path.join(cache_dir(), "go-bin"))
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", "--bootstrap", bootstrap,
+               "test_kcat.py", "test_python_clients.py", "test_go_clients.py"]
+    if select:
+        command += ["-k", select]
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        code = subprocess.run(command, cwd=os.path.join(HERE, "scenarios"), env=env, stdout=log,
+                              stderr=subprocess.STDOUT).returncode
+    rows = []
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle]
+    problem = None if code in (0, 1) else f"pytest exited {code}; see {log_path}"
+    return rows, problem, time.monotonic() - started
+
+
+def fold(rows):
+    """{(client, scenario): (status, [(status, detail)])}; FAIL > not yet > pass > n/a."""
+    cells = {}
+    for row in rows:
+        key = (row["client"], row["scenario"])
+        status, details = cells.get(key, (row["status"], []))
+        status = min(status, row["status"], key=PRECEDENCE.index)
+        if row["status"] != "pass" and row["detail"]:
+            details = details + [(row["status"], f"{row['test'].split('::')[-1]}: {row['detail']}")]
+        cells[key] = (status, details)
+    return cells
+
+
+def matrix_lines(cells, markdown):
+    header = ["client"] + [f"{sid} {name}" if markdown else sid for sid, name in SCENARIOS]
+    rows = [[client] + [cells.get((client, sid), ("-", []))[0] for sid, _ in SCENARIOS]
+            for client in CLIENTS]
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return out + ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header] + rows]
+
+
+def git_describe():
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "Cargo.toml"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return (head or "no commit") + (" + uncommitted changes" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def write_results(path, args, bootstrap_desc, cells, suite_results, counts, seconds, problems):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# Compatibility results", "",
+           f"Generated by `compat-tests/run{' --quick' if args.quick else ''}` on {now}; "
+           f"broker: {bootstrap_desc}; {platform.machine()}, {os.cpu_count()} cores; "
+           f"took {seconds:.0f} s.", "",
+           "Legend: **pass**; **FAIL**; **not yet** = the broker does not serve the APIs the "
+           "scenario needs (never counted as passing); **n/a** = the client itself cannot do it.",
+           "Scenario definitions and client versions: [README.md](README.md); "
+           "incompatibilities: [FINDINGS.md](FINDINGS.md).", "", "## Client x scenario", ""]
+    out += matrix_lines(cells, markdown=True)
+    notes = [(c, s, st, d) for (c, s), (st, d) in sorted(cells.items()) if st != "pass" and d]
+    if notes:
+        out += ["", "Why cells are not `pass`:", ""]
+        for client, sid, status, details in notes:
+            for row_status, detail in dict.fromkeys(details):
+                out.append(f"- {client} {sid} ({row_status}): {detail}")
+    out += ["", "## Client test suites", ""]
+    if args.quick:
+        out.append("Skipped (`--quick`).")
+    for result in suite_results:
+        out += [f"### {result.name}", "",
+                f"{len(result.passed)} passed, {len(result.failed)} failed, "
+                f"{len(result.skipped)} skipped at run time, {result.excluded} excluded by the "
+                f"skip-list, in {result.seconds:.0f} s.", ""]
+        for name, secs, detail in result.failed:
+            out.append(f"- FAIL `{name}` ({secs:.1f} s): {detail}")
+        for name in result.unlisted:
+            out.append(f"- UNLISTED `{name}`: on neither the allow-list nor the skip-list")
+        if result.passed:
+            out.append("- pass: " + ", ".join(f"`{n}` ({s:.1f} s)" for n, s in result.passed))
+        for name, reason in result.skipped:
+            out.append(f"- skipped at run time `{name}`: {reason}")
+        out.append("")
+    if problems:
+        out += ["## Problems", ""] + [f"- {p}" for p in problems] + [""]
+    out += ["", f"Totals: {counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped (not yet / n/a)."]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(out) + "\n")
+
+
+def main():
+    args = parse_args()
+    started = time.monotonic()
+    run_dir = tempfile.mkdtemp(prefix="tidelog-compat-run-")
+    print(f"compat-tests: logs in {run_dir}", flush=True)
+    problems = []
+    broker = None
+    if args.bootstrap:
+        bootstrap, bootstrap_desc = args.bootstrap, f"external `{args.bootstrap}`"
+    else:
+        binary = args.broker_bin or broker_mod.build(REPO)
+        broker = broker_mod.Broker(binary, run_dir)
+        bootstrap = broker.bootstrap
+        bootstrap_desc = f"tidelog {git_describe()} started by the run (default partitions 4)"
+        print(f"compat-tests: broker {binary} listening on {bootstrap}", flush=True)
+    suite_results = []
+    try:
+        served = api_versions(bootstrap)
+        print("compat-tests: broker serves " + ", ".join(sorted(str(k) for k in served)), flush=True)
+        rows, problem, matrix_s = run_matrix(bootstrap, run_dir, args.select)
+        if problem:
+            problems.append(problem)
+        print(f"compat-tests: matrix done in {matrix_s:.0f} s", flush=True)
+        if not args.quick:
+            for runner in (suites.run_librdkafka, suites.run_kafka_python):
+                kwargs = {"jobs": args.jobs} if runner is suites.run_librdkafka else {}
+                result = runner(HERE, cache_dir(), bootstrap, run_dir, **kwargs)
+                suite_results.append(result)
+                print(f"compat-tests: {result.name}: {len(result.passed)} passed, "
+                      f"{len(result.failed)} failed in {result.seconds:.0f} s", flush=True)
+    finally:
+        if broker is not None:
+            alive = broker.alive()
+            code = broker.stop()
+            if not alive:
+                problems.append(f"the broker died during the run (exit {code}); see {broker.log_path}")
+    cells = fold(rows)
+    counts = {"passed": sum(r["status"] == "pass" for r in rows),
+              "failed": sum(r["status"] == "FAIL" for r in rows),
+              "skipped": sum(r["status"] in ("not yet", "n/a") for r in rows)}
+    for result in suite_results:
+        counts["passed"] += len(result.passed)
+        counts["failed"] += len(result.failed) + len(result.unlisted)
+        counts["skipped"] += len(result.skipped)
+    seconds = time.monotonic() - started
+    write_results(args.results, args, bootstrap_desc, cells, suite_results, counts, seconds,
+                  problems)
+    print()
+    print("\n".join(matrix_lines(cells, markdown=False)))
+    print("  " + "  ".join(f"{sid}={name}" for sid, name in SCENARIOS))
+    for (client, sid), (status, details) in sorted(cells.items()):
+        for row_status, detail in dict.fromkeys(details):
+            if row_status == "FAIL":
+                print(f"FAIL {client} {sid}: {detail}")
+    for result in suite_results:
+        print(f"{result.name}: {len(result.passed)} passed, {len(result.failed)} failed, "
+              f"{result.excluded} excluded ({result.seconds:.0f} s)")
+        for name, _, detail in result.failed:
+            print(f"  FAIL {name}: {detail}")
+        for name in result.unlisted:
+            print(f"  UNLISTED {name} (add it to the allow-list or the skip-list with a reason)")
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(f"wrote {os.path.relpath(args.results)}; {seconds:.0f} s; logs in {run_dir}")
+    print(f"compat: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    failed = counts["failed"] or problems or any(not r.ok for r in suite_results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Run the clients' own test suites (librdkafka's, kafka-python's) from their allow-lists.
+
+Allow-list files hold one entry per line (`#` starts a comment); skip-lists hold
+`<entry> <reason>` for every test left out. A suite test on neither list is reported, so a test
+cannot be dropped silently.
+"""
+import concurrent.futures
+import os
+import re
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    passed: list = field(default_factory=list)   # [(test, seconds)]
+    failed: list = field(default_factory=list)   # [(test, seconds, detail)]
+    skipped: list = field(default_factory=list)  # [(test, reason)] skipped at run time
+    excluded: int = 0
+    unlisted: list = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def ok(self):
+        return not self.failed and not self.unlisted
+
+
+def read_list(path):
+    """{entry: rest-of-line} from an allow- or skip-list."""
+    entries = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+            if line:
+                name, _, rest = line.partition(" ")
+                entries[name] = rest.strip()
+    return entries
+
+
+def run_librdkafka(here, cache, bootstrap, run_dir, jobs=2, per_test_timeout_s=300):
+    tests_dir = os.path.join(cache, "librdkafka", "librdkafka-2.0.2", "tests")
+    allow = read_list(os.path.join(here, "librdkafka", "tests.allow"))
+    skip = read_list(os.path.join(here, "librdkafka", "tests.skip"))
+    result = SuiteResult("librdkafka 2.0.2 test suite", excluded=len(skip))
+    present = sorted({name[:4] for name in os.listdir(tests_dir)
+                      if re.match(r"^\d{4}-.*\.(c|cpp)$", name)})
+    result.unlisted = [t for t in present if t not in allow and t not in skip]
+    log_dir = os.path.join(run_dir, "librdkafka")
+    os.makedirs(log_dir, exist_ok=True)
+    conf = os.path.join(log_dir, "test.conf")
+    with open(conf, "w", encoding="utf-8") as handle:
+        handle.write(f"bootstrap.servers={bootstrap}\ntest.topic.random=true\n")
+    env = dict(os.environ, RDKAFKA_TEST_CONF=conf, TEST_KAFKA_VERSION="3.9.0", BROKERS=bootstrap,
+               KAFKA_PATH=os.path.join(here, "librdkafka", "kafka"),
+               COMPAT_PYTHON=os.path.join(cache, "venv", "bin", "python"))
+
+    def one(test):
+        started = time.monotonic()
+        log_path = os.path.join(log_dir, f"{test}.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.run(["timeout", "-k", "10", str(per_test_timeout_s), "./test-runner",
+                                   "-Q", "-E", "-p1"], cwd=tests_dir, stdout=log,
+                                  stderr=subprocess.STDOUT, env=dict(env, TESTS=test))
+        return test, proc.returncode, time.monotonic() - started, log_path
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for test, code, seconds, log_path in pool.map(one, list(allow)):
+            if code == 0:
+                result.passed.append((test, seconds))
+            else:
+                why = "timed out" if code in (124, 137) else f"exit {code}"
+                result.failed.append((test, seconds, f"{why}: {_librdkafka_failure(log_path)}"))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _librdkafka_failure(log_path):
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        lines = [ansi.sub("", line).strip() for line in log]
+    for line in lines:
+        if "Test assertion failed" in line or "TEST FAILED" in line or "FAIL:" in line:
+            return line[:300]
+    return (lines[-1] if lines else "no output")[:300] + f" (log {log_path})"
+
+
+def run_kafka_python(here, cache, bootstrap, run_dir, per_test_timeout_s=120):
+    root = os.path.join(cache, "kafka-python", "kafka_python-3.0.12")
+    # Our two stubs, which the sdist lacks (see kafka-python/stubs/test/service.py).
+    for stub in ("__init__.py", "service.py"):
+        with open(os.path.join(here, "kafka-python", "stubs", "test", stub), "rb") as src, \
+                open(os.path.join(root, "test", stub), "wb") as dst:
+            dst.write(src.read())
+    allow = read_list(os.path.join(here, "kafka-python", "tests.allow"))
+    skip = read_list(os.path.join(here, "kafka-python", "tests.skip"))
+    result = SuiteResult("kafka-python 3.0.12 integration tests", excluded=len(skip))
+    log_dir = os.path.join(run_dir, "kafka-python")
+    kafka_root = os.path.join(log_dir, "kafka-root")  # its fixtures insist on KAFKA_ROOT existing
+    os.makedirs(kafka_root, exist_ok=True)
+    env = dict(os.environ, KAFKA_VERSION="4.0.0", KAFKA_URI=f"tcp://{bootstrap}",
+               KAFKA_ROOT=kafka_root)
+    python = os.path.join(cache, "venv", "bin", "python")
+    base = [python, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
+            f"--timeout={per_test_timeout_s}", "--timeout-method=signal"]
+    collected = subprocess.run(base + ["-q", "--collect-only", "test/integration"], cwd=root,
+                               env=env, capture_output=True, text=True)
+    present = sorted({line.split("[")[0] for line in collected.stdout.splitlines() if "::" in line})
+    result.unlisted = [t for t in present if t not in allow and t not in skip]
+    junit = os.path.join(log_dir, "junit.xml")
+    started = time.monotonic()
+    with open(os.path.join(log_dir, "pytest.log"), "wb") as log:
+        subprocess.run(base + ["-q", "-rfE", f"--junitxml={junit}", *allow], cwd=root, env=env,
+                       stdout=log, stderr=subprocess.STDOUT)
+    result.seconds = time.monotonic() - started
+    if not os.path.exists(junit):
+        result.failed.append(("(pytest)", 0.0, f"no junit report; see {log_dir}/pytest.log"))
+        return result
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('file') or case.get('classname').replace('.', '/') + '.py'}::{case.get('name')}"
+        name = re.sub(r"^test/integration/test/integration/", "test/integration/", name)
+        seconds = float(case.get("time") or 0)
+        failure = case.find("failure") if case.find("failure") is not None else case.find("error")
+        skipped = case.find("skipped")
+        if failure is not None:
+            result.failed.append((name, seconds, (failure.get("message") or "")[:300]))
+        elif skipped is not None:
+            result.skipped.append((name, (skipped.get("message") or "")[:200]))
+        else:
+            result.passed.append((name, seconds))
+    return result

@@ -1,0 +1,1 @@
+"""Ours: the kafka-python sdist ships test/ without this package marker."""

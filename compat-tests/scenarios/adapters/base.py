@@ -1,0 +1,52 @@
+"""What a scenario needs from a client, in the client's own terms.
+
+`Record` is what we send and `Received` what we read back; adapters translate to and from their
+client's types. `start` for readers is "beginning", "end", an int offset or ("timestamp", ms).
+"""
+from dataclasses import dataclass, field
+
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+    headers: tuple = ()  # ((name: str, value: bytes | None), ...)
+    partition: int | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class Delivery:
+    partition: int
+    offset: int
+
+
+@dataclass
+class TooLarge(Exception):
+    """Raised by produce when the broker (not the client) refused a record as too large."""
+    detail: str = ""
+
+
+@dataclass
+class Adapter:
+    name: str
+    bootstrap: str
+    codecs: tuple = CODECS
+    has_admin: bool = True
+    null_header_values: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def close(self):
+        pass

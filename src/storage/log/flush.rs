@@ -1,0 +1,84 @@
+//! Durability bookkeeping of a [`Log`]: fsync now, or hand out a [`SyncHandle`] so the caller
+//! can fsync outside its lock and report back. A failed fsync poisons the log; never retried.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::Log;
+use crate::storage::{Error, Result, io_error};
+
+/// Lets the caller fsync the active segment outside its lock, then report with
+/// [`Log::mark_flushed`] (or [`Log::mark_flush_failed`] when `sync` fails).
+#[derive(Debug)]
+pub(crate) struct SyncHandle {
+    file: Arc<File>,
+    path: PathBuf,
+    end_offset: i64,
+    poisoned: Option<(PathBuf, &'static str)>,
+}
+
+impl SyncHandle {
+    /// Every offset below this is durable once `sync` succeeds.
+    pub(crate) fn end_offset(&self) -> i64 {
+        self.end_offset
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        if let Some((dir, operation)) = &self.poisoned {
+            return Err(Error::Poisoned {
+                dir: dir.clone(),
+                operation,
+            });
+        }
+        self.file
+            .sync_data()
+            .map_err(io_error("fsync segment", &self.path))
+    }
+}
+
+impl Log {
+    /// A handle to fsync the active segment outside the caller's lock; None when all is flushed.
+    pub(crate) fn sync_handle(&self) -> Option<SyncHandle> {
+        let end_offset = self.log_end_offset();
+        if self.flushed_offset >= end_offset {
+            return None;
+        }
+        let active = self.active();
+        Some(SyncHandle {
+            file: active.file(),
+            path: active.log_path().to_path_buf(),
+            end_offset,
+            poisoned: self.poisoned.map(|operation| (self.dir.clone(), operation)),
+        })
+    }
+
+    /// Records a successful [`SyncHandle::sync`]. A stale (lower) value is ignored; a roll in
+    /// between is harmless because rolled segments were fsynced when rolled. A handle taken
+    /// before a `truncate_suffix` must not be reported: its end may cover offsets written since.
+    pub(crate) fn mark_flushed(&mut self, handle_end_offset: i64) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        let end_offset = handle_end_offset.min(self.log_end_offset());
+        self.flushed_offset = self.flushed_offset.max(end_offset);
+    }
+
+    /// Records a failed [`SyncHandle::sync`]: the log is poisoned, never retried.
+    #[allow(dead_code)] // reason: contract API; the broker's flusher must call it on failure
+    pub(crate) fn mark_flush_failed(&mut self) {
+        tracing::error!(dir = %self.dir.display(), "log poisoned by a failed fsync");
+        self.poisoned = Some("fsync");
+    }
+
+    /// Fsyncs the active segment now.
+    #[allow(dead_code)] // reason: contract API, for shutdown and tests
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let end = self.log_end_offset();
+        let result = self.active().sync();
+        self.poison_on_error("fsync", result)?;
+        self.flushed_offset = end;
+        Ok(())
+    }
+}
