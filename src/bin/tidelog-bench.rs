@@ -20,6 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -36,6 +37,8 @@ const BATCH_BYTES: u32 = 1_048_576;
 /// Producer queue bounds: large enough that the throughput runs never block on the client queue.
 const QUEUE_KBYTES_MAX: u32 = 2_097_152;
 const QUEUE_MESSAGES_MAX: u32 = 5_000_000;
+/// How often librdkafka reports its own latency windows (queue time, broker round trip).
+const STATISTICS_INTERVAL_MS: u32 = 1000;
 /// How often the RSS sampler reads /proc/<pid>/status.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// Time allowed for each of: broker start, topic creation, graceful broker stop.
@@ -776,6 +779,7 @@ fn partition_of(sequence: u64, partitions: i32) -> i32 {
 struct ProduceStats {
     elapsed: Duration,
     latency: Latency,
+    client_windows: Vec<ClientWindow>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -796,6 +800,21 @@ struct DeliveryTracker {
     first_error: Mutex<Option<String>>,
     deliveries: Mutex<Vec<Delivery>>,
     last_delivery_ns: AtomicU64,
+    /// Librdkafka's own per-interval latency windows for the leader broker connection.
+    client_windows: Mutex<Vec<ClientWindow>>,
+}
+
+/// One statistics interval of librdkafka's view of the leader connection, in microseconds:
+/// `queue` = produce() call to the batch being ready to send (includes linger),
+/// `rtt` = request written to response read (the broker's share plus both sides' scheduling).
+#[derive(Debug, Clone, Copy)]
+struct ClientWindow {
+    queue_p50_us: i64,
+    queue_p99_us: i64,
+    rtt_p50_us: i64,
+    rtt_p99_us: i64,
+    rtt_max_us: i64,
+    request_count: i64,
 }
 
 /// One successful delivery report.
@@ -815,6 +834,31 @@ impl DeliveryTracker {
 impl ClientContext for DeliveryTracker {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.log.log(level, fac, log_message);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        for broker in statistics.brokers.values() {
+            if broker.nodeid < 0 {
+                continue;
+            }
+            let (Some(queue), Some(rtt)) = (&broker.int_latency, &broker.rtt) else {
+                continue;
+            };
+            if rtt.cnt == 0 {
+                continue;
+            }
+            self.client_windows
+                .lock()
+                .expect("never poisoned")
+                .push(ClientWindow {
+                    queue_p50_us: queue.p50,
+                    queue_p99_us: queue.p99,
+                    rtt_p50_us: rtt.p50,
+                    rtt_p99_us: rtt.p99,
+                    rtt_max_us: rtt.max,
+                    request_count: rtt.cnt,
+                });
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -875,7 +919,8 @@ fn produce(
             QUEUE_MESSAGES_MAX.to_string(),
         )
         .set("compression.type", "none")
-        .set("message.timeout.ms", "120000");
+        .set("message.timeout.ms", "120000")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
     let tracker = DeliveryTracker {
         log: cluster.client_log("producer"),
         origin: Instant::now(),
@@ -886,6 +931,7 @@ fn produce(
             usize::try_from(spec.record_count).unwrap_or(0),
         )),
         last_delivery_ns: AtomicU64::new(0),
+        client_windows: Mutex::new(Vec::new()),
     };
     let producer: ThreadedProducer<DeliveryTracker> =
         ThreadedProducer::from_config_and_context(&config, tracker)
@@ -980,6 +1026,8 @@ fn produce(
     );
     let deliveries = std::mem::take(&mut *tracker.deliveries.lock().expect("never poisoned"));
     drop(producer);
+    let client_windows =
+        std::mem::take(&mut *tracker.client_windows.lock().expect("never poisoned"));
     if let Some(path) = latency_csv {
         append_latency_csv(path, spec.name, started_ns, &deliveries)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -988,6 +1036,7 @@ fn produce(
     Ok(ProduceStats {
         elapsed,
         latency: latency_summary(&mut latencies_us),
+        client_windows,
     })
 }
 
@@ -1029,6 +1078,11 @@ fn warm_up(
         bail!("warm-up record failed: {error}");
     }
     tracker.delivered_count.store(0, Ordering::Relaxed);
+    tracker
+        .client_windows
+        .lock()
+        .expect("never poisoned")
+        .clear();
     tracker.deliveries.lock().expect("never poisoned").clear();
     Ok(())
 }
@@ -1246,6 +1300,37 @@ fn optional(value: Option<f64>, precision: usize) -> String {
     value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.precision$}"))
 }
 
+/// Summarises librdkafka's per-interval windows: medians of the window p50s, the worst p99.
+fn print_client_windows(run: &str, windows: &[ClientWindow]) {
+    if windows.is_empty() {
+        println!(
+            "{run}: no librdkafka statistics window (run shorter than {STATISTICS_INTERVAL_MS} ms)"
+        );
+        return;
+    }
+    let median = |values: &mut Vec<i64>| -> f64 {
+        values.sort_unstable();
+        #[allow(clippy::cast_precision_loss)] // microseconds stay far below 2^52
+        let value = values.get(values.len() / 2).copied().unwrap_or(0) as f64;
+        value / 1000.0
+    };
+    #[allow(clippy::cast_precision_loss)] // microseconds stay far below 2^52
+    let worst =
+        |f: fn(&ClientWindow) -> i64| windows.iter().map(f).max().unwrap_or(0) as f64 / 1000.0;
+    let requests: i64 = windows.iter().map(|w| w.request_count).sum();
+    println!(
+        "{run}: {} windows, {requests} produce requests; queue p50 {:.2} ms, p99 worst {:.2} ms; \
+         rtt p50 {:.2} ms, p99 median {:.2} ms, p99 worst {:.2} ms, max {:.2} ms",
+        windows.len(),
+        median(&mut windows.iter().map(|w| w.queue_p50_us).collect()),
+        worst(|w| w.queue_p99_us),
+        median(&mut windows.iter().map(|w| w.rtt_p50_us).collect()),
+        median(&mut windows.iter().map(|w| w.rtt_p99_us).collect()),
+        worst(|w| w.rtt_p99_us),
+        worst(|w| w.rtt_max_us),
+    );
+}
+
 fn print_report(reports: &[RunReport], final_hwm_kb: Option<u64>) {
     println!();
     println!(
@@ -1300,6 +1385,13 @@ fn print_report(reports: &[RunReport], final_hwm_kb: Option<u64>) {
             latency.p999_ms,
             latency.max_ms
         );
+    }
+    println!(
+        "librdkafka windows ({STATISTICS_INTERVAL_MS} ms each, leader connection): \
+         queue = produce() to batch ready (incl. linger), rtt = request sent to response read"
+    );
+    for report in reports {
+        print_client_windows(report.spec.name, &report.produce.client_windows);
     }
     if let Some(hwm_kb) = final_hwm_kb {
         println!("broker VmHWM (kernel peak RSS) {:.1} MiB", mib(hwm_kb));

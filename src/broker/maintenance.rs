@@ -37,7 +37,9 @@ fn run_once(weak: &Weak<Broker>) -> bool {
     for topic in topics {
         for partition in &topic.partitions {
             let result = partition.with_log(|log| {
-                log.roll_if_due(now)?;
+                if log.roll_if_due(now)? {
+                    partition.request_flush();
+                }
                 log.enforce_retention(now)
             });
             match result {

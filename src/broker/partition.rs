@@ -101,8 +101,15 @@ impl Partition {
     /// One group commit: fsync outside the lock whatever is unflushed now, then publish it.
     /// Returns whether anything was flushed.
     pub(crate) async fn flush_once(self: &Arc<Self>) -> Result<bool> {
-        let Some(handle) = self.lock().as_ref().and_then(storage::Log::sync_handle) else {
-            return Ok(false);
+        let (handle, flushed) = match self.lock().as_ref() {
+            Some(log) => (log.sync_handle(), log.flushed_offset()),
+            None => return Ok(false),
+        };
+        let Some(handle) = handle else {
+            // A segment roll fsyncs without a handle: publish what it made durable.
+            let moved = flushed > self.high_watermark();
+            self.publish_flushed(flushed);
+            return Ok(moved);
         };
         let end_offset = handle.end_offset();
         let synced = tokio::task::spawn_blocking(move || handle.sync())
@@ -110,6 +117,9 @@ impl Partition {
             .map_err(|_| self.flush_failed())
             .and_then(|r| r.map_err(|e| self.storage_error(e)));
         if let Err(err) = synced {
+            if let Some(log) = self.lock().as_mut() {
+                log.mark_flush_failed();
+            }
             self.durability.send_modify(|d| d.failed = true);
             return Err(err);
         }

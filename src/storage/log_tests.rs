@@ -470,3 +470,24 @@ fn truncate_back_into_sealed_segment_still_rolls_by_age() {
     assert_eq!(log.segment_count(), 1);
     assert!(log.roll_if_due(3_000).expect("roll"));
 }
+
+#[test]
+fn sorted_index_pointing_past_the_data_is_rebuilt() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut log = Log::open(dir.path(), small_settings(), 0).expect("open");
+    let mut stored = Vec::new();
+    for timestamp_ms in 0..4 {
+        stored.extend(append(&mut log, 1, timestamp_ms, 10));
+    }
+    log.close().expect("close");
+    let mut entry = 9_000_000_000i64.to_be_bytes().to_vec();
+    entry.extend_from_slice(&500u32.to_be_bytes());
+    std::fs::write(dir.path().join("00000000000000000000.timeindex"), entry).expect("write");
+    let log = Log::open(dir.path(), small_settings(), 0).expect("reopen");
+    let hit = log
+        .max_timestamp(log.log_end_offset())
+        .expect("max")
+        .expect("hit");
+    assert_eq!((hit.base_offset, hit.max_timestamp), (3, 3));
+    assert_eq!(read_all(&log), stored);
+}

@@ -112,7 +112,13 @@ fn load_segment(
         tracing::warn!(path = %segment.log_path().display(), "rebuilding missing or corrupt index");
         segment.rebuild(false, settings)?
     } else {
-        segment.scan_tail()?
+        let end = segment.scan_tail()?;
+        if segment.are_indexes_within_data() {
+            end
+        } else {
+            tracing::warn!(path = %segment.log_path().display(), "rebuilding index past the data");
+            segment.rebuild(false, settings)?
+        }
     };
     if valid_end != size_bytes && !is_full_scan {
         valid_end = segment.rebuild(true, settings)?;

@@ -7,6 +7,21 @@ use crate::storage::settings::LogSettings;
 use crate::storage::{Error, Result, io_error};
 
 impl Segment {
+    /// Whether every index entry names an offset below the scanned end (a sane-looking index
+    /// from disk may still point past the data).
+    pub(crate) fn are_indexes_within_data(&self) -> bool {
+        let span = self.next_offset - self.base_offset;
+        let offset_entry_ok = self
+            .offset_index
+            .last()
+            .is_none_or(|entry| i64::from(entry.relative_offset) < span);
+        let time_entry_ok = self
+            .time_index
+            .last()
+            .is_none_or(|entry| i64::from(entry.relative_offset) < span);
+        offset_entry_ok && time_entry_ok
+    }
+
     /// Scans from the last time-index entry to the end, recomputing `next_offset`, the max
     /// timestamp and the index interval counter. Returns where the last whole sane batch ends.
     pub(crate) fn scan_tail(&mut self) -> Result<u64> {
