@@ -40,9 +40,18 @@ impl Running {
 
 fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
     let advertised = match config.kafka_advertised() {
-        Some(hp) => Endpoint { host: hp.host.clone(), port: hp.port },
-        None if bound.ip().is_unspecified() => Endpoint { host: "localhost".to_owned(), port: bound.port() },
-        None => Endpoint { host: bound.ip().to_string(), port: bound.port() },
+        Some(hp) => Endpoint {
+            host: hp.host.clone(),
+            port: hp.port,
+        },
+        None if bound.ip().is_unspecified() => Endpoint {
+            host: "localhost".to_owned(),
+            port: bound.port(),
+        },
+        None => Endpoint {
+            host: bound.ip().to_string(),
+            port: bound.port(),
+        },
     };
     BrokerSettings {
         node_id: config.node_id(),
@@ -63,21 +72,36 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.kafka_bind())
         .await
         .with_context(|| format!("binding the Kafka listener to {}", config.kafka_bind()))?;
-    let kafka_addr = listener.local_addr().context("reading the bound Kafka address")?;
+    let kafka_addr = listener
+        .local_addr()
+        .context("reading the bound Kafka address")?;
     std::fs::create_dir_all(config.data_dir())
         .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
     let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
-    let settings = Arc::new(KafkaSettings { request_bytes_max: config.socket_request_max_bytes() });
+    let settings = Arc::new(KafkaSettings {
+        request_bytes_max: config.socket_request_max_bytes(),
+    });
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::clone(&broker);
-    let make_context = move |peer| kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer);
+    let make_context =
+        move |peer| kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer);
     let shutdown = async move {
         // An error means the sender is gone, which also means stop.
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let server = tokio::spawn(server::serve(listener, server::ServerSettings::default(), make_context, shutdown));
+    let server = tokio::spawn(server::serve(
+        listener,
+        server::ServerSettings::default(),
+        make_context,
+        shutdown,
+    ));
     tracing::info!(addr = %kafka_addr, advertised = %format!("{}:{}", broker.advertised().host, broker.advertised().port), "listening");
-    Ok(Running { kafka_addr, broker, stop, server })
+    Ok(Running {
+        kafka_addr,
+        broker,
+        stop,
+        server,
+    })
 }
 
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.

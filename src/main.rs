@@ -11,7 +11,8 @@ use tidelog::{app, config, telemetry};
 fn main() -> anyhow::Result<()> {
     let command = Cli::parse().into_command();
     let args = command.config_args();
-    let config = config::load(args.config_path(), &args.overrides()).context("loading the config")?;
+    let config =
+        config::load(args.config_path(), &args.overrides()).context("loading the config")?;
     match command {
         Command::CheckConfig(_) => {
             std::io::stdout()

@@ -17,7 +17,11 @@ fn new_topic_id() -> [u8; 16] {
     for (i, chunk) in id.chunks_mut(8).enumerate() {
         let mut hasher = state.build_hasher();
         hasher.write_usize(i);
-        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         chunk.copy_from_slice(&hasher.finish().to_be_bytes());
     }
     id[6] = (id[6] & 0x0f) | 0x40;
@@ -26,7 +30,7 @@ fn new_topic_id() -> [u8; 16] {
 }
 
 fn check_partition_count(topic: &str, count: i32) -> Result<()> {
-    if count < 1 || count > PARTITIONS_PER_TOPIC_MAX {
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&count) {
         return Err(Error::InvalidPartitions {
             topic: topic.to_owned(),
             count,
@@ -40,11 +44,15 @@ impl Broker {
     /// Creates `name` with broker defaults if auto-creation is enabled.
     pub(crate) fn auto_create_topic(&self, name: &str) -> Result<TopicInfo> {
         if !self.settings.auto_create_topics {
-            return Err(Error::UnknownTopic { topic: name.to_owned() });
+            return Err(Error::UnknownTopic {
+                topic: name.to_owned(),
+            });
         }
         match self.create_topic(name, None, None, &[], false) {
             Err(Error::TopicAlreadyExists { .. }) => {
-                self.topic(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+                self.topic(name).ok_or_else(|| Error::UnknownTopic {
+                    topic: name.to_owned(),
+                })
             }
             other => other,
         }
@@ -62,10 +70,8 @@ impl Broker {
         topic_name::validate(name)?;
         let count = partitions.unwrap_or(self.settings.default_partitions);
         check_partition_count(name, count)?;
-        if let Some(factor) = replication_factor {
-            if factor != 1 {
-                return Err(Error::InvalidReplicationFactor { factor });
-            }
+        if let Some(factor) = replication_factor.filter(|f| *f != 1) {
+            return Err(Error::InvalidReplicationFactor { factor });
         }
         let mut overrides = BTreeMap::new();
         for (key, value) in configs {
@@ -78,7 +84,9 @@ impl Broker {
         TopicSettings::resolve(&self.settings, &overrides)?;
         let mut catalog = self.catalog();
         if self.topics_read().contains_key(name) {
-            return Err(Error::TopicAlreadyExists { topic: name.to_owned() });
+            return Err(Error::TopicAlreadyExists {
+                topic: name.to_owned(),
+            });
         }
         let record = storage::TopicRecord {
             name: name.to_owned(),
@@ -91,11 +99,18 @@ impl Broker {
                 name: record.name.clone(),
                 topic_id: record.topic_id,
                 is_internal: topic_name::is_internal(name),
-                partitions: (0..count).map(|partition| super::PartitionInfo { partition, leader_epoch: super::LEADER_EPOCH }).collect(),
+                partitions: (0..count)
+                    .map(|partition| super::PartitionInfo {
+                        partition,
+                        leader_epoch: super::LEADER_EPOCH,
+                    })
+                    .collect(),
             };
             return Ok(placeholder);
         }
-        catalog.put(record.clone()).map_err(|source| Error::Catalog { source })?;
+        catalog
+            .put(record.clone())
+            .map_err(|source| Error::Catalog { source })?;
         let topic = self.open_topic(&catalog, &record, 0)?;
         let described = info(&topic);
         self.topics_mut().insert(name.to_owned(), topic);
@@ -106,12 +121,20 @@ impl Broker {
     /// Deletes a topic and all its data; returns its id.
     pub(crate) fn delete_topic(&self, name: &str) -> Result<[u8; 16]> {
         let mut catalog = self.catalog();
-        let topic = self.topics_mut().remove(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
-        catalog.remove(name).map_err(|source| Error::Catalog { source })?;
+        let topic = self
+            .topics_mut()
+            .remove(name)
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: name.to_owned(),
+            })?;
+        catalog
+            .remove(name)
+            .map_err(|source| Error::Catalog { source })?;
         drop(catalog);
         for partition in &topic.partitions {
             if let Some(log) = partition.take_log() {
-                log.delete().map_err(|source| partition.storage_error(source))?;
+                log.delete()
+                    .map_err(|source| partition.storage_error(source))?;
             }
         }
         tracing::info!(topic = name, "topic deleted");
@@ -119,9 +142,16 @@ impl Broker {
     }
 
     /// Grows a topic to `total_count` partitions.
-    pub(crate) fn create_partitions(&self, name: &str, total_count: i32, validate_only: bool) -> Result<()> {
+    pub(crate) fn create_partitions(
+        &self,
+        name: &str,
+        total_count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
         let mut catalog = self.catalog();
-        let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
+        let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })?;
         let existing = current.partitions.len() as i32;
         if total_count <= existing {
             return Err(Error::InvalidPartitions {
@@ -140,7 +170,9 @@ impl Broker {
             partition_count: total_count,
             configs: current.overrides.clone(),
         };
-        catalog.put(record.clone()).map_err(|source| Error::Catalog { source })?;
+        catalog
+            .put(record.clone())
+            .map_err(|source| Error::Catalog { source })?;
         let topic = self.open_topic(&catalog, &record, existing)?;
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, partitions = total_count, "partitions added");
@@ -149,14 +181,27 @@ impl Broker {
 
     /// Every topic config of `name` with its value and source.
     pub(crate) fn topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>> {
-        let topic = self.topic_state(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
-        Ok(topic_config::describe_topic(&self.settings, &topic.overrides))
+        let topic = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })?;
+        Ok(topic_config::describe_topic(
+            &self.settings,
+            &topic.overrides,
+        ))
     }
 
     /// Changes a topic's config overrides (all of them unless `incremental`).
-    pub(crate) fn alter_topic_configs(&self, name: &str, ops: &[AlterOp], incremental: bool, validate_only: bool) -> Result<()> {
+    pub(crate) fn alter_topic_configs(
+        &self,
+        name: &str,
+        ops: &[AlterOp],
+        incremental: bool,
+        validate_only: bool,
+    ) -> Result<()> {
         let mut catalog = self.catalog();
-        let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })?;
+        let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })?;
         let overrides = topic_config::alter(&current.overrides, ops, incremental)?;
         TopicSettings::resolve(&self.settings, &overrides)?;
         if validate_only {
@@ -168,7 +213,9 @@ impl Broker {
             partition_count: current.partitions.len() as i32,
             configs: overrides,
         };
-        catalog.put(record.clone()).map_err(|source| Error::Catalog { source })?;
+        catalog
+            .put(record.clone())
+            .map_err(|source| Error::Catalog { source })?;
         let topic = self.open_topic(&catalog, &record, record.partition_count)?;
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, "topic configs altered");
@@ -181,26 +228,108 @@ impl Broker {
         let opt = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
         let defaults = storage::LogSettings::default();
         let entries: [(&str, String, bool, ConfigKind, &'static str); 13] = [
-            ("broker.id", s.node_id.to_string(), false, ConfigKind::Int, "this broker's node id"),
-            ("log.dirs", s.data_dir.display().to_string(), false, ConfigKind::String, "the data directory"),
-            ("num.partitions", s.default_partitions.to_string(), s.default_partitions == 1, ConfigKind::Int, "partitions of auto-created topics"),
-            ("auto.create.topics.enable", s.auto_create_topics.to_string(), s.auto_create_topics, ConfigKind::Boolean, "create unknown topics on metadata requests"),
-            ("default.replication.factor", "1".to_owned(), true, ConfigKind::Int, "replicas of new topics"),
-            ("min.insync.replicas", "1".to_owned(), true, ConfigKind::Int, "replicas that must hold an acks=all write"),
-            ("log.segment.bytes", s.log.segment_bytes_max.to_string(), s.log.segment_bytes_max == defaults.segment_bytes_max, ConfigKind::Int, "size at which a segment is rolled"),
-            ("log.roll.ms", opt(s.log.segment_ms_max), s.log.segment_ms_max == defaults.segment_ms_max, ConfigKind::Long, "age at which a segment is rolled"),
-            ("log.retention.ms", opt(s.log.retention_ms), s.log.retention_ms == defaults.retention_ms, ConfigKind::Long, "age after which segments are deleted"),
-            ("log.retention.bytes", opt(s.log.retention_bytes), s.log.retention_bytes == defaults.retention_bytes, ConfigKind::Long, "partition size kept"),
-            ("log.index.interval.bytes", s.log.index_interval_bytes.to_string(), s.log.index_interval_bytes == defaults.index_interval_bytes, ConfigKind::Int, "bytes between offset index entries"),
-            ("message.max.bytes", s.message_bytes_max.to_string(), s.message_bytes_max == crate::limits::MESSAGE_BYTES_MAX_DEFAULT, ConfigKind::Int, "largest record batch accepted"),
-            ("log.retention.check.interval.ms", s.retention_check_interval.as_millis().to_string(), s.retention_check_interval.as_millis() == 300_000, ConfigKind::Long, "how often retention runs"),
+            (
+                "broker.id",
+                s.node_id.to_string(),
+                false,
+                ConfigKind::Int,
+                "this broker's node id",
+            ),
+            (
+                "log.dirs",
+                s.data_dir.display().to_string(),
+                false,
+                ConfigKind::String,
+                "the data directory",
+            ),
+            (
+                "num.partitions",
+                s.default_partitions.to_string(),
+                s.default_partitions == 1,
+                ConfigKind::Int,
+                "partitions of auto-created topics",
+            ),
+            (
+                "auto.create.topics.enable",
+                s.auto_create_topics.to_string(),
+                s.auto_create_topics,
+                ConfigKind::Boolean,
+                "create unknown topics on metadata requests",
+            ),
+            (
+                "default.replication.factor",
+                "1".to_owned(),
+                true,
+                ConfigKind::Int,
+                "replicas of new topics",
+            ),
+            (
+                "min.insync.replicas",
+                "1".to_owned(),
+                true,
+                ConfigKind::Int,
+                "replicas that must hold an acks=all write",
+            ),
+            (
+                "log.segment.bytes",
+                s.log.segment_bytes_max.to_string(),
+                s.log.segment_bytes_max == defaults.segment_bytes_max,
+                ConfigKind::Int,
+                "size at which a segment is rolled",
+            ),
+            (
+                "log.roll.ms",
+                opt(s.log.segment_ms_max),
+                s.log.segment_ms_max == defaults.segment_ms_max,
+                ConfigKind::Long,
+                "age at which a segment is rolled",
+            ),
+            (
+                "log.retention.ms",
+                opt(s.log.retention_ms),
+                s.log.retention_ms == defaults.retention_ms,
+                ConfigKind::Long,
+                "age after which segments are deleted",
+            ),
+            (
+                "log.retention.bytes",
+                opt(s.log.retention_bytes),
+                s.log.retention_bytes == defaults.retention_bytes,
+                ConfigKind::Long,
+                "partition size kept",
+            ),
+            (
+                "log.index.interval.bytes",
+                s.log.index_interval_bytes.to_string(),
+                s.log.index_interval_bytes == defaults.index_interval_bytes,
+                ConfigKind::Int,
+                "bytes between offset index entries",
+            ),
+            (
+                "message.max.bytes",
+                s.message_bytes_max.to_string(),
+                s.message_bytes_max == crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
+                ConfigKind::Int,
+                "largest record batch accepted",
+            ),
+            (
+                "log.retention.check.interval.ms",
+                s.retention_check_interval.as_millis().to_string(),
+                s.retention_check_interval.as_millis() == 300_000,
+                ConfigKind::Long,
+                "how often retention runs",
+            ),
         ];
         entries
             .into_iter()
             .map(|(name, value, is_default, kind, doc)| ConfigEntry {
                 name: name.to_owned(),
                 value: Some(value),
-                source: if is_default { ConfigSource::Default } else { ConfigSource::StaticBroker },
+                source: if is_default {
+                    ConfigSource::Default
+                } else {
+                    ConfigSource::StaticBroker
+                },
                 read_only: true,
                 sensitive: false,
                 doc,

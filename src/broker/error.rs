@@ -15,7 +15,11 @@ pub(crate) enum Error {
     #[error("invalid topic name {topic:?}: {reason}")]
     InvalidTopicName { topic: String, reason: &'static str },
     #[error("invalid partition count {count} for topic {topic}: {reason}")]
-    InvalidPartitions { topic: String, count: i32, reason: String },
+    InvalidPartitions {
+        topic: String,
+        count: i32,
+        reason: String,
+    },
     #[error("invalid replication factor {factor}: this broker is a single node")]
     InvalidReplicationFactor { factor: i16 },
     #[error("invalid config {key}: {reason}")]
@@ -25,7 +29,10 @@ pub(crate) enum Error {
     #[error("record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}")]
     MessageTooLarge { batch_bytes: usize, max_bytes: u32 },
     #[error("record batch of {batch_bytes} bytes exceeds segment.bytes {segment_bytes_max}")]
-    RecordListTooLarge { batch_bytes: usize, segment_bytes_max: u64 },
+    RecordListTooLarge {
+        batch_bytes: usize,
+        segment_bytes_max: u64,
+    },
     #[error("invalid record batch: {reason}")]
     InvalidRecord { reason: String },
     #[error("unsupported compression codec {codec}")]
@@ -35,7 +42,11 @@ pub(crate) enum Error {
     #[error("acks=all needs {min_insync_replicas} in-sync replicas, this partition has 1")]
     NotEnoughReplicas { min_insync_replicas: i32 },
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     #[error("storage failure on {topic}-{partition}")]
     Storage {
         topic: String,
@@ -50,8 +61,6 @@ pub(crate) enum Error {
         #[source]
         source: storage::Error,
     },
-    #[error("invalid request: {reason}")]
-    InvalidRequest { reason: String },
 }
 
 /// The broker layer's result type.

@@ -44,8 +44,12 @@ fn run_once(weak: &Weak<Broker>) -> bool {
             });
             match result {
                 Ok(0) => {}
-                Ok(deleted) => tracing::info!(topic = %topic.name, partition = partition.index, deleted, "retention deleted segments"),
-                Err(err) => tracing::warn!(topic = %topic.name, partition = partition.index, error = %err, "maintenance failed"),
+                Ok(deleted) => {
+                    tracing::info!(topic = %topic.name, partition = partition.index, deleted, "retention deleted segments")
+                }
+                Err(err) => {
+                    tracing::warn!(topic = %topic.name, partition = partition.index, error = %err, "maintenance failed")
+                }
             }
         }
     }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 pub(crate) use error::{Error, Result};
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
-pub(crate) use read::{FetchedPartition, ListedOffset, LogDirInfo, OffsetSpec, PartitionDirInfo};
+pub(crate) use read::{FetchedPartition, ListedOffset, OffsetSpec, PartitionDirInfo};
 pub(crate) use settings::{BrokerSettings, Endpoint};
 pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
 
@@ -70,14 +70,17 @@ pub(crate) struct Broker {
 
 /// Milliseconds since the Unix epoch, by the wall clock.
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Broker {
     /// Opens every topic of the catalog in `settings.data_dir`, recovering logs as needed, and
     /// starts the flushers and the maintenance task on the current tokio runtime.
     pub(crate) fn open(settings: BrokerSettings) -> Result<Arc<Broker>> {
-        let catalog = storage::Catalog::open(&settings.data_dir).map_err(|source| Error::Catalog { source })?;
+        let catalog = storage::Catalog::open(&settings.data_dir)
+            .map_err(|source| Error::Catalog { source })?;
         let broker = Arc::new(Broker {
             settings,
             topics: RwLock::new(BTreeMap::new()),
@@ -111,27 +114,37 @@ impl Broker {
 
     /// Builds the in-memory topic for a catalog record, opening partitions from `first_new` on.
     /// The caller holds the catalog lock, which serializes every topic change.
-    fn open_topic(&self, catalog: &storage::Catalog, record: &storage::TopicRecord, first_new: i32) -> Result<Arc<Topic>> {
+    fn open_topic(
+        &self,
+        catalog: &storage::Catalog,
+        record: &storage::TopicRecord,
+        first_new: i32,
+    ) -> Result<Arc<Topic>> {
         let settings = TopicSettings::resolve(&self.settings, &record.configs)?;
         let mut partitions = Vec::new();
-        let existing = self.topics_read().get(&record.name).map(|t| t.partitions.clone()).unwrap_or_default();
+        let existing = self
+            .topics_read()
+            .get(&record.name)
+            .map(|t| t.partitions.clone())
+            .unwrap_or_default();
         for index in 0..record.partition_count {
-            if index < first_new {
-                if let Some(partition) = existing.get(index as usize) {
-                    partition.with_log(|log| {
-                        log.set_settings(settings.log.clone());
-                        Ok(())
-                    })?;
-                    partitions.push(Arc::clone(partition));
-                    continue;
-                }
+            if let Some(partition) = existing.get(index as usize).filter(|_| index < first_new) {
+                partition.with_log(|log| {
+                    log.set_settings(settings.log.clone());
+                    Ok(())
+                })?;
+                partitions.push(Arc::clone(partition));
+                continue;
             }
             let dir = catalog.partition_dir(&record.name, index);
-            let log = storage::Log::open(&dir, settings.log.clone(), now_ms()).map_err(|source| Error::Storage {
-                topic: record.name.clone(),
-                partition: index,
-                source,
-            })?;
+            let log =
+                storage::Log::open(&dir, settings.log.clone(), now_ms()).map_err(|source| {
+                    Error::Storage {
+                        topic: record.name.clone(),
+                        partition: index,
+                        source,
+                    }
+                })?;
             let partition = Partition::new(&record.name, index, log);
             self.spawn_flusher(&partition);
             partitions.push(partition);
@@ -147,7 +160,8 @@ impl Broker {
 
     fn spawn_flusher(&self, partition: &Arc<Partition>) {
         let changes = self.high_watermark_changes.clone();
-        let on_flush = move || changes.send_modify(|generation| *generation = generation.wrapping_add(1));
+        let on_flush =
+            move || changes.send_modify(|generation| *generation = generation.wrapping_add(1));
         tokio::spawn(Arc::clone(partition).run_flusher(self.shutdown.subscribe(), on_flush));
     }
 
@@ -163,10 +177,6 @@ impl Broker {
         &self.settings.advertised
     }
 
-    pub(crate) fn settings(&self) -> &BrokerSettings {
-        &self.settings
-    }
-
     /// Bumps whenever any partition's high watermark moves; long-polling fetches wait on it.
     pub(crate) fn high_watermark_changes(&self) -> watch::Receiver<u64> {
         self.high_watermark_changes.subscribe()
@@ -177,9 +187,16 @@ impl Broker {
     }
 
     fn partition(&self, topic: &str, partition: i32) -> Result<(Arc<Topic>, Arc<Partition>)> {
-        let unknown = || Error::UnknownTopicOrPartition { topic: topic.to_owned(), partition };
+        let unknown = || Error::UnknownTopicOrPartition {
+            topic: topic.to_owned(),
+            partition,
+        };
         let state = self.topic_state(topic).ok_or_else(unknown)?;
-        let found = usize::try_from(partition).ok().and_then(|i| state.partitions.get(i)).cloned().ok_or_else(unknown)?;
+        let found = usize::try_from(partition)
+            .ok()
+            .and_then(|i| state.partitions.get(i))
+            .cloned()
+            .ok_or_else(unknown)?;
         Ok((state, found))
     }
 
@@ -193,7 +210,10 @@ impl Broker {
     }
 
     pub(crate) fn topic_by_id(&self, topic_id: [u8; 16]) -> Option<TopicInfo> {
-        self.topics_read().values().find(|t| t.topic_id == topic_id).map(|t| info(t))
+        self.topics_read()
+            .values()
+            .find(|t| t.topic_id == topic_id)
+            .map(|t| info(t))
     }
 
     /// Stops the flushers and maintenance, flushes and closes every log. Appends racing with
@@ -229,7 +249,10 @@ fn info(topic: &Topic) -> TopicInfo {
         partitions: topic
             .partitions
             .iter()
-            .map(|p| PartitionInfo { partition: p.index, leader_epoch: LEADER_EPOCH })
+            .map(|p| PartitionInfo {
+                partition: p.index,
+                leader_epoch: LEADER_EPOCH,
+            })
             .collect(),
     }
 }

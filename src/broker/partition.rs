@@ -36,7 +36,10 @@ impl Partition {
             topic: topic.to_owned(),
             index,
             high_watermark: AtomicI64::new(flushed),
-            durability: watch::Sender::new(Durability { flushed_offset: flushed, failed: false }),
+            durability: watch::Sender::new(Durability {
+                flushed_offset: flushed,
+                failed: false,
+            }),
             log: Mutex::new(Some(log)),
             flush_wanted: Notify::new(),
         })
@@ -45,7 +48,9 @@ impl Partition {
     /// Locks the log. A poisoned mutex means a thread panicked mid-operation: the log's own
     /// invariants are checked by storage on every call, so the guard is still usable.
     fn lock(&self) -> MutexGuard<'_, Option<storage::Log>> {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `f` on the open log; a closed or deleted partition is unknown to the caller.
@@ -54,10 +59,12 @@ impl Partition {
         f: impl FnOnce(&mut storage::Log) -> std::result::Result<T, storage::Error>,
     ) -> Result<T> {
         let mut guard = self.lock();
-        let log = guard.as_mut().ok_or_else(|| Error::UnknownTopicOrPartition {
-            topic: self.topic.clone(),
-            partition: self.index,
-        })?;
+        let log = guard
+            .as_mut()
+            .ok_or_else(|| Error::UnknownTopicOrPartition {
+                topic: self.topic.clone(),
+                partition: self.index,
+            })?;
         f(log).map_err(|source| self.storage_error(source))
     }
 
@@ -71,20 +78,23 @@ impl Partition {
     }
 
     pub(crate) fn storage_error(&self, source: storage::Error) -> Error {
-        Error::Storage { topic: self.topic.clone(), partition: self.index, source }
+        Error::Storage {
+            topic: self.topic.clone(),
+            partition: self.index,
+            source,
+        }
     }
 
     fn flush_failed(&self) -> Error {
-        Error::FlushFailed { topic: self.topic.clone(), partition: self.index }
+        Error::FlushFailed {
+            topic: self.topic.clone(),
+            partition: self.index,
+        }
     }
 
     /// Asks the flusher to make everything appended so far durable.
     pub(crate) fn request_flush(&self) {
         self.flush_wanted.notify_one();
-    }
-
-    pub(crate) fn durability(&self) -> watch::Receiver<Durability> {
-        self.durability.subscribe()
     }
 
     /// Waits until every offset below `end_offset` is durable.
@@ -95,7 +105,11 @@ impl Partition {
             .await
             .map(|d| *d)
             .map_err(|_| self.flush_failed())?;
-        if state.flushed_offset >= end_offset { Ok(()) } else { Err(self.flush_failed()) }
+        if state.flushed_offset >= end_offset {
+            Ok(())
+        } else {
+            Err(self.flush_failed())
+        }
     }
 
     /// One group commit: fsync outside the lock whatever is unflushed now, then publish it.
@@ -134,7 +148,8 @@ impl Partition {
     pub(crate) fn publish_flushed(&self, end_offset: i64) {
         let previous = self.high_watermark.fetch_max(end_offset, Ordering::AcqRel);
         if end_offset > previous {
-            self.durability.send_modify(|d| d.flushed_offset = d.flushed_offset.max(end_offset));
+            self.durability
+                .send_modify(|d| d.flushed_offset = d.flushed_offset.max(end_offset));
         }
     }
 

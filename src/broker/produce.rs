@@ -64,13 +64,25 @@ impl PendingProduce {
 impl Broker {
     /// Validates and appends every batch of `records` to the partition, synchronously and in
     /// call order. Nothing is appended if any batch is invalid.
-    pub(crate) fn append(&self, topic: &str, partition: i32, records: Bytes, acks: Acks) -> Result<PendingProduce> {
+    pub(crate) fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<PendingProduce> {
         let (state, target) = self.partition(topic, partition)?;
         let settings = &state.settings;
         if acks == Acks::All && settings.min_insync_replicas > 1 {
-            return Err(Error::NotEnoughReplicas { min_insync_replicas: settings.min_insync_replicas });
+            return Err(Error::NotEnoughReplicas {
+                min_insync_replicas: settings.min_insync_replicas,
+            });
         }
-        let ranges = validate::batches(&records, settings.message_bytes_max, settings.log.segment_bytes_max)?;
+        let ranges = validate::batches(
+            &records,
+            settings.message_bytes_max,
+            settings.log.segment_bytes_max,
+        )?;
         let now = now_ms();
         let log_append_time_ms = match settings.timestamp_policy {
             TimestampPolicy::LogAppendTime => now,
@@ -80,7 +92,9 @@ impl Broker {
         let (base_offset, end_offset, log_start_offset) = target.with_log(|log| {
             let mut base_offset = None;
             for range in ranges {
-                let batch = buffer.get_mut(range).expect("validated ranges lie inside the request bytes");
+                let batch = buffer
+                    .get_mut(range)
+                    .expect("validated ranges lie inside the request bytes");
                 if log_append_time_ms >= 0 {
                     storage::stamp_log_append_time(batch, log_append_time_ms);
                 }
@@ -98,7 +112,11 @@ impl Broker {
         };
         Ok(PendingProduce {
             partition: target,
-            outcome: ProduceOutcome { base_offset, log_append_time_ms, log_start_offset },
+            outcome: ProduceOutcome {
+                base_offset,
+                log_append_time_ms,
+                log_start_offset,
+            },
             end_offset,
             wait_for_durable,
         })

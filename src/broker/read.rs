@@ -52,46 +52,82 @@ pub(crate) struct LogDirInfo {
 
 impl Broker {
     /// Whole stored batches from the one containing `offset`, below the high watermark.
-    pub(crate) fn fetch(&self, topic: &str, partition: i32, offset: i64, max_bytes: usize, min_one: bool) -> Result<FetchedPartition> {
+    pub(crate) fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<FetchedPartition> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
-        target.with_log(|log| {
-            let log_start_offset = log.log_start_offset();
-            if offset < log_start_offset || offset > log.log_end_offset() {
-                return Err(crate::storage::Error::OffsetOutOfRange {
-                    offset,
+        target
+            .with_log(|log| {
+                let log_start_offset = log.log_start_offset();
+                if offset < log_start_offset || offset > log.log_end_offset() {
+                    return Err(crate::storage::Error::OffsetOutOfRange {
+                        offset,
+                        log_start_offset,
+                        log_end_offset: log.log_end_offset(),
+                    });
+                }
+                let records = if offset >= high_watermark {
+                    Bytes::new()
+                } else {
+                    log.read(offset, high_watermark, max_bytes, min_one)?
+                };
+                Ok(FetchedPartition {
+                    records,
+                    high_watermark,
+                    last_stable_offset: high_watermark,
                     log_start_offset,
-                    log_end_offset: log.log_end_offset(),
-                });
-            }
-            let records =
-                if offset >= high_watermark { Bytes::new() } else { log.read(offset, high_watermark, max_bytes, min_one)? };
-            Ok(FetchedPartition { records, high_watermark, last_stable_offset: high_watermark, log_start_offset })
-        })
-        .map_err(out_of_range)
+                })
+            })
+            .map_err(out_of_range)
     }
 
     /// Resolves a ListOffsets query against the visible part of the log.
-    pub(crate) fn list_offset(&self, topic: &str, partition: i32, spec: OffsetSpec) -> Result<ListedOffset> {
+    pub(crate) fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
         target.with_log(|log| {
             Ok(match spec {
-                OffsetSpec::Earliest => ListedOffset::Exact { offset: log.log_start_offset(), timestamp: -1 },
-                OffsetSpec::Latest => ListedOffset::Exact { offset: high_watermark, timestamp: -1 },
+                OffsetSpec::Earliest => ListedOffset::Exact {
+                    offset: log.log_start_offset(),
+                    timestamp: -1,
+                },
+                OffsetSpec::Latest => ListedOffset::Exact {
+                    offset: high_watermark,
+                    timestamp: -1,
+                },
                 OffsetSpec::MaxTimestamp => log
                     .max_timestamp(high_watermark)?
-                    .map_or(ListedOffset::NotFound, |hit| ListedOffset::InBatch { batch: hit.batch }),
+                    .map_or(ListedOffset::NotFound, |hit| ListedOffset::InBatch {
+                        batch: hit.batch,
+                    }),
                 OffsetSpec::Timestamp(ts) => log
                     .find_timestamp(ts, high_watermark)?
-                    .map_or(ListedOffset::NotFound, |hit| ListedOffset::InBatch { batch: hit.batch }),
+                    .map_or(ListedOffset::NotFound, |hit| ListedOffset::InBatch {
+                        batch: hit.batch,
+                    }),
             })
         })
     }
 
     /// The end offset of `leader_epoch`: the largest epoch <= it and where that epoch ends.
     /// Until replication there is one epoch, so older or newer epochs are undefined (-1, -1).
-    pub(crate) fn leader_epoch_end_offset(&self, topic: &str, partition: i32, leader_epoch: i32) -> Result<(i32, i64)> {
+    pub(crate) fn leader_epoch_end_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Result<(i32, i64)> {
         let (_, target) = self.partition(topic, partition)?;
         if leader_epoch != LEADER_EPOCH {
             return Ok((-1, -1));
@@ -101,10 +137,19 @@ impl Broker {
 
     /// Deletes records below `before_offset` (-1 = the high watermark); returns the new log
     /// start offset.
-    pub(crate) fn delete_records(&self, topic: &str, partition: i32, before_offset: i64) -> Result<i64> {
+    pub(crate) fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_offset: i64,
+    ) -> Result<i64> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
-        let before = if before_offset == -1 { high_watermark } else { before_offset };
+        let before = if before_offset == -1 {
+            high_watermark
+        } else {
+            before_offset
+        };
         target
             .with_log(|log| {
                 if before < 0 || before > high_watermark {
@@ -128,21 +173,39 @@ impl Broker {
         for topic in self.topics_read().values() {
             for partition in &topic.partitions {
                 if let Ok(size_bytes) = partition.with_log(|log| Ok(log.size_bytes())) {
-                    partitions.push(PartitionDirInfo { topic: topic.name.clone(), partition: partition.index, size_bytes });
+                    partitions.push(PartitionDirInfo {
+                        topic: topic.name.clone(),
+                        partition: partition.index,
+                        size_bytes,
+                    });
                 }
             }
         }
-        let path = std::path::absolute(&self.settings.data_dir).unwrap_or_else(|_| self.settings.data_dir.clone());
-        LogDirInfo { path: path.display().to_string(), partitions }
+        let path = std::path::absolute(&self.settings.data_dir)
+            .unwrap_or_else(|_| self.settings.data_dir.clone());
+        LogDirInfo {
+            path: path.display().to_string(),
+            partitions,
+        }
     }
 }
 
 /// Lifts a storage out-of-range error to the broker's own variant.
 fn out_of_range(err: Error) -> Error {
     match err {
-        Error::Storage { source: crate::storage::Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset }, .. } => {
-            Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset }
-        }
+        Error::Storage {
+            source:
+                crate::storage::Error::OffsetOutOfRange {
+                    offset,
+                    log_start_offset,
+                    log_end_offset,
+                },
+            ..
+        } => Error::OffsetOutOfRange {
+            offset,
+            log_start_offset,
+            log_end_offset,
+        },
         other => other,
     }
 }

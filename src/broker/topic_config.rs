@@ -69,32 +69,84 @@ struct KeySpec {
 }
 
 const KEYS: &[KeySpec] = &[
-    KeySpec { name: "cleanup.policy", kind: ConfigKind::List, doc: "delete: old segments are removed by retention" },
-    KeySpec { name: "compression.type", kind: ConfigKind::String, doc: "producer: batches are stored as the producer compressed them" },
-    KeySpec { name: "index.interval.bytes", kind: ConfigKind::Int, doc: "bytes between two offset index entries" },
-    KeySpec { name: "max.message.bytes", kind: ConfigKind::Int, doc: "largest record batch accepted" },
-    KeySpec { name: "message.timestamp.type", kind: ConfigKind::String, doc: "CreateTime or LogAppendTime" },
-    KeySpec { name: "min.insync.replicas", kind: ConfigKind::Int, doc: "replicas that must hold an acks=all write" },
-    KeySpec { name: "retention.bytes", kind: ConfigKind::Long, doc: "partition size kept before old segments are deleted, -1 for no limit" },
-    KeySpec { name: "retention.ms", kind: ConfigKind::Long, doc: "age after which segments are deleted, -1 for no limit" },
-    KeySpec { name: "segment.bytes", kind: ConfigKind::Int, doc: "size at which a segment is rolled" },
-    KeySpec { name: "segment.index.bytes", kind: ConfigKind::Int, doc: "preallocated size of each index file" },
-    KeySpec { name: "segment.ms", kind: ConfigKind::Long, doc: "age at which a segment is rolled" },
+    KeySpec {
+        name: "cleanup.policy",
+        kind: ConfigKind::List,
+        doc: "delete: old segments are removed by retention",
+    },
+    KeySpec {
+        name: "compression.type",
+        kind: ConfigKind::String,
+        doc: "producer: batches are stored as the producer compressed them",
+    },
+    KeySpec {
+        name: "index.interval.bytes",
+        kind: ConfigKind::Int,
+        doc: "bytes between two offset index entries",
+    },
+    KeySpec {
+        name: "max.message.bytes",
+        kind: ConfigKind::Int,
+        doc: "largest record batch accepted",
+    },
+    KeySpec {
+        name: "message.timestamp.type",
+        kind: ConfigKind::String,
+        doc: "CreateTime or LogAppendTime",
+    },
+    KeySpec {
+        name: "min.insync.replicas",
+        kind: ConfigKind::Int,
+        doc: "replicas that must hold an acks=all write",
+    },
+    KeySpec {
+        name: "retention.bytes",
+        kind: ConfigKind::Long,
+        doc: "partition size kept before old segments are deleted, -1 for no limit",
+    },
+    KeySpec {
+        name: "retention.ms",
+        kind: ConfigKind::Long,
+        doc: "age after which segments are deleted, -1 for no limit",
+    },
+    KeySpec {
+        name: "segment.bytes",
+        kind: ConfigKind::Int,
+        doc: "size at which a segment is rolled",
+    },
+    KeySpec {
+        name: "segment.index.bytes",
+        kind: ConfigKind::Int,
+        doc: "preallocated size of each index file",
+    },
+    KeySpec {
+        name: "segment.ms",
+        kind: ConfigKind::Long,
+        doc: "age at which a segment is rolled",
+    },
 ];
 
 fn spec(key: &str) -> Result<&'static KeySpec> {
-    KEYS.iter().find(|k| k.name == key).ok_or_else(|| Error::InvalidConfig {
-        key: key.to_owned(),
-        reason: "unknown or unsupported topic config".to_owned(),
-    })
+    KEYS.iter()
+        .find(|k| k.name == key)
+        .ok_or_else(|| Error::InvalidConfig {
+            key: key.to_owned(),
+            reason: "unknown or unsupported topic config".to_owned(),
+        })
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig { key: key.to_owned(), reason: reason.into() }
+    Error::InvalidConfig {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 fn parse_i64(key: &str, value: &str, min: i64, max: i64) -> Result<i64> {
-    let parsed: i64 = value.trim().parse().map_err(|_| invalid(key, format!("{value:?} is not a number")))?;
+    let parsed: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, format!("{value:?} is not a number")))?;
     if parsed < min || parsed > max {
         return Err(invalid(key, format!("{parsed} is outside [{min}, {max}]")));
     }
@@ -117,7 +169,10 @@ impl TopicSettings {
     }
 
     /// Broker defaults with `overrides` applied; fails on the first invalid override.
-    pub(crate) fn resolve(broker: &BrokerSettings, overrides: &BTreeMap<String, String>) -> Result<TopicSettings> {
+    pub(crate) fn resolve(
+        broker: &BrokerSettings,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<TopicSettings> {
         let mut settings = TopicSettings::from_broker(broker);
         for (key, value) in overrides {
             settings.apply(key, value)?;
@@ -130,16 +185,23 @@ impl TopicSettings {
         match key {
             "cleanup.policy" => {
                 if value.split(',').map(str::trim).any(|p| p != "delete") {
-                    return Err(invalid(key, "only \"delete\" is supported; compaction is not built yet"));
+                    return Err(invalid(
+                        key,
+                        "only \"delete\" is supported; compaction is not built yet",
+                    ));
                 }
             }
             "compression.type" => {
                 if value != "producer" {
-                    return Err(invalid(key, "only \"producer\" is supported: batches are stored as sent"));
+                    return Err(invalid(
+                        key,
+                        "only \"producer\" is supported: batches are stored as sent",
+                    ));
                 }
             }
             "index.interval.bytes" => {
-                self.log.index_interval_bytes = parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
+                self.log.index_interval_bytes =
+                    parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
             }
             "max.message.bytes" => {
                 self.message_bytes_max = parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
@@ -155,7 +217,8 @@ impl TopicSettings {
                 self.min_insync_replicas = parse_i64(key, value, 1, i64::from(i32::MAX))? as i32
             }
             "retention.bytes" => {
-                self.log.retention_bytes = non_negative_or_none(parse_i64(key, value, -1, i64::MAX)?)
+                self.log.retention_bytes =
+                    non_negative_or_none(parse_i64(key, value, -1, i64::MAX)?)
             }
             "retention.ms" => {
                 self.log.retention_ms = non_negative_or_none(parse_i64(key, value, -1, i64::MAX)?)
@@ -200,7 +263,10 @@ fn broker_default(broker: &BrokerSettings, key: &str) -> String {
 }
 
 /// Every topic config with its effective value and source.
-pub(crate) fn describe_topic(broker: &BrokerSettings, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+pub(crate) fn describe_topic(
+    broker: &BrokerSettings,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     KEYS.iter()
         .map(|spec| {
             let (value, source) = match overrides.get(spec.name) {
@@ -222,8 +288,16 @@ pub(crate) fn describe_topic(broker: &BrokerSettings, overrides: &BTreeMap<Strin
 
 /// Applies alter operations to a topic's overrides. Non-incremental alters replace the whole set.
 /// Values are validated afterwards by [`TopicSettings::resolve`].
-pub(crate) fn alter(current: &BTreeMap<String, String>, ops: &[AlterOp], incremental: bool) -> Result<BTreeMap<String, String>> {
-    let mut next = if incremental { current.clone() } else { BTreeMap::new() };
+pub(crate) fn alter(
+    current: &BTreeMap<String, String>,
+    ops: &[AlterOp],
+    incremental: bool,
+) -> Result<BTreeMap<String, String>> {
+    let mut next = if incremental {
+        current.clone()
+    } else {
+        BTreeMap::new()
+    };
     for op in ops {
         match op {
             AlterOp::Set(key, value) => {
@@ -236,11 +310,20 @@ pub(crate) fn alter(current: &BTreeMap<String, String>, ops: &[AlterOp], increme
             }
             AlterOp::Append(key, value) | AlterOp::Subtract(key, value) => {
                 if spec(key)?.kind != ConfigKind::List {
-                    return Err(invalid(key, "APPEND and SUBTRACT apply only to list configs"));
+                    return Err(invalid(
+                        key,
+                        "APPEND and SUBTRACT apply only to list configs",
+                    ));
                 }
-                let existing = next.get(key).cloned().unwrap_or_else(|| "delete".to_owned());
-                let mut items: Vec<String> =
-                    existing.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                let existing = next
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| "delete".to_owned());
+                let mut items: Vec<String> = existing
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 if matches!(op, AlterOp::Append(..)) {
                     if !items.iter().any(|i| i == value) {
                         items.push(value.clone());

@@ -11,13 +11,19 @@ pub(crate) fn validate(name: &str) -> Result<()> {
         Some("cannot be \".\" or \"..\"")
     } else if name.len() > TOPIC_NAME_LEN_MAX {
         Some("is longer than 249 characters")
-    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         Some("contains characters other than ASCII alphanumerics, '.', '_' and '-'")
     } else {
         None
     };
     match reason {
-        Some(reason) => Err(Error::InvalidTopicName { topic: name.to_owned(), reason }),
+        Some(reason) => Err(Error::InvalidTopicName {
+            topic: name.to_owned(),
+            reason,
+        }),
         None => Ok(()),
     }
 }

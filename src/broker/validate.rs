@@ -10,26 +10,43 @@ use crate::storage::{self, BATCH_HEADER_LEN, BatchHeader, Compression};
 /// Splits `records` into whole v2 batches and checks each: header, CRC, size (against
 /// `max.message.bytes` and the segment size), record count and, for uncompressed batches, the
 /// framing of every record.
-pub(crate) fn batches(records: &[u8], message_bytes_max: u32, segment_bytes_max: u64) -> Result<Vec<Range<usize>>> {
+pub(crate) fn batches(
+    records: &[u8],
+    message_bytes_max: u32,
+    segment_bytes_max: u64,
+) -> Result<Vec<Range<usize>>> {
     let mut ranges = Vec::new();
     let mut position = 0;
     if records.is_empty() {
-        return Err(Error::InvalidRecord { reason: "produce request carries no record batch".to_owned() });
+        return Err(Error::InvalidRecord {
+            reason: "produce request carries no record batch".to_owned(),
+        });
     }
     while position < records.len() {
         let rest = records.get(position..).unwrap_or_default();
         let corrupt = |reason: String| Error::CorruptMessage { position, reason };
         if rest.len() < BATCH_HEADER_LEN {
-            return Err(corrupt(format!("{} trailing bytes are shorter than a batch header", rest.len())));
+            return Err(corrupt(format!(
+                "{} trailing bytes are shorter than a batch header",
+                rest.len()
+            )));
         }
         let header = BatchHeader::parse(rest).map_err(|e| corrupt(e.to_string()))?;
         let total = header.total_len();
-        let batch = rest.get(..total).ok_or_else(|| corrupt(format!("batch of {total} bytes is truncated")))?;
+        let batch = rest
+            .get(..total)
+            .ok_or_else(|| corrupt(format!("batch of {total} bytes is truncated")))?;
         if total > message_bytes_max as usize {
-            return Err(Error::MessageTooLarge { batch_bytes: total, max_bytes: message_bytes_max });
+            return Err(Error::MessageTooLarge {
+                batch_bytes: total,
+                max_bytes: message_bytes_max,
+            });
         }
         if total as u64 > segment_bytes_max {
-            return Err(Error::RecordListTooLarge { batch_bytes: total, segment_bytes_max });
+            return Err(Error::RecordListTooLarge {
+                batch_bytes: total,
+                segment_bytes_max,
+            });
         }
         storage::verify_crc(batch).map_err(|e| corrupt(e.to_string()))?;
         check_header(&header)?;
@@ -47,7 +64,9 @@ fn check_header(header: &BatchHeader) -> Result<()> {
         return Err(Error::UnsupportedCompression { codec });
     }
     if header.record_count <= 0 {
-        return Err(Error::InvalidRecord { reason: format!("record count {} is not positive", header.record_count) });
+        return Err(Error::InvalidRecord {
+            reason: format!("record count {} is not positive", header.record_count),
+        });
     }
     if i64::from(header.last_offset_delta) != i64::from(header.record_count) - 1 {
         return Err(Error::InvalidRecord {
@@ -58,10 +77,14 @@ fn check_header(header: &BatchHeader) -> Result<()> {
         });
     }
     if header.is_control() {
-        return Err(Error::InvalidRecord { reason: "clients may not produce control batches".to_owned() });
+        return Err(Error::InvalidRecord {
+            reason: "clients may not produce control batches".to_owned(),
+        });
     }
     if header.producer_id >= 0 {
-        return Err(Error::UnknownProducerId { producer_id: header.producer_id });
+        return Err(Error::UnknownProducerId {
+            producer_id: header.producer_id,
+        });
     }
     Ok(())
 }
@@ -82,7 +105,10 @@ fn check_records(batch: &[u8], record_count: i32) -> Result<()> {
     }
     if !body.is_empty() {
         return Err(Error::InvalidRecord {
-            reason: format!("{} bytes follow the last of {record_count} records", body.len()),
+            reason: format!(
+                "{} bytes follow the last of {record_count} records",
+                body.len()
+            ),
         });
     }
     Ok(())
@@ -116,11 +142,17 @@ mod tests {
 
     #[test]
     fn empty_records_are_invalid() {
-        assert!(matches!(batches(&[], 1000, 1000), Err(Error::InvalidRecord { .. })));
+        assert!(matches!(
+            batches(&[], 1000, 1000),
+            Err(Error::InvalidRecord { .. })
+        ));
     }
 
     #[test]
     fn short_bytes_are_corrupt() {
-        assert!(matches!(batches(&[0; 20], 1000, 1000), Err(Error::CorruptMessage { .. })));
+        assert!(matches!(
+            batches(&[0; 20], 1000, 1000),
+            Err(Error::CorruptMessage { .. })
+        ));
     }
 }

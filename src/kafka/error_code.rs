@@ -32,7 +32,6 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::Storage { .. } => ResponseError::KafkaStorageError,
         E::FlushFailed { .. } => ResponseError::KafkaStorageError,
         E::Catalog { .. } => ResponseError::KafkaStorageError,
-        E::InvalidRequest { .. } => ResponseError::InvalidRequest,
     }
 }
 
