@@ -1,0 +1,144 @@
+//! Layer rules and tidy checks over the source tree: who may import whom (STYLE.md), a `//!` doc
+//! at the top of every file, `unsafe` only in `storage/mmap.rs`, no `unwrap()` outside tests.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).expect("source dir is readable") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn is_test_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.ends_with("_tests.rs")
+        || name == "tests.rs"
+        || name == "proptests.rs"
+        || name == "test_batches.rs"
+}
+
+/// The code of a file before its `#[cfg(test)]` module, which by convention comes last.
+fn non_test_code(text: &str) -> &str {
+    text.find("#[cfg(test)]\nmod tests")
+        .map_or(text, |at| &text[..at])
+}
+
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    for file in rust_files(&src()) {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(
+            text.starts_with("//!"),
+            "{} must start with a `//!` doc line",
+            file.display()
+        );
+    }
+}
+
+/// (layer folder, crate paths it must not name)
+const FORBIDDEN: &[(&str, &[&str])] = &[
+    (
+        "storage",
+        &[
+            "tokio",
+            "kafka_protocol",
+            "crate::broker",
+            "crate::kafka",
+            "crate::server",
+            "crate::config",
+            "openraft",
+        ],
+    ),
+    (
+        "broker",
+        &[
+            "kafka_protocol",
+            "crate::kafka",
+            "crate::server",
+            "crate::config",
+            "tokio::net",
+            "openraft",
+        ],
+    ),
+    (
+        "kafka",
+        &[
+            "crate::storage",
+            "crate::server",
+            "crate::config",
+            "std::fs",
+            "openraft",
+        ],
+    ),
+    ("server", &["crate::storage", "crate::config"]),
+    (
+        "config",
+        &["crate::broker", "crate::kafka", "crate::server"],
+    ),
+];
+
+#[test]
+fn layers_import_only_what_style_allows() {
+    for (layer, forbidden) in FORBIDDEN {
+        for file in rust_files(&src().join(layer)) {
+            let text = fs::read_to_string(&file).unwrap();
+            for line in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("use ") || l.contains("::"))
+            {
+                for path in *forbidden {
+                    let named = line.contains(&format!("{path}::"))
+                        || line.contains(&format!("use {path};"));
+                    assert!(
+                        !named,
+                        "{} (layer {layer}) must not use {path}: {line}",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unsafe_code_lives_only_in_storage_mmap() {
+    for file in rust_files(&src()) {
+        if file.ends_with("storage/mmap.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("unsafe "),
+            "{} contains unsafe code",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn no_unwrap_outside_tests() {
+    for file in rust_files(&src()).into_iter().filter(|f| !is_test_file(f)) {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(
+            !non_test_code(&text).contains(".unwrap()"),
+            "{} calls unwrap() outside tests",
+            file.display()
+        );
+    }
+}
