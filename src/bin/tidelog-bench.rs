@@ -164,6 +164,14 @@ fn run(args: &Args) -> Result<()> {
         args.linger_ms, args.partitions
     );
 
+    // Other work on the machine shares the cores with the broker and the client.
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!(
+        "machine: {} cores, load average {}",
+        thread::available_parallelism().map_or(0, usize::from),
+        load.join(" ")
+    );
     let sampler = broker_pid.map(ProcSampler::start);
     let cluster = Cluster {
         bootstrap,
