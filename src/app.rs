@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, BrokerSettings, Endpoint};
+use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings};
 use crate::config::Config;
 use crate::kafka::{self, KafkaSettings};
 use crate::server;
@@ -64,6 +64,19 @@ fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
         message_bytes_max: config.message_max_bytes(),
         acks_one_waits_for_fsync: config.acks_one_waits_for_fsync(),
         retention_check_interval: config.retention_check_interval(),
+        groups: group_settings(config),
+    }
+}
+
+fn group_settings(config: &Config) -> GroupSettings {
+    let groups = config.group_settings();
+    GroupSettings {
+        offsets_topic_partitions: groups.offsets_topic_partitions,
+        offsets_retention_ms: groups.offsets_retention_ms,
+        session_timeout_ms_min: groups.session_timeout_ms_min,
+        session_timeout_ms_max: groups.session_timeout_ms_max,
+        initial_rebalance_delay_ms: groups.initial_rebalance_delay_ms,
+        ..GroupSettings::default()
     }
 }
 

@@ -25,6 +25,12 @@ pub const INDEX_FILE_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
 /// Most partitions one topic may have on this broker.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Most distinct keys one compaction pass maps (about 32 bytes each); a pass whose dirty
+/// segments hold more cleans the segments mapped so far and continues on the next pass.
+pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;
+/// Largest protocol metadata one group member may send in JoinGroup (the sum over its
+/// protocols); the persisted group record must still fit in one batch of the offsets topic.
+pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
 /// Longest fetch long-poll wait honoured.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
 

@@ -183,7 +183,7 @@ class _GroupMember:
         self.out_path = os.path.join(log_dir, f"{name}.out")
         self.err_path = os.path.join(log_dir, f"{name}.err")
         self.proc = subprocess.Popen(
-            ["kcat", "-b", bootstrap, "-G", group, "-o", "beginning", "-f", "%p %o %s\n", "-u",
+            ["kcat", "-b", bootstrap, "-G", group, "-X", "auto.offset.reset=earliest", "-f", "%p %o %s\n", "-u",
              "-X", "auto.commit.interval.ms=200", *extra, topic],
             stdout=open(self.out_path, "wb"), stderr=open(self.err_path, "wb"))
 
@@ -238,10 +238,12 @@ def test_s8_commit_resume(bootstrap, helper, tmp_path):
     topic = make_topic(helper, bootstrap, "s8")
     group = f"{topic}-group"
     kcat(bootstrap, "-P", "-t", topic, "-p", "0", stdin=b"".join(b"v%d\n" % i for i in range(100)))
-    first = kcat(bootstrap, "-G", group, "-o", "beginning", "-c", "50", "-f", "%o %s\n", topic)
+    # No -o with -G: kcat would apply it to every assigned partition, overriding the committed offset.
+    earliest = ("-X", "auto.offset.reset=earliest")
+    first = kcat(bootstrap, "-G", group, *earliest, "-c", "50", "-f", "%o %s\n", topic)
     offsets = [int(line.split()[0]) for line in first.stdout.decode().splitlines()]
     assert len(offsets) == 50, f"first run consumed {len(offsets)} records"
-    second = kcat(bootstrap, "-G", group, "-o", "beginning", "-c", "10", "-f", "%o %s\n", topic)
+    second = kcat(bootstrap, "-G", group, *earliest, "-c", "10", "-f", "%o %s\n", topic)
     resumed = [int(line.split()[0]) for line in second.stdout.decode().splitlines()]
     assert resumed[0] == offsets[-1] + 1, f"restart resumed at {resumed[0]}, want {offsets[-1] + 1}"
 

@@ -686,9 +686,12 @@ impl Cluster {
         config
             .set("bootstrap.servers", &self.bootstrap)
             .set("client.id", "tidelog-bench");
+        // rdkafka sets the level from the `log` crate, which has no logger here: set it directly.
         match &self.client_debug {
-            Some(contexts) => config.set("debug", contexts),
-            None => config.set("log_level", "4"),
+            Some(contexts) => config
+                .set("debug", contexts)
+                .set_log_level(RDKafkaLogLevel::Debug),
+            None => config.set_log_level(RDKafkaLogLevel::Warning),
         };
         config
     }
@@ -1170,7 +1173,12 @@ fn consume(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "error");
+        .set("auto.offset.reset", "error")
+        // librdkafka 2.0 (before fetch.queue.backoff.ms) stops fetching for ~0.5-1 s once a
+        // partition's local queue passes these thresholds; set them high so the client never
+        // idles while the broker has data (the fix its maintainers suggest).
+        .set("queued.min.messages", "10000000")
+        .set("queued.max.messages.kbytes", "2097151");
     let consumer: BaseConsumer<ClientLog> =
         BaseConsumer::from_config_and_context(&config, cluster.client_log("consumer"))
             .context("creating the consumer")?;

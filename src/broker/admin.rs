@@ -120,6 +120,11 @@ impl Broker {
 
     /// Deletes a topic and all its data; returns its id.
     pub(crate) fn delete_topic(&self, name: &str) -> Result<[u8; 16]> {
+        if topic_name::is_internal(name) && self.topic_state(name).is_some() {
+            return Err(Error::InternalTopic {
+                topic: name.to_owned(),
+            });
+        }
         let mut catalog = self.catalog();
         let topic = self
             .topics_mut()
@@ -320,8 +325,48 @@ impl Broker {
                 "how often retention runs",
             ),
         ];
+        let g = &s.groups;
+        let d = super::GroupSettings::default();
+        let groups: [(&str, String, bool, ConfigKind, &'static str); 5] = [
+            (
+                "offsets.topic.num.partitions",
+                g.offsets_topic_partitions.to_string(),
+                g.offsets_topic_partitions == d.offsets_topic_partitions,
+                ConfigKind::Int,
+                "partitions of the internal offsets topic",
+            ),
+            (
+                "offsets.retention.minutes",
+                (g.offsets_retention_ms / 60_000).to_string(),
+                g.offsets_retention_ms == d.offsets_retention_ms,
+                ConfigKind::Int,
+                "how long offsets of an empty group are kept",
+            ),
+            (
+                "group.min.session.timeout.ms",
+                g.session_timeout_ms_min.to_string(),
+                g.session_timeout_ms_min == d.session_timeout_ms_min,
+                ConfigKind::Int,
+                "smallest session timeout a member may ask for",
+            ),
+            (
+                "group.max.session.timeout.ms",
+                g.session_timeout_ms_max.to_string(),
+                g.session_timeout_ms_max == d.session_timeout_ms_max,
+                ConfigKind::Int,
+                "largest session timeout a member may ask for",
+            ),
+            (
+                "group.initial.rebalance.delay.ms",
+                g.initial_rebalance_delay_ms.to_string(),
+                g.initial_rebalance_delay_ms == d.initial_rebalance_delay_ms,
+                ConfigKind::Int,
+                "how long the first rebalance of an empty group waits for more members",
+            ),
+        ];
         entries
             .into_iter()
+            .chain(groups)
             .map(|(name, value, is_default, kind, doc)| ConfigEntry {
                 name: name.to_owned(),
                 value: Some(value),

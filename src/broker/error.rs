@@ -56,6 +56,44 @@ pub(crate) enum Error {
     },
     #[error("{topic}-{partition} could not be made durable: its log stopped accepting writes")]
     FlushFailed { topic: String, partition: i32 },
+    #[error("topic {topic} is internal: clients cannot write to it")]
+    InternalTopic { topic: String },
+    #[error("invalid group id {group:?}")]
+    InvalidGroupId { group: String },
+    #[error("member {member_id} is not a member of group {group}")]
+    UnknownMemberId { group: String, member_id: String },
+    #[error("generation {generation} of group {group} is not the current one ({current})")]
+    IllegalGeneration {
+        group: String,
+        generation: i32,
+        current: i32,
+    },
+    #[error("group {group} is rebalancing")]
+    RebalanceInProgress { group: String },
+    #[error("group.instance.id {instance_id} of group {group} belongs to another member")]
+    FencedInstanceId { group: String, instance_id: String },
+    #[error("session timeout {session_timeout_ms} ms is outside the broker's allowed range")]
+    InvalidSessionTimeout { session_timeout_ms: i32 },
+    #[error("protocol type or protocols are incompatible with group {group}")]
+    InconsistentGroupProtocol { group: String },
+    #[error("group {group} requires a member id; rejoin with {member_id}")]
+    MemberIdRequired { group: String, member_id: String },
+    #[error("member metadata of {bytes} bytes for group {group} exceeds {bytes_max} bytes")]
+    MemberMetadataTooLarge {
+        group: String,
+        bytes: usize,
+        bytes_max: usize,
+    },
+    #[error("group {group} has reached group.max.size")]
+    GroupMaxSizeReached { group: String },
+    #[error("group {group} does not exist")]
+    GroupIdNotFound { group: String },
+    #[error("group {group} still has members")]
+    NonEmptyGroup { group: String },
+    #[error("offset metadata of group {group} exceeds {bytes_max} bytes")]
+    OffsetMetadataTooLarge { group: String, bytes_max: usize },
+    #[error("the coordinator of group {group} stopped waiting for this request")]
+    CoordinatorNotAvailable { group: String },
     #[error("topic catalog update failed")]
     Catalog {
         #[source]

@@ -1,8 +1,10 @@
-//! Background maintenance: rolls segments by age and enforces retention on every partition,
-//! at the configured interval, until shutdown.
+//! Background maintenance: rolls segments by age, enforces retention and compacts compacted
+//! topics on every partition, at the configured interval, until shutdown. Compaction's long
+//! part runs on the blocking pool without the partition lock.
 
 use std::sync::{Arc, Weak};
 
+use super::partition::Partition;
 use super::{Broker, now_ms};
 
 /// Starts the maintenance task; it holds only a weak reference so it never keeps a broker alive.
@@ -20,22 +22,28 @@ pub(super) fn spawn(broker: &Arc<Broker>) {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 _ = ticker.tick() => {}
             }
-            if !run_once(&weak) {
+            let Some(partitions) = run_once(&weak) else {
                 return;
+            };
+            for partition in partitions {
+                compact(partition).await;
             }
         }
     });
 }
 
-/// One pass over every partition; false once the broker is gone.
-fn run_once(weak: &Weak<Broker>) -> bool {
-    let Some(broker) = weak.upgrade() else {
-        return false;
-    };
+/// One roll and retention pass over every partition; returns the partitions of compacted
+/// topics, or None once the broker is gone.
+fn run_once(weak: &Weak<Broker>) -> Option<Vec<Arc<Partition>>> {
+    let broker = weak.upgrade()?;
+    let mut compacted = Vec::new();
     let now = now_ms();
     let topics: Vec<_> = broker.topics_read().values().cloned().collect();
     for topic in topics {
         for partition in &topic.partitions {
+            if topic.settings.log.compaction.is_some() {
+                compacted.push(Arc::clone(partition));
+            }
             let result = partition.with_log(|log| {
                 if log.roll_if_due(now)? {
                     partition.request_flush();
@@ -53,5 +61,41 @@ fn run_once(weak: &Weak<Broker>) -> bool {
             }
         }
     }
-    true
+    Some(compacted)
+}
+
+/// One compaction pass of one partition: plan under the lock, build on the blocking pool
+/// without it, install under it again.
+async fn compact(partition: Arc<Partition>) {
+    let now = now_ms();
+    let plan = match partition.with_log(|log| log.plan_compaction(now)) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %err, "compaction planning failed");
+            return;
+        }
+    };
+    let built = match tokio::task::spawn_blocking(move || plan.build()).await {
+        Ok(Ok(cleaned)) => cleaned,
+        Ok(Err(err)) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %err, "compaction failed");
+            return;
+        }
+        Err(err) => {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %err, "compaction task panicked");
+            return;
+        }
+    };
+    match partition.with_log(|log| log.install_compaction(built)) {
+        Ok(outcome) if outcome.is_installed => {
+            tracing::info!(topic = %partition.topic, partition = partition.index, segments = outcome.segments_replaced, records_removed = outcome.records_removed, "compacted");
+        }
+        Ok(_) => {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, "log changed during compaction; discarded the pass");
+        }
+        Err(err) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %err, "installing compaction failed");
+        }
+    }
 }

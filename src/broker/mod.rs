@@ -3,6 +3,7 @@
 
 mod admin;
 mod error;
+mod group;
 mod maintenance;
 mod partition;
 mod produce;
@@ -19,6 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 pub(crate) use error::{Error, Result};
+pub(crate) use group::{
+    CommitPartition, CommittedOffset, GroupSettings, GroupState, JoinRequest, Protocol,
+};
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
 pub(crate) use read::{FetchedPartition, ListedOffset, OffsetSpec, PartitionDirInfo};
 pub(crate) use settings::{BrokerSettings, Endpoint};
@@ -66,6 +70,7 @@ pub(crate) struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     high_watermark_changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
+    groups: group::Coordinator,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
@@ -87,6 +92,7 @@ impl Broker {
             catalog: Mutex::new(catalog),
             high_watermark_changes: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
+            groups: group::Coordinator::default(),
         });
         {
             let catalog = broker.catalog();
@@ -95,6 +101,7 @@ impl Broker {
                 broker.topics_mut().insert(record.name.clone(), topic);
             }
         }
+        broker.open_groups()?;
         maintenance::spawn(&broker);
         tracing::info!(topics = broker.topics_read().len(), data_dir = %broker.settings.data_dir.display(), "broker opened");
         Ok(broker)
@@ -200,9 +207,14 @@ impl Broker {
         Ok((state, found))
     }
 
-    /// Every topic, sorted by name.
+    /// Every user topic, sorted by name; internal topics (the offsets topic) are found only
+    /// by name, so listings (Metadata for all topics) do not show them.
     pub(crate) fn topics(&self) -> Vec<TopicInfo> {
-        self.topics_read().values().map(|t| info(t)).collect()
+        self.topics_read()
+            .values()
+            .filter(|t| !topic_name::is_internal(&t.name))
+            .map(|t| info(t))
+            .collect()
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {

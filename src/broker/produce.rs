@@ -63,8 +63,24 @@ impl PendingProduce {
 
 impl Broker {
     /// Validates and appends every batch of `records` to the partition, synchronously and in
-    /// call order. Nothing is appended if any batch is invalid.
+    /// call order. Nothing is appended if any batch is invalid. Internal topics are refused.
     pub(crate) fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<PendingProduce> {
+        if super::topic_name::is_internal(topic) {
+            return Err(Error::InternalTopic {
+                topic: topic.to_owned(),
+            });
+        }
+        self.append_internal(topic, partition, records, acks)
+    }
+
+    /// `append` without the internal-topic check: the group coordinator's write path.
+    pub(crate) fn append_internal(
         &self,
         topic: &str,
         partition: i32,
@@ -83,6 +99,9 @@ impl Broker {
             settings.message_bytes_max,
             settings.log.segment_bytes_max,
         )?;
+        if settings.log.compaction.is_some() {
+            validate::keys_present(&records, &ranges, settings.log.segment_bytes_max)?;
+        }
         let now = now_ms();
         let log_append_time_ms = match settings.timestamp_policy {
             TimestampPolicy::LogAppendTime => now,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::group::GroupSettings;
 use crate::storage::LogSettings;
 
 /// Host and port clients are told to connect to.
@@ -31,4 +32,6 @@ pub(crate) struct BrokerSettings {
     pub(crate) acks_one_waits_for_fsync: bool,
     /// How often segment age rolls and retention are checked.
     pub(crate) retention_check_interval: Duration,
+    /// The group coordinator's settings (`group.*`, `offsets.*`).
+    pub(crate) groups: GroupSettings,
 }

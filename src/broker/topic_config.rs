@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::error::{Error, Result};
 use super::settings::BrokerSettings;
-use crate::storage::LogSettings;
+use crate::storage::{CompactionSettings, LogSettings};
 
 /// Where a described config value comes from (Kafka's DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,7 @@ pub(crate) enum ConfigKind {
     String,
     Int,
     Long,
+    Double,
     List,
 }
 
@@ -60,6 +61,10 @@ pub(crate) struct TopicSettings {
     pub(crate) message_bytes_max: u32,
     pub(crate) timestamp_policy: TimestampPolicy,
     pub(crate) min_insync_replicas: i32,
+    /// `cleanup.policy` contains `compact` (the log gets `compaction` once resolved).
+    is_compacted: bool,
+    /// Compaction parameters, kept even for delete-only topics until the policy changes.
+    compaction: CompactionSettings,
 }
 
 struct KeySpec {
@@ -72,12 +77,17 @@ const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "cleanup.policy",
         kind: ConfigKind::List,
-        doc: "delete: old segments are removed by retention",
+        doc: "delete (retention removes old segments), compact (keep the latest record per key) or both",
     },
     KeySpec {
         name: "compression.type",
         kind: ConfigKind::String,
         doc: "producer: batches are stored as the producer compressed them",
+    },
+    KeySpec {
+        name: "delete.retention.ms",
+        kind: ConfigKind::Long,
+        doc: "how long tombstones stay readable once compacted",
     },
     KeySpec {
         name: "index.interval.bytes",
@@ -90,9 +100,24 @@ const KEYS: &[KeySpec] = &[
         doc: "largest record batch accepted",
     },
     KeySpec {
+        name: "max.compaction.lag.ms",
+        kind: ConfigKind::Long,
+        doc: "longest a record stays uncompacted; also caps segment.ms of compacted topics",
+    },
+    KeySpec {
         name: "message.timestamp.type",
         kind: ConfigKind::String,
         doc: "CreateTime or LogAppendTime",
+    },
+    KeySpec {
+        name: "min.cleanable.dirty.ratio",
+        kind: ConfigKind::Double,
+        doc: "share of uncompacted bytes that triggers compaction",
+    },
+    KeySpec {
+        name: "min.compaction.lag.ms",
+        kind: ConfigKind::Long,
+        doc: "shortest time a record stays uncompacted",
     },
     KeySpec {
         name: "min.insync.replicas",
@@ -165,6 +190,8 @@ impl TopicSettings {
             message_bytes_max: broker.message_bytes_max,
             timestamp_policy: TimestampPolicy::CreateTime,
             min_insync_replicas: 1,
+            is_compacted: false,
+            compaction: CompactionSettings::default(),
         }
     }
 
@@ -177,19 +204,52 @@ impl TopicSettings {
         for (key, value) in overrides {
             settings.apply(key, value)?;
         }
+        settings.finish();
         Ok(settings)
+    }
+
+    /// Hands the compaction settings to the log once every override is applied.
+    fn finish(&mut self) {
+        if self.is_compacted {
+            // Kafka rolls a compacted topic's segment by max.compaction.lag.ms too.
+            if let Some(max_lag_ms) = self.compaction.max_compaction_lag_ms {
+                let segment_ms_max = self.log.segment_ms_max.unwrap_or(u64::MAX);
+                self.log.segment_ms_max = Some(segment_ms_max.min(max_lag_ms));
+            }
+            self.log.compaction = Some(self.compaction.clone());
+        }
     }
 
     fn apply(&mut self, key: &str, value: &str) -> Result<()> {
         spec(key)?;
         match key {
             "cleanup.policy" => {
-                if value.split(',').map(str::trim).any(|p| p != "delete") {
-                    return Err(invalid(
-                        key,
-                        "only \"delete\" is supported; compaction is not built yet",
-                    ));
+                let policies: Vec<&str> = value.split(',').map(str::trim).collect();
+                if policies.iter().any(|p| *p != "delete" && *p != "compact") {
+                    return Err(invalid(key, "must be delete, compact or compact,delete"));
                 }
+                self.is_compacted = policies.contains(&"compact");
+                self.compaction.is_retention_enabled = policies.contains(&"delete");
+            }
+            "delete.retention.ms" => {
+                self.compaction.delete_retention_ms = parse_i64(key, value, 0, i64::MAX)? as u64
+            }
+            "max.compaction.lag.ms" => {
+                let max_lag_ms = parse_i64(key, value, 1, i64::MAX)?;
+                self.compaction.max_compaction_lag_ms =
+                    (max_lag_ms < i64::MAX).then_some(max_lag_ms as u64);
+            }
+            "min.cleanable.dirty.ratio" => {
+                let ratio: f64 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|ratio| (0.0..=1.0).contains(ratio))
+                    .ok_or_else(|| invalid(key, format!("{value:?} is not a ratio in [0, 1]")))?;
+                self.compaction.min_cleanable_dirty_ratio_ppm = (ratio * 1e6).round() as u32
+            }
+            "min.compaction.lag.ms" => {
+                self.compaction.min_compaction_lag_ms = parse_i64(key, value, 0, i64::MAX)? as u64
             }
             "compression.type" => {
                 if value != "producer" {
@@ -243,8 +303,24 @@ fn opt_to_string(value: Option<u64>) -> String {
     value.map_or_else(|| "-1".to_owned(), |v| v.to_string())
 }
 
+/// Kafka's defaults of the compaction keys (not broker-configurable yet).
+fn compaction_default(key: &str) -> Option<String> {
+    Some(match key {
+        "delete.retention.ms" => CompactionSettings::default()
+            .delete_retention_ms
+            .to_string(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "min.cleanable.dirty.ratio" => "0.5".to_owned(),
+        "min.compaction.lag.ms" => "0".to_owned(),
+        _ => return None,
+    })
+}
+
 /// The value a topic key takes from the broker's defaults.
 fn broker_default(broker: &BrokerSettings, key: &str) -> String {
+    if let Some(value) = compaction_default(key) {
+        return value;
+    }
     let log = &broker.log;
     match key {
         "cleanup.policy" => "delete".to_owned(),
@@ -337,3 +413,7 @@ pub(crate) fn alter(
     }
     Ok(next)
 }
+
+#[path = "topic_config_tests.rs"]
+#[cfg(test)]
+mod tests;

@@ -59,6 +59,32 @@ pub(crate) fn batches(
     Ok(ranges)
 }
 
+/// On a compacted topic every record needs a key, compressed batches included (Kafka's
+/// "Compacted topic cannot accept message without key"). Runs after [`batches`].
+pub(crate) fn keys_present(
+    records: &[u8],
+    ranges: &[Range<usize>],
+    segment_bytes_max: u64,
+) -> Result<()> {
+    let uncompressed_bytes_max = usize::try_from(segment_bytes_max).unwrap_or(usize::MAX);
+    for range in ranges {
+        let batch = records.get(range.clone()).unwrap_or_default();
+        let has_keyless =
+            storage::has_keyless_record(batch, uncompressed_bytes_max).map_err(|error| {
+                Error::CorruptMessage {
+                    position: range.start,
+                    reason: error.to_string(),
+                }
+            })?;
+        if has_keyless {
+            return Err(Error::InvalidRecord {
+                reason: "Compacted topic cannot accept message without key".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_header(header: &BatchHeader) -> Result<()> {
     if let Compression::Unknown(codec) = header.compression() {
         return Err(Error::UnsupportedCompression { codec });
@@ -138,6 +164,16 @@ mod tests {
         assert_eq!(read_varint(&[0x02]), Some((1, 1)));
         assert_eq!(read_varint(&[0xac, 0x02]), Some((150, 2)));
         assert_eq!(read_varint(&[0x80, 0x80]), None);
+    }
+
+    #[test]
+    fn keyless_record_on_compacted_topic_is_invalid_record() {
+        let batch = crate::storage::test_batches::build(2, 0, 10);
+        let ranges = batches(&batch, 1 << 20, 1 << 20).expect("a valid batch");
+        assert!(matches!(
+            keys_present(&batch, &ranges, 1 << 20),
+            Err(Error::InvalidRecord { .. })
+        ));
     }
 
     #[test]

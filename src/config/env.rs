@@ -51,6 +51,11 @@ keys! {
     "flush.acks_one_waits_for_fsync" => flush.acks_one_waits_for_fsync;
     "limits.message_max_bytes" => limits.message_max_bytes;
     "limits.socket_request_max_bytes" => limits.socket_request_max_bytes;
+    "groups.offsets_topic_partitions" => groups.offsets_topic_partitions;
+    "groups.offsets_retention_minutes" => groups.offsets_retention_minutes;
+    "groups.session_timeout_ms_min" => groups.session_timeout_ms_min;
+    "groups.session_timeout_ms_max" => groups.session_timeout_ms_max;
+    "groups.initial_rebalance_delay_ms" => groups.initial_rebalance_delay_ms;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
 }

@@ -15,6 +15,7 @@ pub(crate) struct FileConfig {
     pub log: Log,
     pub flush: Flush,
     pub limits: Limits,
+    pub groups: Groups,
     pub telemetry: Telemetry,
 }
 
@@ -65,6 +66,17 @@ pub(crate) struct Limits {
     pub socket_request_max_bytes: u32,
 }
 
+/// The consumer-group coordinator; Kafka's `offsets.*` and `group.*` broker settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Groups {
+    pub offsets_topic_partitions: i32,
+    pub offsets_retention_minutes: i64,
+    pub session_timeout_ms_min: i32,
+    pub session_timeout_ms_max: i32,
+    pub initial_rebalance_delay_ms: i32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Telemetry {
@@ -106,6 +118,13 @@ impl Default for FileConfig {
                 message_max_bytes: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
                 socket_request_max_bytes: crate::limits::REQUEST_BYTES_MAX_DEFAULT,
             },
+            groups: Groups {
+                offsets_topic_partitions: 8,
+                offsets_retention_minutes: 7 * 24 * 60,
+                session_timeout_ms_min: 6_000,
+                session_timeout_ms_max: 1_800_000,
+                initial_rebalance_delay_ms: 0,
+            },
             telemetry: Telemetry {
                 level: "info".to_owned(),
                 format: "text".to_owned(),
@@ -143,6 +162,12 @@ impl Default for Flush {
 impl Default for Limits {
     fn default() -> Self {
         FileConfig::default().limits
+    }
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        FileConfig::default().groups
     }
 }
 

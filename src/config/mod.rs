@@ -85,8 +85,19 @@ pub struct Config {
     acks_one_waits_for_fsync: bool,
     message_max_bytes: u32,
     socket_request_max_bytes: u32,
+    groups: GroupDefaults,
     telemetry_filter: String,
     telemetry_format: crate::telemetry::Format,
+}
+
+/// The group coordinator's validated settings; `app` turns them into the broker's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupDefaults {
+    pub(crate) offsets_topic_partitions: i32,
+    pub(crate) offsets_retention_ms: i64,
+    pub(crate) session_timeout_ms_min: i32,
+    pub(crate) session_timeout_ms_max: i32,
+    pub(crate) initial_rebalance_delay_ms: i32,
 }
 
 /// Broker-wide log defaults in storage's units; `None` = no limit.
@@ -247,10 +258,16 @@ impl Config {
             index_file_bytes: crate::limits::INDEX_FILE_BYTES_DEFAULT,
             retention_ms: self.log.retention_ms,
             retention_bytes: self.log.retention_bytes,
+            compaction: None,
         }
     }
 
     /// How often segment age rolls and retention are checked (`log.retention.check.interval.ms`).
+    /// The group coordinator's settings.
+    pub(crate) fn group_settings(&self) -> &GroupDefaults {
+        &self.groups
+    }
+
     pub fn retention_check_interval(&self) -> Duration {
         self.retention_check_interval
     }

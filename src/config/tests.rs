@@ -164,6 +164,11 @@ fn every_key_can_be_set_from_env() {
         ("flush.acks_one_waits_for_fsync", "true"),
         ("limits.message_max_bytes", "2000000"),
         ("limits.socket_request_max_bytes", "3000000"),
+        ("groups.offsets_topic_partitions", "3"),
+        ("groups.offsets_retention_minutes", "60"),
+        ("groups.session_timeout_ms_min", "1000"),
+        ("groups.session_timeout_ms_max", "60000"),
+        ("groups.initial_rebalance_delay_ms", "3000"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
     ];
@@ -188,6 +193,14 @@ fn every_key_can_be_set_from_env() {
     );
     assert_eq!(config.default_partitions(), 3);
     assert!(!config.auto_create_topics());
+    let groups = config.group_settings();
+    assert_eq!(groups.offsets_topic_partitions, 3);
+    assert_eq!(groups.offsets_retention_ms, 3_600_000);
+    assert_eq!(
+        (groups.session_timeout_ms_min, groups.session_timeout_ms_max),
+        (1000, 60_000)
+    );
+    assert_eq!(groups.initial_rebalance_delay_ms, 3000);
     let log = config.log_settings();
     assert_eq!(log.segment_bytes_max, 1_048_576);
     assert_eq!(log.segment_ms_max, None);
@@ -311,6 +324,14 @@ fn mistyped_file_values_are_rejected() {
 #[test]
 fn bad_values_are_rejected_with_the_key_named() {
     check_invalid("node_id: -1", "node_id");
+    check_invalid(
+        "groups:\n  offsets_topic_partitions: 0\n",
+        "groups.offsets_topic_partitions",
+    );
+    check_invalid(
+        "groups:\n  session_timeout_ms_min: 10000\n  session_timeout_ms_max: 9000\n",
+        "groups.session_timeout_ms_max",
+    );
     check_invalid("cluster_id: ''", "cluster_id");
     check_invalid("cluster_id: has space", "cluster_id");
     check_invalid("data_dir: ''", "data_dir");

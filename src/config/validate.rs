@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::FileConfig;
-use super::{Config, Error, HostPort, LogDefaults};
+use super::{Config, Error, GroupDefaults, HostPort, LogDefaults};
 use crate::limits;
 
 pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
@@ -95,6 +95,8 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         socket_request_max_bytes,
     )?;
 
+    let groups = validate_groups(&file.groups)?;
+
     let telemetry_filter = file.telemetry.level.clone();
     if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
         return invalid("telemetry.level", with_sources(&error));
@@ -123,9 +125,50 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         acks_one_waits_for_fsync: file.flush.acks_one_waits_for_fsync,
         message_max_bytes,
         socket_request_max_bytes,
+        groups,
         telemetry_filter,
         telemetry_format,
         file,
+    })
+}
+
+fn validate_groups(groups: &super::file::Groups) -> Result<GroupDefaults, Error> {
+    let offsets_topic_partitions = in_range(
+        "groups.offsets_topic_partitions",
+        groups.offsets_topic_partitions,
+        1,
+        limits::PARTITIONS_PER_TOPIC_MAX,
+    )?;
+    let retention_minutes = in_range(
+        "groups.offsets_retention_minutes",
+        groups.offsets_retention_minutes,
+        1,
+        i64::MAX / 60_000,
+    )?;
+    let session_timeout_ms_min = in_range(
+        "groups.session_timeout_ms_min",
+        groups.session_timeout_ms_min,
+        1,
+        i32::MAX,
+    )?;
+    let session_timeout_ms_max = in_range(
+        "groups.session_timeout_ms_max",
+        groups.session_timeout_ms_max,
+        session_timeout_ms_min,
+        i32::MAX,
+    )?;
+    let initial_rebalance_delay_ms = in_range(
+        "groups.initial_rebalance_delay_ms",
+        groups.initial_rebalance_delay_ms,
+        0,
+        i32::MAX,
+    )?;
+    Ok(GroupDefaults {
+        offsets_topic_partitions,
+        offsets_retention_ms: retention_minutes * 60_000,
+        session_timeout_ms_min,
+        session_timeout_ms_max,
+        initial_rebalance_delay_ms,
     })
 }
 

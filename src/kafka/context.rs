@@ -32,6 +32,8 @@ pub(crate) struct Context {
     pub(crate) broker: Arc<Broker>,
     pub(crate) settings: Arc<KafkaSettings>,
     pub(crate) peer: SocketAddr,
+    /// The request header's client id; set only for the APIs that record it (JoinGroup).
+    pub(crate) client_id: String,
 }
 
 impl Context {
@@ -40,6 +42,15 @@ impl Context {
             broker,
             settings,
             peer,
+            client_id: String::new(),
+        }
+    }
+
+    /// This context for one request of the client `client_id`.
+    pub(crate) fn for_client(&self, client_id: &str) -> Context {
+        Context {
+            client_id: client_id.to_owned(),
+            ..self.clone()
         }
     }
 }

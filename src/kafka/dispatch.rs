@@ -92,6 +92,11 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
         version,
         correlation_id: header.correlation_id,
     };
+    if api == ApiKey::JoinGroup {
+        // Member ids and DescribeGroups carry the client id of the join.
+        let ctx = ctx.for_client(header.client_id.as_deref().unwrap_or(""));
+        return route(&ctx, call, body).instrument(span).await;
+    }
     route(ctx, call, body).instrument(span).await
 }
 
@@ -133,10 +138,11 @@ macro_rules! deferred {
 
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
-        alter_configs, api_versions, create_partitions, create_topics, delete_records,
-        delete_topics, describe_cluster, describe_configs, describe_log_dirs, fetch,
-        find_coordinator, incremental_alter_configs, list_offsets, metadata,
-        offset_for_leader_epoch, produce,
+        alter_configs, api_versions, create_partitions, create_topics, delete_groups,
+        delete_records, delete_topics, describe_cluster, describe_configs, describe_groups,
+        describe_log_dirs, fetch, find_coordinator, heartbeat, incremental_alter_configs,
+        join_group, leave_group, list_groups, list_offsets, metadata, offset_commit,
+        offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -169,6 +175,17 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         ApiKey::Fetch => deferred!(ctx, call, body, fetch::handle),
         ApiKey::ListOffsets => deferred!(ctx, call, body, list_offsets::handle),
         ApiKey::OffsetForLeaderEpoch => deferred!(ctx, call, body, offset_for_leader_epoch::handle),
+        // Group coordination: join and sync wait for the rebalance, commits for durability.
+        ApiKey::JoinGroup => deferred!(ctx, call, body, join_group::handle),
+        ApiKey::SyncGroup => deferred!(ctx, call, body, sync_group::handle),
+        ApiKey::Heartbeat => deferred!(ctx, call, body, heartbeat::handle),
+        ApiKey::LeaveGroup => deferred!(ctx, call, body, leave_group::handle),
+        ApiKey::OffsetCommit => deferred!(ctx, call, body, offset_commit::handle),
+        ApiKey::OffsetFetch => deferred!(ctx, call, body, offset_fetch::handle),
+        ApiKey::OffsetDelete => deferred!(ctx, call, body, offset_delete::handle),
+        ApiKey::ListGroups => deferred!(ctx, call, body, list_groups::handle),
+        ApiKey::DescribeGroups => deferred!(ctx, call, body, describe_groups::handle),
+        ApiKey::DeleteGroups => deferred!(ctx, call, body, delete_groups::handle),
         // Admin APIs: each runs in request order, so later requests see its changes.
         ApiKey::CreateTopics => inline!(ctx, call, body, create_topics::handle),
         ApiKey::DeleteTopics => inline!(ctx, call, body, delete_topics::handle),

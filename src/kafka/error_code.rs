@@ -32,6 +32,23 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::Storage { .. } => ResponseError::KafkaStorageError,
         E::FlushFailed { .. } => ResponseError::KafkaStorageError,
         E::Catalog { .. } => ResponseError::KafkaStorageError,
+        // Kafka: "Cannot append to internal topic" is an InvalidTopicException.
+        E::InternalTopic { .. } => ResponseError::InvalidTopicException,
+        E::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
+        E::UnknownMemberId { .. } => ResponseError::UnknownMemberId,
+        E::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
+        E::RebalanceInProgress { .. } => ResponseError::RebalanceInProgress,
+        E::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
+        E::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        E::InconsistentGroupProtocol { .. } => ResponseError::InconsistentGroupProtocol,
+        E::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+        // Kafka has no dedicated code; the request itself is unacceptable.
+        E::MemberMetadataTooLarge { .. } => ResponseError::InvalidRequest,
+        E::GroupMaxSizeReached { .. } => ResponseError::GroupMaxSizeReached,
+        E::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
+        E::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
+        E::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
+        E::CoordinatorNotAvailable { .. } => ResponseError::CoordinatorNotAvailable,
     }
 }
 

@@ -27,9 +27,16 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::Fetch, 4, 18),
     served(ApiKey::ListOffsets, 1, 10),
     served(ApiKey::Metadata, 0, 13),
-    // Only "this node coordinates"; advertised because librdkafka enables LZ4 only when
-    // FindCoordinator v0 is listed (rdkafka_feature.c). Group APIs themselves are not served.
+    served(ApiKey::OffsetCommit, 2, 9),
+    served(ApiKey::OffsetFetch, 1, 9),
+    // Groups are coordinated here; transactional ids are refused (transactions are not served).
     served(ApiKey::FindCoordinator, 0, 6),
+    served(ApiKey::JoinGroup, 0, 9),
+    served(ApiKey::Heartbeat, 0, 4),
+    served(ApiKey::LeaveGroup, 0, 5),
+    served(ApiKey::SyncGroup, 0, 5),
+    served(ApiKey::DescribeGroups, 0, 6),
+    served(ApiKey::ListGroups, 0, 5),
     served(ApiKey::ApiVersions, 0, 4),
     served(ApiKey::CreateTopics, 2, 7),
     served(ApiKey::DeleteTopics, 1, 6),
@@ -39,7 +46,9 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::AlterConfigs, 0, 2),
     served(ApiKey::DescribeLogDirs, 1, 4),
     served(ApiKey::CreatePartitions, 0, 3),
+    served(ApiKey::DeleteGroups, 0, 2),
     served(ApiKey::IncrementalAlterConfigs, 0, 1),
+    served(ApiKey::OffsetDelete, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),
 ];
 
@@ -111,7 +120,8 @@ mod tests {
     #[test]
     fn unserved_apis_and_versions_are_rejected() {
         assert!(!is_served(ApiKey::InitProducerId, 0));
-        assert!(!is_served(ApiKey::JoinGroup, 5));
+        assert!(!is_served(ApiKey::JoinGroup, 10));
+        assert!(!is_served(ApiKey::OffsetCommit, 1));
         assert!(!is_served(ApiKey::Fetch, 3));
         assert!(!is_served(ApiKey::ApiVersions, 5));
         assert!(is_served(ApiKey::Produce, 0));

@@ -13,6 +13,7 @@ fn small_settings() -> LogSettings {
         index_file_bytes: 1_024,
         retention_ms: None,
         retention_bytes: None,
+        compaction: None,
     }
 }
 

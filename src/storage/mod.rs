@@ -3,11 +3,14 @@
 //! nothing of Kafka requests, tokio or raft beyond opaque numbers handed to it.
 
 mod batch;
+mod batch_builder;
 mod catalog;
+mod cleaner;
 mod index_file;
 mod log;
 mod mmap;
 mod offset_index;
+mod records;
 mod recovery;
 mod retention;
 mod segment;
@@ -17,9 +20,15 @@ mod time_index;
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
+mod compaction_model_tests;
+#[cfg(test)]
+mod compaction_tests;
+#[cfg(test)]
 mod log_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod records_tests;
 #[cfg(test)]
 pub(crate) mod test_batches;
 
@@ -31,10 +40,12 @@ pub(crate) use batch::{
     BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_base_offset,
     set_partition_leader_epoch, stamp_log_append_time, verify_crc,
 };
+pub(crate) use batch_builder::{Record, build as build_batch, read_records};
 pub(crate) use catalog::{Catalog, TopicRecord};
 #[allow(unused_imports)] // reason: contract API; the broker does not name every item yet
-pub(crate) use log::{Appended, Log, SyncHandle, TimestampHit};
-pub(crate) use settings::LogSettings;
+pub(crate) use log::{Appended, CompactionOutcome, Log, SyncHandle, TimestampHit};
+pub(crate) use records::has_keyless_record;
+pub(crate) use settings::{CompactionSettings, LogSettings};
 
 /// Everything that can go wrong in storage. Disk and batch problems are values, never panics.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +81,18 @@ pub(crate) enum Error {
     Poisoned {
         dir: PathBuf,
         operation: &'static str,
+    },
+    #[error("records of the batch at offset {base_offset} are malformed: {reason}")]
+    MalformedRecords {
+        base_offset: i64,
+        reason: &'static str,
+    },
+    #[error("{codec:?} records of the batch at offset {base_offset} cannot be (de)compressed")]
+    Decompression {
+        base_offset: i64,
+        codec: Compression,
+        #[source]
+        source: io::Error,
     },
     #[error("catalog {path} line {line_number} is invalid: {reason}")]
     CorruptCatalog {

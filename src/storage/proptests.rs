@@ -57,6 +57,7 @@ fn settings_strategy() -> impl Strategy<Value = LogSettings> {
             index_file_bytes: 64,
             retention_ms,
             retention_bytes,
+            compaction: None,
         })
 }
 

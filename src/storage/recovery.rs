@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::cleaner::CLEANING_DIR;
 use super::segment::{self, Segment};
 use super::settings::LogSettings;
 use super::{Result, TMP_SUFFIX, io_error, sync_dir, write_atomically};
@@ -13,6 +14,8 @@ use super::{Result, TMP_SUFFIX, io_error, sync_dir, write_atomically};
 const CLEAN_MARKER: &str = "clean-shutdown";
 /// Holds the log start offset set by delete_records, as decimal text.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+/// Holds the compaction checkpoint (offsets below it were compacted), as decimal text.
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
 /// What recovery found valid on disk.
 #[derive(Debug)]
@@ -24,6 +27,11 @@ pub(crate) struct Recovered {
 /// Opens or creates the log directory and returns its valid segments, the last one writable.
 pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result<Recovered> {
     fs::create_dir_all(dir).map_err(io_error("create log directory", dir))?;
+    let cleaning_dir = dir.join(CLEANING_DIR);
+    if cleaning_dir.exists() {
+        tracing::warn!(dir = %dir.display(), "removing an unfinished compaction");
+        fs::remove_dir_all(&cleaning_dir).map_err(io_error("delete cleaning directory", dir))?;
+    }
     let is_clean = dir.join(CLEAN_MARKER).exists();
     let saved_log_start_offset = read_log_start_offset(dir);
     let bases = list_segment_bases(dir)?;
@@ -140,6 +148,23 @@ fn load_segment(
     Ok((segment, is_intact))
 }
 
+/// Opens a closed segment that was just written whole (an installed compaction): trusts its
+/// indexes after a tail check, rebuilding them if they are missing or wrong.
+pub(crate) fn open_closed_segment(
+    dir: &Path,
+    base_offset: i64,
+    settings: &LogSettings,
+) -> Result<Segment> {
+    let (segment, is_intact) = load_segment(dir, base_offset, settings, false, true)?;
+    if !is_intact {
+        return Err(super::Error::CorruptSegment {
+            path: segment.log_path().to_path_buf(),
+            position: segment.size_bytes(),
+        });
+    }
+    Ok(segment)
+}
+
 /// Sorted base offsets of the `.log` files; removes orphan index files and temp files.
 fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
     let mut bases = Vec::new();
@@ -201,6 +226,21 @@ pub(crate) fn write_log_start_offset(dir: &Path, log_start_offset: i64) -> Resul
         dir,
         LOG_START_OFFSET_FILE,
         format!("{log_start_offset}\n").as_bytes(),
+    )
+}
+
+/// The compaction checkpoint; missing or unreadable means nothing was compacted yet.
+pub(crate) fn read_cleaner_checkpoint(dir: &Path) -> Option<i64> {
+    let text = fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)).ok()?;
+    text.trim().parse::<i64>().ok()
+}
+
+/// Persists the compaction checkpoint atomically.
+pub(crate) fn write_cleaner_checkpoint(dir: &Path, offset: i64) -> Result<()> {
+    write_atomically(
+        dir,
+        CLEANER_CHECKPOINT_FILE,
+        format!("{offset}\n").as_bytes(),
     )
 }
 

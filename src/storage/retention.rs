@@ -15,7 +15,8 @@ pub(crate) struct SegmentSummary {
 /// How many of the oldest segments to delete. `segments` is oldest first and its last entry is
 /// the active segment, which is never counted. A segment goes when it lies wholly below
 /// `log_start_offset`, when its newest timestamp is older than `now_ms - retention_ms`, or while
-/// the log is larger than `retention_bytes`; deletion stops at the first segment that stays.
+/// the log is larger than `retention_bytes` (time and size only unless the policy is compact
+/// alone); deletion stops at the first segment that stays.
 pub(crate) fn deletable_segment_count(
     segments: &[SegmentSummary],
     log_start_offset: i64,
@@ -29,14 +30,16 @@ pub(crate) fn deletable_segment_count(
     let mut count = 0;
     for segment in candidates {
         let is_below_start = segment.next_offset <= log_start_offset;
-        let is_expired = settings.retention_ms.is_some_and(|retention_ms| {
-            segment.max_timestamp_ms.is_some_and(|max_timestamp_ms| {
-                i128::from(now_ms) - i128::from(max_timestamp_ms) > i128::from(retention_ms)
-            })
-        });
-        let is_over_size = settings
-            .retention_bytes
-            .is_some_and(|retention_bytes| total_bytes > retention_bytes);
+        let is_expired = settings.is_retention_enabled()
+            && settings.retention_ms.is_some_and(|retention_ms| {
+                segment.max_timestamp_ms.is_some_and(|max_timestamp_ms| {
+                    i128::from(now_ms) - i128::from(max_timestamp_ms) > i128::from(retention_ms)
+                })
+            });
+        let is_over_size = settings.is_retention_enabled()
+            && settings
+                .retention_bytes
+                .is_some_and(|retention_bytes| total_bytes > retention_bytes);
         if !(is_below_start || is_expired || is_over_size) {
             break;
         }
@@ -90,6 +93,20 @@ mod tests {
         check(&settings(None, None), 10, 0, 1);
         check(&settings(None, None), 19, 0, 1);
         check(&settings(None, None), 30, 0, 2);
+    }
+
+    #[test]
+    fn deletable_segment_count_with_compact_only_policy_ignores_time_and_size() {
+        use crate::storage::settings::CompactionSettings;
+        let mut compacted = settings(Some(500), Some(100));
+        compacted.compaction = Some(CompactionSettings::default());
+        check(&compacted, 0, 100_000, 0);
+        check(&compacted, 10, 100_000, 1); // the log start offset still applies
+        compacted.compaction = Some(CompactionSettings {
+            is_retention_enabled: true,
+            ..CompactionSettings::default()
+        });
+        check(&compacted, 0, 100_000, 2);
     }
 
     #[test]

@@ -22,6 +22,36 @@ pub(crate) struct LogSettings {
     pub(crate) retention_ms: Option<u64>,
     /// Delete oldest segments while the log is larger than this (`retention.bytes`).
     pub(crate) retention_bytes: Option<u64>,
+    /// Log compaction (`cleanup.policy` contains `compact`); None = delete-only.
+    pub(crate) compaction: Option<CompactionSettings>,
+}
+
+/// How a compacted log is cleaned (`cleanup.policy=compact` or `compact,delete`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CompactionSettings {
+    /// Whether time and size retention also delete segments (`compact,delete`).
+    pub(crate) is_retention_enabled: bool,
+    /// How long a compacted tombstone stays readable (`delete.retention.ms`).
+    pub(crate) delete_retention_ms: u64,
+    /// Segments holding records younger than this are not cleaned (`min.compaction.lag.ms`).
+    pub(crate) min_compaction_lag_ms: u64,
+    /// Clean regardless of the dirty ratio once dirty data is older (`max.compaction.lag.ms`).
+    pub(crate) max_compaction_lag_ms: Option<u64>,
+    /// Clean when dirty bytes / cleanable bytes reaches this, in millionths
+    /// (`min.cleanable.dirty.ratio` times 10^6).
+    pub(crate) min_cleanable_dirty_ratio_ppm: u32,
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        CompactionSettings {
+            is_retention_enabled: false,
+            delete_retention_ms: DAY_MS,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: None,
+            min_cleanable_dirty_ratio_ppm: 500_000,
+        }
+    }
 }
 
 impl Default for LogSettings {
@@ -33,6 +63,7 @@ impl Default for LogSettings {
             index_file_bytes: limits::INDEX_FILE_BYTES_DEFAULT,
             retention_ms: Some(7 * DAY_MS),
             retention_bytes: None,
+            compaction: None,
         }
     }
 }
@@ -44,7 +75,18 @@ impl LogSettings {
             .segment_bytes_max
             .clamp(limits::SEGMENT_BYTES_MIN, limits::SEGMENT_BYTES_MAX);
         self.index_file_bytes = self.index_file_bytes.max(INDEX_FILE_BYTES_MIN);
+        if let Some(compaction) = &mut self.compaction {
+            compaction.min_cleanable_dirty_ratio_ppm =
+                compaction.min_cleanable_dirty_ratio_ppm.min(1_000_000);
+        }
         self
+    }
+
+    /// Whether time and size retention delete segments (any policy but `compact` alone).
+    pub(crate) fn is_retention_enabled(&self) -> bool {
+        self.compaction
+            .as_ref()
+            .is_none_or(|compaction| compaction.is_retention_enabled)
     }
 }
 

@@ -35,15 +35,26 @@ pub(crate) struct Broker {
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
+    /// Extra `TIDELOG_*` variables, kept for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl Broker {
     /// Spawns `tidelog serve --data-dir DIR --listen 127.0.0.1:0` and waits for the listening line.
     pub(crate) fn start(dir: &Path) -> Broker {
-        Self::start_with_log(dir, String::new())
+        Self::start_with_log(dir, String::new(), Vec::new())
     }
 
-    fn start_with_log(dir: &Path, previous_log: String) -> Broker {
+    /// Like [`Broker::start`] with extra environment variables (e.g. `TIDELOG_LOG__...`).
+    pub(crate) fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Broker {
+        let env = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::start_with_log(dir, String::new(), env)
+    }
+
+    fn start_with_log(dir: &Path, previous_log: String, env: Vec<(String, String)>) -> Broker {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidelog"));
         // The broker rejects unknown TIDELOG_* variables; start from none of them.
         for (name, _) in std::env::vars_os() {
@@ -63,6 +74,7 @@ impl Broker {
                 std::env::var("IT_TIDELOG_LOG").unwrap_or_else(|_| "info".to_owned()),
             )
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -82,6 +94,7 @@ impl Broker {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             readers,
+            env,
         };
         match addr_rx.recv_timeout(PROCESS_DEADLINE) {
             Ok(addr) => broker.addr = addr,
@@ -162,7 +175,7 @@ impl Broker {
     pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "restart needs a stopped broker");
         let previous = format!("{}\n----- restart -----\n", self.log());
-        let next = Broker::start_with_log(&self.dir, previous);
+        let next = Broker::start_with_log(&self.dir, previous, self.env.clone());
         *self = next;
     }
 

@@ -3,7 +3,10 @@
 
 mod acks;
 mod admin;
+mod compaction;
 mod crash;
+mod groups;
+mod groups_raw;
 mod harness;
 mod kcat;
 mod list_offsets;

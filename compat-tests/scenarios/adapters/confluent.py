@@ -1,5 +1,4 @@
 """confluent-kafka (Python, bundles its own librdkafka) behind the scenario interface."""
-import time
 
 from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException,
                              Producer, TopicPartition)

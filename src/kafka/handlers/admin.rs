@@ -199,6 +199,7 @@ pub(super) fn type_id(kind: ConfigKind) -> i8 {
         ConfigKind::String => 2,
         ConfigKind::Int => 3,
         ConfigKind::Long => 5,
+        ConfigKind::Double => 6,
         ConfigKind::List => 7,
     }
 }

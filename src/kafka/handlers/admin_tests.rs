@@ -33,6 +33,7 @@ pub(super) fn context(dir: &TempDir) -> Context {
         message_bytes_max: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
         acks_one_waits_for_fsync: false,
         retention_check_interval: std::time::Duration::from_secs(300),
+        groups: crate::broker::GroupSettings::default(),
     };
     let broker = Broker::open(settings).expect("broker opens in a fresh directory");
     let peer = "127.0.0.1:1".parse().expect("socket address");

@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10), v0-v6: this single node coordinates every group and transactional
-//! id. Advertised because librdkafka enables LZ4 only when FindCoordinator v0 is listed.
+//! FindCoordinator (key 10), v0-v6 (v4+ batches keys): this single node coordinates every
+//! consumer group (the leader of its offsets partition); transactional ids and share groups are
+//! not served, so they get COORDINATOR_NOT_AVAILABLE rather than a coordinator that cannot serve.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
@@ -10,6 +11,7 @@ use crate::kafka::Context;
 use crate::kafka::error_code;
 
 /// Coordinator key types (FindCoordinatorRequest.json): group, transaction, share group.
+const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_MAX: i8 = 2;
 
 pub(crate) async fn handle(
@@ -21,8 +23,10 @@ pub(crate) async fn handle(
     let endpoint = ctx.broker.advertised();
     let host = StrBytes::from_string(endpoint.host.clone());
     let port = i32::from(endpoint.port);
-    let error = if (0..=KEY_TYPE_MAX).contains(&request.key_type) {
+    let error = if request.key_type == KEY_TYPE_GROUP {
         None
+    } else if (0..=KEY_TYPE_MAX).contains(&request.key_type) {
+        Some(ResponseError::CoordinatorNotAvailable)
     } else {
         Some(ResponseError::InvalidRequest)
     };

@@ -133,8 +133,10 @@ fn requested_topics(
                 let found = ctx.broker.topic_by_id(uuid_to_topic_id(topic.topic_id));
                 responses.push(match found {
                     Some(info) => topic_response(ctx, &info),
+                    // Kafka answers an unknown id with a null name (the default is "").
                     None => messages::metadata_response::MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicId.code())
+                        .with_name(None)
                         .with_topic_id(topic.topic_id),
                 });
             }

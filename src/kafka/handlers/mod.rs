@@ -45,6 +45,18 @@ pub(crate) mod metadata;
 pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 pub(crate) mod produce_legacy;
+// Group coordination (classic protocol and committed offsets); `group_wire` holds what they share.
+pub(crate) mod delete_groups;
+pub(crate) mod describe_groups;
+mod group_wire;
+pub(crate) mod heartbeat;
+pub(crate) mod join_group;
+pub(crate) mod leave_group;
+pub(crate) mod list_groups;
+pub(crate) mod offset_commit;
+pub(crate) mod offset_delete;
+pub(crate) mod offset_fetch;
+pub(crate) mod sync_group;
 // Admin handlers (written by the admin engineer); `admin` holds what they share.
 mod admin;
 #[cfg(test)]

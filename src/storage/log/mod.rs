@@ -11,8 +11,10 @@ use super::segment::Segment;
 use super::settings::LogSettings;
 use super::{Error, Result, io_error, sync_dir};
 
+pub(crate) use compact::CompactionOutcome;
 pub(crate) use flush::SyncHandle;
 
+mod compact;
 mod flush;
 mod read;
 
@@ -353,7 +355,20 @@ impl Log {
     pub(crate) fn delete(self) -> Result<()> {
         let Log { dir, segments, .. } = self;
         drop(segments);
-        std::fs::remove_dir_all(&dir).map_err(io_error("delete log directory", &dir))
+        // A compaction pass still building in `cleaning/` may add a file mid-removal; it fails
+        // on its next write once the directory is gone, so a short retry suffices.
+        let mut attempts_left = 3;
+        loop {
+            match std::fs::remove_dir_all(&dir) {
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::DirectoryNotEmpty
+                        && attempts_left > 0 =>
+                {
+                    attempts_left -= 1;
+                }
+                result => return result.map_err(io_error("delete log directory", &dir)),
+            }
+        }
     }
 
     #[cfg(test)]

@@ -11,8 +11,27 @@ use crate::storage::segment::{MaxTimestamp, Segment};
 impl Log {
     /// Whole stored batches starting with the one that contains `offset`, none whose base offset
     /// reaches `end_offset` (the high watermark), at most `max_bytes` unless `min_one` lets the
-    /// first batch through whole. Stays within one segment, like Kafka.
+    /// first batch through whole. Stays within one segment, like Kafka. A read that would hold
+    /// only compaction's header-only batches moves on past them (clients take an answer without
+    /// records for a too-small fetch size), unless nothing with records follows.
     pub(crate) fn read(
+        &self,
+        offset: i64,
+        end_offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Bytes> {
+        let mut offset = offset;
+        loop {
+            let bytes = self.read_once(offset, end_offset, max_bytes, min_one)?;
+            match past_header_only_batches(&bytes) {
+                Some(next) if next < end_offset && next < self.log_end_offset() => offset = next,
+                _ => return Ok(bytes),
+            }
+        }
+    }
+
+    fn read_once(
         &self,
         offset: i64,
         end_offset: i64,
@@ -103,6 +122,20 @@ impl Log {
             None => Ok(None),
         }
     }
+}
+
+/// When `bytes` holds batches and all are header-only (no records), the offset after them.
+fn past_header_only_batches(bytes: &[u8]) -> Option<i64> {
+    let mut rest = bytes;
+    let mut next = None;
+    while let Ok(header) = BatchHeader::parse(rest) {
+        if header.record_count != 0 {
+            return None;
+        }
+        next = Some(header.last_offset() + 1);
+        rest = rest.get(header.total_len()..).unwrap_or_default();
+    }
+    next
 }
 
 /// Reads from one segment; None when no batch in it reaches `offset`.

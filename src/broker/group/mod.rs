@@ -1,0 +1,362 @@
+//! The group coordinator: classic consumer-group membership and committed offsets, persisted as
+//! records of the internal offsets topic and rebuilt from it on start. Kafka-agnostic: handlers
+//! translate the wire; `classic.rs` is the pure state machine, this file the locking runtime.
+
+mod classic;
+#[cfg(test)]
+mod classic_tests;
+mod join;
+mod member;
+mod offsets;
+mod record;
+mod session;
+mod store;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::error::{Error, Result};
+use super::{Broker, now_ms};
+use crate::limits::GROUP_MEMBER_METADATA_BYTES_MAX;
+
+pub(crate) use classic::{GroupState, JoinRequest};
+pub(crate) use member::Protocol;
+pub(crate) use offsets::CommitPartition;
+pub(crate) use record::CommittedOffset;
+
+use classic::{Group, Outcome};
+use member::Reply;
+
+/// Group coordinator settings (Kafka's `group.*` and `offsets.*` broker configs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupSettings {
+    /// Partitions of the internal offsets topic (`offsets.topic.num.partitions`).
+    pub(crate) offsets_topic_partitions: i32,
+    /// How long offsets of an empty group are kept (`offsets.retention.minutes`).
+    pub(crate) offsets_retention_ms: i64,
+    pub(crate) session_timeout_ms_min: i32,
+    pub(crate) session_timeout_ms_max: i32,
+    pub(crate) initial_rebalance_delay_ms: i32,
+    /// Most members of one group (`group.max.size`).
+    pub(crate) group_size_max: usize,
+    /// Longest offset metadata string (`offset.metadata.max.bytes`).
+    pub(crate) offset_metadata_bytes_max: usize,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            offsets_topic_partitions: 8,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            session_timeout_ms_min: 6_000,
+            session_timeout_ms_max: 1_800_000,
+            initial_rebalance_delay_ms: 0,
+            group_size_max: usize::MAX,
+            offset_metadata_bytes_max: 4096,
+        }
+    }
+}
+
+/// One member as the leader's JoinGroup response lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JoinedMember {
+    pub(crate) member_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) metadata: Bytes,
+}
+
+/// A successful JoinGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JoinResponse {
+    pub(crate) generation: i32,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol_name: Option<String>,
+    pub(crate) leader: String,
+    pub(crate) member_id: String,
+    /// A static member replaced in a stable group: keep the old assignment (v9 field).
+    pub(crate) skip_assignment: bool,
+    /// Every member with its metadata for the leader; empty for the others.
+    pub(crate) members: Vec<JoinedMember>,
+}
+
+/// A successful SyncGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyncResponse {
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol_name: Option<String>,
+    pub(crate) assignment: Bytes,
+}
+
+/// A group's membership and its committed offsets.
+#[derive(Debug)]
+struct GroupEntry {
+    group: Group,
+    offsets: BTreeMap<(String, i32), CommittedOffset>,
+}
+
+impl GroupEntry {
+    /// A group with nothing to remember: no members, no offsets, never rebalanced.
+    fn is_unused(&self) -> bool {
+        self.offsets.is_empty()
+            && self.group.members.is_empty()
+            && self.group.state == GroupState::Empty
+            && self.group.generation == 0
+            && !self.group.has_pending_members()
+    }
+}
+
+type Waiter<T> = oneshot::Sender<Result<T>>;
+
+/// Everything the coordinator holds, behind one lock.
+#[derive(Debug, Default)]
+struct State {
+    groups: BTreeMap<String, GroupEntry>,
+    join_waiters: BTreeMap<(String, String), Waiter<JoinResponse>>,
+    sync_waiters: BTreeMap<(String, String), Waiter<SyncResponse>>,
+}
+
+impl State {
+    fn deliver(&mut self, group_id: &str, replies: Vec<Reply>) {
+        for reply in replies {
+            match reply {
+                Reply::Join { member_id, result } => {
+                    if let Some(tx) = self.join_waiters.remove(&(group_id.to_owned(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Reply::Sync { member_id, result } => {
+                    if let Some(tx) = self.sync_waiters.remove(&(group_id.to_owned(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The coordinator's state; owned by the broker.
+#[derive(Debug, Default)]
+pub(crate) struct Coordinator {
+    state: Mutex<State>,
+    member_seq: AtomicU64,
+}
+
+impl Coordinator {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh member id: the client id and 128 bits that differ per call and per process.
+    fn new_member_id(&self, client_id: &str) -> String {
+        use std::hash::{BuildHasher, Hasher};
+        let seq = self.member_seq.fetch_add(1, Ordering::Relaxed);
+        let random = std::collections::hash_map::RandomState::new();
+        let mut parts = [0u64; 2];
+        for (i, part) in parts.iter_mut().enumerate() {
+            let mut hasher = random.build_hasher();
+            hasher.write_u64(seq);
+            hasher.write_usize(i);
+            hasher.write_i64(now_ms());
+            *part = hasher.finish();
+        }
+        format!("{client_id}-{:016x}{:016x}", parts[0], parts[1])
+    }
+}
+
+async fn wait_for<T>(rx: oneshot::Receiver<Result<T>>, group_id: &str) -> Result<T> {
+    rx.await.unwrap_or_else(|_| {
+        Err(Error::CoordinatorNotAvailable {
+            group: group_id.to_owned(),
+        })
+    })
+}
+
+fn check_group_id(group_id: &str) -> Result<()> {
+    if group_id.is_empty() {
+        return Err(Error::InvalidGroupId {
+            group: group_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// JoinGroup: answers at once or when the rebalance's join phase completes.
+    pub(crate) async fn join_group(
+        &self,
+        group_id: &str,
+        mut request: JoinRequest,
+    ) -> Result<JoinResponse> {
+        check_group_id(group_id)?;
+        let bytes: usize = request.protocols.iter().map(|p| p.metadata.len()).sum();
+        if bytes > GROUP_MEMBER_METADATA_BYTES_MAX {
+            return Err(Error::MemberMetadataTooLarge {
+                group: group_id.to_owned(),
+                bytes,
+                bytes_max: GROUP_MEMBER_METADATA_BYTES_MAX,
+            });
+        }
+        request.new_member_id = self.groups.new_member_id(&request.client_id);
+        let (waiting, write) = {
+            let mut state = self.groups.lock();
+            let now = now_ms();
+            let entry = state
+                .groups
+                .entry(group_id.to_owned())
+                .or_insert_with(|| GroupEntry {
+                    group: Group::new(group_id, now),
+                    offsets: BTreeMap::new(),
+                });
+            let (outcome, replies) = entry.group.join(request, &self.settings.groups, now);
+            let write = self.persist_group(entry);
+            let waiting = match outcome {
+                Outcome::Done(result) => {
+                    if entry.is_unused() && result.is_err() {
+                        state.groups.remove(group_id);
+                    }
+                    Err(result)
+                }
+                Outcome::Wait { member_id } => {
+                    let (tx, rx) = oneshot::channel();
+                    state
+                        .join_waiters
+                        .insert((group_id.to_owned(), member_id), tx);
+                    Ok(rx)
+                }
+            };
+            state.deliver(group_id, replies);
+            (waiting, write)
+        };
+        store::wait(write).await;
+        match waiting {
+            Ok(rx) => wait_for(rx, group_id).await,
+            Err(result) => result,
+        }
+    }
+
+    /// SyncGroup: the leader's call carries the assignments; everyone waits for it.
+    pub(crate) async fn sync_group(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<SyncResponse> {
+        check_group_id(group_id)?;
+        let (rx, write) = {
+            let mut state = self.groups.lock();
+            let Some(entry) = state.groups.get_mut(group_id) else {
+                return Err(Error::UnknownMemberId {
+                    group: group_id.to_owned(),
+                    member_id: member_id.to_owned(),
+                });
+            };
+            let (outcome, replies) =
+                entry
+                    .group
+                    .sync(member_id, instance_id, generation, assignments, now_ms());
+            let write = self.persist_group(entry);
+            let rx = match outcome {
+                Outcome::Done(result) => {
+                    state.deliver(group_id, replies);
+                    return result;
+                }
+                Outcome::Wait { member_id } => {
+                    let (tx, rx) = oneshot::channel();
+                    state
+                        .sync_waiters
+                        .insert((group_id.to_owned(), member_id), tx);
+                    rx
+                }
+            };
+            state.deliver(group_id, replies);
+            (rx, write)
+        };
+        // The leader's sync made the group stable; the assignment is durable before it answers.
+        store::wait(write).await;
+        wait_for(rx, group_id).await
+    }
+
+    pub(crate) fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<()> {
+        check_group_id(group_id)?;
+        let mut state = self.groups.lock();
+        let entry = state
+            .groups
+            .get_mut(group_id)
+            .ok_or_else(|| Error::UnknownMemberId {
+                group: group_id.to_owned(),
+                member_id: member_id.to_owned(),
+            })?;
+        entry
+            .group
+            .heartbeat(member_id, instance_id, generation, now_ms())
+    }
+
+    /// LeaveGroup for each `(member_id, instance_id)`; one result per member, in order.
+    pub(crate) async fn leave_group(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<()>>> {
+        check_group_id(group_id)?;
+        let (results, write) = {
+            let mut state = self.groups.lock();
+            let Some(entry) = state.groups.get_mut(group_id) else {
+                let unknown = |id: &String| {
+                    Err(Error::UnknownMemberId {
+                        group: group_id.to_owned(),
+                        member_id: id.clone(),
+                    })
+                };
+                return Ok(members.iter().map(|(id, _)| unknown(id)).collect());
+            };
+            let now = now_ms();
+            let mut replies = Vec::new();
+            let results = members
+                .iter()
+                .map(|(id, instance)| {
+                    entry
+                        .group
+                        .leave(id, instance.as_deref(), now, &mut replies)
+                })
+                .collect();
+            let write = self.persist_group(entry);
+            state.deliver(group_id, replies);
+            (results, write)
+        };
+        store::wait(write).await;
+        Ok(results)
+    }
+
+    /// One round of every group's timers; run by the coordinator's timer task.
+    fn tick_groups(&self, now: i64) {
+        let mut writes = Vec::new();
+        let mut state = self.groups.lock();
+        let ids: Vec<String> = state.groups.keys().cloned().collect();
+        for group_id in ids {
+            let Some(entry) = state.groups.get_mut(&group_id) else {
+                continue;
+            };
+            let replies = entry.group.tick(now);
+            writes.push(self.persist_group(entry));
+            if entry.is_unused() {
+                state.groups.remove(&group_id);
+            }
+            state.deliver(&group_id, replies);
+        }
+        drop(state);
+        // Durability of timer-driven changes is not awaited: nobody waits for an answer.
+        drop(writes);
+    }
+}

@@ -1,0 +1,428 @@
+//! Committed offsets (commit, fetch, delete, expiry) and the group administration queries
+//! (list, describe, delete). Every change is a record of the offsets topic, made durable
+//! before it is visible.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::record::{self, CommittedOffset, Key};
+use super::{Group, GroupEntry, GroupState, check_group_id};
+use crate::broker::error::{Error, Result};
+use crate::broker::{Broker, now_ms};
+use crate::storage;
+
+/// One partition of an OffsetCommit.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitPartition {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: Option<String>,
+}
+
+/// A group in ListGroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupListing {
+    pub(crate) group_id: String,
+    /// Empty for groups that only commit offsets.
+    pub(crate) protocol_type: String,
+    pub(crate) state: GroupState,
+}
+
+/// A member in DescribeGroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberDescription {
+    pub(crate) member_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    pub(crate) metadata: Bytes,
+    pub(crate) assignment: Bytes,
+}
+
+/// A group in DescribeGroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupDescription {
+    pub(crate) state: GroupState,
+    pub(crate) protocol_type: String,
+    /// The selected protocol; empty unless the group is stable.
+    pub(crate) protocol: String,
+    pub(crate) members: Vec<MemberDescription>,
+}
+
+fn offset_record(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    value: Option<&CommittedOffset>,
+) -> storage::Record {
+    let key = Key::Offset {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    };
+    storage::Record {
+        key: Some(key.encode()),
+        value: value.map(record::encode_offset),
+    }
+}
+
+/// Kafka's expiry rule for an offset of an empty group (KIP-211): an explicit expiry time wins;
+/// otherwise `retention_ms` after the later of the commit and the group becoming empty.
+fn is_expired(
+    offset: &CommittedOffset,
+    empty_since_ms: i64,
+    retention_ms: i64,
+    now_ms: i64,
+) -> bool {
+    if offset.expire_timestamp_ms >= 0 {
+        now_ms >= offset.expire_timestamp_ms
+    } else {
+        let since = offset.commit_timestamp_ms.max(empty_since_ms);
+        now_ms >= since.saturating_add(retention_ms)
+    }
+}
+
+impl Broker {
+    /// OffsetCommit: one result per partition, in order; a group-level error fails them all.
+    pub(crate) async fn commit_offsets(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        retention_ms: Option<i64>,
+        partitions: Vec<CommitPartition>,
+    ) -> Result<Vec<Result<()>>> {
+        check_group_id(group_id)?;
+        let now = now_ms();
+        let expire_timestamp_ms = retention_ms.filter(|r| *r >= 0).map_or(-1, |r| now + r);
+        let mut results: Vec<Result<()>> = Vec::with_capacity(partitions.len());
+        let mut accepted = Vec::new();
+        let write = {
+            let mut state = self.groups.lock();
+            if !state.groups.contains_key(group_id) {
+                if generation >= 0 || !member_id.is_empty() {
+                    return Err(Error::IllegalGeneration {
+                        group: group_id.to_owned(),
+                        generation,
+                        current: -1,
+                    });
+                }
+                state.groups.insert(
+                    group_id.to_owned(),
+                    GroupEntry {
+                        group: Group::new(group_id, now),
+                        offsets: BTreeMap::new(),
+                    },
+                );
+            }
+            let entry = state
+                .groups
+                .get(group_id)
+                .expect("inserted above if missing");
+            entry
+                .group
+                .check_commit(member_id, instance_id, generation)?;
+            let metadata_max = self.settings.groups.offset_metadata_bytes_max;
+            let mut records = Vec::new();
+            for p in partitions {
+                let check = if p.metadata.as_ref().is_some_and(|m| m.len() > metadata_max) {
+                    Err(Error::OffsetMetadataTooLarge {
+                        group: group_id.to_owned(),
+                        bytes_max: metadata_max,
+                    })
+                } else {
+                    self.partition(&p.topic, p.partition).map(|_| ())
+                };
+                if check.is_ok() {
+                    let value = CommittedOffset {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata: p.metadata.clone(),
+                        commit_timestamp_ms: now,
+                        expire_timestamp_ms,
+                    };
+                    records.push(offset_record(group_id, &p.topic, p.partition, Some(&value)));
+                    accepted.push((results.len(), p.topic, p.partition, value));
+                }
+                results.push(check);
+            }
+            if records.is_empty() {
+                None
+            } else {
+                Some(self.write_group_records(group_id, &records))
+            }
+        };
+        let written = match write {
+            None => Ok(()),
+            Some(Ok(pending)) => pending.wait().await.map(|_| ()),
+            Some(Err(e)) => Err(e),
+        };
+        match written {
+            Ok(()) => {
+                let mut state = self.groups.lock();
+                if let Some(entry) = state.groups.get_mut(group_id) {
+                    for (_, topic, partition, value) in accepted {
+                        entry.offsets.insert((topic, partition), value);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(group = group_id, %error, "offset commit failed");
+                for (index, topic, partition, _) in accepted {
+                    if let Some(slot) = results.get_mut(index) {
+                        *slot = Err(Error::FlushFailed {
+                            topic: topic.clone(),
+                            partition,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch: the committed offset of each requested partition (`None` = not committed),
+    /// or of every partition with a committed offset when `partitions` is `None`.
+    pub(crate) fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+        let state = self.groups.lock();
+        let offsets = state.groups.get(group_id).map(|e| &e.offsets);
+        match partitions {
+            Some(requested) => requested
+                .into_iter()
+                .map(|(topic, partition)| {
+                    let found = offsets.and_then(|o| o.get(&(topic.clone(), partition)).cloned());
+                    (topic, partition, found)
+                })
+                .collect(),
+            None => offsets
+                .into_iter()
+                .flatten()
+                .map(|((topic, partition), value)| (topic.clone(), *partition, Some(value.clone())))
+                .collect(),
+        }
+    }
+
+    /// Every known group, sorted by id.
+    pub(crate) fn list_groups(&self) -> Vec<GroupListing> {
+        let state = self.groups.lock();
+        state
+            .groups
+            .values()
+            .map(|entry| GroupListing {
+                group_id: entry.group.group_id.clone(),
+                protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
+                state: entry.group.state,
+            })
+            .collect()
+    }
+
+    /// DescribeGroups for one group; `None` if the coordinator does not know it.
+    pub(crate) fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
+        let state = self.groups.lock();
+        let group = &state.groups.get(group_id)?.group;
+        let is_stable = group.state == GroupState::Stable;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let members = group
+            .members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if is_stable {
+                    m.metadata(&protocol)
+                } else {
+                    Bytes::new()
+                },
+                assignment: if is_stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        Some(GroupDescription {
+            state: group.state,
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol: if is_stable { protocol } else { String::new() },
+            members,
+        })
+    }
+
+    /// DeleteGroups for one group: only an empty group can go; its offsets go with it.
+    pub(crate) async fn delete_group(&self, group_id: &str) -> Result<()> {
+        check_group_id(group_id)?;
+        let write = {
+            let mut state = self.groups.lock();
+            let entry = state
+                .groups
+                .get(group_id)
+                .ok_or_else(|| Error::GroupIdNotFound {
+                    group: group_id.to_owned(),
+                })?;
+            if entry.group.state != GroupState::Empty {
+                return Err(Error::NonEmptyGroup {
+                    group: group_id.to_owned(),
+                });
+            }
+            let mut records: Vec<storage::Record> = entry
+                .offsets
+                .keys()
+                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+                .collect();
+            records.push(storage::Record {
+                key: Some(
+                    Key::Group {
+                        group: group_id.to_owned(),
+                    }
+                    .encode(),
+                ),
+                value: None,
+            });
+            let write = self.write_group_records(group_id, &records)?;
+            state.groups.remove(group_id);
+            write
+        };
+        write.wait().await.map(|_| ())
+    }
+
+    /// OffsetDelete: drops the committed offsets of `partitions` (the caller has already
+    /// refused partitions of topics the group is subscribed to).
+    pub(crate) async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        check_group_id(group_id)?;
+        let write = {
+            let mut state = self.groups.lock();
+            let entry = state
+                .groups
+                .get_mut(group_id)
+                .ok_or_else(|| Error::GroupIdNotFound {
+                    group: group_id.to_owned(),
+                })?;
+            let records: Vec<storage::Record> = partitions
+                .iter()
+                .filter(|key| entry.offsets.remove(*key).is_some())
+                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+                .collect();
+            if records.is_empty() {
+                return Ok(());
+            }
+            self.write_group_records(group_id, &records)?
+        };
+        write.wait().await.map(|_| ())
+    }
+
+    /// The state, protocol type and every member's selected-protocol metadata of a group
+    /// (OffsetDelete decodes consumer subscriptions from them).
+    pub(crate) fn group_subscriptions(
+        &self,
+        group_id: &str,
+    ) -> Option<(GroupState, String, Vec<Bytes>)> {
+        let state = self.groups.lock();
+        let group = &state.groups.get(group_id)?.group;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        Some((
+            group.state,
+            group.protocol_type.clone().unwrap_or_default(),
+            group
+                .members
+                .values()
+                .map(|m| m.metadata(&protocol))
+                .collect(),
+        ))
+    }
+
+    /// Kafka's offset retention: offsets of an empty group expire `offsets.retention.minutes`
+    /// after the later of their commit and the group becoming empty (or at their explicit
+    /// expiry); an empty group left without offsets is deleted.
+    pub(super) fn expire_offsets(&self, now: i64) {
+        let retention = self.settings.groups.offsets_retention_ms;
+        let mut state = self.groups.lock();
+        let mut writes = Vec::new();
+        let mut dead = Vec::new();
+        for (group_id, entry) in &mut state.groups {
+            if entry.group.state != GroupState::Empty {
+                continue;
+            }
+            let empty_since = entry.group.state_since_ms;
+            let expired: Vec<(String, i32)> = entry
+                .offsets
+                .iter()
+                .filter(|(_, o)| is_expired(o, empty_since, retention, now))
+                .map(|(key, _)| key.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let mut records: Vec<storage::Record> = expired
+                .iter()
+                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+                .collect();
+            for key in &expired {
+                entry.offsets.remove(key);
+            }
+            if entry.offsets.is_empty() {
+                records.push(storage::Record {
+                    key: Some(
+                        Key::Group {
+                            group: group_id.clone(),
+                        }
+                        .encode(),
+                    ),
+                    value: None,
+                });
+                dead.push(group_id.clone());
+            }
+            tracing::info!(group = %group_id, offsets = expired.len(), "committed offsets expired");
+            writes.push(self.write_group_records(group_id, &records));
+        }
+        for group_id in dead {
+            state.groups.remove(&group_id);
+        }
+        drop(state);
+        for write in writes {
+            if let Err(error) = write {
+                tracing::warn!(%error, "writing offset expiry tombstones failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed_at(commit_timestamp_ms: i64, expire_timestamp_ms: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp_ms,
+            expire_timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn offset_expiry_counts_from_the_later_of_commit_and_group_empty() {
+        let retention = 100;
+        // Committed at 10, group empty since 50: expires at 150.
+        assert!(!is_expired(&committed_at(10, -1), 50, retention, 149));
+        assert!(is_expired(&committed_at(10, -1), 50, retention, 150));
+        // Committed after the group emptied: counts from the commit.
+        assert!(!is_expired(&committed_at(80, -1), 50, retention, 179));
+        // An explicit expiry time (OffsetCommit v2-v4 retention) wins.
+        assert!(is_expired(&committed_at(80, 90), 50, retention, 90));
+    }
+}

@@ -1,0 +1,320 @@
+//! Persistence of the coordinator: the internal offsets topic (created on start), writing group
+//! and offset records through the ordinary append path, rebuilding state from it on start, and
+//! the timer task (session and rebalance timeouts, offset expiry).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::record::{self, Key};
+use super::{Group, GroupEntry};
+use crate::broker::error::{Error, Result};
+use crate::broker::{Acks, Broker, PendingProduce, now_ms};
+use crate::storage::{self, BatchHeader};
+
+/// The internal topic holding committed offsets and group metadata.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often the timer task checks sessions and rebalance deadlines.
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
+const EXPIRY_INTERVAL_TICKS: u32 = 600;
+/// Largest read while rebuilding state.
+const LOAD_READ_BYTES: usize = 1024 * 1024;
+/// Largest decoded batch body accepted while rebuilding state (our batches are uncompressed).
+const LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Kafka's configs of the offsets topic: compacted (the latest record per key is kept and
+/// tombstones eventually vanish), 100 MiB segments (`offsets.topic.segment.bytes`) so closed
+/// segments become compactable.
+const OFFSETS_TOPIC_CONFIGS: [(&str, &str); 2] = [
+    ("cleanup.policy", "compact"),
+    ("segment.bytes", "104857600"),
+];
+
+/// Kafka's choice of offsets partition: `abs(groupId.hashCode()) % partitions`, with Java's
+/// String.hashCode over UTF-16 code units, so the mapping matches Kafka's.
+pub(crate) fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    (hash & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Waits for a record write to become durable; a failure is logged (the state stays in memory
+/// and the next write of the same key supersedes it).
+pub(super) async fn wait(write: Option<Result<PendingProduce>>) {
+    let result = match write {
+        None => return,
+        Some(Ok(pending)) => pending.wait().await.map(|_| ()),
+        Some(Err(e)) => Err(e),
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "writing group records to the offsets topic failed");
+    }
+}
+
+impl Broker {
+    /// Appends `records` as one batch to the group's offsets partition (acks=all).
+    pub(super) fn write_group_records(
+        &self,
+        group_id: &str,
+        records: &[storage::Record],
+    ) -> Result<PendingProduce> {
+        let partition = partition_for(group_id, self.offsets_partitions());
+        let batch = storage::build_batch(records, now_ms());
+        self.append_internal(OFFSETS_TOPIC, partition, Bytes::from(batch), Acks::All)
+    }
+
+    fn offsets_partitions(&self) -> i32 {
+        self.topic(OFFSETS_TOPIC)
+            .map_or(self.settings.groups.offsets_topic_partitions, |t| {
+                i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)
+            })
+    }
+
+    /// Writes the group's record if it changed and is in a state worth persisting
+    /// (Stable after the leader's assignment, or Empty).
+    pub(super) fn persist_group(&self, entry: &mut GroupEntry) -> Option<Result<PendingProduce>> {
+        use super::GroupState::{Empty, Stable};
+        let group = &mut entry.group;
+        if !group.is_dirty || !matches!(group.state, Stable | Empty) {
+            return None;
+        }
+        group.is_dirty = false;
+        let key = Key::Group {
+            group: group.group_id.clone(),
+        };
+        let record = storage::Record {
+            key: Some(key.encode()),
+            value: Some(record::encode_group(group)),
+        };
+        Some(self.write_group_records(&group.group_id.clone(), &[record]))
+    }
+
+    /// Creates the offsets topic if missing and rebuilds every group from it; then starts the
+    /// timer task. Runs before the listener accepts clients, so no request sees a partial load.
+    pub(crate) fn open_groups(self: &Arc<Self>) -> Result<()> {
+        if self.topic(OFFSETS_TOPIC).is_none() {
+            let partitions = Some(self.settings.groups.offsets_topic_partitions);
+            let configs: Vec<(String, Option<String>)> = OFFSETS_TOPIC_CONFIGS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
+                .collect();
+            self.create_topic(OFFSETS_TOPIC, partitions, None, &configs, false)?;
+        }
+        let now = now_ms();
+        let mut groups: BTreeMap<String, GroupEntry> = BTreeMap::new();
+        let partitions = self.offsets_partitions();
+        let mut record_count = 0usize;
+        for partition in 0..partitions {
+            for (_, record) in self.read_internal(partition)? {
+                record_count += 1;
+                apply(&mut groups, record, now);
+            }
+        }
+        groups.retain(|_, entry| !entry.is_unused());
+        tracing::info!(
+            groups = groups.len(),
+            records = record_count,
+            "group coordinator loaded"
+        );
+        self.groups.lock().groups = groups;
+        spawn_timer(self);
+        Ok(())
+    }
+
+    /// Every record of one offsets partition, below its high watermark.
+    fn read_internal(&self, partition: i32) -> Result<Vec<(i64, storage::Record)>> {
+        let mut offset = self
+            .list_offset(
+                OFFSETS_TOPIC,
+                partition,
+                crate::broker::OffsetSpec::Earliest,
+            )
+            .map(|listed| match listed {
+                crate::broker::ListedOffset::Exact { offset, .. } => offset,
+                _ => 0,
+            })?;
+        let mut out = Vec::new();
+        loop {
+            let fetched = self.fetch(OFFSETS_TOPIC, partition, offset, LOAD_READ_BYTES, true)?;
+            if fetched.records.is_empty() {
+                return Ok(out);
+            }
+            let mut rest: &[u8] = &fetched.records;
+            let mut next = offset;
+            while let Ok(header) = BatchHeader::parse(rest) {
+                next = next.max(header.last_offset() + 1);
+                rest = rest.get(header.total_len()..).unwrap_or_default();
+            }
+            match storage::read_records(&fetched.records, LOAD_DECODED_BYTES_MAX) {
+                Ok(records) => out.extend(records.into_iter().filter(|(o, _)| *o >= offset)),
+                Err(source) => {
+                    return Err(Error::Storage {
+                        topic: OFFSETS_TOPIC.to_owned(),
+                        partition,
+                        source,
+                    });
+                }
+            }
+            if next <= offset {
+                return Ok(out);
+            }
+            offset = next;
+        }
+    }
+}
+
+/// Applies one stored record: the last value of a key wins, a null value deletes it.
+fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now: i64) {
+    let Some(key) = record.key.as_deref().and_then(Key::decode) else {
+        tracing::warn!("skipping an offsets-topic record with an unreadable key");
+        return;
+    };
+    match key {
+        Key::Offset {
+            group,
+            topic,
+            partition,
+        } => {
+            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry {
+                group: Group::new(&group, now),
+                offsets: BTreeMap::new(),
+            });
+            match record.value.as_deref().map(record::decode_offset) {
+                None => {
+                    entry.offsets.remove(&(topic, partition));
+                }
+                Some(Some(value)) => {
+                    entry.offsets.insert((topic, partition), value);
+                }
+                Some(None) => tracing::warn!(%group, "skipping an unreadable offset record"),
+            }
+        }
+        Key::Group { group } => {
+            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry {
+                group: Group::new(&group, now),
+                offsets: BTreeMap::new(),
+            });
+            match record
+                .value
+                .as_deref()
+                .map(|v| record::decode_group(&group, v, now))
+            {
+                None => {
+                    entry.group = Group::new(&group, now);
+                    entry.offsets.clear();
+                }
+                Some(Some(restored)) => entry.group = restored,
+                Some(None) => tracing::warn!(%group, "skipping an unreadable group record"),
+            }
+        }
+    }
+}
+
+/// Session and rebalance timers, and offset expiry, until the broker shuts down.
+fn spawn_timer(broker: &Arc<Broker>) {
+    let weak: Weak<Broker> = Arc::downgrade(broker);
+    let mut shutdown = broker.shutdown.subscribe();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(TICK_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u32;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = ticker.tick() => {}
+            }
+            let Some(broker) = weak.upgrade() else {
+                return;
+            };
+            let now = now_ms();
+            broker.tick_groups(now);
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(EXPIRY_INTERVAL_TICKS) {
+                broker.expire_offsets(now);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::group::record::CommittedOffset;
+
+    fn offset_record(partition: i32, value: Option<i64>) -> storage::Record {
+        let key = Key::Offset {
+            group: "g".to_owned(),
+            topic: "t".to_owned(),
+            partition,
+        };
+        storage::Record {
+            key: Some(key.encode()),
+            value: value.map(|offset| {
+                record::encode_offset(&CommittedOffset {
+                    offset,
+                    leader_epoch: 3,
+                    metadata: Some("m".to_owned()),
+                    commit_timestamp_ms: 1,
+                    expire_timestamp_ms: -1,
+                })
+            }),
+        }
+    }
+
+    #[test]
+    fn rebuild_keeps_the_last_record_per_key_and_honours_tombstones() {
+        let mut groups = BTreeMap::new();
+        apply(&mut groups, offset_record(0, Some(5)), 0);
+        apply(&mut groups, offset_record(1, Some(7)), 0);
+        apply(&mut groups, offset_record(0, Some(9)), 0);
+        apply(&mut groups, offset_record(1, None), 0);
+        let entry = groups.get("g").expect("group rebuilt");
+        let offsets: Vec<(i32, i64)> = entry
+            .offsets
+            .iter()
+            .map(|((_, partition), value)| (*partition, value.offset))
+            .collect();
+        assert_eq!(offsets, vec![(0, 9)]);
+        let mut group = Group::new("g", 0);
+        group.generation = 4;
+        group.protocol_type = Some("consumer".to_owned());
+        let group_record = storage::Record {
+            key: Some(
+                Key::Group {
+                    group: "g".to_owned(),
+                }
+                .encode(),
+            ),
+            value: Some(record::encode_group(&group)),
+        };
+        apply(&mut groups, group_record, 0);
+        let entry = groups.get("g").expect("group kept");
+        assert_eq!(entry.group.generation, 4);
+        assert_eq!(entry.group.state, super::super::GroupState::Empty);
+        let tombstone = storage::Record {
+            key: Some(
+                Key::Group {
+                    group: "g".to_owned(),
+                }
+                .encode(),
+            ),
+            value: None,
+        };
+        apply(&mut groups, tombstone, 0);
+        assert!(groups.get("g").is_some_and(GroupEntry::is_unused));
+    }
+
+    #[test]
+    fn partition_for_matches_java_string_hash_code() {
+        // "group".hashCode() == 98629247 in Java.
+        assert_eq!(partition_for("group", 50), 98_629_247 % 50);
+        assert_eq!(partition_for("", 8), 0);
+        for id in ["a", "consumer-group-1", "\u{e9}t\u{e9}"] {
+            assert!((0..8).contains(&partition_for(id, 8)));
+        }
+    }
+}
