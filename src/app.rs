@@ -32,6 +32,8 @@ impl Running {
     /// Graceful shutdown: stop accepting, finish in-flight requests, then flush and close logs.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.stop.send_replace(true);
+        // Joins and syncs waiting for a rebalance would hold the drain up to its timeout.
+        self.broker.stop_coordinating();
         self.server.await.context("kafka server task failed")?;
         self.broker.shutdown().context("closing partition logs")?;
         Ok(())

@@ -84,6 +84,14 @@ pub(crate) enum Error {
         bytes: usize,
         bytes_max: usize,
     },
+    #[error("assignor {assignor:?} is not served (uniform, range)")]
+    UnsupportedAssignor { assignor: String },
+    #[error("member epoch {member_epoch} of group {group} is fenced")]
+    FencedMemberEpoch { group: String, member_epoch: i32 },
+    #[error("member epoch {member_epoch} of group {group} is stale")]
+    StaleMemberEpoch { group: String, member_epoch: i32 },
+    #[error("invalid group request: {reason}")]
+    InvalidGroupRequest { reason: &'static str },
     #[error("group {group} has reached group.max.size")]
     GroupMaxSizeReached { group: String },
     #[error("group {group} does not exist")]

@@ -21,7 +21,8 @@ use tokio::sync::watch;
 
 pub(crate) use error::{Error, Result};
 pub(crate) use group::{
-    CommitPartition, CommittedOffset, GroupSettings, GroupState, JoinRequest, Protocol,
+    CommitPartition, CommittedOffset, ConsumerHeartbeat, GroupSettings, GroupState, JoinRequest,
+    Protocol,
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
 pub(crate) use read::{FetchedPartition, ListedOffset, OffsetSpec, PartitionDirInfo};

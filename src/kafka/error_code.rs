@@ -45,6 +45,10 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         // Kafka has no dedicated code; the request itself is unacceptable.
         E::MemberMetadataTooLarge { .. } => ResponseError::InvalidRequest,
         E::GroupMaxSizeReached { .. } => ResponseError::GroupMaxSizeReached,
+        E::UnsupportedAssignor { .. } => ResponseError::UnsupportedAssignor,
+        E::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        E::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+        E::InvalidGroupRequest { .. } => ResponseError::InvalidRequest,
         E::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
         E::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
         E::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,

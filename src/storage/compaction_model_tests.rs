@@ -19,6 +19,8 @@ enum Op {
     Roll,
     /// Compact at a time where tombstones are (true) or are not (false) past retention.
     Compact(bool),
+    /// A pass with an append (which may roll) between its build and its install.
+    CompactAroundAppend(Vec<(u8, bool)>),
     Reopen,
     Crash,
 }
@@ -29,6 +31,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(records, codec)| Op::Append(records, codec)),
         2 => Just(Op::Roll),
         4 => any::<bool>().prop_map(Op::Compact),
+        2 => proptest::collection::vec((0..6u8, proptest::bool::weighted(0.2)), 1..4)
+            .prop_map(Op::CompactAroundAppend),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
     ]
@@ -91,6 +95,26 @@ fn check(log: &Log, model: &Model) {
     }
 }
 
+/// Appends keyed records (`(key index, is tombstone)`) as one batch and records them.
+fn append(log: &mut Log, model: &mut Model, records: &[(u8, bool)], codec_choice: usize) {
+    let records: Vec<_> = records
+        .iter()
+        .map(|&(key, is_tombstone)| {
+            let value = (!is_tombstone).then(|| format!("v{}", model.log_end_offset));
+            (Some(vec![b'k', key]), value.map(String::into_bytes))
+        })
+        .collect();
+    let mut batch = keyed_batch(&records, 1_000, codec(codec_choice));
+    let appended = log.append(&mut batch, 0, 1_000).expect("append");
+    assert_eq!(appended.base_offset, model.log_end_offset);
+    for (delta, (key, value)) in records.into_iter().enumerate() {
+        model
+            .records
+            .push((appended.base_offset + delta as i64, key, value));
+    }
+    model.log_end_offset = appended.last_offset + 1;
+}
+
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Some(Log::open(dir.path(), settings(compaction_settings()), 0).unwrap());
@@ -98,25 +122,7 @@ fn run(ops: Vec<Op>) {
     for op in ops {
         let current = log.as_mut().expect("log is open between ops");
         match op {
-            Op::Append(records, choice) => {
-                let records: Vec<_> = records
-                    .iter()
-                    .map(|&(key, is_tombstone)| {
-                        let key = vec![b'k', key];
-                        let value = (!is_tombstone).then(|| format!("v{}", model.log_end_offset));
-                        (Some(key), value.map(String::into_bytes))
-                    })
-                    .collect();
-                let mut batch = keyed_batch(&records, 1_000, codec(choice));
-                let appended = current.append(&mut batch, 0, 1_000).expect("append");
-                assert_eq!(appended.base_offset, model.log_end_offset);
-                for (delta, (key, value)) in records.into_iter().enumerate() {
-                    model
-                        .records
-                        .push((appended.base_offset + delta as i64, key, value));
-                }
-                model.log_end_offset = appended.last_offset + 1;
-            }
+            Op::Append(records, choice) => append(current, &mut model, &records, choice),
             Op::Roll => {
                 let mut later = settings(compaction_settings());
                 later.segment_ms_max = Some(1);
@@ -129,6 +135,17 @@ fn run(ops: Vec<Op>) {
                 let cleaned_end = current.segments().last().unwrap().base_offset();
                 compact(current, now_ms);
                 model.compact(cleaned_end, is_expired);
+            }
+            Op::CompactAroundAppend(records) => {
+                let cleaned_end = current.segments().last().unwrap().base_offset();
+                let plan = current.plan_compaction(2_000).expect("plan");
+                let cleaned = plan.map(|plan| plan.build().expect("build"));
+                append(current, &mut model, &records, 0);
+                if let Some(cleaned) = cleaned {
+                    let outcome = current.install_compaction(cleaned).expect("install");
+                    assert!(outcome.is_installed, "appends never invalidate a pass");
+                }
+                model.compact(cleaned_end, false);
             }
             Op::Reopen => {
                 log.take().unwrap().close().unwrap();

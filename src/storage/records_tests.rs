@@ -88,11 +88,7 @@ fn compress_for_test(codec: i16, body: &[u8]) -> Vec<u8> {
 
 /// A v2 batch (base offset 0, correct CRC) of keyed records compressed with `codec` (0 = none,
 /// or one of the constants above); timestamps are `timestamp_ms + 3 * offset_delta`.
-pub(super) fn keyed_batch(
-    records: &[KeyValue],
-    timestamp_ms: i64,
-    codec: i16,
-) -> Vec<u8> {
+pub(super) fn keyed_batch(records: &[KeyValue], timestamp_ms: i64, codec: i16) -> Vec<u8> {
     let stored = compress_for_test(codec, &record_body(records));
     let attributes: i16 = if codec == SNAPPY_XERIAL { 2 } else { codec };
     let record_count = records.len() as i32;

@@ -314,3 +314,33 @@ async fn offset_delete_batch_leave_and_multi_group_offset_fetch_work() {
         "Empty"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_a_join_waiting_for_rebalance_and_exits_promptly() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let mut first = RawConn::connect(broker.addr());
+    let joined = join(&mut first, "draining");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(text("draining")))
+        .with_member_id(joined.member_id.clone())
+        .with_generation_id(joined.generation_id);
+    assert_eq!(first.roundtrip(&sync, 3).error_code, NONE);
+    // A second member's join waits for the first to rejoin (rebalance timeout 10 s).
+    let mut second = RawConn::connect(broker.addr());
+    let handshake = second.roundtrip(&join_request("draining", "", 16), 5);
+    let waiting = second.send(
+        &join_request("draining", handshake.member_id.as_str(), 16),
+        5,
+    );
+    let started = std::time::Instant::now();
+    let status = broker.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "shutdown waited {:?} for the rebalance",
+        started.elapsed()
+    );
+    let answer = second.receive::<JoinGroupRequest>(waiting, 5);
+    assert_eq!(answer.error_code, COORDINATOR_NOT_AVAILABLE);
+}

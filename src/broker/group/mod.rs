@@ -5,6 +5,10 @@
 mod classic;
 #[cfg(test)]
 mod classic_tests;
+mod consumer;
+mod consumer_ops;
+#[cfg(test)]
+mod consumer_tests;
 mod join;
 mod member;
 mod offsets;
@@ -24,6 +28,7 @@ use super::{Broker, now_ms};
 use crate::limits::GROUP_MEMBER_METADATA_BYTES_MAX;
 
 pub(crate) use classic::{GroupState, JoinRequest};
+pub(crate) use consumer::{ConsumerGroup, Heartbeat as ConsumerHeartbeat, TopicPartition};
 pub(crate) use member::Protocol;
 pub(crate) use offsets::CommitPartition;
 pub(crate) use record::CommittedOffset;
@@ -45,6 +50,10 @@ pub(crate) struct GroupSettings {
     pub(crate) group_size_max: usize,
     /// Longest offset metadata string (`offset.metadata.max.bytes`).
     pub(crate) offset_metadata_bytes_max: usize,
+    /// KIP-848 member session (`group.consumer.session.timeout.ms`).
+    pub(crate) consumer_session_timeout_ms: i32,
+    /// KIP-848 heartbeat interval told to members (`group.consumer.heartbeat.interval.ms`).
+    pub(crate) consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupSettings {
@@ -57,6 +66,8 @@ impl Default for GroupSettings {
             initial_rebalance_delay_ms: 0,
             group_size_max: usize::MAX,
             offset_metadata_bytes_max: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -91,17 +102,27 @@ pub(crate) struct SyncResponse {
     pub(crate) assignment: Bytes,
 }
 
-/// A group's membership and its committed offsets.
+/// A group's membership (classic or KIP-848 consumer) and its committed offsets.
 #[derive(Debug)]
 struct GroupEntry {
     group: Group,
+    consumer: ConsumerGroup,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
 }
 
 impl GroupEntry {
+    fn new(group_id: &str, now_ms: i64) -> GroupEntry {
+        GroupEntry {
+            group: Group::new(group_id, now_ms),
+            consumer: ConsumerGroup::default(),
+            offsets: BTreeMap::new(),
+        }
+    }
+
     /// A group with nothing to remember: no members, no offsets, never rebalanced.
     fn is_unused(&self) -> bool {
         self.offsets.is_empty()
+            && self.consumer.members.is_empty()
             && self.group.members.is_empty()
             && self.group.state == GroupState::Empty
             && self.group.generation == 0
@@ -117,6 +138,8 @@ struct State {
     groups: BTreeMap<String, GroupEntry>,
     join_waiters: BTreeMap<(String, String), Waiter<JoinResponse>>,
     sync_waiters: BTreeMap<(String, String), Waiter<SyncResponse>>,
+    /// Set at shutdown: nothing may wait for a rebalance any more.
+    is_closed: bool,
 }
 
 impl State {
@@ -167,12 +190,14 @@ impl Coordinator {
     }
 }
 
+fn not_available(group_id: &str) -> Error {
+    Error::CoordinatorNotAvailable {
+        group: group_id.to_owned(),
+    }
+}
+
 async fn wait_for<T>(rx: oneshot::Receiver<Result<T>>, group_id: &str) -> Result<T> {
-    rx.await.unwrap_or_else(|_| {
-        Err(Error::CoordinatorNotAvailable {
-            group: group_id.to_owned(),
-        })
-    })
+    rx.await.unwrap_or_else(|_| Err(not_available(group_id)))
 }
 
 fn check_group_id(group_id: &str) -> Result<()> {
@@ -203,14 +228,19 @@ impl Broker {
         request.new_member_id = self.groups.new_member_id(&request.client_id);
         let (waiting, write) = {
             let mut state = self.groups.lock();
+            if state.is_closed {
+                return Err(not_available(group_id));
+            }
             let now = now_ms();
             let entry = state
                 .groups
                 .entry(group_id.to_owned())
-                .or_insert_with(|| GroupEntry {
-                    group: Group::new(group_id, now),
-                    offsets: BTreeMap::new(),
+                .or_insert_with(|| GroupEntry::new(group_id, now));
+            if !entry.consumer.members.is_empty() {
+                return Err(Error::InconsistentGroupProtocol {
+                    group: group_id.to_owned(),
                 });
+            }
             let (outcome, replies) = entry.group.join(request, &self.settings.groups, now);
             let write = self.persist_group(entry);
             let waiting = match outcome {
@@ -250,6 +280,9 @@ impl Broker {
         check_group_id(group_id)?;
         let (rx, write) = {
             let mut state = self.groups.lock();
+            if state.is_closed {
+                return Err(not_available(group_id));
+            }
             let Some(entry) = state.groups.get_mut(group_id) else {
                 return Err(Error::UnknownMemberId {
                     group: group_id.to_owned(),
@@ -339,6 +372,20 @@ impl Broker {
         Ok(results)
     }
 
+    /// Shutdown: answers every JoinGroup and SyncGroup waiting for a rebalance with
+    /// COORDINATOR_NOT_AVAILABLE (clients look for the coordinator again) and refuses new
+    /// waits, so draining connections never waits for a rebalance timeout.
+    pub(crate) fn stop_coordinating(&self) {
+        let mut state = self.groups.lock();
+        state.is_closed = true;
+        for ((group_id, _), tx) in std::mem::take(&mut state.join_waiters) {
+            let _ = tx.send(Err(not_available(&group_id)));
+        }
+        for ((group_id, _), tx) in std::mem::take(&mut state.sync_waiters) {
+            let _ = tx.send(Err(not_available(&group_id)));
+        }
+    }
+
     /// One round of every group's timers; run by the coordinator's timer task.
     fn tick_groups(&self, now: i64) {
         let mut writes = Vec::new();
@@ -349,6 +396,11 @@ impl Broker {
                 continue;
             };
             let replies = entry.group.tick(now);
+            let session_ms = i64::from(self.settings.groups.consumer_session_timeout_ms);
+            for member_id in entry.consumer.expired(session_ms, now) {
+                tracing::info!(group = %group_id, member = %member_id, "consumer session expired, member removed");
+                entry.consumer.remove(&member_id);
+            }
             writes.push(self.persist_group(entry));
             if entry.is_unused() {
                 state.groups.remove(&group_id);

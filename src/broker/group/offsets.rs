@@ -28,7 +28,10 @@ pub(crate) struct GroupListing {
     pub(crate) group_id: String,
     /// Empty for groups that only commit offsets.
     pub(crate) protocol_type: String,
-    pub(crate) state: GroupState,
+    /// Kafka's state name ("Stable", "Empty", ...; KIP-848 groups have their own set).
+    pub(crate) state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub(crate) group_type: &'static str,
 }
 
 /// A member in DescribeGroups.
@@ -45,7 +48,7 @@ pub(crate) struct MemberDescription {
 /// A group in DescribeGroups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupDescription {
-    pub(crate) state: GroupState,
+    pub(crate) state: &'static str,
     pub(crate) protocol_type: String,
     /// The selected protocol; empty unless the group is stable.
     pub(crate) protocol: String,
@@ -113,19 +116,21 @@ impl Broker {
                 }
                 state.groups.insert(
                     group_id.to_owned(),
-                    GroupEntry {
-                        group: Group::new(group_id, now),
-                        offsets: BTreeMap::new(),
-                    },
+                    GroupEntry::new(group_id, now),
                 );
             }
             let entry = state
                 .groups
                 .get(group_id)
                 .expect("inserted above if missing");
-            entry
-                .group
-                .check_commit(member_id, instance_id, generation)?;
+            if entry.consumer.members.is_empty() {
+                entry
+                    .group
+                    .check_commit(member_id, instance_id, generation)?;
+            } else {
+                // KIP-848 groups: the field carries the member epoch.
+                entry.consumer.check_commit(group_id, member_id, generation)?;
+            }
             let metadata_max = self.settings.groups.offset_metadata_bytes_max;
             let mut records = Vec::new();
             for p in partitions {
@@ -216,10 +221,22 @@ impl Broker {
         state
             .groups
             .values()
-            .map(|entry| GroupListing {
-                group_id: entry.group.group_id.clone(),
-                protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
-                state: entry.group.state,
+            .map(|entry| {
+                if entry.consumer.members.is_empty() {
+                    GroupListing {
+                        group_id: entry.group.group_id.clone(),
+                        protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
+                        state: entry.group.state.name(),
+                        group_type: "classic",
+                    }
+                } else {
+                    GroupListing {
+                        group_id: entry.group.group_id.clone(),
+                        protocol_type: "consumer".to_owned(),
+                        state: entry.consumer.state_name(),
+                        group_type: "consumer",
+                    }
+                }
             })
             .collect()
     }
@@ -227,7 +244,11 @@ impl Broker {
     /// DescribeGroups for one group; `None` if the coordinator does not know it.
     pub(crate) fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
         let state = self.groups.lock();
-        let group = &state.groups.get(group_id)?.group;
+        let entry = state.groups.get(group_id)?;
+        if !entry.consumer.members.is_empty() {
+            return Some(super::consumer_ops::describe_as_classic(&entry.consumer));
+        }
+        let group = &entry.group;
         let is_stable = group.state == GroupState::Stable;
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let members = group
@@ -251,7 +272,7 @@ impl Broker {
             })
             .collect();
         Some(GroupDescription {
-            state: group.state,
+            state: group.state.name(),
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol: if is_stable { protocol } else { String::new() },
             members,
@@ -269,7 +290,7 @@ impl Broker {
                 .ok_or_else(|| Error::GroupIdNotFound {
                     group: group_id.to_owned(),
                 })?;
-            if entry.group.state != GroupState::Empty {
+            if entry.group.state != GroupState::Empty || !entry.consumer.members.is_empty() {
                 return Err(Error::NonEmptyGroup {
                     group: group_id.to_owned(),
                 });

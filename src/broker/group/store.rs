@@ -178,10 +178,7 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
             topic,
             partition,
         } => {
-            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry {
-                group: Group::new(&group, now),
-                offsets: BTreeMap::new(),
-            });
+            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now));
             match record.value.as_deref().map(record::decode_offset) {
                 None => {
                     entry.offsets.remove(&(topic, partition));
@@ -193,10 +190,7 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
             }
         }
         Key::Group { group } => {
-            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry {
-                group: Group::new(&group, now),
-                offsets: BTreeMap::new(),
-            });
+            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now));
             match record
                 .value
                 .as_deref()

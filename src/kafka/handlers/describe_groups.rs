@@ -60,7 +60,7 @@ pub(crate) async fn handle(
             described
                 .with_error_code(error_code::NONE)
                 .with_group_id(group_id)
-                .with_group_state(StrBytes::from_static_str(group.state.name()))
+                .with_group_state(StrBytes::from_static_str(group.state))
                 .with_protocol_type(wire(group.protocol_type))
                 .with_protocol_data(wire(group.protocol))
                 .with_members(members)

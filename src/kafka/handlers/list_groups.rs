@@ -1,5 +1,5 @@
 //! ListGroups (key 16), v0-v5: every group this coordinator knows, filtered by state (v4+)
-//! and by type (v5+; every group here is "classic").
+//! and by type (v5+: "classic" or "consumer").
 
 use kafka_protocol::messages;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -7,9 +7,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::group_wire::wire;
 use crate::kafka::{Context, error_code};
-
-/// The group type of every group this broker coordinates (KIP-848 names).
-const GROUP_TYPE: &str = "classic";
 
 pub(crate) async fn handle(
     ctx: &Context,
@@ -26,19 +23,19 @@ pub(crate) async fn handle(
         .broker
         .list_groups()
         .into_iter()
-        .filter(|g| version < 4 || wanted(&request.states_filter, g.state.name()))
-        .filter(|_| version < 5 || wanted(&request.types_filter, GROUP_TYPE))
+        .filter(|g| version < 4 || wanted(&request.states_filter, g.state))
+        .filter(|g| version < 5 || wanted(&request.types_filter, g.group_type))
         .map(|g| {
             let listed = ListedGroup::default()
                 .with_group_id(messages::GroupId(wire(g.group_id)))
                 .with_protocol_type(wire(g.protocol_type));
             let listed = if version >= 4 {
-                listed.with_group_state(StrBytes::from_static_str(g.state.name()))
+                listed.with_group_state(StrBytes::from_static_str(g.state))
             } else {
                 listed
             };
             if version >= 5 {
-                listed.with_group_type(StrBytes::from_static_str(GROUP_TYPE))
+                listed.with_group_type(StrBytes::from_static_str(g.group_type))
             } else {
                 listed
             }

@@ -18,7 +18,8 @@ use crate::kafka::{Context, error_code};
 /// ConsumerProtocolSubscription metadata (version prefix, then the v0+ body).
 fn subscribed_topics(ctx: &Context, group_id: &str) -> Option<BTreeSet<String>> {
     let (state, protocol_type, metadata) = ctx.broker.group_subscriptions(group_id)?;
-    let mut topics = BTreeSet::new();
+    // KIP-848 members state their subscriptions directly.
+    let mut topics = ctx.broker.consumer_subscriptions(group_id);
     if state == GroupState::Empty || protocol_type != "consumer" {
         return Some(topics);
     }
