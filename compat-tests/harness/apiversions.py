@@ -16,6 +16,7 @@ API_NAMES = {
     25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit", 32: "DescribeConfigs",
     33: "AlterConfigs", 35: "DescribeLogDirs", 36: "SaslAuthenticate", 37: "CreatePartitions",
     42: "DeleteGroups", 44: "IncrementalAlterConfigs", 47: "OffsetDelete", 60: "DescribeCluster",
+    68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe",
 }
 NAME_KEYS = {name: key for key, name in API_NAMES.items()}
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 pub(crate) use error::{Error, Result};
 pub(crate) use group::{
     CommitPartition, CommittedOffset, ConsumerHeartbeat, GroupSettings, GroupState, JoinRequest,
-    Protocol,
+    Protocol, TopicPartition,
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
 pub(crate) use read::{FetchedPartition, ListedOffset, OffsetSpec, PartitionDirInfo};

@@ -92,7 +92,7 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
         version,
         correlation_id: header.correlation_id,
     };
-    if api == ApiKey::JoinGroup {
+    if matches!(api, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat) {
         // Member ids and DescribeGroups carry the client id of the join.
         let ctx = ctx.for_client(header.client_id.as_deref().unwrap_or(""));
         return route(&ctx, call, body).instrument(span).await;
@@ -138,7 +138,8 @@ macro_rules! deferred {
 
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
-        alter_configs, api_versions, create_partitions, create_topics, delete_groups,
+        alter_configs, api_versions, consumer_group_describe, consumer_group_heartbeat,
+        create_partitions, create_topics, delete_groups,
         delete_records, delete_topics, describe_cluster, describe_configs, describe_groups,
         describe_log_dirs, fetch, find_coordinator, heartbeat, incremental_alter_configs,
         join_group, leave_group, list_groups, list_offsets, metadata, offset_commit,
@@ -186,6 +187,12 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         ApiKey::ListGroups => deferred!(ctx, call, body, list_groups::handle),
         ApiKey::DescribeGroups => deferred!(ctx, call, body, describe_groups::handle),
         ApiKey::DeleteGroups => deferred!(ctx, call, body, delete_groups::handle),
+        ApiKey::ConsumerGroupHeartbeat => {
+            deferred!(ctx, call, body, consumer_group_heartbeat::handle)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            deferred!(ctx, call, body, consumer_group_describe::handle)
+        }
         // Admin APIs: each runs in request order, so later requests see its changes.
         ApiKey::CreateTopics => inline!(ctx, call, body, create_topics::handle),
         ApiKey::DeleteTopics => inline!(ctx, call, body, delete_topics::handle),

@@ -50,6 +50,8 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::IncrementalAlterConfigs, 0, 1),
     served(ApiKey::OffsetDelete, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),
+    served(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    served(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The advertised range of `api`, or `None` if it is not served at all.

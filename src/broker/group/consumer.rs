@@ -21,7 +21,6 @@ pub(crate) struct Heartbeat {
     pub(crate) rack_id: Option<String>,
     pub(crate) client_id: String,
     pub(crate) client_host: String,
-    pub(crate) rebalance_timeout_ms: i32,
     pub(crate) subscribed_topics: Option<Vec<String>>,
     pub(crate) server_assignor: Option<String>,
     /// Partitions the member owns now; `None` = unchanged since its last heartbeat.

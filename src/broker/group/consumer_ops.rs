@@ -32,6 +32,11 @@ pub(super) fn describe_as_classic(group: &ConsumerGroup) -> GroupDescription {
 }
 
 impl Broker {
+    /// The heartbeat interval KIP-848 members are told to use.
+    pub(crate) fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.settings.groups.consumer_heartbeat_interval_ms
+    }
+
     /// ConsumerGroupHeartbeat: joins, leaves or keeps a member of a consumer group, answering
     /// its epoch and (when changed) its assignment.
     pub(crate) fn consumer_heartbeat(

@@ -2,12 +2,10 @@
 //! (list, describe, delete). Every change is a record of the offsets topic, made durable
 //! before it is visible.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use super::record::{self, CommittedOffset, Key};
-use super::{Group, GroupEntry, GroupState, check_group_id};
+use super::{GroupEntry, GroupState, check_group_id};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Broker, now_ms};
 use crate::storage;

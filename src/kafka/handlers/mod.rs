@@ -46,6 +46,8 @@ pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 pub(crate) mod produce_legacy;
 // Group coordination (classic protocol and committed offsets); `group_wire` holds what they share.
+pub(crate) mod consumer_group_describe;
+pub(crate) mod consumer_group_heartbeat;
 pub(crate) mod delete_groups;
 pub(crate) mod describe_groups;
 mod group_wire;

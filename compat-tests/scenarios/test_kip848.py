@@ -1,0 +1,92 @@
+"""KIP-848 consumer groups (`group.protocol=consumer`) with confluent-kafka (bundled librdkafka >= 2.4;
+the Debian librdkafka 2.0 behind the Rust tests cannot speak it). Not part of the sN matrix.
+
+Run: compat-tests/setup, start a broker, then
+  /var/tmp/tidelog-compat/venv/bin/python -m pytest compat-tests/scenarios/test_kip848.py --bootstrap HOST:PORT
+"""
+import threading
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import require_apis, wait_until
+
+PARTITIONS = 4
+
+
+def _produce(bootstrap, topic, count, tag):
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        producer.produce(topic, value=f"{tag}-{i}".encode(), partition=i % PARTITIONS)
+    assert producer.flush(30) == 0
+
+
+class _Member(threading.Thread):
+    """Polls and commits each record synchronously; counts a record only once committed."""
+
+    def __init__(self, bootstrap, group, topic, seen, extra=None):
+        super().__init__(daemon=True)
+        config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        config.update(extra or {})
+        self.consumer = Consumer(config)
+        self.consumer.subscribe([topic])
+        self.seen, self.lock = seen, threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            message = self.consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            try:
+                self.consumer.commit(message=message, asynchronous=False)
+            except Exception:  # a commit that lost a reassignment race: the next owner re-reads
+                continue
+            self.seen.append((message.partition(), message.offset()))
+        self.consumer.close()
+
+    def leave(self):
+        self.stopping.set()
+        self.join(60)
+
+
+def _wait_exactly_once(seen, expected):
+    wait_until(lambda: len(seen) >= expected, 90, f"{expected} records")
+    assert len(set(seen)) == len(seen), f"duplicates: {len(seen) - len(set(seen))}"
+    assert len(seen) == expected
+
+
+def test_consumer_protocol_group_join_leave_commit_and_describe(bootstrap):
+    require_apis(bootstrap, "ConsumerGroupHeartbeat", "ConsumerGroupDescribe")
+    topic, group = f"kip848-{uuid.uuid4().hex[:8]}", f"kip848-group-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
+        future.result()
+    seen = []
+    first = _Member(bootstrap, group, topic, seen)
+    first.start()
+    _produce(bootstrap, topic, 40, "first")
+    _wait_exactly_once(seen, 40)
+
+    # A second member joins: partitions move only after the first revoked them.
+    second = _Member(bootstrap, group, topic, seen, {"group.remote.assignor": "range"})
+    second.start()
+    wait_until(lambda: len(second.consumer.assignment()) > 0, 60, "the second member's assignment")
+    _produce(bootstrap, topic, 40, "after-join")
+    _wait_exactly_once(seen, 80)
+
+    describer = AdminClient({"bootstrap.servers": bootstrap})
+    described = describer.describe_consumer_groups([group])[group].result(timeout=30)
+    assert len(described.members) == 2, described
+
+    first.leave()
+    _produce(bootstrap, topic, 40, "after-leave")
+    _wait_exactly_once(seen, 120)
+    second.leave()
+
+    check = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committed = check.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)
+    check.close()
+    assert sum(tp.offset for tp in committed) == 120, committed
