@@ -25,8 +25,9 @@ def _produce(bootstrap, topic, count, tag):
 class _Member(threading.Thread):
     """Polls and commits each record synchronously; counts a record only once committed."""
 
-    def __init__(self, bootstrap, group, topic, seen, extra=None):
+    def __init__(self, name, bootstrap, group, topic, seen, extra=None):
         super().__init__(daemon=True)
+        self.name = name
         config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False}
         config.update(extra or {})
@@ -44,7 +45,7 @@ class _Member(threading.Thread):
                 self.consumer.commit(message=message, asynchronous=False)
             except Exception:  # a commit that lost a reassignment race: the next owner re-reads
                 continue
-            self.seen.append((message.partition(), message.offset()))
+            self.seen.append((self.name, message.partition(), message.offset()))
         self.consumer.close()
 
     def leave(self):
@@ -54,8 +55,9 @@ class _Member(threading.Thread):
 
 def _wait_exactly_once(seen, expected):
     wait_until(lambda: len(seen) >= expected, 90, f"{expected} records")
-    assert len(set(seen)) == len(seen), f"duplicates: {len(seen) - len(set(seen))}"
-    assert len(seen) == expected
+    records = [(partition, offset) for _, partition, offset in seen]
+    assert len(set(records)) == len(records), f"duplicates: {len(records) - len(set(records))}"
+    assert len(records) == expected
 
 
 def test_consumer_protocol_group_join_leave_commit_and_describe(bootstrap):
@@ -65,17 +67,21 @@ def test_consumer_protocol_group_join_leave_commit_and_describe(bootstrap):
     for future in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
         future.result()
     seen = []
-    first = _Member(bootstrap, group, topic, seen)
+    first = _Member("first", bootstrap, group, topic, seen)
     first.start()
     _produce(bootstrap, topic, 40, "first")
     _wait_exactly_once(seen, 40)
 
     # A second member joins: partitions move only after the first revoked them.
-    second = _Member(bootstrap, group, topic, seen, {"group.remote.assignor": "range"})
+    second = _Member("second", bootstrap, group, topic, seen, {"group.remote.assignor": "range"})
     second.start()
-    wait_until(lambda: len(second.consumer.assignment()) > 0, 60, "the second member's assignment")
-    _produce(bootstrap, topic, 40, "after-join")
-    _wait_exactly_once(seen, 80)
+    produced = 40
+    # Produce until the second member owns partitions (it gets them once the first revoked them).
+    while not any(name == "second" for name, _, _ in seen):
+        assert produced < 4000, "the second member never got an assignment"
+        _produce(bootstrap, topic, 8, f"after-join-{produced}")
+        produced += 8
+        _wait_exactly_once(seen, produced)
 
     describer = AdminClient({"bootstrap.servers": bootstrap})
     described = describer.describe_consumer_groups([group])[group].result(timeout=30)
@@ -83,10 +89,12 @@ def test_consumer_protocol_group_join_leave_commit_and_describe(bootstrap):
 
     first.leave()
     _produce(bootstrap, topic, 40, "after-leave")
-    _wait_exactly_once(seen, 120)
+    produced += 40
+    _wait_exactly_once(seen, produced)
+    assert {p for name, p, _ in seen[-40:]} == set(range(PARTITIONS)), "the survivor owns everything"
     second.leave()
 
     check = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     committed = check.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)
     check.close()
-    assert sum(tp.offset for tp in committed) == 120, committed
+    assert sum(tp.offset for tp in committed) == produced, committed

@@ -232,7 +232,15 @@ impl Broker {
         let s = &self.settings;
         let opt = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
         let defaults = storage::LogSettings::default();
-        let entries: [(&str, String, bool, ConfigKind, &'static str); 13] = [
+        let advertised = format!("PLAINTEXT://{}:{}", s.advertised.host, s.advertised.port);
+        let entries: [(&str, String, bool, ConfigKind, &'static str); 14] = [
+            (
+                "advertised.listeners",
+                advertised,
+                false,
+                ConfigKind::List,
+                "the listener address clients are told to connect to",
+            ),
             (
                 "broker.id",
                 s.node_id.to_string(),

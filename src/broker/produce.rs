@@ -94,26 +94,28 @@ impl Broker {
                 min_insync_replicas: settings.min_insync_replicas,
             });
         }
-        let ranges = validate::batches(
-            &records,
-            settings.message_bytes_max,
-            settings.log.segment_bytes_max,
-        )?;
-        if settings.log.compaction.is_some() {
-            validate::keys_present(&records, &ranges, settings.log.segment_bytes_max)?;
-        }
+        let rules = validate::Rules {
+            message_bytes_max: settings.message_bytes_max,
+            segment_bytes_max: settings.log.segment_bytes_max,
+            require_keys: settings.log.compaction.is_some(),
+            codec: settings.codec,
+        };
+        let checked = validate::batches(&records, &rules)?;
         let now = now_ms();
         let log_append_time_ms = match settings.timestamp_policy {
             TimestampPolicy::LogAppendTime => now,
             TimestampPolicy::CreateTime => -1,
         };
-        let mut buffer = records.to_vec();
+        let mut batches: Vec<Vec<u8>> = checked
+            .into_iter()
+            .map(|c| match c.rewritten {
+                Some(bytes) => bytes,
+                None => records.get(c.range).unwrap_or_default().to_vec(),
+            })
+            .collect();
         let (base_offset, end_offset, log_start_offset) = target.with_log(|log| {
             let mut base_offset = None;
-            for range in ranges {
-                let batch = buffer
-                    .get_mut(range)
-                    .expect("validated ranges lie inside the request bytes");
+            for batch in &mut batches {
                 if log_append_time_ms >= 0 {
                     storage::stamp_log_append_time(batch, log_append_time_ms);
                 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::error::{Error, Result};
 use super::settings::BrokerSettings;
-use crate::storage::{CompactionSettings, LogSettings};
+use crate::storage::{CompactionSettings, Compression, LogSettings};
 
 /// Where a described config value comes from (Kafka's DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub(crate) struct TopicSettings {
     pub(crate) message_bytes_max: u32,
     pub(crate) timestamp_policy: TimestampPolicy,
     pub(crate) min_insync_replicas: i32,
+    /// `compression.type`: `None` stores batches as the producer compressed them.
+    pub(crate) codec: Option<Compression>,
     /// `cleanup.policy` contains `compact` (the log gets `compaction` once resolved).
     is_compacted: bool,
     /// Compaction parameters, kept even for delete-only topics until the policy changes.
@@ -82,7 +84,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "compression.type",
         kind: ConfigKind::String,
-        doc: "producer: batches are stored as the producer compressed them",
+        doc: "codec of stored batches; producer keeps the producer's compression",
     },
     KeySpec {
         name: "delete.retention.ms",
@@ -190,6 +192,7 @@ impl TopicSettings {
             message_bytes_max: broker.message_bytes_max,
             timestamp_policy: TimestampPolicy::CreateTime,
             min_insync_replicas: 1,
+            codec: None,
             is_compacted: false,
             compaction: CompactionSettings::default(),
         }
@@ -252,12 +255,20 @@ impl TopicSettings {
                 self.compaction.min_compaction_lag_ms = parse_i64(key, value, 0, i64::MAX)? as u64
             }
             "compression.type" => {
-                if value != "producer" {
-                    return Err(invalid(
-                        key,
-                        "only \"producer\" is supported: batches are stored as sent",
-                    ));
-                }
+                self.codec = match value {
+                    "producer" => None,
+                    "uncompressed" => Some(Compression::None),
+                    "gzip" => Some(Compression::Gzip),
+                    "snappy" => Some(Compression::Snappy),
+                    "lz4" => Some(Compression::Lz4),
+                    "zstd" => Some(Compression::Zstd),
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            "must be producer, uncompressed, gzip, snappy, lz4 or zstd",
+                        ));
+                    }
+                };
             }
             "index.interval.bytes" => {
                 self.log.index_interval_bytes =

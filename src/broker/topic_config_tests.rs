@@ -13,6 +13,7 @@ fn resolve(pairs: &[(&str, &str)]) -> Result<TopicSettings> {
         message_bytes_max: 1_000,
         timestamp_policy: TimestampPolicy::CreateTime,
         min_insync_replicas: 1,
+        codec: None,
         is_compacted: false,
         compaction: CompactionSettings::default(),
     };
@@ -88,4 +89,26 @@ fn compaction_keys_are_described_with_kafka_defaults() {
         assert!(KEYS.iter().any(|spec| spec.name == key), "{key} is listed");
         assert_eq!(compaction_default(key).as_deref(), Some(value));
     }
+}
+
+#[test]
+fn compression_type_maps_to_a_storage_codec() {
+    assert_eq!(
+        resolve(&[("compression.type", "producer")]).unwrap().codec,
+        None
+    );
+    assert_eq!(
+        resolve(&[("compression.type", "uncompressed")])
+            .unwrap()
+            .codec,
+        Some(Compression::None)
+    );
+    assert_eq!(
+        resolve(&[("compression.type", "zstd")]).unwrap().codec,
+        Some(Compression::Zstd)
+    );
+    assert!(matches!(
+        resolve(&[("compression.type", "brotli")]),
+        Err(Error::InvalidConfig { .. })
+    ));
 }

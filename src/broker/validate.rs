@@ -1,88 +1,110 @@
-//! Produce-side validation of the record batches a client sent, before anything is appended.
-//! Pure: bytes in, a list of batch ranges or a broker error out.
+//! Produce-side validation of the record batches a client sent, before anything is appended:
+//! header, CRC, sizes, record framing (compressed batches are decoded, as Kafka does), keys on
+//! compacted topics, and the rewrites Kafka applies (true max timestamp, topic compression).
 #![deny(clippy::indexing_slicing)]
 
 use std::ops::Range;
 
 use super::error::{Error, Result};
-use crate::storage::{self, BATCH_HEADER_LEN, BatchHeader, Compression};
+use crate::storage::{self, BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType};
 
-/// Splits `records` into whole v2 batches and checks each: header, CRC, size (against
-/// `max.message.bytes` and the segment size), record count and, for uncompressed batches, the
-/// framing of every record.
-pub(crate) fn batches(
-    records: &[u8],
-    message_bytes_max: u32,
-    segment_bytes_max: u64,
-) -> Result<Vec<Range<usize>>> {
-    let mut ranges = Vec::new();
-    let mut position = 0;
+/// What a topic's configs require of produced batches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub(crate) message_bytes_max: u32,
+    pub(crate) segment_bytes_max: u64,
+    /// A compacted topic refuses records without a key.
+    pub(crate) require_keys: bool,
+    /// `compression.type` other than `producer`: stored batches use this codec.
+    pub(crate) codec: Option<Compression>,
+}
+
+/// One checked batch: where it lies in the request, and its replacement bytes when Kafka's
+/// rules rewrite it (recompressed, or its max timestamp corrected).
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) range: Range<usize>,
+    pub(crate) rewritten: Option<Vec<u8>>,
+}
+
+/// Splits `records` into whole v2 batches and checks each one.
+pub(crate) fn batches(records: &[u8], rules: &Rules) -> Result<Vec<Checked>> {
     if records.is_empty() {
         return Err(Error::InvalidRecord {
             reason: "produce request carries no record batch".to_owned(),
         });
     }
+    let mut checked = Vec::new();
+    let mut position = 0;
     while position < records.len() {
         let rest = records.get(position..).unwrap_or_default();
-        let corrupt = |reason: String| Error::CorruptMessage { position, reason };
-        if rest.len() < BATCH_HEADER_LEN {
-            return Err(corrupt(format!(
-                "{} trailing bytes are shorter than a batch header",
-                rest.len()
-            )));
-        }
-        let header = BatchHeader::parse(rest).map_err(|e| corrupt(e.to_string()))?;
-        let total = header.total_len();
-        let batch = rest
-            .get(..total)
-            .ok_or_else(|| corrupt(format!("batch of {total} bytes is truncated")))?;
-        if total > message_bytes_max as usize {
-            return Err(Error::MessageTooLarge {
-                batch_bytes: total,
-                max_bytes: message_bytes_max,
-            });
-        }
-        if total as u64 > segment_bytes_max {
-            return Err(Error::RecordListTooLarge {
-                batch_bytes: total,
-                segment_bytes_max,
-            });
-        }
-        storage::verify_crc(batch).map_err(|e| corrupt(e.to_string()))?;
-        check_header(&header)?;
-        if header.compression() == Compression::None {
-            check_records(batch, header.record_count)?;
-        }
-        ranges.push(position..position + total);
+        let (total, rewritten) = check_one(rest, position, rules)?;
+        checked.push(Checked {
+            range: position..position + total,
+            rewritten,
+        });
         position += total;
     }
-    Ok(ranges)
+    Ok(checked)
 }
 
-/// On a compacted topic every record needs a key, compressed batches included (Kafka's
-/// "Compacted topic cannot accept message without key"). Runs after [`batches`].
-pub(crate) fn keys_present(
-    records: &[u8],
-    ranges: &[Range<usize>],
-    segment_bytes_max: u64,
-) -> Result<()> {
-    let uncompressed_bytes_max = usize::try_from(segment_bytes_max).unwrap_or(usize::MAX);
-    for range in ranges {
-        let batch = records.get(range.clone()).unwrap_or_default();
-        let has_keyless =
-            storage::has_keyless_record(batch, uncompressed_bytes_max).map_err(|error| {
-                Error::CorruptMessage {
-                    position: range.start,
-                    reason: error.to_string(),
-                }
-            })?;
-        if has_keyless {
-            return Err(Error::InvalidRecord {
-                reason: "Compacted topic cannot accept message without key".to_owned(),
-            });
-        }
+/// Checks the batch at the start of `rest`; returns its length and any rewrite.
+fn check_one(rest: &[u8], position: usize, rules: &Rules) -> Result<(usize, Option<Vec<u8>>)> {
+    let corrupt = |reason: String| Error::CorruptMessage { position, reason };
+    if rest.len() < BATCH_HEADER_LEN {
+        return Err(corrupt(format!(
+            "{} trailing bytes are shorter than a batch header",
+            rest.len()
+        )));
     }
-    Ok(())
+    let header = BatchHeader::parse(rest).map_err(|e| corrupt(e.to_string()))?;
+    let total = header.total_len();
+    let batch = rest
+        .get(..total)
+        .ok_or_else(|| corrupt(format!("batch of {total} bytes is truncated")))?;
+    if total > rules.message_bytes_max as usize {
+        return Err(Error::MessageTooLarge {
+            batch_bytes: total,
+            max_bytes: rules.message_bytes_max,
+        });
+    }
+    if total as u64 > rules.segment_bytes_max {
+        return Err(Error::RecordListTooLarge {
+            batch_bytes: total,
+            segment_bytes_max: rules.segment_bytes_max,
+        });
+    }
+    storage::verify_crc(batch).map_err(|e| corrupt(e.to_string()))?;
+    check_header(&header)?;
+    let uncompressed_bytes_max = usize::try_from(rules.segment_bytes_max).unwrap_or(usize::MAX);
+    let decoded = storage::decode_records(batch, uncompressed_bytes_max).map_err(|e| match e {
+        storage::Error::Decompression { .. } => corrupt(e.to_string()),
+        other => Error::InvalidRecord {
+            reason: other.to_string(),
+        },
+    })?;
+    if rules.require_keys && decoded.records.iter().any(|r| decoded.key(r).is_none()) {
+        return Err(Error::InvalidRecord {
+            reason: "Compacted topic cannot accept message without key".to_owned(),
+        });
+    }
+    if let Some(codec) = rules.codec.filter(|c| *c != header.compression()) {
+        let recompressed =
+            storage::recompress(batch, &decoded, codec).map_err(|e| Error::InvalidRecord {
+                reason: e.to_string(),
+            })?;
+        return Ok((total, Some(recompressed)));
+    }
+    let true_max = storage::max_record_timestamp(&decoded);
+    let is_create_time = header.timestamp_type() == TimestampType::CreateTime;
+    match true_max {
+        Some(max) if is_create_time && max != header.max_timestamp => {
+            let mut fixed = batch.to_vec();
+            storage::set_max_timestamp(&mut fixed, max);
+            Ok((total, Some(fixed)))
+        }
+        _ => Ok((total, None)),
+    }
 }
 
 fn check_header(header: &BatchHeader) -> Result<()> {
@@ -115,71 +137,73 @@ fn check_header(header: &BatchHeader) -> Result<()> {
     Ok(())
 }
 
-/// Walks the length-prefixed records of an uncompressed batch: they must exactly fill it.
-fn check_records(batch: &[u8], record_count: i32) -> Result<()> {
-    let mut body = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
-    for index in 0..record_count {
-        let (len, used) = read_varint(body).ok_or_else(|| Error::InvalidRecord {
-            reason: format!("record {index} has a malformed length"),
-        })?;
-        let len = usize::try_from(len).map_err(|_| Error::InvalidRecord {
-            reason: format!("record {index} has negative length {len}"),
-        })?;
-        body = body.get(used + len..).ok_or_else(|| Error::InvalidRecord {
-            reason: format!("record {index} of {len} bytes overruns its batch"),
-        })?;
-    }
-    if !body.is_empty() {
-        return Err(Error::InvalidRecord {
-            reason: format!(
-                "{} bytes follow the last of {record_count} records",
-                body.len()
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Reads a zigzag varint (at most 5 bytes for an i32); returns the value and the bytes used.
-fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
-    let mut raw: u64 = 0;
-    for (i, byte) in bytes.iter().take(5).enumerate() {
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let value = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::indexing_slicing)] // reason: tests index known-good results
     use super::*;
 
+    fn rules() -> Rules {
+        Rules {
+            message_bytes_max: 1 << 20,
+            segment_bytes_max: 1 << 20,
+            require_keys: false,
+            codec: None,
+        }
+    }
+
     #[test]
-    fn varint_decodes_zigzag_values() {
-        assert_eq!(read_varint(&[0x00]), Some((0, 1)));
-        assert_eq!(read_varint(&[0x01]), Some((-1, 1)));
-        assert_eq!(read_varint(&[0x02]), Some((1, 1)));
-        assert_eq!(read_varint(&[0xac, 0x02]), Some((150, 2)));
-        assert_eq!(read_varint(&[0x80, 0x80]), None);
+    fn valid_batch_passes_unchanged() {
+        let batch = storage::test_batches::build(3, 1_000, 10);
+        let checked = batches(&batch, &rules()).expect("a valid batch");
+        assert_eq!(checked.len(), 1);
+        assert_eq!(checked[0].range, 0..batch.len());
     }
 
     #[test]
     fn keyless_record_on_compacted_topic_is_invalid_record() {
-        let batch = crate::storage::test_batches::build(2, 0, 10);
-        let ranges = batches(&batch, 1 << 20, 1 << 20).expect("a valid batch");
+        let batch = storage::test_batches::build(2, 0, 10);
+        let compacted = Rules {
+            require_keys: true,
+            ..rules()
+        };
         assert!(matches!(
-            keys_present(&batch, &ranges, 1 << 20),
+            batches(&batch, &compacted),
             Err(Error::InvalidRecord { .. })
         ));
     }
 
     #[test]
+    fn topic_codec_recompresses_the_batch() {
+        let batch = storage::test_batches::build(5, 1_000, 100);
+        let gzip = Rules {
+            codec: Some(Compression::Gzip),
+            ..rules()
+        };
+        let checked = batches(&batch, &gzip).expect("recompressed");
+        let rewritten = checked[0].rewritten.as_ref().expect("a rewrite");
+        let header = BatchHeader::parse(rewritten).expect("header");
+        assert_eq!(header.compression(), Compression::Gzip);
+        assert_eq!(header.record_count, 5);
+        storage::verify_crc(rewritten).expect("a valid crc");
+        let decoded = storage::decode_records(rewritten, 1 << 20).expect("decodes");
+        assert_eq!(decoded.records.len(), 5);
+    }
+
+    #[test]
+    fn missing_max_timestamp_is_recomputed_from_records() {
+        let mut batch = storage::test_batches::build(3, 5_000, 10);
+        storage::set_max_timestamp(&mut batch, -1);
+        let checked = batches(&batch, &rules()).expect("valid");
+        let fixed = checked[0].rewritten.as_ref().expect("a rewrite");
+        let header = BatchHeader::parse(fixed).expect("header");
+        assert!(header.max_timestamp >= 5_000, "{}", header.max_timestamp);
+        storage::verify_crc(fixed).expect("a valid crc");
+    }
+
+    #[test]
     fn empty_records_are_invalid() {
         assert!(matches!(
-            batches(&[], 1000, 1000),
+            batches(&[], &rules()),
             Err(Error::InvalidRecord { .. })
         ));
     }
@@ -187,7 +211,7 @@ mod tests {
     #[test]
     fn short_bytes_are_corrupt() {
         assert!(matches!(
-            batches(&[0; 20], 1000, 1000),
+            batches(&[0; 20], &rules()),
             Err(Error::CorruptMessage { .. })
         ));
     }

@@ -117,6 +117,12 @@ mod tests {
         check(ApiKey::ListOffsets, 1, 10);
         check(ApiKey::OffsetForLeaderEpoch, 2, 4);
         check(ApiKey::FindCoordinator, 0, 6);
+        check(ApiKey::JoinGroup, 0, 9);
+        check(ApiKey::SyncGroup, 0, 5);
+        check(ApiKey::Heartbeat, 0, 4);
+        check(ApiKey::OffsetCommit, 2, 9);
+        check(ApiKey::OffsetFetch, 1, 9);
+        check(ApiKey::ConsumerGroupHeartbeat, 0, 1);
     }
 
     #[test]

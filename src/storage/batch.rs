@@ -193,6 +193,13 @@ pub(crate) fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     put(batch, PARTITION_LEADER_EPOCH_AT, &epoch.to_be_bytes());
 }
 
+/// Rewrites the max timestamp (a CreateTime batch's largest record timestamp) and the CRC.
+pub(crate) fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    put(batch, MAX_TIMESTAMP_AT, &max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(batch.get(ATTRIBUTES_AT..).unwrap_or_default());
+    put(batch, CRC_AT, &crc.to_be_bytes());
+}
+
 /// Marks the batch LogAppendTime with `max_timestamp = now_ms` and recomputes its CRC.
 pub(crate) fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16::from_be_bytes(field(batch, ATTRIBUTES_AT)) | TIMESTAMP_TYPE_BIT;

@@ -19,6 +19,20 @@ const CRC_AT: Range<usize> = 17..21;
 const MAX_TIMESTAMP_AT: Range<usize> = 35..43;
 const RECORD_COUNT_AT: Range<usize> = 57..61;
 const CRC_COVERS_FROM: usize = 21;
+const ATTRIBUTES_AT: Range<usize> = 21..23;
+const CODEC_MASK: i16 = 0x07;
+
+/// The attribute bits of a codec; `Unknown` keeps its raw id.
+fn codec_bits(codec: Compression) -> i16 {
+    match codec {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+        Compression::Unknown(raw) => i16::from(raw) & CODEC_MASK,
+    }
+}
 
 /// One record inside a decoded batch; ranges index [`DecodedBatch::body`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,12 +122,6 @@ pub(crate) fn decode(batch: &[u8], uncompressed_bytes_max: usize) -> Result<Deco
         body,
         records,
     })
-}
-
-/// Whether any record of `batch` lacks a key (a compacted topic refuses such batches).
-pub(crate) fn has_keyless_record(batch: &[u8], uncompressed_bytes_max: usize) -> Result<bool> {
-    let decoded = decode(batch, uncompressed_bytes_max)?;
-    Ok(decoded.records.iter().any(|record| record.key.is_none()))
 }
 
 fn decompress(header: &BatchHeader, stored: &[u8], bytes_max: usize) -> Result<Vec<u8>> {
@@ -239,6 +247,31 @@ pub(crate) fn retain(
     decoded: &DecodedBatch,
     keep: impl Fn(&RecordEntry) -> bool,
 ) -> Result<Vec<u8>> {
+    rebuild(original, decoded, keep, decoded.header.compression())
+}
+
+/// The same records re-encoded with `codec` (a topic's `compression.type`); every other header
+/// field is kept, and the CreateTime max timestamp is recomputed from the records.
+pub(crate) fn recompress(
+    original: &[u8],
+    decoded: &DecodedBatch,
+    codec: Compression,
+) -> Result<Vec<u8>> {
+    rebuild(original, decoded, |_| true, codec)
+}
+
+/// The largest record timestamp (base timestamp + largest delta); None for a batch without records.
+pub(crate) fn max_record_timestamp(decoded: &DecodedBatch) -> Option<i64> {
+    let delta = decoded.records.iter().map(|r| r.timestamp_delta).max()?;
+    Some(decoded.header.base_timestamp.saturating_add(delta))
+}
+
+fn rebuild(
+    original: &[u8],
+    decoded: &DecodedBatch,
+    keep: impl Fn(&RecordEntry) -> bool,
+    codec: Compression,
+) -> Result<Vec<u8>> {
     let header = &decoded.header;
     let mut body = Vec::new();
     let mut record_count: i32 = 0;
@@ -252,12 +285,11 @@ pub(crate) fn retain(
         record_count += 1;
         max_timestamp_delta = max_timestamp_delta.max(Some(record.timestamp_delta));
     }
-    let compressed =
-        compress(header.compression(), &body).map_err(|source| Error::Decompression {
-            base_offset: header.base_offset,
-            codec: header.compression(),
-            source,
-        })?;
+    let compressed = compress(codec, &body).map_err(|source| Error::Decompression {
+        base_offset: header.base_offset,
+        codec,
+        source,
+    })?;
     let mut batch = original
         .get(..BATCH_HEADER_LEN)
         .ok_or(Error::BatchTooShort {
@@ -270,6 +302,8 @@ pub(crate) fn retain(
         .map_err(|_| malformed(header, "re-encoded batch is too large"))?;
     put(&mut batch, BATCH_LENGTH_AT, &batch_length.to_be_bytes());
     put(&mut batch, RECORD_COUNT_AT, &record_count.to_be_bytes());
+    let attributes = (header.attributes & !CODEC_MASK) | codec_bits(codec);
+    put(&mut batch, ATTRIBUTES_AT, &attributes.to_be_bytes());
     if header.attributes & TIMESTAMP_TYPE_BIT == 0
         && let Some(delta) = max_timestamp_delta
     {

@@ -344,3 +344,51 @@ async fn sigterm_answers_a_join_waiting_for_rebalance_and_exits_promptly() {
     let answer = second.receive::<JoinGroupRequest>(waiting, 5);
     assert_eq!(answer.error_code, COORDINATOR_NOT_AVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_heartbeat_assigns_fences_and_describes() {
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest};
+
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    let dir = TempDir::new().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    harness::create_topic(&broker.bootstrap(), "present", 2, &[]).await;
+    let mut conn = RawConn::connect(broker.addr());
+    let heartbeat = |epoch: i32| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(text("kip848")))
+            .with_member_id(text("member-1"))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names((epoch == 0).then(|| vec![topic_name("present")]))
+            .with_topic_partitions((epoch == 0).then(Vec::new))
+    };
+    let joined = conn.roundtrip(&heartbeat(0), 1);
+    assert_eq!(joined.error_code, NONE, "{joined:?}");
+    assert_eq!(
+        joined.member_id.as_ref().map(|m| m.as_str()),
+        Some("member-1")
+    );
+    assert!(joined.member_epoch > 0);
+    let assignment = joined.assignment.expect("an assignment on join");
+    assert_eq!(assignment.topic_partitions.len(), 1);
+    assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1]);
+
+    let fenced = conn.roundtrip(&heartbeat(joined.member_epoch + 7), 1);
+    assert_eq!(fenced.error_code, FENCED_MEMBER_EPOCH);
+    let described = conn.roundtrip(
+        &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(text("kip848"))]),
+        1,
+    );
+    assert_eq!(described.groups[0].error_code, NONE);
+    assert_eq!(described.groups[0].members.len(), 1);
+    assert_eq!(described.groups[0].assignor_name.as_str(), "uniform");
+    let listed = conn.roundtrip(
+        &ListGroupsRequest::default().with_types_filter(vec![text("consumer")]),
+        5,
+    );
+    let ids: Vec<&str> = listed.groups.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(ids, vec!["kip848"]);
+    let left = conn.roundtrip(&heartbeat(-1), 1);
+    assert_eq!((left.error_code, left.member_epoch), (NONE, -1));
+}

@@ -116,12 +116,13 @@ impl ConsumerGroup {
             }
             0 => self.join(&request, now_ms)?,
             epoch => {
-                let member = self.members.get_mut(&member_id).ok_or_else(|| {
-                    Error::UnknownMemberId {
-                        group: group_id.to_owned(),
-                        member_id: member_id.clone(),
-                    }
-                })?;
+                let member =
+                    self.members
+                        .get_mut(&member_id)
+                        .ok_or_else(|| Error::UnknownMemberId {
+                            group: group_id.to_owned(),
+                            member_id: member_id.clone(),
+                        })?;
                 if epoch != member.member_epoch && epoch != member.previous_epoch {
                     return Err(Error::FencedMemberEpoch {
                         group: group_id.to_owned(),
@@ -215,7 +216,11 @@ impl ConsumerGroup {
     }
 
     /// Moves one member towards its target: revoke first, then grant what others released.
-    fn reconcile(&mut self, member_id: &str, owned: Option<Vec<TopicPartition>>) -> HeartbeatResponse {
+    fn reconcile(
+        &mut self,
+        member_id: &str,
+        owned: Option<Vec<TopicPartition>>,
+    ) -> HeartbeatResponse {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
         let held_by_others: BTreeSet<TopicPartition> = self
             .members
@@ -249,7 +254,8 @@ impl ConsumerGroup {
             }
         }
         // While revoking, the member is told to keep only what stays in its target.
-        let visible: BTreeSet<TopicPartition> = member.assigned.intersection(&target).cloned().collect();
+        let visible: BTreeSet<TopicPartition> =
+            member.assigned.intersection(&target).cloned().collect();
         let assignment = (member.last_sent.as_ref() != Some(&visible)).then(|| {
             member.last_sent = Some(visible.clone());
             visible.into_iter().collect()
@@ -263,10 +269,13 @@ impl ConsumerGroup {
 
     /// Offset commits of a consumer group carry the member epoch (KIP-848 fencing).
     pub(crate) fn check_commit(&self, group_id: &str, member_id: &str, epoch: i32) -> Result<()> {
-        let member = self.members.get(member_id).ok_or_else(|| Error::UnknownMemberId {
-            group: group_id.to_owned(),
-            member_id: member_id.to_owned(),
-        })?;
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or_else(|| Error::UnknownMemberId {
+                group: group_id.to_owned(),
+                member_id: member_id.to_owned(),
+            })?;
         if epoch > member.member_epoch {
             Err(Error::FencedMemberEpoch {
                 group: group_id.to_owned(),
@@ -330,7 +339,10 @@ fn assign_uniform(
         .keys()
         .map(|m| (m.clone(), BTreeSet::new()))
         .collect();
-    let all: Vec<TopicPartition> = counts.keys().flat_map(|t| partitions_of(counts, t)).collect();
+    let all: Vec<TopicPartition> = counts
+        .keys()
+        .flat_map(|t| partitions_of(counts, t))
+        .collect();
     let share = all.len().div_ceil(subscriptions.len().max(1));
     let eligible = |tp: &TopicPartition| -> Vec<&String> {
         subscriptions
@@ -343,7 +355,9 @@ fn assign_uniform(
     for tp in all {
         let owner = previous
             .iter()
-            .find(|(m, parts)| parts.contains(&tp) && subscriptions.get(*m).is_some_and(|t| t.contains(&tp.0)))
+            .find(|(m, parts)| {
+                parts.contains(&tp) && subscriptions.get(*m).is_some_and(|t| t.contains(&tp.0))
+            })
             .map(|(m, _)| m.clone());
         match owner {
             Some(owner) if target.get(&owner).is_some_and(|p| p.len() < share) => {

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use super::admin::{GroupDescription, MemberDescription};
 use super::consumer::{ConsumerGroup, Heartbeat, HeartbeatResponse};
-use super::offsets::{GroupDescription, MemberDescription};
 use super::{GroupEntry, check_group_id};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Broker, now_ms};

@@ -2,6 +2,7 @@
 //! records of the internal offsets topic and rebuilt from it on start. Kafka-agnostic: handlers
 //! translate the wire; `classic.rs` is the pure state machine, this file the locking runtime.
 
+mod admin;
 mod classic;
 #[cfg(test)]
 mod classic_tests;

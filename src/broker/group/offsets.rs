@@ -1,8 +1,5 @@
-//! Committed offsets (commit, fetch, delete, expiry) and the group administration queries
-//! (list, describe, delete). Every change is a record of the offsets topic, made durable
-//! before it is visible.
-
-use bytes::Bytes;
+//! Committed offsets: commit, fetch, delete and Kafka's retention. Every change is a record
+//! of the offsets topic, made durable before it is visible.
 
 use super::record::{self, CommittedOffset, Key};
 use super::{GroupEntry, GroupState, check_group_id};
@@ -20,40 +17,7 @@ pub(crate) struct CommitPartition {
     pub(crate) metadata: Option<String>,
 }
 
-/// A group in ListGroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GroupListing {
-    pub(crate) group_id: String,
-    /// Empty for groups that only commit offsets.
-    pub(crate) protocol_type: String,
-    /// Kafka's state name ("Stable", "Empty", ...; KIP-848 groups have their own set).
-    pub(crate) state: &'static str,
-    /// "classic" or "consumer" (KIP-848).
-    pub(crate) group_type: &'static str,
-}
-
-/// A member in DescribeGroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MemberDescription {
-    pub(crate) member_id: String,
-    pub(crate) instance_id: Option<String>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-    pub(crate) metadata: Bytes,
-    pub(crate) assignment: Bytes,
-}
-
-/// A group in DescribeGroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GroupDescription {
-    pub(crate) state: &'static str,
-    pub(crate) protocol_type: String,
-    /// The selected protocol; empty unless the group is stable.
-    pub(crate) protocol: String,
-    pub(crate) members: Vec<MemberDescription>,
-}
-
-fn offset_record(
+pub(super) fn offset_record(
     group: &str,
     topic: &str,
     partition: i32,
@@ -112,10 +76,9 @@ impl Broker {
                         current: -1,
                     });
                 }
-                state.groups.insert(
-                    group_id.to_owned(),
-                    GroupEntry::new(group_id, now),
-                );
+                state
+                    .groups
+                    .insert(group_id.to_owned(), GroupEntry::new(group_id, now));
             }
             let entry = state
                 .groups
@@ -127,7 +90,9 @@ impl Broker {
                     .check_commit(member_id, instance_id, generation)?;
             } else {
                 // KIP-848 groups: the field carries the member epoch.
-                entry.consumer.check_commit(group_id, member_id, generation)?;
+                entry
+                    .consumer
+                    .check_commit(group_id, member_id, generation)?;
             }
             let metadata_max = self.settings.groups.offset_metadata_bytes_max;
             let mut records = Vec::new();
@@ -213,107 +178,6 @@ impl Broker {
         }
     }
 
-    /// Every known group, sorted by id.
-    pub(crate) fn list_groups(&self) -> Vec<GroupListing> {
-        let state = self.groups.lock();
-        state
-            .groups
-            .values()
-            .map(|entry| {
-                if entry.consumer.members.is_empty() {
-                    GroupListing {
-                        group_id: entry.group.group_id.clone(),
-                        protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
-                        state: entry.group.state.name(),
-                        group_type: "classic",
-                    }
-                } else {
-                    GroupListing {
-                        group_id: entry.group.group_id.clone(),
-                        protocol_type: "consumer".to_owned(),
-                        state: entry.consumer.state_name(),
-                        group_type: "consumer",
-                    }
-                }
-            })
-            .collect()
-    }
-
-    /// DescribeGroups for one group; `None` if the coordinator does not know it.
-    pub(crate) fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
-        let state = self.groups.lock();
-        let entry = state.groups.get(group_id)?;
-        if !entry.consumer.members.is_empty() {
-            return Some(super::consumer_ops::describe_as_classic(&entry.consumer));
-        }
-        let group = &entry.group;
-        let is_stable = group.state == GroupState::Stable;
-        let protocol = group.protocol_name.clone().unwrap_or_default();
-        let members = group
-            .members
-            .values()
-            .map(|m| MemberDescription {
-                member_id: m.member_id.clone(),
-                instance_id: m.instance_id.clone(),
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
-                metadata: if is_stable {
-                    m.metadata(&protocol)
-                } else {
-                    Bytes::new()
-                },
-                assignment: if is_stable {
-                    m.assignment.clone()
-                } else {
-                    Bytes::new()
-                },
-            })
-            .collect();
-        Some(GroupDescription {
-            state: group.state.name(),
-            protocol_type: group.protocol_type.clone().unwrap_or_default(),
-            protocol: if is_stable { protocol } else { String::new() },
-            members,
-        })
-    }
-
-    /// DeleteGroups for one group: only an empty group can go; its offsets go with it.
-    pub(crate) async fn delete_group(&self, group_id: &str) -> Result<()> {
-        check_group_id(group_id)?;
-        let write = {
-            let mut state = self.groups.lock();
-            let entry = state
-                .groups
-                .get(group_id)
-                .ok_or_else(|| Error::GroupIdNotFound {
-                    group: group_id.to_owned(),
-                })?;
-            if entry.group.state != GroupState::Empty || !entry.consumer.members.is_empty() {
-                return Err(Error::NonEmptyGroup {
-                    group: group_id.to_owned(),
-                });
-            }
-            let mut records: Vec<storage::Record> = entry
-                .offsets
-                .keys()
-                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
-                .collect();
-            records.push(storage::Record {
-                key: Some(
-                    Key::Group {
-                        group: group_id.to_owned(),
-                    }
-                    .encode(),
-                ),
-                value: None,
-            });
-            let write = self.write_group_records(group_id, &records)?;
-            state.groups.remove(group_id);
-            write
-        };
-        write.wait().await.map(|_| ())
-    }
-
     /// OffsetDelete: drops the committed offsets of `partitions` (the caller has already
     /// refused partitions of topics the group is subscribed to).
     pub(crate) async fn delete_offsets(
@@ -341,26 +205,6 @@ impl Broker {
             self.write_group_records(group_id, &records)?
         };
         write.wait().await.map(|_| ())
-    }
-
-    /// The state, protocol type and every member's selected-protocol metadata of a group
-    /// (OffsetDelete decodes consumer subscriptions from them).
-    pub(crate) fn group_subscriptions(
-        &self,
-        group_id: &str,
-    ) -> Option<(GroupState, String, Vec<Bytes>)> {
-        let state = self.groups.lock();
-        let group = &state.groups.get(group_id)?.group;
-        let protocol = group.protocol_name.clone().unwrap_or_default();
-        Some((
-            group.state,
-            group.protocol_type.clone().unwrap_or_default(),
-            group
-                .members
-                .values()
-                .map(|m| m.metadata(&protocol))
-                .collect(),
-        ))
     }
 
     /// Kafka's offset retention: offsets of an empty group expire `offsets.retention.minutes`

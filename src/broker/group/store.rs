@@ -178,7 +178,9 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
             topic,
             partition,
         } => {
-            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now));
+            let entry = groups
+                .entry(group.clone())
+                .or_insert_with(|| GroupEntry::new(&group, now));
             match record.value.as_deref().map(record::decode_offset) {
                 None => {
                     entry.offsets.remove(&(topic, partition));
@@ -190,7 +192,9 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
             }
         }
         Key::Group { group } => {
-            let entry = groups.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now));
+            let entry = groups
+                .entry(group.clone())
+                .or_insert_with(|| GroupEntry::new(&group, now));
             match record
                 .value
                 .as_deref()
