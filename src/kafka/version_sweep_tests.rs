@@ -327,6 +327,12 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 ApiKey::ListGroups => list_groups(&mut sweep, version).await,
                 ApiKey::DescribeGroups => describe_groups(&mut sweep, version).await,
                 ApiKey::DeleteGroups => delete_groups(&mut sweep, version).await,
+                ApiKey::ConsumerGroupHeartbeat => {
+                    consumer_group_heartbeat(&mut sweep, version).await
+                }
+                ApiKey::ConsumerGroupDescribe => {
+                    consumer_group_describe(&mut sweep, version).await
+                }
                 other => panic!("{other:?} is advertised but the sweep has no request for it"),
             }
         }
@@ -2084,5 +2090,70 @@ async fn delete_groups(sweep: &mut Sweep, version: i16) {
     assert!(
         remaining.is_empty(),
         "DeleteGroups v{version}: offsets deleted"
+    );
+}
+
+/// Joins a KIP-848 group subscribed to `TOPIC` as `member`; returns the member epoch.
+async fn consumer_group_join(sweep: &mut Sweep, version: i16, group: &str, member: &str) -> i32 {
+    let request = messages::ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group_id(group))
+        .with_member_id(text(member))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic_name(TOPIC)]))
+        .with_topic_partitions(Some(Vec::new()));
+    let response: messages::ConsumerGroupHeartbeatResponse = sweep
+        .call(ApiKey::ConsumerGroupHeartbeat, version, &request)
+        .await;
+    let at = format!("ConsumerGroupHeartbeat v{version} join");
+    assert_eq!(response.error_code, NONE, "{at}");
+    assert_eq!(response.member_id.as_deref(), Some(member), "{at}");
+    let assigned: Vec<i32> = response
+        .assignment
+        .iter()
+        .flat_map(|a| a.topic_partitions.iter())
+        .filter(|t| t.topic_id == topic_id_to_uuid(sweep.topic_id))
+        .flat_map(|t| t.partitions.iter().copied())
+        .collect();
+    assert_eq!(assigned, (0..PARTITION_COUNT).collect::<Vec<_>>(), "{at}");
+    response.member_epoch
+}
+
+async fn consumer_group_heartbeat(sweep: &mut Sweep, version: i16) {
+    let group = format!("kip848-v{version}");
+    let epoch = consumer_group_join(sweep, version, &group, "sweep-member").await;
+    let fenced = ResponseError::FencedMemberEpoch.code();
+    for (member_epoch, code) in [(epoch, NONE), (epoch + 3, fenced), (-1, NONE)] {
+        let request = messages::ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group_id(&group))
+            .with_member_id(text("sweep-member"))
+            .with_member_epoch(member_epoch);
+        let response: messages::ConsumerGroupHeartbeatResponse = sweep
+            .call(ApiKey::ConsumerGroupHeartbeat, version, &request)
+            .await;
+        let at = format!("ConsumerGroupHeartbeat v{version} epoch {member_epoch}");
+        assert_eq!(response.error_code, code, "{at}");
+    }
+}
+
+async fn consumer_group_describe(sweep: &mut Sweep, version: i16) {
+    let group = format!("kip848-described-v{version}");
+    consumer_group_join(sweep, version.min(1), &group, "described-member").await;
+    let request = messages::ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![group_id(&group), group_id("no-such-group")]);
+    let response: messages::ConsumerGroupDescribeResponse = sweep
+        .call(ApiKey::ConsumerGroupDescribe, version, &request)
+        .await;
+    let at = format!("ConsumerGroupDescribe v{version}");
+    assert_eq!(response.groups.len(), 2, "{at}");
+    let described = &response.groups[0];
+    assert_eq!(described.error_code, NONE, "{at}");
+    assert_eq!(described.group_state.as_str(), "Stable", "{at}");
+    assert_eq!(described.members.len(), 1, "{at}");
+    assert_eq!(described.members[0].member_id.as_str(), "described-member", "{at}");
+    assert_eq!(
+        response.groups[1].error_code,
+        ResponseError::GroupIdNotFound.code(),
+        "{at}"
     );
 }
