@@ -2112,7 +2112,7 @@ async fn consumer_group_join(sweep: &mut Sweep, version: i16, group: &str, membe
         .assignment
         .iter()
         .flat_map(|a| a.topic_partitions.iter())
-        .filter(|t| t.topic_id == topic_id_to_uuid(sweep.topic_id))
+        .filter(|t| t.topic_id == sweep.topic_id)
         .flat_map(|t| t.partitions.iter().copied())
         .collect();
     assert_eq!(assigned, (0..PARTITION_COUNT).collect::<Vec<_>>(), "{at}");
