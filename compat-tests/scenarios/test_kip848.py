@@ -43,7 +43,12 @@ class _Member(threading.Thread):
                 continue
             try:
                 self.consumer.commit(message=message, asynchronous=False)
-            except Exception:  # a commit that lost a reassignment race: the next owner re-reads
+            except Exception:  # lost a reassignment race: read it again (here, or its next owner)
+                try:
+                    self.consumer.seek(TopicPartition(message.topic(), message.partition(),
+                                                      message.offset()))
+                except Exception:
+                    pass
                 continue
             self.seen.append((self.name, message.partition(), message.offset()))
         self.consumer.close()

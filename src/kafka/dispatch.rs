@@ -139,11 +139,11 @@ macro_rules! deferred {
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
         alter_configs, api_versions, consumer_group_describe, consumer_group_heartbeat,
-        create_partitions, create_topics, delete_groups,
-        delete_records, delete_topics, describe_cluster, describe_configs, describe_groups,
-        describe_log_dirs, fetch, find_coordinator, heartbeat, incremental_alter_configs,
-        join_group, leave_group, list_groups, list_offsets, metadata, offset_commit,
-        offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
+        create_partitions, create_topics, delete_groups, delete_records, delete_topics,
+        describe_cluster, describe_configs, describe_groups, describe_log_dirs, fetch,
+        find_coordinator, heartbeat, incremental_alter_configs, join_group, leave_group,
+        list_groups, list_offsets, metadata, offset_commit, offset_delete, offset_fetch,
+        offset_for_leader_epoch, produce, sync_group,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;

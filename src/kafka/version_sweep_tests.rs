@@ -330,9 +330,7 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 ApiKey::ConsumerGroupHeartbeat => {
                     consumer_group_heartbeat(&mut sweep, version).await
                 }
-                ApiKey::ConsumerGroupDescribe => {
-                    consumer_group_describe(&mut sweep, version).await
-                }
+                ApiKey::ConsumerGroupDescribe => consumer_group_describe(&mut sweep, version).await,
                 other => panic!("{other:?} is advertised but the sweep has no request for it"),
             }
         }
@@ -2150,7 +2148,11 @@ async fn consumer_group_describe(sweep: &mut Sweep, version: i16) {
     assert_eq!(described.error_code, NONE, "{at}");
     assert_eq!(described.group_state.as_str(), "Stable", "{at}");
     assert_eq!(described.members.len(), 1, "{at}");
-    assert_eq!(described.members[0].member_id.as_str(), "described-member", "{at}");
+    assert_eq!(
+        described.members[0].member_id.as_str(),
+        "described-member",
+        "{at}"
+    );
     assert_eq!(
         response.groups[1].error_code,
         ResponseError::GroupIdNotFound.code(),

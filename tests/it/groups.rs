@@ -21,6 +21,9 @@ const PARTITIONS: i32 = 6;
 /// Deadline for a group to settle and drain what was produced.
 const GROUP_DEADLINE: Duration = Duration::from_secs(90);
 
+/// How long re-reading an uncommitted record may take to set up.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// (partition, offset) of each record a member consumed and committed, shared by all members.
 type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
 
@@ -61,17 +64,34 @@ impl Member {
         let seen = Arc::clone(seen);
         let stopping = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
+            let mut has_assignment = false;
             while !stopping.load(Ordering::Relaxed) {
+                has_assignment =
+                    has_assignment || consumer.assignment().is_ok_and(|a| a.count() > 0);
                 let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
                     continue;
                 };
+                let record = (message.partition(), message.offset());
                 if consumer.commit_message(&message, CommitMode::Sync).is_ok() {
-                    let record = (message.partition(), message.offset());
                     seen.lock().expect("seen lock").push(record);
+                } else {
+                    // Not committed (a rebalance raced it): read it again, here if the partition
+                    // stays (cooperative rebalances keep it), else its next owner starts at the
+                    // committed offset.
+                    let topic = message.topic().to_owned();
+                    drop(message);
+                    let _ = consumer.seek(&topic, record.0, Offset::Offset(record.1), SEEK_TIMEOUT);
                 }
             }
-            // Dropping the consumer closes it: a dynamic member sends LeaveGroup.
-            drop(consumer);
+            if has_assignment {
+                // Dropping the consumer closes it: a dynamic member sends LeaveGroup.
+                drop(consumer);
+            } else {
+                // librdkafka < 2.3 aborts when a cooperative-sticky consumer that never got an
+                // assignment is destroyed (confluentinc/librdkafka#4312); leak it instead and let
+                // its session expire.
+                std::mem::forget(consumer);
+            }
         });
         Member {
             stop,
