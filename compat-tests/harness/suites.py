@@ -154,3 +154,34 @@ def _junit_cases(path):
         else:
             cases.append((case.get("name"), "pass", ""))
     return cases
+
+
+def run_kip848(here, cache, bootstrap, run_dir, per_test_timeout_s=180):
+    """Our KIP-848 scenarios (scenarios/test_kip848.py, confluent-kafka with group.protocol=consumer),
+    outside the sN matrix because only confluent-kafka's bundled librdkafka speaks the protocol."""
+    result = SuiteResult("KIP-848 consumer protocol (confluent-kafka, scenarios/test_kip848.py)")
+    log_dir = os.path.join(run_dir, "kip848")
+    os.makedirs(log_dir, exist_ok=True)
+    junit = os.path.join(log_dir, "junit.xml")
+    python = os.path.join(cache, "venv", "bin", "python")
+    started = time.monotonic()
+    with open(os.path.join(log_dir, "pytest.log"), "wb") as log:
+        code = subprocess.run(["timeout", "-k", "10", str(per_test_timeout_s * 3), python, "-m",
+                               "pytest", "-p", "no:cacheprovider", "-q", "-rfE",
+                               f"--junitxml={junit}", "--bootstrap", bootstrap, "test_kip848.py"],
+                              cwd=os.path.join(here, "scenarios"), stdout=log,
+                              stderr=subprocess.STDOUT).returncode
+    cases = _junit_cases(junit) if os.path.exists(junit) else []
+    seconds = time.monotonic() - started
+    for name, status, detail in cases:
+        if status == "pass":
+            result.passed.append((name, seconds / max(len(cases), 1)))
+        elif status == "skip":
+            result.skipped.append((name, detail))
+        else:
+            result.failed.append((name, seconds, detail))
+    if not cases or code not in (0, 1, 5):
+        result.failed.append(("test_kip848.py", seconds,
+                              "timed out" if code in (124, 137) else f"pytest exit {code}"))
+    result.seconds = seconds
+    return result

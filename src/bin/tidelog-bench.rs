@@ -96,6 +96,13 @@ struct Args {
     /// Append every record's delivery latency to this CSV file (for plotting or digging).
     #[arg(long)]
     latency_csv: Option<PathBuf>,
+    /// Records of 100 B in the consumer group run (6 partitions, 3 members, then a member joins
+    /// and one leaves while a stream flows).
+    #[arg(long, default_value_t = 1_000_000)]
+    group_records: u64,
+    /// Skip the consumer group run.
+    #[arg(long)]
+    skip_group: bool,
     /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.
     #[arg(long)]
     client_debug: Option<String>,
@@ -178,6 +185,10 @@ fn run(args: &Args) -> Result<()> {
         client_debug: args.client_debug.clone(),
     };
     let result = run_all(args, &cluster, &specs, sampler.as_ref(), deadline);
+    let group_ok = match &result {
+        Ok((_, Some(group))) => group.is_exactly_once(),
+        _ => true,
+    };
 
     let final_hwm_kb = broker_pid.and_then(|pid| read_status_kb(pid, "VmHWM:"));
     if let Some(sampler) = sampler {
@@ -196,8 +207,12 @@ fn run(args: &Args) -> Result<()> {
             Err(error) => eprintln!("tidelog-bench: warning: {error:#}"),
         }
     }
-    let reports = result?;
-    print_report(&reports, final_hwm_kb);
+    let (reports, group) = result?;
+    print_report(&reports, group.as_ref(), final_hwm_kb);
+    ensure!(
+        group_ok,
+        "the consumer group did not receive every record exactly once"
+    );
     Ok(())
 }
 
@@ -262,7 +277,7 @@ fn run_all(
     specs: &[RunSpec],
     sampler: Option<&ProcSampler>,
     deadline: Instant,
-) -> Result<Vec<RunReport>> {
+) -> Result<(Vec<RunReport>, Option<GroupReport>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -331,7 +346,14 @@ fn run_all(
             bench_cpu_consume_secs: difference(bench_cpu_1, bench_cpu_2),
         });
     }
-    Ok(reports)
+    let mut group = None;
+    if !args.skip_group && args.group_records > 0 {
+        let (report, group_report) =
+            run_group(&runtime, args, cluster, sampler, unique, deadline).context("run group")?;
+        reports.push(report);
+        group = Some(group_report);
+    }
+    Ok((reports, group))
 }
 
 fn difference(before: Option<f64>, after: Option<f64>) -> Option<f64> {
@@ -910,6 +932,19 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+fn new_tracker(cluster: &Cluster, label: &'static str, capacity: u64) -> DeliveryTracker {
+    DeliveryTracker {
+        log: cluster.client_log(label),
+        origin: Instant::now(),
+        delivered_count: AtomicU64::new(0),
+        failed_count: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        deliveries: Mutex::new(Vec::with_capacity(usize::try_from(capacity).unwrap_or(0))),
+        last_delivery_ns: AtomicU64::new(0),
+        client_windows: Mutex::new(Vec::new()),
+    }
+}
+
 fn produce(
     cluster: &Cluster,
     topic: &str,
@@ -932,18 +967,7 @@ fn produce(
         .set("compression.type", "none")
         .set("message.timeout.ms", "120000")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
-    let tracker = DeliveryTracker {
-        log: cluster.client_log("producer"),
-        origin: Instant::now(),
-        delivered_count: AtomicU64::new(0),
-        failed_count: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-        deliveries: Mutex::new(Vec::with_capacity(
-            usize::try_from(spec.record_count).unwrap_or(0),
-        )),
-        last_delivery_ns: AtomicU64::new(0),
-        client_windows: Mutex::new(Vec::new()),
-    };
+    let tracker = new_tracker(cluster, "producer", spec.record_count);
     let producer: ThreadedProducer<DeliveryTracker> =
         ThreadedProducer::from_config_and_context(&config, tracker)
             .context("creating the producer")?;
@@ -1292,6 +1316,778 @@ fn consume(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Consumer group
+
+/// Partitions of the group run's topic.
+const GROUP_PARTITIONS: i32 = 6;
+/// Members that consume the group run's records; one more joins for the rebalance measurement.
+const GROUP_MEMBERS: usize = 3;
+const MEMBER_LABELS: [&str; GROUP_MEMBERS + 1] = ["member-1", "member-2", "member-3", "member-4"];
+/// Offsets are auto-committed this often (plus librdkafka's commit on revoke and close).
+const GROUP_AUTO_COMMIT_MS: u32 = 500;
+const GROUP_SESSION_TIMEOUT_MS: u32 = 6000;
+const GROUP_HEARTBEAT_MS: u32 = 500;
+/// Records per second of the stream produced while the group rebalances.
+const GROUP_STREAM_RATE: u64 = 2000;
+/// The stream runs at most this long (it sizes the duplicate bitmap).
+const GROUP_STREAM_MAX: Duration = Duration::from_secs(180);
+/// Time allowed for each rebalance to bring every partition back, and for the stream to drain.
+const REBALANCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The group consumes the stream this long before a member joins or leaves.
+const GROUP_SETTLE: Duration = Duration::from_secs(2);
+/// Marks a rebalance measurement as inactive.
+const NO_THRESHOLD: u64 = u64::MAX;
+
+/// One bit per sequence number: which records some member has received.
+#[derive(Debug)]
+struct SeenBits {
+    words: Vec<AtomicU64>,
+}
+
+impl SeenBits {
+    fn new(bit_count: u64) -> SeenBits {
+        let word_count = usize::try_from(bit_count.div_ceil(64)).unwrap_or(0);
+        SeenBits {
+            words: (0..word_count).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Marks `bit`; true if it was not marked before. None if `bit` is out of range.
+    fn mark(&self, bit: u64) -> Option<bool> {
+        let word = self.words.get(usize::try_from(bit / 64).ok()?)?;
+        let mask = 1u64 << (bit % 64);
+        Some(word.fetch_or(mask, Ordering::Relaxed) & mask == 0)
+    }
+}
+
+/// State the members and the coordinating thread share.
+#[derive(Debug)]
+struct GroupShared {
+    origin: Instant,
+    /// Records of the bulk part: sequences 0..bulk_count.
+    bulk_count: u64,
+    bulk_seen: SeenBits,
+    bulk_unique: AtomicU64,
+    bulk_duplicates: AtomicU64,
+    /// Nanoseconds since `origin` of the first bulk record and of the last new bulk record.
+    bulk_first_ns: AtomicU64,
+    bulk_last_ns: AtomicU64,
+    /// Stream records: sequences bulk_count.. (bit = sequence - bulk_count).
+    stream_seen: SeenBits,
+    stream_unique: AtomicU64,
+    stream_duplicates: AtomicU64,
+    warmup_count: AtomicU64,
+    /// The sequence the stream producer enqueues next.
+    stream_next: AtomicU64,
+    /// Rebalance measurement: it starts at `phase_start_ns`; records with a sequence at or above
+    /// `threshold`, delivered by a member assigned after the start, count.
+    phase_start_ns: AtomicU64,
+    threshold: AtomicU64,
+    /// Per partition: when it first delivered a counting record (0 = not yet).
+    partition_back_ns: Vec<AtomicU64>,
+    /// Per member: when it last received an assignment (0 = never), and its partitions as a mask.
+    assigned_ns: Vec<AtomicU64>,
+    assigned_mask: Vec<AtomicU64>,
+    rebalance_count: AtomicU64,
+    commit_error_count: AtomicU64,
+    /// Per member: asked to leave the group (close its consumer).
+    should_leave: Vec<AtomicBool>,
+    /// Per member: how long its close took, in nanoseconds.
+    close_ns: Vec<AtomicU64>,
+    should_stop: AtomicBool,
+    failure: Mutex<Option<String>>,
+}
+
+impl GroupShared {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Starts a rebalance measurement now: records enqueued from now on count.
+    fn start_phase(&self) {
+        for back_ns in &self.partition_back_ns {
+            back_ns.store(0, Ordering::SeqCst);
+        }
+        self.phase_start_ns.store(self.now_ns(), Ordering::SeqCst);
+        self.threshold
+            .store(self.stream_next.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    fn fail(&self, message: String) {
+        let mut failure = self.failure.lock().expect("never poisoned");
+        if failure.is_none() {
+            *failure = Some(message);
+        }
+        self.should_stop.store(true, Ordering::SeqCst);
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("never poisoned").clone()
+    }
+
+    /// Checks and counts one record delivered to `member`.
+    fn receive(&self, member: usize, partition: i32, value: &[u8], pattern: &[u8]) -> Result<()> {
+        ensure!(
+            value.len() == 100,
+            "partition {partition}: value is {} bytes, expected 100",
+            value.len()
+        );
+        let (head, body) = value.split_at(SEQUENCE_BYTES);
+        let sequence = u64::from_le_bytes(head.try_into().context("sequence bytes")?);
+        let shift = pattern_shift(sequence);
+        ensure!(
+            body == &pattern[shift..shift + body.len()],
+            "partition {partition}: body of record {sequence} is corrupt"
+        );
+        if sequence == WARMUP_SEQUENCE {
+            self.warmup_count.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        ensure!(
+            partition_of(sequence, GROUP_PARTITIONS) == partition,
+            "record {sequence} arrived from partition {partition}"
+        );
+        let now_ns = self.now_ns();
+        if sequence < self.bulk_count {
+            if self.bulk_seen.mark(sequence) == Some(true) {
+                let _ = self.bulk_first_ns.compare_exchange(
+                    0,
+                    now_ns,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                self.bulk_last_ns.fetch_max(now_ns, Ordering::Relaxed);
+                self.bulk_unique.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.bulk_duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        match self.stream_seen.mark(sequence - self.bulk_count) {
+            Some(true) => {
+                self.stream_unique.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(false) => {
+                self.stream_duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            None => bail!("record {sequence} is beyond the stream's bitmap"),
+        }
+        let threshold = self.threshold.load(Ordering::SeqCst);
+        if sequence >= threshold {
+            let phase_start_ns = self.phase_start_ns.load(Ordering::SeqCst);
+            if self.assigned_ns[member].load(Ordering::SeqCst) > phase_start_ns {
+                let index = usize::try_from(partition).context("partition index")?;
+                let _ = self.partition_back_ns[index].compare_exchange(
+                    0,
+                    now_ns,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (bounded) until every partition delivered a counting record; returns when each did.
+    fn wait_partitions_back(&self, what: &str) -> Result<Vec<u64>> {
+        let started = Instant::now();
+        loop {
+            if let Some(failure) = self.failure() {
+                bail!("{failure}");
+            }
+            let back: Vec<u64> = self
+                .partition_back_ns
+                .iter()
+                .map(|back_ns| back_ns.load(Ordering::SeqCst))
+                .collect();
+            if back.iter().all(|&back_ns| back_ns != 0) {
+                return Ok(back);
+            }
+            ensure!(
+                started.elapsed() < REBALANCE_TIMEOUT,
+                "{what}: partitions not consumed again within {REBALANCE_TIMEOUT:?} \
+                 (per-partition back times, ns: {back:?})"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Time from the phase start until the last partition in `mask` came back.
+    fn back_after(&self, back: &[u64], mask: u64) -> Duration {
+        let start_ns = self.phase_start_ns.load(Ordering::SeqCst);
+        let last_ns = back
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| mask & (1u64 << index) != 0)
+            .map(|(_, &back_ns)| back_ns)
+            .max()
+            .unwrap_or(start_ns);
+        Duration::from_nanos(last_ns.saturating_sub(start_ns))
+    }
+}
+
+/// A member's librdkafka context: logs, and records its assignments for the rebalance timing.
+#[derive(Debug)]
+struct MemberContext {
+    log: ClientLog,
+    member: usize,
+    shared: Arc<GroupShared>,
+}
+
+impl ClientContext for MemberContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for MemberContext {
+    fn post_rebalance(&self, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        self.shared.rebalance_count.fetch_add(1, Ordering::Relaxed);
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(assignment) => {
+                let mask = assignment
+                    .elements()
+                    .iter()
+                    .filter_map(|element| u32::try_from(element.partition()).ok())
+                    .filter(|&partition| partition < 64)
+                    .fold(0u64, |mask, partition| mask | (1u64 << partition));
+                self.shared.assigned_mask[self.member].store(mask, Ordering::SeqCst);
+                self.shared.assigned_ns[self.member].store(self.shared.now_ns(), Ordering::SeqCst);
+            }
+            rdkafka::consumer::Rebalance::Revoke(_) => {
+                self.shared.assigned_mask[self.member].store(0, Ordering::SeqCst);
+            }
+            rdkafka::consumer::Rebalance::Error(error) => {
+                self.log.show(format_args!("rebalance error: {error}"));
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(error) = result {
+            // A commit with nothing new to commit reports _NO_OFFSET; that is not a failure.
+            if !matches!(
+                error,
+                KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)
+            ) {
+                let count = self
+                    .shared
+                    .commit_error_count
+                    .fetch_add(1, Ordering::Relaxed);
+                if count < 5 {
+                    self.log.show(format_args!("commit failed: {error}"));
+                }
+            }
+        }
+    }
+}
+
+/// One group member on its own thread: subscribes, then polls until told to stop or leave.
+/// With `marks_join`, the rebalance measurement starts at its subscribe().
+fn spawn_member(
+    cluster: &Cluster,
+    group_id: &str,
+    topic: &str,
+    member: usize,
+    shared: &Arc<GroupShared>,
+    marks_join: bool,
+    deadline: Instant,
+) -> Result<JoinHandle<()>> {
+    let mut config = cluster.client_config();
+    config
+        .set("client.id", MEMBER_LABELS[member])
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", GROUP_AUTO_COMMIT_MS.to_string())
+        .set("enable.auto.offset.store", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", GROUP_SESSION_TIMEOUT_MS.to_string())
+        .set("heartbeat.interval.ms", GROUP_HEARTBEAT_MS.to_string())
+        .set("enable.partition.eof", "false")
+        // as in the single-consumer runs: never idle on librdkafka 2.0's queue thresholds
+        .set("queued.min.messages", "10000000")
+        .set("queued.max.messages.kbytes", "2097151");
+    let context = MemberContext {
+        log: cluster.client_log(MEMBER_LABELS[member]),
+        member,
+        shared: Arc::clone(shared),
+    };
+    let consumer: BaseConsumer<MemberContext> =
+        BaseConsumer::from_config_and_context(&config, context)
+            .with_context(|| format!("creating group {}", MEMBER_LABELS[member]))?;
+    let shared = Arc::clone(shared);
+    let topic = topic.to_owned();
+    thread::Builder::new()
+        .name(MEMBER_LABELS[member].into())
+        .spawn(move || {
+            if let Err(error) = run_member(&consumer, &topic, member, &shared, marks_join, deadline)
+            {
+                shared.fail(format!("{}: {error:#}", MEMBER_LABELS[member]));
+            }
+            if shared.should_leave[member].load(Ordering::SeqCst) {
+                shared.start_phase();
+            }
+            let closing = Instant::now();
+            drop(consumer); // rd_kafka_consumer_close: commits, leaves the group
+            let close_ns = u64::try_from(closing.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            shared.close_ns[member].store(close_ns, Ordering::SeqCst);
+        })
+        .context("spawning a group member")
+}
+
+fn run_member(
+    consumer: &BaseConsumer<MemberContext>,
+    topic: &str,
+    member: usize,
+    shared: &GroupShared,
+    marks_join: bool,
+    deadline: Instant,
+) -> Result<()> {
+    let pattern = pattern(100);
+    if marks_join {
+        shared.start_phase();
+    }
+    consumer.subscribe(&[topic]).context("subscribe")?;
+    let mut error_count = 0u64;
+    loop {
+        if shared.should_stop.load(Ordering::SeqCst)
+            || shared.should_leave[member].load(Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "overall timeout");
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => shared.receive(
+                member,
+                message.partition(),
+                message.payload().unwrap_or_default(),
+                &pattern,
+            )?,
+            Some(Err(error)) => {
+                error_count += 1;
+                if error_count <= 5 {
+                    eprintln!("  {} error: {error}", MEMBER_LABELS[member]);
+                }
+                ensure!(
+                    error_count < 1000,
+                    "too many consumer errors (last: {error})"
+                );
+            }
+        }
+    }
+}
+
+/// Produces 100 B records at `GROUP_STREAM_RATE` from sequence `first` until told to stop.
+fn spawn_stream_producer(
+    cluster: &Cluster,
+    topic: &str,
+    shared: &Arc<GroupShared>,
+    should_stop: &Arc<AtomicBool>,
+    deadline: Instant,
+) -> Result<JoinHandle<Result<u64>>> {
+    let mut config = cluster.client_config();
+    config
+        .set("client.id", "group-stream")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "none")
+        .set("message.timeout.ms", "60000");
+    let producer: ThreadedProducer<DeliveryTracker> =
+        ThreadedProducer::from_config_and_context(&config, new_tracker(cluster, "group-stream", 0))
+            .context("creating the stream producer")?;
+    let shared = Arc::clone(shared);
+    let should_stop = Arc::clone(should_stop);
+    let topic = topic.to_owned();
+    thread::Builder::new()
+        .name("group-stream".into())
+        .spawn(move || -> Result<u64> {
+            let pattern = pattern(100);
+            let mut value = vec![0u8; 100];
+            let first = shared.bulk_count;
+            let started = Instant::now();
+            let mut sent = 0u64;
+            while !should_stop.load(Ordering::SeqCst) {
+                ensure!(
+                    Instant::now() < deadline && started.elapsed() < GROUP_STREAM_MAX,
+                    "stream producer ran out of time"
+                );
+                let due = started
+                    + Duration::from_nanos(sent.saturating_mul(1_000_000_000) / GROUP_STREAM_RATE);
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep((due - now).min(Duration::from_millis(50)));
+                    continue;
+                }
+                let sequence = first + sent;
+                fill_record(&mut value, &pattern, sequence);
+                let record = BaseRecord::<(), [u8], usize>::with_opaque_to(&topic, 0)
+                    .partition(partition_of(sequence, GROUP_PARTITIONS))
+                    .payload(&value[..]);
+                producer
+                    .send(record)
+                    .map_err(|(error, _)| error)
+                    .with_context(|| format!("enqueuing stream record {sequence}"))?;
+                sent += 1;
+                shared.stream_next.store(sequence + 1, Ordering::SeqCst);
+            }
+            producer
+                .flush(Duration::from_secs(30))
+                .context("flushing the stream")?;
+            let tracker = producer.context();
+            let failed = tracker.failed_count.load(Ordering::Relaxed);
+            ensure!(failed == 0, "{failed} stream records failed delivery");
+            Ok(sent)
+        })
+        .context("spawning the stream producer")
+}
+
+/// What the group run measured beyond its produce/consume row.
+#[derive(Debug)]
+struct GroupReport {
+    records: u64,
+    consume_elapsed: Duration,
+    first_record_after: Duration,
+    bulk_duplicates: u64,
+    bulk_missing: u64,
+    join_back: Duration,
+    new_member_partitions: u32,
+    leave_back_all: Duration,
+    leave_back_own: Duration,
+    leaver_partitions: u32,
+    close_time: Duration,
+    stream_sent: u64,
+    stream_duplicates: u64,
+    stream_missing: u64,
+    rebalance_callbacks: u64,
+    commit_errors: u64,
+}
+
+impl GroupReport {
+    fn is_exactly_once(&self) -> bool {
+        self.bulk_duplicates == 0 && self.bulk_missing == 0
+    }
+}
+
+/// The group run: produce the records, consume them with a group of `GROUP_MEMBERS`, then time a
+/// member joining and one leaving while a stream keeps flowing.
+fn run_group(
+    runtime: &tokio::runtime::Runtime,
+    args: &Args,
+    cluster: &Cluster,
+    sampler: Option<&ProcSampler>,
+    unique: u64,
+    deadline: Instant,
+) -> Result<(RunReport, GroupReport)> {
+    let spec = RunSpec {
+        name: "group",
+        record_count: args.group_records,
+        record_bytes: 100,
+        rate_per_sec: None,
+    };
+    let topic = format!("tidelog-bench-group-{}-{unique}", std::process::id());
+    let group_id = format!("tidelog-bench-group-{}-{unique}", std::process::id());
+    eprintln!(
+        "run group: {} records of 100 B to {topic} ({GROUP_PARTITIONS} partitions), \
+         {GROUP_MEMBERS} members in group {group_id}",
+        spec.record_count
+    );
+    create_topic(runtime, cluster, &topic, GROUP_PARTITIONS, deadline)
+        .with_context(|| format!("creating topic {topic}"))?;
+    if let Some(sampler) = sampler {
+        sampler.reset_peak();
+    }
+    let broker_cpu_0 = sampler.and_then(ProcSampler::cpu_secs);
+    let bench_cpu_0 = self_cpu_secs();
+    let produce = produce(
+        cluster,
+        &topic,
+        GROUP_PARTITIONS,
+        &spec,
+        args.linger_ms,
+        None,
+        deadline,
+    )
+    .context("run group: producing")?;
+    let broker_cpu_1 = sampler.and_then(ProcSampler::cpu_secs);
+    let bench_cpu_1 = self_cpu_secs();
+    eprintln!(
+        "  produced in {:.2} s ({:.0} records/s)",
+        produce.elapsed.as_secs_f64(),
+        per_sec(spec.record_count, produce.elapsed)
+    );
+
+    let stream_capacity = GROUP_STREAM_RATE * GROUP_STREAM_MAX.as_secs() + GROUP_STREAM_RATE;
+    let partition_count = usize::try_from(GROUP_PARTITIONS).context("partitions")?;
+    let shared = Arc::new(GroupShared {
+        origin: Instant::now(),
+        bulk_count: spec.record_count,
+        bulk_seen: SeenBits::new(spec.record_count),
+        bulk_unique: AtomicU64::new(0),
+        bulk_duplicates: AtomicU64::new(0),
+        bulk_first_ns: AtomicU64::new(0),
+        bulk_last_ns: AtomicU64::new(0),
+        stream_seen: SeenBits::new(stream_capacity),
+        stream_unique: AtomicU64::new(0),
+        stream_duplicates: AtomicU64::new(0),
+        warmup_count: AtomicU64::new(0),
+        stream_next: AtomicU64::new(spec.record_count),
+        phase_start_ns: AtomicU64::new(0),
+        threshold: AtomicU64::new(NO_THRESHOLD),
+        partition_back_ns: (0..partition_count).map(|_| AtomicU64::new(0)).collect(),
+        assigned_ns: (0..=GROUP_MEMBERS).map(|_| AtomicU64::new(0)).collect(),
+        assigned_mask: (0..=GROUP_MEMBERS).map(|_| AtomicU64::new(0)).collect(),
+        rebalance_count: AtomicU64::new(0),
+        commit_error_count: AtomicU64::new(0),
+        should_leave: (0..=GROUP_MEMBERS)
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        close_ns: (0..=GROUP_MEMBERS).map(|_| AtomicU64::new(0)).collect(),
+        should_stop: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    });
+    let stream_stop = Arc::new(AtomicBool::new(false));
+    let mut members = Vec::new();
+    let mut stream = None;
+    let result = group_phases(
+        cluster,
+        &group_id,
+        &topic,
+        &shared,
+        &stream_stop,
+        &mut members,
+        &mut stream,
+        deadline,
+    );
+    // Always stop the members and the stream, bounded by their own poll timeouts.
+    shared.should_stop.store(true, Ordering::SeqCst);
+    stream_stop.store(true, Ordering::SeqCst);
+    for handle in members {
+        let _ = handle.join();
+    }
+    let stream_result = stream.map(|handle| {
+        handle
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("stream producer panicked")))
+    });
+    let mut report = result?;
+    if let Some(stream_result) = stream_result {
+        stream_result?;
+    }
+    let broker_cpu_2 = sampler.and_then(ProcSampler::cpu_secs);
+    let bench_cpu_2 = self_cpu_secs();
+    report.rebalance_callbacks = shared.rebalance_count.load(Ordering::SeqCst);
+    report.commit_errors = shared.commit_error_count.load(Ordering::SeqCst);
+    report.bulk_duplicates = shared.bulk_duplicates.load(Ordering::SeqCst);
+    report.stream_duplicates = shared.stream_duplicates.load(Ordering::SeqCst);
+    let run_report = RunReport {
+        spec,
+        produce,
+        consume: ConsumeStats {
+            elapsed: report.consume_elapsed,
+            bytes: report.records * 100,
+        },
+        broker_rss_peak_kb: sampler.map(ProcSampler::peak_kb),
+        broker_cpu_produce_secs: difference(broker_cpu_0, broker_cpu_1),
+        broker_cpu_consume_secs: difference(broker_cpu_1, broker_cpu_2),
+        bench_cpu_produce_secs: difference(bench_cpu_0, bench_cpu_1),
+        bench_cpu_consume_secs: difference(bench_cpu_1, bench_cpu_2),
+    };
+    Ok((run_report, report))
+}
+
+#[allow(clippy::too_many_arguments)] // the handles are the caller's so it can always clean up
+fn group_phases(
+    cluster: &Cluster,
+    group_id: &str,
+    topic: &str,
+    shared: &Arc<GroupShared>,
+    stream_stop: &Arc<AtomicBool>,
+    members: &mut Vec<JoinHandle<()>>,
+    stream: &mut Option<JoinHandle<Result<u64>>>,
+    deadline: Instant,
+) -> Result<GroupReport> {
+    let records = shared.bulk_count;
+    // 1. Three members consume the records; the clock runs from the subscribe() calls.
+    let started_ns = shared.now_ns();
+    for member in 0..GROUP_MEMBERS {
+        members.push(spawn_member(
+            cluster, group_id, topic, member, shared, false, deadline,
+        )?);
+    }
+    loop {
+        if let Some(failure) = shared.failure() {
+            bail!("{failure}");
+        }
+        if shared.bulk_unique.load(Ordering::SeqCst) == records {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "overall timeout: the group consumed {} of {records} records",
+            shared.bulk_unique.load(Ordering::SeqCst)
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    let last_ns = shared.bulk_last_ns.load(Ordering::SeqCst);
+    let consume_elapsed = Duration::from_nanos(last_ns.saturating_sub(started_ns));
+    let first_record_after = Duration::from_nanos(
+        shared
+            .bulk_first_ns
+            .load(Ordering::SeqCst)
+            .saturating_sub(started_ns),
+    );
+    eprintln!(
+        "  group consumed in {:.2} s ({:.0} records/s), first record after {:.0} ms, \
+         {} duplicates",
+        consume_elapsed.as_secs_f64(),
+        per_sec(records, consume_elapsed),
+        ms(first_record_after),
+        shared.bulk_duplicates.load(Ordering::SeqCst)
+    );
+
+    // 2. A stream flows; a fourth member joins.
+    *stream = Some(spawn_stream_producer(
+        cluster,
+        topic,
+        shared,
+        stream_stop,
+        deadline,
+    )?);
+    thread::sleep(GROUP_SETTLE);
+    let joiner = GROUP_MEMBERS;
+    members.push(spawn_member(
+        cluster, group_id, topic, joiner, shared, true, deadline,
+    )?);
+    let back = shared.wait_partitions_back("join")?;
+    let join_back = shared.back_after(&back, u64::MAX);
+    let new_member_partitions = shared.assigned_mask[joiner]
+        .load(Ordering::SeqCst)
+        .count_ones();
+    eprintln!(
+        "  member-4 joined: all partitions consumed again after {:.0} ms (it got {} partitions)",
+        ms(join_back),
+        new_member_partitions
+    );
+
+    // 3. Member 1 leaves (closes its consumer); the phase starts at its close.
+    thread::sleep(GROUP_SETTLE);
+    let leaver = 0;
+    let leaver_mask = shared.assigned_mask[leaver].load(Ordering::SeqCst);
+    shared.should_leave[leaver].store(true, Ordering::SeqCst);
+    let handle = members.remove(leaver);
+    // the member sees the flag within one poll timeout, then starts the phase and closes
+    let leave_by = Instant::now() + REBALANCE_TIMEOUT;
+    while !handle.is_finished() {
+        ensure!(
+            Instant::now() < leave_by,
+            "member-1 did not close within {REBALANCE_TIMEOUT:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let _ = handle.join();
+    let back = shared.wait_partitions_back("leave")?;
+    let leave_back_all = shared.back_after(&back, u64::MAX);
+    let leave_back_own = shared.back_after(&back, leaver_mask);
+    let close_time = Duration::from_nanos(shared.close_ns[leaver].load(Ordering::SeqCst));
+    eprintln!(
+        "  member-1 left (close {:.0} ms): its {} partitions consumed again after {:.0} ms, \
+         all after {:.0} ms",
+        ms(close_time),
+        leaver_mask.count_ones(),
+        ms(leave_back_own),
+        ms(leave_back_all)
+    );
+
+    // 4. Stop the stream and wait (bounded) until every streamed record arrived.
+    thread::sleep(GROUP_SETTLE);
+    stream_stop.store(true, Ordering::SeqCst);
+    let stream_handle = stream.take().context("stream producer missing")?;
+    let stream_sent = stream_handle
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("stream producer panicked")))?;
+    let drain_by = Instant::now() + REBALANCE_TIMEOUT;
+    while shared.stream_unique.load(Ordering::SeqCst) < stream_sent && Instant::now() < drain_by {
+        if let Some(failure) = shared.failure() {
+            bail!("{failure}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let stream_missing = stream_sent.saturating_sub(shared.stream_unique.load(Ordering::SeqCst));
+    let bulk_missing = records.saturating_sub(shared.bulk_unique.load(Ordering::SeqCst));
+    Ok(GroupReport {
+        records,
+        consume_elapsed,
+        first_record_after,
+        bulk_duplicates: 0,
+        bulk_missing,
+        join_back,
+        new_member_partitions,
+        leave_back_all,
+        leave_back_own,
+        leaver_partitions: leaver_mask.count_ones(),
+        close_time,
+        stream_sent,
+        stream_duplicates: 0,
+        stream_missing,
+        rebalance_callbacks: 0,
+        commit_errors: 0,
+    })
+}
+
+fn print_group_report(group: &GroupReport) {
+    println!(
+        "group: {} records, {GROUP_MEMBERS} members, {GROUP_PARTITIONS} partitions, \
+         auto-commit every {GROUP_AUTO_COMMIT_MS} ms, session.timeout.ms \
+         {GROUP_SESSION_TIMEOUT_MS}, heartbeat.interval.ms {GROUP_HEARTBEAT_MS}",
+        group.records
+    );
+    println!(
+        "group consume: {:.0} records/s ({:.2} s from subscribe, first record after {:.0} ms); \
+         exactly once: {} ({} duplicates, {} missing)",
+        per_sec(group.records, group.consume_elapsed),
+        group.consume_elapsed.as_secs_f64(),
+        ms(group.first_record_after),
+        if group.is_exactly_once() {
+            "OK"
+        } else {
+            "FAILED"
+        },
+        group.bulk_duplicates,
+        group.bulk_missing
+    );
+    println!(
+        "group rebalance, member joins ({GROUP_STREAM_RATE} records/s stream): {:.0} ms from \
+         its subscribe() to all partitions consumed again (it got {} partitions)",
+        ms(group.join_back),
+        group.new_member_partitions
+    );
+    println!(
+        "group rebalance, member leaves: {:.0} ms from its close to its {} partitions consumed \
+         again, {:.0} ms to all partitions (close itself took {:.0} ms)",
+        ms(group.leave_back_own),
+        group.leaver_partitions,
+        ms(group.leave_back_all),
+        ms(group.close_time)
+    );
+    println!(
+        "group stream: {} records, {} duplicates, {} missing; {} rebalance callbacks, {} commit \
+         errors",
+        group.stream_sent,
+        group.stream_duplicates,
+        group.stream_missing,
+        group.rebalance_callbacks,
+        group.commit_errors
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 fn ms(duration: Duration) -> f64 {
@@ -1347,7 +2143,7 @@ fn print_client_windows(run: &str, windows: &[ClientWindow]) {
     );
 }
 
-fn print_report(reports: &[RunReport], final_hwm_kb: Option<u64>) {
+fn print_report(reports: &[RunReport], group: Option<&GroupReport>, final_hwm_kb: Option<u64>) {
     println!();
     println!(
         "{:<8} {:>9} {:>6} | {:>10} {:>8} {:>8} {:>8} | {:>10} {:>8} | {:>9} {:>14} {:>14}",
@@ -1408,6 +2204,9 @@ fn print_report(reports: &[RunReport], final_hwm_kb: Option<u64>) {
     );
     for report in reports {
         print_client_windows(report.spec.name, &report.produce.client_windows);
+    }
+    if let Some(group) = group {
+        print_group_report(group);
     }
     if let Some(hwm_kb) = final_hwm_kb {
         println!("broker VmHWM (kernel peak RSS) {:.1} MiB", mib(hwm_kb));

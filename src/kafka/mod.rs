@@ -6,9 +6,9 @@ mod context;
 mod dispatch;
 pub(crate) mod error_code;
 pub(crate) mod handlers;
-mod versions;
 #[cfg(test)]
 mod version_sweep_tests;
+mod versions;
 
 pub(crate) use codec::{CodecError, FrameError, decode_frame};
 pub(crate) use context::{Context, KafkaSettings, topic_id_to_uuid, uuid_to_topic_id};

@@ -32,6 +32,9 @@ func config() *sarama.Config {
 	cfg.Consumer.Return.Errors = true
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.CommitInterval = 100 * time.Millisecond
+	// A retention makes sarama 1.22 commit with OffsetCommit v2 (offset_manager.go constructRequest);
+	// without one it sends v1, which Kafka 4.0 removed (KIP-896) and Tidelog, like Kafka 4, refuses.
+	cfg.Consumer.Offsets.Retention = 7 * 24 * time.Hour
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
@@ -269,10 +272,10 @@ func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Consum
 	return nil
 }
 
-// groupsRemoved: sarama 1.22 commits with OffsetCommit v1 (offset_manager.go), which Kafka 4.0
-// removed (KIP-896); Tidelog serves v2-9 and, like Kafka 4, closes the connection on v1, so a sarama
-// 1.22 group can join but never keep a commit. Set to false to run the group scenarios anyway.
-const groupsRemoved = true
+// groupsRemoved: set to true to report the group scenarios as n/a. Without
+// cfg.Consumer.Offsets.Retention sarama 1.22 commits with OffsetCommit v1, removed in Kafka 4.0
+// (KIP-896); with it, it sends v2 (Tidelog serves OffsetCommit v2-9, JoinGroup v0-9, as Kafka 4).
+const groupsRemoved = false
 
 func (c *client) GroupMember(group, topic string) (scenario.Member, error) {
 	if groupsRemoved {
