@@ -22,7 +22,11 @@ class Broker:
     def __init__(self, binary, run_dir, default_partitions=4, start_timeout_s=60):
         self.data_dir = tempfile.mkdtemp(prefix="broker-", dir=run_dir)
         self.log_path = os.path.join(run_dir, "broker.log")
-        env = dict(os.environ, TIDELOG_TOPICS__DEFAULT_PARTITIONS=str(default_partitions))
+        # Session timeouts down to 1 s, as kafka-python's own test broker allows
+        # (group.min.session.timeout.ms=1000 in its servers/resources/default/kafka.properties;
+        # its test_group uses session_timeout_ms=3000). Tidelog's default minimum is Kafka's 6 s.
+        env = dict(os.environ, TIDELOG_TOPICS__DEFAULT_PARTITIONS=str(default_partitions),
+                   TIDELOG_GROUPS__SESSION_TIMEOUT_MS_MIN="1000")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],

@@ -52,8 +52,9 @@ const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 /// Broker log lines printed when the benchmark fails.
 const LOG_TAIL_LINES: usize = 40;
 
-/// Benchmark a Tidelog broker with librdkafka: produce (acks=all), consume back and verify, and
-/// measure delivery latency at a fixed rate.
+/// Benchmark a Tidelog broker with librdkafka: produce (acks=all), consume back and verify,
+/// measure delivery latency at a fixed rate, and consume with a consumer group and time its
+/// rebalances.
 #[derive(Debug, Parser)]
 #[command(name = "tidelog-bench", version)]
 struct Args {
@@ -1323,7 +1324,11 @@ const GROUP_PARTITIONS: i32 = 6;
 /// Members that consume the group run's records; one more joins for the rebalance measurement.
 const GROUP_MEMBERS: usize = 3;
 const MEMBER_LABELS: [&str; GROUP_MEMBERS + 1] = ["member-1", "member-2", "member-3", "member-4"];
-/// Offsets are auto-committed this often (plus librdkafka's commit on revoke and close).
+/// Group settings: librdkafka's default partition.assignment.strategy `range,roundrobin` is eager
+/// (every member gives up all its partitions on each rebalance), offsets are stored when poll()
+/// returns a record and auto-committed this often, plus librdkafka's commit on revoke and close.
+/// The broker's groups.initial_rebalance_delay_ms is 0, so the first member starts at once and
+/// the others join through rebalances (that churn is part of the group consume time).
 const GROUP_AUTO_COMMIT_MS: u32 = 500;
 const GROUP_SESSION_TIMEOUT_MS: u32 = 6000;
 const GROUP_HEARTBEAT_MS: u32 = 500;

@@ -146,6 +146,13 @@ class _Member:
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                       enable_auto_commit=False, auto_offset_reset="earliest",
                                       session_timeout_ms=10000, heartbeat_interval_ms=500)
+        # Metadata first, so the leader's first assignment already sees the topic's partitions.
+        # Otherwise the leader assigns nothing, rejoins when metadata arrives, and kafka-python
+        # 3.0.12 can hang in that rejoin: if poll()'s timeout expires while the SyncGroup is in
+        # flight, the next poll() finds need_rejoin() False (the leader's own new assignment
+        # snapshot cleared it) and never completes the join: no assignment, no heartbeats, and the
+        # coordinator expires the member after session.timeout.ms (FINDINGS #5: a client bug).
+        self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe([topic])
 
     def poll(self, timeout_s):
