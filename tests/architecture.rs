@@ -23,6 +23,14 @@ fn src() -> PathBuf {
 }
 
 fn is_test_file(path: &Path) -> bool {
+    let in_test_dir = path
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .and_then(|n| n.to_str())
+        .is_some_and(|dir| dir.ends_with("_tests"));
+    if in_test_dir {
+        return true;
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
