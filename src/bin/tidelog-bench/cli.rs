@@ -1,0 +1,62 @@
+//! Command-line options of the benchmark (clap).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Benchmark a Tidelog broker with librdkafka: produce (acks=all), consume back and verify,
+/// measure delivery latency at a fixed rate, and consume with a consumer group and time its
+/// rebalances.
+#[derive(Debug, Parser)]
+#[command(name = "tidelog-bench", version)]
+pub(crate) struct Args {
+    /// Records of 100 B in the first throughput run (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) records_100b: u64,
+    /// Records of 1 KiB in the second throughput run (0 skips it).
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) records_1k: u64,
+    /// Length of the fixed-rate latency run in seconds (0 skips it).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) latency_secs: u64,
+    /// Records per second in the latency run.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) latency_rate: u64,
+    /// Record value size in the latency run, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) latency_record_bytes: usize,
+    /// Partitions of each benchmark topic.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) partitions: i32,
+    /// Producer linger.ms.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) linger_ms: u64,
+    /// The broker binary to start (default: `tidelog` next to this executable).
+    #[arg(long, conflicts_with = "bootstrap")]
+    pub(crate) broker_bin: Option<PathBuf>,
+    /// Use an already running broker at HOST:PORT instead of starting one.
+    #[arg(long)]
+    pub(crate) bootstrap: Option<String>,
+    /// With --bootstrap: the broker's pid, to sample its RSS and CPU time.
+    #[arg(long, requires = "bootstrap")]
+    pub(crate) broker_pid: Option<u32>,
+    /// Overall time limit for the whole benchmark, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub(crate) timeout_secs: u64,
+    /// Keep the broker's temporary data directory and log instead of removing them.
+    #[arg(long)]
+    pub(crate) keep_data: bool,
+    /// Append every record's delivery latency to this CSV file (for plotting or digging).
+    #[arg(long)]
+    pub(crate) latency_csv: Option<PathBuf>,
+    /// Records of 100 B in the consumer group run (6 partitions, 3 members, then a member joins
+    /// and one leaves while a stream flows).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) group_records: u64,
+    /// Skip the consumer group run.
+    #[arg(long)]
+    pub(crate) skip_group: bool,
+    /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.
+    #[arg(long)]
+    pub(crate) client_debug: Option<String>,
+}

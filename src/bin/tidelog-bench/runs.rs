@@ -1,0 +1,156 @@
+//! The throughput and latency runs: their specs, and running each one (produce, then consume
+//! and verify) while sampling broker and benchmark CPU time.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::Args;
+use crate::client::{Cluster, create_topic};
+use crate::consume::{ConsumeStats, consume};
+use crate::group::{GroupReport, run_group};
+use crate::produce::{ProduceStats, produce};
+use crate::report::per_sec;
+use crate::sampler::{ProcSampler, self_cpu_secs};
+
+/// One benchmark run: a topic, a number of records of one size, optionally paced.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSpec {
+    pub(crate) name: &'static str,
+    pub(crate) record_count: u64,
+    pub(crate) record_bytes: usize,
+    /// Records per second; None = as fast as the producer accepts them.
+    pub(crate) rate_per_sec: Option<u64>,
+}
+
+pub(crate) fn run_specs(args: &Args) -> Vec<RunSpec> {
+    let mut specs = Vec::new();
+    if args.records_100b > 0 {
+        specs.push(RunSpec {
+            name: "100B",
+            record_count: args.records_100b,
+            record_bytes: 100,
+            rate_per_sec: None,
+        });
+    }
+    if args.records_1k > 0 {
+        specs.push(RunSpec {
+            name: "1KiB",
+            record_count: args.records_1k,
+            record_bytes: 1024,
+            rate_per_sec: None,
+        });
+    }
+    if args.latency_secs > 0 {
+        specs.push(RunSpec {
+            name: "latency",
+            record_count: args.latency_rate.saturating_mul(args.latency_secs),
+            record_bytes: args.latency_record_bytes,
+            rate_per_sec: Some(args.latency_rate),
+        });
+    }
+    specs
+}
+
+/// Everything measured in one run.
+#[derive(Debug)]
+pub(crate) struct RunReport {
+    pub(crate) spec: RunSpec,
+    pub(crate) produce: ProduceStats,
+    pub(crate) consume: ConsumeStats,
+    /// Broker peak VmRSS (KiB) sampled during this run.
+    pub(crate) broker_rss_peak_kb: Option<u64>,
+    pub(crate) broker_cpu_produce_secs: Option<f64>,
+    pub(crate) broker_cpu_consume_secs: Option<f64>,
+    pub(crate) bench_cpu_produce_secs: Option<f64>,
+    pub(crate) bench_cpu_consume_secs: Option<f64>,
+}
+
+pub(crate) fn run_all(
+    args: &Args,
+    cluster: &Cluster,
+    specs: &[RunSpec],
+    sampler: Option<&ProcSampler>,
+    deadline: Instant,
+) -> Result<(Vec<RunReport>, Option<GroupReport>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the runtime for the admin client")?;
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut reports = Vec::new();
+    for spec in specs {
+        let topic = format!(
+            "tidelog-bench-{}-{}-{unique}",
+            spec.name,
+            std::process::id()
+        );
+        eprintln!(
+            "run {}: {} records of {} B to {topic}{}",
+            spec.name,
+            spec.record_count,
+            spec.record_bytes,
+            spec.rate_per_sec
+                .map(|rate| format!(" at {rate} records/s"))
+                .unwrap_or_default()
+        );
+        create_topic(&runtime, cluster, &topic, args.partitions, deadline)
+            .with_context(|| format!("creating topic {topic}"))?;
+        if let Some(sampler) = sampler {
+            sampler.reset_peak();
+        }
+        let broker_cpu_0 = sampler.and_then(ProcSampler::cpu_secs);
+        let bench_cpu_0 = self_cpu_secs();
+        let produce = produce(
+            cluster,
+            &topic,
+            args.partitions,
+            spec,
+            args.linger_ms,
+            args.latency_csv.as_deref(),
+            deadline,
+        )
+        .with_context(|| format!("run {}: producing", spec.name))?;
+        let broker_cpu_1 = sampler.and_then(ProcSampler::cpu_secs);
+        let bench_cpu_1 = self_cpu_secs();
+        eprintln!(
+            "  produced in {:.2} s ({:.0} records/s)",
+            produce.elapsed.as_secs_f64(),
+            per_sec(spec.record_count, produce.elapsed)
+        );
+        let consume = consume(cluster, &topic, args.partitions, spec, deadline)
+            .with_context(|| format!("run {}: consuming", spec.name))?;
+        let broker_cpu_2 = sampler.and_then(ProcSampler::cpu_secs);
+        let bench_cpu_2 = self_cpu_secs();
+        eprintln!(
+            "  consumed and verified in {:.2} s ({:.0} records/s)",
+            consume.elapsed.as_secs_f64(),
+            per_sec(spec.record_count, consume.elapsed)
+        );
+        reports.push(RunReport {
+            spec: spec.clone(),
+            produce,
+            consume,
+            broker_rss_peak_kb: sampler.map(ProcSampler::peak_kb),
+            broker_cpu_produce_secs: difference(broker_cpu_0, broker_cpu_1),
+            broker_cpu_consume_secs: difference(broker_cpu_1, broker_cpu_2),
+            bench_cpu_produce_secs: difference(bench_cpu_0, bench_cpu_1),
+            bench_cpu_consume_secs: difference(bench_cpu_1, bench_cpu_2),
+        });
+    }
+    let mut group = None;
+    if !args.skip_group && args.group_records > 0 {
+        let (report, group_report) =
+            run_group(&runtime, args, cluster, sampler, unique, deadline).context("run group")?;
+        reports.push(report);
+        group = Some(group_report);
+    }
+    Ok((reports, group))
+}
+
+pub(crate) fn difference(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some(after? - before?)
+}
