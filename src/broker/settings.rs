@@ -35,3 +35,29 @@ pub(crate) struct BrokerSettings {
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub(crate) groups: GroupSettings,
 }
+
+#[cfg(test)]
+impl BrokerSettings {
+    /// Settings for an in-process test broker: broker defaults, auto-creation off, 3 default
+    /// partitions, data in `data_dir`, clients told to connect to `host:port`.
+    pub(crate) fn for_test(
+        node_id: i32,
+        cluster_id: &str,
+        data_dir: &std::path::Path,
+        advertised: Endpoint,
+    ) -> BrokerSettings {
+        BrokerSettings {
+            node_id,
+            cluster_id: cluster_id.to_owned(),
+            data_dir: data_dir.to_path_buf(),
+            advertised,
+            default_partitions: 3,
+            auto_create_topics: false,
+            log: LogSettings::default(),
+            message_bytes_max: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
+            acks_one_waits_for_fsync: false,
+            retention_check_interval: Duration::from_secs(300),
+            groups: GroupSettings::default(),
+        }
+    }
+}

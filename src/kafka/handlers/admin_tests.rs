@@ -19,22 +19,15 @@ use crate::kafka::{Context, KafkaSettings};
 pub(super) const NODE_ID: i32 = 1;
 
 pub(super) fn context(dir: &TempDir) -> Context {
-    let settings = BrokerSettings {
-        node_id: NODE_ID,
-        cluster_id: "test-cluster".to_owned(),
-        data_dir: dir.path().to_path_buf(),
-        advertised: Endpoint {
+    let settings = BrokerSettings::for_test(
+        NODE_ID,
+        "test-cluster",
+        dir.path(),
+        Endpoint {
             host: "broker.test".to_owned(),
             port: 19092,
         },
-        default_partitions: 3,
-        auto_create_topics: false,
-        log: Default::default(),
-        message_bytes_max: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
-        acks_one_waits_for_fsync: false,
-        retention_check_interval: std::time::Duration::from_secs(300),
-        groups: crate::broker::GroupSettings::default(),
-    };
+    );
     let broker = Broker::open(settings).expect("broker opens in a fresh directory");
     let peer = "127.0.0.1:1".parse().expect("socket address");
     Context::new(broker, Arc::new(KafkaSettings::default()), peer)

@@ -75,22 +75,15 @@ struct Sweep {
 impl Sweep {
     async fn open() -> Sweep {
         let dir = TempDir::new().expect("tempdir");
-        let settings = BrokerSettings {
-            node_id: NODE_ID,
-            cluster_id: CLUSTER_ID.to_owned(),
-            data_dir: dir.path().to_path_buf(),
-            advertised: Endpoint {
+        let settings = BrokerSettings::for_test(
+            NODE_ID,
+            CLUSTER_ID,
+            dir.path(),
+            Endpoint {
                 host: HOST.to_owned(),
                 port: PORT,
             },
-            default_partitions: 3,
-            auto_create_topics: false,
-            log: Default::default(),
-            message_bytes_max: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
-            acks_one_waits_for_fsync: false,
-            retention_check_interval: std::time::Duration::from_secs(300),
-            groups: crate::broker::GroupSettings::default(),
-        };
+        );
         let broker = Broker::open(settings).expect("broker opens in a fresh directory");
         let peer = "127.0.0.1:1".parse().expect("socket address");
         let ctx = Context::new(broker, Arc::new(KafkaSettings::default()), peer);
