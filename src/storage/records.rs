@@ -3,6 +3,7 @@
 //! Pure functions over bytes; malformed input is an error value, never a panic.
 #![deny(clippy::indexing_slicing)]
 
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::ops::Range;
 
@@ -45,15 +46,16 @@ pub(crate) struct RecordEntry {
     raw: Range<usize>,
 }
 
-/// A batch's header with its records decompressed and framed.
+/// A batch's header with its records decompressed and framed. An uncompressed body is
+/// borrowed from the batch, not copied (produce decodes every batch on its hot path).
 #[derive(Debug)]
-pub(crate) struct DecodedBatch {
+pub(crate) struct DecodedBatch<'a> {
     pub(crate) header: BatchHeader,
-    body: Vec<u8>,
+    body: Cow<'a, [u8]>,
     pub(crate) records: Vec<RecordEntry>,
 }
 
-impl DecodedBatch {
+impl DecodedBatch<'_> {
     pub(crate) fn key(&self, record: &RecordEntry) -> Option<&[u8]> {
         record.key.clone().and_then(|range| self.body.get(range))
     }
@@ -81,7 +83,7 @@ fn malformed(header: &BatchHeader, reason: &'static str) -> Error {
 
 /// Decodes every record of `batch` (a whole stored batch). Decompressed bodies larger than
 /// `uncompressed_bytes_max` are refused before they are fully allocated.
-pub(crate) fn decode(batch: &[u8], uncompressed_bytes_max: usize) -> Result<DecodedBatch> {
+pub(crate) fn decode(batch: &[u8], uncompressed_bytes_max: usize) -> Result<DecodedBatch<'_>> {
     let header = BatchHeader::parse(batch)?;
     let stored =
         batch
@@ -124,15 +126,19 @@ pub(crate) fn decode(batch: &[u8], uncompressed_bytes_max: usize) -> Result<Deco
     })
 }
 
-fn decompress(header: &BatchHeader, stored: &[u8], bytes_max: usize) -> Result<Vec<u8>> {
+fn decompress<'a>(
+    header: &BatchHeader,
+    stored: &'a [u8],
+    bytes_max: usize,
+) -> Result<Cow<'a, [u8]>> {
     let codec = header.compression();
     let failed = |source: io::Error| Error::Decompression {
         base_offset: header.base_offset,
         codec,
         source,
     };
-    match codec {
-        Compression::None => Ok(stored.to_vec()),
+    let decompressed = match codec {
+        Compression::None => return Ok(Cow::Borrowed(stored)),
         Compression::Gzip => read_capped(flate2::read::GzDecoder::new(stored), bytes_max),
         Compression::Snappy => snappy_decompress(stored, bytes_max),
         Compression::Lz4 => lz4::Decoder::new(stored).and_then(|d| read_capped(d, bytes_max)),
@@ -143,8 +149,8 @@ fn decompress(header: &BatchHeader, stored: &[u8], bytes_max: usize) -> Result<V
             io::ErrorKind::Unsupported,
             "unknown compression codec",
         )),
-    }
-    .map_err(failed)
+    };
+    decompressed.map(Cow::Owned).map_err(failed)
 }
 
 fn too_large() -> io::Error {
@@ -244,7 +250,7 @@ pub(crate) fn compress(codec: Compression, body: &[u8]) -> io::Result<Vec<u8>> {
 /// CreateTime) max timestamp are recomputed. `original` is the stored batch `decoded` came from.
 pub(crate) fn retain(
     original: &[u8],
-    decoded: &DecodedBatch,
+    decoded: &DecodedBatch<'_>,
     keep: impl Fn(&RecordEntry) -> bool,
 ) -> Result<Vec<u8>> {
     rebuild(original, decoded, keep, decoded.header.compression())
@@ -254,21 +260,21 @@ pub(crate) fn retain(
 /// field is kept, and the CreateTime max timestamp is recomputed from the records.
 pub(crate) fn recompress(
     original: &[u8],
-    decoded: &DecodedBatch,
+    decoded: &DecodedBatch<'_>,
     codec: Compression,
 ) -> Result<Vec<u8>> {
     rebuild(original, decoded, |_| true, codec)
 }
 
 /// The largest record timestamp (base timestamp + largest delta); None for a batch without records.
-pub(crate) fn max_record_timestamp(decoded: &DecodedBatch) -> Option<i64> {
+pub(crate) fn max_record_timestamp(decoded: &DecodedBatch<'_>) -> Option<i64> {
     let delta = decoded.records.iter().map(|r| r.timestamp_delta).max()?;
     Some(decoded.header.base_timestamp.saturating_add(delta))
 }
 
 fn rebuild(
     original: &[u8],
-    decoded: &DecodedBatch,
+    decoded: &DecodedBatch<'_>,
     keep: impl Fn(&RecordEntry) -> bool,
     codec: Compression,
 ) -> Result<Vec<u8>> {

@@ -122,7 +122,7 @@ fn sample() -> Vec<KeyValue> {
     ]
 }
 
-fn contents(decoded: &DecodedBatch) -> Vec<super::compaction_tests::Entry> {
+fn contents(decoded: &DecodedBatch<'_>) -> Vec<super::compaction_tests::Entry> {
     decoded
         .records
         .iter()

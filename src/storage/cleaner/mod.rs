@@ -220,7 +220,12 @@ struct EmptyRun {
 impl CompactionPlanView<'_> {
     /// Whether a record survives: it has a key, no later record has the same key, and it is
     /// not a tombstone past `delete.retention.ms` in an already compacted segment.
-    fn keeps(&self, decoded: &DecodedBatch, record: &records::RecordEntry, is_clean: bool) -> bool {
+    fn keeps(
+        &self,
+        decoded: &DecodedBatch<'_>,
+        record: &records::RecordEntry,
+        is_clean: bool,
+    ) -> bool {
         let Some(key) = decoded.key(record) else {
             return false; // Kafka's cleaner drops keyless records too
         };
