@@ -47,7 +47,6 @@ pub(crate) enum Compression {
 }
 
 /// Which clock the batch's timestamps come from (attribute bit 3).
-#[allow(dead_code)] // reason: contract API of the header codec
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TimestampType {
     CreateTime,
@@ -138,7 +137,6 @@ impl BatchHeader {
         }
     }
 
-    #[allow(dead_code)] // reason: contract API of the header codec
     pub(crate) fn timestamp_type(&self) -> TimestampType {
         if self.attributes & TIMESTAMP_TYPE_BIT == 0 {
             TimestampType::CreateTime
@@ -147,7 +145,7 @@ impl BatchHeader {
         }
     }
 
-    #[allow(dead_code)] // reason: contract API of the header codec
+    #[allow(dead_code)] // reason: nothing reads it until transactions (read_committed) are served
     pub(crate) fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
     }

@@ -146,8 +146,22 @@ mod tests {
             }],
             0,
         );
-        for cut in 0..batch.len() {
-            let _ = read_records(batch.get(..cut).unwrap_or_default(), 1 << 20);
+        assert_eq!(
+            read_records(&[], 1 << 20).expect("no bytes, no records"),
+            []
+        );
+        for cut in 1..batch.len() {
+            let result = read_records(batch.get(..cut).unwrap_or_default(), 1 << 20);
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::BatchTooShort { .. } | Error::InvalidBatchHeader { .. })
+                ),
+                "a batch cut to {cut} of {} bytes must be refused, got {result:?}",
+                batch.len()
+            );
         }
+        let whole = read_records(&batch, 1 << 20).expect("the whole batch reads");
+        assert_eq!(whole.len(), 1);
     }
 }

@@ -35,15 +35,13 @@ pub(crate) mod test_batches;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-#[allow(unused_imports)] // reason: contract API; the broker does not name every item yet
 pub(crate) use batch::{
-    BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_base_offset, set_max_timestamp,
-    set_partition_leader_epoch, stamp_log_append_time, verify_crc,
+    BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_max_timestamp,
+    stamp_log_append_time, verify_crc,
 };
 pub(crate) use batch_builder::{Record, build as build_batch, read_records};
 pub(crate) use catalog::{Catalog, TopicRecord};
-#[allow(unused_imports)] // reason: contract API; the broker does not name every item yet
-pub(crate) use log::{Appended, CompactionOutcome, Log, SyncHandle, TimestampHit};
+pub(crate) use log::Log;
 pub(crate) use records::{decode as decode_records, max_record_timestamp, recompress};
 pub(crate) use settings::{CompactionSettings, LogSettings};
 

@@ -14,9 +14,10 @@ pub(crate) struct SegmentSummary {
 
 /// How many of the oldest segments to delete. `segments` is oldest first and its last entry is
 /// the active segment, which is never counted. A segment goes when it lies wholly below
-/// `log_start_offset`, when its newest timestamp is older than `now_ms - retention_ms`, or while
-/// the log is larger than `retention_bytes` (time and size only unless the policy is compact
-/// alone); deletion stops at the first segment that stays.
+/// `log_start_offset`, when its newest timestamp is older than `now_ms - retention_ms`, or when
+/// the log without it is still at least `retention_bytes` (Kafka's rule: retention never takes
+/// the log below `retention.bytes`); time and size count unless the policy is compact alone.
+/// Deletion stops at the first segment that stays.
 pub(crate) fn deletable_segment_count(
     segments: &[SegmentSummary],
     log_start_offset: i64,
@@ -37,9 +38,9 @@ pub(crate) fn deletable_segment_count(
                 })
             });
         let is_over_size = settings.is_retention_enabled()
-            && settings
-                .retention_bytes
-                .is_some_and(|retention_bytes| total_bytes > retention_bytes);
+            && settings.retention_bytes.is_some_and(|retention_bytes| {
+                total_bytes.saturating_sub(segment.size_bytes) >= retention_bytes
+            });
         if !(is_below_start || is_expired || is_over_size) {
             break;
         }
@@ -87,12 +88,31 @@ mod tests {
         check(&settings(Some(500), None), 0, 1_501, 1);
         check(&settings(Some(500), None), 0, 100_000, 2); // never the active segment
         check(&settings(None, Some(300)), 0, 0, 0);
-        check(&settings(None, Some(299)), 0, 0, 1);
+        check(&settings(None, Some(299)), 0, 0, 0);
+        check(&settings(None, Some(201)), 0, 0, 0);
+        check(&settings(None, Some(200)), 0, 0, 1);
+        check(&settings(None, Some(150)), 0, 0, 1);
         check(&settings(None, Some(100)), 0, 0, 2);
         check(&settings(None, Some(0)), 0, 0, 2);
         check(&settings(None, None), 10, 0, 1);
         check(&settings(None, None), 19, 0, 1);
         check(&settings(None, None), 30, 0, 2);
+    }
+
+    /// Regression (issue 7): the log was cut while larger than `retention.bytes`, so the last
+    /// deletion took it below the limit; Kafka deletes a segment only if what remains is still
+    /// at least `retention.bytes`.
+    #[test]
+    fn retention_bytes_deletes_one_segment_too_many() {
+        let segments = [summary(100, 10, 0), summary(100, 20, 0), summary(50, 30, 0)];
+        let count = |retention_bytes| {
+            deletable_segment_count(&segments, 0, &settings(None, Some(retention_bytes)), 0)
+        };
+        assert_eq!(count(250), 0, "250 bytes kept means nothing can go");
+        assert_eq!(count(249), 0, "deleting 100 would leave 150 < 249");
+        assert_eq!(count(150), 1);
+        assert_eq!(count(149), 1, "deleting both would leave 50 < 149");
+        assert_eq!(count(50), 2);
     }
 
     #[test]

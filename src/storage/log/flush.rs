@@ -65,14 +65,13 @@ impl Log {
     }
 
     /// Records a failed [`SyncHandle::sync`]: the log is poisoned, never retried.
-    #[allow(dead_code)] // reason: contract API; the broker's flusher must call it on failure
     pub(crate) fn mark_flush_failed(&mut self) {
         tracing::error!(dir = %self.dir.display(), "log poisoned by a failed fsync");
         self.poisoned = Some("fsync");
     }
 
     /// Fsyncs the active segment now.
-    #[allow(dead_code)] // reason: contract API, for shutdown and tests
+    #[allow(dead_code)] // reason: only tests call it; the broker flushes through a SyncHandle
     pub(crate) fn flush(&mut self) -> Result<()> {
         self.check_writable()?;
         let end = self.log_end_offset();

@@ -11,9 +11,6 @@ use super::segment::Segment;
 use super::settings::LogSettings;
 use super::{Error, Result, io_error, sync_dir};
 
-pub(crate) use compact::CompactionOutcome;
-pub(crate) use flush::SyncHandle;
-
 mod compact;
 mod flush;
 mod read;
@@ -86,7 +83,7 @@ impl Log {
         self.flushed_offset
     }
 
-    #[allow(dead_code)] // reason: contract API, for broker health reporting
+    #[allow(dead_code)] // reason: only tests read it; the broker learns of poisoning from errors
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
@@ -95,7 +92,7 @@ impl Log {
         self.segments.iter().map(Segment::size_bytes).sum()
     }
 
-    #[allow(dead_code)] // reason: contract API, for log-dir reporting
+    #[cfg(test)]
     pub(crate) fn segment_count(&self) -> usize {
         self.segments.len()
     }
