@@ -136,11 +136,17 @@ impl Broker {
             .remove(name)
             .map_err(|source| Error::Catalog { source })?;
         drop(catalog);
+        let mut first_error = None;
         for partition in &topic.partitions {
-            if let Some(log) = partition.take_log() {
-                log.delete()
-                    .map_err(|source| partition.storage_error(source))?;
+            let deleted = partition.take_log().map_or(Ok(()), storage::Log::delete);
+            partition.mark_gone();
+            if let Err(source) = deleted {
+                tracing::error!(topic = name, partition = partition.index, error = %source, "deleting partition data failed");
+                first_error.get_or_insert(partition.storage_error(source));
             }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
         }
         tracing::info!(topic = name, "topic deleted");
         Ok(topic.topic_id)

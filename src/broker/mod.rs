@@ -13,6 +13,9 @@ mod topic_config;
 mod topic_name;
 mod validate;
 
+#[cfg(test)]
+mod durability_tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -247,6 +250,7 @@ impl Broker {
                         }
                     }
                 }
+                partition.mark_gone();
             }
         }
         tracing::info!("broker closed");

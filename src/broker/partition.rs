@@ -10,11 +10,13 @@ use tokio::sync::{Notify, watch};
 use super::error::{Error, Result};
 use crate::storage;
 
-/// What appenders wait on: how far the log is durable, or that flushing failed for good.
+/// What appenders wait on: how far the log is durable, that flushing failed for good, or that
+/// the partition was deleted or closed (nothing past `flushed_offset` will become durable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Durability {
     pub(crate) flushed_offset: i64,
     pub(crate) failed: bool,
+    pub(crate) is_gone: bool,
 }
 
 /// A partition of a topic, shared by every request touching it.
@@ -39,6 +41,7 @@ impl Partition {
             durability: watch::Sender::new(Durability {
                 flushed_offset: flushed,
                 failed: false,
+                is_gone: false,
             }),
             log: Mutex::new(Some(log)),
             flush_wanted: Notify::new(),
@@ -68,9 +71,21 @@ impl Partition {
         f(log).map_err(|source| self.storage_error(source))
     }
 
-    /// Takes the log out for closing or deleting; later calls see an unknown partition.
+    /// Takes the log out for closing or deleting; later calls see an unknown partition. The
+    /// caller then calls [`Partition::mark_gone`] once what it will make durable is published.
     pub(crate) fn take_log(&self) -> Option<storage::Log> {
         self.lock().take()
+    }
+
+    /// Ends the partition after its log was taken: appends still waiting for durability get
+    /// an unknown-partition error instead of waiting forever, and the flusher exits.
+    pub(crate) fn mark_gone(&self) {
+        self.durability.send_modify(|d| d.is_gone = true);
+        self.flush_wanted.notify_one();
+    }
+
+    fn is_gone(&self) -> bool {
+        self.durability.borrow().is_gone
     }
 
     pub(crate) fn high_watermark(&self) -> i64 {
@@ -101,14 +116,19 @@ impl Partition {
     pub(crate) async fn wait_for_durable(&self, end_offset: i64) -> Result<()> {
         let mut rx = self.durability.subscribe();
         let state = rx
-            .wait_for(|d| d.failed || d.flushed_offset >= end_offset)
+            .wait_for(|d| d.failed || d.is_gone || d.flushed_offset >= end_offset)
             .await
             .map(|d| *d)
             .map_err(|_| self.flush_failed())?;
         if state.flushed_offset >= end_offset {
             Ok(())
-        } else {
+        } else if state.failed {
             Err(self.flush_failed())
+        } else {
+            Err(Error::UnknownTopicOrPartition {
+                topic: self.topic.clone(),
+                partition: self.index,
+            })
         }
     }
 
@@ -153,7 +173,8 @@ impl Partition {
         }
     }
 
-    /// Runs the flusher until `shutdown` fires; `on_flush` is called after each published flush.
+    /// Runs the flusher until `shutdown` fires or the partition is gone (deleted or closed);
+    /// `on_flush` is called after each published flush.
     pub(crate) async fn run_flusher(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
@@ -164,6 +185,9 @@ impl Partition {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 () = self.flush_wanted.notified() => {}
+            }
+            if self.is_gone() {
+                return;
             }
             match self.flush_once().await {
                 Ok(true) => on_flush(),
