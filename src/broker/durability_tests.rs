@@ -2,14 +2,23 @@
 //! disks): a real broker in a temp directory, driven through its Kafka-agnostic methods.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tempfile::TempDir;
 
 use super::{Acks, Broker, BrokerSettings, Endpoint, Error};
 use crate::storage;
+use crate::storage::fault::{Fault, Gate, Op};
+
+/// How long a test waits for something that should happen promptly before it fails.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn open_broker(dir: &TempDir) -> Arc<Broker> {
+    open_broker_on(dir, storage::Fs::default())
+}
+
+fn open_broker_on(dir: &TempDir, fs: storage::Fs) -> Arc<Broker> {
     let settings = BrokerSettings::for_test(
         1,
         "durability-test",
@@ -19,7 +28,16 @@ fn open_broker(dir: &TempDir) -> Arc<Broker> {
             port: 19092,
         },
     );
-    Broker::open(settings).expect("broker opens in a fresh directory")
+    Broker::open_on(settings, fs).expect("broker opens in a fresh directory")
+}
+
+/// Waits on a blocking thread until `count` operations reached `gate`.
+async fn wait_entered(gate: &Gate, count: usize) {
+    let gate = gate.clone();
+    let entered = tokio::task::spawn_blocking(move || gate.wait_entered(count, DEADLINE))
+        .await
+        .expect("waiting for the gate");
+    assert!(entered, "{count} operations should have reached the gate");
 }
 
 fn one_record(value: &[u8]) -> Bytes {
@@ -66,4 +84,85 @@ async fn acks_all_produce_to_topic_deleted_before_flush_waits_forever() {
         run_tasks_until(|| partition.strong_count() == 0).await,
         "the deleted partition's flusher must exit and release it"
     );
+}
+
+/// Regression (issue 7, 4): after another fsync of the same file failed and poisoned the log,
+/// a group-commit fsync already running on that descriptor could still succeed (the kernel
+/// reports a writeback error once) and move the high watermark over pages that were dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_succeeding_after_the_log_was_poisoned_moves_the_high_watermark() {
+    let dir = TempDir::new().expect("tempdir");
+    let fs = storage::Fs::default();
+    let broker = open_broker_on(&dir, fs.clone());
+    broker
+        .create_topic("t", Some(1), None, &[], false)
+        .expect("create");
+    let partition_dir = dir.path().join("t-0");
+    let gate = Gate::default();
+    fs.inject_once(&partition_dir, Op::Fsync, Fault::Block(gate.clone()));
+    fs.inject_once(&partition_dir, Op::Fsync, Fault::Fail);
+    let pending = broker
+        .append("t", 0, one_record(b"maybe lost"), Acks::All)
+        .expect("append");
+    wait_entered(&gate, 1).await; // the group commit's fsync is in flight
+    let (_, partition) = broker.partition("t", 0).expect("partition");
+    let failed = partition.with_log(storage::Log::flush);
+    assert!(
+        failed.is_err(),
+        "the second fsync fails and poisons the log"
+    );
+    gate.open();
+    let waited = tokio::time::timeout(DEADLINE, pending.wait())
+        .await
+        .expect("the produce is answered");
+    assert!(
+        matches!(waited, Err(Error::FlushFailed { .. })),
+        "an fsync racing a failed one proves nothing: {waited:?}"
+    );
+    assert_eq!(partition.high_watermark(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_poisons_only_its_own_partition() {
+    let dir = TempDir::new().expect("tempdir");
+    let fs = storage::Fs::default();
+    let broker = open_broker_on(&dir, fs.clone());
+    broker
+        .create_topic("t", Some(2), None, &[], false)
+        .expect("create");
+    fs.inject_always(&dir.path().join("t-0"), Op::Fsync, Fault::Fail);
+    let failed = broker
+        .append("t", 0, one_record(b"a"), Acks::All)
+        .expect("the write itself succeeds")
+        .wait()
+        .await;
+    assert!(
+        matches!(failed, Err(Error::FlushFailed { .. })),
+        "{failed:?}"
+    );
+    let refused = broker.append("t", 0, one_record(b"b"), Acks::All);
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Storage {
+                source: storage::Error::Poisoned { .. },
+                ..
+            })
+        ),
+        "a poisoned partition refuses writes: {refused:?}"
+    );
+    let other = broker
+        .append("t", 1, one_record(b"c"), Acks::All)
+        .expect("append to the healthy partition")
+        .wait()
+        .await
+        .expect("the healthy partition makes its writes durable");
+    assert_eq!(other.base_offset, 0);
+    let fetched = broker.fetch("t", 1, 0, 1 << 20, true).expect("fetch");
+    assert_eq!(fetched.high_watermark, 1);
+    assert!(!fetched.records.is_empty());
+    let poisoned = broker
+        .fetch("t", 0, 0, 1 << 20, true)
+        .expect("reads still work");
+    assert_eq!(poisoned.high_watermark, 0, "nothing unsynced is visible");
 }

@@ -70,6 +70,8 @@ const LEADER_EPOCH: i32 = 0;
 #[derive(Debug)]
 pub(crate) struct Broker {
     settings: BrokerSettings,
+    /// The file system partition logs do their I/O on (faults injected in unit tests).
+    fs: storage::Fs,
     catalog: Mutex<storage::Catalog>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     high_watermark_changes: watch::Sender<u64>,
@@ -88,10 +90,16 @@ impl Broker {
     /// Opens every topic of the catalog in `settings.data_dir`, recovering logs as needed, and
     /// starts the flushers and the maintenance task on the current tokio runtime.
     pub(crate) fn open(settings: BrokerSettings) -> Result<Arc<Broker>> {
+        Broker::open_on(settings, storage::Fs::default())
+    }
+
+    /// [`Broker::open`] with partition logs doing their file I/O on `fs`.
+    pub(crate) fn open_on(settings: BrokerSettings, fs: storage::Fs) -> Result<Arc<Broker>> {
         let catalog = storage::Catalog::open(&settings.data_dir)
             .map_err(|source| Error::Catalog { source })?;
         let broker = Arc::new(Broker {
             settings,
+            fs,
             topics: RwLock::new(BTreeMap::new()),
             catalog: Mutex::new(catalog),
             high_watermark_changes: watch::Sender::new(0),
@@ -148,13 +156,11 @@ impl Broker {
                 continue;
             }
             let dir = catalog.partition_dir(&record.name, index);
-            let log =
-                storage::Log::open(&dir, settings.log.clone(), now_ms()).map_err(|source| {
-                    Error::Storage {
-                        topic: record.name.clone(),
-                        partition: index,
-                        source,
-                    }
+            let log = storage::Log::open_on(self.fs.clone(), &dir, settings.log.clone(), now_ms())
+                .map_err(|source| Error::Storage {
+                    topic: record.name.clone(),
+                    partition: index,
+                    source,
                 })?;
             let partition = Partition::new(&record.name, index, log);
             self.spawn_flusher(&partition);

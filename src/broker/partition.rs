@@ -157,10 +157,17 @@ impl Partition {
             self.durability.send_modify(|d| d.failed = true);
             return Err(err);
         }
-        if let Some(log) = self.lock().as_mut() {
-            log.mark_flushed(end_offset);
-        }
-        self.publish_flushed(end_offset);
+        // Publish only what the log accepted: a log poisoned while this fsync ran (by another
+        // fsync of the same descriptor failing) may have lost the pages this one reports.
+        let accepted = match self.lock().as_mut() {
+            Some(log) => log.mark_flushed(end_offset),
+            None => return Ok(false),
+        };
+        let Some(flushed) = accepted else {
+            self.durability.send_modify(|d| d.failed = true);
+            return Err(self.flush_failed());
+        };
+        self.publish_flushed(flushed);
         Ok(true)
     }
 

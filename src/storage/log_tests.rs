@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::{Error, Log, LogSettings, test_batches};
+use super::fault::{Fault, Op};
+use super::{Error, Fs, Log, LogSettings, test_batches};
 
 fn small_settings() -> LogSettings {
     LogSettings {
@@ -374,9 +375,13 @@ fn sync_handle_and_stale_mark_flushed() {
     append(&mut log, 2, 1, 1);
     let newer = log.sync_handle().expect("handle");
     newer.sync().expect("sync");
-    log.mark_flushed(newer.end_offset());
+    assert_eq!(log.mark_flushed(newer.end_offset()), Some(4));
     handle.sync().expect("sync");
-    log.mark_flushed(handle.end_offset());
+    assert_eq!(
+        log.mark_flushed(handle.end_offset()),
+        Some(4),
+        "a stale handle moves nothing"
+    );
     assert_eq!(log.flushed_offset(), 4);
     assert!(log.sync_handle().is_none());
 }
@@ -492,4 +497,50 @@ fn sorted_index_pointing_past_the_data_is_rebuilt() {
         .expect("hit");
     assert_eq!((hit.base_offset, hit.max_timestamp), (3, 3));
     assert_eq!(read_all(&log), stored);
+}
+
+#[test]
+fn torn_write_is_recovered_to_the_last_whole_batch() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let fs = Fs::default();
+    let mut log = Log::open_on(fs.clone(), dir.path(), small_settings(), 0).expect("open");
+    let kept = append(&mut log, 2, 1, 40);
+    log.flush().expect("flush");
+    fs.inject_once(dir.path(), Op::Write, Fault::Tear { keep_bytes: 30 });
+    let mut torn = test_batches::build(2, 2, 40);
+    assert!(matches!(log.append(&mut torn, 0, 2), Err(Error::Io { .. })));
+    assert!(log.is_poisoned(), "a failed write poisons the log");
+    drop(log); // the crash: nothing is closed
+    let segment = dir.path().join("00000000000000000000.log");
+    assert_eq!(
+        std::fs::metadata(&segment).expect("stat").len(),
+        (kept.len() + 30) as u64,
+        "the torn write left part of a batch on disk"
+    );
+    let mut log = Log::open(dir.path(), small_settings(), 0).expect("recover");
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(read_all(&log), kept);
+    let appended = log
+        .append(&mut test_batches::build(1, 3, 1), 0, 3)
+        .expect("append after recovery");
+    assert_eq!(appended.base_offset, 2);
+}
+
+#[test]
+fn failed_fsync_poisons_the_log_and_is_never_retried() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let fs = Fs::default();
+    let mut log = Log::open_on(fs.clone(), dir.path(), small_settings(), 0).expect("open");
+    append(&mut log, 1, 1, 1);
+    fs.inject_once(dir.path(), Op::Fsync, Fault::Fail);
+    assert!(matches!(log.flush(), Err(Error::Io { .. })));
+    assert!(log.is_poisoned());
+    assert!(
+        matches!(log.flush(), Err(Error::Poisoned { .. })),
+        "the next fsync would succeed, but a poisoned log never retries"
+    );
+    assert_eq!(log.flushed_offset(), 0);
+    let handle = log.sync_handle().expect("unflushed data");
+    assert!(matches!(handle.sync(), Err(Error::Poisoned { .. })));
+    assert_eq!(log.mark_flushed(handle.end_offset()), None);
 }

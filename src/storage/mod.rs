@@ -6,6 +6,7 @@ mod batch;
 mod batch_builder;
 mod catalog;
 mod cleaner;
+mod fs;
 mod index_file;
 mod log;
 mod mmap;
@@ -41,6 +42,9 @@ pub(crate) use batch::{
 };
 pub(crate) use batch_builder::{Record, build as build_batch, read_records};
 pub(crate) use catalog::{Catalog, TopicRecord};
+pub(crate) use fs::Fs;
+#[cfg(test)]
+pub(crate) use fs::fault;
 pub(crate) use log::Log;
 pub(crate) use records::{decode as decode_records, max_record_timestamp, recompress};
 pub(crate) use settings::{CompactionSettings, LogSettings};

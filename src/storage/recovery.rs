@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::cleaner::CLEANING_DIR;
+use super::fs::Fs;
 use super::segment::{self, Segment};
 use super::settings::LogSettings;
 use super::{Result, TMP_SUFFIX, io_error, sync_dir, write_atomically};
@@ -25,7 +26,12 @@ pub(crate) struct Recovered {
 }
 
 /// Opens or creates the log directory and returns its valid segments, the last one writable.
-pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result<Recovered> {
+pub(crate) fn recover(
+    fs: &Fs,
+    dir: &Path,
+    settings: &LogSettings,
+    now_ms: i64,
+) -> Result<Recovered> {
     fs::create_dir_all(dir).map_err(io_error("create log directory", dir))?;
     let cleaning_dir = dir.join(CLEANING_DIR);
     if cleaning_dir.exists() {
@@ -50,7 +56,7 @@ pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result
             remove_segment_files(dir, bases.get(base_idx..).unwrap_or_default())?;
             break;
         }
-        let (segment, is_intact) = load_segment(dir, base_offset, settings, is_last, is_clean)?;
+        let (segment, is_intact) = load_segment(fs, dir, base_offset, settings, is_last, is_clean)?;
         segments.push(segment);
         if !is_intact && !is_last {
             remove_segment_files(dir, bases.get(base_idx + 1..).unwrap_or_default())?;
@@ -79,7 +85,7 @@ pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result
         Some(last) => last,
         None => {
             let base_offset = saved_log_start_offset.unwrap_or(0).max(0);
-            segments.push(Segment::create(dir, base_offset, settings)?);
+            segments.push(Segment::create(fs, dir, base_offset, settings)?);
             sync_dir(dir)?;
             segments.last_mut().expect("a segment was just pushed")
         }
@@ -105,13 +111,14 @@ pub(crate) fn recover(dir: &Path, settings: &LogSettings, now_ms: i64) -> Result
 /// Opens one segment; the last one after a crash gets a full CRC scan. Returns whether the file
 /// was intact (false: its tail was cut to the longest valid prefix).
 fn load_segment(
+    fs: &Fs,
     dir: &Path,
     base_offset: i64,
     settings: &LogSettings,
     is_last: bool,
     is_clean: bool,
 ) -> Result<(Segment, bool)> {
-    let (mut segment, are_indexes_sane) = Segment::open(dir, base_offset, settings, !is_last)?;
+    let (mut segment, are_indexes_sane) = Segment::open(fs, dir, base_offset, settings, !is_last)?;
     let size_bytes = segment.size_bytes();
     let is_full_scan = is_last && !is_clean;
     let mut valid_end = if is_full_scan {
@@ -151,11 +158,12 @@ fn load_segment(
 /// Opens a closed segment that was just written whole (an installed compaction): trusts its
 /// indexes after a tail check, rebuilding them if they are missing or wrong.
 pub(crate) fn open_closed_segment(
+    fs: &Fs,
     dir: &Path,
     base_offset: i64,
     settings: &LogSettings,
 ) -> Result<Segment> {
-    let (segment, is_intact) = load_segment(dir, base_offset, settings, false, true)?;
+    let (segment, is_intact) = load_segment(fs, dir, base_offset, settings, false, true)?;
     if !is_intact {
         return Err(super::Error::CorruptSegment {
             path: segment.log_path().to_path_buf(),

@@ -5,13 +5,12 @@
 mod policy;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader};
+use super::fs::{DataFile, Fs, FsFile};
 use super::records::{self, DecodedBatch};
 use super::segment::Segment;
 use super::settings::{CompactionSettings, LogSettings};
@@ -33,12 +32,13 @@ pub(crate) struct PlannedSegment {
     pub(in crate::storage) base_offset: i64,
     pub(in crate::storage) next_offset: i64,
     pub(in crate::storage) size_bytes: u64,
-    pub(in crate::storage) file: Arc<File>,
+    pub(in crate::storage) file: Arc<FsFile>,
 }
 
 /// One compaction pass, planned under the partition lock and built without it.
 #[derive(Debug)]
 pub(crate) struct CompactionPlan {
+    pub(in crate::storage) fs: Fs,
     pub(in crate::storage) dir: PathBuf,
     pub(in crate::storage) settings: LogSettings,
     pub(in crate::storage) compaction: CompactionSettings,
@@ -166,6 +166,7 @@ impl CompactionPlan {
         let mut cleaned_end_offset = self.first_dirty_offset;
         let mut segments = self.segments.into_iter();
         let plan = CompactionPlanView {
+            fs: &self.fs,
             settings: &self.settings,
             compaction: &self.compaction,
             now_ms: self.now_ms,
@@ -198,6 +199,7 @@ impl CompactionPlan {
 
 /// What cleaning one segment needs, borrowed from the plan.
 struct CompactionPlanView<'a> {
+    fs: &'a Fs,
     settings: &'a LogSettings,
     compaction: &'a CompactionSettings,
     now_ms: i64,
@@ -247,7 +249,12 @@ impl CompactionPlanView<'_> {
     /// Writes the cleaned copy of one segment into the cleaning directory. Returns how many
     /// records it dropped, or None (and no file) when nothing changed.
     fn clean_segment(&self, planned: &PlannedSegment, path: &Path) -> Result<Option<u64>> {
-        let mut cleaned = Segment::create(self.cleaning_dir, planned.base_offset, self.settings)?;
+        let mut cleaned = Segment::create(
+            self.fs,
+            self.cleaning_dir,
+            planned.base_offset,
+            self.settings,
+        )?;
         let is_clean = planned.next_offset <= self.first_dirty_offset;
         let mut removed: u64 = 0;
         let mut run: Option<EmptyRun> = None;

@@ -60,6 +60,7 @@ impl Log {
             })
             .collect();
         Ok(Some(CompactionPlan {
+            fs: self.fs.clone(),
             dir: self.dir.clone(),
             settings: self.settings.clone(),
             compaction,
@@ -134,7 +135,8 @@ impl Log {
                 std::fs::rename(&from, &to).map_err(io_error("install cleaned segment", &to))?;
             }
             sync_dir(&self.dir)?;
-            let reopened = recovery::open_closed_segment(&self.dir, base_offset, &self.settings)?;
+            let reopened =
+                recovery::open_closed_segment(&self.fs, &self.dir, base_offset, &self.settings)?;
             if let Some(slot) = self.segments.get_mut(segment_idx) {
                 let old: Segment = std::mem::replace(slot, reopened);
                 drop(old);

@@ -1,18 +1,18 @@
 //! Durability bookkeeping of a [`Log`]: fsync now, or hand out a [`SyncHandle`] so the caller
 //! can fsync outside its lock and report back. A failed fsync poisons the log; never retried.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Log;
+use crate::storage::fs::{DataFile, FsFile};
 use crate::storage::{Error, Result, io_error};
 
 /// Lets the caller fsync the active segment outside its lock, then report with
 /// [`Log::mark_flushed`] (or [`Log::mark_flush_failed`] when `sync` fails).
 #[derive(Debug)]
 pub(crate) struct SyncHandle {
-    file: Arc<File>,
+    file: Arc<FsFile>,
     path: PathBuf,
     end_offset: i64,
     poisoned: Option<(PathBuf, &'static str)>,
@@ -32,7 +32,7 @@ impl SyncHandle {
             });
         }
         self.file
-            .sync_data()
+            .fdatasync()
             .map_err(io_error("fsync segment", &self.path))
     }
 }
@@ -53,15 +53,20 @@ impl Log {
         })
     }
 
-    /// Records a successful [`SyncHandle::sync`]. A stale (lower) value is ignored; a roll in
-    /// between is harmless because rolled segments were fsynced when rolled. A handle taken
-    /// before a `truncate_suffix` must not be reported: its end may cover offsets written since.
-    pub(crate) fn mark_flushed(&mut self, handle_end_offset: i64) {
+    /// Records a successful [`SyncHandle::sync`] and returns the flushed offset to publish, or
+    /// None when the log was poisoned meanwhile: a failed fsync may have dropped pages that a
+    /// concurrent fsync of the same descriptor then reports as synced, so nothing the handle
+    /// covers may count as durable. A stale (lower) value is ignored; a roll in between is
+    /// harmless because rolled segments were fsynced when rolled. A handle taken before a
+    /// `truncate_suffix` must not be reported: its end may cover offsets written since.
+    #[must_use = "publish only the flushed offset the log accepted"]
+    pub(crate) fn mark_flushed(&mut self, handle_end_offset: i64) -> Option<i64> {
         if self.poisoned.is_some() {
-            return;
+            return None;
         }
         let end_offset = handle_end_offset.min(self.log_end_offset());
         self.flushed_offset = self.flushed_offset.max(end_offset);
+        Some(self.flushed_offset)
     }
 
     /// Records a failed [`SyncHandle::sync`]: the log is poisoned, never retried.

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader};
+use super::fs::Fs;
 use super::recovery;
 use super::retention::{self, SegmentSummary};
 use super::segment::Segment;
@@ -33,6 +34,7 @@ pub(crate) struct TimestampHit {
 
 #[derive(Debug)]
 pub(crate) struct Log {
+    fs: Fs,
     dir: PathBuf,
     settings: LogSettings,
     /// Oldest first, never empty; offsets continue from one segment to the next; the last one
@@ -47,11 +49,18 @@ pub(crate) struct Log {
 }
 
 impl Log {
-    /// Opens (recovering if needed) or creates the log in `dir`.
+    /// Opens (recovering if needed) or creates the log in `dir`, on the default file system.
+    #[cfg(test)]
     pub(crate) fn open(dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
+        Log::open_on(Fs::default(), dir, settings, now_ms)
+    }
+
+    /// Opens (recovering if needed) or creates the log in `dir`, doing its file I/O on `fs`.
+    pub(crate) fn open_on(fs: Fs, dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
         let settings = settings.clamped();
-        let recovered = recovery::recover(dir, &settings, now_ms)?;
+        let recovered = recovery::recover(&fs, dir, &settings, now_ms)?;
         let mut log = Log {
+            fs,
             dir: dir.to_path_buf(),
             settings,
             segments: recovered.segments,
@@ -207,7 +216,7 @@ impl Log {
         active.sync()?;
         active.seal()?;
         self.flushed_offset = self.flushed_offset.max(end);
-        let segment = Segment::create(&self.dir, end, &self.settings)?;
+        let segment = Segment::create(&self.fs, &self.dir, end, &self.settings)?;
         self.segments.push(segment);
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled segment");

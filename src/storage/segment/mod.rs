@@ -1,12 +1,11 @@
 //! One segment: a `.log` file of whole batches named by its 20-digit base offset, plus its offset
 //! and time indexes. Appends, scans, reads and truncates itself; never looks at other segments.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader};
+use super::fs::{DataFile, FileSystem, Fs, FsFile};
 use super::offset_index::{OffsetEntry, OffsetIndex};
 use super::settings::LogSettings;
 use super::time_index::{TimeEntry, TimeIndex};
@@ -27,7 +26,7 @@ pub(crate) struct MaxTimestamp {
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    file: Arc<File>,
+    file: Arc<FsFile>,
     size_bytes: u64,
     /// Offset after the segment's last batch (`base_offset` when empty).
     next_offset: i64,
@@ -65,13 +64,15 @@ fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
 
 impl Segment {
     /// Creates a new empty, writable segment. The caller fsyncs the directory.
-    pub(crate) fn create(dir: &Path, base_offset: i64, settings: &LogSettings) -> Result<Segment> {
+    pub(crate) fn create(
+        fs: &Fs,
+        dir: &Path,
+        base_offset: i64,
+        settings: &LogSettings,
+    ) -> Result<Segment> {
         let [log_path, index_path, time_index_path] = paths(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&log_path)
+        let file = fs
+            .create_new(&log_path)
             .map_err(io_error("create segment", &log_path))?;
         Ok(Segment {
             base_offset,
@@ -92,21 +93,19 @@ impl Segment {
     /// indexes read-only. Returns whether both index files existed and look sane; the caller
     /// then runs [`Segment::scan_tail`] or [`Segment::rebuild`].
     pub(crate) fn open(
+        fs: &Fs,
         dir: &Path,
         base_offset: i64,
         settings: &LogSettings,
         is_sealed: bool,
     ) -> Result<(Segment, bool)> {
         let [log_path, index_path, time_index_path] = paths(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
+        let file = fs
             .open(&log_path)
             .map_err(io_error("open segment", &log_path))?;
         let size_bytes = file
-            .metadata()
-            .map_err(io_error("stat segment", &log_path))?
-            .len();
+            .len_bytes()
+            .map_err(io_error("stat segment", &log_path))?;
         let has_indexes = index_path.exists() && time_index_path.exists();
         let (offset_index, time_index) = if is_sealed && has_indexes {
             (
@@ -157,7 +156,7 @@ impl Segment {
         &self.log_path
     }
 
-    pub(crate) fn file(&self) -> Arc<File> {
+    pub(crate) fn file(&self) -> Arc<FsFile> {
         Arc::clone(&self.file)
     }
 
@@ -341,7 +340,7 @@ impl Segment {
 
     pub(crate) fn sync(&self) -> Result<()> {
         self.file
-            .sync_data()
+            .fdatasync()
             .map_err(io_error("fsync segment", &self.log_path))
     }
 

@@ -3,6 +3,7 @@
 
 use super::{MaxTimestamp, Segment};
 use crate::storage::batch::verify_crc;
+use crate::storage::fs::DataFile;
 use crate::storage::settings::LogSettings;
 use crate::storage::{Error, Result, io_error};
 
@@ -100,7 +101,7 @@ impl Segment {
     /// Cuts the file to `position` (a batch boundary) and drops index entries past it.
     pub(crate) fn truncate_file(&mut self, position: u64) -> Result<()> {
         self.file
-            .set_len(position)
+            .set_len_bytes(position)
             .map_err(io_error("truncate segment", &self.log_path))?;
         self.size_bytes = position;
         self.offset_index.truncate_to_position(position);
