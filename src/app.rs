@@ -67,6 +67,7 @@ fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
         acks_one_waits_for_fsync: config.acks_one_waits_for_fsync(),
         retention_check_interval: config.retention_check_interval(),
         groups: group_settings(config),
+        producer_id_expiration_ms: crate::broker::PRODUCER_ID_EXPIRATION_MS_DEFAULT,
     }
 }
 

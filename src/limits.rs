@@ -31,6 +31,11 @@ pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;
 /// Largest protocol metadata one group member may send in JoinGroup (the sum over its
 /// protocols); the persisted group record must still fit in one batch of the offsets topic.
 pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
+/// Largest producer-state snapshot file read back (about 200 bytes per producer id).
+pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Largest aborted-transaction index file read back: at most one 34-byte entry per batch of
+/// its segment, so far less than the segment itself.
+pub const TXN_INDEX_BYTES_MAX: u64 = SEGMENT_BYTES_MAX;
 /// Longest fetch long-poll wait honoured.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
 

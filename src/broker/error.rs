@@ -37,8 +37,24 @@ pub(crate) enum Error {
     InvalidRecord { reason: String },
     #[error("unsupported compression codec {codec}")]
     UnsupportedCompression { codec: u8 },
-    #[error("producer id {producer_id} is unknown: idempotent producers are not served yet")]
-    UnknownProducerId { producer_id: i64 },
+    #[error("{topic}-{partition}: {source}")]
+    OutOfOrderSequence {
+        topic: String,
+        partition: i32,
+        source: storage::ProducerError,
+    },
+    #[error("{topic}-{partition}: {source}")]
+    InvalidProducerEpoch {
+        topic: String,
+        partition: i32,
+        source: storage::ProducerError,
+    },
+    #[error("{topic}-{partition}: {source}")]
+    InvalidTxnState {
+        topic: String,
+        partition: i32,
+        source: storage::ProducerError,
+    },
     #[error("acks=all needs {min_insync_replicas} in-sync replicas, this partition has 1")]
     NotEnoughReplicas { min_insync_replicas: i32 },
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]

@@ -4,9 +4,11 @@
 mod admin;
 mod error;
 mod group;
+mod idempotence;
 mod maintenance;
 mod partition;
 mod produce;
+mod producer_ids;
 mod read;
 mod settings;
 mod topic_config;
@@ -29,7 +31,7 @@ pub(crate) use group::{
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
 pub(crate) use read::{FetchedPartition, ListedOffset, OffsetSpec, PartitionDirInfo};
-pub(crate) use settings::{BrokerSettings, Endpoint};
+pub(crate) use settings::{BrokerSettings, Endpoint, PRODUCER_ID_EXPIRATION_MS_DEFAULT};
 pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
 
 use partition::Partition;
@@ -77,6 +79,7 @@ pub(crate) struct Broker {
     high_watermark_changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     groups: group::Coordinator,
+    producer_ids: producer_ids::ProducerIds,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
@@ -97,6 +100,7 @@ impl Broker {
     pub(crate) fn open_on(settings: BrokerSettings, fs: storage::Fs) -> Result<Arc<Broker>> {
         let catalog = storage::Catalog::open(&settings.data_dir)
             .map_err(|source| Error::Catalog { source })?;
+        let producer_ids = producer_ids::ProducerIds::open(&settings.data_dir)?;
         let broker = Arc::new(Broker {
             settings,
             fs,
@@ -105,6 +109,7 @@ impl Broker {
             high_watermark_changes: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
             groups: group::Coordinator::default(),
+            producer_ids,
         });
         {
             let catalog = broker.catalog();
@@ -115,6 +120,7 @@ impl Broker {
         }
         broker.open_groups()?;
         maintenance::spawn(&broker);
+        idempotence::spawn_expiry(&broker);
         tracing::info!(topics = broker.topics_read().len(), data_dir = %broker.settings.data_dir.display(), "broker opened");
         Ok(broker)
     }

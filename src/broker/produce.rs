@@ -8,8 +8,7 @@ use bytes::Bytes;
 use super::error::{Error, Result};
 use super::partition::Partition;
 use super::topic_config::TimestampPolicy;
-use super::{Broker, LEADER_EPOCH, now_ms, validate};
-use crate::storage;
+use super::{Broker, idempotence, now_ms, validate};
 
 /// How much durability a producer waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,18 +112,11 @@ impl Broker {
                 None => records.get(c.range).unwrap_or_default().to_vec(),
             })
             .collect();
-        let (base_offset, end_offset, log_start_offset) = target.with_log(|log| {
-            let mut base_offset = None;
-            for batch in &mut batches {
-                if log_append_time_ms >= 0 {
-                    storage::stamp_log_append_time(batch, log_append_time_ms);
-                }
-                let appended = log.append(batch, LEADER_EPOCH, now)?;
-                base_offset.get_or_insert(appended.base_offset);
-            }
-            let base = base_offset.expect("validation yields at least one batch");
-            Ok((base, log.log_end_offset(), log.log_start_offset()))
-        })?;
+        let written = target
+            .with_log(|log| {
+                idempotence::append_batches(log, &mut batches, log_append_time_ms, now)
+            })?
+            .map_err(|source| idempotence::refused(topic, partition, source))?;
         target.request_flush();
         let wait_for_durable = match acks {
             Acks::All => true,
@@ -134,11 +126,11 @@ impl Broker {
         Ok(PendingProduce {
             partition: target,
             outcome: ProduceOutcome {
-                base_offset,
-                log_append_time_ms,
-                log_start_offset,
+                base_offset: written.base_offset,
+                log_append_time_ms: written.duplicate_timestamp.unwrap_or(log_append_time_ms),
+                log_start_offset: written.log_start_offset,
             },
-            end_offset,
+            end_offset: written.end_offset,
             wait_for_durable,
         })
     }

@@ -80,7 +80,7 @@ impl Broker {
                 Ok(FetchedPartition {
                     records,
                     high_watermark,
-                    last_stable_offset: high_watermark,
+                    last_stable_offset: log.last_stable_offset(high_watermark),
                     log_start_offset,
                 })
             })

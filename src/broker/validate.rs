@@ -129,9 +129,12 @@ fn check_header(header: &BatchHeader) -> Result<()> {
             reason: "clients may not produce control batches".to_owned(),
         });
     }
-    if header.producer_id >= 0 {
-        return Err(Error::UnknownProducerId {
-            producer_id: header.producer_id,
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(Error::InvalidRecord {
+            reason: format!(
+                "invalid sequence number {} in a batch of producer {}",
+                header.base_sequence, header.producer_id
+            ),
         });
     }
     Ok(())

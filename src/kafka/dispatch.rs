@@ -141,9 +141,9 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         alter_configs, api_versions, consumer_group_describe, consumer_group_heartbeat,
         create_partitions, create_topics, delete_groups, delete_records, delete_topics,
         describe_cluster, describe_configs, describe_groups, describe_log_dirs, fetch,
-        find_coordinator, heartbeat, incremental_alter_configs, join_group, leave_group,
-        list_groups, list_offsets, metadata, offset_commit, offset_delete, offset_fetch,
-        offset_for_leader_epoch, produce, sync_group,
+        find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
+        leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
+        offset_fetch, offset_for_leader_epoch, produce, sync_group,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -174,6 +174,8 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
             Produced::Respond(response) => pending(async move { call.encode(&response.await) }),
         },
         ApiKey::Fetch => deferred!(ctx, call, body, fetch::handle),
+        // Idempotent and transactional producers.
+        ApiKey::InitProducerId => deferred!(ctx, call, body, init_producer_id::handle),
         ApiKey::ListOffsets => deferred!(ctx, call, body, list_offsets::handle),
         ApiKey::OffsetForLeaderEpoch => deferred!(ctx, call, body, offset_for_leader_epoch::handle),
         // Group coordination: join and sync wait for the rebalance, commits for durability.

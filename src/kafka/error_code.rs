@@ -25,7 +25,9 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         E::InvalidRecord { .. } => ResponseError::InvalidRecord,
         E::UnsupportedCompression { .. } => ResponseError::UnsupportedCompressionType,
-        E::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        E::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        E::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         E::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Disk failures: the partition (or catalog) stopped accepting writes.

@@ -41,6 +41,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::CreateTopics, 2, 7),
     served(ApiKey::DeleteTopics, 1, 6),
     served(ApiKey::DeleteRecords, 0, 2),
+    served(ApiKey::InitProducerId, 0, 5),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
     served(ApiKey::DescribeConfigs, 1, 4),
     served(ApiKey::AlterConfigs, 0, 2),
@@ -127,7 +128,8 @@ mod tests {
 
     #[test]
     fn unserved_apis_and_versions_are_rejected() {
-        assert!(!is_served(ApiKey::InitProducerId, 0));
+        assert!(!is_served(ApiKey::InitProducerId, 6));
+        assert!(!is_served(ApiKey::EndTxn, 0));
         assert!(!is_served(ApiKey::JoinGroup, 10));
         assert!(!is_served(ApiKey::OffsetCommit, 1));
         assert!(!is_served(ApiKey::Fetch, 3));

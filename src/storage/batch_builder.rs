@@ -13,10 +13,39 @@ pub(crate) struct Record {
     pub(crate) value: Option<Vec<u8>>,
 }
 
+/// The producer fields and attribute bits of a built batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Producer {
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    pub(crate) base_sequence: i32,
+    pub(crate) is_transactional: bool,
+    pub(crate) is_control: bool,
+}
+
+impl Producer {
+    /// No producer id: what plain internal writes carry.
+    pub(crate) const NONE: Producer = Producer {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        is_transactional: false,
+        is_control: false,
+    };
+}
+
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
 /// A v2 batch holding `records` (uncompressed, no headers, no producer id), base offset 0,
 /// every timestamp `timestamp_ms`, with a correct CRC. An empty `records` gives a header-only
 /// batch with last_offset_delta 0.
 pub(crate) fn build(records: &[Record], timestamp_ms: i64) -> Vec<u8> {
+    build_with(records, timestamp_ms, Producer::NONE)
+}
+
+/// [`build`] with producer fields and the transactional and control attribute bits.
+pub(crate) fn build_with(records: &[Record], timestamp_ms: i64, producer: Producer) -> Vec<u8> {
     let mut body = Vec::new();
     for (offset_delta, record) in records.iter().enumerate() {
         let mut one = vec![0u8]; // record attributes
@@ -37,13 +66,20 @@ pub(crate) fn build(records: &[Record], timestamp_ms: i64) -> Vec<u8> {
     batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
     batch.push(2); // magic
     batch.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-    batch.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    let mut attributes = 0i16;
+    if producer.is_transactional {
+        attributes |= TRANSACTIONAL_BIT;
+    }
+    if producer.is_control {
+        attributes |= CONTROL_BIT;
+    }
+    batch.extend_from_slice(&attributes.to_be_bytes());
     batch.extend_from_slice(&(record_count - 1).max(0).to_be_bytes()); // last offset delta
     batch.extend_from_slice(&timestamp_ms.to_be_bytes()); // base timestamp
     batch.extend_from_slice(&timestamp_ms.to_be_bytes()); // max timestamp
-    batch.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    batch.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch.extend_from_slice(&producer.producer_id.to_be_bytes());
+    batch.extend_from_slice(&producer.producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&producer.base_sequence.to_be_bytes());
     batch.extend_from_slice(&record_count.to_be_bytes());
     batch.extend_from_slice(&body);
     let crc = crc32c::crc32c(batch.get(21..).unwrap_or_default());

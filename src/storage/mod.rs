@@ -11,12 +11,15 @@ mod index_file;
 mod log;
 mod mmap;
 mod offset_index;
+mod producer_ids;
+mod producer_state;
 mod records;
 mod recovery;
 mod retention;
 mod segment;
 mod settings;
 mod time_index;
+mod txn_index;
 
 #[cfg(test)]
 mod batch_tests;
@@ -26,6 +29,8 @@ mod compaction_model_tests;
 mod compaction_tests;
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod producer_state_log_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -46,6 +51,8 @@ pub(crate) use fs::Fs;
 #[cfg(test)]
 pub(crate) use fs::fault;
 pub(crate) use log::Log;
+pub(crate) use producer_ids::ProducerIdStore;
+pub(crate) use producer_state::{ProducerError, Verdict};
 pub(crate) use records::{decode as decode_records, max_record_timestamp, recompress};
 pub(crate) use settings::{CompactionSettings, LogSettings};
 
@@ -102,6 +109,8 @@ pub(crate) enum Error {
         line_number: usize,
         reason: &'static str,
     },
+    #[error("state file {path} is invalid: {reason}")]
+    CorruptState { path: PathBuf, reason: &'static str },
     #[error("catalog name {name:?} is invalid: {reason}")]
     InvalidCatalogName { name: String, reason: &'static str },
 }

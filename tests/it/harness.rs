@@ -27,6 +27,9 @@ pub(crate) const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
 const LISTENING_MARKER: &str = "listening addr=";
+/// `--listen` for a fresh port.
+const ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// One `tidelog serve` child process. Drop kills it; if the test is panicking, Drop prints its log.
 pub(crate) struct Broker {
@@ -37,12 +40,14 @@ pub(crate) struct Broker {
     readers: Vec<JoinHandle<()>>,
     /// Extra `TIDELOG_*` variables, kept for restarts.
     env: Vec<(String, String)>,
+    /// The `--listen` address: port 0 picks a fresh port on every start.
+    listen: SocketAddr,
 }
 
 impl Broker {
     /// Spawns `tidelog serve --data-dir DIR --listen 127.0.0.1:0` and waits for the listening line.
     pub(crate) fn start(dir: &Path) -> Broker {
-        Self::start_with_log(dir, String::new(), Vec::new())
+        Self::start_with_log(dir, String::new(), Vec::new(), ANY_PORT)
     }
 
     /// Like [`Broker::start`] with extra environment variables (e.g. `TIDELOG_LOG__...`).
@@ -51,10 +56,15 @@ impl Broker {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
-        Self::start_with_log(dir, String::new(), env)
+        Self::start_with_log(dir, String::new(), env, ANY_PORT)
     }
 
-    fn start_with_log(dir: &Path, previous_log: String, env: Vec<(String, String)>) -> Broker {
+    fn start_with_log(
+        dir: &Path,
+        previous_log: String,
+        env: Vec<(String, String)>,
+        listen: SocketAddr,
+    ) -> Broker {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidelog"));
         // The broker rejects unknown TIDELOG_* variables; start from none of them.
         for (name, _) in std::env::vars_os() {
@@ -67,7 +77,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen.to_string())
             // IT_TIDELOG_LOG=debug raises the broker's log level when investigating a failure.
             .env(
                 "TIDELOG_LOG",
@@ -95,6 +105,7 @@ impl Broker {
             log,
             readers,
             env,
+            listen,
         };
         match addr_rx.recv_timeout(PROCESS_DEADLINE) {
             Ok(addr) => broker.addr = addr,
@@ -175,8 +186,14 @@ impl Broker {
     pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "restart needs a stopped broker");
         let previous = format!("{}\n----- restart -----\n", self.log());
-        let next = Broker::start_with_log(&self.dir, previous, self.env.clone());
+        let next = Broker::start_with_log(&self.dir, previous, self.env.clone(), self.listen);
         *self = next;
+    }
+
+    /// Like [`Broker::restart`] but on the port it listened on, so running clients reconnect.
+    pub(crate) fn restart_on_same_port(&mut self) {
+        self.listen = self.addr;
+        self.restart();
     }
 
     fn join_readers(&mut self) {

@@ -8,6 +8,7 @@ mod crash;
 mod groups;
 mod groups_raw;
 mod harness;
+mod idempotence;
 mod kcat;
 mod list_offsets;
 mod malformed;

@@ -40,6 +40,7 @@
 pub(crate) mod api_versions;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
+pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod offset_for_leader_epoch;

@@ -15,6 +15,7 @@ use super::{Error, Result, io_error, sync_dir};
 mod compact;
 mod flush;
 mod read;
+mod transactions;
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub(crate) struct Log {
     poisoned: Option<&'static str>,
     /// The latest `now_ms` the caller passed in; ages a segment that becomes active again.
     latest_now_ms: i64,
+    /// Producer state and aborted transactions, derived from the batches.
+    transactions: transactions::Transactions,
 }
 
 impl Log {
@@ -68,9 +71,11 @@ impl Log {
             flushed_offset: 0,
             poisoned: None,
             latest_now_ms: now_ms,
+            transactions: transactions::Transactions::default(),
         };
         log.flushed_offset = log.log_end_offset();
         log.delete_oldest_segments(log.deletable_segment_count(None))?;
+        log.load_transactions()?;
         Ok(log)
     }
 
@@ -179,6 +184,7 @@ impl Log {
         let settings = self.settings.clone();
         let result = self.active_mut().append(batch, &header, now_ms, &settings);
         self.poison_on_error("write", result)?;
+        self.apply_to_transactions(batch, &header);
         assert_eq!(
             self.log_end_offset(),
             last_offset + 1,
@@ -212,6 +218,7 @@ impl Log {
 
     fn roll_unpoisoned(&mut self) -> Result<()> {
         let end = self.log_end_offset();
+        let sealed_base = self.active().base_offset();
         let active = self.active_mut();
         active.sync()?;
         active.seal()?;
@@ -219,6 +226,7 @@ impl Log {
         let segment = Segment::create(&self.fs, &self.dir, end, &self.settings)?;
         self.segments.push(segment);
         sync_dir(&self.dir)?;
+        self.persist_transactions_at_roll(sealed_base, end)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled segment");
         Ok(())
     }
@@ -261,7 +269,8 @@ impl Log {
             active.unseal(&settings)?;
             active.init_rolling_timestamp(latest_now_ms)?;
         }
-        active.truncate_to(offset)
+        active.truncate_to(offset)?;
+        self.load_transactions()
     }
 
     fn out_of_range(&self, offset: i64) -> Error {
@@ -345,7 +354,8 @@ impl Log {
             let first_base_offset = self.segments.first().map_or(0, Segment::base_offset);
             self.log_start_offset = self.log_start_offset.max(first_base_offset);
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.forget_deleted_transactions()
     }
 
     /// Fsyncs, seals the indexes and marks the directory clean so the next open skips recovery.
@@ -354,6 +364,7 @@ impl Log {
         let active = self.active_mut();
         active.sync()?;
         active.seal()?;
+        self.persist_transactions_at_close()?;
         recovery::write_clean_marker(&self.dir)
     }
 
