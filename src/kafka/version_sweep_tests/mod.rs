@@ -8,6 +8,7 @@ mod configs;
 mod data;
 mod group_offsets;
 mod groups;
+mod producers;
 mod topic_admin;
 
 use std::collections::BTreeSet;
@@ -33,6 +34,7 @@ use groups::{
     consumer_group_describe, consumer_group_heartbeat, delete_groups, describe_groups, heartbeat,
     join_group, leave_group, list_groups, sync_group,
 };
+use producers::init_producer_id;
 use topic_admin::{creatable, create_partitions, create_topics, delete_records, delete_topics};
 
 const NODE_ID: i32 = 1;
@@ -70,6 +72,8 @@ struct Sweep {
     topic_id: Uuid,
     /// What `TOPIC` holds, per partition, in offset order.
     produced: Vec<Vec<Sent>>,
+    /// Every producer id InitProducerId handed out.
+    producer_ids: BTreeSet<i64>,
 }
 
 impl Sweep {
@@ -98,6 +102,7 @@ impl Sweep {
             base_timestamp_ms: i64::try_from(now.as_millis()).expect("fits"),
             topic_id: Uuid::nil(),
             produced: (0..PARTITION_COUNT).map(|_| Vec::new()).collect(),
+            producer_ids: BTreeSet::new(),
         };
         let configs = [("retention.ms", RETENTION_MS)];
         sweep.topic_id = sweep.create_topic(TOPIC, PARTITION_COUNT, &configs).await;
@@ -306,6 +311,7 @@ async fn every_advertised_api_version_answers_a_real_request() {
                     incremental_alter_configs(&mut sweep, version).await
                 }
                 ApiKey::DescribeCluster => describe_cluster(&mut sweep, version).await,
+                ApiKey::InitProducerId => init_producer_id(&mut sweep, version).await,
                 ApiKey::JoinGroup => join_group(&mut sweep, version).await,
                 ApiKey::SyncGroup => sync_group(&mut sweep, version).await,
                 ApiKey::Heartbeat => heartbeat(&mut sweep, version).await,
