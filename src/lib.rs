@@ -3,6 +3,7 @@
 //! Layers, lowest first (see ARCHITECTURE.md):
 //! - `storage`: segmented partition logs, memory-mapped indexes, recovery, the topic catalog.
 //! - `broker`: Kafka-agnostic produce, fetch and topic administration over the logs.
+//! - `gossip`: chitchat discovery of peer brokers, their endpoints and liveness (advisory).
 //! - `kafka`: the wire codec, the ApiVersions table and one handler per Kafka API.
 //! - `server`: TCP listeners and the per-connection request pipeline.
 //! - `config`, `cli`, `telemetry`, `app`: YAML and CLI settings, logging, and the composition root.
@@ -11,6 +12,7 @@ pub mod app;
 pub(crate) mod broker;
 pub mod cli;
 pub mod config;
+pub(crate) mod gossip;
 pub(crate) mod kafka;
 pub mod limits;
 pub(crate) mod server;

@@ -38,8 +38,44 @@ pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 pub const TXN_INDEX_BYTES_MAX: u64 = SEGMENT_BYTES_MAX;
 /// Longest fetch long-poll wait honoured.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
+/// Longest value a broker publishes under one gossip key (an endpoint, a version, a rack, an
+/// extra value); a peer publishing a longer one is ignored.
+pub const GOSSIP_VALUE_BYTES_MAX: usize = 256;
+/// Longest name of a Kafka listener, an extra key or an identifier (incarnation, cluster id,
+/// software version) a broker publishes by gossip.
+pub const GOSSIP_NAME_BYTES_MAX: usize = 64;
+/// Most Kafka listeners one broker publishes by gossip.
+pub const GOSSIP_LISTENERS_MAX: usize = 16;
+/// Most extra key-values (readiness and the like) one broker publishes by gossip.
+pub const GOSSIP_EXTRAS_MAX: usize = 16;
+/// Most bytes (keys plus values) one broker publishes by gossip; a peer publishing more is ignored.
+pub const GOSSIP_PUBLISHED_BYTES_MAX: usize = 4096;
+/// Most gossip node states (live and dead, every generation) one membership view considers.
+pub const GOSSIP_MEMBERS_MAX: usize = 1024;
+/// Most seed addresses a broker gossips with before it knows its peers.
+pub const GOSSIP_SEEDS_MAX: usize = 64;
+/// Longest cluster name gossip carries in every SYN.
+pub const GOSSIP_CLUSTER_NAME_BYTES_MAX: usize = 128;
+/// Shortest cluster key accepted for gossip datagram authentication (128 bits).
+pub const GOSSIP_CLUSTER_KEY_BYTES_MIN: usize = 16;
+/// Longest cluster key accepted for gossip datagram authentication.
+pub const GOSSIP_CLUSTER_KEY_BYTES_MAX: usize = 1024;
+/// Largest gossip datagram sent or accepted: the largest UDP payload over IPv4.
+pub const GOSSIP_DATAGRAM_BYTES_MAX: usize = 65_507;
+/// Largest difference between an authenticated gossip datagram's timestamp and the receiver's
+/// clock (either way); older datagrams are dropped as possible replays.
+pub const GOSSIP_DATAGRAM_AGE_MS_MAX: u64 = 60_000;
+/// Sender sessions (one per gossip socket) whose datagram counters the replay guard remembers.
+pub const GOSSIP_REPLAY_SESSIONS_MAX: usize = 4096;
+/// At most one log line per this interval about dropped gossip datagrams (the rest are counted).
+pub const GOSSIP_DROP_LOG_INTERVAL_MS: u64 = 10_000;
 
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(INDEX_INTERVAL_BYTES_DEFAULT < INDEX_FILE_BYTES_DEFAULT);
+const _: () = assert!(GOSSIP_NAME_BYTES_MAX <= GOSSIP_VALUE_BYTES_MAX);
+const _: () = assert!(GOSSIP_VALUE_BYTES_MAX < GOSSIP_PUBLISHED_BYTES_MAX);
+// One broker's published data fits in a datagram many times over.
+const _: () = assert!(GOSSIP_PUBLISHED_BYTES_MAX * 8 < GOSSIP_DATAGRAM_BYTES_MAX);
+const _: () = assert!(GOSSIP_CLUSTER_KEY_BYTES_MIN <= GOSSIP_CLUSTER_KEY_BYTES_MAX);

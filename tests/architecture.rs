@@ -1,5 +1,6 @@
-//! Layer rules and tidy checks over the source tree: who may import whom (STYLE.md), a `//!` doc
-//! at the top of every file, `unsafe` only in `storage/mmap.rs`, no `unwrap()` outside tests.
+//! Layer rules and tidy checks over the source tree: who may import whom (STYLE.md), which
+//! external crates only one layer may name (chitchat: gossip), a `//!` doc at the top of every
+//! file, `unsafe` only in `storage/mmap.rs`, no `unwrap()` outside tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,57 @@ fn layers_import_only_what_style_allows() {
                         file.display()
                     );
                 }
+            }
+        }
+    }
+}
+
+/// (layer folder, the only crate-internal modules it may name): stricter than `FORBIDDEN`.
+const ONLY_ALLOWED: &[(&str, &[&str])] = &[("gossip", &["limits", "gossip"])];
+
+#[test]
+fn layers_with_an_allow_list_name_only_those_crate_modules() {
+    for (layer, allowed) in ONLY_ALLOWED {
+        for file in rust_files(&src().join(layer)) {
+            let text = fs::read_to_string(&file).unwrap();
+            for line in text.lines() {
+                for (at, _) in line.match_indices("crate::") {
+                    let module: String = line[at + "crate::".len()..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(
+                        allowed.contains(&module.as_str()),
+                        "{} (layer {layer}) may name only {allowed:?} of the crate: {line}",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// (external crate, the only layer folder that may name it)
+const CONFINED: &[(&str, &str)] = &[("chitchat", "gossip")];
+
+#[test]
+fn confined_crates_are_named_only_by_their_layer() {
+    for (krate, layer) in CONFINED {
+        let home = src().join(layer);
+        for file in rust_files(&src())
+            .into_iter()
+            .filter(|f| !f.starts_with(&home))
+        {
+            let text = fs::read_to_string(&file).unwrap();
+            for line in text.lines() {
+                let named = line.contains(&format!("{krate}::"))
+                    || line.contains(&format!("use {krate};"))
+                    || line.contains(&format!("use {krate} "));
+                assert!(
+                    !named,
+                    "{} names {krate}, which only {layer}/ may: {line}",
+                    file.display()
+                );
             }
         }
     }
