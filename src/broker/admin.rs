@@ -103,6 +103,7 @@ impl Broker {
                     .map(|partition| super::PartitionInfo {
                         partition,
                         leader_epoch: super::LEADER_EPOCH,
+                        is_offline: false,
                     })
                     .collect(),
             };
@@ -111,7 +112,7 @@ impl Broker {
         catalog
             .put(record.clone())
             .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, 0)?;
+        let topic = self.open_topic(&catalog, &record, 0, super::OnOpenFailure::Fail)?;
         let described = info(&topic);
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, partitions = count, "topic created");
@@ -184,7 +185,7 @@ impl Broker {
         catalog
             .put(record.clone())
             .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, existing)?;
+        let topic = self.open_topic(&catalog, &record, existing, super::OnOpenFailure::Fail)?;
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, partitions = total_count, "partitions added");
         Ok(())
@@ -227,7 +228,12 @@ impl Broker {
         catalog
             .put(record.clone())
             .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, record.partition_count)?;
+        let topic = self.open_topic(
+            &catalog,
+            &record,
+            record.partition_count,
+            super::OnOpenFailure::Fail,
+        )?;
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, "topic configs altered");
         Ok(())

@@ -166,3 +166,64 @@ async fn failed_fsync_poisons_only_its_own_partition() {
         .expect("reads still work");
     assert_eq!(poisoned.high_watermark, 0, "nothing unsynced is visible");
 }
+
+/// Issue 7, 5: a partition whose log is inconsistent at start is reported offline and refuses
+/// requests with a storage error, while the broker serves every other partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inconsistent_partition_is_offline_and_the_others_are_served() {
+    let dir = TempDir::new().expect("tempdir");
+    let broker = open_broker(&dir);
+    let configs = [("segment.bytes".to_owned(), Some("1024".to_owned()))];
+    broker
+        .create_topic("t", Some(2), None, &configs, false)
+        .expect("create");
+    for value in 0..20u8 {
+        for partition in 0..2 {
+            broker
+                .append("t", partition, one_record(&[value; 200]), Acks::All)
+                .expect("append")
+                .wait()
+                .await
+                .expect("durable");
+        }
+    }
+    broker.shutdown().expect("clean shutdown");
+    drop(broker);
+    let first = dir.path().join("t-0").join("00000000000000000000.log");
+    let len = std::fs::metadata(&first).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .and_then(|file| file.set_len(len - 1))
+        .expect("cut one byte");
+
+    let broker = open_broker(&dir);
+    let info = broker.topic("t").expect("the topic is still there");
+    let offline: Vec<bool> = info.partitions.iter().map(|p| p.is_offline).collect();
+    assert_eq!(offline, [true, false]);
+    let fetched = broker.fetch("t", 0, 0, 1 << 20, true);
+    assert!(
+        matches!(fetched, Err(Error::PartitionOffline { partition: 0, .. })),
+        "{fetched:?}"
+    );
+    let appended = broker.append("t", 0, one_record(b"x"), Acks::All);
+    assert!(
+        matches!(appended, Err(Error::PartitionOffline { .. })),
+        "{appended:?}"
+    );
+    let healthy = broker.fetch("t", 1, 0, 1 << 20, true).expect("fetch");
+    assert_eq!(healthy.high_watermark, 20);
+    let appended = broker
+        .append("t", 1, one_record(b"y"), Acks::All)
+        .expect("append")
+        .wait()
+        .await
+        .expect("durable");
+    assert_eq!(appended.base_offset, 20);
+    assert_eq!(
+        std::fs::metadata(&first)
+            .expect("the damaged segment is kept")
+            .len(),
+        len - 1
+    );
+}

@@ -70,6 +70,12 @@ pub(crate) enum Error {
         #[source]
         source: storage::Error,
     },
+    #[error("{topic}-{partition} is offline: {reason}")]
+    PartitionOffline {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
     #[error("{topic}-{partition} could not be made durable: its log stopped accepting writes")]
     FlushFailed { topic: String, partition: i32 },
     #[error("topic {topic} is internal: clients cannot write to it")]

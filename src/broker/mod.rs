@@ -58,11 +58,22 @@ pub(crate) struct TopicInfo {
     pub(crate) partitions: Vec<PartitionInfo>,
 }
 
-/// What Metadata sees of a partition; this node leads every partition.
+/// What Metadata sees of a partition; this node leads every partition that is not offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PartitionInfo {
     pub(crate) partition: i32,
     pub(crate) leader_epoch: i32,
+    /// Its log failed to open at start: no leader until a restart opens it.
+    pub(crate) is_offline: bool,
+}
+
+/// What [`Broker::open_topic`] does with a partition whose log fails to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnOpenFailure {
+    /// At start: report the partition offline and serve the others.
+    Offline,
+    /// When creating partitions: fail the request.
+    Fail,
 }
 
 /// The leader epoch of every partition until replication assigns raft terms.
@@ -114,7 +125,7 @@ impl Broker {
         {
             let catalog = broker.catalog();
             for record in catalog.topics() {
-                let topic = broker.open_topic(&catalog, record, 0)?;
+                let topic = broker.open_topic(&catalog, record, 0, OnOpenFailure::Offline)?;
                 broker.topics_mut().insert(record.name.clone(), topic);
             }
         }
@@ -144,6 +155,7 @@ impl Broker {
         catalog: &storage::Catalog,
         record: &storage::TopicRecord,
         first_new: i32,
+        on_failure: OnOpenFailure,
     ) -> Result<Arc<Topic>> {
         let settings = TopicSettings::resolve(&self.settings, &record.configs)?;
         let mut partitions = Vec::new();
@@ -154,22 +166,37 @@ impl Broker {
             .unwrap_or_default();
         for index in 0..record.partition_count {
             if let Some(partition) = existing.get(index as usize).filter(|_| index < first_new) {
-                partition.with_log(|log| {
-                    log.set_settings(settings.log.clone());
-                    Ok(())
-                })?;
+                if !partition.is_offline() {
+                    partition.with_log(|log| {
+                        log.set_settings(settings.log.clone());
+                        Ok(())
+                    })?;
+                }
                 partitions.push(Arc::clone(partition));
                 continue;
             }
             let dir = catalog.partition_dir(&record.name, index);
-            let log = storage::Log::open_on(self.fs.clone(), &dir, settings.log.clone(), now_ms())
-                .map_err(|source| Error::Storage {
-                    topic: record.name.clone(),
-                    partition: index,
-                    source,
-                })?;
-            let partition = Partition::new(&record.name, index, log);
-            self.spawn_flusher(&partition);
+            let opened =
+                storage::Log::open_on(self.fs.clone(), &dir, settings.log.clone(), now_ms());
+            let partition = match (opened, on_failure) {
+                (Ok(log), _) => {
+                    let partition = Partition::new(&record.name, index, log);
+                    self.spawn_flusher(&partition);
+                    partition
+                }
+                (Err(source), OnOpenFailure::Offline) => {
+                    tracing::error!(topic = %record.name, partition = index, error = %source,
+                        "partition is offline: its log could not be opened; other partitions are served");
+                    Partition::offline(&record.name, index, source.to_string())
+                }
+                (Err(source), OnOpenFailure::Fail) => {
+                    return Err(Error::Storage {
+                        topic: record.name.clone(),
+                        partition: index,
+                        source,
+                    });
+                }
+            };
             partitions.push(partition);
         }
         Ok(Arc::new(Topic {
@@ -281,6 +308,7 @@ fn info(topic: &Topic) -> TopicInfo {
             .map(|p| PartitionInfo {
                 partition: p.index,
                 leader_epoch: LEADER_EPOCH,
+                is_offline: p.is_offline(),
             })
             .collect(),
     }

@@ -24,8 +24,10 @@ pub(crate) struct Durability {
 pub(crate) struct Partition {
     pub(crate) topic: String,
     pub(crate) index: i32,
-    /// `None` once the partition was closed or deleted.
+    /// `None` once the partition was closed or deleted, or when it is offline.
     log: Mutex<Option<storage::Log>>,
+    /// Why the log could not be opened; the partition serves nothing until a restart.
+    offline_reason: Option<String>,
     high_watermark: AtomicI64,
     durability: watch::Sender<Durability>,
     flush_wanted: Notify,
@@ -33,7 +35,22 @@ pub(crate) struct Partition {
 
 impl Partition {
     pub(crate) fn new(topic: &str, index: i32, log: storage::Log) -> Arc<Partition> {
-        let flushed = log.flushed_offset();
+        Partition::build(topic, index, Some(log), None)
+    }
+
+    /// A partition whose log failed to open: every request gets a storage error naming
+    /// `reason`, and Metadata reports it offline, until a restart opens it.
+    pub(crate) fn offline(topic: &str, index: i32, reason: String) -> Arc<Partition> {
+        Partition::build(topic, index, None, Some(reason))
+    }
+
+    fn build(
+        topic: &str,
+        index: i32,
+        log: Option<storage::Log>,
+        offline_reason: Option<String>,
+    ) -> Arc<Partition> {
+        let flushed = log.as_ref().map_or(0, storage::Log::flushed_offset);
         Arc::new(Partition {
             topic: topic.to_owned(),
             index,
@@ -43,7 +60,8 @@ impl Partition {
                 failed: false,
                 is_gone: false,
             }),
-            log: Mutex::new(Some(log)),
+            log: Mutex::new(log),
+            offline_reason,
             flush_wanted: Notify::new(),
         })
     }
@@ -62,13 +80,27 @@ impl Partition {
         f: impl FnOnce(&mut storage::Log) -> std::result::Result<T, storage::Error>,
     ) -> Result<T> {
         let mut guard = self.lock();
-        let log = guard
-            .as_mut()
-            .ok_or_else(|| Error::UnknownTopicOrPartition {
+        let log = guard.as_mut().ok_or_else(|| self.missing_log())?;
+        f(log).map_err(|source| self.storage_error(source))
+    }
+
+    /// The error for a partition without an open log: offline, or closed or deleted.
+    fn missing_log(&self) -> Error {
+        match &self.offline_reason {
+            Some(reason) => Error::PartitionOffline {
                 topic: self.topic.clone(),
                 partition: self.index,
-            })?;
-        f(log).map_err(|source| self.storage_error(source))
+                reason: reason.clone(),
+            },
+            None => Error::UnknownTopicOrPartition {
+                topic: self.topic.clone(),
+                partition: self.index,
+            },
+        }
+    }
+
+    pub(crate) fn is_offline(&self) -> bool {
+        self.offline_reason.is_some()
     }
 
     /// Takes the log out for closing or deleting; later calls see an unknown partition. The

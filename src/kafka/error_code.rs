@@ -33,6 +33,7 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         // Disk failures: the partition (or catalog) stopped accepting writes.
         E::Storage { .. } => ResponseError::KafkaStorageError,
         E::FlushFailed { .. } => ResponseError::KafkaStorageError,
+        E::PartitionOffline { .. } => ResponseError::KafkaStorageError,
         E::Catalog { .. } => ResponseError::KafkaStorageError,
         // Kafka: "Cannot append to internal topic" is an InvalidTopicException.
         E::InternalTopic { .. } => ResponseError::InvalidTopicException,

@@ -544,3 +544,73 @@ fn failed_fsync_poisons_the_log_and_is_never_retried() {
     assert!(matches!(handle.sync(), Err(Error::Poisoned { .. })));
     assert_eq!(log.mark_flushed(handle.end_offset()), None);
 }
+
+/// Sizes of every `.log` file in `dir`, by name.
+fn segment_sizes(dir: &Path) -> Vec<(String, u64)> {
+    file_names(dir)
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .map(|name| {
+            let len = std::fs::metadata(dir.join(&name)).expect("stat").len();
+            (name, len)
+        })
+        .collect()
+}
+
+/// Regression (issue 7, 5): cutting 1 byte off segment 0 of a 10-segment log left 1 segment:
+/// recovery cut the closed segment and deleted every later one, the active one included.
+#[test]
+fn recovery_of_inconsistent_closed_segment_drops_every_later_segment() {
+    for is_clean in [true, false] {
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let mut log = Log::open(dir.path(), small_settings(), 0).expect("open");
+        while log.segment_count() < 10 {
+            append(&mut log, 1, 1, 150);
+        }
+        if is_clean {
+            log.close().expect("close");
+        } else {
+            log.flush().expect("flush");
+            drop(log); // killed: no clean marker
+        }
+        let first = dir.path().join("00000000000000000000.log");
+        let len = std::fs::metadata(&first).expect("stat").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&first)
+            .and_then(|file| file.set_len(len - 1))
+            .expect("cut one byte");
+        let before = segment_sizes(dir.path());
+        assert_eq!(before.len(), 10);
+        let opened = Log::open(dir.path(), small_settings(), 0);
+        assert!(
+            matches!(opened, Err(Error::InconsistentLog { base_offset: 0, .. })),
+            "a damaged closed segment fails the open (clean: {is_clean}): {opened:?}"
+        );
+        assert_eq!(
+            segment_sizes(dir.path()),
+            before,
+            "nothing is cut or deleted (clean: {is_clean})"
+        );
+    }
+}
+
+#[test]
+fn recovery_with_a_gap_between_segments_fails_instead_of_dropping_the_rest() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let mut log = Log::open(dir.path(), small_settings(), 0).expect("open");
+    while log.segment_count() < 4 {
+        append(&mut log, 1, 1, 150);
+    }
+    let second = log.segments()[1].base_offset();
+    log.close().expect("close");
+    let name = format!("{second:020}.log");
+    std::fs::remove_file(dir.path().join(&name)).expect("remove the second segment");
+    let before = segment_sizes(dir.path());
+    let opened = Log::open(dir.path(), small_settings(), 0);
+    assert!(
+        matches!(opened, Err(Error::InconsistentLog { .. })),
+        "{opened:?}"
+    );
+    assert_eq!(segment_sizes(dir.path()), before);
+}

@@ -86,6 +86,15 @@ pub(crate) enum Error {
     },
     #[error("stored batch at position {position} of {path} is unreadable")]
     CorruptSegment { path: PathBuf, position: u64 },
+    #[error(
+        "log {dir} is inconsistent at segment {base_offset}: {reason}; newer data follows, so \
+         nothing was cut or deleted: restore the segment or move the directory aside"
+    )]
+    InconsistentLog {
+        dir: PathBuf,
+        base_offset: i64,
+        reason: String,
+    },
     #[error("log {dir} is poisoned by a failed {operation} and accepts no more writes")]
     Poisoned {
         dir: PathBuf,

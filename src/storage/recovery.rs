@@ -47,21 +47,38 @@ pub(crate) fn recover(
         if let Some(previous) = segments.last()
             && previous.next_offset() != base_offset
         {
-            tracing::warn!(
-                dir = %dir.display(),
-                expected_offset = previous.next_offset(),
+            return Err(inconsistent(
+                dir,
                 base_offset,
-                "segment does not continue the previous one; dropping it and all later segments"
+                format!(
+                    "it starts at offset {base_offset} but the segment before it ends at {}",
+                    previous.next_offset()
+                ),
+            ));
+        }
+        let (mut segment, valid_end) =
+            load_segment(fs, dir, base_offset, settings, is_last, is_clean)?;
+        let size_bytes = segment.size_bytes();
+        if valid_end != size_bytes {
+            if !is_last {
+                // A closed segment was fsynced whole when it was rolled: a bad one is damage,
+                // not a torn write, and cutting it would shift or drop the newer segments.
+                return Err(inconsistent(
+                    dir,
+                    base_offset,
+                    format!("valid batches end at byte {valid_end} of {size_bytes}"),
+                ));
+            }
+            tracing::warn!(
+                path = %segment.log_path().display(),
+                position = valid_end,
+                size_bytes,
+                "cutting torn or corrupt segment tail"
             );
-            remove_segment_files(dir, bases.get(base_idx..).unwrap_or_default())?;
-            break;
+            segment.truncate_file(valid_end)?;
+            segment.sync()?;
         }
-        let (segment, is_intact) = load_segment(fs, dir, base_offset, settings, is_last, is_clean)?;
         segments.push(segment);
-        if !is_intact && !is_last {
-            remove_segment_files(dir, bases.get(base_idx + 1..).unwrap_or_default())?;
-            break;
-        }
     }
     let log_end_offset = segments.last().map_or(0, Segment::next_offset);
     if let Some(saved) = saved_log_start_offset
@@ -108,8 +125,8 @@ pub(crate) fn recover(
     })
 }
 
-/// Opens one segment; the last one after a crash gets a full CRC scan. Returns whether the file
-/// was intact (false: its tail was cut to the longest valid prefix).
+/// Opens one segment; the last one after a crash gets a full CRC scan. Returns it with the
+/// end of its valid prefix (its size when intact); cutting a bad tail is the caller's call.
 fn load_segment(
     fs: &Fs,
     dir: &Path,
@@ -117,7 +134,7 @@ fn load_segment(
     settings: &LogSettings,
     is_last: bool,
     is_clean: bool,
-) -> Result<(Segment, bool)> {
+) -> Result<(Segment, u64)> {
     let (mut segment, are_indexes_sane) = Segment::open(fs, dir, base_offset, settings, !is_last)?;
     let size_bytes = segment.size_bytes();
     let is_full_scan = is_last && !is_clean;
@@ -138,21 +155,18 @@ fn load_segment(
     if valid_end != size_bytes && !is_full_scan {
         valid_end = segment.rebuild(true, settings)?;
     }
-    let is_intact = valid_end == size_bytes;
-    if !is_intact {
-        tracing::warn!(
-            path = %segment.log_path().display(),
-            position = valid_end,
-            size_bytes,
-            "cutting torn or corrupt segment tail"
-        );
-        segment.truncate_file(valid_end)?;
-        segment.sync()?;
-    }
-    if !is_last && is_intact && !segment.is_sealed() {
+    if !is_last && valid_end == size_bytes && !segment.is_sealed() {
         segment.seal()?;
     }
-    Ok((segment, is_intact))
+    Ok((segment, valid_end))
+}
+
+fn inconsistent(dir: &Path, base_offset: i64, reason: String) -> super::Error {
+    super::Error::InconsistentLog {
+        dir: dir.to_path_buf(),
+        base_offset,
+        reason,
+    }
 }
 
 /// Opens a closed segment that was just written whole (an installed compaction): trusts its
@@ -163,11 +177,11 @@ pub(crate) fn open_closed_segment(
     base_offset: i64,
     settings: &LogSettings,
 ) -> Result<Segment> {
-    let (segment, is_intact) = load_segment(fs, dir, base_offset, settings, false, true)?;
-    if !is_intact {
+    let (segment, valid_end) = load_segment(fs, dir, base_offset, settings, false, true)?;
+    if valid_end != segment.size_bytes() {
         return Err(super::Error::CorruptSegment {
             path: segment.log_path().to_path_buf(),
-            position: segment.size_bytes(),
+            position: valid_end,
         });
     }
     Ok(segment)
@@ -199,22 +213,6 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
         }
     }
     Ok(bases)
-}
-
-fn remove_segment_files(dir: &Path, bases: &[i64]) -> Result<()> {
-    for &base_offset in bases {
-        let stem = segment::file_stem(base_offset);
-        for suffix in [".log", ".index", ".timeindex"] {
-            let path = dir.join(format!("{stem}{suffix}"));
-            match fs::remove_file(&path) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io_error("delete segment", &path)(error));
-                }
-                _ => {}
-            }
-        }
-    }
-    sync_dir(dir)
 }
 
 /// The saved log start offset; a missing or unreadable file means none (warned).

@@ -150,3 +150,99 @@ async fn restart_of_idle_broker_exits_cleanly_and_serves() {
         .expect("produce");
     assert_eq!(delivered, (0, 0));
 }
+
+/// Issue 7, 5: a closed segment damaged while the broker was down makes only its partition
+/// offline (Metadata: no leader, LEADER_NOT_AVAILABLE, logged as an error); nothing on disk is
+/// cut or deleted, and the other partitions are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_closed_segment_makes_only_its_partition_offline() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    let topic = "damaged";
+    harness::create_topic(&bootstrap, topic, 2, &[("segment.bytes", "16384")]).await;
+    let producer = harness::producer(&bootstrap, &[("batch.size", "4096")]);
+    let value = "v".repeat(1_000);
+    for partition in 0..2 {
+        for i in 0..60 {
+            let key = format!("key-{i}");
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::to(topic)
+                        .partition(partition)
+                        .payload(&value)
+                        .key(&key),
+                    CLIENT_DEADLINE,
+                )
+                .await
+                .expect("produce");
+        }
+    }
+    drop(producer);
+    let status = broker.stop();
+    assert!(status.success(), "graceful stop exited with {status}");
+    let partition_dir = dir.path().join(format!("{topic}-0"));
+    let segments = |dir: &std::path::Path| -> Vec<(String, u64)> {
+        let mut found: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .expect("list partition dir")
+            .map(|entry| entry.expect("entry"))
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+            .map(|entry| {
+                let len = entry.metadata().expect("stat").len();
+                (entry.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let first = partition_dir.join("00000000000000000000.log");
+    let len = std::fs::metadata(&first).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .and_then(|file| file.set_len(len - 1))
+        .expect("cut one byte");
+    let damaged = segments(&partition_dir);
+    assert!(damaged.len() > 2, "the log spans segments: {damaged:?}");
+
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let metadata = harness::metadata(&bootstrap);
+    let described = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .expect("the topic is listed");
+    let partitions: Vec<(i32, i32, bool)> = described
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), p.leader(), p.error().is_some()))
+        .collect();
+    assert_eq!(
+        partitions,
+        [(0, -1, true), (1, 1, false)],
+        "partition 0 has no leader and an error; partition 1 is served"
+    );
+    let producer = harness::producer(&bootstrap, &[]);
+    let delivered = producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic)
+                .partition(1)
+                .payload("after")
+                .key("k"),
+            CLIENT_DEADLINE,
+        )
+        .await
+        .expect("produce to the healthy partition");
+    assert_eq!(delivered, (1, 60));
+    let log = broker.log();
+    assert!(
+        log.contains("partition is offline") && log.contains("is inconsistent at segment 0"),
+        "the broker says which partition is offline and why"
+    );
+    assert_eq!(
+        segments(&partition_dir),
+        damaged,
+        "nothing was cut or deleted"
+    );
+}

@@ -188,12 +188,21 @@ fn topic_response(
         .partitions
         .iter()
         .map(|p| {
-            messages::metadata_response::MetadataResponsePartition::default()
-                .with_error_code(error_code::NONE)
+            let partition = messages::metadata_response::MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
-                .with_leader_id(node)
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![node])
+                .with_replica_nodes(vec![node]);
+            if p.is_offline {
+                // As Kafka reports a partition whose only replica's log is offline.
+                return partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(messages::BrokerId(-1))
+                    .with_isr_nodes(Vec::new())
+                    .with_offline_replicas(vec![node]);
+            }
+            partition
+                .with_error_code(error_code::NONE)
+                .with_leader_id(node)
                 .with_isr_nodes(vec![node])
                 .with_offline_replicas(Vec::new())
         })
