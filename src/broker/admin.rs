@@ -112,7 +112,7 @@ impl Broker {
         catalog
             .put(record.clone())
             .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, 0, super::OnOpenFailure::Fail)?;
+        let topic = self.open_topic(&catalog, &record, 0, super::OpenMode::New)?;
         let described = info(&topic);
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, partitions = count, "topic created");
@@ -136,10 +136,15 @@ impl Broker {
         catalog
             .remove(name)
             .map_err(|source| Error::Catalog { source })?;
-        drop(catalog);
+        // The catalog no longer names the topic: a crash from here on leaves directories the
+        // next start sweeps, and each one is renamed aside before its removal. The catalog
+        // lock stays held so a new topic of the same name waits for the old data to go.
         let mut first_error = None;
         for partition in &topic.partitions {
-            let deleted = partition.take_log().map_or(Ok(()), storage::Log::delete);
+            let deleted = match partition.take_log() {
+                Some(log) => log.delete(),
+                None => catalog.delete_partition_dir(name, partition.index),
+            };
             partition.mark_gone();
             if let Err(source) = deleted {
                 tracing::error!(topic = name, partition = partition.index, error = %source, "deleting partition data failed");
@@ -185,7 +190,7 @@ impl Broker {
         catalog
             .put(record.clone())
             .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, existing, super::OnOpenFailure::Fail)?;
+        let topic = self.open_topic(&catalog, &record, existing, super::OpenMode::New)?;
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, partitions = total_count, "partitions added");
         Ok(())
@@ -232,7 +237,7 @@ impl Broker {
             &catalog,
             &record,
             record.partition_count,
-            super::OnOpenFailure::Fail,
+            super::OpenMode::New,
         )?;
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, "topic configs altered");

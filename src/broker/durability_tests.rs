@@ -227,3 +227,103 @@ async fn inconsistent_partition_is_offline_and_the_others_are_served() {
         len - 1
     );
 }
+
+/// Regression (issue 7, 3): the catalog entry went before the partition directories and
+/// nothing swept orphans at start, so a crash during a delete left `<topic>-<n>` behind and a
+/// new topic of the same name opened it and served the old topic's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_topic_resurrects_the_deleted_topics_data() {
+    let dir = TempDir::new().expect("tempdir");
+    let broker = open_broker(&dir);
+    broker
+        .create_topic("reborn", Some(1), None, &[], false)
+        .expect("create");
+    broker
+        .append("reborn", 0, one_record(b"old incarnation"), Acks::All)
+        .expect("append")
+        .wait()
+        .await
+        .expect("durable");
+    broker.shutdown().expect("shutdown");
+    drop(broker);
+    // A crash mid-delete: the catalog entry is gone, the directory is not.
+    let mut catalog = storage::Catalog::open(dir.path()).expect("catalog");
+    catalog.remove("reborn").expect("remove from the catalog");
+    drop(catalog);
+    assert!(dir.path().join("reborn-0").exists());
+
+    let broker = open_broker(&dir);
+    broker
+        .create_topic("reborn", Some(1), None, &[], false)
+        .expect("create again");
+    let fetched = broker.fetch("reborn", 0, 0, 1 << 20, true).expect("fetch");
+    assert_eq!(
+        (fetched.high_watermark, fetched.records.len()),
+        (0, 0),
+        "a new topic starts empty"
+    );
+}
+
+/// A leftover directory of a deleted topic that is still there when the topic is created
+/// again (its removal failed) is removed first, never opened as the new topic's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_topic_over_a_leftover_directory_starts_empty() {
+    let dir = TempDir::new().expect("tempdir");
+    let broker = open_broker(&dir);
+    broker
+        .create_topic("left", Some(1), None, &[], false)
+        .expect("create");
+    broker
+        .append("left", 0, one_record(b"old"), Acks::All)
+        .expect("append")
+        .wait()
+        .await
+        .expect("durable");
+    let leftover = dir.path().join("left-0");
+    let saved = dir.path().join("saved");
+    copy_dir(&leftover, &saved);
+    broker.delete_topic("left").expect("delete");
+    assert!(!leftover.exists());
+    copy_dir(&saved, &leftover); // as if the removal had failed
+    broker
+        .create_topic("left", Some(1), None, &[], false)
+        .expect("create again");
+    let fetched = broker.fetch("left", 0, 0, 1 << 20, true).expect("fetch");
+    assert_eq!((fetched.high_watermark, fetched.records.len()), (0, 0));
+}
+
+/// A partition directory recorded for another topic id than the catalog's is left untouched
+/// and its partition is offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_directory_of_another_topic_id_is_offline() {
+    let dir = TempDir::new().expect("tempdir");
+    let broker = open_broker(&dir);
+    broker
+        .create_topic("mixed", Some(2), None, &[], false)
+        .expect("create");
+    broker.shutdown().expect("shutdown");
+    drop(broker);
+    let metadata = dir.path().join("mixed-1").join("partition.metadata");
+    std::fs::write(&metadata, "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n").expect("write");
+    let broker = open_broker(&dir);
+    let fetched = broker.fetch("mixed", 1, 0, 1 << 20, true);
+    assert!(
+        matches!(fetched, Err(Error::PartitionOffline { .. })),
+        "{fetched:?}"
+    );
+    assert!(broker.fetch("mixed", 0, 0, 1 << 20, true).is_ok());
+    assert_eq!(
+        std::fs::read_to_string(&metadata).expect("kept"),
+        "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+}

@@ -67,13 +67,14 @@ pub(crate) struct PartitionInfo {
     pub(crate) is_offline: bool,
 }
 
-/// What [`Broker::open_topic`] does with a partition whose log fails to open.
+/// Whether [`Broker::open_topic`] opens partitions that exist or creates new ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OnOpenFailure {
-    /// At start: report the partition offline and serve the others.
-    Offline,
-    /// When creating partitions: fail the request.
-    Fail,
+enum OpenMode {
+    /// At start: a partition whose log fails to open is reported offline; the others serve.
+    Existing,
+    /// Creating partitions: a deleted topic's leftover directory is removed first, and a log
+    /// that fails to open fails the request.
+    New,
 }
 
 /// The leader epoch of every partition until replication assigns raft terms.
@@ -124,8 +125,13 @@ impl Broker {
         });
         {
             let catalog = broker.catalog();
+            // Directories of deleted topics, left by a crash mid-delete, must never be opened
+            // as a new topic of the same name.
+            catalog
+                .sweep_orphan_partition_dirs()
+                .map_err(|source| Error::Catalog { source })?;
             for record in catalog.topics() {
-                let topic = broker.open_topic(&catalog, record, 0, OnOpenFailure::Offline)?;
+                let topic = broker.open_topic(&catalog, record, 0, OpenMode::Existing)?;
                 broker.topics_mut().insert(record.name.clone(), topic);
             }
         }
@@ -155,7 +161,7 @@ impl Broker {
         catalog: &storage::Catalog,
         record: &storage::TopicRecord,
         first_new: i32,
-        on_failure: OnOpenFailure,
+        mode: OpenMode,
     ) -> Result<Arc<Topic>> {
         let settings = TopicSettings::resolve(&self.settings, &record.configs)?;
         let mut partitions = Vec::new();
@@ -175,27 +181,36 @@ impl Broker {
                 partitions.push(Arc::clone(partition));
                 continue;
             }
+            let storage_error = |source| Error::Storage {
+                topic: record.name.clone(),
+                partition: index,
+                source,
+            };
+            if mode == OpenMode::New {
+                catalog
+                    .discard_leftover_partition_dir(&record.name, index)
+                    .map_err(storage_error)?;
+            }
             let dir = catalog.partition_dir(&record.name, index);
-            let opened =
-                storage::Log::open_on(self.fs.clone(), &dir, settings.log.clone(), now_ms());
-            let partition = match (opened, on_failure) {
+            let opened = storage::Log::open_on(
+                self.fs.clone(),
+                &dir,
+                record.topic_id,
+                settings.log.clone(),
+                now_ms(),
+            );
+            let partition = match (opened, mode) {
                 (Ok(log), _) => {
                     let partition = Partition::new(&record.name, index, log);
                     self.spawn_flusher(&partition);
                     partition
                 }
-                (Err(source), OnOpenFailure::Offline) => {
+                (Err(source), OpenMode::Existing) => {
                     tracing::error!(topic = %record.name, partition = index, error = %source,
                         "partition is offline: its log could not be opened; other partitions are served");
                     Partition::offline(&record.name, index, source.to_string())
                 }
-                (Err(source), OnOpenFailure::Fail) => {
-                    return Err(Error::Storage {
-                        topic: record.name.clone(),
-                        partition: index,
-                        source,
-                    });
-                }
+                (Err(source), OpenMode::New) => return Err(storage_error(source)),
             };
             partitions.push(partition);
         }

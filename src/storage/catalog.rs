@@ -81,6 +81,32 @@ impl Catalog {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
+    /// Removes directories no catalog topic owns (left by a crash during a delete); returns them.
+    pub(crate) fn sweep_orphan_partition_dirs(&self) -> Result<Vec<PathBuf>> {
+        super::partition_dirs::sweep_orphans(&self.data_dir, &self.topics)
+    }
+
+    /// Deletes whatever a deleted topic left at the directory of `topic`'s `partition`, before
+    /// that partition is created anew; returns whether something was there.
+    pub(crate) fn discard_leftover_partition_dir(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<bool> {
+        let dir = self.partition_dir(topic, partition);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        tracing::warn!(dir = %dir.display(), "removing data a deleted topic left behind");
+        super::partition_dirs::delete(&dir)?;
+        Ok(true)
+    }
+
+    /// Deletes the directory of `topic`'s `partition` whether or not a log is open on it.
+    pub(crate) fn delete_partition_dir(&self, topic: &str, partition: i32) -> Result<()> {
+        super::partition_dirs::delete(&self.partition_dir(topic, partition))
+    }
+
     fn persist(&mut self, topics: Vec<TopicRecord>) -> Result<()> {
         write_atomically(&self.data_dir, CATALOG_FILE, render(&topics).as_bytes())?;
         self.topics = topics;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::fault::{Fault, Op};
+use super::log::TEST_TOPIC_ID;
 use super::{Error, Fs, Log, LogSettings, test_batches};
 
 fn small_settings() -> LogSettings {
@@ -503,7 +504,8 @@ fn sorted_index_pointing_past_the_data_is_rebuilt() {
 fn torn_write_is_recovered_to_the_last_whole_batch() {
     let dir = tempfile::TempDir::new().expect("tempdir");
     let fs = Fs::default();
-    let mut log = Log::open_on(fs.clone(), dir.path(), small_settings(), 0).expect("open");
+    let mut log =
+        Log::open_on(fs.clone(), dir.path(), TEST_TOPIC_ID, small_settings(), 0).expect("open");
     let kept = append(&mut log, 2, 1, 40);
     log.flush().expect("flush");
     fs.inject_once(dir.path(), Op::Write, Fault::Tear { keep_bytes: 30 });
@@ -530,7 +532,8 @@ fn torn_write_is_recovered_to_the_last_whole_batch() {
 fn failed_fsync_poisons_the_log_and_is_never_retried() {
     let dir = tempfile::TempDir::new().expect("tempdir");
     let fs = Fs::default();
-    let mut log = Log::open_on(fs.clone(), dir.path(), small_settings(), 0).expect("open");
+    let mut log =
+        Log::open_on(fs.clone(), dir.path(), TEST_TOPIC_ID, small_settings(), 0).expect("open");
     append(&mut log, 1, 1, 1);
     fs.inject_once(dir.path(), Op::Fsync, Fault::Fail);
     assert!(matches!(log.flush(), Err(Error::Io { .. })));

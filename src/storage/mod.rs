@@ -11,6 +11,8 @@ mod index_file;
 mod log;
 mod mmap;
 mod offset_index;
+mod partition_dirs;
+mod partition_metadata;
 mod producer_ids;
 mod producer_state;
 mod records;
@@ -94,6 +96,17 @@ pub(crate) enum Error {
         dir: PathBuf,
         base_offset: i64,
         reason: String,
+    },
+    #[error("{path} is invalid: {reason}")]
+    CorruptPartitionMetadata { path: PathBuf, reason: &'static str },
+    #[error(
+        "{dir} holds data of topic id {found}, not of this topic (id {expected}); it was left \
+         alone: move it aside if it is not needed"
+    )]
+    TopicIdMismatch {
+        dir: PathBuf,
+        expected: String,
+        found: String,
     },
     #[error("log {dir} is poisoned by a failed {operation} and accepts no more writes")]
     Poisoned {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::cleaner::CLEANING_DIR;
 use super::fs::Fs;
+use super::partition_metadata;
 use super::segment::{self, Segment};
 use super::settings::LogSettings;
 use super::{Result, TMP_SUFFIX, io_error, sync_dir, write_atomically};
@@ -29,10 +30,11 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(
     fs: &Fs,
     dir: &Path,
+    topic_id: [u8; 16],
     settings: &LogSettings,
     now_ms: i64,
 ) -> Result<Recovered> {
-    fs::create_dir_all(dir).map_err(io_error("create log directory", dir))?;
+    open_dir(dir, topic_id)?;
     let cleaning_dir = dir.join(CLEANING_DIR);
     if cleaning_dir.exists() {
         tracing::warn!(dir = %dir.display(), "removing an unfinished compaction");
@@ -123,6 +125,27 @@ pub(crate) fn recover(
         segments,
         log_start_offset,
     })
+}
+
+/// Creates `dir` if needed and checks it belongs to `topic_id`: a directory of another topic
+/// id is data of a deleted topic of the same name, never to be served as this one's.
+fn open_dir(dir: &Path, topic_id: [u8; 16]) -> Result<()> {
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io_error("create log directory", dir))?;
+        if let Some(data_dir) = dir.parent() {
+            sync_dir(data_dir)?;
+        }
+    }
+    match partition_metadata::read(dir)? {
+        Some(found) if found != topic_id => Err(super::Error::TopicIdMismatch {
+            dir: dir.to_path_buf(),
+            expected: partition_metadata::encode_topic_id(topic_id),
+            found: partition_metadata::encode_topic_id(found),
+        }),
+        Some(_) => Ok(()),
+        // A new directory, or one written before topic ids were recorded: adopt it.
+        None => partition_metadata::write(dir, topic_id),
+    }
 }
 
 /// Opens one segment; the last one after a crash gets a full CRC scan. Returns it with the

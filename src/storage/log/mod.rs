@@ -10,7 +10,7 @@ use super::recovery;
 use super::retention::{self, SegmentSummary};
 use super::segment::Segment;
 use super::settings::LogSettings;
-use super::{Error, Result, io_error, sync_dir};
+use super::{Error, Result, sync_dir};
 
 mod compact;
 mod flush;
@@ -32,6 +32,10 @@ pub(crate) struct TimestampHit {
     pub(crate) max_timestamp: i64,
     pub(crate) batch: bytes::Bytes,
 }
+
+/// The topic id [`Log::open`] records in tests.
+#[cfg(test)]
+pub(crate) const TEST_TOPIC_ID: [u8; 16] = [7; 16];
 
 #[derive(Debug)]
 pub(crate) struct Log {
@@ -55,13 +59,20 @@ impl Log {
     /// Opens (recovering if needed) or creates the log in `dir`, on the default file system.
     #[cfg(test)]
     pub(crate) fn open(dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
-        Log::open_on(Fs::default(), dir, settings, now_ms)
+        Log::open_on(Fs::default(), dir, TEST_TOPIC_ID, settings, now_ms)
     }
 
-    /// Opens (recovering if needed) or creates the log in `dir`, doing its file I/O on `fs`.
-    pub(crate) fn open_on(fs: Fs, dir: &Path, settings: LogSettings, now_ms: i64) -> Result<Log> {
+    /// Opens (recovering if needed) or creates the log in `dir` for the topic `topic_id`,
+    /// doing its file I/O on `fs`. A directory recorded for another topic id is refused.
+    pub(crate) fn open_on(
+        fs: Fs,
+        dir: &Path,
+        topic_id: [u8; 16],
+        settings: LogSettings,
+        now_ms: i64,
+    ) -> Result<Log> {
         let settings = settings.clamped();
-        let recovered = recovery::recover(&fs, dir, &settings, now_ms)?;
+        let recovered = recovery::recover(&fs, dir, topic_id, &settings, now_ms)?;
         let mut log = Log {
             fs,
             dir: dir.to_path_buf(),
@@ -368,24 +379,11 @@ impl Log {
         recovery::write_clean_marker(&self.dir)
     }
 
-    /// Removes the partition directory and everything in it.
+    /// Removes the partition directory and everything in it (renamed aside first).
     pub(crate) fn delete(self) -> Result<()> {
         let Log { dir, segments, .. } = self;
         drop(segments);
-        // A compaction pass still building in `cleaning/` may add a file mid-removal; it fails
-        // on its next write once the directory is gone, so a short retry suffices.
-        let mut attempts_left = 3;
-        loop {
-            match std::fs::remove_dir_all(&dir) {
-                Err(error)
-                    if error.kind() == std::io::ErrorKind::DirectoryNotEmpty
-                        && attempts_left > 0 =>
-                {
-                    attempts_left -= 1;
-                }
-                result => return result.map_err(io_error("delete log directory", &dir)),
-            }
-        }
+        super::partition_dirs::delete(&dir)
     }
 
     #[cfg(test)]
