@@ -265,14 +265,10 @@ impl Broker {
         Ok((state, found))
     }
 
-    /// Every user topic, sorted by name; internal topics (the offsets topic) are found only
-    /// by name, so listings (Metadata for all topics) do not show them.
+    /// Every topic, sorted by name, internal ones (the offsets topic) flagged `is_internal`:
+    /// Kafka lists them in Metadata for all topics and clients filter them.
     pub(crate) fn topics(&self) -> Vec<TopicInfo> {
-        self.topics_read()
-            .values()
-            .filter(|t| !topic_name::is_internal(&t.name))
-            .map(|t| info(t))
-            .collect()
+        self.topics_read().values().map(|t| info(t)).collect()
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {

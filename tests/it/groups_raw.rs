@@ -392,3 +392,32 @@ async fn consumer_protocol_heartbeat_assigns_fences_and_describes() {
     let left = conn.roundtrip(&heartbeat(-1), 1);
     assert_eq!((left.error_code, left.member_epoch), (NONE, -1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_for_all_topics_lists_the_offsets_topic_as_internal() {
+    use kafka_protocol::messages::MetadataRequest;
+
+    let dir = TempDir::new().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    harness::create_topic(&broker.bootstrap(), "user-topic", 2, &[]).await;
+    let mut conn = RawConn::connect(broker.addr());
+    for version in [1, 9, 12] {
+        let all = conn.roundtrip(&MetadataRequest::default().with_topics(None), version);
+        let listed: Vec<(String, bool, usize)> = all
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                (name, t.is_internal, t.partitions.len())
+            })
+            .collect();
+        assert!(
+            listed.contains(&("__consumer_offsets".to_owned(), true, 8)),
+            "v{version}: {listed:?}"
+        );
+        assert!(
+            listed.contains(&("user-topic".to_owned(), false, 2)),
+            "v{version}: {listed:?}"
+        );
+    }
+}
