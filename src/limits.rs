@@ -31,6 +31,11 @@ pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;
 /// Largest protocol metadata one group member may send in JoinGroup (the sum over its
 /// protocols); the persisted group record must still fit in one batch of the offsets topic.
 pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
+/// Largest read of the offsets topic while the group coordinator rebuilds its state on start.
+pub const GROUP_LOAD_READ_BYTES: usize = 1024 * 1024;
+/// Largest decoded batch body accepted while rebuilding group state (the coordinator writes
+/// uncompressed batches; a compacted or foreign batch may be compressed).
+pub const GROUP_LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Largest producer-state snapshot file read back (about 200 bytes per producer id).
 pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Largest aborted-transaction index file read back: at most one 34-byte entry per batch of
@@ -74,6 +79,8 @@ const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(INDEX_INTERVAL_BYTES_DEFAULT < INDEX_FILE_BYTES_DEFAULT);
+const _: () = assert!(GROUP_LOAD_READ_BYTES <= GROUP_LOAD_DECODED_BYTES_MAX);
+const _: () = assert!(GROUP_MEMBER_METADATA_BYTES_MAX < GROUP_LOAD_DECODED_BYTES_MAX);
 const _: () = assert!(GOSSIP_NAME_BYTES_MAX <= GOSSIP_VALUE_BYTES_MAX);
 const _: () = assert!(GOSSIP_VALUE_BYTES_MAX < GOSSIP_PUBLISHED_BYTES_MAX);
 // One broker's published data fits in a datagram many times over.

@@ -12,6 +12,7 @@ use super::record::{self, Key};
 use super::{Group, GroupEntry};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Acks, Broker, PendingProduce, now_ms};
+use crate::limits::{GROUP_LOAD_DECODED_BYTES_MAX, GROUP_LOAD_READ_BYTES};
 use crate::storage::{self, BatchHeader};
 
 /// The internal topic holding committed offsets and group metadata.
@@ -20,10 +21,6 @@ pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
 const EXPIRY_INTERVAL_TICKS: u32 = 600;
-/// Largest read while rebuilding state.
-const LOAD_READ_BYTES: usize = 1024 * 1024;
-/// Largest decoded batch body accepted while rebuilding state (our batches are uncompressed).
-const LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Kafka's configs of the offsets topic: compacted (the latest record per key is kept and
 /// tombstones eventually vanish), 100 MiB segments (`offsets.topic.segment.bytes`) so closed
 /// segments become compactable.
@@ -138,7 +135,13 @@ impl Broker {
             })?;
         let mut out = Vec::new();
         loop {
-            let fetched = self.fetch(OFFSETS_TOPIC, partition, offset, LOAD_READ_BYTES, true)?;
+            let fetched = self.fetch(
+                OFFSETS_TOPIC,
+                partition,
+                offset,
+                GROUP_LOAD_READ_BYTES,
+                true,
+            )?;
             if fetched.records.is_empty() {
                 return Ok(out);
             }
@@ -148,7 +151,7 @@ impl Broker {
                 next = next.max(header.last_offset() + 1);
                 rest = rest.get(header.total_len()..).unwrap_or_default();
             }
-            match storage::read_records(&fetched.records, LOAD_DECODED_BYTES_MAX) {
+            match storage::read_records(&fetched.records, GROUP_LOAD_DECODED_BYTES_MAX) {
                 Ok(records) => out.extend(records.into_iter().filter(|(o, _)| *o >= offset)),
                 Err(source) => {
                     return Err(Error::Storage {
