@@ -31,6 +31,9 @@ pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;
 /// Largest protocol metadata one group member may send in JoinGroup (the sum over its
 /// protocols); the persisted group record must still fit in one batch of the offsets topic.
 pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
+/// Group and offset writes appended to the offsets topic and not yet durable, at once; a write
+/// beyond it is refused with COORDINATOR_NOT_AVAILABLE (clients retry).
+pub const GROUP_PENDING_WRITES_MAX: usize = 64 * 1024;
 /// Largest read of the offsets topic while the group coordinator rebuilds its state on start.
 pub const GROUP_LOAD_READ_BYTES: usize = 1024 * 1024;
 /// Largest decoded batch body accepted while rebuilding group state (the coordinator writes

@@ -56,6 +56,10 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
         E::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
         E::CoordinatorNotAvailable { .. } => ResponseError::CoordinatorNotAvailable,
+        // Kafka's coordinator answers a failed group or offset write as NOT_COORDINATOR when the
+        // log failed and UNKNOWN_SERVER_ERROR when the record is too large.
+        E::CoordinatorLogFailed { .. } => ResponseError::NotCoordinator,
+        E::GroupRecordTooLarge { .. } => ResponseError::UnknownServerError,
     }
 }
 

@@ -3,12 +3,11 @@
 
 use bytes::Bytes;
 
-use super::offsets::offset_record;
-use super::record::Key;
-use super::{GroupState, check_group_id};
-use crate::broker::Broker;
+use tokio::sync::oneshot;
+
+use super::{Group, GroupState, check_group_id, wait_stored};
 use crate::broker::error::{Error, Result};
-use crate::storage;
+use crate::broker::{Broker, now_ms};
 
 /// A group in ListGroups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,10 +107,11 @@ impl Broker {
         })
     }
 
-    /// DeleteGroups for one group: only an empty group can go; its offsets go with it.
+    /// DeleteGroups for one group: only an empty group can go; its offsets (committed or in
+    /// flight) go with it. Answers once the tombstones are durable.
     pub(crate) async fn delete_group(&self, group_id: &str) -> Result<()> {
         check_group_id(group_id)?;
-        let write = {
+        let stored = {
             let mut state = self.groups.lock();
             let entry = state
                 .groups
@@ -124,25 +124,20 @@ impl Broker {
                     group: group_id.to_owned(),
                 });
             }
-            let mut records: Vec<storage::Record> = entry
-                .offsets
-                .keys()
-                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
-                .collect();
-            records.push(storage::Record {
-                key: Some(
-                    Key::Group {
-                        group: group_id.to_owned(),
-                    }
-                    .encode(),
-                ),
-                value: None,
-            });
-            let write = self.write_group_records(group_id, &records)?;
-            state.groups.remove(group_id);
-            write
+            let mut keys: Vec<(String, i32)> = entry.offsets.keys().cloned().collect();
+            for key in state.journal.pending_offset_keys(group_id) {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            if let Some(entry) = state.groups.get_mut(group_id) {
+                entry.group = Group::new(group_id, now_ms());
+            }
+            let (reply, stored) = oneshot::channel();
+            self.write_tombstones(&mut state, group_id, keys, true, Some(reply));
+            stored
         };
-        write.wait().await.map(|_| ())
+        wait_stored(stored, group_id).await
     }
 
     /// The state, protocol type and every member's selected-protocol metadata of a group

@@ -60,6 +60,26 @@ pub(crate) enum Outcome<T> {
     },
 }
 
+/// A group record the state machine asks the runtime to write before it goes on.
+#[derive(Debug, Clone)]
+pub(crate) enum GroupWrite {
+    /// The leader's assignment of this generation: the group stays CompletingRebalance until
+    /// the record is durable ([`Group::complete_assignment`], [`Group::fail_assignment`]).
+    Assignment(i32),
+    /// A static member's new member id in a stable group, undone if the record fails.
+    StaticReplacement(Box<StaticRevert>),
+}
+
+/// What undoes a static member's replacement when its record is not stored (Kafka reverts it).
+#[derive(Debug, Clone)]
+pub(crate) struct StaticRevert {
+    pub(super) instance_id: String,
+    pub(super) new_id: String,
+    pub(super) old_member: Member,
+    pub(super) old_leader: Option<String>,
+    pub(super) generation: i32,
+}
+
 /// One classic group's membership; offsets live beside it in `GroupEntry`.
 #[derive(Debug, Clone)]
 pub(crate) struct Group {
@@ -81,6 +101,10 @@ pub(crate) struct Group {
     pub(crate) state_since_ms: i64,
     /// Set when something persisted (generation, leader, assignments) changed.
     pub(crate) is_dirty: bool,
+    /// The leader's assignment waits for its record to be durable (CompletingRebalance).
+    pub(super) is_assignment_pending: bool,
+    /// A record to write before the change it describes takes effect; taken by the runtime.
+    pub(crate) pending_write: Option<GroupWrite>,
 }
 
 impl Group {
@@ -100,6 +124,8 @@ impl Group {
             initial_delay_ms: 0,
             state_since_ms: now_ms,
             is_dirty: false,
+            is_assignment_pending: false,
+            pending_write: None,
         }
     }
 
@@ -217,6 +243,10 @@ impl Group {
 
     /// Starts a rebalance: members waiting in sync are told to rejoin.
     pub(crate) fn prepare_rebalance(&mut self, now_ms: i64, replies: &mut Vec<Reply>) {
+        self.is_assignment_pending = false;
+        if matches!(self.pending_write, Some(GroupWrite::Assignment(_))) {
+            self.pending_write = None;
+        }
         if self.state == GroupState::CompletingRebalance {
             for member in self.members.values_mut() {
                 member.assignment = Bytes::new();

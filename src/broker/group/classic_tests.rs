@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::classic::{Group, GroupState, JoinRequest, Outcome};
+use super::classic::{Group, GroupState, GroupWrite, JoinRequest, Outcome};
 use super::member::{Protocol, Reply};
 use super::{GroupSettings, JoinResponse};
 use crate::broker::error::Error;
@@ -66,8 +66,17 @@ fn stable(ids: &[&str], now: i64) -> Group {
     for id in ids {
         let _ = group.sync(id, None, group.generation, Vec::new(), now);
     }
+    stored(&mut group, now);
     assert_eq!(group.state, GroupState::Stable);
     group
+}
+
+/// The runtime's part once the record the group asked for is durable.
+fn stored(group: &mut Group, now: i64) -> Vec<Reply> {
+    match group.pending_write.take() {
+        Some(GroupWrite::Assignment(generation)) => group.complete_assignment(generation, now),
+        Some(GroupWrite::StaticReplacement(_)) | None => Vec::new(),
+    }
 }
 
 #[test]
@@ -107,7 +116,14 @@ fn leader_sync_makes_group_stable_and_answers_waiting_followers() {
     assert!(replies.is_empty());
     let assignments = vec![(follower.to_owned(), Bytes::from_static(b"p0"))];
     let (_, replies) = group.sync(&leader, None, generation, assignments, 0);
+    assert!(
+        replies.is_empty(),
+        "nobody is answered before the assignment is stored"
+    );
+    assert_eq!(group.state, GroupState::CompletingRebalance);
+    let replies = stored(&mut group, 0);
     assert_eq!(group.state, GroupState::Stable);
+    assert_eq!(replies.len(), 2, "the leader and the follower are answered");
     let follower_reply = replies.iter().find_map(|r| match r {
         Reply::Sync {
             member_id,
@@ -166,11 +182,16 @@ fn static_member_rejoining_fences_its_old_member_id() {
     let mut group = Group::new("g", 0);
     let _ = group.join(request("", "old", Some("i-1")), &settings(), 0);
     let _ = group.sync("old", None, 1, vec![("old".to_owned(), Bytes::new())], 0);
+    stored(&mut group, 0);
     assert_eq!(group.state, GroupState::Stable);
     let (outcome, _) = group.join(request("", "new", Some("i-1")), &settings(), 1);
     assert!(matches!(
         outcome,
         Outcome::Done(Ok(JoinResponse { ref member_id, .. })) if member_id == "new"
+    ));
+    assert!(matches!(
+        group.pending_write,
+        Some(GroupWrite::StaticReplacement(_))
     ));
     assert!(matches!(
         group.heartbeat("old", Some("i-1"), 1, 2),
@@ -208,4 +229,66 @@ fn leave_of_last_member_empties_the_group() {
         group.leave("a", None, 2, &mut replies),
         Err(Error::UnknownMemberId { .. })
     ));
+}
+
+#[test]
+fn failed_assignment_record_answers_waiting_syncs_with_the_error_and_rebalances() {
+    let mut group = Group::new("g", 0);
+    let _ = group.join(request("", "a", None), &settings(), 0);
+    let _ = group.join(request("", "b", None), &settings(), 0);
+    let _ = group.join(request("a", "unused", None), &settings(), 0);
+    let leader = group.leader.clone().expect("leader");
+    let follower = if leader == "a" { "b" } else { "a" };
+    let generation = group.generation;
+    let _ = group.sync(follower, None, generation, Vec::new(), 0);
+    let _ = group.sync(&leader, None, generation, Vec::new(), 0);
+    let write = group.pending_write.take();
+    assert!(matches!(write, Some(GroupWrite::Assignment(g)) if g == generation));
+    let failed = || Error::CoordinatorLogFailed {
+        group: "g".to_owned(),
+    };
+    let replies = group.fail_assignment(generation, failed, 1);
+    let errors: Vec<&str> = replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Sync {
+                member_id,
+                result: Err(Error::CoordinatorLogFailed { .. }),
+            } => Some(member_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        errors.len(),
+        2,
+        "both waiting members get the error: {replies:?}"
+    );
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert!(group.members.values().all(|m| m.assignment.is_empty()));
+    // A late success of the same write changes nothing; the members rejoin.
+    assert!(group.complete_assignment(generation, 2).is_empty());
+    let _ = group.join(request("a", "unused", None), &settings(), 3);
+    let (_, replies) = group.join(request("b", "unused", None), &settings(), 3);
+    assert_eq!(group.state, GroupState::CompletingRebalance);
+    assert_eq!(group.generation, generation + 1);
+    assert!(!joined(&replies).is_empty());
+}
+
+#[test]
+fn failed_static_replacement_record_gives_the_old_member_id_back() {
+    let mut group = Group::new("g", 0);
+    let _ = group.join(request("", "old", Some("i-1")), &settings(), 0);
+    let _ = group.sync("old", None, 1, vec![("old".to_owned(), Bytes::new())], 0);
+    stored(&mut group, 0);
+    let _ = group.join(request("", "new", Some("i-1")), &settings(), 1);
+    let Some(GroupWrite::StaticReplacement(revert)) = group.pending_write.take() else {
+        panic!("a static replacement asks for its record");
+    };
+    group.revert_static_replacement(revert);
+    assert!(group.heartbeat("old", Some("i-1"), 1, 2).is_ok());
+    assert!(matches!(
+        group.heartbeat("new", Some("i-1"), 1, 2),
+        Err(Error::FencedInstanceId { .. })
+    ));
+    assert_eq!(group.leader.as_deref(), Some("old"));
 }

@@ -3,7 +3,7 @@
 
 use super::GroupSettings;
 use super::JoinResponse;
-use super::classic::{Group, GroupState, JoinRequest, Outcome};
+use super::classic::{Group, GroupState, GroupWrite, JoinRequest, Outcome, StaticRevert};
 use super::member::{Member, Reply};
 use crate::broker::error::Error;
 
@@ -94,6 +94,8 @@ impl Group {
         let Some(mut member) = self.members.remove(old_id) else {
             return Outcome::Done(Err(self.unknown_member(old_id)));
         };
+        let old_member = member.clone();
+        let old_leader = self.leader.clone();
         let fenced = || Error::FencedInstanceId {
             group: self.group_id.clone(),
             instance_id: request.instance_id.clone().unwrap_or_default(),
@@ -119,6 +121,14 @@ impl Group {
         }
         self.is_dirty = true;
         if self.state == GroupState::Stable && is_same {
+            // The new member id is stored before it is answered (and undone if that fails).
+            self.pending_write = Some(GroupWrite::StaticReplacement(Box::new(StaticRevert {
+                instance_id: request.instance_id.clone().unwrap_or_default(),
+                new_id: new_id.clone(),
+                old_member,
+                old_leader,
+                generation: self.generation,
+            })));
             let response = self.join_response(&new_id, Vec::new(), true);
             return Outcome::Done(Ok(response));
         }
@@ -127,6 +137,27 @@ impl Group {
             self.prepare_rebalance(now_ms, replies);
         }
         Outcome::Wait { member_id: new_id }
+    }
+
+    /// Undoes a static member's replacement whose record was not stored: the old member id
+    /// is back in the group and the new one is unknown. Nothing happens if the group moved on.
+    pub(crate) fn revert_static_replacement(&mut self, revert: Box<StaticRevert>) {
+        let StaticRevert {
+            instance_id,
+            new_id,
+            old_member,
+            old_leader,
+            generation,
+        } = *revert;
+        if self.generation != generation || self.static_members.get(&instance_id) != Some(&new_id) {
+            return;
+        }
+        self.members.remove(&new_id);
+        self.static_members
+            .insert(instance_id, old_member.member_id.clone());
+        self.members
+            .insert(old_member.member_id.clone(), old_member);
+        self.leader = old_leader;
     }
 
     pub(super) fn add_member(

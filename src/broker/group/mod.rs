@@ -10,7 +10,10 @@ mod consumer;
 mod consumer_ops;
 #[cfg(test)]
 mod consumer_tests;
+#[cfg(test)]
+mod coordinator_tests;
 mod join;
+mod journal;
 mod member;
 mod offsets;
 mod record;
@@ -19,7 +22,7 @@ mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -30,11 +33,13 @@ use crate::limits::GROUP_MEMBER_METADATA_BYTES_MAX;
 
 pub(crate) use classic::{GroupState, JoinRequest};
 pub(crate) use consumer::{ConsumerGroup, Heartbeat as ConsumerHeartbeat, TopicPartition};
+pub(crate) use journal::WriteFailure;
 pub(crate) use member::Protocol;
 pub(crate) use offsets::CommitPartition;
 pub(crate) use record::CommittedOffset;
 
-use classic::{Group, Outcome};
+use classic::{Group, GroupWrite, Outcome};
+use journal::Journal;
 use member::Reply;
 
 /// Group coordinator settings (Kafka's `group.*` and `offsets.*` broker configs).
@@ -141,6 +146,8 @@ struct State {
     sync_waiters: BTreeMap<(String, String), Waiter<SyncResponse>>,
     /// Set at shutdown: nothing may wait for a rebalance any more.
     is_closed: bool,
+    /// Group and offset records appended but not yet durable, with what they change.
+    journal: Journal,
 }
 
 impl State {
@@ -165,7 +172,8 @@ impl State {
 /// The coordinator's state; owned by the broker.
 #[derive(Debug, Default)]
 pub(crate) struct Coordinator {
-    state: Mutex<State>,
+    /// Shared with the tasks that apply writes once durable.
+    state: Arc<Mutex<State>>,
     member_seq: AtomicU64,
 }
 
@@ -201,6 +209,18 @@ async fn wait_for<T>(rx: oneshot::Receiver<Result<T>>, group_id: &str) -> Result
     rx.await.unwrap_or_else(|_| Err(not_available(group_id)))
 }
 
+/// Waits until a write settled: Ok once durable and applied, else its failure as an error.
+async fn wait_stored(
+    rx: oneshot::Receiver<std::result::Result<(), WriteFailure>>,
+    group_id: &str,
+) -> Result<()> {
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(failure)) => Err(failure.error(group_id)),
+        Err(_) => Err(not_available(group_id)),
+    }
+}
+
 fn check_group_id(group_id: &str) -> Result<()> {
     if group_id.is_empty() {
         return Err(Error::InvalidGroupId {
@@ -227,7 +247,7 @@ impl Broker {
             });
         }
         request.new_member_id = self.groups.new_member_id(&request.client_id);
-        let (waiting, write) = {
+        let (waiting, stored) = {
             let mut state = self.groups.lock();
             if state.is_closed {
                 return Err(not_available(group_id));
@@ -243,11 +263,16 @@ impl Broker {
                 });
             }
             let (outcome, replies) = entry.group.join(request, &self.settings.groups, now);
-            let write = self.persist_group(entry);
+            // A static member replacing its old id in a stable group is answered once the new
+            // id is stored (Kafka reverts the replacement if that fails).
+            let is_replacement = matches!(
+                entry.group.pending_write,
+                Some(GroupWrite::StaticReplacement(_))
+            );
             let waiting = match outcome {
                 Outcome::Done(result) => {
-                    if entry.is_unused() && result.is_err() {
-                        state.groups.remove(group_id);
+                    if result.is_err() {
+                        state.remove_if_unused(group_id);
                     }
                     Err(result)
                 }
@@ -260,9 +285,13 @@ impl Broker {
                 }
             };
             state.deliver(group_id, replies);
-            (waiting, write)
+            let (tx, stored) = oneshot::channel();
+            self.write_group_changes(&mut state, group_id, is_replacement.then_some(tx));
+            (waiting, is_replacement.then_some(stored))
         };
-        store::wait(write).await;
+        if let Some(stored) = stored {
+            wait_stored(stored, group_id).await?;
+        }
         match waiting {
             Ok(rx) => wait_for(rx, group_id).await,
             Err(result) => result,
@@ -279,7 +308,7 @@ impl Broker {
         assignments: Vec<(String, Bytes)>,
     ) -> Result<SyncResponse> {
         check_group_id(group_id)?;
-        let (rx, write) = {
+        let rx = {
             let mut state = self.groups.lock();
             if state.is_closed {
                 return Err(not_available(group_id));
@@ -294,7 +323,6 @@ impl Broker {
                 entry
                     .group
                     .sync(member_id, instance_id, generation, assignments, now_ms());
-            let write = self.persist_group(entry);
             let rx = match outcome {
                 Outcome::Done(result) => {
                     state.deliver(group_id, replies);
@@ -309,10 +337,10 @@ impl Broker {
                 }
             };
             state.deliver(group_id, replies);
-            (rx, write)
+            // The leader's assignment: every waiting member is answered once it is durable.
+            self.write_group_changes(&mut state, group_id, None);
+            rx
         };
-        // The leader's sync made the group stable; the assignment is durable before it answers.
-        store::wait(write).await;
         wait_for(rx, group_id).await
     }
 
@@ -337,39 +365,36 @@ impl Broker {
             .heartbeat(member_id, instance_id, generation, now_ms())
     }
 
-    /// LeaveGroup for each `(member_id, instance_id)`; one result per member, in order.
-    pub(crate) async fn leave_group(
+    /// LeaveGroup for each `(member_id, instance_id)`; one result per member, in order. As in
+    /// Kafka, the answer does not wait for the record of a group left empty.
+    pub(crate) fn leave_group(
         &self,
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<()>>> {
         check_group_id(group_id)?;
-        let (results, write) = {
-            let mut state = self.groups.lock();
-            let Some(entry) = state.groups.get_mut(group_id) else {
-                let unknown = |id: &String| {
-                    Err(Error::UnknownMemberId {
-                        group: group_id.to_owned(),
-                        member_id: id.clone(),
-                    })
-                };
-                return Ok(members.iter().map(|(id, _)| unknown(id)).collect());
-            };
-            let now = now_ms();
-            let mut replies = Vec::new();
-            let results = members
-                .iter()
-                .map(|(id, instance)| {
-                    entry
-                        .group
-                        .leave(id, instance.as_deref(), now, &mut replies)
+        let mut state = self.groups.lock();
+        let Some(entry) = state.groups.get_mut(group_id) else {
+            let unknown = |id: &String| {
+                Err(Error::UnknownMemberId {
+                    group: group_id.to_owned(),
+                    member_id: id.clone(),
                 })
-                .collect();
-            let write = self.persist_group(entry);
-            state.deliver(group_id, replies);
-            (results, write)
+            };
+            return Ok(members.iter().map(|(id, _)| unknown(id)).collect());
         };
-        store::wait(write).await;
+        let now = now_ms();
+        let mut replies = Vec::new();
+        let results = members
+            .iter()
+            .map(|(id, instance)| {
+                entry
+                    .group
+                    .leave(id, instance.as_deref(), now, &mut replies)
+            })
+            .collect();
+        state.deliver(group_id, replies);
+        self.write_group_changes(&mut state, group_id, None);
         Ok(results)
     }
 
@@ -387,9 +412,9 @@ impl Broker {
         }
     }
 
-    /// One round of every group's timers; run by the coordinator's timer task.
+    /// One round of every group's timers; run by the coordinator's timer task. Records of
+    /// timer-driven changes are not awaited: nobody waits for an answer.
     fn tick_groups(&self, now: i64) {
-        let mut writes = Vec::new();
         let mut state = self.groups.lock();
         let ids: Vec<String> = state.groups.keys().cloned().collect();
         for group_id in ids {
@@ -402,14 +427,9 @@ impl Broker {
                 tracing::info!(group = %group_id, member = %member_id, "consumer session expired, member removed");
                 entry.consumer.remove(&member_id);
             }
-            writes.push(self.persist_group(entry));
-            if entry.is_unused() {
-                state.groups.remove(&group_id);
-            }
             state.deliver(&group_id, replies);
+            self.write_group_changes(&mut state, &group_id, None);
+            state.remove_if_unused(&group_id);
         }
-        drop(state);
-        // Durability of timer-driven changes is not awaited: nobody waits for an answer.
-        drop(writes);
     }
 }

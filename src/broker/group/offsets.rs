@@ -1,8 +1,11 @@
 //! Committed offsets: commit, fetch, delete and Kafka's retention. Every change is a record
 //! of the offsets topic, made durable before it is visible.
 
+use tokio::sync::oneshot;
+
+use super::journal::{Effect, OffsetKey, WriteFailure, WriteReply};
 use super::record::{self, CommittedOffset, Key};
-use super::{GroupEntry, GroupState, check_group_id};
+use super::{Group, GroupState, State, check_group_id, wait_stored};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Broker, now_ms};
 use crate::storage;
@@ -52,6 +55,8 @@ fn is_expired(
 
 impl Broker {
     /// OffsetCommit: one result per partition, in order; a group-level error fails them all.
+    /// Answers once the records are durable and applied, so the commit is then visible to
+    /// OffsetFetch and survives anything that happens to the group meanwhile.
     pub(crate) async fn commit_offsets(
         &self,
         group_id: &str,
@@ -66,36 +71,31 @@ impl Broker {
         let expire_timestamp_ms = retention_ms.filter(|r| *r >= 0).map_or(-1, |r| now + r);
         let mut results: Vec<Result<()>> = Vec::with_capacity(partitions.len());
         let mut accepted = Vec::new();
-        let write = {
+        let stored = {
             let mut state = self.groups.lock();
-            if !state.groups.contains_key(group_id) {
-                if generation >= 0 || !member_id.is_empty() {
+            match state.groups.get(group_id) {
+                None if generation >= 0 || !member_id.is_empty() => {
                     return Err(Error::IllegalGeneration {
                         group: group_id.to_owned(),
                         generation,
                         current: -1,
                     });
                 }
-                state
-                    .groups
-                    .insert(group_id.to_owned(), GroupEntry::new(group_id, now));
-            }
-            let entry = state
-                .groups
-                .get(group_id)
-                .expect("inserted above if missing");
-            if entry.consumer.members.is_empty() {
-                entry
-                    .group
-                    .check_commit(member_id, instance_id, generation)?;
-            } else {
+                // A group that only commits offsets (generation -1) is Empty: anyone may commit.
+                None => {}
+                Some(entry) if entry.consumer.members.is_empty() => {
+                    entry
+                        .group
+                        .check_commit(member_id, instance_id, generation)?;
+                }
                 // KIP-848 groups: the field carries the member epoch.
-                entry
+                Some(entry) => entry
                     .consumer
-                    .check_commit(group_id, member_id, generation)?;
+                    .check_commit(group_id, member_id, generation)?,
             }
             let metadata_max = self.settings.groups.offset_metadata_bytes_max;
             let mut records = Vec::new();
+            let mut changes = Vec::new();
             for p in partitions {
                 let check = if p.metadata.as_ref().is_some_and(|m| m.len() > metadata_max) {
                     Err(Error::OffsetMetadataTooLarge {
@@ -114,39 +114,28 @@ impl Broker {
                         expire_timestamp_ms,
                     };
                     records.push(offset_record(group_id, &p.topic, p.partition, Some(&value)));
-                    accepted.push((results.len(), p.topic, p.partition, value));
+                    accepted.push(results.len());
+                    changes.push(((p.topic, p.partition), Some(value)));
                 }
                 results.push(check);
             }
             if records.is_empty() {
-                None
-            } else {
-                Some(self.write_group_records(group_id, &records))
+                return Ok(results);
             }
+            let (reply, stored) = oneshot::channel();
+            let effect = Effect::Offsets {
+                group: group_id.to_owned(),
+                changes,
+            };
+            self.write_group(&mut state, group_id, &records, effect, Some(reply));
+            stored
         };
-        let written = match write {
-            None => Ok(()),
-            Some(Ok(pending)) => pending.wait().await.map(|_| ()),
-            Some(Err(e)) => Err(e),
-        };
-        match written {
-            Ok(()) => {
-                let mut state = self.groups.lock();
-                if let Some(entry) = state.groups.get_mut(group_id) {
-                    for (_, topic, partition, value) in accepted {
-                        entry.offsets.insert((topic, partition), value);
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(group = group_id, %error, "offset commit failed");
-                for (index, topic, partition, _) in accepted {
-                    if let Some(slot) = results.get_mut(index) {
-                        *slot = Err(Error::FlushFailed {
-                            topic: topic.clone(),
-                            partition,
-                        });
-                    }
+        if let Err(error) = wait_stored(stored, group_id).await {
+            tracing::warn!(group = group_id, %error, "offset commit failed");
+            let failure = WriteFailure::of(&error);
+            for index in accepted {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Err(failure.error(group_id));
                 }
             }
         }
@@ -179,86 +168,103 @@ impl Broker {
     }
 
     /// OffsetDelete: drops the committed offsets of `partitions` (the caller has already
-    /// refused partitions of topics the group is subscribed to).
+    /// refused partitions of topics the group is subscribed to); answers once durable.
     pub(crate) async fn delete_offsets(
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<()> {
         check_group_id(group_id)?;
-        let write = {
+        let stored = {
             let mut state = self.groups.lock();
             let entry = state
                 .groups
-                .get_mut(group_id)
+                .get(group_id)
                 .ok_or_else(|| Error::GroupIdNotFound {
                     group: group_id.to_owned(),
                 })?;
-            let records: Vec<storage::Record> = partitions
+            let pending = state.journal.pending_offset_keys(group_id);
+            let keys: Vec<OffsetKey> = partitions
                 .iter()
-                .filter(|key| entry.offsets.remove(*key).is_some())
-                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+                .filter(|key| entry.offsets.contains_key(*key) || pending.contains(key))
+                .cloned()
                 .collect();
-            if records.is_empty() {
+            if keys.is_empty() {
                 return Ok(());
             }
-            self.write_group_records(group_id, &records)?
+            let (reply, stored) = oneshot::channel();
+            self.write_tombstones(&mut state, group_id, keys, false, Some(reply));
+            stored
         };
-        write.wait().await.map(|_| ())
+        wait_stored(stored, group_id).await
+    }
+
+    /// Writes tombstones for `keys` of `group_id` (and for the group itself if `with_group`);
+    /// the offsets go from memory once the tombstones are durable.
+    pub(super) fn write_tombstones(
+        &self,
+        state: &mut State,
+        group_id: &str,
+        keys: Vec<OffsetKey>,
+        with_group: bool,
+        reply: Option<WriteReply>,
+    ) {
+        let mut records: Vec<storage::Record> = keys
+            .iter()
+            .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+            .collect();
+        if with_group {
+            records.push(storage::Record {
+                key: Some(
+                    Key::Group {
+                        group: group_id.to_owned(),
+                    }
+                    .encode(),
+                ),
+                value: None,
+            });
+        }
+        let effect = Effect::Offsets {
+            group: group_id.to_owned(),
+            changes: keys.into_iter().map(|key| (key, None)).collect(),
+        };
+        self.write_group(state, group_id, &records, effect, reply);
     }
 
     /// Kafka's offset retention: offsets of an empty group expire `offsets.retention.minutes`
     /// after the later of their commit and the group becoming empty (or at their explicit
-    /// expiry); an empty group left without offsets is deleted.
+    /// expiry); an empty group left without offsets is deleted. A group with writes in flight
+    /// waits for the next round, so a fresh commit is never tombstoned.
     pub(super) fn expire_offsets(&self, now: i64) {
         let retention = self.settings.groups.offsets_retention_ms;
         let mut state = self.groups.lock();
-        let mut writes = Vec::new();
-        let mut dead = Vec::new();
-        for (group_id, entry) in &mut state.groups {
-            if entry.group.state != GroupState::Empty {
+        let mut expiring = Vec::new();
+        for (group_id, entry) in &state.groups {
+            if entry.group.state != GroupState::Empty
+                || !entry.consumer.members.is_empty()
+                || state.journal.has_pending(group_id)
+            {
                 continue;
             }
             let empty_since = entry.group.state_since_ms;
-            let expired: Vec<(String, i32)> = entry
+            let expired: Vec<OffsetKey> = entry
                 .offsets
                 .iter()
                 .filter(|(_, o)| is_expired(o, empty_since, retention, now))
                 .map(|(key, _)| key.clone())
                 .collect();
-            if expired.is_empty() {
-                continue;
+            if !expired.is_empty() {
+                let is_all = expired.len() == entry.offsets.len();
+                expiring.push((group_id.clone(), expired, is_all));
             }
-            let mut records: Vec<storage::Record> = expired
-                .iter()
-                .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
-                .collect();
-            for key in &expired {
-                entry.offsets.remove(key);
-            }
-            if entry.offsets.is_empty() {
-                records.push(storage::Record {
-                    key: Some(
-                        Key::Group {
-                            group: group_id.clone(),
-                        }
-                        .encode(),
-                    ),
-                    value: None,
-                });
-                dead.push(group_id.clone());
-            }
+        }
+        for (group_id, expired, is_all) in expiring {
             tracing::info!(group = %group_id, offsets = expired.len(), "committed offsets expired");
-            writes.push(self.write_group_records(group_id, &records));
-        }
-        for group_id in dead {
-            state.groups.remove(&group_id);
-        }
-        drop(state);
-        for write in writes {
-            if let Err(error) = write {
-                tracing::warn!(%error, "writing offset expiry tombstones failed");
+            if is_all && let Some(entry) = state.groups.get_mut(&group_id) {
+                // The group goes with its last offset (a group tombstone, as Kafka).
+                entry.group = Group::new(&group_id, now);
             }
+            self.write_tombstones(&mut state, &group_id, expired, is_all, None);
         }
     }
 }

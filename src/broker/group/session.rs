@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::SyncResponse;
-use super::classic::{Group, GroupState, Outcome};
+use super::classic::{Group, GroupState, GroupWrite, Outcome};
 use super::member::Reply;
 use crate::broker::error::{Error, Result};
 
@@ -20,7 +20,7 @@ impl Group {
         assignments: Vec<(String, Bytes)>,
         now_ms: i64,
     ) -> (Outcome<SyncResponse>, Vec<Reply>) {
-        let mut replies = Vec::new();
+        let replies = Vec::new();
         let done = |r| (Outcome::Done(r), Vec::new());
         if let Err(e) = self.check_member(member_id, instance_id) {
             return done(Err(e));
@@ -37,25 +37,16 @@ impl Group {
                     member.awaiting_sync = true;
                     member.last_heartbeat_ms = now_ms;
                 }
-                if self.leader.as_deref() == Some(member_id) {
+                // As Kafka: the leader's assignment is stored first; the group turns Stable and
+                // every member gets its assignment once the record is durable.
+                if self.leader.as_deref() == Some(member_id) && !self.is_assignment_pending {
                     let mut given: BTreeMap<String, Bytes> = assignments.into_iter().collect();
                     for member in self.members.values_mut() {
                         member.assignment = given.remove(&member.member_id).unwrap_or_default();
                     }
                     self.is_dirty = true;
-                    self.transition(GroupState::Stable, now_ms);
-                    let waiting: Vec<String> = self
-                        .members
-                        .values()
-                        .filter(|m| m.awaiting_sync)
-                        .map(|m| m.member_id.clone())
-                        .collect();
-                    for id in waiting {
-                        replies.push(Reply::sync(&id, Ok(self.sync_response(&id))));
-                        if let Some(member) = self.members.get_mut(&id) {
-                            member.awaiting_sync = false;
-                        }
-                    }
+                    self.is_assignment_pending = true;
+                    self.pending_write = Some(GroupWrite::Assignment(self.generation));
                 }
                 (
                     Outcome::Wait {
@@ -65,6 +56,62 @@ impl Group {
                 )
             }
         }
+    }
+
+    /// The leader's assignment of `generation` is durable: the group turns Stable and every
+    /// member waiting in SyncGroup gets its assignment. Stale calls change nothing.
+    pub(crate) fn complete_assignment(&mut self, generation: i32, now_ms: i64) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        if !self.is_assignment_pending_for(generation) {
+            return replies;
+        }
+        self.is_assignment_pending = false;
+        self.transition(GroupState::Stable, now_ms);
+        let waiting: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.awaiting_sync)
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in waiting {
+            replies.push(Reply::sync(&id, Ok(self.sync_response(&id))));
+            if let Some(member) = self.members.get_mut(&id) {
+                member.awaiting_sync = false;
+                member.last_heartbeat_ms = now_ms;
+            }
+        }
+        replies
+    }
+
+    /// The leader's assignment of `generation` was not stored: as Kafka, every member waiting
+    /// in SyncGroup gets `error` and the group rebalances, so the members rejoin.
+    pub(crate) fn fail_assignment(
+        &mut self,
+        generation: i32,
+        error: impl Fn() -> Error,
+        now_ms: i64,
+    ) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        if !self.is_assignment_pending_for(generation) {
+            return replies;
+        }
+        self.is_assignment_pending = false;
+        for member in self.members.values_mut() {
+            member.assignment = Bytes::new();
+            if std::mem::take(&mut member.awaiting_sync) {
+                replies.push(Reply::sync(&member.member_id, Err(error())));
+                member.last_heartbeat_ms = now_ms;
+            }
+        }
+        self.prepare_rebalance(now_ms, &mut replies);
+        self.try_complete_join(now_ms, &mut replies);
+        replies
+    }
+
+    fn is_assignment_pending_for(&self, generation: i32) -> bool {
+        self.is_assignment_pending
+            && self.state == GroupState::CompletingRebalance
+            && self.generation == generation
     }
 
     fn sync_response(&self, member_id: &str) -> SyncResponse {

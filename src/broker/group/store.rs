@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::journal::{Effect, WriteFailure, WriteReply, apply_offset};
 use super::record::{self, Key};
-use super::{Group, GroupEntry};
+use super::{Group, GroupEntry, GroupState, GroupWrite, State};
 use crate::broker::error::{Error, Result};
-use crate::broker::{Acks, Broker, PendingProduce, now_ms};
+use crate::broker::{Acks, Broker, now_ms};
 use crate::limits::{GROUP_LOAD_DECODED_BYTES_MAX, GROUP_LOAD_READ_BYTES};
 use crate::storage::{self, BatchHeader};
 
@@ -38,29 +39,34 @@ pub(crate) fn partition_for(group_id: &str, partitions: i32) -> i32 {
     (hash & 0x7fff_ffff) % partitions.max(1)
 }
 
-/// Waits for a record write to become durable; a failure is logged (the state stays in memory
-/// and the next write of the same key supersedes it).
-pub(super) async fn wait(write: Option<Result<PendingProduce>>) {
-    let result = match write {
-        None => return,
-        Some(Ok(pending)) => pending.wait().await.map(|_| ()),
-        Some(Err(e)) => Err(e),
-    };
-    if let Err(error) = result {
-        tracing::error!(%error, "writing group records to the offsets topic failed");
-    }
-}
-
 impl Broker {
-    /// Appends `records` as one batch to the group's offsets partition (acks=all).
-    pub(super) fn write_group_records(
+    /// Appends `records` of `group_id` as one batch to its offsets partition (acks=all) and
+    /// queues `effect`, applied once the batch is durable, in log order; `reply` then gets the
+    /// outcome. A batch that cannot even be appended fails `effect` at once.
+    pub(super) fn write_group(
         &self,
+        state: &mut State,
         group_id: &str,
         records: &[storage::Record],
-    ) -> Result<PendingProduce> {
+        effect: Effect,
+        reply: Option<WriteReply>,
+    ) {
         let partition = partition_for(group_id, self.offsets_partitions());
-        let batch = storage::build_batch(records, now_ms());
-        self.append_internal(OFFSETS_TOPIC, partition, Bytes::from(batch), Acks::All)
+        let appended = if state.journal.is_full() {
+            Err(Error::CoordinatorNotAvailable {
+                group: group_id.to_owned(),
+            })
+        } else {
+            let batch = storage::build_batch(records, now_ms());
+            self.append_internal(OFFSETS_TOPIC, partition, Bytes::from(batch), Acks::All)
+        };
+        match appended {
+            Ok(pending) => state.enqueue(&self.groups.state, partition, pending, effect, reply),
+            Err(error) => {
+                tracing::error!(group = group_id, %error, "appending to the offsets topic failed");
+                state.fail(effect, reply, WriteFailure::of(&error));
+            }
+        }
     }
 
     fn offsets_partitions(&self) -> i32 {
@@ -70,23 +76,41 @@ impl Broker {
             })
     }
 
-    /// Writes the group's record if it changed and is in a state worth persisting
-    /// (Stable after the leader's assignment, or Empty).
-    pub(super) fn persist_group(&self, entry: &mut GroupEntry) -> Option<Result<PendingProduce>> {
-        use super::GroupState::{Empty, Stable};
+    /// Writes the record the group's state machine asked for (the leader's assignment, a
+    /// static member's new id) or, for a group that became Empty, its new generation.
+    pub(super) fn write_group_changes(
+        &self,
+        state: &mut State,
+        group_id: &str,
+        reply: Option<WriteReply>,
+    ) {
+        let Some(entry) = state.groups.get_mut(group_id) else {
+            return;
+        };
         let group = &mut entry.group;
-        if !group.is_dirty || !matches!(group.state, Stable | Empty) {
-            return None;
+        let write = group.pending_write.take();
+        if write.is_none() && !(group.is_dirty && group.state == GroupState::Empty) {
+            return;
         }
         group.is_dirty = false;
-        let key = Key::Group {
-            group: group.group_id.clone(),
-        };
         let record = storage::Record {
-            key: Some(key.encode()),
+            key: Some(
+                Key::Group {
+                    group: group_id.to_owned(),
+                }
+                .encode(),
+            ),
             value: Some(record::encode_group(group)),
         };
-        Some(self.write_group_records(&group.group_id.clone(), &[record]))
+        let group = group_id.to_owned();
+        let effect = match write {
+            Some(GroupWrite::Assignment(generation)) => Effect::Assignment { group, generation },
+            Some(GroupWrite::StaticReplacement(revert)) => {
+                Effect::StaticReplacement { group, revert }
+            }
+            None => Effect::Record { group },
+        };
+        self.write_group(state, group_id, &[record], effect, reply);
     }
 
     /// Creates the offsets topic if missing and rebuilds every group from it; then starts the
@@ -169,7 +193,7 @@ impl Broker {
     }
 }
 
-/// Applies one stored record: the last value of a key wins, a null value deletes it.
+/// Applies one stored record on start: the last value of a key wins, a null value deletes it.
 fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now: i64) {
     let Some(key) = record.key.as_deref().and_then(Key::decode) else {
         tracing::warn!("skipping an offsets-topic record with an unreadable key");
@@ -185,12 +209,8 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
                 .entry(group.clone())
                 .or_insert_with(|| GroupEntry::new(&group, now));
             match record.value.as_deref().map(record::decode_offset) {
-                None => {
-                    entry.offsets.remove(&(topic, partition));
-                }
-                Some(Some(value)) => {
-                    entry.offsets.insert((topic, partition), value);
-                }
+                None => apply_offset(entry, (topic, partition), None),
+                Some(Some(value)) => apply_offset(entry, (topic, partition), Some(value)),
                 Some(None) => tracing::warn!(%group, "skipping an unreadable offset record"),
             }
         }
@@ -203,10 +223,9 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
                 .as_deref()
                 .map(|v| record::decode_group(&group, v, now))
             {
-                None => {
-                    entry.group = Group::new(&group, now);
-                    entry.offsets.clear();
-                }
+                // A group tombstone ends the membership; offsets have tombstones of their own
+                // (as in Kafka), so a live apply and a replay agree.
+                None => entry.group = Group::new(&group, now),
                 Some(Some(restored)) => entry.group = restored,
                 Some(None) => tracing::warn!(%group, "skipping an unreadable group record"),
             }
@@ -306,6 +325,17 @@ mod tests {
             value: None,
         };
         apply(&mut groups, tombstone, 0);
+        let entry = groups.get("g").expect("offsets outlive the group record");
+        assert_eq!(
+            entry.group.generation, 0,
+            "the tombstone ends the membership"
+        );
+        assert_eq!(
+            entry.offsets.len(),
+            1,
+            "offsets go only with their own tombstones"
+        );
+        apply(&mut groups, offset_record(0, None), 0);
         assert!(groups.get("g").is_some_and(GroupEntry::is_unused));
     }
 

@@ -30,11 +30,7 @@ pub(crate) async fn handle(
             .collect()
     };
     let response = messages::LeaveGroupResponse::default();
-    let results = match ctx
-        .broker
-        .leave_group(&text(&request.group_id), &members)
-        .await
-    {
+    let results = match ctx.broker.leave_group(&text(&request.group_id), &members) {
         Ok(results) => results,
         Err(err) => return response.with_error_code(error_code::code(&err)),
     };
