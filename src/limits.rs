@@ -7,6 +7,15 @@ pub const REQUEST_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
 pub const REQUEST_BYTES_MAX_CEILING: u32 = 1024 * 1024 * 1024;
 /// Default largest record batch accepted by produce (`message.max.bytes`, Kafka's default).
 pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1024 * 1024 + 12;
+/// A produced batch's records may decompress to at most this many times the topic's
+/// `max.message.bytes` (32 MiB at the 1 MiB default). Kafka itself has no such cap; ours bounds
+/// the work one small request can cause (a 6.5 KB zstd batch can expand to 70 MB) while leaving
+/// room for data that compresses 32:1 even in batches as large as `max.message.bytes`
+/// (record data typically compresses 3-10:1). A batch over it gets MESSAGE_TOO_LARGE, on which
+/// the Java producer splits the batch and retries.
+pub const BATCH_DECOMPRESSED_RATIO_MAX: usize = 32;
+/// Decompressed bytes buffered at once while a batch's records are checked one by one.
+pub const RECORD_STREAM_BUFFER_BYTES: usize = 64 * 1024;
 /// Requests of one connection being processed or waiting to be written, at once.
 pub const CONNECTION_IN_FLIGHT_MAX: usize = 64;
 /// Concurrent client connections per listener.
@@ -89,3 +98,7 @@ const _: () = assert!(GOSSIP_VALUE_BYTES_MAX < GOSSIP_PUBLISHED_BYTES_MAX);
 // One broker's published data fits in a datagram many times over.
 const _: () = assert!(GOSSIP_PUBLISHED_BYTES_MAX * 8 < GOSSIP_DATAGRAM_BYTES_MAX);
 const _: () = assert!(GOSSIP_CLUSTER_KEY_BYTES_MIN <= GOSSIP_CLUSTER_KEY_BYTES_MAX);
+const _: () = assert!(BATCH_DECOMPRESSED_RATIO_MAX >= 1);
+const _: () = assert!(
+    RECORD_STREAM_BUFFER_BYTES < MESSAGE_BYTES_MAX_DEFAULT as usize * BATCH_DECOMPRESSED_RATIO_MAX
+);

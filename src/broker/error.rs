@@ -28,6 +28,15 @@ pub(crate) enum Error {
     CorruptMessage { position: usize, reason: String },
     #[error("record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}")]
     MessageTooLarge { batch_bytes: usize, max_bytes: u32 },
+    #[error(
+        "records of the batch decompress to more than {bytes_max} bytes \
+         ({ratio} times max.message.bytes {max_bytes})"
+    )]
+    DecompressedTooLarge {
+        bytes_max: usize,
+        ratio: usize,
+        max_bytes: u32,
+    },
     #[error("record batch of {batch_bytes} bytes exceeds segment.bytes {segment_bytes_max}")]
     RecordListTooLarge {
         batch_bytes: usize,

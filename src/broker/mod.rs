@@ -14,6 +14,8 @@ mod settings;
 mod topic_config;
 mod topic_name;
 mod validate;
+#[cfg(test)]
+mod validate_bench_tests;
 
 #[cfg(test)]
 mod durability_tests;

@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use super::error::{Error, Result};
+use crate::limits;
 use crate::storage::{self, BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType};
 
 /// What a topic's configs require of produced batches.
@@ -76,26 +77,34 @@ fn check_one(rest: &[u8], position: usize, rules: &Rules) -> Result<(usize, Opti
     }
     storage::verify_crc(batch).map_err(|e| corrupt(e.to_string()))?;
     check_header(&header)?;
-    let uncompressed_bytes_max = usize::try_from(rules.segment_bytes_max).unwrap_or(usize::MAX);
-    let decoded = storage::decode_records(batch, uncompressed_bytes_max).map_err(|e| match e {
+    let decompressed_bytes_max =
+        (rules.message_bytes_max as usize).saturating_mul(limits::BATCH_DECOMPRESSED_RATIO_MAX);
+    let record_error = |e: storage::Error| match e {
         storage::Error::Decompression { .. } => corrupt(e.to_string()),
+        storage::Error::DecompressedTooLarge { bytes_max, .. } => Error::DecompressedTooLarge {
+            bytes_max,
+            ratio: limits::BATCH_DECOMPRESSED_RATIO_MAX,
+            max_bytes: rules.message_bytes_max,
+        },
         other => Error::InvalidRecord {
             reason: other.to_string(),
         },
-    })?;
-    if rules.require_keys && decoded.records.iter().any(|r| decoded.key(r).is_none()) {
-        return Err(Error::InvalidRecord {
-            reason: "Compacted topic cannot accept message without key".to_owned(),
-        });
-    }
+    };
+    let max_timestamp_delta = check_records(batch, decompressed_bytes_max, rules, record_error)?;
     if let Some(codec) = rules.codec.filter(|c| *c != header.compression()) {
         let recompressed =
-            storage::recompress(batch, &decoded, codec).map_err(|e| Error::InvalidRecord {
-                reason: e.to_string(),
-            })?;
+            storage::recompress(batch, codec, decompressed_bytes_max, max_timestamp_delta)
+                .map_err(record_error)?;
+        // Kafka re-checks a rewritten batch against max.message.bytes (RecordTooLargeException).
+        if recompressed.len() > rules.message_bytes_max as usize {
+            return Err(Error::MessageTooLarge {
+                batch_bytes: recompressed.len(),
+                max_bytes: rules.message_bytes_max,
+            });
+        }
         return Ok((total, Some(recompressed)));
     }
-    let true_max = storage::max_record_timestamp(&decoded);
+    let true_max = max_timestamp_delta.map(|delta| header.base_timestamp.saturating_add(delta));
     let is_create_time = header.timestamp_type() == TimestampType::CreateTime;
     match true_max {
         Some(max) if is_create_time && max != header.max_timestamp => {
@@ -105,6 +114,40 @@ fn check_one(rest: &[u8], position: usize, rules: &Rules) -> Result<(usize, Opti
         }
         _ => Ok((total, None)),
     }
+}
+
+/// Reads the records of `batch` one at a time (nothing is allocated per record, and at most
+/// `decompressed_bytes_max` bytes are decompressed) and applies Kafka's per-record rules: each
+/// record's offset delta is its position in the batch (Kafka 2.x-3.x LogValidator refuses a
+/// batch whose inner offsets are not incremental; every v2 client writes them so), and a
+/// compacted topic needs keys. Returns the largest timestamp delta.
+fn check_records(
+    batch: &[u8],
+    decompressed_bytes_max: usize,
+    rules: &Rules,
+    record_error: impl Fn(storage::Error) -> Error,
+) -> Result<Option<i64>> {
+    let records = storage::Records::open(batch, decompressed_bytes_max).map_err(&record_error)?;
+    let mut max_timestamp_delta = None;
+    for (position, record) in records.enumerate() {
+        let record = record.map_err(&record_error)?;
+        if usize::try_from(record.offset_delta).ok() != Some(position) {
+            return Err(Error::InvalidRecord {
+                reason: format!(
+                    "record {position} has offset delta {}: offset deltas must be 0, 1, 2, ... \
+                     in record order",
+                    record.offset_delta
+                ),
+            });
+        }
+        if rules.require_keys && !record.has_key() {
+            return Err(Error::InvalidRecord {
+                reason: "Compacted topic cannot accept message without key".to_owned(),
+            });
+        }
+        max_timestamp_delta = max_timestamp_delta.max(Some(record.timestamp_delta));
+    }
+    Ok(max_timestamp_delta)
 }
 
 fn check_header(header: &BatchHeader) -> Result<()> {
@@ -190,6 +233,65 @@ mod tests {
         storage::verify_crc(rewritten).expect("a valid crc");
         let decoded = storage::decode_records(rewritten, 1 << 20).expect("decodes");
         assert_eq!(decoded.records.len(), 5);
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_as_too_large_before_it_is_expanded() {
+        // Issue 7: 10 M records in a 6.5 KB zstd batch took the broker from 84 to 881 MiB.
+        // Here 3 MB of records in a few KB, against a 64 KiB max.message.bytes (cap 2 MiB).
+        let bomb = storage::test_batches::minimal_records(Compression::Zstd, 3_000, 1_000, |p| p);
+        let small = Rules {
+            message_bytes_max: 64 * 1024,
+            ..rules()
+        };
+        assert!(bomb.len() < 64 * 1024, "the bomb is a small batch");
+        let bytes_max = 64 * 1024 * limits::BATCH_DECOMPRESSED_RATIO_MAX;
+        assert!(matches!(
+            batches(&bomb, &small),
+            Err(Error::DecompressedTooLarge { bytes_max: b, .. }) if b == bytes_max
+        ));
+    }
+
+    #[test]
+    fn offset_deltas_out_of_order_are_invalid_record() {
+        for codec in [Compression::None, Compression::Zstd, Compression::Gzip] {
+            let same = storage::test_batches::minimal_records(codec, 50, 0, |_| 0);
+            assert!(
+                matches!(batches(&same, &rules()), Err(Error::InvalidRecord { .. })),
+                "{codec:?}: every delta 0"
+            );
+            let swapped = storage::test_batches::minimal_records(codec, 50, 0, |p| match p {
+                3 => 4,
+                4 => 3,
+                p => p,
+            });
+            assert!(
+                matches!(
+                    batches(&swapped, &rules()),
+                    Err(Error::InvalidRecord { .. })
+                ),
+                "{codec:?}: two deltas swapped"
+            );
+            let ordered = storage::test_batches::minimal_records(codec, 50, 0, |p| p);
+            assert!(
+                batches(&ordered, &rules()).is_ok(),
+                "{codec:?}: 0, 1, 2, ..."
+            );
+        }
+    }
+
+    #[test]
+    fn recompressed_batch_over_max_message_bytes_is_message_too_large() {
+        let batch = storage::test_batches::minimal_records(Compression::Zstd, 100, 1_000, |p| p);
+        let uncompressed = Rules {
+            message_bytes_max: 64 * 1024,
+            codec: Some(Compression::None),
+            ..rules()
+        };
+        assert!(matches!(
+            batches(&batch, &uncompressed),
+            Err(Error::MessageTooLarge { .. })
+        ));
     }
 
     #[test]

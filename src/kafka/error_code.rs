@@ -22,6 +22,9 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::InvalidConfig { .. } => ResponseError::InvalidConfig,
         E::CorruptMessage { .. } => ResponseError::CorruptMessage,
         E::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        // Kafka has no decompressed-size cap; MESSAGE_TOO_LARGE makes the Java producer split
+        // the batch and retry.
+        E::DecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
         E::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         E::InvalidRecord { .. } => ResponseError::InvalidRecord,
         E::UnsupportedCompression { .. } => ResponseError::UnsupportedCompressionType,

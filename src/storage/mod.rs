@@ -15,6 +15,7 @@ mod partition_dirs;
 mod partition_metadata;
 mod producer_ids;
 mod producer_state;
+mod record_stream;
 mod records;
 mod recovery;
 mod retention;
@@ -55,7 +56,10 @@ pub(crate) use fs::fault;
 pub(crate) use log::Log;
 pub(crate) use producer_ids::ProducerIdStore;
 pub(crate) use producer_state::{ProducerError, Verdict};
-pub(crate) use records::{decode as decode_records, max_record_timestamp, recompress};
+pub(crate) use record_stream::Records;
+#[cfg(test)]
+pub(crate) use records::decode as decode_records;
+pub(crate) use records::recompress;
 pub(crate) use settings::{CompactionSettings, LogSettings};
 
 /// Everything that can go wrong in storage. Disk and batch problems are values, never panics.
@@ -124,6 +128,14 @@ pub(crate) enum Error {
         codec: Compression,
         #[source]
         source: io::Error,
+    },
+    #[error(
+        "{codec:?} records of the batch at offset {base_offset} decompress to more than {bytes_max} bytes"
+    )]
+    DecompressedTooLarge {
+        base_offset: i64,
+        codec: Compression,
+        bytes_max: usize,
     },
     #[error("catalog {path} line {line_number} is invalid: {reason}")]
     CorruptCatalog {

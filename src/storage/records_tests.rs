@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use super::batch::{BatchHeader, Compression, verify_crc};
+use super::record_stream::{RecordEntry, Records};
 use super::records::{self, DecodedBatch};
 
 /// Codec ids in the attribute bits.
@@ -179,7 +180,7 @@ fn decode_over_the_size_cap_is_an_error() {
         let result = records::decode(&batch, cap);
         if codec != 0 {
             assert!(
-                matches!(result, Err(super::Error::Decompression { .. })),
+                matches!(result, Err(super::Error::DecompressedTooLarge { .. })),
                 "codec {codec}: {result:?}"
             );
         }
@@ -225,4 +226,130 @@ fn empty_batch_spans_offsets_without_records() {
 fn has_keyless(batch: &[u8]) -> bool {
     let decoded = records::decode(batch, 1 << 20).unwrap();
     decoded.records.iter().any(|r| decoded.key(r).is_none())
+}
+
+const ALL_CODECS: [i16; 6] = [0, GZIP, SNAPPY_RAW, SNAPPY_XERIAL, LZ4, ZSTD];
+
+fn streamed(batch: &[u8], bytes_max: usize) -> super::Result<Vec<RecordEntry>> {
+    Records::open(batch, bytes_max)?.collect()
+}
+
+/// Many records, larger than the stream buffer, so reads cross buffer refills.
+fn many() -> Vec<KeyValue> {
+    (0..3_000)
+        .map(|i| {
+            let key = (i % 7 != 0).then(|| format!("key-{i}").into_bytes());
+            let value = (i % 5 != 0).then(|| vec![(i % 251) as u8; i % 97]);
+            (key, value)
+        })
+        .collect()
+}
+
+#[test]
+fn records_stream_yields_what_decode_yields_for_every_codec() {
+    for codec in ALL_CODECS {
+        for records in [sample(), many()] {
+            let batch = keyed_batch(&records, 1_000, codec);
+            let decoded = records::decode(&batch, 1 << 24).expect("decode");
+            let stream = streamed(&batch, 1 << 24).expect("stream");
+            assert_eq!(stream, decoded.records, "codec {codec}");
+            let keyless = records.iter().filter(|(k, _)| k.is_none()).count();
+            assert_eq!(
+                stream.iter().filter(|r| !r.has_key()).count(),
+                keyless,
+                "codec {codec}"
+            );
+        }
+    }
+}
+
+#[test]
+fn records_stream_over_the_cap_is_decompressed_too_large() {
+    let records = many();
+    let body_bytes = records::decode(&keyed_batch(&records, 0, 0), 1 << 24)
+        .expect("decode")
+        .records
+        .last()
+        .expect("records")
+        .raw
+        .end;
+    for codec in ALL_CODECS.into_iter().filter(|&c| c != 0) {
+        let batch = keyed_batch(&records, 0, codec);
+        let result = streamed(&batch, body_bytes - 1);
+        assert!(
+            matches!(result, Err(super::Error::DecompressedTooLarge { .. })),
+            "codec {codec}: {result:?}"
+        );
+        assert!(
+            streamed(&batch, body_bytes).is_ok(),
+            "codec {codec} at the cap"
+        );
+    }
+}
+
+#[test]
+fn records_stream_of_damaged_bodies_is_an_error_not_a_panic() {
+    for codec in ALL_CODECS {
+        let batch = keyed_batch(&many()[..400], 0, codec);
+        let step = batch.len() / 150 + 1;
+        for cut in (61..batch.len()).step_by(step) {
+            let mut short = batch[..cut].to_vec();
+            short[8..12].copy_from_slice(&((cut - 12) as i32).to_be_bytes());
+            assert!(
+                streamed(&short, 1 << 24).is_err(),
+                "codec {codec} cut at {cut}"
+            );
+        }
+        for at in (61..batch.len()).step_by(step + 3) {
+            let mut flipped = batch.clone();
+            flipped[at] ^= 0x5a;
+            let _ = streamed(&flipped, 1 << 24);
+        }
+    }
+    // One record fewer in the header than in the body: bytes follow the last record.
+    let mut batch = keyed_batch(&sample(), 0, ZSTD);
+    batch[57..61].copy_from_slice(&3i32.to_be_bytes());
+    assert!(matches!(
+        streamed(&batch, 1 << 20),
+        Err(super::Error::MalformedRecords { .. })
+    ));
+    // One record more: the body ends inside the missing record.
+    let mut batch = keyed_batch(&sample(), 0, GZIP);
+    batch[57..61].copy_from_slice(&5i32.to_be_bytes());
+    batch[23..27].copy_from_slice(&4i32.to_be_bytes());
+    assert!(matches!(
+        streamed(&batch, 1 << 20),
+        Err(super::Error::MalformedRecords { .. })
+    ));
+}
+
+#[test]
+fn recompress_streams_between_every_pair_of_codecs() {
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    for from in ALL_CODECS {
+        let batch = keyed_batch(&many(), 1_000, from);
+        let original = records::decode(&batch, 1 << 24).expect("decode");
+        let original = contents(&original);
+        for to in codecs {
+            let rewritten = records::recompress(&batch, to, 1 << 24, Some(77)).expect("recompress");
+            verify_crc(&rewritten).expect("valid crc");
+            let header = BatchHeader::parse(&rewritten).expect("header");
+            assert_eq!(header.compression(), to);
+            assert_eq!(header.max_timestamp, 1_077);
+            let again = records::decode(&rewritten, 1 << 24).expect("decode again");
+            assert_eq!(contents(&again), original, "{from} -> {to:?}");
+        }
+        assert!(
+            matches!(
+                records::recompress(&batch, Compression::Gzip, 1_000, None),
+                Err(super::Error::DecompressedTooLarge { .. })
+            ) || from == 0
+        );
+    }
 }

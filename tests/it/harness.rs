@@ -136,6 +136,11 @@ impl Broker {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// The broker's process id (to read its memory use from /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker is running").id()
+    }
+
     /// Whether the process is still running.
     pub(crate) fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
