@@ -10,8 +10,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use tokio::time::Instant;
 
-use crate::broker::{self, Acks, PendingProduce, ProduceOutcome};
+use crate::broker::{self, Acks, ProduceOutcome};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
 
@@ -39,11 +40,14 @@ impl std::fmt::Debug for Produced {
     }
 }
 
-/// One partition's state between append and response.
-enum Slot {
-    Appended(PendingProduce),
+/// One partition's state between append and response; `P` waits for its durability.
+enum Slot<P> {
+    Appended(P),
     Failed(ResponseError, Option<StrBytes>),
 }
+
+/// A topic's partitions between append and response.
+type TopicSlots<P> = (messages::TopicName, uuid::Uuid, Vec<(i32, Slot<P>)>);
 
 /// Bit of the record batch attributes that marks a transactional batch.
 const ATTRIBUTE_TRANSACTIONAL: i16 = 1 << 4;
@@ -91,37 +95,55 @@ pub(crate) fn handle(ctx: &Context, version: i16, request: messages::ProduceRequ
     if acks == Some(Acks::None) {
         return Produced::NoResponse { failed_partitions };
     }
-    // timeout_ms bounds the durability wait; 0 or less means "do not time out" here, since a
-    // single node has no replicas to wait for beyond its own fsync.
-    let timeout = u64::try_from(request.timeout_ms)
+    // timeout_ms bounds the durability wait of the whole request, from now; 0 or less means
+    // "do not time out" here, since a single node has no replicas to wait for beyond its own
+    // fsync.
+    let deadline = u64::try_from(request.timeout_ms)
         .ok()
         .filter(|&ms| ms > 0)
-        .map(Duration::from_millis);
-    Produced::Respond(Box::pin(async move {
-        let mut responses = Vec::with_capacity(topics.len());
-        for (name, topic_id, slots) in topics {
-            let mut partition_responses = Vec::with_capacity(slots.len());
-            for (index, slot) in slots {
-                let response = match slot {
-                    Slot::Appended(pending) => wait(pending, timeout).await,
-                    Slot::Failed(error, message) => Err((error, message)),
-                };
-                partition_responses.push(partition_response(version, index, response));
-            }
-            responses.push(
-                TopicProduceResponse::default()
-                    .with_name(name)
-                    .with_topic_id(topic_id)
-                    .with_partition_responses(partition_responses),
-            );
-        }
-        messages::ProduceResponse::default().with_responses(responses)
-    }))
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
+    Produced::Respond(Box::pin(respond(version, topics, deadline)))
 }
 
-fn append(ctx: &Context, topic: &str, partition: i32, records: Bytes, acks: Acks) -> Slot {
+/// Waits for every appended partition until the one `deadline` (Kafka's delayed produce: a
+/// partition not durable by then is REQUEST_TIMED_OUT), then builds the response.
+async fn respond<P>(
+    version: i16,
+    topics: Vec<TopicSlots<P>>,
+    deadline: Option<Instant>,
+) -> messages::ProduceResponse
+where
+    P: Future<Output = broker::Result<ProduceOutcome>>,
+{
+    let mut responses = Vec::with_capacity(topics.len());
+    for (name, topic_id, slots) in topics {
+        let mut partition_responses = Vec::with_capacity(slots.len());
+        for (index, slot) in slots {
+            let response = match slot {
+                Slot::Appended(pending) => wait(pending, deadline).await,
+                Slot::Failed(error, message) => Err((error, message)),
+            };
+            partition_responses.push(partition_response(version, index, response));
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_topic_id(topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    messages::ProduceResponse::default().with_responses(responses)
+}
+
+fn append(
+    ctx: &Context,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: Acks,
+) -> Slot<impl Future<Output = broker::Result<ProduceOutcome>> + use<>> {
     match ctx.broker.append(topic, partition, records, acks) {
-        Ok(pending) => Slot::Appended(pending),
+        Ok(pending) => Slot::Appended(pending.wait()),
         Err(err) => {
             tracing::debug!(topic, partition, error = %err, "produce rejected");
             Slot::Failed(
@@ -134,11 +156,14 @@ fn append(ctx: &Context, topic: &str, partition: i32, records: Bytes, acks: Acks
 
 type PartitionResult = Result<ProduceOutcome, (ResponseError, Option<StrBytes>)>;
 
-/// Waits for durability, at most `timeout` (the request's `timeout_ms`).
-async fn wait(pending: PendingProduce, timeout: Option<Duration>) -> PartitionResult {
-    let waited = match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, pending.wait()).await,
-        None => Ok(pending.wait().await),
+/// Waits for durability, at most until `deadline` (the request's `timeout_ms` after it came).
+async fn wait(
+    pending: impl Future<Output = broker::Result<ProduceOutcome>>,
+    deadline: Option<Instant>,
+) -> PartitionResult {
+    let waited = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, pending).await,
+        None => Ok(pending.await),
     };
     match waited {
         Ok(Ok(outcome)) => Ok(outcome),
@@ -265,6 +290,47 @@ mod tests {
         check(&plain[..30], 1, false);
         check(&batch_header(0, -7), 1, false);
         check(&batch_header(0, i32::MAX), 1, false);
+    }
+
+    /// A partition that becomes durable `after_ms` after the request arrived.
+    fn durable_after(
+        after_ms: u64,
+    ) -> impl Future<Output = broker::Result<ProduceOutcome>> + use<> {
+        let at = Instant::now() + Duration::from_millis(after_ms);
+        async move {
+            tokio::time::sleep_until(at).await;
+            Ok(ProduceOutcome {
+                base_offset: 0,
+                log_append_time_ms: -1,
+                log_start_offset: 0,
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn produce_timeout_is_one_deadline_for_the_whole_request() {
+        // Issue 7 item 6: timeout_ms was applied per partition, one after another, so three
+        // partitions durable after 60, 120 and 180 ms all beat a 100 ms timeout.
+        let slots = vec![
+            (0, Slot::Appended(durable_after(60))),
+            (1, Slot::Appended(durable_after(120))),
+            (2, Slot::Appended(durable_after(180))),
+        ];
+        let topics = vec![(messages::TopicName::default(), uuid::Uuid::nil(), slots)];
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let response = respond(9, topics, Some(deadline)).await;
+        let codes: Vec<i16> = response.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        let timed_out = ResponseError::RequestTimedOut.code();
+        assert_eq!(codes, vec![error_code::NONE, timed_out, timed_out]);
+        assert_eq!(
+            Instant::now(),
+            deadline,
+            "answered at the deadline, not later"
+        );
     }
 
     #[test]
