@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings};
+use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, TxnSettings};
 use crate::config::Config;
 use crate::kafka::{self, KafkaSettings};
 use crate::server;
@@ -34,6 +34,7 @@ impl Running {
         self.stop.send_replace(true);
         // Joins and syncs waiting for a rebalance would hold the drain up to its timeout.
         self.broker.stop_coordinating();
+        self.broker.stop_transactions();
         self.server.await.context("kafka server task failed")?;
         self.broker.shutdown().context("closing partition logs")?;
         Ok(())
@@ -67,7 +68,7 @@ fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
         acks_one_waits_for_fsync: config.acks_one_waits_for_fsync(),
         retention_check_interval: config.retention_check_interval(),
         groups: group_settings(config),
-        producer_id_expiration_ms: crate::broker::PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+        transactions: transaction_settings(config),
     }
 }
 
@@ -80,6 +81,18 @@ fn group_settings(config: &Config) -> GroupSettings {
         session_timeout_ms_max: groups.session_timeout_ms_max,
         initial_rebalance_delay_ms: groups.initial_rebalance_delay_ms,
         ..GroupSettings::default()
+    }
+}
+
+fn transaction_settings(config: &Config) -> TxnSettings {
+    let txn = config.transaction_settings();
+    TxnSettings {
+        state_topic_partitions: txn.state_topic_partitions,
+        max_timeout_ms: txn.max_timeout_ms,
+        transactional_id_expiration_ms: txn.transactional_id_expiration_ms,
+        abort_check_interval_ms: txn.abort_timed_out_check_interval_ms,
+        producer_id_expiration_ms: txn.producer_id_expiration_ms,
+        ..TxnSettings::default()
     }
 }
 

@@ -59,6 +59,12 @@ pub(crate) enum Error {
         source: storage::ProducerError,
     },
     #[error("{topic}-{partition}: {source}")]
+    TransactionCoordinatorFenced {
+        topic: String,
+        partition: i32,
+        source: storage::ProducerError,
+    },
+    #[error("{topic}-{partition}: {source}")]
     InvalidTxnState {
         topic: String,
         partition: i32,
@@ -137,6 +143,13 @@ pub(crate) enum Error {
     CoordinatorLogFailed { group: String },
     #[error("a record of group {group} is too large for one batch of the offsets topic")]
     GroupRecordTooLarge { group: String },
+    #[error("transactional id {transactional_id:?}: {error}")]
+    Transaction {
+        transactional_id: String,
+        error: super::txn::TxnError,
+    },
+    #[error("not attempted: another part of the request failed")]
+    OperationNotAttempted,
     #[error("topic catalog update failed")]
     Catalog {
         #[source]

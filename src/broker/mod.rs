@@ -13,6 +13,7 @@ mod read;
 mod settings;
 mod topic_config;
 mod topic_name;
+mod txn;
 mod validate;
 #[cfg(test)]
 mod validate_bench_tests;
@@ -32,9 +33,10 @@ pub(crate) use group::{
     Protocol, TopicPartition,
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
-pub(crate) use read::{FetchedPartition, ListedOffset, OffsetSpec, PartitionDirInfo};
-pub(crate) use settings::{BrokerSettings, Endpoint, PRODUCER_ID_EXPIRATION_MS_DEFAULT};
+pub(crate) use read::{FetchedPartition, Isolation, ListedOffset, OffsetSpec, PartitionDirInfo};
+pub(crate) use settings::{BrokerSettings, Endpoint};
 pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
+pub(crate) use txn::{TxnError, TxnSettings, TxnState};
 
 use partition::Partition;
 use topic_config::TopicSettings;
@@ -94,6 +96,7 @@ pub(crate) struct Broker {
     shutdown: watch::Sender<bool>,
     groups: group::Coordinator,
     producer_ids: producer_ids::ProducerIds,
+    transactions: txn::Coordinator,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
@@ -124,6 +127,7 @@ impl Broker {
             shutdown: watch::Sender::new(false),
             groups: group::Coordinator::default(),
             producer_ids,
+            transactions: txn::Coordinator::default(),
         });
         {
             let catalog = broker.catalog();
@@ -138,6 +142,7 @@ impl Broker {
             }
         }
         broker.open_groups()?;
+        broker.open_transactions()?;
         maintenance::spawn(&broker);
         idempotence::spawn_expiry(&broker);
         tracing::info!(topics = broker.topics_read().len(), data_dir = %broker.settings.data_dir.display(), "broker opened");

@@ -52,6 +52,25 @@ pub(crate) struct PendingProduce {
 }
 
 impl PendingProduce {
+    /// A coordinator's write (a marker): wait until everything below `end_offset` is durable.
+    pub(crate) fn durable(
+        partition: Arc<Partition>,
+        base_offset: i64,
+        end_offset: i64,
+        log_start_offset: i64,
+    ) -> PendingProduce {
+        PendingProduce {
+            partition,
+            outcome: ProduceOutcome {
+                base_offset,
+                log_append_time_ms: -1,
+                log_start_offset,
+            },
+            end_offset,
+            wait_for_durable: true,
+        }
+    }
+
     pub(crate) async fn wait(self) -> Result<ProduceOutcome> {
         if self.wait_for_durable {
             self.partition.wait_for_durable(self.end_offset).await?;
@@ -86,6 +105,18 @@ impl Broker {
         records: Bytes,
         acks: Acks,
     ) -> Result<PendingProduce> {
+        self.append_checked(topic, partition, records, acks, idempotence::Checks::CLIENT)
+    }
+
+    /// `append_internal` with the producer checks to run (origin, transaction verification).
+    pub(super) fn append_checked(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: Acks,
+        checks: idempotence::Checks,
+    ) -> Result<PendingProduce> {
         let (state, target) = self.partition(topic, partition)?;
         let settings = &state.settings;
         if acks == Acks::All && settings.min_insync_replicas > 1 {
@@ -114,7 +145,7 @@ impl Broker {
             .collect();
         let written = target
             .with_log(|log| {
-                idempotence::append_batches(log, &mut batches, log_append_time_ms, now)
+                idempotence::append_batches(log, &mut batches, checks, log_append_time_ms, now)
             })?
             .map_err(|source| idempotence::refused(topic, partition, source))?;
         target.request_flush();

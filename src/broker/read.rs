@@ -13,6 +13,17 @@ pub(crate) struct FetchedPartition {
     pub(crate) high_watermark: i64,
     pub(crate) last_stable_offset: i64,
     pub(crate) log_start_offset: i64,
+    /// read_committed: the aborted transactions the records overlap (producer id, first offset).
+    pub(crate) aborted_transactions: Option<Vec<(i64, i64)>>,
+}
+
+/// Which records a reader may see (Kafka's isolation level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// Everything below the high watermark.
+    ReadUncommitted,
+    /// Everything below the last stable offset, with the aborted transactions to skip.
+    ReadCommitted,
 }
 
 /// Which offset ListOffsets asks for.
@@ -60,6 +71,27 @@ impl Broker {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<FetchedPartition> {
+        self.fetch_isolated(
+            topic,
+            partition,
+            offset,
+            max_bytes,
+            min_one,
+            Isolation::ReadUncommitted,
+        )
+    }
+
+    /// [`Broker::fetch`] at an isolation level: read_committed stops at the last stable
+    /// offset and reports the aborted transactions of what it returns.
+    pub(crate) fn fetch_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: Isolation,
+    ) -> Result<FetchedPartition> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
         target
@@ -72,16 +104,29 @@ impl Broker {
                         log_end_offset: log.log_end_offset(),
                     });
                 }
-                let records = if offset >= high_watermark {
+                let last_stable_offset = log.last_stable_offset(high_watermark);
+                let visible_end = match isolation {
+                    Isolation::ReadUncommitted => high_watermark,
+                    Isolation::ReadCommitted => last_stable_offset,
+                };
+                let records = if offset >= visible_end {
                     Bytes::new()
                 } else {
-                    log.read(offset, high_watermark, max_bytes, min_one)?
+                    log.read(offset, visible_end, max_bytes, min_one)?
                 };
+                let aborted_transactions = (isolation == Isolation::ReadCommitted).then(|| {
+                    let upper = end_of_batches(&records).unwrap_or(offset);
+                    log.aborted_transactions(offset, upper)
+                        .into_iter()
+                        .map(|aborted| (aborted.producer_id, aborted.first_offset))
+                        .collect()
+                });
                 Ok(FetchedPartition {
                     records,
                     high_watermark,
-                    last_stable_offset: log.last_stable_offset(high_watermark),
+                    last_stable_offset,
                     log_start_offset,
+                    aborted_transactions,
                 })
             })
             .map_err(out_of_range)
@@ -94,9 +139,25 @@ impl Broker {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<ListedOffset> {
+        self.list_offset_isolated(topic, partition, spec, Isolation::ReadUncommitted)
+    }
+
+    /// [`Broker::list_offset`] at an isolation level: read_committed sees up to the last stable
+    /// offset (what Kafka answers ListOffsets with isolation_level=1).
+    pub(crate) fn list_offset_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+        isolation: Isolation,
+    ) -> Result<ListedOffset> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
         target.with_log(|log| {
+            let high_watermark = match isolation {
+                Isolation::ReadUncommitted => high_watermark,
+                Isolation::ReadCommitted => log.last_stable_offset(high_watermark),
+            };
             Ok(match spec {
                 OffsetSpec::Earliest => ListedOffset::Exact {
                     offset: log.log_start_offset(),
@@ -208,4 +269,15 @@ fn out_of_range(err: Error) -> Error {
         },
         other => other,
     }
+}
+
+/// The offset after the last whole batch in `records`, if any.
+fn end_of_batches(records: &[u8]) -> Option<i64> {
+    let mut rest = records;
+    let mut end = None;
+    while let Ok(header) = crate::storage::BatchHeader::parse(rest) {
+        end = Some(header.last_offset() + 1);
+        rest = rest.get(header.total_len()..).unwrap_or_default();
+    }
+    end
 }

@@ -4,10 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::group::GroupSettings;
+use super::txn::TxnSettings;
 use crate::storage::LogSettings;
-
-/// Kafka's default `producer.id.expiration.ms`: one day.
-pub(crate) const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
 
 /// Host and port clients are told to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +35,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) retention_check_interval: Duration,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub(crate) groups: GroupSettings,
-    /// How long an idle producer's state is kept (`producer.id.expiration.ms`).
-    pub(crate) producer_id_expiration_ms: i64,
+    /// The transaction coordinator's and producers' settings (`transaction.*`).
+    pub(crate) transactions: TxnSettings,
 }
 
 #[cfg(test)]
@@ -63,7 +61,7 @@ impl BrokerSettings {
             acks_one_waits_for_fsync: false,
             retention_check_interval: Duration::from_secs(300),
             groups: GroupSettings::default(),
-            producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            transactions: TxnSettings::default(),
         }
     }
 }

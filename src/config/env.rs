@@ -56,6 +56,11 @@ keys! {
     "groups.session_timeout_ms_min" => groups.session_timeout_ms_min;
     "groups.session_timeout_ms_max" => groups.session_timeout_ms_max;
     "groups.initial_rebalance_delay_ms" => groups.initial_rebalance_delay_ms;
+    "transactions.state_topic_partitions" => transactions.state_topic_partitions;
+    "transactions.max_timeout_ms" => transactions.max_timeout_ms;
+    "transactions.transactional_id_expiration_ms" => transactions.transactional_id_expiration_ms;
+    "transactions.abort_timed_out_check_interval_ms" => transactions.abort_timed_out_check_interval_ms;
+    "transactions.producer_id_expiration_ms" => transactions.producer_id_expiration_ms;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
 }

@@ -16,6 +16,7 @@ pub(crate) struct FileConfig {
     pub flush: Flush,
     pub limits: Limits,
     pub groups: Groups,
+    pub transactions: Transactions,
     pub telemetry: Telemetry,
 }
 
@@ -77,6 +78,18 @@ pub(crate) struct Groups {
     pub initial_rebalance_delay_ms: i32,
 }
 
+/// Idempotent and transactional producers; Kafka's `transaction.*` and `producer.id.*` broker
+/// settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Transactions {
+    pub state_topic_partitions: i32,
+    pub max_timeout_ms: i32,
+    pub transactional_id_expiration_ms: i64,
+    pub abort_timed_out_check_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Telemetry {
@@ -125,6 +138,13 @@ impl Default for FileConfig {
                 session_timeout_ms_max: 1_800_000,
                 initial_rebalance_delay_ms: 0,
             },
+            transactions: Transactions {
+                state_topic_partitions: 8,
+                max_timeout_ms: 900_000,
+                transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+                abort_timed_out_check_interval_ms: 10_000,
+                producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            },
             telemetry: Telemetry {
                 level: "info".to_owned(),
                 format: "text".to_owned(),
@@ -168,6 +188,12 @@ impl Default for Limits {
 impl Default for Groups {
     fn default() -> Self {
         FileConfig::default().groups
+    }
+}
+
+impl Default for Transactions {
+    fn default() -> Self {
+        FileConfig::default().transactions
     }
 }
 

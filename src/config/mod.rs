@@ -86,6 +86,7 @@ pub struct Config {
     message_max_bytes: u32,
     socket_request_max_bytes: u32,
     groups: GroupDefaults,
+    transactions: TransactionDefaults,
     telemetry_filter: String,
     telemetry_format: crate::telemetry::Format,
 }
@@ -98,6 +99,16 @@ pub(crate) struct GroupDefaults {
     pub(crate) session_timeout_ms_min: i32,
     pub(crate) session_timeout_ms_max: i32,
     pub(crate) initial_rebalance_delay_ms: i32,
+}
+
+/// The transaction coordinator's and producers' validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TransactionDefaults {
+    pub(crate) state_topic_partitions: i32,
+    pub(crate) max_timeout_ms: i32,
+    pub(crate) transactional_id_expiration_ms: i64,
+    pub(crate) abort_timed_out_check_interval_ms: u64,
+    pub(crate) producer_id_expiration_ms: i64,
 }
 
 /// Broker-wide log defaults in storage's units; `None` = no limit.
@@ -266,6 +277,11 @@ impl Config {
     /// The group coordinator's settings.
     pub(crate) fn group_settings(&self) -> &GroupDefaults {
         &self.groups
+    }
+
+    /// The transaction coordinator's and producers' settings.
+    pub(crate) fn transaction_settings(&self) -> &TransactionDefaults {
+        &self.transactions
     }
 
     pub fn retention_check_interval(&self) -> Duration {

@@ -169,6 +169,11 @@ fn every_key_can_be_set_from_env() {
         ("groups.session_timeout_ms_min", "1000"),
         ("groups.session_timeout_ms_max", "60000"),
         ("groups.initial_rebalance_delay_ms", "3000"),
+        ("transactions.state_topic_partitions", "5"),
+        ("transactions.max_timeout_ms", "60000"),
+        ("transactions.transactional_id_expiration_ms", "3600000"),
+        ("transactions.abort_timed_out_check_interval_ms", "500"),
+        ("transactions.producer_id_expiration_ms", "7200000"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
     ];
@@ -201,6 +206,12 @@ fn every_key_can_be_set_from_env() {
         (1000, 60_000)
     );
     assert_eq!(groups.initial_rebalance_delay_ms, 3000);
+    let txn = config.transaction_settings();
+    assert_eq!(txn.state_topic_partitions, 5);
+    assert_eq!(txn.max_timeout_ms, 60_000);
+    assert_eq!(txn.transactional_id_expiration_ms, 3_600_000);
+    assert_eq!(txn.abort_timed_out_check_interval_ms, 500);
+    assert_eq!(txn.producer_id_expiration_ms, 7_200_000);
     let log = config.log_settings();
     assert_eq!(log.segment_bytes_max, 1_048_576);
     assert_eq!(log.segment_ms_max, None);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::FileConfig;
-use super::{Config, Error, GroupDefaults, HostPort, LogDefaults};
+use super::{Config, Error, GroupDefaults, HostPort, LogDefaults, TransactionDefaults};
 use crate::limits;
 
 pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
@@ -96,6 +96,7 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
     )?;
 
     let groups = validate_groups(&file.groups)?;
+    let transactions = validate_transactions(&file.transactions)?;
 
     let telemetry_filter = file.telemetry.level.clone();
     if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
@@ -126,6 +127,7 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         message_max_bytes,
         socket_request_max_bytes,
         groups,
+        transactions,
         telemetry_filter,
         telemetry_format,
         file,
@@ -169,6 +171,41 @@ fn validate_groups(groups: &super::file::Groups) -> Result<GroupDefaults, Error>
         session_timeout_ms_min,
         session_timeout_ms_max,
         initial_rebalance_delay_ms,
+    })
+}
+
+fn validate_transactions(txn: &super::file::Transactions) -> Result<TransactionDefaults, Error> {
+    Ok(TransactionDefaults {
+        state_topic_partitions: in_range(
+            "transactions.state_topic_partitions",
+            txn.state_topic_partitions,
+            1,
+            limits::PARTITIONS_PER_TOPIC_MAX,
+        )?,
+        max_timeout_ms: in_range(
+            "transactions.max_timeout_ms",
+            txn.max_timeout_ms,
+            1,
+            i32::MAX,
+        )?,
+        transactional_id_expiration_ms: in_range(
+            "transactions.transactional_id_expiration_ms",
+            txn.transactional_id_expiration_ms,
+            1,
+            i64::MAX / 2,
+        )?,
+        abort_timed_out_check_interval_ms: in_range(
+            "transactions.abort_timed_out_check_interval_ms",
+            txn.abort_timed_out_check_interval_ms,
+            1,
+            u64::from(u32::MAX),
+        )?,
+        producer_id_expiration_ms: in_range(
+            "transactions.producer_id_expiration_ms",
+            txn.producer_id_expiration_ms,
+            1,
+            i64::MAX / 2,
+        )?,
     })
 }
 

@@ -138,12 +138,13 @@ macro_rules! deferred {
 
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
-        alter_configs, api_versions, consumer_group_describe, consumer_group_heartbeat,
-        create_partitions, create_topics, delete_groups, delete_records, delete_topics,
-        describe_cluster, describe_configs, describe_groups, describe_log_dirs, fetch,
-        find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
-        leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
-        offset_fetch, offset_for_leader_epoch, produce, sync_group,
+        add_offsets_to_txn, add_partitions_to_txn, alter_configs, api_versions,
+        consumer_group_describe, consumer_group_heartbeat, create_partitions, create_topics,
+        delete_groups, delete_records, delete_topics, describe_cluster, describe_configs,
+        describe_groups, describe_log_dirs, describe_producers, describe_transactions, end_txn,
+        fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id,
+        join_group, leave_group, list_groups, list_offsets, list_transactions, metadata,
+        offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -164,7 +165,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
                 &request,
             ))
         }
-        ApiKey::Produce => match produce::handle(ctx, version, call.decode(&mut body)?) {
+        ApiKey::Produce => match produce::handle(ctx, version, call.decode(&mut body)?).await {
             Produced::NoResponse {
                 failed_partitions: 0,
             } => Dispatched::NoResponse,
@@ -176,6 +177,12 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         ApiKey::Fetch => deferred!(ctx, call, body, fetch::handle),
         // Idempotent and transactional producers.
         ApiKey::InitProducerId => deferred!(ctx, call, body, init_producer_id::handle),
+        ApiKey::AddPartitionsToTxn => deferred!(ctx, call, body, add_partitions_to_txn::handle),
+        ApiKey::AddOffsetsToTxn => deferred!(ctx, call, body, add_offsets_to_txn::handle),
+        ApiKey::EndTxn => deferred!(ctx, call, body, end_txn::handle),
+        ApiKey::DescribeProducers => deferred!(ctx, call, body, describe_producers::handle),
+        ApiKey::DescribeTransactions => deferred!(ctx, call, body, describe_transactions::handle),
+        ApiKey::ListTransactions => deferred!(ctx, call, body, list_transactions::handle),
         ApiKey::ListOffsets => deferred!(ctx, call, body, list_offsets::handle),
         ApiKey::OffsetForLeaderEpoch => deferred!(ctx, call, body, offset_for_leader_epoch::handle),
         // Group coordination: join and sync wait for the rebalance, commits for durability.

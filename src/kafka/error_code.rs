@@ -31,6 +31,7 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         E::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        E::TransactionCoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         E::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Disk failures: the partition (or catalog) stopped accepting writes.
@@ -63,6 +64,27 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         // log failed and UNKNOWN_SERVER_ERROR when the record is too large.
         E::CoordinatorLogFailed { .. } => ResponseError::NotCoordinator,
         E::GroupRecordTooLarge { .. } => ResponseError::UnknownServerError,
+        E::Transaction { error, .. } => for_txn_error(*error),
+        E::OperationNotAttempted => ResponseError::OperationNotAttempted,
+    }
+}
+
+/// The Kafka error a transaction coordinator refusal is reported as.
+pub(crate) fn for_txn_error(error: broker::TxnError) -> ResponseError {
+    use broker::TxnError as T;
+    match error {
+        T::InvalidRequest => ResponseError::InvalidRequest,
+        T::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        T::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        T::ProducerFenced => ResponseError::ProducerFenced,
+        T::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+        T::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        T::InvalidTxnState => ResponseError::InvalidTxnState,
+        T::TransactionAbortable => ResponseError::TransactionAbortable,
+        T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        T::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        // Kafka answers an illegal coordinator state with an unknown server error.
+        T::IllegalState => ResponseError::UnknownServerError,
     }
 }
 

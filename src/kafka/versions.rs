@@ -29,7 +29,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::Metadata, 0, 13),
     served(ApiKey::OffsetCommit, 2, 9),
     served(ApiKey::OffsetFetch, 1, 9),
-    // Groups are coordinated here; transactional ids are refused (transactions are not served).
+    // Groups and transactional ids are coordinated here.
     served(ApiKey::FindCoordinator, 0, 6),
     served(ApiKey::JoinGroup, 0, 9),
     served(ApiKey::Heartbeat, 0, 4),
@@ -43,6 +43,9 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::DeleteRecords, 0, 2),
     served(ApiKey::InitProducerId, 0, 5),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    served(ApiKey::AddPartitionsToTxn, 0, 5),
+    served(ApiKey::AddOffsetsToTxn, 0, 4),
+    served(ApiKey::EndTxn, 0, 5),
     served(ApiKey::DescribeConfigs, 1, 4),
     served(ApiKey::AlterConfigs, 0, 2),
     served(ApiKey::DescribeLogDirs, 1, 4),
@@ -51,6 +54,9 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::IncrementalAlterConfigs, 0, 1),
     served(ApiKey::OffsetDelete, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),
+    served(ApiKey::DescribeProducers, 0, 0),
+    served(ApiKey::DescribeTransactions, 0, 0),
+    served(ApiKey::ListTransactions, 0, 1),
     served(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     served(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
@@ -129,7 +135,7 @@ mod tests {
     #[test]
     fn unserved_apis_and_versions_are_rejected() {
         assert!(!is_served(ApiKey::InitProducerId, 6));
-        assert!(!is_served(ApiKey::EndTxn, 0));
+        assert!(!is_served(ApiKey::EndTxn, 6));
         assert!(!is_served(ApiKey::JoinGroup, 10));
         assert!(!is_served(ApiKey::OffsetCommit, 1));
         assert!(!is_served(ApiKey::Fetch, 3));

@@ -145,7 +145,6 @@ impl BatchHeader {
         }
     }
 
-    #[allow(dead_code)] // reason: nothing reads it until transactions (read_committed) are served
     pub(crate) fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
     }

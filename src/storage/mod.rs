@@ -55,7 +55,8 @@ pub(crate) use fs::Fs;
 pub(crate) use fs::fault;
 pub(crate) use log::Log;
 pub(crate) use producer_ids::ProducerIdStore;
-pub(crate) use producer_state::{ProducerError, Verdict};
+pub(crate) use producer_state::marker::build_from_parts as build_marker;
+pub(crate) use producer_state::{Origin, ProducerError, Verdict};
 pub(crate) use record_stream::Records;
 #[cfg(test)]
 pub(crate) use records::decode as decode_records;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::batch_builder::{self, Producer, Record};
 use super::producer_state::marker::{self, Marker};
-use super::producer_state::{ProducerState, Verdict};
+use super::producer_state::{Origin, ProducerState, Verdict};
 use super::txn_index::AbortedTxn;
 use super::{BatchHeader, Log, LogSettings};
 
@@ -146,7 +146,14 @@ impl Harness {
         let now_ms = self.now_ms;
         let mut batch = batch_builder::build_with(&body, now_ms, fields);
         let header = BatchHeader::parse(&batch).expect("header");
-        match self.log().producer_state().check(&header) {
+        // What the broker does before a transactional append: verify with the coordinator.
+        let guard = if transactional {
+            self.log()
+                .start_transaction_verification(producer, epoch, sequence, false, now_ms)
+        } else {
+            None
+        };
+        match self.log().check_batch(&header, Origin::Client, guard) {
             Ok(Verdict::Append) => {
                 self.log()
                     .append(&mut batch, 0, now_ms)

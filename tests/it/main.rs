@@ -17,3 +17,5 @@ mod memory;
 mod produce_consume;
 mod raw;
 mod restart;
+mod transactions;
+mod transactions_raw;

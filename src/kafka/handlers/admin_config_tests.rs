@@ -307,9 +307,10 @@ async fn describe_log_dirs_lists_every_partition_of_the_data_dir() {
             .iter()
             .map(|t| (t.name.to_string(), t.partitions.len()))
             .collect();
-        // The internal offsets topic is in the data dir too (Kafka lists it as well).
+        // The internal topics are in the data dir too (Kafka lists them as well).
         let expected = [
             ("__consumer_offsets".to_owned(), 8),
+            ("__transaction_state".to_owned(), 8),
             ("a".to_owned(), 2),
             ("b".to_owned(), 1),
         ];

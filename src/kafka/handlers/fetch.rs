@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use tokio::time::Instant;
 
 use super::leader_epoch_error;
-use crate::broker::FetchedPartition;
+use crate::broker::{FetchedPartition, Isolation};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
 use crate::limits;
@@ -154,8 +156,13 @@ fn read_all(
                 (None, Some(name)) => {
                     let min_one = summary.bytes == 0;
                     let budget = p.partition_max_bytes.min(remaining);
+                    let isolation = if read_committed {
+                        Isolation::ReadCommitted
+                    } else {
+                        Isolation::ReadUncommitted
+                    };
                     ctx.broker
-                        .fetch(name, p.partition, p.fetch_offset, budget, min_one)
+                        .fetch_isolated(name, p.partition, p.fetch_offset, budget, min_one, isolation)
                         .map_err(|err| {
                             tracing::debug!(topic = %name, partition = p.partition, error = %err, "fetch failed");
                             error_code::for_broker_error(&err)
@@ -167,7 +174,7 @@ fn read_all(
                 Ok(fetched) => {
                     summary.bytes += fetched.records.len();
                     remaining = remaining.saturating_sub(fetched.records.len());
-                    partition_data(data, fetched, read_committed)
+                    partition_data(data, fetched)
                 }
                 Err(error) => {
                     summary.has_error = true;
@@ -189,16 +196,22 @@ fn read_all(
     (topics, summary)
 }
 
-fn partition_data(
-    data: PartitionData,
-    fetched: FetchedPartition,
-    read_committed: bool,
-) -> PartitionData {
+fn partition_data(data: PartitionData, fetched: FetchedPartition) -> PartitionData {
+    // Kafka sends null unless read_committed.
+    let aborted = fetched.aborted_transactions.map(|aborted| {
+        aborted
+            .into_iter()
+            .map(|(producer_id, first_offset)| {
+                AbortedTransaction::default()
+                    .with_producer_id(messages::ProducerId(producer_id))
+                    .with_first_offset(first_offset)
+            })
+            .collect()
+    });
     data.with_error_code(error_code::NONE)
         .with_high_watermark(fetched.high_watermark)
         .with_last_stable_offset(fetched.last_stable_offset)
         .with_log_start_offset(fetched.log_start_offset)
-        // Kafka sends null unless read_committed; no transactions means none were aborted.
-        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_aborted_transactions(aborted)
         .with_records(Some(fetched.records))
 }

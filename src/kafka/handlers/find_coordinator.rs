@@ -1,6 +1,6 @@
 //! FindCoordinator (key 10), v0-v6 (v4+ batches keys): this single node coordinates every
-//! consumer group (the leader of its offsets partition); transactional ids and share groups are
-//! not served, so they get COORDINATOR_NOT_AVAILABLE rather than a coordinator that cannot serve.
+//! consumer group and every transactional id (the leader of their internal partitions); share
+//! groups are not served, so they get COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
@@ -12,6 +12,7 @@ use crate::kafka::error_code;
 
 /// Coordinator key types (FindCoordinatorRequest.json): group, transaction, share group.
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 const KEY_TYPE_MAX: i8 = 2;
 
 pub(crate) async fn handle(
@@ -25,6 +26,9 @@ pub(crate) async fn handle(
     let port = i32::from(endpoint.port);
     let error = if request.key_type == KEY_TYPE_GROUP {
         None
+    } else if request.key_type == KEY_TYPE_TRANSACTION {
+        (!ctx.broker.is_coordinating_transactions())
+            .then_some(ResponseError::CoordinatorNotAvailable)
     } else if (0..=KEY_TYPE_MAX).contains(&request.key_type) {
         Some(ResponseError::CoordinatorNotAvailable)
     } else {

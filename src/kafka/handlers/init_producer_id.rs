@@ -1,7 +1,7 @@
 //! InitProducerId (key 22), v0-v5: a fresh producer id for an idempotent producer (no
-//! transactional id); a transactional id goes to the transaction coordinator.
+//! transactional id); with a transactional id, the transaction coordinator's producer id and a
+//! new epoch (v3+ may name the current id and epoch to bump it, KIP-360).
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 
 use crate::kafka::Context;
@@ -9,17 +9,24 @@ use crate::kafka::error_code;
 
 pub(crate) async fn handle(
     ctx: &Context,
-    _version: i16,
+    version: i16,
     request: messages::InitProducerIdRequest,
 ) -> messages::InitProducerIdResponse {
     let response = messages::InitProducerIdResponse::default()
         .with_producer_id(messages::ProducerId(-1))
         .with_producer_epoch(-1);
-    let result = match request.transactional_id {
+    let expected = (version >= 3 && request.producer_id.0 >= 0)
+        .then_some((request.producer_id.0, request.producer_epoch));
+    let result = match &request.transactional_id {
         None => ctx.broker.init_idempotent_producer(),
         Some(transactional_id) => {
-            tracing::debug!(transactional_id = %transactional_id.0, "transactions are not served");
-            return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+            ctx.broker
+                .init_transactional_producer(
+                    transactional_id,
+                    request.transaction_timeout_ms,
+                    expected,
+                )
+                .await
         }
     };
     match result {
@@ -28,7 +35,7 @@ pub(crate) async fn handle(
             .with_producer_id(messages::ProducerId(producer_id))
             .with_producer_epoch(producer_epoch),
         Err(err) => {
-            tracing::warn!(error = %err, "InitProducerId failed");
+            tracing::debug!(error = %err, "InitProducerId refused");
             response.with_error_code(error_code::code(&err))
         }
     }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordSet};
 
 use super::leader_epoch_error;
-use crate::broker::{ListedOffset, OffsetSpec};
+use crate::broker::{Isolation, ListedOffset, OffsetSpec};
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -22,6 +22,8 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
+/// `isolation_level` of a read_committed request.
+const ISOLATION_READ_COMMITTED: i8 = 1;
 /// Positions in a v2 record batch header.
 const LEADER_EPOCH_POSITION: usize = 12;
 const ATTRIBUTES_POSITION: usize = 21;
@@ -40,6 +42,12 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::ListOffsetsRequest,
 ) -> messages::ListOffsetsResponse {
+    // v2+: read_committed sees up to the last stable offset.
+    let isolation = if version >= 2 && request.isolation_level == ISOLATION_READ_COMMITTED {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let info = ctx.broker.topic(&topic.name);
@@ -64,6 +72,7 @@ pub(crate) async fn handle(
                                 p.timestamp,
                                 version,
                                 ours.leader_epoch,
+                                isolation,
                             ),
                         }
                     }
@@ -87,6 +96,7 @@ fn lookup(
     timestamp: i64,
     version: i16,
     leader_epoch: i32,
+    isolation: Isolation,
 ) -> Result<Option<Found>, ResponseError> {
     let spec = match timestamp {
         LATEST => OffsetSpec::Latest,
@@ -101,7 +111,7 @@ fn lookup(
     };
     let listed = ctx
         .broker
-        .list_offset(topic, partition, spec)
+        .list_offset_isolated(topic, partition, spec, isolation)
         .map_err(|err| {
             tracing::debug!(topic, partition, error = %err, "list offsets failed");
             error_code::for_broker_error(&err)

@@ -37,11 +37,17 @@
 //!   the ApiVersions table (kafka/versions.rs) lists the versions served. A new handler is
 //!   registered in both, plus a `mod` line below.
 
+pub(crate) mod add_offsets_to_txn;
+pub(crate) mod add_partitions_to_txn;
 pub(crate) mod api_versions;
+pub(crate) mod describe_producers;
+pub(crate) mod describe_transactions;
+pub(crate) mod end_txn;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
+pub(crate) mod list_transactions;
 pub(crate) mod metadata;
 pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;

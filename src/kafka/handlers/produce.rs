@@ -1,5 +1,6 @@
-//! Produce (key 0), v3-v13: appends every partition's batches synchronously in request order,
-//! then returns a future that waits for the durability acks asked for. acks=0 gets no response.
+//! Produce (key 0), v3-v13: appends every partition's batches in request order (a transactional
+//! batch first awaits the coordinator's verification), then returns a future that waits for the
+//! durability acks asked for. acks=0 gets no response.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
-use crate::broker::{self, Acks, ProduceOutcome};
+use crate::broker::{self, Acks, PendingProduce, ProduceOutcome};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
 
@@ -58,9 +59,22 @@ const BATCH_LENGTH_POSITION: usize = 8;
 const BATCH_LOG_OVERHEAD: usize = 12;
 
 /// Appends in request order (before returning) and builds the response future.
-pub(crate) fn handle(ctx: &Context, version: i16, request: messages::ProduceRequest) -> Produced {
+pub(crate) async fn handle(
+    ctx: &Context,
+    version: i16,
+    request: messages::ProduceRequest,
+) -> Produced {
     let acks = Acks::from_wire(request.acks);
-    let has_transactional_id = request.transactional_id.is_some();
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
+    // Kafka: transactional records without a transactional id fail the whole request.
+    let is_unauthorized = transactional_id.is_none()
+        && request.topic_data.iter().any(|topic| {
+            topic.partition_data.iter().any(|p| {
+                p.records
+                    .as_deref()
+                    .is_some_and(|records| scan_batches(records).is_transactional)
+            })
+        });
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut failed_partitions = 0;
     for topic in request.topic_data {
@@ -76,14 +90,22 @@ pub(crate) fn handle(ctx: &Context, version: i16, request: messages::ProduceRequ
         for partition in topic.partition_data {
             let records = partition.records.unwrap_or_default();
             let slot = match (&name, acks) {
+                _ if is_unauthorized => Slot::Failed(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some(StrBytes::from_static_str(
+                        "transactional records need a transactional id",
+                    )),
+                ),
                 (None, _) => Slot::Failed(ResponseError::UnknownTopicId, None),
                 (Some(_), None) => Slot::Failed(ResponseError::InvalidRequiredAcks, None),
-                (Some(name), Some(acks)) => {
-                    match request_level_error(&records, has_transactional_id) {
-                        Some((error, message)) => Slot::Failed(error, message),
-                        None => append(ctx, name, partition.index, records, acks),
+                (Some(name), Some(acks)) => match request_level_error(&records) {
+                    Some((error, message)) => Slot::Failed(error, message),
+                    None => {
+                        let txn = transactional_id.as_deref().map(|id| (id, version));
+                        let appended = append(ctx, name, partition.index, records, acks, txn).await;
+                        slot(name, partition.index, appended)
                     }
-                }
+                },
             };
             if matches!(slot, Slot::Failed(..)) {
                 failed_partitions += 1;
@@ -135,14 +157,32 @@ where
     messages::ProduceResponse::default().with_responses(responses)
 }
 
-fn append(
+/// Appends one partition's records (a transactional batch first awaits its verification).
+async fn append(
     ctx: &Context,
     topic: &str,
     partition: i32,
     records: Bytes,
     acks: Acks,
+    transactional: Option<(&str, i16)>,
+) -> broker::Result<PendingProduce> {
+    match transactional {
+        None => ctx.broker.append(topic, partition, records, acks),
+        Some((transactional_id, version)) => {
+            ctx.broker
+                .append_transactional(topic, partition, records, acks, transactional_id, version)
+                .await
+        }
+    }
+}
+
+/// What a partition's append leaves to wait for.
+fn slot(
+    topic: &str,
+    partition: i32,
+    appended: broker::Result<PendingProduce>,
 ) -> Slot<impl Future<Output = broker::Result<ProduceOutcome>> + use<>> {
-    match ctx.broker.append(topic, partition, records, acks) {
+    match appended {
         Ok(pending) => Slot::Appended(pending.wait()),
         Err(err) => {
             tracing::debug!(topic, partition, error = %err, "produce rejected");
@@ -232,19 +272,10 @@ fn read_array<const N: usize>(bytes: &[u8], position: usize) -> Option<[u8; N]> 
         .and_then(|b| <[u8; N]>::try_from(b).ok())
 }
 
-/// Kafka's request-level rules for v3+ produce data (ProduceRequest.validateRecords): exactly
-/// one batch per partition, and (until transactions are served) no transactional batches.
-fn request_level_error(
-    records: &[u8],
-    has_transactional_id: bool,
-) -> Option<(ResponseError, Option<StrBytes>)> {
+/// Kafka's request-level rule for v3+ produce data (ProduceRequest.validateRecords): exactly
+/// one batch per partition.
+fn request_level_error(records: &[u8]) -> Option<(ResponseError, Option<StrBytes>)> {
     let scan = scan_batches(records);
-    if has_transactional_id || scan.is_transactional {
-        return Some((
-            ResponseError::InvalidRequest,
-            Some(StrBytes::from_static_str("transactions are not supported")),
-        ));
-    }
     if scan.batch_count > 1 {
         return Some((
             ResponseError::InvalidRecord,
@@ -334,17 +365,13 @@ mod tests {
     }
 
     #[test]
-    fn request_rules_reject_several_batches_and_transactions() {
+    fn request_rules_reject_several_batches() {
         let plain = batch_header(0, 49);
-        assert_eq!(request_level_error(&plain, false), None);
+        assert_eq!(request_level_error(&plain), None);
         let two = [plain.clone(), plain.clone()].concat();
         assert!(matches!(
-            request_level_error(&two, false),
+            request_level_error(&two),
             Some((ResponseError::InvalidRecord, _))
-        ));
-        assert!(matches!(
-            request_level_error(&plain, true),
-            Some((ResponseError::InvalidRequest, _))
         ));
     }
 }

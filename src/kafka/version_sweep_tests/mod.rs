@@ -34,7 +34,10 @@ use groups::{
     consumer_group_describe, consumer_group_heartbeat, delete_groups, describe_groups, heartbeat,
     join_group, leave_group, list_groups, sync_group,
 };
-use producers::init_producer_id;
+use producers::{
+    add_offsets_to_txn, add_partitions_to_txn, describe_producers, describe_transactions,
+    end_txn_at, init_producer_id, list_transactions,
+};
 use topic_admin::{creatable, create_partitions, create_topics, delete_records, delete_topics};
 
 const NODE_ID: i32 = 1;
@@ -74,6 +77,8 @@ struct Sweep {
     produced: Vec<Vec<Sent>>,
     /// Every producer id InitProducerId handed out.
     producer_ids: BTreeSet<i64>,
+    /// Whether the transaction requests' topic exists yet.
+    created_txn_topic: bool,
 }
 
 impl Sweep {
@@ -103,6 +108,7 @@ impl Sweep {
             topic_id: Uuid::nil(),
             produced: (0..PARTITION_COUNT).map(|_| Vec::new()).collect(),
             producer_ids: BTreeSet::new(),
+            created_txn_topic: false,
         };
         let configs = [("retention.ms", RETENTION_MS)];
         sweep.topic_id = sweep.create_topic(TOPIC, PARTITION_COUNT, &configs).await;
@@ -311,7 +317,13 @@ async fn every_advertised_api_version_answers_a_real_request() {
                     incremental_alter_configs(&mut sweep, version).await
                 }
                 ApiKey::DescribeCluster => describe_cluster(&mut sweep, version).await,
+                ApiKey::DescribeProducers => describe_producers(&mut sweep, version).await,
+                ApiKey::DescribeTransactions => describe_transactions(&mut sweep, version).await,
+                ApiKey::ListTransactions => list_transactions(&mut sweep, version).await,
                 ApiKey::InitProducerId => init_producer_id(&mut sweep, version).await,
+                ApiKey::AddPartitionsToTxn => add_partitions_to_txn(&mut sweep, version).await,
+                ApiKey::AddOffsetsToTxn => add_offsets_to_txn(&mut sweep, version).await,
+                ApiKey::EndTxn => end_txn_at(&mut sweep, version).await,
                 ApiKey::JoinGroup => join_group(&mut sweep, version).await,
                 ApiKey::SyncGroup => sync_group(&mut sweep, version).await,
                 ApiKey::Heartbeat => heartbeat(&mut sweep, version).await,

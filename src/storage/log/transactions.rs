@@ -3,12 +3,16 @@
 //! open and after a truncation from the latest snapshot plus a replay of the batches after it,
 //! and the aborted-transaction index (`.txnindex`, written when a segment is sealed).
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Log;
 use crate::limits;
 use crate::storage::batch::BatchHeader;
-use crate::storage::producer_state::{ProducerState, marker, snapshot};
+use crate::storage::producer_state::{
+    Origin, ProducerError, ProducerState, Verdict, Verification, marker, snapshot,
+};
 use crate::storage::segment::Segment;
 use crate::storage::txn_index::{self, AbortedTxn};
 use crate::storage::{Result, io_error, sync_dir, write_atomically};
@@ -19,7 +23,12 @@ pub(crate) struct Transactions {
     producers: ProducerState,
     /// Every aborted transaction of the log, in marker order.
     aborted: Vec<AbortedTxn>,
+    /// Transaction verifications in progress, by producer id: leader-side, never persisted.
+    verifications: BTreeMap<i64, Verification>,
 }
+
+/// Source of verification guards: unique for the life of the process.
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
 impl Log {
     /// The partition's producer state (what the produce-side checks run against).
@@ -36,7 +45,90 @@ impl Log {
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
-    #[allow(dead_code)] // reason: used by transactions, the next step of issue 8
+    /// Starts (or joins) the verification that `producer_id`'s transaction includes this
+    /// partition, returning its guard; None when that transaction is already open here at
+    /// `epoch`, so the coordinator need not be asked (Kafka's maybeStartTransactionVerification).
+    pub(crate) fn start_transaction_verification(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+        supports_epoch_bump: bool,
+        now_ms: i64,
+    ) -> Option<u64> {
+        if self
+            .transactions
+            .producers
+            .has_ongoing_transaction_at(producer_id, epoch)
+        {
+            return None;
+        }
+        let entry = self
+            .transactions
+            .verifications
+            .entry(producer_id)
+            .or_insert_with(|| Verification {
+                guard: NEXT_GUARD.fetch_add(1, Ordering::Relaxed),
+                lowest_sequence: sequence,
+                epoch,
+                supports_epoch_bump,
+                started_ms: now_ms,
+            });
+        entry.observe(sequence, epoch);
+        entry.supports_epoch_bump |= supports_epoch_bump;
+        Some(entry.guard)
+    }
+
+    /// The produce-side checks of one batch before it is appended, in Kafka's order: a client's
+    /// retry is a duplicate; a transactional batch of a producer without an open transaction
+    /// here needs the guard of a verification still in progress (a marker in between cleared
+    /// it); then the producer rules of [`ProducerState::check`].
+    pub(crate) fn check_batch(
+        &self,
+        header: &BatchHeader,
+        origin: Origin,
+        guard: Option<u64>,
+    ) -> std::result::Result<Verdict, ProducerError> {
+        let state = &self.transactions;
+        if header.producer_id < 0 {
+            return Ok(Verdict::Append);
+        }
+        if origin == Origin::Client
+            && let Some(first) = state.producers.duplicate_of(header)
+        {
+            return Ok(Verdict::Duplicate(first));
+        }
+        let verification = state.verifications.get(&header.producer_id);
+        let is_verified = guard.is_some_and(|guard| verification.is_some_and(|v| v.guard == guard));
+        if header.is_transactional()
+            && !state.producers.has_ongoing_transaction(header.producer_id)
+            && !is_verified
+        {
+            return Err(ProducerError::InvalidTxnState {
+                producer_id: header.producer_id,
+                reason: "the record is not part of an ongoing transaction",
+            });
+        }
+        state.producers.check(header, origin, verification)
+    }
+
+    /// The checks of a transaction marker before it is appended (see
+    /// [`ProducerState::check_marker`]).
+    pub(crate) fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        transaction_version: i16,
+    ) -> std::result::Result<(), ProducerError> {
+        self.transactions.producers.check_marker(
+            producer_id,
+            epoch,
+            coordinator_epoch,
+            transaction_version,
+        )
+    }
+
     /// The aborted transactions a read of `[start_offset, upper_offset)` overlaps.
     pub(crate) fn aborted_transactions(
         &self,
@@ -49,6 +141,9 @@ impl Log {
     /// Forgets idle producers (`producer.id.expiration.ms`); returns how many went.
     pub(crate) fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         self.transactions
+            .verifications
+            .retain(|_, v| now_ms.saturating_sub(v.started_ms) < expiration_ms);
+        self.transactions
             .producers
             .remove_expired(now_ms, expiration_ms)
     }
@@ -57,6 +152,10 @@ impl Log {
     pub(super) fn apply_to_transactions(&mut self, batch: &[u8], header: &BatchHeader) {
         let control = header.is_control().then(|| marker::parse(batch, header));
         let state = &mut self.transactions;
+        if header.is_transactional() {
+            // A first write or a marker: the verification (if any) has served its purpose.
+            state.verifications.remove(&header.producer_id);
+        }
         if let Some(done) = state.producers.apply(header, control)
             && done.is_aborted
         {
@@ -171,6 +270,7 @@ impl Log {
         self.transactions = Transactions {
             producers: state,
             aborted,
+            verifications: BTreeMap::new(),
         };
         self.replay_transactions(from)?;
         let flushed = self.flushed_offset;

@@ -1,7 +1,6 @@
 //! Transaction markers: the COMMIT and ABORT control records that end a producer's transaction
 //! in a partition (Kafka's EndTransactionMarker), built as control batches and parsed back.
 //! Pure functions over bytes; an unreadable control batch is reported, never a panic.
-#![allow(dead_code)] // reason: markers are written by the transaction coordinator, the next step
 
 use crate::storage::batch::BatchHeader;
 use crate::storage::batch_builder::{self, Producer, Record};
@@ -62,6 +61,21 @@ pub(crate) fn build(
             is_control: true,
         },
     )
+}
+
+/// [`build`] from the marker's fields.
+pub(crate) fn build_from_parts(
+    is_commit: bool,
+    coordinator_epoch: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let marker = Marker {
+        is_commit,
+        coordinator_epoch,
+    };
+    build(marker, producer_id, producer_epoch, timestamp_ms)
 }
 
 /// Reads the first record of a control batch (whole, CRC already checked by its writer).

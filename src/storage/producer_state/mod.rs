@@ -18,6 +18,44 @@ pub(crate) use marker::{Control, Marker};
 use super::batch::BatchHeader;
 use entry::{in_sequence, last_sequence};
 
+/// Who is appending: a client's batches get every check; the coordinators' own (transactional
+/// offset commits) carry no meaningful sequence, so only their epoch is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Client,
+    #[allow(dead_code)] // reason: TxnOffsetCommit writes with it, once the offsets rework lands
+    Coordinator,
+}
+
+/// A transaction verification in progress for one producer (Kafka's VerificationStateEntry):
+/// created before asking the coordinator whether the partition is in the producer's transaction,
+/// cleared by the producer's next transactional batch or marker. An append carrying a guard that
+/// is no longer here (a marker came in between) is refused, so a late write never lands after
+/// its transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verification {
+    pub(crate) guard: u64,
+    /// The lowest sequence seen while verifying: a higher one may not overtake it.
+    pub(crate) lowest_sequence: i32,
+    pub(crate) epoch: i16,
+    /// Transactions v2 (KIP-890): a producer without state here must start at sequence 0.
+    pub(crate) supports_epoch_bump: bool,
+    pub(crate) started_ms: i64,
+}
+
+impl Verification {
+    /// Kafka's `maybeUpdateLowestSequenceAndEpoch`.
+    pub(crate) fn observe(&mut self, sequence: i32, epoch: i16) {
+        if epoch == self.epoch && sequence < self.lowest_sequence {
+            self.lowest_sequence = sequence;
+        }
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            self.lowest_sequence = sequence;
+        }
+    }
+}
+
 /// A produce batch that passed [`ProducerState::check`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -49,6 +87,14 @@ pub(crate) enum ProducerError {
     InvalidTxnState {
         producer_id: i64,
         reason: &'static str,
+    },
+    #[error(
+        "marker of producer {producer_id} from coordinator epoch {coordinator_epoch} is older than {current}"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
     },
 }
 
@@ -92,7 +138,6 @@ impl ProducerState {
         self.end_offset
     }
 
-    #[allow(dead_code)] // reason: used by transactions, the next step of issue 8
     pub(crate) fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
@@ -102,11 +147,23 @@ impl ProducerState {
         self.producers.iter().map(|(id, entry)| (*id, entry))
     }
 
+    /// The batch a client's retry repeats, if it is one of the producer's last five.
+    pub(crate) fn duplicate_of(&self, header: &BatchHeader) -> Option<BatchMeta> {
+        let entry = self.producers.get(&header.producer_id)?;
+        let last_seq = last_sequence(header.base_sequence, header.last_offset_delta);
+        entry.find_duplicate(header.producer_epoch, header.base_sequence, last_seq)
+    }
+
     /// Whether `producer_id` has an open transaction in this partition.
-    #[allow(dead_code)] // reason: used by transactions, the next step of issue 8
     pub(crate) fn has_ongoing_transaction(&self, producer_id: i64) -> bool {
         self.entry(producer_id)
             .is_some_and(|entry| entry.current_txn_first_offset.is_some())
+    }
+
+    /// Whether `producer_id` has an open transaction here at `epoch` (no verification needed).
+    pub(crate) fn has_ongoing_transaction_at(&self, producer_id: i64, epoch: i16) -> bool {
+        self.entry(producer_id)
+            .is_some_and(|entry| entry.current_txn_first_offset.is_some() && entry.epoch == epoch)
     }
 
     /// The first offset a read_committed reader may not pass yet, if any transaction holds it.
@@ -129,11 +186,17 @@ impl ProducerState {
             .retain(|_, marker_offset| *marker_offset >= high_watermark);
     }
 
-    /// Kafka's produce-side rules for a client batch, in Kafka's order: a retry of one of the
-    /// last five batches is a duplicate; an older epoch is fenced; a sequence must follow the
-    /// last one (or start at 0 with a new epoch; anything goes while the producer is unknown);
-    /// a producer with an open transaction may only write transactionally.
-    pub(crate) fn check(&self, header: &BatchHeader) -> Result<Verdict, ProducerError> {
+    /// Kafka's produce-side rules for a batch, in Kafka's order: a client's retry of one of the
+    /// last five batches is a duplicate; an older epoch is fenced; a client's sequence must
+    /// follow the last one (or start at 0 with a new epoch; anything goes while the producer is
+    /// unknown, unless transactions v2 verified it); a producer with an open transaction may only
+    /// write transactionally. `verification` is the producer's verification in progress, if any.
+    pub(crate) fn check(
+        &self,
+        header: &BatchHeader,
+        origin: Origin,
+        verification: Option<&Verification>,
+    ) -> Result<Verdict, ProducerError> {
         let producer_id = header.producer_id;
         if producer_id < 0 {
             return Ok(Verdict::Append);
@@ -143,7 +206,9 @@ impl ProducerState {
         let empty = ProducerEntry::default();
         let current = self.producers.get(&producer_id).unwrap_or(&empty);
         let last_seq = last_sequence(sequence, header.last_offset_delta);
-        if let Some(duplicate) = current.find_duplicate(epoch, sequence, last_seq) {
+        if origin == Origin::Client
+            && let Some(duplicate) = current.find_duplicate(epoch, sequence, last_seq)
+        {
             return Ok(Verdict::Duplicate(duplicate));
         }
         if epoch < current.epoch {
@@ -153,18 +218,8 @@ impl ProducerState {
                 current: current.epoch,
             });
         }
-        let out_of_order = || ProducerError::OutOfOrderSequence {
-            producer_id,
-            epoch,
-            sequence,
-            last_sequence: current.last_seq(),
-        };
-        if epoch != current.epoch {
-            if sequence != 0 && current.epoch != NO_EPOCH {
-                return Err(out_of_order());
-            }
-        } else if current.epoch != NO_EPOCH && !in_sequence(current.last_seq(), sequence) {
-            return Err(out_of_order());
+        if origin == Origin::Client {
+            check_sequence(current, header, verification)?;
         }
         if current.current_txn_first_offset.is_some() && !header.is_transactional() {
             return Err(ProducerError::InvalidTxnState {
@@ -173,6 +228,41 @@ impl ProducerState {
             });
         }
         Ok(Verdict::Append)
+    }
+
+    /// Kafka's checks of a transaction marker before it is appended: its epoch may not be older
+    /// than the producer's (transactions v2 bump it, so there it must be newer), and its
+    /// coordinator epoch may not be older than the last marker's.
+    pub(crate) fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        transaction_version: i16,
+    ) -> Result<(), ProducerError> {
+        let Some(current) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        let is_stale = if transaction_version >= 2 {
+            epoch <= current.epoch
+        } else {
+            epoch < current.epoch
+        };
+        if is_stale {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: current.epoch,
+            });
+        }
+        if current.coordinator_epoch > coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current: current.coordinator_epoch,
+            });
+        }
+        Ok(())
     }
 
     /// Applies one batch that is in the log at its final offsets: the only writer of the state.
@@ -262,4 +352,37 @@ impl ProducerState {
             end_offset,
         }
     }
+}
+
+/// The sequence rules of a client batch (Kafka's `ProducerAppendInfo.checkSequence`).
+fn check_sequence(
+    current: &ProducerEntry,
+    header: &BatchHeader,
+    verification: Option<&Verification>,
+) -> Result<(), ProducerError> {
+    let producer_id = header.producer_id;
+    let epoch = header.producer_epoch;
+    let sequence = header.base_sequence;
+    let out_of_order = |last_sequence| ProducerError::OutOfOrderSequence {
+        producer_id,
+        epoch,
+        sequence,
+        last_sequence,
+    };
+    if let Some(verification) = verification {
+        if verification.supports_epoch_bump && sequence != 0 && current.batches.is_empty() {
+            return Err(out_of_order(entry::NO_SEQUENCE));
+        }
+        if sequence > verification.lowest_sequence {
+            return Err(out_of_order(verification.lowest_sequence));
+        }
+    }
+    if epoch != current.epoch {
+        if sequence != 0 && current.epoch != NO_EPOCH {
+            return Err(out_of_order(current.last_seq()));
+        }
+    } else if current.epoch != NO_EPOCH && !in_sequence(current.last_seq(), sequence) {
+        return Err(out_of_order(current.last_seq()));
+    }
+    Ok(())
 }

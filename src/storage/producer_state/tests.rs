@@ -34,10 +34,19 @@ fn transactional(mut header: BatchHeader) -> BatchHeader {
     header
 }
 
+impl ProducerState {
+    fn check_client(&self, header: &BatchHeader) -> Result<Verdict, ProducerError> {
+        self.check(header, Origin::Client, None)
+    }
+}
+
 /// Appends a checked batch at the state's end offset, as the log would.
 #[track_caller]
 fn append(state: &mut ProducerState, mut header: BatchHeader) -> i64 {
-    assert_eq!(state.check(&header), Ok(Verdict::Append));
+    assert_eq!(
+        state.check(&header, Origin::Client, None),
+        Ok(Verdict::Append)
+    );
     header.base_offset = state.end_offset();
     state.apply(&header, None);
     header.base_offset
@@ -65,13 +74,13 @@ fn a_retry_of_any_of_the_last_five_batches_is_a_duplicate_with_its_offsets() {
     for i in 0..6 {
         append(&mut state, header(1, 0, i * 2, 2));
     }
-    let retry = state.check(&header(1, 0, 4, 2));
+    let retry = state.check_client(&header(1, 0, 4, 2));
     assert!(
         matches!(retry, Ok(Verdict::Duplicate(meta)) if meta.first_offset == 4 && meta.last_offset == 5)
     );
     // The first batch left the window: its retry is out of order, as in Kafka.
     assert!(matches!(
-        state.check(&header(1, 0, 0, 2)),
+        state.check_client(&header(1, 0, 0, 2)),
         Err(ProducerError::OutOfOrderSequence { .. })
     ));
 }
@@ -81,7 +90,7 @@ fn a_gap_is_out_of_order_and_the_next_sequence_is_accepted() {
     let mut state = ProducerState::new(0);
     append(&mut state, header(1, 0, 0, 3));
     assert!(matches!(
-        state.check(&header(1, 0, 4, 1)),
+        state.check_client(&header(1, 0, 4, 1)),
         Err(ProducerError::OutOfOrderSequence {
             sequence: 4,
             last_sequence: 2,
@@ -96,7 +105,7 @@ fn an_older_epoch_is_fenced_and_a_new_epoch_starts_at_zero() {
     let mut state = ProducerState::new(0);
     append(&mut state, header(1, 3, 0, 1));
     assert!(matches!(
-        state.check(&header(1, 2, 1, 1)),
+        state.check_client(&header(1, 2, 1, 1)),
         Err(ProducerError::InvalidProducerEpoch {
             epoch: 2,
             current: 3,
@@ -104,7 +113,7 @@ fn an_older_epoch_is_fenced_and_a_new_epoch_starts_at_zero() {
         })
     ));
     assert!(matches!(
-        state.check(&header(1, 4, 5, 1)),
+        state.check_client(&header(1, 4, 5, 1)),
         Err(ProducerError::OutOfOrderSequence { .. })
     ));
     append(&mut state, header(1, 4, 0, 1));
@@ -129,7 +138,7 @@ fn a_plain_write_inside_an_open_transaction_is_invalid_txn_state() {
     let mut state = ProducerState::new(0);
     append(&mut state, transactional(header(1, 0, 0, 1)));
     assert!(matches!(
-        state.check(&header(1, 0, 1, 1)),
+        state.check_client(&header(1, 0, 1, 1)),
         Err(ProducerError::InvalidTxnState { .. })
     ));
 }
@@ -294,7 +303,7 @@ fn batches(steps: &[Step]) -> Vec<(BatchHeader, Option<Control>)> {
         header.base_offset = state.end_offset();
         if control.is_none() {
             assert!(
-                state.check(&header).is_ok(),
+                state.check(&header, Origin::Client, None).is_ok(),
                 "generated batch refused: {header:?}"
             );
         }
@@ -317,7 +326,7 @@ proptest! {
             incremental.apply(header, *control);
             if control.is_none() && header.producer_id >= 0 {
                 // Every applied batch's retry is now a duplicate with the same offsets.
-                let retry = incremental.check(header);
+                let retry = incremental.check(header, Origin::Client, None);
                 prop_assert!(
                     matches!(retry, Ok(Verdict::Duplicate(meta)) if meta.first_offset == header.base_offset),
                     "retry of {:?} after {:?}: {:?}", header, before, retry

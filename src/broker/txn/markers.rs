@@ -1,0 +1,163 @@
+//! Transaction markers: the COMMIT or ABORT control batch ending a producer's transaction in each
+//! of its partitions, appended through the normal append path behind one broker method (which a
+//! cluster routes to each partition's leader), and the completion of a prepared transaction.
+
+use std::collections::BTreeSet;
+
+use super::decide;
+use super::state::TxnState;
+use super::{TxnError, refused};
+use crate::broker::error::{Error, Result};
+use crate::broker::idempotence;
+use crate::broker::topic_config::TimestampPolicy;
+use crate::broker::{Broker, LEADER_EPOCH, PendingProduce, TopicPartition, now_ms};
+use crate::storage;
+
+/// Epoch of this node as transaction coordinator (the `__transaction_state` leader epoch).
+pub(crate) const COORDINATOR_EPOCH: i32 = LEADER_EPOCH;
+
+/// One marker write: whose transaction, its outcome, and who decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MarkerSpec {
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    pub(crate) commit: bool,
+    pub(crate) coordinator_epoch: i32,
+    /// The transaction version the transaction ran with (v2 markers must bump the epoch).
+    pub(crate) transaction_version: i16,
+}
+
+impl Broker {
+    /// Writes `marker` to every partition and waits until each is durable; returns what failed.
+    /// A partition that no longer exists needs no marker (its topic was deleted).
+    pub(crate) async fn write_txn_markers(
+        &self,
+        partitions: &BTreeSet<TopicPartition>,
+        marker: MarkerSpec,
+    ) -> Vec<(TopicPartition, Error)> {
+        let mut pending = Vec::with_capacity(partitions.len());
+        let mut failed = Vec::new();
+        for (topic, partition) in partitions {
+            match self.append_marker(topic, *partition, marker) {
+                Ok(write) => pending.push(((topic.clone(), *partition), write)),
+                Err(Error::UnknownTopicOrPartition { .. }) => {}
+                Err(error) => failed.push(((topic.clone(), *partition), error)),
+            }
+        }
+        for (partition, write) in pending {
+            match write.wait().await {
+                Ok(_) => self.on_marker_written(&partition, marker),
+                Err(error) => failed.push((partition, error)),
+            }
+        }
+        failed
+    }
+
+    /// Appends one marker (its epoch and coordinator epoch checked, as Kafka's leader does).
+    fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: MarkerSpec,
+    ) -> Result<PendingProduce> {
+        let (state, target) = self.partition(topic, partition)?;
+        let now = now_ms();
+        let mut batch = storage::build_marker(
+            marker.commit,
+            marker.coordinator_epoch,
+            marker.producer_id,
+            marker.producer_epoch,
+            now,
+        );
+        if state.settings.timestamp_policy == TimestampPolicy::LogAppendTime {
+            storage::stamp_log_append_time(&mut batch, now);
+        }
+        let appended = target
+            .with_log(|log| {
+                if let Err(refused) = log.check_marker(
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.coordinator_epoch,
+                    marker.transaction_version,
+                ) {
+                    return Ok(Err(refused));
+                }
+                let appended = log.append(&mut batch, LEADER_EPOCH, now)?;
+                Ok(Ok((
+                    appended.base_offset,
+                    log.log_end_offset(),
+                    log.log_start_offset(),
+                )))
+            })?
+            .map_err(|source| idempotence::refused(topic, partition, source))?;
+        target.request_flush();
+        let (base_offset, end_offset, log_start_offset) = appended;
+        Ok(PendingProduce::durable(
+            target,
+            base_offset,
+            end_offset,
+            log_start_offset,
+        ))
+    }
+
+    /// After a marker is durable: the group coordinator materializes (or drops) the
+    /// transaction's offset commits when the partition is an offsets partition.
+    fn on_marker_written(&self, partition: &TopicPartition, marker: MarkerSpec) {
+        tracing::debug!(
+            topic = %partition.0,
+            partition = partition.1,
+            producer_id = marker.producer_id,
+            commit = marker.commit,
+            "transaction marker written"
+        );
+    }
+
+    /// Finishes a transaction whose PrepareCommit or PrepareAbort is durable: markers to every
+    /// partition, then CompleteCommit or CompleteAbort. Returns the producer id and epoch the
+    /// producer continues with.
+    pub(super) async fn complete_transaction(&self, transactional_id: &str) -> Result<(i64, i16)> {
+        let fail = |error| refused(transactional_id, error);
+        let (complete, partitions, marker) = {
+            let mut state = self.transactions.lock();
+            let meta = state
+                .txns
+                .get_mut(transactional_id)
+                .ok_or(fail(TxnError::CoordinatorNotAvailable))?;
+            let commit = meta.state == TxnState::PrepareCommit;
+            let marker = MarkerSpec {
+                producer_id: meta.producer_id,
+                producer_epoch: meta.producer_epoch,
+                commit,
+                coordinator_epoch: COORDINATOR_EPOCH,
+                transaction_version: meta.client_transaction_version,
+            };
+            let partitions = meta.partitions.clone();
+            let complete = decide::prepare_complete(
+                meta,
+                meta.producer_id,
+                meta.producer_epoch,
+                commit,
+                meta.client_transaction_version,
+                now_ms(),
+            )
+            .map_err(fail)?;
+            (complete, partitions, marker)
+        };
+        let failed = self.write_txn_markers(&partitions, marker).await;
+        if let Some((partition, error)) = failed.first() {
+            tracing::warn!(transactional_id, topic = %partition.0, partition = partition.1, %error, failed = failed.len(), "writing transaction markers failed");
+            if let Some(meta) = self.transactions.lock().txns.get_mut(transactional_id) {
+                meta.abandon_pending();
+            }
+            return Err(fail(TxnError::CoordinatorNotAvailable));
+        }
+        self.write_and_complete(transactional_id, &complete).await?;
+        tracing::debug!(
+            transactional_id,
+            commit = marker.commit,
+            partitions = partitions.len(),
+            "transaction completed"
+        );
+        Ok((complete.producer_id, complete.producer_epoch))
+    }
+}

@@ -1,0 +1,205 @@
+//! Persistence of the transaction coordinator: `__transaction_state` (created on start), each
+//! transition written as one record through the ordinary append path (acks=all), and every
+//! transactional id rebuilt from the topic on start, before clients are served.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::metadata::{TxnMetadata, TxnTransit};
+use super::record;
+use super::state::TxnState;
+use crate::broker::error::{Error, Result};
+use crate::broker::{Acks, Broker, ListedOffset, OffsetSpec, TopicPartition, now_ms};
+use crate::storage::{self, BatchHeader};
+
+/// The internal topic holding every transactional id's state.
+pub(crate) const TXN_TOPIC: &str = "__transaction_state";
+/// The internal topic of committed offsets (the group coordinator owns it).
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Largest read while rebuilding state.
+const LOAD_READ_BYTES: usize = 1024 * 1024;
+/// Largest decoded batch body accepted while rebuilding (our batches are uncompressed).
+const LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Kafka's configs of the topic: compacted, 100 MiB segments
+/// (`transaction.state.log.segment.bytes`).
+const TXN_TOPIC_CONFIGS: [(&str, &str); 2] = [
+    ("cleanup.policy", "compact"),
+    ("segment.bytes", "104857600"),
+];
+
+/// Kafka's choice of coordinator partition for a key (a transactional id or a group id):
+/// `abs(key.hashCode()) % partitions` with Java's String.hashCode over UTF-16 code units.
+pub(crate) fn partition_for(key: &str, partitions: i32) -> i32 {
+    let hash = key.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    (hash & 0x7fff_ffff) % partitions.max(1)
+}
+
+impl Broker {
+    fn partition_count(&self, topic: &str, default: i32) -> i32 {
+        self.topic(topic).map_or(default, |t| {
+            i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)
+        })
+    }
+
+    /// The offsets partition a group's commits go to.
+    pub(super) fn offsets_partition_for(&self, group_id: &str) -> TopicPartition {
+        let partitions =
+            self.partition_count(OFFSETS_TOPIC, self.settings.groups.offsets_topic_partitions);
+        (
+            OFFSETS_TOPIC.to_owned(),
+            partition_for(group_id, partitions),
+        )
+    }
+
+    /// Appends a transition of `transactional_id` (acks=all) and waits until it is durable.
+    pub(super) async fn write_transit(
+        &self,
+        transactional_id: &str,
+        transit: &TxnTransit,
+    ) -> Result<()> {
+        let partitions =
+            self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
+        let record = storage::Record {
+            key: Some(record::encode_key(transactional_id)),
+            value: record::encode_value(transit),
+        };
+        let batch = storage::build_batch(&[record], now_ms());
+        let partition = partition_for(transactional_id, partitions);
+        let pending = self.append_internal(TXN_TOPIC, partition, Bytes::from(batch), Acks::All)?;
+        pending.wait().await.map(|_| ())
+    }
+
+    /// Creates `__transaction_state` if missing, rebuilds every transactional id from it, then
+    /// starts coordinating: transactions caught between their prepare and completion get their
+    /// markers written, and the timer task starts. Runs before the listener accepts clients.
+    pub(crate) fn open_transactions(self: &Arc<Self>) -> Result<()> {
+        if self.topic(TXN_TOPIC).is_none() {
+            let partitions = Some(self.settings.transactions.state_topic_partitions);
+            let configs: Vec<(String, Option<String>)> = TXN_TOPIC_CONFIGS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
+                .collect();
+            self.create_topic(TXN_TOPIC, partitions, None, &configs, false)?;
+        }
+        let mut txns: BTreeMap<String, TxnMetadata> = BTreeMap::new();
+        let mut record_count = 0usize;
+        let partitions =
+            self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
+        for partition in 0..partitions {
+            for record in self.read_records(TXN_TOPIC, partition)? {
+                record_count += 1;
+                apply(&mut txns, record);
+            }
+        }
+        let prepared: Vec<String> = txns
+            .values()
+            .filter(|meta| matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+            .map(|meta| meta.transactional_id.clone())
+            .collect();
+        tracing::info!(
+            transactional_ids = txns.len(),
+            records = record_count,
+            completing = prepared.len(),
+            "transaction coordinator loaded"
+        );
+        {
+            let mut state = self.transactions.lock();
+            state.txns = txns;
+            state.is_active = true;
+        }
+        for transactional_id in prepared {
+            let broker = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(error) = broker.complete_transaction(&transactional_id).await {
+                    tracing::warn!(%transactional_id, %error, "completing a loaded transaction failed; the timer retries");
+                }
+            });
+        }
+        super::timer::spawn(self);
+        Ok(())
+    }
+
+    /// Every record of one partition of an internal topic, below its high watermark.
+    fn read_records(&self, topic: &str, partition: i32) -> Result<Vec<storage::Record>> {
+        let mut offset = match self.list_offset(topic, partition, OffsetSpec::Earliest)? {
+            ListedOffset::Exact { offset, .. } => offset,
+            _ => 0,
+        };
+        let mut out = Vec::new();
+        loop {
+            let fetched = self.fetch(topic, partition, offset, LOAD_READ_BYTES, true)?;
+            if fetched.records.is_empty() {
+                return Ok(out);
+            }
+            let mut rest: &[u8] = &fetched.records;
+            let mut next = offset;
+            while let Ok(header) = BatchHeader::parse(rest) {
+                next = next.max(header.last_offset() + 1);
+                rest = rest.get(header.total_len()..).unwrap_or_default();
+            }
+            let records = storage::read_records(&fetched.records, LOAD_DECODED_BYTES_MAX).map_err(
+                |source| Error::Storage {
+                    topic: topic.to_owned(),
+                    partition,
+                    source,
+                },
+            )?;
+            out.extend(
+                records
+                    .into_iter()
+                    .filter(|(o, _)| *o >= offset)
+                    .map(|(_, r)| r),
+            );
+            if next <= offset {
+                return Ok(out);
+            }
+            offset = next;
+        }
+    }
+}
+
+/// Applies one stored record: the last value of a key wins, a tombstone removes the id.
+fn apply(txns: &mut BTreeMap<String, TxnMetadata>, stored: storage::Record) {
+    let Some(transactional_id) = stored.key.as_deref().map(record::decode_key) else {
+        tracing::warn!("skipping a transaction state record without a key");
+        return;
+    };
+    let transactional_id = match transactional_id {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::warn!(%error, "skipping a transaction state record");
+            return;
+        }
+    };
+    match stored.value.as_deref().map(record::decode_value) {
+        None => {
+            txns.remove(&transactional_id);
+        }
+        Some(Ok(transit)) => {
+            let meta = TxnMetadata::from_transit(&transactional_id, transit);
+            txns.insert(transactional_id, meta);
+        }
+        Some(Err(error)) => {
+            tracing::warn!(%transactional_id, %error, "skipping a transaction state record");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_for_matches_java_string_hash_code() {
+        // "group".hashCode() == 98629247 in Java.
+        assert_eq!(partition_for("group", 50), 98_629_247 % 50);
+        assert_eq!(partition_for("", 8), 0);
+        for id in ["a", "txn-1", "\u{e9}t\u{e9}"] {
+            assert!((0..8).contains(&partition_for(id, 8)));
+        }
+    }
+}
