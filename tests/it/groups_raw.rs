@@ -160,11 +160,16 @@ async fn group_requests_with_bad_input_get_kafka_error_codes() {
     let oversized = join_request("bad-input", "", 1024 * 1024);
     assert_eq!(conn.roundtrip(&oversized, 5).error_code, INVALID_REQUEST);
 
+    // Transactional ids are coordinated here too; share groups are not served.
     let transactional = FindCoordinatorRequest::default()
         .with_key(text("txn"))
         .with_key_type(1);
+    assert_eq!(conn.roundtrip(&transactional, 3).error_code, NONE);
+    let share = FindCoordinatorRequest::default()
+        .with_key(text("share"))
+        .with_key_type(2);
     assert_eq!(
-        conn.roundtrip(&transactional, 3).error_code,
+        conn.roundtrip(&share, 3).error_code,
         COORDINATOR_NOT_AVAILABLE
     );
     let deleted = conn.roundtrip(
