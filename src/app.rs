@@ -96,8 +96,33 @@ fn transaction_settings(config: &Config) -> TxnSettings {
     }
 }
 
+/// Raises the soft open-files limit to the hard one (the JVM does the same for Kafka), so the
+/// connection cap can be reached; at the limit the listener closes idle connections instead.
+fn raise_open_files_limit(connections_max: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if limit.current != limit.maximum
+        && let Err(err) = setrlimit(Resource::Nofile, raised)
+    {
+        tracing::warn!(error = %err, "could not raise the open-files limit");
+    }
+    let open_files_max = getrlimit(Resource::Nofile).current;
+    if open_files_max.is_some_and(|max| max < connections_max as u64) {
+        tracing::warn!(
+            open_files_max,
+            connections_max,
+            "the open-files limit is below max_connections; idle connections are closed when it is reached"
+        );
+    }
+}
+
 /// Opens the broker and starts serving Kafka clients.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    raise_open_files_limit(config.connection_limits().connections_max);
     let listener = TcpListener::bind(config.kafka_bind())
         .await
         .with_context(|| format!("binding the Kafka listener to {}", config.kafka_bind()))?;
@@ -107,8 +132,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(config.data_dir())
         .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
     let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
+    let limits = config.connection_limits();
     let settings = Arc::new(KafkaSettings {
         request_bytes_max: config.socket_request_max_bytes(),
+        fetch_bytes_max: limits.fetch_bytes_max,
     });
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::clone(&broker);
@@ -120,7 +147,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
     let server = tokio::spawn(server::serve(
         listener,
-        server::ServerSettings::default(),
+        server::ServerSettings {
+            connections_max: limits.connections_max,
+            idle_timeout: limits.idle_timeout,
+            queued_request_bytes_max: limits.queued_request_bytes_max,
+            ..server::ServerSettings::default()
+        },
         make_context,
         shutdown,
     ));

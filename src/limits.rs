@@ -18,8 +18,46 @@ pub const BATCH_DECOMPRESSED_RATIO_MAX: usize = 32;
 pub const RECORD_STREAM_BUFFER_BYTES: usize = 64 * 1024;
 /// Requests of one connection being processed or waiting to be written, at once.
 pub const CONNECTION_IN_FLIGHT_MAX: usize = 64;
-/// Concurrent client connections per listener.
-pub const CONNECTIONS_MAX: usize = 10_000;
+/// Default concurrent client connections of the listener (`max_connections`). At the cap a new
+/// client is still served: the connection idle the longest is closed to make room.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Largest configurable connection cap (each connection is a file descriptor and a task).
+pub const CONNECTIONS_MAX_CEILING: usize = 1_000_000;
+/// Default time a connection may stay without reading or writing a byte before it is closed
+/// (`connections.max.idle.ms`, Kafka's 10 minutes); waiting for its own response is not idle.
+pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// A request whose body stops arriving for this long closes its connection: its bytes hold
+/// request budget that other connections may be waiting for.
+pub const REQUEST_BODY_STALL_MS: u64 = 30_000;
+/// Default broker-wide budget of request bytes read but not yet answered
+/// (`queued.max.request.bytes`; Kafka's default is unbounded). A frame's length is taken from it
+/// before its body is buffered and given back once its response is written.
+pub const QUEUED_REQUEST_BYTES_MAX_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Largest configurable request budget.
+pub const QUEUED_REQUEST_BYTES_MAX_CEILING: u64 = 64 * 1024 * 1024 * 1024;
+/// Each connection may have one request of at most this size in flight outside the budget, so
+/// small requests (heartbeats, joins, commits, metadata) never wait behind bulk data.
+pub const REQUEST_UNBUDGETED_BYTES_MAX: usize = 8 * 1024;
+/// Bytes read at once while no request of the connection is admitted: a length prefix and,
+/// usually, a whole small request. Together with the unbudgeted request this bounds what a
+/// connection holds outside the budget.
+pub const REQUEST_PREFIX_READ_BYTES: usize = 4 * 1024;
+/// Bytes read at once from the body of an admitted request.
+pub const REQUEST_BODY_READ_BYTES: usize = 64 * 1024;
+/// Smallest configurable `fetch_max_bytes` (Kafka's lower bound for `fetch.max.bytes`).
+pub const FETCH_BYTES_MAX_MIN: u32 = 1024;
+/// Longest cluster id accepted in the config.
+pub const CLUSTER_ID_LEN_MAX: usize = 128;
+/// Uncompressed bytes per block of the xerial snappy framing we write (Java's block size).
+pub const SNAPPY_BLOCK_BYTES: usize = 32 * 1024;
+/// Default largest fetch response, summed over partitions (`fetch.max.bytes`, Kafka's 55 MiB); the
+/// first batch is still returned when larger, so consumers progress.
+pub const FETCH_BYTES_MAX_DEFAULT: u32 = 55 * 1024 * 1024;
+/// How long shutdown waits for connections to finish the requests they already read.
+pub const SHUTDOWN_DRAIN_MS: u64 = 30_000;
+/// Pause after a failed accept (e.g. out of file descriptors), doubling up to the maximum.
+pub const ACCEPT_BACKOFF_MS_MIN: u64 = 5;
+pub const ACCEPT_BACKOFF_MS_MAX: u64 = 1_000;
 /// Default segment size (`segment.bytes`, Kafka's 1 GiB).
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
 /// Smallest segment size accepted (Kafka's lower bound for `segment.bytes`).
@@ -102,3 +140,17 @@ const _: () = assert!(BATCH_DECOMPRESSED_RATIO_MAX >= 1);
 const _: () = assert!(
     RECORD_STREAM_BUFFER_BYTES < MESSAGE_BYTES_MAX_DEFAULT as usize * BATCH_DECOMPRESSED_RATIO_MAX
 );
+const _: () = assert!(CONNECTIONS_MAX_DEFAULT <= CONNECTIONS_MAX_CEILING);
+const _: () = assert!(REQUEST_BODY_STALL_MS < CONNECTION_IDLE_MS_DEFAULT);
+// The default budget admits the largest default request, so every request can be served.
+const _: () = assert!(QUEUED_REQUEST_BYTES_MAX_DEFAULT >= REQUEST_BYTES_MAX_DEFAULT as u64);
+const _: () = assert!(QUEUED_REQUEST_BYTES_MAX_DEFAULT <= QUEUED_REQUEST_BYTES_MAX_CEILING);
+// What all connections may hold outside the budget stays small next to the budget itself.
+const _: () = assert!(
+    ((REQUEST_UNBUDGETED_BYTES_MAX + REQUEST_PREFIX_READ_BYTES) * CONNECTIONS_MAX_DEFAULT) as u64
+        <= QUEUED_REQUEST_BYTES_MAX_DEFAULT / 2
+);
+const _: () = assert!(REQUEST_PREFIX_READ_BYTES < REQUEST_BODY_READ_BYTES);
+const _: () = assert!(FETCH_BYTES_MAX_DEFAULT >= MESSAGE_BYTES_MAX_DEFAULT);
+const _: () = assert!(FETCH_BYTES_MAX_MIN <= FETCH_BYTES_MAX_DEFAULT);
+const _: () = assert!(ACCEPT_BACKOFF_MS_MIN <= ACCEPT_BACKOFF_MS_MAX);

@@ -51,6 +51,10 @@ keys! {
     "flush.acks_one_waits_for_fsync" => flush.acks_one_waits_for_fsync;
     "limits.message_max_bytes" => limits.message_max_bytes;
     "limits.socket_request_max_bytes" => limits.socket_request_max_bytes;
+    "limits.max_connections" => limits.max_connections;
+    "limits.connections_max_idle_ms" => limits.connections_max_idle_ms;
+    "limits.queued_max_request_bytes" => limits.queued_max_request_bytes;
+    "limits.fetch_max_bytes" => limits.fetch_max_bytes;
     "groups.offsets_topic_partitions" => groups.offsets_topic_partitions;
     "groups.offsets_retention_minutes" => groups.offsets_retention_minutes;
     "groups.session_timeout_ms_min" => groups.session_timeout_ms_min;

@@ -65,6 +65,10 @@ pub(crate) struct Flush {
 pub(crate) struct Limits {
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: u32,
+    pub max_connections: u32,
+    pub connections_max_idle_ms: u64,
+    pub queued_max_request_bytes: u64,
+    pub fetch_max_bytes: u32,
 }
 
 /// The consumer-group coordinator; Kafka's `offsets.*` and `group.*` broker settings.
@@ -130,6 +134,10 @@ impl Default for FileConfig {
             limits: Limits {
                 message_max_bytes: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,
                 socket_request_max_bytes: crate::limits::REQUEST_BYTES_MAX_DEFAULT,
+                max_connections: crate::limits::CONNECTIONS_MAX_DEFAULT as u32,
+                connections_max_idle_ms: crate::limits::CONNECTION_IDLE_MS_DEFAULT,
+                queued_max_request_bytes: crate::limits::QUEUED_REQUEST_BYTES_MAX_DEFAULT,
+                fetch_max_bytes: crate::limits::FETCH_BYTES_MAX_DEFAULT,
             },
             groups: Groups {
                 offsets_topic_partitions: 8,

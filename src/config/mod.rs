@@ -85,10 +85,25 @@ pub struct Config {
     acks_one_waits_for_fsync: bool,
     message_max_bytes: u32,
     socket_request_max_bytes: u32,
+    connections: ConnectionLimits,
     groups: GroupDefaults,
     transactions: TransactionDefaults,
     telemetry_filter: String,
     telemetry_format: crate::telemetry::Format,
+}
+
+/// The listener's validated bounds; `app` turns them into the server's and handlers' settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectionLimits {
+    /// Concurrent connections (`max.connections`).
+    pub(crate) connections_max: usize,
+    /// A connection moving no byte for this long is closed (`connections.max.idle.ms`).
+    pub(crate) idle_timeout: Duration,
+    /// Bytes of requests read but not yet answered (`queued.max.request.bytes`); at least
+    /// `socket_request_max_bytes`.
+    pub(crate) queued_request_bytes_max: u64,
+    /// Largest fetch response (`fetch.max.bytes`).
+    pub(crate) fetch_bytes_max: u32,
 }
 
 /// The group coordinator's validated settings; `app` turns them into the broker's.
@@ -301,6 +316,11 @@ impl Config {
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub fn socket_request_max_bytes(&self) -> u32 {
         self.socket_request_max_bytes
+    }
+
+    /// Connection cap, idle timeout, request budget and fetch response cap.
+    pub(crate) fn connection_limits(&self) -> &ConnectionLimits {
+        &self.connections
     }
 
     /// Tracing filter directive for `telemetry::init` (already checked to parse).

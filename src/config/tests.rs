@@ -52,6 +52,11 @@ fn defaults_are_a_single_node_on_localhost() {
     assert!(!config.acks_one_waits_for_fsync());
     assert_eq!(config.message_max_bytes(), 1_048_588);
     assert_eq!(config.socket_request_max_bytes(), 104_857_600);
+    let connections = config.connection_limits();
+    assert_eq!(connections.connections_max, 10_000);
+    assert_eq!(connections.idle_timeout, Duration::from_secs(600));
+    assert_eq!(connections.queued_request_bytes_max, 256 * 1024 * 1024);
+    assert_eq!(connections.fetch_bytes_max, 55 * 1024 * 1024);
     assert_eq!(config.telemetry_filter(), "info");
     assert_eq!(config.telemetry_format(), crate::telemetry::Format::Text);
 
@@ -164,6 +169,10 @@ fn every_key_can_be_set_from_env() {
         ("flush.acks_one_waits_for_fsync", "true"),
         ("limits.message_max_bytes", "2000000"),
         ("limits.socket_request_max_bytes", "3000000"),
+        ("limits.max_connections", "50"),
+        ("limits.connections_max_idle_ms", "1500"),
+        ("limits.queued_max_request_bytes", "300000000"),
+        ("limits.fetch_max_bytes", "65536"),
         ("groups.offsets_topic_partitions", "3"),
         ("groups.offsets_retention_minutes", "60"),
         ("groups.session_timeout_ms_min", "1000"),
@@ -222,6 +231,11 @@ fn every_key_can_be_set_from_env() {
     assert!(config.acks_one_waits_for_fsync());
     assert_eq!(config.message_max_bytes(), 2_000_000);
     assert_eq!(config.socket_request_max_bytes(), 3_000_000);
+    let connections = config.connection_limits();
+    assert_eq!(connections.connections_max, 50);
+    assert_eq!(connections.idle_timeout, Duration::from_millis(1500));
+    assert_eq!(connections.queued_request_bytes_max, 300_000_000);
+    assert_eq!(connections.fetch_bytes_max, 65_536);
     assert_eq!(config.telemetry_filter(), "debug");
     assert_eq!(config.telemetry_format(), crate::telemetry::Format::Json);
 
@@ -404,6 +418,16 @@ fn bad_values_are_rejected_with_the_key_named() {
         "limits: {message_max_bytes: 2000, socket_request_max_bytes: 1000}",
         "limits.message_max_bytes",
     );
+    check_invalid("limits: {max_connections: 0}", "limits.max_connections");
+    check_invalid(
+        "limits: {connections_max_idle_ms: 0}",
+        "limits.connections_max_idle_ms",
+    );
+    check_invalid(
+        "limits: {socket_request_max_bytes: 3000000, queued_max_request_bytes: 2999999}",
+        "limits.queued_max_request_bytes",
+    );
+    check_invalid("limits: {fetch_max_bytes: 1023}", "limits.fetch_max_bytes");
     check_invalid("telemetry: {level: 'info,tidelog=loud'}", "telemetry.level");
     check_invalid("telemetry: {format: xml}", "telemetry.format");
 }

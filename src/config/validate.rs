@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::FileConfig;
-use super::{Config, Error, GroupDefaults, HostPort, LogDefaults, TransactionDefaults};
+use super::{
+    Config, ConnectionLimits, Error, GroupDefaults, HostPort, LogDefaults, TransactionDefaults,
+};
 use crate::limits;
 
 pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
@@ -14,14 +16,17 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
 
     let cluster_id = file.cluster_id.clone();
     if cluster_id.is_empty()
-        || cluster_id.len() > 128
+        || cluster_id.len() > limits::CLUSTER_ID_LEN_MAX
         || !cluster_id
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
     {
         return invalid(
             "cluster_id",
-            format!("expected 1 to 128 characters from [A-Za-z0-9._-], got {cluster_id:?}"),
+            format!(
+                "expected 1 to {} characters from [A-Za-z0-9._-], got {cluster_id:?}",
+                limits::CLUSTER_ID_LEN_MAX
+            ),
         );
     }
 
@@ -95,6 +100,7 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         socket_request_max_bytes,
     )?;
 
+    let connections = validate_connections(&file.limits)?;
     let groups = validate_groups(&file.groups)?;
     let transactions = validate_transactions(&file.transactions)?;
 
@@ -126,11 +132,46 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         acks_one_waits_for_fsync: file.flush.acks_one_waits_for_fsync,
         message_max_bytes,
         socket_request_max_bytes,
+        connections,
         groups,
         transactions,
         telemetry_filter,
         telemetry_format,
         file,
+    })
+}
+
+fn validate_connections(limits_file: &super::file::Limits) -> Result<ConnectionLimits, Error> {
+    let connections_max = in_range(
+        "limits.max_connections",
+        limits_file.max_connections,
+        1,
+        u32::try_from(limits::CONNECTIONS_MAX_CEILING).unwrap_or(u32::MAX),
+    )?;
+    let idle_ms = in_range(
+        "limits.connections_max_idle_ms",
+        limits_file.connections_max_idle_ms,
+        1,
+        u64::from(u32::MAX),
+    )?;
+    // Every request must fit in the budget, or a large one could never be admitted.
+    let queued_request_bytes_max = in_range(
+        "limits.queued_max_request_bytes",
+        limits_file.queued_max_request_bytes,
+        u64::from(limits_file.socket_request_max_bytes),
+        limits::QUEUED_REQUEST_BYTES_MAX_CEILING,
+    )?;
+    let fetch_bytes_max = in_range(
+        "limits.fetch_max_bytes",
+        limits_file.fetch_max_bytes,
+        limits::FETCH_BYTES_MAX_MIN,
+        i32::MAX as u32,
+    )?;
+    Ok(ConnectionLimits {
+        connections_max: connections_max as usize,
+        idle_timeout: Duration::from_millis(idle_ms),
+        queued_request_bytes_max,
+        fetch_bytes_max,
     })
 }
 

@@ -49,13 +49,9 @@ pub(crate) enum CodecError {
     },
 }
 
-/// Splits the next whole frame (without its length prefix) off `buf`.
-/// Returns `Ok(None)` until the whole frame is buffered. The length is checked against
-/// `max_bytes` before any buffer space is reserved for it.
-pub(crate) fn decode_frame(
-    buf: &mut BytesMut,
-    max_bytes: u32,
-) -> Result<Option<BytesMut>, FrameError> {
+/// The length of the frame at the start of `buf` (without its prefix), checked against
+/// `max_bytes`; `Ok(None)` until the 4-byte prefix is buffered.
+pub(crate) fn frame_length(buf: &[u8], max_bytes: u32) -> Result<Option<u32>, FrameError> {
     let Some(prefix) = buf.get(..LENGTH_PREFIX_BYTES) else {
         return Ok(None);
     };
@@ -68,11 +64,22 @@ pub(crate) fn decode_frame(
     if length > max_bytes {
         return Err(FrameError::TooLarge { length, max_bytes });
     }
+    Ok(Some(length))
+}
+
+/// Splits the next whole frame (without its length prefix) off `buf`.
+/// Returns `Ok(None)` until the whole frame is buffered. Reserves nothing: the caller grows the
+/// buffer as bytes arrive, so a length prefix alone never allocates what it claims.
+pub(crate) fn decode_frame(
+    buf: &mut BytesMut,
+    max_bytes: u32,
+) -> Result<Option<BytesMut>, FrameError> {
+    let Some(length) = frame_length(buf, max_bytes)? else {
+        return Ok(None);
+    };
     // u32 always fits in usize on the 32/64-bit targets we build for.
     let frame_bytes = length as usize;
-    let total = LENGTH_PREFIX_BYTES + frame_bytes;
-    if buf.len() < total {
-        buf.reserve(total - buf.len());
+    if buf.len() < LENGTH_PREFIX_BYTES + frame_bytes {
         return Ok(None);
     }
     buf.advance(LENGTH_PREFIX_BYTES);
@@ -257,6 +264,22 @@ mod tests {
         let mut exact = BytesMut::new();
         exact.put_i32(1_000_000);
         assert_eq!(decode_frame(&mut exact, 1_000_000), Ok(None));
+    }
+
+    #[test]
+    fn decode_frame_claimed_length_is_not_reserved() {
+        // Issue 7: 4 bytes claiming 100 MiB made the codec reserve 100 MiB at once.
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_i32(100 * 1024 * 1024);
+        buf.put_slice(b"first bytes");
+        let capacity = buf.capacity();
+        assert_eq!(decode_frame(&mut buf, u32::MAX), Ok(None));
+        assert_eq!(buf.capacity(), capacity, "nothing reserved for the claim");
+        assert_eq!(frame_length(&buf, u32::MAX), Ok(Some(100 * 1024 * 1024)));
+        assert_eq!(
+            frame_length(buf.get(..3).expect("buffered"), u32::MAX),
+            Ok(None)
+        );
     }
 
     #[test]

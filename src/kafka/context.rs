@@ -16,12 +16,16 @@ pub(crate) struct KafkaSettings {
     /// Largest request frame accepted (`socket.request.max.bytes`); a bigger length prefix closes
     /// the connection before anything is allocated.
     pub(crate) request_bytes_max: u32,
+    /// Largest fetch response summed over partitions (`fetch.max.bytes`); a request's own
+    /// `max_bytes` can only lower it.
+    pub(crate) fetch_bytes_max: u32,
 }
 
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
             request_bytes_max: limits::REQUEST_BYTES_MAX_DEFAULT,
+            fetch_bytes_max: limits::FETCH_BYTES_MAX_DEFAULT,
         }
     }
 }

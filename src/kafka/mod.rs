@@ -10,6 +10,6 @@ pub(crate) mod handlers;
 mod version_sweep_tests;
 mod versions;
 
-pub(crate) use codec::{CodecError, FrameError, decode_frame};
+pub(crate) use codec::{CodecError, FrameError, LENGTH_PREFIX_BYTES, decode_frame, frame_length};
 pub(crate) use context::{Context, KafkaSettings, topic_id_to_uuid, uuid_to_topic_id};
 pub(crate) use dispatch::{DispatchError, Dispatched, PendingResponse, dispatch};

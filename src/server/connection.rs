@@ -1,17 +1,29 @@
 //! One client connection: a reader that frames and dispatches requests strictly in order, and a
-//! writer that awaits their responses in the same order. Pipelined up to CONNECTION_IN_FLIGHT_MAX.
+//! writer that awaits their responses in the same order. A frame is admitted into the request
+//! budget before its body is read; the buffer grows only as bytes arrive. Pipelined up to
+//! CONNECTION_IN_FLIGHT_MAX; closed when idle too long or when the listener needs room.
 
-use bytes::BytesMut;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
+use super::budget::{Admission, ConnectionBudget, RequestBudget};
+use super::registry::Activity;
 use crate::kafka::{self, Dispatched, PendingResponse};
 use crate::limits;
 
-/// Spare read-buffer room kept before each socket read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// What each connection needs from the listener.
+#[derive(Debug, Clone)]
+pub(super) struct ConnectionSettings {
+    pub(super) budget: Arc<RequestBudget>,
+    pub(super) idle_timeout: Duration,
+}
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +36,10 @@ enum Ended {
     Shutdown,
     #[error("response writer stopped")]
     WriterStopped,
+    #[error("no bytes moved for {idle_ms} ms")]
+    Idle { idle_ms: u128 },
+    #[error("closed to make room for a new connection")]
+    Evicted,
     #[error(transparent)]
     Io(std::io::Error),
     #[error(transparent)]
@@ -34,20 +50,63 @@ enum Ended {
     Codec(kafka::CodecError),
 }
 
-/// Serves one connection until the peer leaves, a protocol error, or shutdown. On shutdown the
-/// reader stops taking requests and the writer finishes those already read.
-pub(super) async fn run(socket: TcpStream, ctx: kafka::Context, stop: watch::Receiver<bool>) {
+impl Ended {
+    /// The connection is dropped at once, without writing the responses still queued.
+    fn is_forced(&self) -> bool {
+        matches!(self, Ended::Idle { .. } | Ended::Evicted)
+    }
+}
+
+/// A response on its way to the writer, with the admission of the frame it answers.
+type Queued = (PendingResponse, Admission);
+
+/// Serves one connection until the peer leaves, a protocol error, idleness, eviction or
+/// shutdown. On shutdown the reader stops taking requests and the writer finishes those read.
+pub(super) async fn run(
+    socket: TcpStream,
+    ctx: kafka::Context,
+    settings: ConnectionSettings,
+    activity: Arc<Activity>,
+    stop: watch::Receiver<bool>,
+) {
     tracing::debug!("connection opened");
     let (reader, writer) = socket.into_split();
     let (queue, responses) = mpsc::channel(limits::CONNECTION_IN_FLIGHT_MAX);
-    let (read_end, write_end) = tokio::join!(
-        read_requests(reader, &ctx, queue, stop),
-        write_responses(writer, responses),
-    );
+    let request_bytes_max = ctx.settings.request_bytes_max;
+    let budget = Arc::new(ConnectionBudget::new(
+        settings.budget,
+        usize::try_from(request_bytes_max).unwrap_or(usize::MAX),
+    ));
+    let requests = Requests {
+        reader,
+        buf: BytesMut::new(),
+        ctx: &ctx,
+        budget,
+        queue,
+        activity: &activity,
+        stop,
+        idle_timeout: settings.idle_timeout,
+    };
+    let write = write_responses(writer, responses, &activity);
+    let read = requests.run();
+    tokio::pin!(read, write);
+    let (read_end, write_end) = tokio::select! {
+        read_end = &mut read => {
+            if read_end.is_forced() {
+                (read_end, Ended::WriterStopped)
+            } else {
+                (read_end, write.await)
+            }
+        }
+        write_end = &mut write => (read.await, write_end),
+    };
     for end in [read_end, write_end] {
         match end {
             Ended::PeerClosed | Ended::Shutdown | Ended::WriterStopped => {}
             Ended::Io(err) => tracing::debug!(error = %err, "connection closed by socket error"),
+            other @ (Ended::Idle { .. } | Ended::Evicted) => {
+                tracing::debug!(reason = %other, "closing connection");
+            }
             other @ (Ended::PeerClosedMidFrame { .. }
             | Ended::Frame(_)
             | Ended::Dispatch(_)
@@ -59,66 +118,200 @@ pub(super) async fn run(socket: TcpStream, ctx: kafka::Context, stop: watch::Rec
     tracing::debug!("connection closed");
 }
 
-/// Reads frames and dispatches each in arrival order; queues responses for the writer.
-/// Returns why it stopped; dropping `queue` then lets the writer finish and end.
-async fn read_requests(
-    mut reader: OwnedReadHalf,
-    ctx: &kafka::Context,
-    queue: mpsc::Sender<PendingResponse>,
-    mut stop: watch::Receiver<bool>,
-) -> Ended {
-    let request_bytes_max = ctx.settings.request_bytes_max;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    loop {
+/// The reading half: frames, admissions and dispatch, in arrival order.
+struct Requests<'a> {
+    reader: OwnedReadHalf,
+    buf: BytesMut,
+    ctx: &'a kafka::Context,
+    budget: Arc<ConnectionBudget>,
+    queue: mpsc::Sender<Queued>,
+    activity: &'a Activity,
+    stop: watch::Receiver<bool>,
+    idle_timeout: Duration,
+}
+
+impl Requests<'_> {
+    /// Reads frames and dispatches each in arrival order; queues responses for the writer.
+    /// Returns why it stopped; consuming `self` drops the queue, so the writer then finishes
+    /// what is queued and ends.
+    async fn run(mut self) -> Ended {
+        let request_bytes_max = self.ctx.settings.request_bytes_max;
+        let mut admission = None;
         loop {
-            let frame = match kafka::decode_frame(&mut buf, request_bytes_max) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
+            if admission.is_none() {
+                match kafka::frame_length(&self.buf, request_bytes_max) {
+                    Ok(Some(frame_bytes)) => {
+                        let budget = Arc::clone(&self.budget);
+                        let admit = async move { budget.admit(frame_bytes).await };
+                        match self.wait(admit, false).await {
+                            Ok(admitted) => admission = Some((admitted, frame_bytes)),
+                            Err(end) => return end,
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => return Ended::Frame(err),
+                }
+            }
+            let frame = match kafka::decode_frame(&mut self.buf, request_bytes_max) {
+                Ok(frame) => frame,
                 Err(err) => return Ended::Frame(err),
             };
-            tracing::trace!(frame_bytes = frame.len(), "frame");
-            match kafka::dispatch(ctx, frame.freeze()).await {
-                Ok(Dispatched::Respond(response)) => {
-                    if queue.send(response).await.is_err() {
-                        return Ended::WriterStopped;
+            let (frame, (admitted, _)) = match (frame, admission.take()) {
+                (Some(frame), Some(admitted)) => (frame, admitted),
+                (frame, admitted) => {
+                    // Not a whole frame yet: read the rest of its body (admitted), or a prefix.
+                    let wanted = match &admitted {
+                        Some((_, frame_bytes)) => (kafka::LENGTH_PREFIX_BYTES
+                            + *frame_bytes as usize)
+                            .saturating_sub(self.buf.len())
+                            .min(limits::REQUEST_BODY_READ_BYTES),
+                        None => limits::REQUEST_PREFIX_READ_BYTES.saturating_sub(self.buf.len()),
+                    };
+                    assert!(frame.is_none(), "a whole frame is always admitted first");
+                    admission = admitted;
+                    if let Err(end) = self.read(wanted.max(1), admission.is_some()).await {
+                        return end;
                     }
+                    continue;
                 }
-                Ok(Dispatched::NoResponse) => {}
-                Err(err) => return Ended::Dispatch(err),
+            };
+            if self.buf.is_empty() {
+                // Hold no memory between requests (the frame keeps its own bytes alive).
+                self.buf = BytesMut::new();
             }
-            if *stop.borrow() {
+            if let Err(end) = self.dispatch(frame.freeze(), admitted).await {
+                return end;
+            }
+            if *self.stop.borrow() {
                 return Ended::Shutdown;
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK_BYTES {
-            buf.reserve(READ_CHUNK_BYTES);
+    }
+
+    /// Dispatches one frame and queues its response with its admission.
+    async fn dispatch(&mut self, frame: Bytes, admission: Admission) -> Result<(), Ended> {
+        tracing::trace!(frame_bytes = frame.len(), "frame");
+        match kafka::dispatch(self.ctx, frame).await {
+            Ok(Dispatched::Respond(response)) => {
+                self.activity.response_queued();
+                let queue = self.queue.clone();
+                match self.wait(queue.send((response, admission)), false).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_closed)) => Err(Ended::WriterStopped),
+                    Err(end) => Err(end),
+                }
+            }
+            // Nothing to write back: the frame is done with, and so is its admission.
+            Ok(Dispatched::NoResponse) => Ok(()),
+            Err(err) => Err(Ended::Dispatch(err)),
         }
+    }
+
+    /// Reads at most `wanted` more bytes into the buffer, growing it only by what arrives
+    /// (an idle connection holds no buffer at all).
+    async fn read(&mut self, wanted: usize, is_mid_frame: bool) -> Result<(), Ended> {
+        let Requests {
+            reader,
+            buf,
+            activity,
+            stop,
+            queue,
+            idle_timeout,
+            ..
+        } = self;
+        let read = async {
+            reader.readable().await?;
+            buf.reserve(wanted);
+            reader.read_buf(&mut (&mut *buf).limit(wanted)).await
+        };
+        let result = wait_for(read, activity, *idle_timeout, is_mid_frame, stop, queue).await?;
+        match result {
+            Ok(0) if self.buf.is_empty() => Err(Ended::PeerClosed),
+            Ok(0) => Err(Ended::PeerClosedMidFrame {
+                buffered_bytes: self.buf.len(),
+            }),
+            Ok(_) => {
+                self.activity.touch();
+                Ok(())
+            }
+            Err(err) => Err(Ended::Io(err)),
+        }
+    }
+
+    /// `work` (which must not borrow `self`) raced against the connection's ends.
+    async fn wait<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+        is_mid_frame: bool,
+    ) -> Result<T, Ended> {
+        wait_for(
+            work,
+            self.activity,
+            self.idle_timeout,
+            is_mid_frame,
+            &mut self.stop,
+            &self.queue,
+        )
+        .await
+    }
+}
+
+/// Runs `work` unless shutdown, eviction, a stopped writer or idleness comes first. Idle means
+/// no byte read or written for `idle_timeout` (REQUEST_BODY_STALL_MS inside a frame's body)
+/// while the broker is not computing a response of this connection.
+async fn wait_for<T>(
+    work: impl std::future::Future<Output = T>,
+    activity: &Activity,
+    idle_timeout: Duration,
+    is_mid_frame: bool,
+    stop: &mut watch::Receiver<bool>,
+    queue: &mpsc::Sender<Queued>,
+) -> Result<T, Ended> {
+    let limit = if is_mid_frame {
+        idle_timeout.min(Duration::from_millis(limits::REQUEST_BODY_STALL_MS))
+    } else {
+        idle_timeout
+    };
+    tokio::pin!(work);
+    loop {
+        let deadline = activity.last_active() + limit;
         tokio::select! {
             biased;
             changed = stop.changed() => {
                 // A dropped sender also means the server is gone.
                 if changed.is_err() || *stop.borrow() {
-                    return Ended::Shutdown;
+                    return Err(Ended::Shutdown);
                 }
             }
-            () = queue.closed() => return Ended::WriterStopped,
-            read = reader.read_buf(&mut buf) => match read {
-                Ok(0) if buf.is_empty() => return Ended::PeerClosed,
-                Ok(0) => return Ended::PeerClosedMidFrame { buffered_bytes: buf.len() },
-                Ok(_) => {}
-                Err(err) => return Ended::Io(err),
-            },
+            () = activity.evicted() => return Err(Ended::Evicted),
+            () = queue.closed() => return Err(Ended::WriterStopped),
+            done = &mut work => return Ok(done),
+            () = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                if activity.is_computing() {
+                    // The broker's turn (a long poll, a rebalance): not idleness.
+                    activity.touch();
+                } else if now.saturating_duration_since(activity.last_active()) >= limit {
+                    return Err(Ended::Idle { idle_ms: limit.as_millis() });
+                }
+            }
         }
     }
 }
 
-/// Awaits queued responses in request order and writes each as soon as it is ready.
+/// Awaits queued responses in request order and writes each as soon as it is ready; a frame's
+/// admission is dropped (its budget given back) once its response is written.
 async fn write_responses(
     mut writer: OwnedWriteHalf,
-    mut responses: mpsc::Receiver<PendingResponse>,
+    mut responses: mpsc::Receiver<Queued>,
+    activity: &Activity,
 ) -> Ended {
-    while let Some(response) = responses.recv().await {
-        let frame = match response.await {
+    while let Some((response, admission)) = responses.recv().await {
+        activity.set_computing(true);
+        let frame = response.await;
+        activity.set_computing(false);
+        activity.touch();
+        let frame = match frame {
             Ok(frame) => frame,
             Err(err) => return Ended::Codec(err),
         };
@@ -126,6 +319,9 @@ async fn write_responses(
         if let Err(err) = writer.write_all(&frame).await {
             return Ended::Io(err);
         }
+        activity.touch();
+        activity.response_written();
+        drop(admission);
     }
     // The reader stopped: every response is written; tell the peer we are done.
     if let Err(err) = writer.shutdown().await {

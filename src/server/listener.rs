@@ -1,5 +1,6 @@
 //! The accept loop (mini-redis style): takes an already-bound listener, caps concurrent
-//! connections with a semaphore, and on shutdown stops accepting and drains connections.
+//! connections, and on shutdown stops accepting and drains connections. A new client is always
+//! served: at the cap, or out of file descriptors, the connection idle the longest is closed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,23 +8,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::connection;
+use super::budget::RequestBudget;
+use super::connection::{self, ConnectionSettings};
+use super::registry::Registry;
 use crate::kafka;
 use crate::limits;
-
-/// Longest pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 
 /// Listener settings, built by app from the validated config.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerSettings {
-    /// Concurrent connections; further clients wait in the kernel's accept backlog.
+    /// Concurrent connections (`max_connections`); at the cap the connection idle the longest is
+    /// closed for a new client, and if none is idle the new client waits.
     pub(crate) connections_max: usize,
+    /// A connection that moves no byte for this long is closed (`connections.max.idle.ms`).
+    pub(crate) idle_timeout: Duration,
+    /// Bytes of requests read but not yet answered, over all connections
+    /// (`queued.max.request.bytes`).
+    pub(crate) queued_request_bytes_max: u64,
     /// How long shutdown waits for connections to finish their in-flight requests.
     pub(crate) drain_timeout: Duration,
 }
@@ -31,8 +36,10 @@ pub(crate) struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
-            connections_max: limits::CONNECTIONS_MAX,
-            drain_timeout: Duration::from_secs(30),
+            connections_max: limits::CONNECTIONS_MAX_DEFAULT,
+            idle_timeout: Duration::from_millis(limits::CONNECTION_IDLE_MS_DEFAULT),
+            queued_request_bytes_max: limits::QUEUED_REQUEST_BYTES_MAX_DEFAULT,
+            drain_timeout: Duration::from_millis(limits::SHUTDOWN_DRAIN_MS),
         }
     }
 }
@@ -50,29 +57,34 @@ pub(crate) async fn serve(
     tracing::debug!(address = ?local, connections_max = settings.connections_max, "accepting connections");
     let (stop_sender, stop) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(settings.connections_max.max(1)));
+    let registry = Arc::new(Registry::new());
+    let connection_settings = ConnectionSettings {
+        budget: Arc::new(RequestBudget::new(settings.queued_request_bytes_max)),
+        idle_timeout: settings.idle_timeout,
+    };
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        // Take a slot first: at the cap, clients wait in the backlog instead of being accepted.
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_closed) => break,
-            },
-        };
         let (socket, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = accept(&listener) => accepted,
+            accepted = accept(&listener, &registry) => accepted,
+        };
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = take_slot(&slots, &registry) => slot,
         };
         let ctx = make_context(peer);
         let stop = stop.clone();
+        let registration = registry.register();
+        let settings = connection_settings.clone();
         let span = tracing::info_span!("connection", %peer);
         connections.spawn(
             async move {
-                connection::run(socket, ctx, stop).await;
+                let activity = Arc::clone(&registration.activity);
+                connection::run(socket, ctx, settings, activity, stop).await;
+                drop(registration);
                 drop(slot);
             }
             .instrument(span),
@@ -107,9 +119,32 @@ pub(crate) async fn serve(
     tracing::info!("listener closed");
 }
 
-/// Accepts the next connection, backing off (and logging) while accepting fails.
-async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+/// A connection slot for a client already accepted. At the cap, the connection idle the longest
+/// is told to close and its slot is taken; if every connection is busy, waits for one to end.
+async fn take_slot(slots: &Arc<Semaphore>, registry: &Registry) -> OwnedSemaphorePermit {
+    if let Ok(slot) = Arc::clone(slots).try_acquire_owned() {
+        return slot;
+    }
+    match registry.evict_idlest() {
+        Some(idle) => tracing::debug!(
+            idle_ms = idle.as_millis(),
+            "at the connection cap: closing the connection idle the longest"
+        ),
+        None => tracing::warn!(
+            connections = registry.len(),
+            "at the connection cap and every connection is busy; the new client waits"
+        ),
+    }
+    Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .expect("the connection semaphore is never closed")
+}
+
+/// Accepts the next connection, backing off (and logging) while accepting fails. Out of file
+/// descriptors, the connection idle the longest is closed to free one.
+async fn accept(listener: &TcpListener, registry: &Registry) -> (TcpStream, SocketAddr) {
+    let mut backoff = Duration::from_millis(limits::ACCEPT_BACKOFF_MS_MIN);
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
@@ -119,12 +154,27 @@ async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
                 return (socket, peer);
             }
             Err(err) => {
-                tracing::warn!(error = %err, backoff_ms = backoff.as_millis(), "accept failed");
+                let evicted = is_out_of_descriptors(&err)
+                    .then(|| registry.evict_idlest())
+                    .flatten();
+                tracing::warn!(
+                    error = %err,
+                    backoff_ms = backoff.as_millis(),
+                    closed_idle_connection = evicted.is_some(),
+                    "accept failed"
+                );
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                backoff = (backoff * 2).min(Duration::from_millis(limits::ACCEPT_BACKOFF_MS_MAX));
             }
         }
     }
+}
+
+/// EMFILE or ENFILE: the process or the system is out of file descriptors.
+fn is_out_of_descriptors(err: &std::io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(err.raw_os_error(), Some(EMFILE | ENFILE))
 }
 
 fn report(ended: Result<(), tokio::task::JoinError>) {

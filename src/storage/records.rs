@@ -10,10 +10,10 @@ use std::ops::Range;
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, Compression, LOG_OVERHEAD};
 use super::record_stream::{self, Body, Records, XERIAL_MAGIC};
 use super::{Error, Result};
+use crate::limits;
 
 pub(crate) use super::record_stream::RecordEntry;
 
-const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 /// Byte ranges of the header fields rewritten when a batch is re-encoded.
 const BATCH_LENGTH_AT: Range<usize> = 8..12;
@@ -139,7 +139,7 @@ fn compress_from(codec: Compression, body: &mut dyn Read) -> io::Result<Vec<u8>>
         }
         Compression::Snappy => {
             let mut out = XERIAL_MAGIC.to_vec();
-            let mut chunk = vec![0; XERIAL_BLOCK_BYTES];
+            let mut chunk = vec![0; limits::SNAPPY_BLOCK_BYTES];
             let mut encoder = snap::raw::Encoder::new();
             loop {
                 let filled = read_full(body, &mut chunk)?;

@@ -4,6 +4,7 @@
 mod acks;
 mod admin;
 mod compaction;
+mod connection_bounds;
 mod crash;
 mod decompression_bomb;
 mod groups;

@@ -53,7 +53,10 @@ pub(crate) async fn handle(
     }
     let read_committed = request.isolation_level == ISOLATION_READ_COMMITTED;
     let wanted = resolve(ctx, version, request.topics);
-    let request_max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    // The broker's fetch.max.bytes caps what the request asks for, as in Kafka.
+    let request_max_bytes = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(ctx.settings.fetch_bytes_max as usize);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
