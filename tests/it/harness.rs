@@ -21,6 +21,8 @@ use rdkafka::metadata::Metadata;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::netlab::tidelog::{parse_listening_addr, strip_ansi};
+
 /// How long a broker may take to bind its listener or to stop after SIGTERM.
 pub(crate) const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 /// Default deadline for client operations (metadata, admin, consuming a modest amount of data).
@@ -258,34 +260,6 @@ fn spawn_log_reader(
         .expect("spawn log reader thread")
 }
 
-fn parse_listening_addr(line: &str) -> Option<SocketAddr> {
-    let start = line.find(LISTENING_MARKER)? + LISTENING_MARKER.len();
-    let rest = line[start..].trim_start_matches('"');
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == '"' || c == ',' || c == '}')
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Removes ANSI escape sequences (`ESC [ ... letter`) in case the log is colored.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Polls `cond` until it returns true; panics with `what` once `deadline` has elapsed.
@@ -510,24 +484,4 @@ pub(crate) fn describe(message: &OwnedMessage) -> String {
         message.key().map(String::from_utf8_lossy),
         message.payload().map(String::from_utf8_lossy)
     )
-}
-
-#[test]
-fn listening_line_with_fields_parses_address() {
-    let line = "2025-01-01T00:00:00Z  INFO tidelog::server: listening addr=127.0.0.1:40123 listener=kafka\n";
-    assert_eq!(
-        parse_listening_addr(line),
-        Some("127.0.0.1:40123".parse().expect("addr"))
-    );
-    let colored =
-        "\u{1b}[2mlistening\u{1b}[0m \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:9\n";
-    assert_eq!(
-        parse_listening_addr(&strip_ansi(colored)),
-        Some("127.0.0.1:9".parse().expect("addr"))
-    );
-    assert_eq!(
-        parse_listening_addr("listening addr=\"127.0.0.1:7\""),
-        Some("127.0.0.1:7".parse().expect("addr"))
-    );
-    assert_eq!(parse_listening_addr("starting"), None);
 }

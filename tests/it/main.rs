@@ -12,9 +12,16 @@ mod groups_raw;
 mod harness;
 mod idempotence;
 mod kcat;
+mod lab;
 mod list_offsets;
 mod malformed;
 mod memory;
+#[path = "../netlab/mod.rs"]
+#[allow(
+    dead_code,
+    reason = "the lab's API is shared with tests/chaos, which uses more of it"
+)]
+mod netlab;
 mod produce_consume;
 mod raw;
 mod restart;

@@ -1,0 +1,99 @@
+//! The final drain: after every fault healed and the producers stopped, read each partition from
+//! its start to its high watermark with a fresh consumer (no group offsets), bounded by a deadline.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::checker::{Drain, Tp};
+use crate::system::{Target, client_config};
+
+const RETRY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Drains every partition of `target`; a partition that cannot be read to its high watermark by
+/// `deadline` is returned incomplete with the reason.
+pub(crate) fn drain(target: &Target, deadline: Instant) -> anyhow::Result<BTreeMap<Tp, Drain>> {
+    let consumer: BaseConsumer = client_config(&target.bootstrap)
+        .set("group.id", format!("chaos-drain-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "error")
+        .set("isolation.level", "read_uncommitted")
+        .set("enable.partition.eof", "false")
+        .set("check.crcs", "true")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .context("create the drain consumer")?;
+    let mut drains: BTreeMap<Tp, Drain> = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..target.partitions {
+        let tp = Tp::new(&target.topic, partition);
+        let mut drain = Drain::default();
+        match high_watermark(&consumer, &tp, deadline) {
+            Ok(high) => drain.high_watermark = high,
+            Err(error) => drain.error = Some(error),
+        }
+        if drain.error.is_none() {
+            assignment
+                .add_partition_offset(&target.topic, partition, Offset::Beginning)
+                .context("build the drain assignment")?;
+        }
+        drains.insert(tp, drain);
+    }
+    consumer.assign(&assignment).context("assign the drain")?;
+    let mut last_error = None;
+    loop {
+        let pending = drains.values().any(|d| d.error.is_none() && !reached(d));
+        if !pending || Instant::now() >= deadline {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let tp = Tp::new(message.topic(), message.partition());
+                if let Some(drain) = drains.get_mut(&tp) {
+                    let value = message.payload().unwrap_or_default().to_vec();
+                    drain.records.push((message.offset(), value));
+                }
+            }
+            Some(Err(error)) => last_error = Some(error.to_string()),
+            None => {}
+        }
+    }
+    for drain in drains.values_mut() {
+        drain.complete = drain.error.is_none() && reached(drain);
+        if !drain.complete && drain.error.is_none() {
+            drain.error = Some(format!(
+                "deadline passed{}",
+                last_error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" (last error: {e})"))
+            ));
+        }
+    }
+    Ok(drains)
+}
+
+fn reached(drain: &Drain) -> bool {
+    let next = drain
+        .records
+        .iter()
+        .map(|(offset, _)| offset + 1)
+        .max()
+        .unwrap_or(0);
+    next >= drain.high_watermark
+}
+
+fn high_watermark(consumer: &BaseConsumer, tp: &Tp, deadline: Instant) -> Result<i64, String> {
+    loop {
+        match consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(5)) {
+            Ok((_, high)) => return Ok(high),
+            Err(error) if Instant::now() >= deadline => {
+                return Err(format!("no high watermark: {error}"));
+            }
+            Err(_) => std::thread::sleep(RETRY_INTERVAL),
+        }
+    }
+}
