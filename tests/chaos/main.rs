@@ -23,6 +23,7 @@ mod netlab;
 mod options;
 mod rng;
 mod run;
+mod sabotage;
 mod system;
 mod workload;
 

@@ -26,6 +26,8 @@ pub(crate) struct Options {
     pub(crate) rate: u32,
     /// Keep the lab directory (logs, data) even when the run is clean.
     pub(crate) keep: bool,
+    /// Self-test: destroy acknowledged records during the first fault; the run must fail.
+    pub(crate) sabotage: bool,
     /// Test-name filters given by `cargo test FILTER`: the run happens only if one matches.
     pub(crate) filters: Vec<String>,
     pub(crate) list: bool,
@@ -34,7 +36,8 @@ pub(crate) struct Options {
 }
 
 pub(crate) const USAGE: &str = "usage: chaos [--faults N] [--brokers N] [--seed S] \
-[--mode auto|single|cluster] [--partitions N] [--producers N] [--consumers N] [--rate N] [--keep]";
+[--mode auto|single|cluster] [--partitions N] [--producers N] [--consumers N] [--rate N] [--keep] \
+[--sabotage (self-test: destroys acknowledged records, so the run must report anomalies)]";
 
 /// libtest flags that take a value (passed through by `cargo test -- ...`).
 const LIBTEST_VALUED: &[&str] = &[
@@ -62,6 +65,7 @@ impl Default for Options {
             consumers: 2,
             rate: 200,
             keep: false,
+            sabotage: false,
             filters: Vec::new(),
             list: false,
             ignored_only: false,
@@ -95,6 +99,7 @@ impl Options {
                     }
                 }
                 "--keep" => options.keep = true,
+                "--sabotage" => options.sabotage = true,
                 "--list" => options.list = true,
                 "--ignored" => options.ignored_only = true,
                 "-h" | "--help" => return Err(USAGE.to_owned()),

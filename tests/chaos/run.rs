@@ -215,7 +215,11 @@ fn run_nemesis(
             run_errors.push(format!("{error:#}"));
             return counts;
         }
-        let fault = nemesis::next_fault(&mut rng, system.mode, system.brokers.len());
+        let fault = if options.sabotage && i == 0 {
+            nemesis::Fault::Kill(0)
+        } else {
+            nemesis::next_fault(&mut rng, system.mode, system.brokers.len())
+        };
         let hold = nemesis::hold(&mut rng);
         println!(
             "[{:>7.1}s] fault {}/{}: {fault} for {:.1}s",
@@ -229,6 +233,12 @@ fn run_nemesis(
             continue;
         }
         *counts.entry(fault.kind()).or_insert(0) += 1;
+        if options.sabotage && i == 0 {
+            match crate::sabotage::cut_tail(system.brokers[0].data_dir(), &system.targets) {
+                Ok(what) => println!("[sabotage] {what}"),
+                Err(error) => run_errors.push(format!("sabotage: {error:#}")),
+            }
+        }
         std::thread::sleep(hold);
         if let Err(error) = nemesis::heal(system, &fault) {
             run_errors.push(format!("{error:#}"));
