@@ -28,6 +28,8 @@ pub(crate) struct Options {
     pub(crate) keep: bool,
     /// Self-test: destroy acknowledged records during the first fault; the run must fail.
     pub(crate) sabotage: bool,
+    /// The broker binary to test (default: the `tidelog` this test was built with).
+    pub(crate) tidelog: Option<std::path::PathBuf>,
     /// Test-name filters given by `cargo test FILTER`: the run happens only if one matches.
     pub(crate) filters: Vec<String>,
     pub(crate) list: bool,
@@ -37,6 +39,7 @@ pub(crate) struct Options {
 
 pub(crate) const USAGE: &str = "usage: chaos [--faults N] [--brokers N] [--seed S] \
 [--mode auto|single|cluster] [--partitions N] [--producers N] [--consumers N] [--rate N] [--keep] \
+[--tidelog PATH (another broker binary)] \
 [--sabotage (self-test: destroys acknowledged records, so the run must report anomalies)]";
 
 /// libtest flags that take a value (passed through by `cargo test -- ...`).
@@ -66,6 +69,7 @@ impl Default for Options {
             rate: 200,
             keep: false,
             sabotage: false,
+            tidelog: None,
             filters: Vec::new(),
             list: false,
             ignored_only: false,
@@ -100,6 +104,7 @@ impl Options {
                 }
                 "--keep" => options.keep = true,
                 "--sabotage" => options.sabotage = true,
+                "--tidelog" => options.tidelog = Some(value("--tidelog")?.into()),
                 "--list" => options.list = true,
                 "--ignored" => options.ignored_only = true,
                 "-h" | "--help" => return Err(USAGE.to_owned()),

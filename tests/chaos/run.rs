@@ -30,13 +30,20 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Runs the whole thing; Ok(true) if the checker found nothing and the run had no errors.
 pub(crate) fn run(options: &Options) -> anyhow::Result<bool> {
-    let program = Path::new(env!("CARGO_BIN_EXE_tidelog"));
+    let program = options
+        .tidelog
+        .as_deref()
+        .unwrap_or(Path::new(env!("CARGO_BIN_EXE_tidelog")));
+    println!("broker binary: {}", program.display());
     let mode = choose_mode(options, program)?;
     print_header(options, mode);
     let mut system = System::start(mode, program, options.brokers, options.partitions)?;
+    let topics: Vec<&str> = system.targets.iter().map(|t| t.topic.as_str()).collect();
     println!(
-        "lab: {} (broker logs: node<i>.log)",
-        system.lab.dir().display()
+        "lab: {} (broker logs: node<i>.log); topics {} with replication factor {}",
+        system.lab.dir().display(),
+        topics.join(", "),
+        system.replication
     );
     let started = Instant::now();
     let thread_deadline = started
@@ -134,6 +141,10 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<bool> {
             .context("consumer")?;
         history.reads.extend(reads);
     }
+    println!(
+        "[{:>7.1}s] stopping brokers",
+        started.elapsed().as_secs_f64()
+    );
     run_errors.extend(system.stop_all());
     collect_replicas(&system, &mut history)?;
 
@@ -176,7 +187,8 @@ fn print_header(options: &Options, mode: Mode) {
             options.brokers
         ),
         Mode::Cluster => println!(
-            "chaos mode: CLUSTER ({} brokers, one topic with replication factor {})",
+            "chaos mode: CLUSTER ({} brokers started with --cluster-listen/--seeds/--bootstrap-expect, \
+             one topic, replication factor {} asked)",
             options.brokers,
             options.brokers.min(3)
         ),

@@ -41,6 +41,9 @@ pub(crate) struct Target {
 #[derive(Debug)]
 pub(crate) struct System {
     pub(crate) mode: Mode,
+    /// Replication factor of the topics (1 in single-node mode; in cluster mode, 1 if the
+    /// cluster refuses more, i.e. before replication exists).
+    pub(crate) replication: i32,
     pub(crate) brokers: Vec<Broker>,
     pub(crate) targets: Vec<Target>,
     // Last, so brokers are dropped (killed) before their namespaces go.
@@ -97,18 +100,21 @@ impl System {
                 brokers: (0..broker_count).collect(),
             }],
         };
-        let replication = match mode {
-            Mode::Single => 1,
-            Mode::Cluster => i32::try_from(broker_count.min(3)).expect("small"),
-        };
-        let system = System {
+        let mut system = System {
             mode,
+            replication: 1,
             brokers,
             targets,
             lab,
         };
         for target in &system.targets {
-            create_topic(target, replication)?;
+            if mode == Mode::Cluster {
+                wait_for_brokers(target, broker_count)?;
+                let wanted = i32::try_from(broker_count.min(3)).expect("small");
+                system.replication = create_replicated_topic(target, wanted)?;
+            } else {
+                create_topic(target, 1, SETUP_DEADLINE)?;
+            }
             wait_for_leaders(target)?;
         }
         Ok(system)
@@ -164,7 +170,49 @@ pub(crate) fn client_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-fn create_topic(target: &Target, replication: i32) -> anyhow::Result<()> {
+/// How long CreateTopics may refuse a replication factor while every broker is registered
+/// before the run concludes the cluster cannot replicate yet.
+const REPLICATION_REFUSED_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Creates the topic with `wanted` replicas, or with 1 if the cluster keeps answering
+/// INVALID_REPLICATION_FACTOR (a cluster without replication, issue 9 before issue 10); returns
+/// the replication factor used.
+fn create_replicated_topic(target: &Target, wanted: i32) -> anyhow::Result<i32> {
+    match create_topic(target, wanted, REPLICATION_REFUSED_DEADLINE) {
+        Ok(()) => Ok(wanted),
+        Err(error) if format!("{error:#}").contains("InvalidReplicationFactor") => {
+            println!(
+                "CreateTopics keeps refusing replication factor {wanted} with every broker \
+                 registered: this cluster does not replicate yet; testing replication factor 1"
+            );
+            create_topic(target, 1, SETUP_DEADLINE)?;
+            Ok(1)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Waits until metadata lists `count` brokers (the cluster formed).
+fn wait_for_brokers(target: &Target, count: usize) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = client_config(&target.bootstrap)
+        .create()
+        .context("create a metadata client")?;
+    let deadline = Instant::now() + SETUP_DEADLINE;
+    loop {
+        let seen = consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .map_or(0, |metadata| metadata.brokers().len());
+        if seen >= count {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("the cluster did not form: metadata lists {seen} of {count} brokers");
+        }
+        std::thread::sleep(RETRY_INTERVAL);
+    }
+}
+
+fn create_topic(target: &Target, replication: i32, patience: Duration) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(&target.bootstrap)
         .create()
         .context("create an admin client")?;
@@ -178,7 +226,7 @@ fn create_topic(target: &Target, replication: i32) -> anyhow::Result<()> {
         TopicReplication::Fixed(replication),
     );
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let deadline = Instant::now() + SETUP_DEADLINE;
+    let deadline = Instant::now() + patience;
     loop {
         let result = runtime.block_on(admin.create_topics([&topic], &options));
         let last = match result {

@@ -136,31 +136,31 @@ impl Broker {
         Ok(())
     }
 
-    /// Waits until the launched process prints its listening line; past `deadline`, or if it
-    /// exits first, kills it and fails.
+    /// Waits until the launched process prints its Kafka listening line (other `listening`
+    /// lines, e.g. a cluster listener's, are skipped); past `deadline`, or if it exits first,
+    /// kills it and fails.
     pub(crate) fn wait_listening(&mut self, deadline: Instant) -> anyhow::Result<()> {
         let process = self.process.as_mut().context("broker was not launched")?;
-        let waited = process.wait_for_marked(deadline);
-        let line = match waited {
-            Ok(line) => line,
-            Err(error) => {
-                self.process = None; // Drop kills it
-                return Err(error).with_context(|| {
-                    format!(
-                        "broker {} did not start (log: {})",
-                        self.node_id,
-                        self.log_path.display()
-                    )
-                });
+        let mut seen = Vec::new();
+        let waited = loop {
+            match process.wait_for_marked(deadline) {
+                Ok(line) if parse_listening_addr(&line) == Some(self.listen) => break Ok(()),
+                Ok(_) if Instant::now() >= deadline => {
+                    break Err(anyhow::anyhow!("no Kafka listening line in time"));
+                }
+                Ok(line) => seen.push(line),
+                Err(error) => break Err(error),
             }
         };
-        anyhow::ensure!(
-            parse_listening_addr(&line) == Some(self.listen),
-            "broker {}: listening line {line:?} does not name {}",
-            self.node_id,
-            self.listen
-        );
-        Ok(())
+        waited.map_err(|error| {
+            self.process = None; // Drop kills it
+            error.context(format!(
+                "broker {} did not listen on {} (other listening lines: {seen:?}; log: {})",
+                self.node_id,
+                self.listen,
+                self.log_path.display()
+            ))
+        })
     }
 
     /// SIGKILL: no flush, no goodbye.
