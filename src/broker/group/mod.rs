@@ -17,6 +17,7 @@ mod journal;
 mod member;
 mod offsets;
 mod record;
+mod record_legacy;
 mod session;
 mod store;
 
@@ -221,8 +222,9 @@ async fn wait_stored(
     }
 }
 
+/// A group id must be non-empty and fit a string of the offsets topic's records (i16 length).
 fn check_group_id(group_id: &str) -> Result<()> {
-    if group_id.is_empty() {
+    if group_id.is_empty() || i16::try_from(group_id.len()).is_err() {
         return Err(Error::InvalidGroupId {
             group: group_id.to_owned(),
         });

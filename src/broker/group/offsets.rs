@@ -109,7 +109,8 @@ impl Broker {
                     let value = CommittedOffset {
                         offset: p.offset,
                         leader_epoch: p.leader_epoch,
-                        metadata: p.metadata.clone(),
+                        // Kafka stores no metadata as the empty string.
+                        metadata: Some(p.metadata.clone().unwrap_or_default()),
                         commit_timestamp_ms: now,
                         expire_timestamp_ms,
                     };

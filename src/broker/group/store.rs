@@ -195,7 +195,7 @@ impl Broker {
 
 /// Applies one stored record on start: the last value of a key wins, a null value deletes it.
 fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now: i64) {
-    let Some(key) = record.key.as_deref().and_then(Key::decode) else {
+    let Some((key, format)) = record.key.as_deref().and_then(Key::decode) else {
         tracing::warn!("skipping an offsets-topic record with an unreadable key");
         return;
     };
@@ -208,7 +208,11 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
             let entry = groups
                 .entry(group.clone())
                 .or_insert_with(|| GroupEntry::new(&group, now));
-            match record.value.as_deref().map(record::decode_offset) {
+            match record
+                .value
+                .as_deref()
+                .map(|v| record::decode_offset(v, format))
+            {
                 None => apply_offset(entry, (topic, partition), None),
                 Some(Some(value)) => apply_offset(entry, (topic, partition), Some(value)),
                 Some(None) => tracing::warn!(%group, "skipping an unreadable offset record"),
@@ -221,7 +225,7 @@ fn apply(groups: &mut BTreeMap<String, GroupEntry>, record: storage::Record, now
             match record
                 .value
                 .as_deref()
-                .map(|v| record::decode_group(&group, v, now))
+                .map(|v| record::decode_group(&group, v, format, now))
             {
                 // A group tombstone ends the membership; offsets have tombstones of their own
                 // (as in Kafka), so a live apply and a replay agree.
@@ -337,6 +341,35 @@ mod tests {
         );
         apply(&mut groups, offset_record(0, None), 0);
         assert!(groups.get("g").is_some_and(GroupEntry::is_unused));
+    }
+
+    #[test]
+    fn rebuild_reads_legacy_records_before_kafka_ones() {
+        use crate::broker::group::record_legacy::encode as legacy;
+        let old = CommittedOffset {
+            offset: 5,
+            leader_epoch: 1,
+            metadata: None,
+            commit_timestamp_ms: 1,
+            expire_timestamp_ms: -1,
+        };
+        let mut groups = BTreeMap::new();
+        let legacy_record = |partition| storage::Record {
+            key: Some(legacy::offset_key("g", "t", partition)),
+            value: Some(legacy::offset_value(&old)),
+        };
+        apply(&mut groups, legacy_record(0), 0);
+        apply(&mut groups, legacy_record(1), 0);
+        // The Kafka-format record of the same key supersedes the legacy one.
+        apply(&mut groups, offset_record(1, Some(9)), 0);
+        let offsets: Vec<(i32, i64)> = groups
+            .get("g")
+            .expect("group")
+            .offsets
+            .iter()
+            .map(|((_, partition), value)| (*partition, value.offset))
+            .collect();
+        assert_eq!(offsets, vec![(0, 5), (1, 9)]);
     }
 
     #[test]
