@@ -170,7 +170,8 @@ def main():
             problems.append(problem)
         print(f"compat-tests: matrix done in {matrix_s:.0f} s", flush=True)
         if not args.quick:
-            for runner in (suites.run_kip848, suites.run_librdkafka, suites.run_kafka_python):
+            for runner in (suites.run_group_scenarios, suites.run_librdkafka,
+                           suites.run_kafka_python):
                 kwargs = {"jobs": args.jobs} if runner is suites.run_librdkafka else {}
                 result = runner(HERE, cache_dir(), bootstrap, run_dir, **kwargs)
                 suite_results.append(result)

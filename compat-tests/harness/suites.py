@@ -156,11 +156,16 @@ def _junit_cases(path):
     return cases
 
 
-def run_kip848(here, cache, bootstrap, run_dir, per_test_timeout_s=180):
-    """Our KIP-848 scenarios (scenarios/test_kip848.py, confluent-kafka with group.protocol=consumer),
-    outside the sN matrix because only confluent-kafka's bundled librdkafka speaks the protocol."""
-    result = SuiteResult("KIP-848 consumer protocol (confluent-kafka, scenarios/test_kip848.py)")
-    log_dir = os.path.join(run_dir, "kip848")
+GROUP_SCENARIOS = ("test_kip848.py", "test_burrow.py")
+
+
+def run_group_scenarios(here, cache, bootstrap, run_dir, per_test_timeout_s=180):
+    """Our consumer-group scenarios outside the sN matrix: KIP-848 (scenarios/test_kip848.py;
+    only confluent-kafka's bundled librdkafka speaks the protocol) and Burrow reading the lag of a
+    group from __consumer_offsets (scenarios/test_burrow.py)."""
+    result = SuiteResult("Group scenarios (KIP-848 with confluent-kafka; Burrow; "
+                         + ", ".join(f"scenarios/{name}" for name in GROUP_SCENARIOS) + ")")
+    log_dir = os.path.join(run_dir, "groups")
     os.makedirs(log_dir, exist_ok=True)
     junit = os.path.join(log_dir, "junit.xml")
     python = os.path.join(cache, "venv", "bin", "python")
@@ -168,7 +173,7 @@ def run_kip848(here, cache, bootstrap, run_dir, per_test_timeout_s=180):
     with open(os.path.join(log_dir, "pytest.log"), "wb") as log:
         code = subprocess.run(["timeout", "-k", "10", str(per_test_timeout_s * 3), python, "-m",
                                "pytest", "-p", "no:cacheprovider", "-q", "-rfE",
-                               f"--junitxml={junit}", "--bootstrap", bootstrap, "test_kip848.py"],
+                               f"--junitxml={junit}", "--bootstrap", bootstrap, *GROUP_SCENARIOS],
                               cwd=os.path.join(here, "scenarios"), stdout=log,
                               stderr=subprocess.STDOUT).returncode
     cases = _junit_cases(junit) if os.path.exists(junit) else []
@@ -181,7 +186,7 @@ def run_kip848(here, cache, bootstrap, run_dir, per_test_timeout_s=180):
         else:
             result.failed.append((name, seconds, detail))
     if not cases or code not in (0, 1, 5):
-        result.failed.append(("test_kip848.py", seconds,
+        result.failed.append((" ".join(GROUP_SCENARIOS), seconds,
                               "timed out" if code in (124, 137) else f"pytest exit {code}"))
     result.seconds = seconds
     return result

@@ -143,8 +143,9 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         delete_groups, delete_records, delete_topics, describe_cluster, describe_configs,
         describe_groups, describe_log_dirs, describe_producers, describe_transactions, end_txn,
         fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id,
-        join_group, leave_group, list_groups, list_offsets, list_transactions, metadata,
-        offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
+        join_group, leave_group, list_groups, list_offsets, list_offsets_v0, list_transactions,
+        metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce,
+        sync_group,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -183,6 +184,11 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         ApiKey::DescribeProducers => deferred!(ctx, call, body, describe_producers::handle),
         ApiKey::DescribeTransactions => deferred!(ctx, call, body, describe_transactions::handle),
         ApiKey::ListTransactions => deferred!(ctx, call, body, list_transactions::handle),
+        ApiKey::ListOffsets if version < versions::LIST_OFFSETS_DECODED_MIN => {
+            let request = list_offsets_v0::decode_request(&mut body)?;
+            let ctx = ctx.clone();
+            pending(async move { list_offsets_v0::respond(&ctx, call.correlation_id, &request) })
+        }
         ApiKey::ListOffsets => deferred!(ctx, call, body, list_offsets::handle),
         ApiKey::OffsetForLeaderEpoch => deferred!(ctx, call, body, offset_for_leader_epoch::handle),
         // Group coordination: join and sync wait for the rebalance, commits for durability.

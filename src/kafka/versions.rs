@@ -21,11 +21,15 @@ const fn served(api: ApiKey, min: i16, max: i16) -> Served {
 /// when a broker's minimum Produce version is above 0 (KAFKA-18659, librdkafka#4956).
 pub(crate) const PRODUCE_DECODED_MIN: i16 = 3;
 
+/// Lowest ListOffsets version kafka-protocol decodes; v0 (removed in Kafka 4.0) is answered by
+/// `list_offsets_v0`, for tools built on old sarama that send it regardless (Burrow 1.2).
+pub(crate) const LIST_OFFSETS_DECODED_MIN: i16 = 1;
+
 /// Advertised APIs, ordered by key.
 pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::Produce, 0, 13),
     served(ApiKey::Fetch, 4, 18),
-    served(ApiKey::ListOffsets, 1, 10),
+    served(ApiKey::ListOffsets, 0, 10),
     served(ApiKey::Metadata, 0, 13),
     served(ApiKey::OffsetCommit, 2, 9),
     served(ApiKey::OffsetFetch, 1, 9),
@@ -92,10 +96,10 @@ mod tests {
     fn served_ranges_are_within_what_kafka_protocol_can_decode() {
         for s in SERVED {
             let valid = s.api.valid_versions();
-            let min = if s.api == ApiKey::Produce {
-                PRODUCE_DECODED_MIN
-            } else {
-                s.min
+            let min = match s.api {
+                ApiKey::Produce => PRODUCE_DECODED_MIN,
+                ApiKey::ListOffsets => LIST_OFFSETS_DECODED_MIN,
+                _ => s.min,
             };
             assert!(s.min <= s.max, "{s:?}");
             assert!(valid.min <= min && s.max <= valid.max, "{s:?} vs {valid}");
@@ -121,7 +125,8 @@ mod tests {
         check(ApiKey::Produce, 0, 13);
         check(ApiKey::Fetch, 4, 18);
         check(ApiKey::Metadata, 0, 13);
-        check(ApiKey::ListOffsets, 1, 10);
+        // v0 as well, which Kafka 4.0 dropped: old sarama tools (Burrow 1.2) send it regardless.
+        check(ApiKey::ListOffsets, 0, 10);
         check(ApiKey::OffsetForLeaderEpoch, 2, 4);
         check(ApiKey::FindCoordinator, 0, 6);
         check(ApiKey::JoinGroup, 0, 9);

@@ -35,7 +35,7 @@ const ATTRIBUTE_LOG_APPEND_TIME: i16 = 1 << 3;
 const RECORD_BYTES_MIN: usize = 7;
 
 /// What a partition's answer holds: offset, timestamp, leader epoch.
-type Found = (i64, i64, i32);
+pub(super) type Found = (i64, i64, i32);
 
 pub(crate) async fn handle(
     ctx: &Context,
@@ -89,7 +89,7 @@ pub(crate) async fn handle(
     messages::ListOffsetsResponse::default().with_topics(topics)
 }
 
-fn lookup(
+pub(super) fn lookup(
     ctx: &Context,
     topic: &str,
     partition: i32,

@@ -47,6 +47,7 @@ pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
+pub(crate) mod list_offsets_v0;
 pub(crate) mod list_transactions;
 pub(crate) mod metadata;
 pub(crate) mod offset_for_leader_epoch;

@@ -83,7 +83,7 @@ pub(crate) fn decode_request(
 
 /// Reads an i32 element count, rejecting negatives and counts whose minimal encoding could not
 /// fit in the remaining bytes (so a forged count never sizes an allocation).
-fn read_count(body: &mut Bytes, element_bytes_min: usize) -> Option<usize> {
+pub(super) fn read_count(body: &mut Bytes, element_bytes_min: usize) -> Option<usize> {
     if body.remaining() < 4 {
         return None;
     }
@@ -92,7 +92,7 @@ fn read_count(body: &mut Bytes, element_bytes_min: usize) -> Option<usize> {
 }
 
 /// Reads a non-null i16-length string as raw bytes.
-fn read_string(body: &mut Bytes) -> Option<Bytes> {
+pub(super) fn read_string(body: &mut Bytes) -> Option<Bytes> {
     if body.remaining() < 2 {
         return None;
     }

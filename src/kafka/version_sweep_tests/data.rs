@@ -328,6 +328,9 @@ fn expected_offset(records: &[Sent], timestamp: i64) -> (i64, i64) {
 }
 
 pub(super) async fn list_offsets(sweep: &mut Sweep, version: i16) {
+    if version < versions::LIST_OFFSETS_DECODED_MIN {
+        return list_offsets_v0(sweep).await;
+    }
     let records = &sweep.produced[0];
     let target = records[usize::try_from(version).expect("positive") % records.len()].timestamp;
     let last = records.last().expect("produced").timestamp;
@@ -425,4 +428,45 @@ pub(super) async fn offset_for_leader_epoch(sweep: &mut Sweep, version: i16) {
         ],
         "{at}"
     );
+}
+
+/// ListOffsets v0 (removed in Kafka 4.0; kafka-protocol has no codec for it): built by hand,
+/// answered with at most one old-style offset per partition.
+async fn list_offsets_v0(sweep: &mut Sweep) {
+    sweep.correlation_id += 1;
+    sweep.exercised.insert((ApiKey::ListOffsets as i16, 0));
+    let correlation_id = sweep.correlation_id;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::ListOffsets as i16)
+        .with_request_api_version(0)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(text("version-sweep")));
+    let header_version = ApiKey::ListOffsets.request_header_version(0);
+    let mut frame = BytesMut::from(&encode_sized(&header, header_version, "header")[..]);
+    let queries = [(LATEST, 1), (EARLIEST, 1), (LATEST, 0)];
+    frame.put_i32(-1); // replica id: a consumer
+    frame.put_i32(1); // topics
+    put_string(&mut frame, TOPIC);
+    frame.put_i32(i32::try_from(queries.len()).expect("small"));
+    for (timestamp, max_num_offsets) in queries {
+        frame.put_i32(0);
+        frame.put_i64(timestamp);
+        frame.put_i32(max_num_offsets);
+    }
+    let response = respond(&sweep.ctx, ApiKey::ListOffsets, 0, frame.freeze()).await;
+    let mut body = response_body(ApiKey::ListOffsets, 0, correlation_id, response);
+    let at = "ListOffsets v0 response";
+    assert_eq!(body.get_i32(), 1, "{at}: topics");
+    assert_eq!(body.get_i16(), i16::try_from(TOPIC.len()).expect("short"));
+    assert_eq!(body.copy_to_bytes(TOPIC.len()), TOPIC.as_bytes(), "{at}");
+    assert_eq!(body.get_i32(), 3, "{at}: partitions");
+    let latest = i64::try_from(high_watermark(sweep, 0)).expect("small");
+    for expected in [vec![latest], vec![0], vec![]] {
+        assert_eq!(body.get_i32(), 0, "{at}: partition");
+        assert_eq!(body.get_i16(), 0, "{at}: error code");
+        let count = usize::try_from(body.get_i32()).expect("count");
+        let offsets: Vec<i64> = (0..count).map(|_| body.get_i64()).collect();
+        assert_eq!(offsets, expected, "{at}");
+    }
+    assert!(body.is_empty(), "{at}: {} bytes left", body.len());
 }
