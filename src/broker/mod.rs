@@ -30,7 +30,7 @@ use tokio::sync::watch;
 pub(crate) use error::{Error, Result};
 pub(crate) use group::{
     CommitPartition, CommittedOffset, ConsumerHeartbeat, GroupSettings, GroupState, JoinRequest,
-    Protocol, TopicPartition,
+    Protocol, TopicPartition, TxnCommit,
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
 pub(crate) use read::{FetchedPartition, Isolation, ListedOffset, OffsetSpec, PartitionDirInfo};

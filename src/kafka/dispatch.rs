@@ -145,7 +145,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id,
         join_group, leave_group, list_groups, list_offsets, list_offsets_v0, list_transactions,
         metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce,
-        sync_group,
+        sync_group, txn_offset_commit,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -181,6 +181,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         ApiKey::AddPartitionsToTxn => deferred!(ctx, call, body, add_partitions_to_txn::handle),
         ApiKey::AddOffsetsToTxn => deferred!(ctx, call, body, add_offsets_to_txn::handle),
         ApiKey::EndTxn => deferred!(ctx, call, body, end_txn::handle),
+        ApiKey::TxnOffsetCommit => deferred!(ctx, call, body, txn_offset_commit::handle),
         ApiKey::DescribeProducers => deferred!(ctx, call, body, describe_producers::handle),
         ApiKey::DescribeTransactions => deferred!(ctx, call, body, describe_transactions::handle),
         ApiKey::ListTransactions => deferred!(ctx, call, body, list_transactions::handle),

@@ -24,6 +24,13 @@ pub(crate) const PRODUCE_DECODED_MIN: i16 = 3;
 /// Lowest ListOffsets version kafka-protocol decodes; v0 (removed in Kafka 4.0) is answered by
 /// `list_offsets_v0`, for tools built on old sarama that send it regardless (Burrow 1.2).
 pub(crate) const LIST_OFFSETS_DECODED_MIN: i16 = 1;
+/// The feature that selects the transaction protocol (KIP-890): 2 = transactions v2, an epoch
+/// bump at every EndTxn and partitions added to a transaction by the produce itself.
+pub(crate) const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+/// The `transaction.version` this broker supports and has finalized.
+pub(crate) const TRANSACTION_VERSION: i16 = 2;
+/// Epoch of the finalized features: they never change on this node.
+pub(crate) const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 /// Advertised APIs, ordered by key.
 pub(crate) const SERVED: &[Served] = &[
@@ -50,6 +57,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::AddPartitionsToTxn, 0, 5),
     served(ApiKey::AddOffsetsToTxn, 0, 4),
     served(ApiKey::EndTxn, 0, 5),
+    served(ApiKey::TxnOffsetCommit, 0, 5),
     served(ApiKey::DescribeConfigs, 1, 4),
     served(ApiKey::AlterConfigs, 0, 2),
     served(ApiKey::DescribeLogDirs, 1, 4),

@@ -4,6 +4,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::batch::{BATCH_HEADER_LEN, BatchHeader};
+use super::producer_state::marker::{self, Control};
 use super::{Error, Result, records};
 
 /// One record: an optional key and an optional value (`None` value = tombstone).
@@ -87,6 +88,64 @@ pub(crate) fn build_with(records: &[Record], timestamp_ms: i64, producer: Produc
         field.copy_from_slice(&crc.to_be_bytes());
     }
     batch
+}
+
+/// One entry of an internal topic read with its transactions (the offsets topic holds
+/// transactional offset commits that count only once their COMMIT marker follows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogEntry {
+    /// A record; `transactional_producer` is its producer id if its batch is transactional.
+    Record {
+        offset: i64,
+        record: Record,
+        transactional_producer: Option<i64>,
+    },
+    /// A COMMIT or ABORT marker of `producer_id`'s transaction.
+    Marker {
+        offset: i64,
+        producer_id: i64,
+        is_commit: bool,
+    },
+}
+
+/// [`read_records`] keeping the transactions: records say whether their batch is
+/// transactional, and transaction markers are entries of their own (other control batches
+/// are skipped).
+pub(crate) fn read_entries(bytes: &[u8], uncompressed_bytes_max: usize) -> Result<Vec<LogEntry>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let header = BatchHeader::parse(rest)?;
+        let total = header.total_len();
+        let batch = rest.get(..total).ok_or(Error::BatchTooShort {
+            len: rest.len(),
+            needed: total,
+        })?;
+        rest = rest.get(total..).unwrap_or_default();
+        if header.is_control() {
+            if let Control::Marker(marker) = marker::parse(batch, &header) {
+                out.push(LogEntry::Marker {
+                    offset: header.base_offset,
+                    producer_id: header.producer_id,
+                    is_commit: marker.is_commit,
+                });
+            }
+            continue;
+        }
+        let transactional_producer = header.is_transactional().then_some(header.producer_id);
+        let decoded = records::decode(batch, uncompressed_bytes_max)?;
+        for record in &decoded.records {
+            out.push(LogEntry::Record {
+                offset: decoded.offset(record),
+                record: Record {
+                    key: decoded.key(record).map(<[u8]>::to_vec),
+                    value: decoded.value(record).map(<[u8]>::to_vec),
+                },
+                transactional_producer,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The records of every batch in `bytes` (whole stored batches, as `Log::read` returns them),

@@ -48,7 +48,9 @@ pub(crate) use batch::{
     BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_max_timestamp,
     stamp_log_append_time, verify_crc,
 };
-pub(crate) use batch_builder::{Record, build as build_batch, read_records};
+pub(crate) use batch_builder::{
+    LogEntry, Producer, Record, build as build_batch, build_with, read_entries, read_records,
+};
 pub(crate) use catalog::{Catalog, TopicRecord};
 pub(crate) use fs::Fs;
 #[cfg(test)]

@@ -186,6 +186,117 @@ async fn committed_and_aborted_transactions_as_read_committed_and_read_uncommitt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_transform_produce_commits_output_and_offsets_atomically() {
+    const INPUT: usize = 60;
+    const PER_TRANSACTION: usize = 10;
+    let dir = TempDir::new().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    harness::create_topic(&bootstrap, "ctp-in", 1, &[]).await;
+    harness::create_topic(&bootstrap, "ctp-out", 1, &[]).await;
+    let plain = harness::producer(&bootstrap, &[]);
+    for i in 0..INPUT {
+        let value = format!("{i}");
+        let record = rdkafka::producer::FutureRecord::to("ctp-in")
+            .partition(0)
+            .key("k")
+            .payload(&value);
+        plain
+            .send(record, CLIENT_DEADLINE)
+            .await
+            .expect("produce the input");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "ctp-group")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("create the consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("ctp-in", 0, Offset::Stored)
+        .expect("assign");
+    consumer.assign(&assignment).expect("assign");
+    let producer = transactional_producer(&bootstrap, "ctp-txn", 60_000);
+    let metadata = consumer.group_metadata().expect("group metadata");
+    let mut transactions = 0;
+    let mut batch: Vec<OwnedMessage> = Vec::new();
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    while transactions * PER_TRANSACTION < INPUT {
+        assert!(
+            Instant::now() < deadline,
+            "{transactions} transactions done in time"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => batch.push(message.detach()),
+            Some(Err(error)) => panic!("consume failed: {error}"),
+            None => {}
+        }
+        if batch.len() < PER_TRANSACTION {
+            continue;
+        }
+        let next_offset = batch.last().expect("a batch").offset() + 1;
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("ctp-in", 0, Offset::Offset(next_offset))
+            .expect("offsets");
+        producer.begin_transaction().expect("begin");
+        let outputs: Vec<String> = batch
+            .iter()
+            .map(|m| format!("out-{}", payload(m)))
+            .collect();
+        send_all(&producer, "ctp-out", 0, &outputs);
+        producer
+            .send_offsets_to_transaction(&offsets, &metadata, CLIENT_DEADLINE)
+            .expect("send offsets to the transaction");
+        if transactions == 2 {
+            // An aborted round: neither its output nor its offsets count; it is redone.
+            producer.abort_transaction(CLIENT_DEADLINE).expect("abort");
+            let committed = consumer
+                .committed(CLIENT_DEADLINE)
+                .expect("committed offsets");
+            let at = committed
+                .find_partition("ctp-in", 0)
+                .map(|p| p.offset())
+                .expect("partition");
+            assert_eq!(
+                at,
+                Offset::Offset(20),
+                "the aborted offsets are not committed"
+            );
+            consumer
+                .seek("ctp-in", 0, Offset::Offset(20), CLIENT_DEADLINE)
+                .expect("rewind");
+            batch.clear();
+            transactions += 1;
+            continue;
+        }
+        producer
+            .commit_transaction(CLIENT_DEADLINE)
+            .expect("commit");
+        batch.clear();
+        transactions += 1;
+    }
+    let committed = consumer
+        .committed(CLIENT_DEADLINE)
+        .expect("committed offsets");
+    let at = committed
+        .find_partition("ctp-in", 0)
+        .map(|p| p.offset())
+        .expect("partition");
+    assert_eq!(at, Offset::Offset(50), "five committed rounds of ten");
+    let output = reader(&bootstrap, "ctp-out", &[0], "read_committed");
+    let seen = read_until_end(&output, 1, 50);
+    let expected: Vec<String> = (0..50).map(|i| format!("out-{i}")).collect();
+    assert_eq!(
+        seen, expected,
+        "each input transformed exactly once, in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_producer_with_the_same_transactional_id_fences_the_first() {
     let dir = TempDir::new().expect("tempdir");
     let broker = Broker::start(dir.path());

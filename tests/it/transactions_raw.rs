@@ -205,3 +205,104 @@ async fn transactions_v2_add_partitions_implicitly_and_fence_late_writes() {
     assert_eq!(aborted.producer_epoch, epoch + 2);
     assert_eq!(last_stable_offset(broker.addr(), "tx2", 0), 6);
 }
+
+/// TxnOffsetCommit v3 of `offset` for partition 0 of `topic`: the partition error code.
+fn txn_commit(
+    conn: &mut RawConn,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    group: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    use kafka_protocol::messages::TxnOffsetCommitRequest;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_group_id(kafka_protocol::messages::GroupId(group.to_owned().into()))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_member_id("".into())
+        .with_topics(vec![
+            TxnOffsetCommitRequestTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![
+                    TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let response = conn.roundtrip(&request, 3);
+    response.topics[0].partitions[0].error_code
+}
+
+/// OffsetFetch v7 (require_stable) of partition 0 of `topic`: (offset, error code).
+fn fetch_stable(conn: &mut RawConn, group: &str, topic: &str) -> (i64, i16) {
+    use kafka_protocol::messages::OffsetFetchRequest;
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(group.to_owned().into()))
+        .with_require_stable(true)
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let response = conn.roundtrip(&request, 7);
+    let partition = &response.topics[0].partitions[0];
+    (partition.committed_offset, partition.error_code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_transactional_offsets_survive_a_restart_and_count_once_committed() {
+    const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    harness::create_topic(&broker.bootstrap(), "in", 1, &[]).await;
+    let mut conn = RawConn::connect(broker.addr());
+    let (_, pid, epoch) = init(&mut conn, "raw-offsets", 60_000);
+    let request = kafka_protocol::messages::AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id("raw-offsets"))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(kafka_protocol::messages::GroupId("g".to_owned().into()));
+    assert_eq!(conn.roundtrip(&request, 3).error_code, 0);
+    assert_eq!(
+        txn_commit(&mut conn, "raw-offsets", (pid, epoch), "g", "in", 7),
+        0
+    );
+    assert_eq!(
+        fetch_stable(&mut conn, "g", "in"),
+        (-1, UNSTABLE_OFFSET_COMMIT)
+    );
+    broker.stop();
+    broker.restart();
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(
+        fetch_stable(&mut conn, "g", "in"),
+        (-1, UNSTABLE_OFFSET_COMMIT),
+        "the pending commit was rebuilt from the offsets topic"
+    );
+    assert_eq!(
+        end(&mut conn, "raw-offsets", (pid, epoch), true, 3).error_code,
+        0
+    );
+    assert_eq!(fetch_stable(&mut conn, "g", "in"), (7, 0));
+    // A fenced (stale) producer cannot commit offsets.
+    let (_, _, new_epoch) = init(&mut conn, "raw-offsets", 60_000);
+    assert!(new_epoch > epoch);
+    let fenced = txn_commit(&mut conn, "raw-offsets", (pid, epoch), "g", "in", 9);
+    assert_ne!(fenced, 0, "a stale epoch is refused");
+    broker.stop();
+    broker.restart();
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(
+        fetch_stable(&mut conn, "g", "in"),
+        (7, 0),
+        "the committed offset is durable"
+    );
+}

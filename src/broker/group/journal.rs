@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::classic::StaticRevert;
 use super::record::CommittedOffset;
-use super::{GroupEntry, State, now_ms};
+use super::{GroupEntry, State, now_ms, txn_offsets};
 use crate::broker::error::{Error, Result};
 use crate::broker::{PendingProduce, ProduceOutcome};
 use crate::limits::GROUP_PENDING_WRITES_MAX;
@@ -73,6 +73,20 @@ pub(super) enum Effect {
     /// A group record with nothing to apply (an empty group, a tombstone); a failure is logged,
     /// as Kafka does: the previous record stays and members that come back rejoin.
     Record { group: String },
+    /// Transactional commits of a producer, pending until its transaction's marker.
+    TxnOffsets {
+        group: String,
+        producer_id: i64,
+        changes: Vec<(OffsetKey, CommittedOffset)>,
+    },
+    /// A transaction marker on offsets partition `partition` (of `partitions`): the producer's
+    /// pending commits there become committed offsets or are dropped.
+    TxnCompletion {
+        partition: i32,
+        partitions: i32,
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 impl Effect {
@@ -81,7 +95,10 @@ impl Effect {
             Effect::Offsets { group, .. }
             | Effect::Assignment { group, .. }
             | Effect::StaticReplacement { group, .. }
-            | Effect::Record { group } => group,
+            | Effect::Record { group }
+            | Effect::TxnOffsets { group, .. } => group,
+            // A marker concerns no group in particular.
+            Effect::TxnCompletion { .. } => "",
         }
     }
 }
@@ -216,6 +233,26 @@ impl State {
                     self.deliver(&group, replies);
                 }
             }
+            Effect::TxnOffsets {
+                group,
+                producer_id,
+                changes,
+            } => {
+                let now = now_ms();
+                let entry = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| GroupEntry::new(&group, now));
+                txn_offsets::apply_pending(entry, producer_id, changes);
+            }
+            Effect::TxnCompletion {
+                partition,
+                partitions,
+                producer_id,
+                commit,
+            } => {
+                txn_offsets::complete(&mut self.groups, partition, partitions, producer_id, commit);
+            }
             Effect::StaticReplacement { .. } | Effect::Record { .. } => {}
         }
         if let Some(reply) = reply {
@@ -255,6 +292,12 @@ impl State {
             }
             Effect::Record { .. } => {
                 tracing::warn!(%group, ?failure, "group record was not stored");
+            }
+            Effect::TxnOffsets { .. } => {
+                tracing::warn!(%group, ?failure, "transactional offset records were not stored");
+            }
+            Effect::TxnCompletion { partition, .. } => {
+                tracing::warn!(partition, ?failure, "a transaction marker was not stored");
             }
         }
         if let Some(reply) = reply {

@@ -20,6 +20,7 @@ mod record;
 mod record_legacy;
 mod session;
 mod store;
+mod txn_offsets;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,7 @@ pub(crate) use journal::WriteFailure;
 pub(crate) use member::Protocol;
 pub(crate) use offsets::CommitPartition;
 pub(crate) use record::CommittedOffset;
+pub(crate) use txn_offsets::TxnCommit;
 
 use classic::{Group, GroupWrite, Outcome};
 use journal::Journal;
@@ -115,6 +117,8 @@ struct GroupEntry {
     group: Group,
     consumer: ConsumerGroup,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Transactional commits waiting for their transaction's marker, by producer id.
+    pending_txn: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 impl GroupEntry {
@@ -123,12 +127,14 @@ impl GroupEntry {
             group: Group::new(group_id, now_ms),
             consumer: ConsumerGroup::default(),
             offsets: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
         }
     }
 
     /// A group with nothing to remember: no members, no offsets, never rebalanced.
     fn is_unused(&self) -> bool {
         self.offsets.is_empty()
+            && self.pending_txn.is_empty()
             && self.consumer.members.is_empty()
             && self.group.members.is_empty()
             && self.group.state == GroupState::Empty

@@ -10,11 +10,11 @@ use bytes::Bytes;
 
 use super::journal::{Effect, WriteFailure, WriteReply, apply_offset};
 use super::record::{self, Key};
-use super::{Group, GroupEntry, GroupState, GroupWrite, State};
+use super::{Group, GroupEntry, GroupState, GroupWrite, State, txn_offsets};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Acks, Broker, now_ms};
 use crate::limits::{GROUP_LOAD_DECODED_BYTES_MAX, GROUP_LOAD_READ_BYTES};
-use crate::storage::{self, BatchHeader};
+use crate::storage::{self, BatchHeader, LogEntry};
 
 /// The internal topic holding committed offsets and group metadata.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -69,7 +69,7 @@ impl Broker {
         }
     }
 
-    fn offsets_partitions(&self) -> i32 {
+    pub(super) fn offsets_partitions(&self) -> i32 {
         self.topic(OFFSETS_TOPIC)
             .map_or(self.settings.groups.offsets_topic_partitions, |t| {
                 i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)
@@ -129,9 +129,31 @@ impl Broker {
         let partitions = self.offsets_partitions();
         let mut record_count = 0usize;
         for partition in 0..partitions {
-            for (_, record) in self.read_internal(partition)? {
+            for entry in self.read_internal(partition)? {
                 record_count += 1;
-                apply(&mut groups, record, now);
+                match entry {
+                    LogEntry::Record {
+                        record,
+                        transactional_producer: None,
+                        ..
+                    } => apply(&mut groups, record, now),
+                    LogEntry::Record {
+                        record,
+                        transactional_producer: Some(producer_id),
+                        ..
+                    } => txn_offsets::load_pending(&mut groups, producer_id, record, now),
+                    LogEntry::Marker {
+                        producer_id,
+                        is_commit,
+                        ..
+                    } => txn_offsets::complete(
+                        &mut groups,
+                        partition,
+                        partitions,
+                        producer_id,
+                        is_commit,
+                    ),
+                }
             }
         }
         groups.retain(|_, entry| !entry.is_unused());
@@ -145,8 +167,8 @@ impl Broker {
         Ok(())
     }
 
-    /// Every record of one offsets partition, below its high watermark.
-    fn read_internal(&self, partition: i32) -> Result<Vec<(i64, storage::Record)>> {
+    /// Every record and transaction marker of one offsets partition, below its high watermark.
+    fn read_internal(&self, partition: i32) -> Result<Vec<LogEntry>> {
         let mut offset = self
             .list_offset(
                 OFFSETS_TOPIC,
@@ -175,8 +197,15 @@ impl Broker {
                 next = next.max(header.last_offset() + 1);
                 rest = rest.get(header.total_len()..).unwrap_or_default();
             }
-            match storage::read_records(&fetched.records, GROUP_LOAD_DECODED_BYTES_MAX) {
-                Ok(records) => out.extend(records.into_iter().filter(|(o, _)| *o >= offset)),
+            match storage::read_entries(&fetched.records, GROUP_LOAD_DECODED_BYTES_MAX) {
+                Ok(entries) => out.extend(entries.into_iter().filter(|entry| {
+                    let at = match entry {
+                        LogEntry::Record { offset, .. } | LogEntry::Marker { offset, .. } => {
+                            *offset
+                        }
+                    };
+                    at >= offset
+                })),
                 Err(source) => {
                     return Err(Error::Storage {
                         topic: OFFSETS_TOPIC.to_owned(),

@@ -3,6 +3,8 @@
 //! cluster routes to each partition's leader), and the completion of a prepared transaction.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 
 use super::decide;
 use super::state::TxnState;
@@ -12,6 +14,15 @@ use crate::broker::idempotence;
 use crate::broker::topic_config::TimestampPolicy;
 use crate::broker::{Broker, LEADER_EPOCH, PendingProduce, TopicPartition, now_ms};
 use crate::storage;
+
+/// The offsets topic: its markers go through the group coordinator.
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A marker write in flight.
+enum Waiting {
+    Log(PendingProduce),
+    Group(Pin<Box<dyn Future<Output = Result<()>> + Send>>),
+}
 
 /// Epoch of this node as transaction coordinator (the `__transaction_state` leader epoch).
 pub(crate) const COORDINATOR_EPOCH: i32 = LEADER_EPOCH;
@@ -35,18 +46,31 @@ impl Broker {
         partitions: &BTreeSet<TopicPartition>,
         marker: MarkerSpec,
     ) -> Vec<(TopicPartition, Error)> {
-        let mut pending = Vec::with_capacity(partitions.len());
+        let mut pending: Vec<(TopicPartition, Waiting)> = Vec::with_capacity(partitions.len());
         let mut failed = Vec::new();
         for (topic, partition) in partitions {
+            let tp = (topic.clone(), *partition);
+            if topic == OFFSETS_TOPIC {
+                // The group coordinator applies it in log order with the offset commits.
+                let write = self.write_offsets_marker(*partition, marker);
+                pending.push((tp, Waiting::Group(Box::pin(write))));
+                continue;
+            }
             match self.append_marker(topic, *partition, marker) {
-                Ok(write) => pending.push(((topic.clone(), *partition), write)),
+                Ok(write) => pending.push((tp, Waiting::Log(write))),
                 Err(Error::UnknownTopicOrPartition { .. }) => {}
-                Err(error) => failed.push(((topic.clone(), *partition), error)),
+                Err(error) => failed.push((tp, error)),
             }
         }
         for (partition, write) in pending {
-            match write.wait().await {
-                Ok(_) => self.on_marker_written(&partition, marker),
+            let written = match write {
+                Waiting::Log(write) => write.wait().await.map(|_| ()),
+                Waiting::Group(write) => write.await,
+            };
+            match written {
+                Ok(()) => {
+                    tracing::trace!(topic = %partition.0, partition = partition.1, "marker written")
+                }
                 Err(error) => failed.push((partition, error)),
             }
         }
@@ -54,7 +78,7 @@ impl Broker {
     }
 
     /// Appends one marker (its epoch and coordinator epoch checked, as Kafka's leader does).
-    fn append_marker(
+    pub(crate) fn append_marker(
         &self,
         topic: &str,
         partition: i32,
@@ -98,18 +122,6 @@ impl Broker {
             end_offset,
             log_start_offset,
         ))
-    }
-
-    /// After a marker is durable: the group coordinator materializes (or drops) the
-    /// transaction's offset commits when the partition is an offsets partition.
-    fn on_marker_written(&self, partition: &TopicPartition, marker: MarkerSpec) {
-        tracing::debug!(
-            topic = %partition.0,
-            partition = partition.1,
-            producer_id = marker.producer_id,
-            commit = marker.commit,
-            "transaction marker written"
-        );
     }
 
     /// Finishes a transaction whose PrepareCommit or PrepareAbort is durable: markers to every

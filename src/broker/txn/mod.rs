@@ -22,6 +22,7 @@ use super::{Broker, TopicPartition, now_ms};
 use decide::{AddDecision, EndDecision, InitDecision};
 use metadata::{TRANSACTIONS_V2, TxnMetadata, TxnTransit};
 
+pub(crate) use markers::MarkerSpec;
 pub(crate) use state::TxnState;
 
 /// Why a transaction request is refused: each is one Kafka error code.

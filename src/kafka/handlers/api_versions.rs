@@ -1,8 +1,11 @@
-//! ApiVersions (key 18): the advertised table from `kafka/versions.rs`, no features.
-//! Unsupported versions are answered by dispatch with `unsupported_version()` encoded at v0.
+//! ApiVersions (key 18): the advertised table from `kafka/versions.rs` and (v3+) the features:
+//! `transaction.version` 2 is supported and finalized, so new clients use transactions v2
+//! (KIP-890). Unsupported versions are answered by dispatch with `unsupported_version()` at v0.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
+use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -21,9 +24,33 @@ pub(crate) async fn handle(
             "api versions"
         );
     }
-    messages::ApiVersionsResponse::default()
+    let response = messages::ApiVersionsResponse::default()
         .with_error_code(error_code::NONE)
-        .with_api_keys(versions::api_versions())
+        .with_api_keys(versions::api_versions());
+    if version < 3 {
+        return response;
+    }
+    let feature = StrBytes::from_static_str(versions::TRANSACTION_VERSION_FEATURE);
+    // Kafka leaves out features whose minimum is 0 below v4 (older clients reject level 0).
+    let supported = if version >= 4 {
+        vec![
+            SupportedFeatureKey::default()
+                .with_name(feature.clone())
+                .with_min_version(0)
+                .with_max_version(versions::TRANSACTION_VERSION),
+        ]
+    } else {
+        Vec::new()
+    };
+    response
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(versions::FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(vec![
+            FinalizedFeatureKey::default()
+                .with_name(feature)
+                .with_max_version_level(versions::TRANSACTION_VERSION)
+                .with_min_version_level(versions::TRANSACTION_VERSION),
+        ])
 }
 
 /// The answer to an ApiVersions request of a version we do not serve: error 35 plus our table,

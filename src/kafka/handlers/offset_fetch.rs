@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -13,14 +14,17 @@ use super::group_wire::{text, wire};
 use crate::broker::CommittedOffset;
 use crate::kafka::{Context, error_code};
 
-/// One partition's answer: offset -1 and no metadata when nothing was committed.
-type Answer = (i32, i64, i32, Option<String>);
+/// One partition's answer: offset -1 and no metadata when nothing was committed; an error code
+/// (UNSTABLE_OFFSET_COMMIT while a transactional commit of it is pending and the client asked
+/// for stable offsets, KIP-447).
+type Answer = (i32, i64, i32, Option<String>, i16);
 
 /// Committed offsets of `group_id` grouped by topic, in the order asked.
 fn lookup(
     ctx: &Context,
     group_id: &str,
     asked: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Vec<(String, Vec<Answer>)> {
     let requested = asked.map(|topics| {
         topics
@@ -33,13 +37,20 @@ fn lookup(
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     for (topic, partition, committed) in found {
         let answer = match committed {
+            _ if require_stable && ctx.broker.is_offset_unstable(group_id, &topic, partition) => (
+                partition,
+                -1,
+                -1,
+                Some(String::new()),
+                ResponseError::UnstableOffsetCommit.code(),
+            ),
             Some(CommittedOffset {
                 offset,
                 leader_epoch,
                 metadata,
                 ..
-            }) => (partition, offset, leader_epoch, metadata),
-            None => (partition, -1, -1, Some(String::new())),
+            }) => (partition, offset, leader_epoch, metadata, error_code::NONE),
+            None => (partition, -1, -1, Some(String::new()), error_code::NONE),
         };
         let slot = *index.entry(topic.clone()).or_insert_with(|| {
             by_topic.push((topic, Vec::new()));
@@ -58,6 +69,7 @@ pub(crate) async fn handle(
     request: messages::OffsetFetchRequest,
 ) -> messages::OffsetFetchResponse {
     let response = messages::OffsetFetchResponse::default();
+    let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
         let groups = request
             .groups
@@ -69,18 +81,18 @@ pub(crate) async fn handle(
                         .map(|t| (text(&t.name), t.partition_indexes))
                         .collect()
                 });
-                let topics = lookup(ctx, g.group_id.as_str(), asked)
+                let topics = lookup(ctx, g.group_id.as_str(), asked, require_stable)
                     .into_iter()
                     .map(|(topic, answers)| {
                         let partitions = answers
                             .into_iter()
-                            .map(|(partition, offset, epoch, metadata)| {
+                            .map(|(partition, offset, epoch, metadata, code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(partition)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(metadata.map(wire))
-                                    .with_error_code(error_code::NONE)
+                                    .with_error_code(code)
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
@@ -106,18 +118,18 @@ pub(crate) async fn handle(
                 .collect()
         }),
     };
-    let topics = lookup(ctx, request.group_id.as_str(), asked)
+    let topics = lookup(ctx, request.group_id.as_str(), asked, require_stable)
         .into_iter()
         .map(|(topic, answers)| {
             let partitions = answers
                 .into_iter()
-                .map(|(partition, offset, epoch, metadata)| {
+                .map(|(partition, offset, epoch, metadata, code)| {
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(partition)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
                         .with_metadata(metadata.map(wire))
-                        .with_error_code(error_code::NONE)
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetFetchResponseTopic::default()

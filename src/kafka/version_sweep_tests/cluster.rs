@@ -194,8 +194,37 @@ pub(super) fn check_api_table(response: &messages::ApiVersionsResponse, version:
         .map(|s| (s.api as i16, s.min, s.max))
         .collect();
     assert_eq!(got, expected, "ApiVersions v{version}");
-    assert!(response.supported_features.is_empty());
-    assert!(response.finalized_features.is_empty());
+    // KIP-890: transaction.version 2 is supported (listed from v4, as Kafka lists features
+    // with minimum 0) and finalized (v3+).
+    let supported: Vec<_> = response
+        .supported_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+        .collect();
+    let finalized: Vec<_> = response
+        .finalized_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+        .collect();
+    let feature = || "transaction.version".to_owned();
+    let expected_supported = if version >= 4 {
+        vec![(feature(), 0, 2)]
+    } else {
+        Vec::new()
+    };
+    let expected_finalized = if version >= 3 {
+        vec![(feature(), 2, 2)]
+    } else {
+        Vec::new()
+    };
+    assert_eq!(supported, expected_supported, "ApiVersions v{version}");
+    assert_eq!(finalized, expected_finalized, "ApiVersions v{version}");
+    if version >= 3 {
+        assert_eq!(
+            response.finalized_features_epoch, 1,
+            "ApiVersions v{version}"
+        );
+    }
 }
 
 pub(super) async fn describe_cluster(sweep: &mut Sweep, version: i16) {

@@ -36,7 +36,7 @@ use groups::{
 };
 use producers::{
     add_offsets_to_txn, add_partitions_to_txn, describe_producers, describe_transactions,
-    end_txn_at, init_producer_id, list_transactions,
+    end_txn_at, init_producer_id, list_transactions, txn_offset_commit,
 };
 use topic_admin::{creatable, create_partitions, create_topics, delete_records, delete_topics};
 
@@ -324,6 +324,7 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 ApiKey::AddPartitionsToTxn => add_partitions_to_txn(&mut sweep, version).await,
                 ApiKey::AddOffsetsToTxn => add_offsets_to_txn(&mut sweep, version).await,
                 ApiKey::EndTxn => end_txn_at(&mut sweep, version).await,
+                ApiKey::TxnOffsetCommit => txn_offset_commit(&mut sweep, version).await,
                 ApiKey::JoinGroup => join_group(&mut sweep, version).await,
                 ApiKey::SyncGroup => sync_group(&mut sweep, version).await,
                 ApiKey::Heartbeat => heartbeat(&mut sweep, version).await,

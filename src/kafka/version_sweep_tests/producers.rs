@@ -316,3 +316,89 @@ pub(super) async fn list_transactions(sweep: &mut Sweep, version: i16) {
     let ended = end_txn(sweep, 3, &id, producer, false).await;
     assert_eq!(ended.error_code, NONE, "{at}: abort");
 }
+
+/// OffsetFetch v7 of one partition of `TXN_TOPIC`: (offset, error code).
+async fn fetch_committed(sweep: &mut Sweep, group: &str, require_stable: bool) -> (i64, i16) {
+    let request = messages::OffsetFetchRequest::default()
+        .with_group_id(group_id(group))
+        .with_require_stable(require_stable)
+        .with_topics(Some(vec![
+            messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(topic_name(TXN_TOPIC))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let response: messages::OffsetFetchResponse =
+        sweep.call(ApiKey::OffsetFetch, 7, &request).await;
+    let [topic] = exactly(&response.topics, "OffsetFetch v7");
+    let [partition] = exactly(&topic.partitions, "OffsetFetch v7");
+    (partition.committed_offset, partition.error_code)
+}
+
+pub(super) async fn txn_offset_commit(sweep: &mut Sweep, version: i16) {
+    let at = format!("TxnOffsetCommit v{version}");
+    let id = format!("sweep-txn-offsets-v{version}");
+    let group = format!("sweep-txn-offsets-group-v{version}");
+    let producer = transactional_producer(sweep, &id).await;
+    if version < 5 {
+        // Transactions v1: the offsets partition is added explicitly.
+        let request = messages::AddOffsetsToTxnRequest::default()
+            .with_transactional_id(messages::TransactionalId(text(&id)))
+            .with_producer_id(messages::ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_group_id(group_id(&group));
+        let response: messages::AddOffsetsToTxnResponse =
+            sweep.call(ApiKey::AddOffsetsToTxn, 3, &request).await;
+        assert_eq!(response.error_code, NONE, "{at}: AddOffsetsToTxn");
+    }
+    let partitions = vec![
+        messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(5)
+            .with_committed_leader_epoch(-1)
+            .with_committed_metadata(Some(text("in a transaction"))),
+        messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(9)
+            .with_committed_offset(1),
+    ];
+    let mut request = messages::TxnOffsetCommitRequest::default()
+        .with_transactional_id(messages::TransactionalId(text(&id)))
+        .with_group_id(group_id(&group))
+        .with_producer_id(messages::ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_topics(vec![
+            messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(topic_name(TXN_TOPIC))
+                .with_partitions(partitions),
+        ]);
+    if version >= 3 {
+        request = request.with_generation_id(-1).with_member_id(text(""));
+    }
+    let response: messages::TxnOffsetCommitResponse =
+        sweep.call(ApiKey::TxnOffsetCommit, version, &request).await;
+    let [topic] = exactly(&response.topics, &at);
+    let codes: Vec<_> = topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(codes, [(0, NONE), (9, UNKNOWN_TOPIC_OR_PARTITION)], "{at}");
+    // Pending until the commit: invisible, and unstable for a client that asks.
+    assert_eq!(
+        fetch_committed(sweep, &group, false).await,
+        (-1, NONE),
+        "{at}"
+    );
+    assert_eq!(
+        fetch_committed(sweep, &group, true).await,
+        (-1, ResponseError::UnstableOffsetCommit.code()),
+        "{at}"
+    );
+    let end_version = if version >= 5 { 5 } else { 3 };
+    let committed = end_txn(sweep, end_version, &id, producer, true).await;
+    assert_eq!(committed.error_code, NONE, "{at}: commit");
+    assert_eq!(
+        fetch_committed(sweep, &group, true).await,
+        (5, NONE),
+        "{at}"
+    );
+}
