@@ -72,6 +72,8 @@ pub const INDEX_FILE_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
 /// Most partitions one topic may have on this broker.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Most producer ids one metadata command hands a broker at once (Kafka's blocks are 1,000).
+pub const PRODUCER_ID_BLOCK_MAX: i64 = 1 << 20;
 /// Most distinct keys one compaction pass maps (about 32 bytes each); a pass whose dirty
 /// segments hold more cleans the segments mapped so far and continues on the next pass.
 pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;

@@ -1,0 +1,304 @@
+//! [`State::apply`]: the one function that changes committed metadata. Deterministic: the same
+//! state and command give the same result on every broker, so it reads no clock, no randomness
+//! and no local setting. A refused command leaves the state unchanged.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::command::{Command, Outcome, Rejection};
+use super::model::{BrokerRegistration, PartitionMeta, State, TopicId, TopicMeta};
+use super::placement;
+use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_MAX};
+
+impl State {
+    /// Applies one committed command.
+    pub(crate) fn apply(&mut self, command: &Command) -> Result<Outcome, Rejection> {
+        match command {
+            Command::Bootstrap { cluster_id } => self.bootstrap(cluster_id),
+            Command::RegisterBroker(registration) => self.register(registration),
+            Command::UnregisterBroker { id } => self.unregister(*id),
+            Command::FenceBroker { id } => self.fence(*id),
+            Command::UnfenceBroker { id } => self.unfence(*id),
+            Command::CreateTopic {
+                name,
+                id,
+                partitions,
+                replication_factor,
+                assignment,
+                configs,
+                internal,
+            } => self.create_topic(
+                name,
+                *id,
+                (*partitions, *replication_factor),
+                assignment.as_deref(),
+                configs,
+                *internal,
+            ),
+            Command::DeleteTopic { name } => match self.topics.remove(name) {
+                Some(_) => Ok(Outcome::Done),
+                None => Err(Rejection::UnknownTopic { name: name.clone() }),
+            },
+            Command::CreatePartitions {
+                name,
+                total,
+                assignment,
+            } => self.create_partitions(name, *total, assignment.as_deref()),
+            Command::SetTopicConfigs { name, configs } => match self.topics.get_mut(name) {
+                Some(topic) => {
+                    topic.configs = configs.clone();
+                    Ok(Outcome::Done)
+                }
+                None => Err(Rejection::UnknownTopic { name: name.clone() }),
+            },
+            Command::AllocateProducerIds {
+                broker,
+                count,
+                at_least,
+            } => self.allocate_producer_ids(*broker, *count, *at_least),
+        }
+    }
+
+    fn bootstrap(&mut self, cluster_id: &str) -> Result<Outcome, Rejection> {
+        match &self.cluster_id {
+            Some(existing) if existing != cluster_id => Err(Rejection::ClusterIdMismatch {
+                existing: existing.clone(),
+            }),
+            _ => {
+                self.cluster_id = Some(cluster_id.to_owned());
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    fn register(&mut self, registration: &BrokerRegistration) -> Result<Outcome, Rejection> {
+        if let Some(existing) = self.brokers.get(&registration.id)
+            && existing.incarnation != registration.incarnation
+            && !existing.fenced
+        {
+            return Err(Rejection::DuplicateBrokerId {
+                id: registration.id,
+            });
+        }
+        let mut registration = registration.clone();
+        registration.fenced = false;
+        let id = registration.id;
+        self.brokers.insert(id, registration);
+        self.lead_leaderless(id);
+        Ok(Outcome::Done)
+    }
+
+    fn unregister(&mut self, id: i32) -> Result<Outcome, Rejection> {
+        if !self.brokers.contains_key(&id) {
+            return Err(Rejection::UnknownBroker { id });
+        }
+        let holds = self
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.replicas.contains(&id));
+        if holds {
+            return Err(Rejection::BrokerHoldsReplicas { id });
+        }
+        self.brokers.remove(&id);
+        Ok(Outcome::Done)
+    }
+
+    fn fence(&mut self, id: i32) -> Result<Outcome, Rejection> {
+        let broker = self
+            .brokers
+            .get_mut(&id)
+            .ok_or(Rejection::UnknownBroker { id })?;
+        broker.fenced = true;
+        let unfenced: BTreeSet<i32> = self.unfenced_brokers().map(|b| b.id).collect();
+        for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+            partition.isr.retain(|&r| r != id);
+            if partition.leader == Some(id) {
+                partition.leader = partition.isr.iter().copied().find(|r| unfenced.contains(r));
+                partition.leader_epoch += 1;
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn unfence(&mut self, id: i32) -> Result<Outcome, Rejection> {
+        let broker = self
+            .brokers
+            .get_mut(&id)
+            .ok_or(Rejection::UnknownBroker { id })?;
+        broker.fenced = false;
+        self.lead_leaderless(id);
+        Ok(Outcome::Done)
+    }
+
+    /// `id` just became unfenced: it is back in the in-sync set of its replicas (a replica
+    /// with no other copy is trivially in sync) and leads the partitions that had no leader.
+    fn lead_leaderless(&mut self, id: i32) {
+        for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+            if !partition.replicas.contains(&id) {
+                continue;
+            }
+            if partition.leader.is_none() {
+                partition.leader = Some(id);
+                partition.leader_epoch += 1;
+                partition.isr = vec![id];
+            } else if partition.replicas.len() == 1 && !partition.isr.contains(&id) {
+                partition.isr.push(id);
+            }
+        }
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        id: TopicId,
+        (partitions, replication_factor): (i32, i16),
+        assignment: Option<&[Vec<i32>]>,
+        configs: &BTreeMap<String, String>,
+        internal: bool,
+    ) -> Result<Outcome, Rejection> {
+        if self.topics.contains_key(name) {
+            return Err(Rejection::TopicExists {
+                name: name.to_owned(),
+            });
+        }
+        if self.topic_by_id(&id).is_some() {
+            return Err(Rejection::TopicIdExists);
+        }
+        let replicas = match assignment {
+            Some(assignment) => self.check_assignment(assignment, None)?,
+            None => {
+                check_partition_count(partitions)?;
+                placement::place(self, partitions as usize, replication_factor)?
+            }
+        };
+        self.placement_cursor = self.placement_cursor.wrapping_add(replicas.len() as u64);
+        let partitions = replicas
+            .into_iter()
+            .map(|r| self.new_partition(r))
+            .collect();
+        self.topics.insert(
+            name.to_owned(),
+            TopicMeta {
+                id,
+                partitions,
+                configs: configs.clone(),
+                internal,
+            },
+        );
+        Ok(Outcome::Done)
+    }
+
+    fn create_partitions(
+        &mut self,
+        name: &str,
+        total: i32,
+        assignment: Option<&[Vec<i32>]>,
+    ) -> Result<Outcome, Rejection> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| Rejection::UnknownTopic {
+                name: name.to_owned(),
+            })?;
+        let current = topic.partitions.len();
+        let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+        check_partition_count(total)?;
+        let Some(added) = (total as usize).checked_sub(current).filter(|&n| n > 0) else {
+            return Err(Rejection::InvalidPartitions {
+                reason: format!("topic already has {current} partitions, {total} requested"),
+            });
+        };
+        let replicas = match assignment {
+            Some(assignment) if assignment.len() != added => {
+                return Err(Rejection::InvalidAssignment {
+                    reason: format!("{} lists for {added} new partitions", assignment.len()),
+                });
+            }
+            Some(assignment) => self.check_assignment(assignment, Some(factor))?,
+            None => placement::place(self, added, factor as i16)?,
+        };
+        self.placement_cursor = self.placement_cursor.wrapping_add(added as u64);
+        let partitions: Vec<PartitionMeta> = replicas
+            .into_iter()
+            .map(|r| self.new_partition(r))
+            .collect();
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(partitions);
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// An explicit assignment: every list non-empty, of one length (`factor` if given), of
+    /// distinct registered brokers.
+    fn check_assignment(
+        &self,
+        assignment: &[Vec<i32>],
+        factor: Option<usize>,
+    ) -> Result<Vec<Vec<i32>>, Rejection> {
+        let invalid = |reason: String| Err(Rejection::InvalidAssignment { reason });
+        check_partition_count(i32::try_from(assignment.len()).unwrap_or(i32::MAX))?;
+        let factor = factor.unwrap_or_else(|| assignment[0].len());
+        for (partition, replicas) in assignment.iter().enumerate() {
+            if replicas.is_empty() || replicas.len() != factor {
+                return invalid(format!(
+                    "partition {partition} lists {} replicas, {factor} expected",
+                    replicas.len()
+                ));
+            }
+            let distinct: BTreeSet<&i32> = replicas.iter().collect();
+            if distinct.len() != replicas.len() {
+                return invalid(format!("partition {partition} repeats a broker"));
+            }
+            if let Some(unknown) = replicas.iter().find(|id| !self.brokers.contains_key(id)) {
+                return invalid(format!("broker {unknown} is not registered"));
+            }
+        }
+        Ok(assignment.to_vec())
+    }
+
+    /// A new partition led by its first unfenced replica, epoch 0.
+    fn new_partition(&self, replicas: Vec<i32>) -> PartitionMeta {
+        let isr: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|&r| self.is_unfenced(r))
+            .collect();
+        PartitionMeta {
+            leader: isr.first().copied(),
+            leader_epoch: 0,
+            isr,
+            replicas,
+        }
+    }
+
+    fn allocate_producer_ids(
+        &mut self,
+        broker: i32,
+        count: i64,
+        at_least: i64,
+    ) -> Result<Outcome, Rejection> {
+        let invalid = |reason: String| Err(Rejection::InvalidProducerIdRequest { reason });
+        if !self.brokers.contains_key(&broker) {
+            return Err(Rejection::UnknownBroker { id: broker });
+        }
+        if !(1..=PRODUCER_ID_BLOCK_MAX).contains(&count) || at_least < 0 {
+            return invalid(format!("count {count}, at least {at_least}"));
+        }
+        let first = self.next_producer_id.max(at_least);
+        let Some(next) = first.checked_add(count) else {
+            return invalid("producer ids are exhausted".to_owned());
+        };
+        self.next_producer_id = next;
+        Ok(Outcome::ProducerIds { first, count })
+    }
+}
+
+fn check_partition_count(count: i32) -> Result<(), Rejection> {
+    if (1..=PARTITIONS_PER_TOPIC_MAX).contains(&count) {
+        Ok(())
+    } else {
+        Err(Rejection::InvalidPartitions {
+            reason: format!("{count} requested, must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"),
+        })
+    }
+}

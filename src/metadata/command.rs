@@ -1,0 +1,97 @@
+//! The commands that change the metadata state, what applying one answers, and why one is
+//! refused. Commands are what the controller's raft log stores.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{BrokerRegistration, TopicId};
+
+/// One change to the metadata state, proposed by any broker and applied by all in log order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Command {
+    /// Names a new cluster; refused once it has a (different) id.
+    Bootstrap {
+        cluster_id: String,
+    },
+    /// A broker (re)joins: new registrations and restarts of the same data dir are accepted,
+    /// a live broker with the same id and another data dir is refused.
+    RegisterBroker(BrokerRegistration),
+    /// Removes a broker that holds no replica.
+    UnregisterBroker {
+        id: i32,
+    },
+    /// Takes leadership away from a broker declared dead.
+    FenceBroker {
+        id: i32,
+    },
+    /// Gives a returning broker its leaderships back.
+    UnfenceBroker {
+        id: i32,
+    },
+    /// Creates a topic. Without `assignment`, replicas are placed over the unfenced brokers.
+    CreateTopic {
+        name: String,
+        id: TopicId,
+        partitions: i32,
+        replication_factor: i16,
+        assignment: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        internal: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// Grows a topic to `total` partitions.
+    CreatePartitions {
+        name: String,
+        total: i32,
+        assignment: Option<Vec<Vec<i32>>>,
+    },
+    /// Replaces a topic's configs (validated by the proposer).
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// Hands `count` producer ids to `broker`, starting no lower than `at_least` (a broker
+    /// upgraded from a single node passes the ids it already used).
+    AllocateProducerIds {
+        broker: i32,
+        count: i64,
+        at_least: i64,
+    },
+}
+
+/// What an applied command answers its proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    Done,
+    ProducerIds { first: i64, count: i64 },
+}
+
+/// Why a command was not applied (the state is unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum Rejection {
+    #[error("this cluster already has id {existing}")]
+    ClusterIdMismatch { existing: String },
+    #[error("broker {id} is already registered from another data directory and is not fenced")]
+    DuplicateBrokerId { id: i32 },
+    #[error("broker {id} is not registered")]
+    UnknownBroker { id: i32 },
+    #[error("broker {id} still holds replicas")]
+    BrokerHoldsReplicas { id: i32 },
+    #[error("topic {name} already exists")]
+    TopicExists { name: String },
+    #[error("a topic with this id already exists")]
+    TopicIdExists,
+    #[error("topic {name} does not exist")]
+    UnknownTopic { name: String },
+    #[error("invalid partition count: {reason}")]
+    InvalidPartitions { reason: String },
+    #[error("invalid replication factor: {reason}")]
+    InvalidReplicationFactor { reason: String },
+    #[error("invalid replica assignment: {reason}")]
+    InvalidAssignment { reason: String },
+    #[error("invalid producer id block request: {reason}")]
+    InvalidProducerIdRequest { reason: String },
+}

@@ -1,0 +1,26 @@
+//! Cluster metadata: the state every broker agrees on (brokers, topics, partition placement,
+//! configs, producer-id blocks) and the commands that change it.
+//!
+//! The state is changed only by [`State::apply`], a pure and deterministic function of the
+//! state and one command: the controller's raft log orders commands and every broker applies
+//! them in that order, so every broker holds the same state at the same log index. Nothing here
+//! does I/O; the replication layer stores and replicates commands and snapshots of the state.
+
+mod apply;
+mod command;
+mod model;
+mod placement;
+
+#[cfg(test)]
+mod apply_tests;
+
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "used by the controller, next")
+)]
+pub(crate) use command::{Command, Outcome, Rejection};
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "used by the controller, next")
+)]
+pub(crate) use model::{BrokerRegistration, Endpoint, State};

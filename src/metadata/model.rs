@@ -1,0 +1,90 @@
+//! The replicated metadata state: registered brokers, topics with their partitions, and the
+//! next free producer id. Plain data, serializable for raft snapshots.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A Kafka topic id (a UUID) as its 16 bytes.
+pub(crate) type TopicId = [u8; 16];
+
+/// A host and port a broker is reachable at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+/// A broker as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BrokerRegistration {
+    /// Kafka's `node.id`.
+    pub(crate) id: i32,
+    /// Identifies one data directory (`directory.id` of meta.properties): a broker that restarts
+    /// with its data keeps it, a second broker claiming the same id has another one.
+    pub(crate) incarnation: [u8; 16],
+    /// Where Kafka clients reach the broker (its advertised listener).
+    pub(crate) kafka: Endpoint,
+    /// Where other brokers reach it for raft and broker-to-broker calls.
+    pub(crate) cluster: Endpoint,
+    pub(crate) rack: Option<String>,
+    /// A fenced broker leads nothing and receives no new replicas.
+    pub(crate) fenced: bool,
+}
+
+/// One partition's placement and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PartitionMeta {
+    /// Brokers holding a replica, the preferred leader first.
+    pub(crate) replicas: Vec<i32>,
+    /// The broker serving the partition, or none while every replica is fenced.
+    pub(crate) leader: Option<i32>,
+    /// Grows by one on every leadership change, never goes back (KIP-232, KIP-320).
+    pub(crate) leader_epoch: i32,
+    /// Replicas in sync with the leader.
+    pub(crate) isr: Vec<i32>,
+}
+
+/// A topic: its id, partitions (index = partition number) and topic-level configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TopicMeta {
+    pub(crate) id: TopicId,
+    pub(crate) partitions: Vec<PartitionMeta>,
+    pub(crate) configs: BTreeMap<String, String>,
+    /// `__consumer_offsets` and `__transaction_state`.
+    pub(crate) internal: bool,
+}
+
+/// The whole replicated metadata state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct State {
+    /// Set once, by the first command of a new cluster.
+    pub(crate) cluster_id: Option<String>,
+    pub(crate) brokers: BTreeMap<i32, BrokerRegistration>,
+    pub(crate) topics: BTreeMap<String, TopicMeta>,
+    /// The first producer id not yet handed out in a block.
+    pub(crate) next_producer_id: i64,
+    /// Where placement starts for the next new partition, so the first partitions of successive
+    /// topics (and the coordinators of internal topics) land on different brokers.
+    pub(crate) placement_cursor: u64,
+}
+
+impl State {
+    /// The topic with this id, with its name.
+    pub(crate) fn topic_by_id(&self, id: &TopicId) -> Option<(&str, &TopicMeta)> {
+        self.topics
+            .iter()
+            .find(|(_, topic)| &topic.id == id)
+            .map(|(name, topic)| (name.as_str(), topic))
+    }
+
+    /// Brokers that may lead partitions and receive new replicas.
+    pub(crate) fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `broker` is registered and not fenced.
+    pub(crate) fn is_unfenced(&self, broker: i32) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+}
