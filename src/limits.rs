@@ -74,6 +74,16 @@ pub const TOPIC_NAME_LEN_MAX: usize = 249;
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 /// Most producer ids one metadata command hands a broker at once (Kafka's blocks are 1,000).
 pub const PRODUCER_ID_BLOCK_MAX: i64 = 1 << 20;
+/// Largest cluster RPC frame (raft entries of many batches, or a snapshot chunk).
+pub const CLUSTER_FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Calls one peer connection serves at once; more wait until one is answered.
+pub const CLUSTER_CONNECTION_IN_FLIGHT_MAX: usize = 256;
+/// Peer connections the cluster listener serves at once.
+pub const CLUSTER_CONNECTIONS_MAX: usize = 4096;
+/// Calls queued for one peer before callers wait.
+pub const CLUSTER_PEER_QUEUE_MAX: usize = 1024;
+/// How long opening a connection to a peer may take.
+pub const CLUSTER_CONNECT_TIMEOUT_MS: u64 = 3000;
 /// Most distinct keys one compaction pass maps (about 32 bytes each); a pass whose dirty
 /// segments hold more cleans the segments mapped so far and continues on the next pass.
 pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;

@@ -1,0 +1,30 @@
+//! The cluster RPC transport: request/response calls between brokers over one TCP connection
+//! per peer, addressed to a group (a raft group: the controller or a partition) and a method.
+//! Payloads are opaque bytes; the raft network above encodes openraft's messages into them.
+//!
+//! One connection per peer carries the calls of every group, pipelined with correlation ids,
+//! so thousands of groups between two brokers cost one socket and one writer task, and the
+//! frames queued while a write is in progress go out in one write.
+
+mod peers;
+mod service;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "the raft network uses it; lands next")
+)]
+pub(crate) use peers::{CallError, Peers};
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "the raft network uses it; lands next")
+)]
+pub(crate) use service::{Handler, HandlerFuture, Registry, serve};
+#[cfg_attr(
+    not(test),
+    expect(unused_imports, reason = "the raft network uses it; lands next")
+)]
+pub(crate) use wire::Method;
