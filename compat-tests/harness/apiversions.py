@@ -16,17 +16,18 @@ API_NAMES = {
     25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit", 32: "DescribeConfigs",
     33: "AlterConfigs", 35: "DescribeLogDirs", 36: "SaslAuthenticate", 37: "CreatePartitions",
     42: "DeleteGroups", 44: "IncrementalAlterConfigs", 47: "OffsetDelete", 60: "DescribeCluster",
+    61: "DescribeProducers", 65: "DescribeTransactions", 66: "ListTransactions",
     68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe",
 }
 NAME_KEYS = {name: key for key, name in API_NAMES.items()}
 
 
-def _recv_exact(sock, count):
+def recv_exact(sock, count, api="ApiVersions"):
     data = b""
     while len(data) < count:
         chunk = sock.recv(count - len(data))
         if not chunk:
-            raise ConnectionError("broker closed the connection during ApiVersions")
+            raise ConnectionError(f"broker closed the connection during {api}")
         data += chunk
     return data
 
@@ -43,8 +44,8 @@ def api_versions(bootstrap, timeout_s=10.0):
         try:
             with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
                 sock.sendall(struct.pack(">i", len(body)) + body)
-                (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-                payload = _recv_exact(sock, size)
+                (size,) = struct.unpack(">i", recv_exact(sock, 4))
+                payload = recv_exact(sock, size)
             break
         except OSError as error:  # broker still starting: retry until the deadline
             last_error = error

@@ -25,7 +25,9 @@ class Broker:
         # Session timeouts down to 1 s, as kafka-python's own test broker allows
         # (group.min.session.timeout.ms=1000 in its servers/resources/default/kafka.properties;
         # its test_group uses session_timeout_ms=3000). Tidelog's default minimum is Kafka's 6 s.
-        env = dict(os.environ, TIDELOG_TOPICS__DEFAULT_PARTITIONS=str(default_partitions),
+        # TIDELOG_COMPAT_CACHE is ours: the broker refuses unknown TIDELOG_ variables.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIDELOG_COMPAT_")}
+        env.update(TIDELOG_TOPICS__DEFAULT_PARTITIONS=str(default_partitions),
                    TIDELOG_GROUPS__SESSION_TIMEOUT_MS_MIN="1000")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(

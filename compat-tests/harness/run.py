@@ -28,7 +28,7 @@ CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "aiokafka", "sarama", "kaf
 SCENARIOS = [("s1", "metadata"), ("s2", "create topic"), ("s3", "produce keys/headers/null/codecs"),
              ("s4", "consume begin/end/offset/time"), ("s5", "order 10k"),
              ("s6", "max.message.bytes"), ("s7", "group takeover"), ("s8", "commit+resume"),
-             ("s9", "delete topic")]
+             ("s9", "delete topic"), ("s10", "idempotent producer"), ("s11", "transactions")]
 PRECEDENCE = ["FAIL", "not yet", "pass", "n/a"]  # a cell shows the first status any part had
 
 

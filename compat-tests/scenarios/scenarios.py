@@ -9,19 +9,25 @@ import time
 
 from adapters.base import Record, TooLarge
 from conftest import unique_topic, wait_until
+from describe_producers import describe_producers
 
 DEADLINE_S = 60
 GROUP_APIS = ("FindCoordinator", "JoinGroup", "SyncGroup", "Heartbeat", "LeaveGroup",
               "OffsetCommit", "OffsetFetch")
+IDEMPOTENCE_APIS = ("InitProducerId", "DescribeProducers")
+TRANSACTION_APIS = ("InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
+                    "TxnOffsetCommit") + GROUP_APIS
+IDEMPOTENT_RECORDS = 5_000
 
 
 def now_ms():
     return int(time.time() * 1000)
 
 
-def read_exactly(adapter, topic, partition, start, count, deadline_s=DEADLINE_S):
+def read_exactly(adapter, topic, partition, start, count, deadline_s=DEADLINE_S,
+                 read_committed=None):
     """Read from `start` until `count` records arrived; fail on a timeout or on extra records."""
-    reader = adapter.reader(topic, partition, start)
+    reader = adapter.reader(topic, partition, start, read_committed=read_committed)
     try:
         got = []
         deadline = time.monotonic() + deadline_s
@@ -148,13 +154,18 @@ def consume_positions(adapter, can_create):
         reader.close()
 
 
-def order(adapter, can_create, count=10_000):
-    topic = prepare_topic(adapter, can_create, "s5", 4)
+def order(adapter, can_create, count=10_000, scenario="s5", idempotent=False):
+    """`count` keyed records over 4 partitions: contiguous offsets, send order, exact content.
+
+    Returns the topic and {partition: records it got}; a partition's high watermark must grow by
+    exactly its records (a duplicate appended behind the client's back would show there).
+    """
+    topic = prepare_topic(adapter, can_create, scenario, 4)
     partitions = adapter.list_topics()[topic]
     bases = {p: adapter.end_offset(topic, p) for p in range(partitions)}
     records = [Record(f"key-{i % 101}".encode(), f"{i:05d}:{os.urandom(6).hex()}".encode())
                for i in range(count)]
-    deliveries = adapter.produce(topic, records)
+    deliveries = adapter.produce(topic, records, idempotent=idempotent)
     by_partition = {}
     for idx, delivery in enumerate(deliveries):
         by_partition.setdefault(delivery.partition, []).append((delivery.offset, idx))
@@ -172,6 +183,11 @@ def order(adapter, can_create, count=10_000):
             first = next(i for i, (a, b) in enumerate(zip(got_records, want_records)) if a != b)
             raise AssertionError(f"partition {partition} offset {bases[partition] + first}: "
                                  f"got {got_records[first]}, want {want_records[first]}")
+        end = adapter.end_offset(topic, partition)
+        assert end == bases[partition] + len(entries), \
+            f"partition {partition}: high watermark {end} after {len(entries)} records from " \
+            f"{bases[partition]}: the log holds records that were not sent (duplicates)"
+    return topic, {p: len(entries) for p, entries in by_partition.items()}
 
 
 def max_message(adapter, limit=32768):
@@ -287,3 +303,88 @@ def commit_resume(adapter):
         assert [r.value for r in got[:50]] == [f"v{i}".encode() for i in range(50, 100)]
     finally:
         member.close()
+
+
+def check_idempotent_producer(bootstrap, topic, counts):
+    """The broker holds one producer id per partition written, its last sequence = records - 1.
+
+    This tells an idempotent produce from a client that silently fell back to plain produce.
+    """
+    for partition, count in sorted(counts.items()):
+        producers = describe_producers(bootstrap, topic, partition)
+        assert len(producers) == 1, \
+            f"{topic}[{partition}]: DescribeProducers lists {producers}, want one idempotent producer"
+        [producer] = producers
+        assert producer.producer_id >= 0 and producer.last_sequence == count - 1, \
+            f"{topic}[{partition}]: {producer}, want last_sequence {count - 1} for {count} records"
+
+
+def idempotent_producer(adapter, bootstrap, can_create):
+    topic, counts = order(adapter, can_create, IDEMPOTENT_RECORDS, "s10", idempotent=True)
+    check_idempotent_producer(bootstrap, topic, counts)
+
+
+def _values(records):
+    return [r.value for r in records]
+
+
+def transactions(adapter, can_create):
+    """Commit, abort, commit; a read_committed reader sees the committed records only and a
+    read_uncommitted one every record; then consume-transform-produce with the offsets committed
+    in the transaction, and an aborted one whose output and offsets must both vanish."""
+    topic = prepare_topic(adapter, can_create, "s11", 1)
+    out_topic = prepare_topic(adapter, can_create, "s11-out", 1)
+    base, out_base = adapter.end_offset(topic, 0), adapter.end_offset(out_topic, 0)
+    committed = [Record(f"k{i}".encode(), f"committed-{i}".encode(), partition=0) for i in range(10)]
+    aborted = [Record(f"a{i}".encode(), f"aborted-{i}".encode(), partition=0) for i in range(5)]
+    txn = adapter.transactional_producer(f"{topic}-txn")
+    try:
+        for records, commit in ((committed[:5], True), (aborted, False), (committed[5:], True)):
+            txn.begin()
+            txn.send(topic, records)
+            if commit:
+                txn.commit()
+            else:
+                txn.abort()
+        # 15 records and 3 markers (control batches of one record each).
+        wait_until(lambda: adapter.end_offset(topic, 0) == base + 18, DEADLINE_S,
+                   f"{topic}[0] high watermark {base + 18}")
+        got = read_exactly(adapter, topic, 0, base, 10, read_committed=True)
+        assert _values(got) == _values(committed), f"read_committed got {_values(got)}"
+        got = read_exactly(adapter, topic, 0, base, 15, read_committed=False)
+        want = _values(committed[:5] + aborted + committed[5:])
+        assert _values(got) == want, f"read_uncommitted got {_values(got)}, want {want}"
+
+        group = f"{topic}-ctp"
+        member = adapter.group_member(group, topic, read_committed=True)
+        try:
+            inputs = []
+            wait_until(lambda: inputs.extend(r for r in member.poll(0.3) if r.offset >= base)
+                       or len(inputs) >= 10, DEADLINE_S, "the 10 committed input records")
+            assert _values(inputs) == _values(committed), f"ctp input {_values(inputs)}"
+            next_offset = inputs[-1].offset + 1
+            txn.begin()
+            txn.send(out_topic, [Record(r.key, r.value.upper(), partition=0) for r in inputs])
+            txn.send_offsets(member, topic, {0: next_offset})
+            txn.commit()
+            txn.begin()
+            txn.send(out_topic, [Record(b"zombie", b"aborted output", partition=0)])
+            txn.send_offsets(member, topic, {0: base})
+            txn.abort()
+        finally:
+            member.close()
+        # A committed record after the aborted one: reading up to it shows the aborted one hidden.
+        txn.begin()
+        txn.send(out_topic, [Record(b"sentinel", b"after the abort", partition=0)])
+        txn.commit()
+    finally:
+        txn.close()
+    wait_until(lambda: adapter.committed_offset(group, topic, 0) == next_offset, DEADLINE_S,
+               f"the group's offset committed in the transaction ({next_offset})")
+    # 10 records and a COMMIT marker, an aborted record and its ABORT marker, the sentinel and
+    # its COMMIT marker.
+    wait_until(lambda: adapter.end_offset(out_topic, 0) == out_base + 15, DEADLINE_S,
+               f"{out_topic}[0] high watermark {out_base + 15}")
+    got = read_exactly(adapter, out_topic, 0, out_base, 11, read_committed=True)
+    want = [v.upper() for v in _values(committed)] + [b"after the abort"]
+    assert _values(got) == want, f"ctp output (read_committed) {_values(got)}, want {want}"

@@ -1,4 +1,4 @@
-"""Scenarios 1-9 for the Go clients: one program of ours per client (compat-tests/go), built by
+"""Scenarios 1-11 for the Go clients: one program of ours per client (compat-tests/go), built by
 compat-tests/setup into $COMPAT_GO_BIN. Exit 0 = pass, 2 = n/a (reason on stdout), else FAIL."""
 import os
 import subprocess
@@ -12,7 +12,8 @@ from conftest import require_apis, served_apis
 CLIENTS = {"sarama": "sarama", "kafka-go": "kafkago", "confluent-kafka-go": "confluentgo"}
 NEEDS = {"s2": ("CreateTopics", "DescribeConfigs"), "s6": ("CreateTopics",),
          "s7": ("CreateTopics",) + scenarios.GROUP_APIS, "s8": scenarios.GROUP_APIS,
-         "s9": ("DeleteTopics",)}
+         "s9": ("DeleteTopics",), "s10": scenarios.IDEMPOTENCE_APIS,
+         "s11": scenarios.TRANSACTION_APIS}
 
 
 def run_program(bootstrap, client, scenario, codec="none"):
@@ -29,6 +30,7 @@ def run_program(bootstrap, client, scenario, codec="none"):
         pytest.skip(result.stdout.strip())
     if result.returncode != 0:
         pytest.fail((result.stderr.strip() or result.stdout.strip())[-600:], pytrace=False)
+    return result.stdout
 
 
 @pytest.fixture(params=list(CLIENTS))
@@ -71,3 +73,15 @@ def test_s8_commit_resume(bootstrap, client):
 
 def test_s9_delete_topic(bootstrap, client):
     run_program(bootstrap, client, "s9")
+
+
+def test_s10_idempotent_producer(bootstrap, client):
+    out = run_program(bootstrap, client, "s10")
+    [line] = [ln for ln in out.splitlines() if ln.startswith("describe-producers ")]
+    _, topic, *counts = line.split()
+    scenarios.check_idempotent_producer(
+        bootstrap, topic, {int(p): int(n) for p, n in (c.split("=") for c in counts)})
+
+
+def test_s11_transactions(bootstrap, client):
+    run_program(bootstrap, client, "s11")

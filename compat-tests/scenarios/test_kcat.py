@@ -132,13 +132,18 @@ def test_s4_consume_positions(bootstrap, helper):
 
 
 def test_s5_order_10k(bootstrap, helper):
-    topic = make_topic(helper, bootstrap, "s5", partitions=4)
+    produce_keyed(bootstrap, helper, "s5", 10_000)
+
+
+def produce_keyed(bootstrap, helper, scenario, count, *producer_args):
+    """`count` keyed records over 4 partitions with `kcat -P -K:`, read back in send order;
+    returns the topic and {partition: records it got}."""
+    topic = make_topic(helper, bootstrap, scenario, partitions=4)
     partitions = helper.list_topics()[topic]
     bases = {p: helper.end_offset(topic, p) for p in range(partitions)}
-    count = 10_000
     lines = b"".join(b"key-%d:%05d-%s\n" % (i % 101, i, os.urandom(6).hex().encode())
                      for i in range(count))
-    kcat(bootstrap, "-P", "-t", topic, "-K:", stdin=lines)
+    kcat(bootstrap, "-P", "-t", topic, "-K:", *producer_args, stdin=lines)
     out = kcat(bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-f", "%p %o %k %s\n")
     by_partition = {}
     for line in out.stdout.decode().splitlines():
@@ -155,8 +160,10 @@ def test_s5_order_10k(bootstrap, helper):
         assert idxs == sorted(idxs), f"partition {partition}: records out of send order"
         for _, key, value in entries:
             assert sent.get(value) == key, f"partition {partition}: unexpected record {key}:{value}"
+        assert len({v for _, _, v in entries}) == len(entries), f"partition {partition}: duplicates"
         seen += len(entries)
     assert seen == count, f"consumed {seen} records, produced {count}"
+    return topic, {p: len(entries) for p, entries in by_partition.items()}
 
 
 def test_s6_max_message(bootstrap, helper):
@@ -250,3 +257,14 @@ def test_s8_commit_resume(bootstrap, helper, tmp_path):
 
 def test_s9_delete_topic():
     pytest.skip("n/a: kcat has no admin commands")
+
+
+def test_s10_idempotent_producer(bootstrap, helper):
+    require_apis(bootstrap, *scenarios.IDEMPOTENCE_APIS)
+    topic, counts = produce_keyed(bootstrap, helper, "s10", scenarios.IDEMPOTENT_RECORDS,
+                                  "-X", "enable.idempotence=true")
+    scenarios.check_idempotent_producer(bootstrap, topic, counts)
+
+
+def test_s11_transactions():
+    pytest.skip("n/a: kcat cannot produce in a transaction (it never begins or commits one)")

@@ -1,4 +1,4 @@
-"""Scenarios 1-9 for confluent-kafka, kafka-python and aiokafka (see scenarios.py)."""
+"""Scenarios 1-11 for confluent-kafka, kafka-python and aiokafka (see scenarios.py)."""
 import pytest
 
 import scenarios
@@ -63,3 +63,13 @@ def test_s8_commit_resume(client, bootstrap):
 def test_s9_delete_topic(client, bootstrap):
     require_apis(bootstrap, "DeleteTopics")
     scenarios.delete_topic(client, can_create(bootstrap))
+
+
+def test_s10_idempotent_producer(client, bootstrap):
+    require_apis(bootstrap, *scenarios.IDEMPOTENCE_APIS)
+    scenarios.idempotent_producer(client, bootstrap, can_create(bootstrap))
+
+
+def test_s11_transactions(client, bootstrap):
+    require_apis(bootstrap, *scenarios.TRANSACTION_APIS)
+    scenarios.transactions(client, can_create(bootstrap))

@@ -7,7 +7,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import OffsetAndMetadata
 
-from .base import Adapter, Delivery, Received, TooLarge
+from .base import Adapter, Delivery, Received, TooLarge, isolation_level
 
 TIMEOUT_S = 30
 TOPIC_ALREADY_EXISTS = 36
@@ -78,30 +78,32 @@ class AiokafkaAdapter(Adapter):
         codes = _error_codes(response.to_object())
         assert not codes, f"DeleteTopics answered error codes {codes}"
 
-    def produce(self, topic, records, codec="none"):
-        return self.run(self._produce(topic, records, codec))
+    def produce(self, topic, records, codec="none", idempotent=False):
+        return self.run(self._produce(topic, records, codec, idempotent))
 
-    async def _produce(self, topic, records, codec):
+    async def _produce(self, topic, records, codec, idempotent):
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5,
                                     compression_type=None if codec == "none" else codec,
-                                    max_request_size=4_000_000)
+                                    max_request_size=4_000_000, enable_idempotence=idempotent)
         await producer.start()
         try:
-            futures = []
-            for record in records:
-                futures.append(await producer.send(
-                    topic, key=record.key, value=record.value, partition=record.partition,
-                    headers=list(record.headers) or None, timestamp_ms=record.timestamp_ms))
-            results = []
-            for future in futures:
-                try:
-                    metadata = await future
-                except MessageSizeTooLargeError as error:
-                    raise TooLarge(str(error)) from error
-                results.append(Delivery(metadata.partition, metadata.offset))
-            return results
+            return await _send(producer, topic, records)
         finally:
             await producer.stop()
+
+    def transactional_producer(self, transactional_id):
+        return _Transactional(self.bootstrap, transactional_id)
+
+    def committed_offset(self, group, topic, partition):
+        async def committed():
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group,
+                                        enable_auto_commit=False)
+            await consumer.start()
+            try:
+                return await consumer.committed(TopicPartition(topic, partition))
+            finally:
+                await consumer.stop()
+        return self.run(committed())
 
     async def _with_consumer(self, action):
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
@@ -120,11 +122,65 @@ class AiokafkaAdapter(Adapter):
         found = self.run(self._with_consumer(lambda c: c.offsets_for_times({tp: timestamp_ms})))[tp]
         return None if found is None else found.offset
 
-    def reader(self, topic, partition, start):
-        return _Reader(self.bootstrap, topic, partition, start)
+    def reader(self, topic, partition, start, read_committed=None):
+        return _Reader(self.bootstrap, topic, partition, start, read_committed)
 
-    def group_member(self, group, topic):
-        return _Member(self.bootstrap, group, topic)
+    def group_member(self, group, topic, read_committed=None):
+        return _Member(self.bootstrap, group, topic, read_committed)
+
+
+
+async def _send(producer, topic, records):
+    futures = []
+    for record in records:
+        futures.append(await producer.send(
+            topic, key=record.key, value=record.value, partition=record.partition,
+            headers=list(record.headers) or None, timestamp_ms=record.timestamp_ms))
+    results = []
+    for future in futures:
+        try:
+            metadata = await future
+        except MessageSizeTooLargeError as error:
+            raise TooLarge(str(error)) from error
+        results.append(Delivery(metadata.partition, metadata.offset))
+    return results
+
+
+class _Transactional:
+    """A transactional producer with its own loop; start() runs InitProducerId."""
+
+    def __init__(self, bootstrap, transactional_id):
+        self.loop = asyncio.new_event_loop()
+        self.producer = None
+
+        async def start():
+            self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                             transactional_id=transactional_id)
+            await self.producer.start()
+        self.run(start())
+
+    def run(self, coro):
+        return self.loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT_S * 2))
+
+    def begin(self):
+        self.run(self.producer.begin_transaction())
+
+    def send(self, topic, records):
+        self.run(_send(self.producer, topic, records))
+
+    def send_offsets(self, member, topic, offsets):
+        self.run(self.producer.send_offsets_to_transaction(
+            {TopicPartition(topic, p): o for p, o in offsets.items()}, member.group))
+
+    def commit(self):
+        self.run(self.producer.commit_transaction())
+
+    def abort(self):
+        self.run(self.producer.abort_transaction())
+
+    def close(self):
+        self.run(self.producer.stop())
+        self.loop.close()
 
 
 def _received(record):
@@ -166,7 +222,7 @@ class _Consumer:
 
 
 class _Reader(_Consumer):
-    def __init__(self, bootstrap, topic, partition, start):
+    def __init__(self, bootstrap, topic, partition, start, read_committed):
         async def setup(consumer):
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
@@ -180,17 +236,19 @@ class _Reader(_Consumer):
                 consumer.seek(tp, found.offset)
             else:
                 consumer.seek(tp, start)
-        super().__init__(setup, bootstrap_servers=bootstrap, enable_auto_commit=False)
+        super().__init__(setup, bootstrap_servers=bootstrap, enable_auto_commit=False,
+                         **isolation_level(read_committed))
 
 
 class _Member(_Consumer):
-    def __init__(self, bootstrap, group, topic):
+    def __init__(self, bootstrap, group, topic, read_committed):
         async def setup(consumer):
             consumer.subscribe([topic])
         super().__init__(setup, bootstrap_servers=bootstrap, group_id=group,
                          enable_auto_commit=False, auto_offset_reset="earliest",
-                         session_timeout_ms=10000, heartbeat_interval_ms=500)
-        self.topic = topic
+                         session_timeout_ms=10000, heartbeat_interval_ms=500,
+                         **isolation_level(read_committed))
+        self.topic, self.group = topic, group
 
     def assignment(self):
         return {tp.partition for tp in self.call(self.consumer.assignment)}

@@ -50,3 +50,11 @@ class Adapter:
 
     def close(self):
         pass
+
+
+def isolation_level(read_committed):
+    """`isolation_level=` for kafka-python and aiokafka when a scenario asks for one (None keeps
+    the client's default, read_uncommitted for both)."""
+    if read_committed is None:
+        return {}
+    return {"isolation_level": "read_committed" if read_committed else "read_uncommitted"}

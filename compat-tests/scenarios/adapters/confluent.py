@@ -45,33 +45,11 @@ class ConfluentAdapter(Adapter):
     def delete_topic(self, name):
         self.admin.delete_topics([name], operation_timeout=TIMEOUT_S)[name].result(timeout=TIMEOUT_S)
 
-    def produce(self, topic, records, codec="none"):
+    def produce(self, topic, records, codec="none", idempotent=False):
         producer = Producer({"bootstrap.servers": self.bootstrap, "compression.type": codec,
-                             "linger.ms": 5, "enable.idempotence": False,
+                             "linger.ms": 5, "enable.idempotence": idempotent,
                              "message.max.bytes": 4_000_000})
-        results = [None] * len(records)
-
-        def on_delivery(idx):
-            def callback(error, message):
-                results[idx] = error if error is not None else Delivery(message.partition(),
-                                                                        message.offset())
-            return callback
-
-        for idx, record in enumerate(records):
-            kwargs = {"key": record.key, "value": record.value, "on_delivery": on_delivery(idx)}
-            if record.partition is not None:
-                kwargs["partition"] = record.partition
-            if record.headers:
-                kwargs["headers"] = list(record.headers)
-            if record.timestamp_ms is not None:
-                kwargs["timestamp"] = record.timestamp_ms
-            while True:
-                try:
-                    producer.produce(topic, **kwargs)
-                    break
-                except BufferError:  # local queue full: serve delivery reports, then retry
-                    producer.poll(0.1)
-            producer.poll(0)
+        results = _send(producer, topic, records)
         remaining = producer.flush(TIMEOUT_S)
         assert remaining == 0, f"{remaining} records still undelivered after {TIMEOUT_S}s"
         for result in results:
@@ -80,6 +58,17 @@ class ConfluentAdapter(Adapter):
                     raise TooLarge(str(result))
                 raise RuntimeError(f"delivery failed: {result}")
         return results
+
+    def transactional_producer(self, transactional_id):
+        return _Transactional(self.bootstrap, transactional_id)
+
+    def committed_offset(self, group, topic, partition):
+        consumer = self._consumer(**{"group.id": group})
+        try:
+            [found] = consumer.committed([TopicPartition(topic, partition)], timeout=TIMEOUT_S)
+            return found.offset
+        finally:
+            consumer.close()
 
     def end_offset(self, topic, partition):
         consumer = self._consumer()
@@ -98,11 +87,11 @@ class ConfluentAdapter(Adapter):
         finally:
             consumer.close()
 
-    def reader(self, topic, partition, start):
-        return _Reader(self, topic, partition, start)
+    def reader(self, topic, partition, start, read_committed=None):
+        return _Reader(self, topic, partition, start, read_committed)
 
-    def group_member(self, group, topic):
-        return _Member(self.bootstrap, group, topic)
+    def group_member(self, group, topic, read_committed=None):
+        return _Member(self.bootstrap, group, topic, read_committed)
 
     def _consumer(self, **extra):
         # The Python wrapper insists on a group.id; assign() never joins it.
@@ -112,6 +101,74 @@ class ConfluentAdapter(Adapter):
         return Consumer(config)
 
 
+def _isolation(read_committed):
+    """isolation.level when a scenario asks for one; None keeps librdkafka's (read_committed)."""
+    if read_committed is None:
+        return {}
+    return {"isolation.level": "read_committed" if read_committed else "read_uncommitted"}
+
+
+def _send(producer, topic, records):
+    """Enqueue every record; the list fills with a Delivery or a KafkaError per record."""
+    results = [None] * len(records)
+
+    def on_delivery(idx):
+        def callback(error, message):
+            results[idx] = error if error is not None else Delivery(message.partition(),
+                                                                    message.offset())
+        return callback
+
+    for idx, record in enumerate(records):
+        kwargs = {"key": record.key, "value": record.value, "on_delivery": on_delivery(idx)}
+        if record.partition is not None:
+            kwargs["partition"] = record.partition
+        if record.headers:
+            kwargs["headers"] = list(record.headers)
+        if record.timestamp_ms is not None:
+            kwargs["timestamp"] = record.timestamp_ms
+        while True:
+            try:
+                producer.produce(topic, **kwargs)
+                break
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                producer.poll(0.1)
+        producer.poll(0)
+    return results
+
+
+class _Transactional:
+    """A transactional producer (init_transactions at creation)."""
+
+    def __init__(self, bootstrap, transactional_id):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                                  "transactional.id": transactional_id})
+        self.producer.init_transactions(TIMEOUT_S)
+
+    def begin(self):
+        self.producer.begin_transaction()
+
+    def send(self, topic, records):
+        results = _send(self.producer, topic, records)
+        remaining = self.producer.flush(TIMEOUT_S)
+        assert remaining == 0, f"{remaining} records still undelivered after {TIMEOUT_S}s"
+        errors = [r for r in results if isinstance(r, KafkaError)]
+        assert not errors, f"transactional delivery failed: {errors[0]}"
+
+    def send_offsets(self, member, topic, offsets):
+        self.producer.send_offsets_to_transaction(
+            [TopicPartition(topic, p, o) for p, o in offsets.items()],
+            member.consumer.consumer_group_metadata(), TIMEOUT_S)
+
+    def commit(self):
+        self.producer.commit_transaction(TIMEOUT_S)
+
+    def abort(self):
+        self.producer.abort_transaction(TIMEOUT_S)
+
+    def close(self):
+        self.producer.flush(TIMEOUT_S)
+
+
 def _received(message):
     headers = tuple(message.headers() or ())
     return Received(message.partition(), message.offset(), message.key(), message.value(),
@@ -119,8 +176,8 @@ def _received(message):
 
 
 class _Reader:
-    def __init__(self, adapter, topic, partition, start):
-        self.consumer = adapter._consumer()
+    def __init__(self, adapter, topic, partition, start, read_committed):
+        self.consumer = adapter._consumer(**_isolation(read_committed))
         if start == "beginning":
             offset = OFFSET_BEGINNING
         elif start == "end":
@@ -145,11 +202,12 @@ class _Reader:
 
 
 class _Member:
-    def __init__(self, bootstrap, group, topic):
+    def __init__(self, bootstrap, group, topic, read_committed):
         self.topic = topic
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                  "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
+                                  "session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
+                                  **_isolation(read_committed)})
         self.consumer.subscribe([topic])
 
     def poll(self, timeout_s):

@@ -1,10 +1,11 @@
 """kafka-python 3.x behind the scenario interface."""
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
+from kafka.errors import (MessageSizeTooLargeError, RebalanceInProgressError,
+                          TopicAlreadyExistsError)
 from kafka.structs import OffsetAndMetadata
 
-from .base import Adapter, Delivery, Received, TooLarge
+from .base import Adapter, Delivery, Received, TooLarge, isolation_level
 
 TIMEOUT_S = 30
 
@@ -60,29 +61,29 @@ class KafkaPythonAdapter(Adapter):
     def delete_topic(self, name):
         self.admin.delete_topics([name], timeout_ms=TIMEOUT_S * 1000)
 
-    def produce(self, topic, records, codec="none"):
-        # Idempotence (the 3.x default) needs InitProducerId; it has its own scenario later.
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5,
-                                 compression_type=None if codec == "none" else codec,
-                                 enable_idempotence=False, acks=1, retries=0,
-                                 max_request_size=4_000_000)
+    def produce(self, topic, records, codec="none", idempotent=False):
+        if idempotent:  # kafka-python 3 as a new user gets it: idempotence is its default
+            producer = KafkaProducer(bootstrap_servers=self.bootstrap)
+        else:  # the plain produce path, without idempotence's acks=all and retries
+            producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5,
+                                     compression_type=None if codec == "none" else codec,
+                                     enable_idempotence=False, acks=1, retries=0,
+                                     max_request_size=4_000_000)
         try:
-            futures = []
-            for record in records:
-                futures.append(producer.send(
-                    topic, key=record.key, value=record.value, partition=record.partition,
-                    headers=list(record.headers) or None, timestamp_ms=record.timestamp_ms))
-            producer.flush(timeout=TIMEOUT_S)
-            results = []
-            for future in futures:
-                try:
-                    metadata = future.get(timeout=TIMEOUT_S)
-                except MessageSizeTooLargeError as error:
-                    raise TooLarge(str(error)) from error
-                results.append(Delivery(metadata.partition, metadata.offset))
-            return results
+            return _send(producer, topic, records)
         finally:
             producer.close(timeout=TIMEOUT_S)
+
+    def transactional_producer(self, transactional_id):
+        return _Transactional(self.bootstrap, transactional_id)
+
+    def committed_offset(self, group, topic, partition):
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group,
+                                 enable_auto_commit=False)
+        try:
+            return consumer.committed(TopicPartition(topic, partition))
+        finally:
+            consumer.close()
 
     def end_offset(self, topic, partition):
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
@@ -101,11 +102,58 @@ class KafkaPythonAdapter(Adapter):
         finally:
             consumer.close()
 
-    def reader(self, topic, partition, start):
-        return _Reader(self.bootstrap, topic, partition, start)
+    def reader(self, topic, partition, start, read_committed=None):
+        return _Reader(self.bootstrap, topic, partition, start, read_committed)
 
-    def group_member(self, group, topic):
-        return _Member(self.bootstrap, group, topic)
+    def group_member(self, group, topic, read_committed=None):
+        return _Member(self.bootstrap, group, topic, read_committed)
+
+
+
+def _send(producer, topic, records):
+    futures = []
+    for record in records:
+        futures.append(producer.send(
+            topic, key=record.key, value=record.value, partition=record.partition,
+            headers=list(record.headers) or None, timestamp_ms=record.timestamp_ms))
+    producer.flush(timeout=TIMEOUT_S)
+    results = []
+    for future in futures:
+        try:
+            metadata = future.get(timeout=TIMEOUT_S)
+        except MessageSizeTooLargeError as error:
+            raise TooLarge(str(error)) from error
+        results.append(Delivery(metadata.partition, metadata.offset))
+    return results
+
+
+class _Transactional:
+    """A transactional producer (init_transactions at creation)."""
+
+    def __init__(self, bootstrap, transactional_id):
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                      transactional_id=transactional_id)
+        self.producer.init_transactions()
+
+    def begin(self):
+        self.producer.begin_transaction()
+
+    def send(self, topic, records):
+        _send(self.producer, topic, records)
+
+    def send_offsets(self, member, topic, offsets):
+        self.producer.send_offsets_to_transaction(
+            {TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()},
+            member.consumer.group_metadata())  # member id and generation: KIP-447 fencing
+
+    def commit(self):
+        self.producer.commit_transaction()
+
+    def abort(self):
+        self.producer.abort_transaction()
+
+    def close(self):
+        self.producer.close(timeout=TIMEOUT_S)
 
 
 def _received(record):
@@ -119,8 +167,9 @@ def _drain(consumer, timeout_s):
 
 
 class _Reader:
-    def __init__(self, bootstrap, topic, partition, start):
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    def __init__(self, bootstrap, topic, partition, start, read_committed):
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                      **isolation_level(read_committed))
         tp = TopicPartition(topic, partition)
         self.consumer.assign([tp])
         if start == "beginning":
@@ -141,11 +190,12 @@ class _Reader:
 
 
 class _Member:
-    def __init__(self, bootstrap, group, topic):
+    def __init__(self, bootstrap, group, topic, read_committed):
         self.topic = topic
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                       enable_auto_commit=False, auto_offset_reset="earliest",
-                                      session_timeout_ms=10000, heartbeat_interval_ms=500)
+                                      session_timeout_ms=10000, heartbeat_interval_ms=500,
+                                      **isolation_level(read_committed))
         # Metadata first, so the leader's first assignment already sees the topic's partitions.
         # Otherwise the leader assigns nothing, rejoins when metadata arrives, and kafka-python
         # 3.0.12 can hang in that rejoin: if poll()'s timeout expires while the SyncGroup is in
@@ -163,8 +213,13 @@ class _Member:
 
     def commit(self, offsets):
         if offsets:
-            self.consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                                  for p, o in offsets.items()})
+            try:
+                self.consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                                      for p, o in offsets.items()})
+            except RebalanceInProgressError:
+                # Raised by the client itself while it rejoins (not fatal, it says: poll, then
+                # retry); the next batch's commit covers these offsets, as in an application.
+                pass
 
     def close(self):
         self.consumer.close()

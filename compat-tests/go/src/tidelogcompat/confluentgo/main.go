@@ -102,8 +102,22 @@ func (c *client) DeleteTopic(name string) error {
 }
 
 func (c *client) Produce(topic string, records []scenario.Record, codec string) ([]scenario.Delivery, error) {
-	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "compression.codec": codec,
+	return c.produce(topic, records, &kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "compression.codec": codec,
 		"linger.ms": 5, "message.max.bytes": 4000000, "go.delivery.reports": true})
+}
+
+// ProduceIdempotent sets librdkafka's enable.idempotence (the Go wrapper passes it through).
+func (c *client) ProduceIdempotent(topic string, records []scenario.Record) ([]scenario.Delivery, error) {
+	return c.produce(topic, records, &kafka.ConfigMap{"bootstrap.servers": c.bootstrap, "linger.ms": 5,
+		"enable.idempotence": true, "go.delivery.reports": true})
+}
+
+func (c *client) Transactions() error {
+	return scenario.NotApplicable{Reason: "confluent-kafka-go 0.11.6 predates its transactions API (InitTransactions came in 1.4.0)"}
+}
+
+func (c *client) produce(topic string, records []scenario.Record, config *kafka.ConfigMap) ([]scenario.Delivery, error) {
+	p, err := kafka.NewProducer(config)
 	if err != nil {
 		return nil, err
 	}

@@ -127,6 +127,14 @@ func (c *client) Produce(topic string, records []scenario.Record, codec string) 
 	return nil, scenario.NotApplicable{Reason: "kafka-go 0.2.1 Produce v2 unexpectedly succeeded; extend this adapter"}
 }
 
+func (c *client) ProduceIdempotent(topic string, records []scenario.Record) ([]scenario.Delivery, error) {
+	return nil, scenario.NotApplicable{Reason: "kafka-go 0.2.1 has no idempotent producer"}
+}
+
+func (c *client) Transactions() error {
+	return scenario.NotApplicable{Reason: "kafka-go 0.2.1 has no transactional producer"}
+}
+
 func (c *client) EndOffset(topic string, partition int32) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -135,6 +135,24 @@ func bytesOrNil(b []byte) sarama.Encoder {
 func (c *client) Produce(topic string, records []scenario.Record, codec string) ([]scenario.Delivery, error) {
 	cfg := config()
 	cfg.Producer.Compression = codecs[codec]
+	return c.produce(cfg, topic, records)
+}
+
+// ProduceIdempotent uses sarama's idempotent producer, which requires acks=all, retries and
+// one request in flight per broker (Config.Validate).
+func (c *client) ProduceIdempotent(topic string, records []scenario.Record) ([]scenario.Delivery, error) {
+	cfg := config()
+	cfg.Producer.Idempotent = true
+	cfg.Producer.Retry.Max = 5
+	cfg.Net.MaxOpenRequests = 1
+	return c.produce(cfg, topic, records)
+}
+
+func (c *client) Transactions() error {
+	return scenario.NotApplicable{Reason: "sarama 1.22 has no transactional producer (it came in 1.37); it only has the raw request types"}
+}
+
+func (c *client) produce(cfg *sarama.Config, topic string, records []scenario.Record) ([]scenario.Delivery, error) {
 	cfg.Producer.Partitioner = sarama.NewHashPartitioner
 	if len(records) > 0 && records[0].Partition >= 0 {
 		cfg.Producer.Partitioner = sarama.NewManualPartitioner

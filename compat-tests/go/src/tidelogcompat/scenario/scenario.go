@@ -82,6 +82,10 @@ type Client interface {
 	TopicConfigs(name string) (map[string]string, error)
 	DeleteTopic(name string) error
 	Produce(topic string, records []Record, codec string) ([]Delivery, error)
+	// ProduceIdempotent produces with the client's idempotent producer (acks=all).
+	ProduceIdempotent(topic string, records []Record) ([]Delivery, error)
+	// Transactions is nil when the client has a transactional producer, else NotApplicable.
+	Transactions() error
 	EndOffset(topic string, partition int32) (int64, error)
 	OffsetForTime(topic string, partition int32, ts time.Time) (int64, error)
 	Reader(topic string, partition int32, start int64) (Reader, error)
@@ -98,7 +102,7 @@ func fail(format string, args ...interface{}) error { return fmt.Errorf(format, 
 // Main parses -bootstrap/-scenario/-codec, runs one scenario and exits with its status.
 func Main(name string, open func(bootstrap string) (Client, error)) {
 	bootstrap := flag.String("bootstrap", "", "broker HOST:PORT")
-	which := flag.String("scenario", "", "s1..s9")
+	which := flag.String("scenario", "", "s1..s11")
 	codec := flag.String("codec", "none", "compression codec for s3")
 	canCreate := flag.Bool("can-create", false, "the broker serves CreateTopics")
 	flag.Parse()
@@ -145,7 +149,10 @@ func (s *run) dispatch(which, codec string) error {
 	case "s4":
 		return s.consumePositions()
 	case "s5":
-		return s.order(10000)
+		_, _, err := s.order("s5", 10000, func(topic string, records []Record) ([]Delivery, error) {
+			return s.c.Produce(topic, records, "none")
+		})
+		return err
 	case "s6":
 		return s.maxMessage(32768)
 	case "s7":
@@ -154,6 +161,13 @@ func (s *run) dispatch(which, codec string) error {
 		return s.commitResume()
 	case "s9":
 		return s.deleteTopic()
+	case "s10":
+		return s.idempotentProducer(idempotentRecords)
+	case "s11":
+		if err := s.c.Transactions(); err != nil {
+			return err
+		}
+		return fail("s11 is not written for Go clients yet: the client has transactions, add them")
 	}
 	return fail("unknown scenario %q", which)
 }
@@ -448,29 +462,51 @@ func (s *run) fromEnd(topic string, end int64) error {
 	}
 }
 
-func (s *run) order(count int) error {
-	topic, err := s.prepareTopic("s5", 4)
+// idempotentRecords is the record count of s10, as in scenarios.py.
+const idempotentRecords = 5000
+
+// idempotentProducer is s10: s5 with the idempotent producer. It prints the records per
+// partition for test_go_clients.py, which checks with DescribeProducers that the broker saw one
+// producer id per partition and every sequence number.
+func (s *run) idempotentProducer(count int) error {
+	topic, counts, err := s.order("s10", count, s.c.ProduceIdempotent)
 	if err != nil {
 		return err
 	}
+	line := "describe-producers " + topic
+	for p, n := range counts {
+		line += fmt.Sprintf(" %d=%d", p, n)
+	}
+	fmt.Println(line)
+	return nil
+}
+
+// order produces count keyed records over 4 partitions and checks contiguous offsets, send order,
+// content and high watermarks; it returns the topic and the records each partition got.
+func (s *run) order(scenario string, count int, produce func(string, []Record) ([]Delivery, error)) (string, map[int32]int, error) {
+	topic, err := s.prepareTopic(scenario, 4)
+	if err != nil {
+		return "", nil, err
+	}
 	topics, err := s.c.ListTopics()
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	bases := map[int32]int64{}
 	for p := 0; p < topics[topic]; p++ {
 		if bases[int32(p)], err = s.c.EndOffset(topic, int32(p)); err != nil {
-			return err
+			return "", nil, err
 		}
 	}
 	records := make([]Record, count)
 	for i := range records {
 		records[i] = Record{Key: []byte(fmt.Sprintf("key-%d", i%101)), Value: []byte(fmt.Sprintf("%05d:%s", i, randomHex(6))), Partition: -1}
 	}
-	deliveries, err := s.c.Produce(topic, records, "none")
+	deliveries, err := produce(topic, records)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
+	counts := map[int32]int{}
 	byPartition := map[int32][][2]int64{}
 	for i, d := range deliveries {
 		byPartition[d.Partition] = append(byPartition[d.Partition], [2]int64{d.Offset, int64(i)})
@@ -479,24 +515,32 @@ func (s *run) order(count int) error {
 		sort.Slice(entries, func(a, b int) bool { return entries[a][0] < entries[b][0] })
 		for j, e := range entries {
 			if e[0] != bases[p]+int64(j) {
-				return fail("partition %d: offsets not contiguous at %d", p, e[0])
+				return "", nil, fail("partition %d: offsets not contiguous at %d", p, e[0])
 			}
 			if j > 0 && e[1] < entries[j-1][1] {
-				return fail("partition %d: offset %d holds an earlier-sent record", p, e[0])
+				return "", nil, fail("partition %d: offset %d holds an earlier-sent record", p, e[0])
 			}
 		}
 		got, err := s.readExactly(topic, p, bases[p], len(entries))
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		for j, r := range got {
 			want := records[entries[j][1]]
 			if !bytes.Equal(r.Key, want.Key) || !bytes.Equal(r.Value, want.Value) {
-				return fail("partition %d offset %d: got %q=%q, want %q=%q", p, r.Offset, r.Key, r.Value, want.Key, want.Value)
+				return "", nil, fail("partition %d offset %d: got %q=%q, want %q=%q", p, r.Offset, r.Key, r.Value, want.Key, want.Value)
 			}
 		}
+		end, err := s.c.EndOffset(topic, p)
+		if err != nil {
+			return "", nil, err
+		}
+		if end != bases[p]+int64(len(entries)) {
+			return "", nil, fail("partition %d: high watermark %d after %d records from %d: the log holds records that were not sent (duplicates)", p, end, len(entries), bases[p])
+		}
+		counts[p] = len(entries)
 	}
-	return nil
+	return topic, counts, nil
 }
 
 func (s *run) maxMessage(limit int) error {
