@@ -3,7 +3,7 @@
 //! Layers, lowest first (see ARCHITECTURE.md):
 //! - `storage`: segmented partition logs, memory-mapped indexes, recovery, the topic catalog.
 //! - `metadata`: the cluster metadata state and the commands that change it (pure, replicated).
-//! - `replication`: raft groups and the cluster RPC between brokers.
+//! - `replication`: raft groups (openraft), their log store over the segment log, the cluster RPC.
 //! - `broker`: Kafka-agnostic produce, fetch and topic administration over the logs.
 //! - `gossip`: chitchat discovery of peer brokers, their endpoints and liveness (advisory).
 //! - `kafka`: the wire codec, the ApiVersions table and one handler per Kafka API.

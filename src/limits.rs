@@ -136,6 +136,10 @@ pub const GOSSIP_DATAGRAM_AGE_MS_MAX: u64 = 60_000;
 pub const GOSSIP_REPLAY_SESSIONS_MAX: usize = 4096;
 /// At most one log line per this interval about dropped gossip datagrams (the rest are counted).
 pub const GOSSIP_DROP_LOG_INTERVAL_MS: u64 = 10_000;
+/// Append callbacks of one partition's raft log waiting for the next group fsync.
+pub const RAFT_LOG_FLUSH_QUEUE_MAX: usize = 1024;
+/// Bytes of raft entries one `limited_get_log_entries` read returns at most (one entry always).
+pub const RAFT_LOG_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);
@@ -166,3 +170,4 @@ const _: () = assert!(REQUEST_PREFIX_READ_BYTES < REQUEST_BODY_READ_BYTES);
 const _: () = assert!(FETCH_BYTES_MAX_DEFAULT >= MESSAGE_BYTES_MAX_DEFAULT);
 const _: () = assert!(FETCH_BYTES_MAX_MIN <= FETCH_BYTES_MAX_DEFAULT);
 const _: () = assert!(ACCEPT_BACKOFF_MS_MIN <= ACCEPT_BACKOFF_MS_MAX);
+const _: () = assert!(RAFT_LOG_READ_BYTES_MAX >= MESSAGE_BYTES_MAX_DEFAULT as usize);

@@ -1,6 +1,6 @@
 //! Layer rules and tidy checks over the source tree: who may import whom (STYLE.md), which
-//! external crates only one layer may name (chitchat: gossip), a `//!` doc at the top of every
-//! file, `unsafe` only in `storage/mmap.rs`, no `unwrap()` outside tests.
+//! external crates only one layer may name (chitchat: gossip, openraft: replication), a `//!`
+//! doc at the top of every file, `unsafe` only in `storage/mmap.rs`, no `unwrap()` outside tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -95,6 +95,16 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "openraft",
         ],
     ),
+    (
+        "replication",
+        &[
+            "kafka_protocol",
+            "crate::kafka",
+            "crate::server",
+            "crate::config",
+            "crate::broker",
+        ],
+    ),
     ("server", &["crate::storage", "crate::config"]),
     (
         "config",
@@ -154,7 +164,7 @@ fn layers_with_an_allow_list_name_only_those_crate_modules() {
 }
 
 /// (external crate, the only layer folder that may name it)
-const CONFINED: &[(&str, &str)] = &[("chitchat", "gossip")];
+const CONFINED: &[(&str, &str)] = &[("chitchat", "gossip"), ("openraft", "replication")];
 
 #[test]
 fn confined_crates_are_named_only_by_their_layer() {

@@ -1,4 +1,25 @@
-//! Replication: raft groups (openraft) and the cluster RPC that carries their messages between
-//! brokers.
+//! Replication: raft groups (openraft, named only here), the raft log store whose log is the
+//! partition's segment log (one Kafka v2 batch per entry), and the cluster RPC that carries
+//! raft messages between brokers. Knows nothing of Kafka requests; storage does all file I/O.
 
+mod entry_codec;
+mod error;
+mod flusher;
+mod index_map;
+mod log_store;
+mod persisted;
+mod raft_log;
 pub(crate) mod rpc;
+mod types;
+
+#[cfg(test)]
+mod log_store_tests;
+#[cfg(test)]
+mod raft_log_proptests;
+
+#[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
+pub(crate) use error::Error;
+#[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
+pub(crate) use log_store::{LogReader, LogStore};
+#[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
+pub(crate) use types::{RaftNode, RecordBatch, TypeConfig};

@@ -6,6 +6,7 @@ mod batch;
 mod batch_builder;
 mod catalog;
 mod cleaner;
+mod control_record;
 mod fs;
 mod index_file;
 mod log;
@@ -15,6 +16,7 @@ mod partition_dirs;
 mod partition_metadata;
 mod producer_ids;
 mod producer_state;
+mod raft_state;
 mod record_stream;
 mod records;
 mod recovery;
@@ -52,13 +54,15 @@ pub(crate) use batch_builder::{
     LogEntry, Producer, Record, build as build_batch, build_with, read_entries, read_records,
 };
 pub(crate) use catalog::{Catalog, TopicRecord};
+pub(crate) use control_record::{build as build_control_batch, read as read_control_record};
 pub(crate) use fs::Fs;
 #[cfg(test)]
 pub(crate) use fs::fault;
-pub(crate) use log::Log;
+pub(crate) use log::{BatchLocation, Log};
 pub(crate) use producer_ids::ProducerIdStore;
 pub(crate) use producer_state::marker::build_from_parts as build_marker;
 pub(crate) use producer_state::{Origin, ProducerError, Verdict};
+pub(crate) use raft_state::RaftStateFile;
 pub(crate) use record_stream::Records;
 #[cfg(test)]
 pub(crate) use records::decode as decode_records;

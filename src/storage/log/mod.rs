@@ -14,8 +14,11 @@ use super::{Error, Result, sync_dir};
 
 mod compact;
 mod flush;
+mod locate;
 mod read;
 mod transactions;
+
+pub(crate) use locate::BatchLocation;
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,8 @@ pub(crate) struct Appended {
     pub(crate) base_offset: i64,
     pub(crate) last_offset: i64,
     pub(crate) max_timestamp: i64,
+    /// The segment and byte position it was written at.
+    pub(crate) location: BatchLocation,
 }
 
 /// A stored batch found by timestamp, returned whole for the caller to look inside.
@@ -94,6 +99,11 @@ impl Log {
         self.settings = settings.clamped();
     }
 
+    /// The partition directory, for the small state files kept beside the segments.
+    pub(in crate::storage) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(crate) fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
@@ -108,7 +118,6 @@ impl Log {
         self.flushed_offset
     }
 
-    #[allow(dead_code)] // reason: only tests read it; the broker learns of poisoning from errors
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
@@ -192,6 +201,10 @@ impl Log {
         {
             self.roll()?;
         }
+        let location = BatchLocation {
+            segment_base_offset: self.active().base_offset(),
+            position: self.active().size_bytes(),
+        };
         let settings = self.settings.clone();
         let result = self.active_mut().append(batch, &header, now_ms, &settings);
         self.poison_on_error("write", result)?;
@@ -205,6 +218,7 @@ impl Log {
             base_offset,
             last_offset,
             max_timestamp: header.max_timestamp,
+            location,
         })
     }
 
@@ -243,7 +257,6 @@ impl Log {
     }
 
     /// Removes every batch whose base offset is >= `offset` (raft log truncation).
-    #[allow(dead_code)] // reason: contract API for raft log truncation, not wired yet
     pub(crate) fn truncate_suffix(&mut self, offset: i64) -> Result<()> {
         self.check_writable()?;
         if offset >= self.log_end_offset() {

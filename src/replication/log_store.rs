@@ -1,0 +1,222 @@
+//! openraft's `RaftLogStorage` and `RaftLogReader` over a partition's segment log: storage work
+//! runs on the blocking pool under one mutex per partition, append fsyncs go through the group
+//! commit flusher. The log IS the partition log (DESIGN.md decision 1).
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, Range, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::error::Error;
+use super::flusher::{self, Shared};
+use super::raft_log::RaftLog;
+use super::types::{Entry, LogId, TypeConfig, Vote};
+use crate::limits;
+use crate::storage::Log;
+
+/// The raft log store of one partition. Dropping it (and its readers) stops its flusher; the
+/// partition log is then closed by [`LogStore::close`] or left for recovery.
+#[derive(Debug)]
+pub(crate) struct LogStore {
+    shared: Arc<Shared>,
+    flush_queue: mpsc::Sender<IOFlushed<TypeConfig>>,
+    flusher: JoinHandle<()>,
+}
+
+/// A reader of the same log, for openraft's replication tasks.
+#[derive(Clone, Debug)]
+pub(crate) struct LogReader {
+    shared: Arc<Shared>,
+}
+
+impl LogStore {
+    /// Takes over an opened partition log (its vote, raft log start and index map are read or
+    /// rebuilt here, on the blocking pool) and starts its flusher. Needs a tokio runtime.
+    pub(crate) async fn open(log: Log) -> Result<LogStore, Error> {
+        let raft_log = tokio::task::spawn_blocking(move || RaftLog::open(log))
+            .await
+            .map_err(Error::BlockingTask)??;
+        let shared = Shared::new(raft_log);
+        let (flush_queue, flusher) = flusher::spawn(Arc::clone(&shared));
+        Ok(LogStore {
+            shared,
+            flush_queue,
+            flusher,
+        })
+    }
+
+    /// Runs `read` on the partition log under its lock (the fetch path and offset lookups).
+    /// Keep it short: appends wait meanwhile.
+    pub(crate) fn with_log<T>(&self, read: impl FnOnce(&Log) -> T) -> T {
+        read(self.shared.lock().log())
+    }
+
+    /// The Kafka offset of the batch of raft entry `index`, if the log holds it.
+    pub(crate) fn offset_of(&self, index: u64) -> Option<i64> {
+        self.shared.lock().offset_of(index)
+    }
+
+    /// Stops the flusher (after it completed every queued callback) and closes the partition
+    /// log cleanly (fsync, clean marker). Fails if a reader is still alive.
+    pub(crate) async fn close(self) -> Result<(), Error> {
+        let LogStore {
+            shared,
+            flush_queue,
+            flusher,
+        } = self;
+        drop(flush_queue);
+        flusher.await.map_err(Error::BlockingTask)?;
+        let shared = Arc::into_inner(shared).ok_or(Error::ReadersAlive)?;
+        let raft_log = shared.into_inner();
+        blocking(move || Ok(raft_log.into_log().close()?)).await
+    }
+
+    fn reader(&self) -> LogReader {
+        LogReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Runs `step` with the raft log locked, on the blocking pool.
+async fn locked<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    step: impl FnOnce(&mut RaftLog) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let shared = Arc::clone(shared);
+    blocking(move || step(&mut shared.lock())).await
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::BlockingTask)?
+}
+
+/// The half-open index range of `range`.
+fn index_range(range: &impl RangeBounds<u64>) -> Range<u64> {
+    let start = match range.start_bound() {
+        Bound::Included(&start) => start,
+        Bound::Excluded(&start) => start.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&end) => end.saturating_add(1),
+        Bound::Excluded(&end) => end,
+        Bound::Unbounded => u64::MAX,
+    };
+    start..end
+}
+
+impl LogReader {
+    async fn read(&self, range: Range<u64>, bytes_max: usize) -> Result<Vec<Entry>, io::Error> {
+        Ok(locked(&self.shared, move |raft_log| {
+            raft_log.read(range, bytes_max)
+        })
+        .await?)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        self.read(index_range(&range), usize::MAX).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.shared.lock().vote())
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        self.read(start..end, limits::RAFT_LOG_READ_BYTES_MAX).await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        self.reader().try_get_log_entries(range).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.shared.lock().vote())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let raft_log = self.shared.lock();
+        Ok(LogState {
+            last_purged_log_id: raft_log.last_purged(),
+            last_log_id: raft_log.last_log_id(),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogReader {
+        self.reader()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let vote = *vote;
+        Ok(locked(&self.shared, move |raft_log| raft_log.save_vote(&vote)).await?)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let now_ms = now_ms();
+        locked(&self.shared, move |raft_log| {
+            raft_log.append(&entries, now_ms)
+        })
+        .await?;
+        self.flush_queue
+            .send(callback)
+            .await
+            .map_err(|_| Error::FlusherStopped)?;
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        Ok(locked(&self.shared, move |raft_log| {
+            raft_log.truncate_after(last_log_id)
+        })
+        .await?)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        Ok(locked(&self.shared, move |raft_log| raft_log.purge(log_id)).await?)
+    }
+}
+
+/// Wall-clock milliseconds, for segment roll ages only (never written into a raft batch).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

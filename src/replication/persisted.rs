@@ -1,0 +1,126 @@
+//! What a partition's raft log keeps outside its batches, as numbers in storage's raft state
+//! files: the vote, and where the raft log starts (the last purged log id, the raft index and
+//! Kafka offset of the first entry). Encoding only; storage does the durable I/O.
+
+use super::error::Error;
+use super::types::{LogId, Vote, log_id, term_of};
+use crate::storage::{Log, RaftStateFile};
+
+/// Where the raft log starts inside the partition log. Batches below `first_offset` are not
+/// raft entries (purged ones waiting for their segment to go, or data from before raft).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogStart {
+    pub(crate) purged: Option<LogId>,
+    /// The raft index of the batch at `first_offset`, or of the next one appended there.
+    pub(crate) first_index: u64,
+    pub(crate) first_offset: i64,
+}
+
+const VOTE_NUMBERS: usize = 3;
+const LOG_START_NUMBERS: usize = 5;
+
+pub(crate) fn read_vote(log: &Log) -> Result<Option<Vote>, Error> {
+    let Some(numbers) = log.read_raft_state(RaftStateFile::Vote)? else {
+        return Ok(None);
+    };
+    let [term, node_id, committed] = shaped::<VOTE_NUMBERS>(&numbers)?;
+    Ok(Some(Vote {
+        committed: committed != 0,
+        ..Vote::new(term, node_id)
+    }))
+}
+
+/// Durable before it returns.
+pub(crate) fn write_vote(log: &Log, vote: &Vote) -> Result<(), Error> {
+    let numbers = [
+        vote.leader_id.term,
+        vote.leader_id.voted_for,
+        u64::from(vote.committed),
+    ];
+    Ok(log.write_raft_state(RaftStateFile::Vote, &numbers)?)
+}
+
+/// The saved start; a log never started as a raft log starts at index 0 at its log start.
+pub(crate) fn read_log_start(log: &Log) -> Result<LogStart, Error> {
+    let Some(numbers) = log.read_raft_state(RaftStateFile::LogStart)? else {
+        return Ok(LogStart {
+            purged: None,
+            first_index: 0,
+            first_offset: log.log_start_offset(),
+        });
+    };
+    let [
+        has_purged,
+        purged_term,
+        purged_index,
+        first_index,
+        first_offset,
+    ] = shaped::<LOG_START_NUMBERS>(&numbers)?;
+    let first_offset = i64::try_from(first_offset).map_err(|_| Error::NotARaftLog {
+        reason: format!("raft log start offset {first_offset} is out of range"),
+    })?;
+    Ok(LogStart {
+        purged: (has_purged != 0).then(|| log_id(purged_term, purged_index)),
+        first_index,
+        first_offset,
+    })
+}
+
+/// Durable before it returns.
+pub(crate) fn write_log_start(log: &Log, start: &LogStart) -> Result<(), Error> {
+    let (has_purged, purged_term, purged_index) = match &start.purged {
+        Some(purged) => (1, term_of(purged), purged.index),
+        None => (0, 0, 0),
+    };
+    let numbers = [
+        has_purged,
+        purged_term,
+        purged_index,
+        start.first_index,
+        u64::try_from(start.first_offset).unwrap_or(0),
+    ];
+    Ok(log.write_raft_state(RaftStateFile::LogStart, &numbers)?)
+}
+
+fn shaped<const N: usize>(numbers: &[u64]) -> Result<[u64; N], Error> {
+    <[u64; N]>::try_from(numbers).map_err(|_| Error::StateFileShape {
+        found: numbers.len(),
+        expected: N,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LogSettings;
+
+    #[test]
+    fn vote_and_log_start_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = Log::open(dir.path(), LogSettings::default(), 0).expect("open");
+        assert_eq!(read_vote(&log).expect("vote"), None);
+        let start = read_log_start(&log).expect("start");
+        assert_eq!(
+            start,
+            LogStart {
+                purged: None,
+                first_index: 0,
+                first_offset: 0
+            }
+        );
+        let vote = Vote::new_committed(7, 3);
+        write_vote(&log, &vote).expect("write vote");
+        let start = LogStart {
+            purged: Some(log_id(4, 41)),
+            first_index: 42,
+            first_offset: 1_000,
+        };
+        write_log_start(&log, &start).expect("write start");
+        log.close().expect("close");
+        let log = Log::open(dir.path(), LogSettings::default(), 0).expect("reopen");
+        assert_eq!(read_vote(&log).expect("vote"), Some(vote));
+        assert_eq!(read_log_start(&log).expect("start"), start);
+        write_vote(&log, &Vote::new(8, 1)).expect("write vote");
+        assert_eq!(read_vote(&log).expect("vote"), Some(Vote::new(8, 1)));
+    }
+}
