@@ -23,6 +23,7 @@ mod memory;
 )]
 mod netlab;
 mod produce_consume;
+mod raft_control_batches;
 mod raw;
 mod restart;
 mod transactions;
