@@ -25,7 +25,7 @@ pub(crate) struct RaftLog {
 
 impl RaftLog {
     /// Reads the vote and log start and rebuilds the index map from the batch headers.
-    pub(crate) fn open(log: Log) -> Result<RaftLog, Error> {
+    pub(crate) fn open(mut log: Log) -> Result<RaftLog, Error> {
         let vote = persisted::read_vote(&log)?;
         let start = persisted::read_log_start(&log)?;
         if start.first_offset < log.log_start_offset() {
@@ -36,6 +36,10 @@ impl RaftLog {
                     log.log_start_offset()
                 ),
             });
+        }
+        if start.purged.is_some() && log.log_start_offset() < start.first_offset {
+            // A purge saved its new start, then stopped before the log start moved.
+            log.delete_records_before(start.first_offset)?;
         }
         let map = rebuild_map(&log, &start)?;
         Ok(RaftLog {

@@ -1,7 +1,7 @@
 //! Property test of the raft log over the segment log against a model (a `Vec` of entries,
 //! the purge point and the vote): random appends, truncations, purges, votes and restarts
 //! (clean or not). After every step the log holds exactly the model's entries, Kafka offsets
-//! stay contiguous, and the log state and vote match.
+//! stay contiguous, and the log state and vote match. Then crash cases those steps cannot make.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -228,4 +228,28 @@ proptest! {
             check(&raft_log, &model);
         }
     }
+}
+
+/// A purge that saved the new raft log start but stopped before the Kafka log start moved
+/// (a crash between the two) is finished when the log opens again.
+#[test]
+fn a_purge_cut_short_by_a_crash_is_finished_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut raft_log = open(&dir);
+    let entries: Vec<Entry> = (0..30).map(|index| entry(index, 1, 2)).collect();
+    raft_log.append(&entries, 0).expect("append");
+    let first_offset = raft_log.offset_of(21).expect("offset of 21");
+    let start = super::persisted::LogStart {
+        purged: Some(log_id(1, 20)),
+        first_index: 21,
+        first_offset,
+    };
+    super::persisted::write_log_start(raft_log.log(), &start).expect("save the start only");
+    drop(raft_log);
+    let raft_log = open(&dir);
+    assert_eq!(raft_log.log().log_start_offset(), first_offset);
+    assert_eq!(raft_log.last_purged(), Some(log_id(1, 20)));
+    let read = raft_log.read(0..100, usize::MAX).expect("read");
+    assert_eq!(read.first().map(|entry| entry.log_id.index), Some(21));
+    assert_eq!(read.len(), 9);
 }
