@@ -17,19 +17,12 @@ pub mod config;
 pub(crate) mod gossip;
 pub(crate) mod kafka;
 pub mod limits;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the raft controller of issue 9 applies it; lands next"
-    )
-)]
 pub(crate) mod metadata;
 #[cfg_attr(
     not(test),
     expect(
         dead_code,
-        reason = "the raft controller of issue 9 uses it; lands next"
+        reason = "issue 9: the broker starts the controller next; until then only tests run it"
     )
 )]
 pub(crate) mod replication;

@@ -84,6 +84,10 @@ pub const CLUSTER_CONNECTIONS_MAX: usize = 4096;
 pub const CLUSTER_PEER_QUEUE_MAX: usize = 1024;
 /// How long opening a connection to a peer may take.
 pub const CLUSTER_CONNECT_TIMEOUT_MS: u64 = 3000;
+/// Answers of applied metadata commands the controller keeps for their proposers.
+pub const CONTROLLER_ANSWERS_KEPT: usize = 4096;
+/// Largest metadata command (one record of the metadata log), decoded.
+pub const CONTROLLER_COMMAND_BYTES_MAX: usize = 1024 * 1024;
 /// Most distinct keys one compaction pass maps (about 32 bytes each); a pass whose dirty
 /// segments hold more cleans the segments mapped so far and continues on the next pass.
 pub const COMPACTION_KEYS_MAX: usize = 4 * 1024 * 1024;

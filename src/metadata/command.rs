@@ -92,6 +92,8 @@ pub(crate) enum Rejection {
     InvalidReplicationFactor { reason: String },
     #[error("invalid replica assignment: {reason}")]
     InvalidAssignment { reason: String },
+    #[error("undecodable metadata command: {reason}")]
+    Undecodable { reason: String },
     #[error("invalid producer id block request: {reason}")]
     InvalidProducerIdRequest { reason: String },
 }

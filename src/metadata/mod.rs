@@ -14,13 +14,10 @@ mod placement;
 #[cfg(test)]
 mod apply_tests;
 
-#[cfg_attr(
-    not(test),
-    expect(unused_imports, reason = "used by the controller, next")
-)]
 pub(crate) use command::{Command, Outcome, Rejection};
+pub(crate) use model::State;
 #[cfg_attr(
     not(test),
-    expect(unused_imports, reason = "used by the controller, next")
+    expect(unused_imports, reason = "issue 9: the broker uses it next")
 )]
-pub(crate) use model::{BrokerRegistration, Endpoint, State};
+pub(crate) use model::{BrokerRegistration, Endpoint};

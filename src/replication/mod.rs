@@ -2,11 +2,13 @@
 //! partition's segment log (one Kafka v2 batch per entry), and the cluster RPC that carries
 //! raft messages between brokers. Knows nothing of Kafka requests; storage does all file I/O.
 
+pub(crate) mod controller;
 mod entry_codec;
 mod error;
 mod flusher;
 mod index_map;
 mod log_store;
+mod network;
 mod persisted;
 mod raft_log;
 pub(crate) mod rpc;

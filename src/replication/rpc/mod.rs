@@ -13,18 +13,11 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-#[cfg_attr(
-    not(test),
-    expect(unused_imports, reason = "the raft network uses it; lands next")
-)]
 pub(crate) use peers::{CallError, Peers};
 #[cfg_attr(
     not(test),
-    expect(unused_imports, reason = "the raft network uses it; lands next")
+    expect(unused_imports, reason = "issue 9: the broker uses it next")
 )]
-pub(crate) use service::{Handler, HandlerFuture, Registry, serve};
-#[cfg_attr(
-    not(test),
-    expect(unused_imports, reason = "the raft network uses it; lands next")
-)]
-pub(crate) use wire::Method;
+pub(crate) use service::serve;
+pub(crate) use service::{Handler, HandlerFuture, Registry};
+pub(crate) use wire::{GroupId, Method};

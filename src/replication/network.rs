@@ -1,0 +1,315 @@
+//! The raft network of every group over the cluster RPC: the calling side implements
+//! openraft's `RaftNetworkV2` for one group and one target broker, the serving side
+//! (`RaftHandler`) hands each decoded message to the local `Raft` of its group. Messages are
+//! encoded with postcard; a snapshot travels as one call (the controller's state is small;
+//! partition snapshots stream their segments separately).
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use openraft::error::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::storage::RaftStateMachine;
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::{Raft, RaftTypeConfig, SnapshotMeta};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers};
+
+const APPEND_ENTRIES: Method = 0;
+const VOTE: Method = 1;
+const PRE_VOTE: Method = 2;
+const FULL_SNAPSHOT: Method = 3;
+const TRANSFER_LEADER: Method = 4;
+
+/// A snapshot on the wire: the leader's vote, the snapshot's metadata, its bytes.
+type SnapshotCall<C> = (
+    VoteOf<C>,
+    SnapshotMeta<
+        openraft::type_config::alias::CommittedLeaderIdOf<C>,
+        <C as RaftTypeConfig>::NodeId,
+        <C as RaftTypeConfig>::Node,
+    >,
+    Bytes,
+);
+
+/// Makes the `GroupNetwork` of one group towards each target.
+pub(crate) struct GroupNetworkFactory<C> {
+    local: u64,
+    group: GroupId,
+    peers: Arc<Peers>,
+    config: PhantomData<fn() -> C>,
+}
+
+impl<C> fmt::Debug for GroupNetworkFactory<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupNetworkFactory")
+            .field("local", &self.local)
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+impl<C> GroupNetworkFactory<C> {
+    pub(crate) fn new(local: u64, group: GroupId, peers: Arc<Peers>) -> Self {
+        GroupNetworkFactory {
+            local,
+            group,
+            peers,
+            config: PhantomData,
+        }
+    }
+}
+
+impl<C> RaftNetworkFactory<C> for GroupNetworkFactory<C>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    C::Node: fmt::Display,
+{
+    type Network = GroupNetwork<C>;
+
+    async fn new_client(&mut self, target: u64, node: &C::Node) -> GroupNetwork<C> {
+        GroupNetwork {
+            local: self.local,
+            target,
+            address: node.to_string(),
+            group: self.group,
+            peers: Arc::clone(&self.peers),
+            config: PhantomData,
+        }
+    }
+}
+
+/// One group's messages to one target broker.
+pub(crate) struct GroupNetwork<C> {
+    local: u64,
+    target: u64,
+    address: String,
+    group: GroupId,
+    peers: Arc<Peers>,
+    config: PhantomData<fn() -> C>,
+}
+
+impl<C> fmt::Debug for GroupNetwork<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupNetwork")
+            .field("target", &self.target)
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+/// Why a call failed, before it is mapped to the error type of the calling method.
+enum Failure<C: RaftTypeConfig> {
+    Timeout(Timeout<C>),
+    Unreachable(Unreachable<C>),
+    Network(NetworkError<C>),
+    Remote(RaftError<C>),
+}
+
+impl<C> GroupNetwork<C>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+{
+    async fn call<Req, Resp>(
+        &self,
+        (method, action): (Method, RPCTypes),
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, Failure<C>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let payload = postcard::to_stdvec(request)
+            .map_err(|error| Failure::Network(NetworkError::new(&error)))?;
+        let timeout = option.hard_ttl();
+        let answer = self
+            .peers
+            .call(
+                self.target,
+                &self.address,
+                (self.group, method),
+                Bytes::from(payload),
+                timeout,
+            )
+            .await;
+        let bytes = match answer {
+            Ok(bytes) => bytes,
+            Err(CallError::Timeout(_)) => {
+                return Err(Failure::Timeout(Timeout {
+                    action,
+                    id: self.local,
+                    target: self.target,
+                    timeout,
+                }));
+            }
+            Err(error @ CallError::Unreachable(_)) => {
+                return Err(Failure::Unreachable(Unreachable::new(&error)));
+            }
+            Err(error @ CallError::Remote(_)) => {
+                return Err(Failure::Unreachable(Unreachable::new(&error)));
+            }
+        };
+        let answer: Result<Resp, RaftError<C>> = postcard::from_bytes(&bytes)
+            .map_err(|error| Failure::Network(NetworkError::new(&error)))?;
+        answer.map_err(Failure::Remote)
+    }
+
+    fn rpc_error(&self, failure: Failure<C>) -> RPCError<C> {
+        match failure {
+            Failure::Timeout(timeout) => RPCError::Timeout(timeout),
+            Failure::Unreachable(unreachable) => RPCError::Unreachable(unreachable),
+            Failure::Network(network) => RPCError::Network(network),
+            // The only remote raft error is a fatal one: that node cannot serve raft now.
+            Failure::Remote(error) => RPCError::Unreachable(Unreachable::new(&error)),
+        }
+    }
+}
+
+impl<C> RaftNetworkV2<C> for GroupNetwork<C>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    C::Node: fmt::Display,
+{
+    type SnapshotData = Bytes;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        self.call((APPEND_ENTRIES, RPCTypes::AppendEntries), &rpc, &option)
+            .await
+            .map_err(|failure| self.rpc_error(failure))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        self.call((VOTE, RPCTypes::Vote), &rpc, &option)
+            .await
+            .map_err(|failure| self.rpc_error(failure))
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        self.call((PRE_VOTE, RPCTypes::Vote), &rpc, &option)
+            .await
+            .map_err(|failure| self.rpc_error(failure))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<C>,
+        snapshot: SnapshotOf<C, Bytes>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
+        let call: SnapshotCall<C> = (vote, snapshot.meta, snapshot.snapshot);
+        let sent = self.call((FULL_SNAPSHOT, RPCTypes::InstallSnapshot), &call, &option);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            sent = sent => sent.map_err(|failure| match failure {
+                Failure::Timeout(timeout) => StreamingError::Timeout(timeout),
+                Failure::Unreachable(unreachable) => StreamingError::Unreachable(unreachable),
+                Failure::Network(network) => StreamingError::Network(network),
+                Failure::Remote(error) => {
+                    StreamingError::Unreachable(Unreachable::new(&error))
+                }
+            }),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        request: TransferLeaderRequest<C>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<C>, RPCError<C>> {
+        self.call(
+            (TRANSFER_LEADER, RPCTypes::TransferLeader),
+            &request,
+            &option,
+        )
+        .await
+        .map_err(|failure| self.rpc_error(failure))
+    }
+}
+
+/// Serves one group's raft messages with the local `Raft`.
+pub(crate) struct RaftHandler<C, SM>
+where
+    C: RaftTypeConfig,
+    SM: RaftStateMachine<C>,
+{
+    raft: Raft<C, SM>,
+}
+
+impl<C, SM> RaftHandler<C, SM>
+where
+    C: RaftTypeConfig,
+    SM: RaftStateMachine<C>,
+{
+    pub(crate) fn new(raft: Raft<C, SM>) -> Self {
+        RaftHandler { raft }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
+    postcard::to_stdvec(value)
+        .map(Bytes::from)
+        .map_err(|error| format!("encode: {error}"))
+}
+
+fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(payload).map_err(|error| format!("decode: {error}"))
+}
+
+impl<C, SM> Handler for RaftHandler<C, SM>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    SM: RaftStateMachine<C, SnapshotData = Bytes>,
+{
+    fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            match method {
+                APPEND_ENTRIES => encode(&raft.append_entries(decode(&payload)?).await),
+                VOTE => encode(&raft.vote(decode(&payload)?).await),
+                PRE_VOTE => encode(&raft.pre_vote(decode(&payload)?).await),
+                FULL_SNAPSHOT => {
+                    let (vote, meta, snapshot): SnapshotCall<C> = decode(&payload)?;
+                    let snapshot = openraft::Snapshot { meta, snapshot };
+                    let installed = raft
+                        .install_full_snapshot(vote, snapshot)
+                        .await
+                        .map_err(RaftError::<C>::Fatal);
+                    encode(&installed)
+                }
+                TRANSFER_LEADER => {
+                    let answered = raft
+                        .handle_transfer_leader(decode(&payload)?)
+                        .await
+                        .map_err(RaftError::<C>::Fatal);
+                    encode(&answered)
+                }
+                other => Err(format!("unknown raft method {other}")),
+            }
+        })
+    }
+}
