@@ -61,6 +61,12 @@ impl LogStore {
         self.shared.lock().offset_of(index)
     }
 
+    /// The Kafka offset right after raft entry `index`'s batch (the high watermark once
+    /// `index` is committed), if the log holds `index`.
+    pub(crate) fn offset_after(&self, index: u64) -> Option<i64> {
+        self.shared.lock().offset_after(index)
+    }
+
     /// Stops the flusher (after it completed every queued callback) and closes the partition
     /// log cleanly (fsync, clean marker). Fails if a reader is still alive.
     pub(crate) async fn close(self) -> Result<(), Error> {

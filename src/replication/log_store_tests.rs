@@ -317,6 +317,8 @@ async fn raft_control_batches_take_one_offset_and_leave_fetch_and_transactions_a
         [0, 1, 4, 6, 7],
         "control batches take one offset each"
     );
+    let after: Vec<Option<i64>> = (0..6).map(|index| store.offset_after(index)).collect();
+    assert_eq!(after, [Some(1), Some(4), Some(6), Some(7), Some(8), None]);
     let end = store.with_log(|log| log.log_end_offset());
     assert_eq!(end, 8);
     // The transaction stays open across raft control batches: LSO is its first offset.

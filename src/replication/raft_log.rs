@@ -95,6 +95,16 @@ impl RaftLog {
         self.map.get(index).map(|located| located.offset)
     }
 
+    /// The Kafka offset right after entry `index`'s batch: the high watermark once `index` is
+    /// committed. None when the log does not hold `index`.
+    pub(crate) fn offset_after(&self, index: u64) -> Option<i64> {
+        self.offset_of(index)?;
+        match self.offset_of(index + 1) {
+            Some(next) => Some(next),
+            None => Some(self.log.log_end_offset()),
+        }
+    }
+
     /// Appends `entries` (the next indexes) to the partition log; readable at once, not
     /// fsynced. Stops at the first failure, keeping what was appended before it.
     pub(crate) fn append(&mut self, entries: &[Entry], now_ms: i64) -> Result<(), Error> {
