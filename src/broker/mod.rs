@@ -115,6 +115,25 @@ impl Broker {
 
     /// [`Broker::open`] with partition logs doing their file I/O on `fs`.
     pub(crate) fn open_on(settings: BrokerSettings, fs: storage::Fs) -> Result<Arc<Broker>> {
+        let mut directory_id = [0u8; 16];
+        getrandom::fill(&mut directory_id).map_err(|error| Error::Catalog {
+            source: storage::Error::Io {
+                operation: "draw a random directory id",
+                path: settings.data_dir.clone(),
+                source: std::io::Error::other(error.to_string()),
+            },
+        })?;
+        // A data dir of another node id is refused before anything in it is opened.
+        let identity =
+            storage::Identity::load_or_create(&settings.data_dir, settings.node_id, || {
+                directory_id
+            })
+            .map_err(|source| Error::Catalog { source })?;
+        tracing::info!(
+            node_id = identity.node_id,
+            directory_id = %identity.directory_id_text(),
+            "data dir identity"
+        );
         let catalog = storage::Catalog::open(&settings.data_dir)
             .map_err(|source| Error::Catalog { source })?;
         let producer_ids = producer_ids::ProducerIds::open(&settings.data_dir)?;

@@ -8,6 +8,7 @@ mod catalog;
 mod cleaner;
 mod control_record;
 mod fs;
+mod identity;
 mod index_file;
 mod log;
 mod mmap;
@@ -58,6 +59,7 @@ pub(crate) use control_record::{build as build_control_batch, read as read_contr
 pub(crate) use fs::Fs;
 #[cfg(test)]
 pub(crate) use fs::fault;
+pub(crate) use identity::Identity;
 pub(crate) use log::{BatchLocation, Log};
 pub(crate) use producer_ids::ProducerIdStore;
 pub(crate) use producer_state::marker::build_from_parts as build_marker;
@@ -149,6 +151,15 @@ pub(crate) enum Error {
         path: PathBuf,
         line_number: usize,
         reason: &'static str,
+    },
+    #[error(
+        "data dir {path} belongs to node {stored}, not to node {configured}: \
+         start node {stored} on it, or give node {configured} a data dir of its own"
+    )]
+    ForeignDataDir {
+        path: PathBuf,
+        stored: i32,
+        configured: i32,
     },
     #[error("state file {path} is invalid: {reason}")]
     CorruptState { path: PathBuf, reason: &'static str },

@@ -1,14 +1,16 @@
 //! Graceful stop (SIGTERM) and restart on the same data dir: records, offsets, topics and topic
-//! configs all survive, and new writes continue at the old high watermark.
+//! configs all survive, and new writes continue at the old high watermark; a data dir of another
+//! node id is refused.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rdkafka::admin::ResourceSpecifier;
 use rdkafka::message::Message;
 use tempfile::TempDir;
 
 use crate::admin::{assert_override, describe};
-use crate::harness::{self, Broker, CLIENT_DEADLINE};
+use crate::harness::{self, Broker, CLIENT_DEADLINE, wait_until};
 use crate::produce_consume::RecordSpec;
 
 const PARTITIONS: i32 = 3;
@@ -245,4 +247,44 @@ async fn damaged_closed_segment_makes_only_its_partition_offline() {
         damaged,
         "nothing was cut or deleted"
     );
+}
+
+#[tokio::test]
+async fn data_dir_of_another_node_id_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    assert!(broker.stop().success());
+    let meta = std::fs::read_to_string(dir.path().join("meta.properties")).unwrap();
+    assert!(meta.contains("node.id=1\n"), "{meta}");
+
+    let mut other = std::process::Command::new(env!("CARGO_BIN_EXE_tidelog"))
+        .args([
+            "serve",
+            "--node-id",
+            "7",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("TIDELOG_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    wait_until(Duration::from_secs(30), "the second broker exits", || {
+        status = other.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(!status.unwrap().success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut other.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("belongs to node 1, not to node 7"),
+        "{stderr}"
+    );
+    // The first node still starts on it.
+    let mut again = Broker::start(dir.path());
+    assert!(again.stop().success());
 }
