@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Benchmark a Tidelog broker with librdkafka: produce (acks=all), consume back and verify,
-/// measure delivery latency at a fixed rate, and consume with a consumer group and time its
-/// rebalances.
+/// Benchmark a Tidelog broker with librdkafka: produce (acks=all; plain, idempotent and
+/// transactional), consume back (read_committed) and verify, measure delivery latency at a fixed
+/// rate, and consume with a consumer group and time its rebalances.
 #[derive(Debug, Parser)]
 #[command(name = "tidelog-bench", version)]
 pub(crate) struct Args {
@@ -16,6 +16,24 @@ pub(crate) struct Args {
     /// Records of 1 KiB in the second throughput run (0 skips it).
     #[arg(long, default_value_t = 200_000)]
     pub(crate) records_1k: u64,
+    /// Skip the idempotent twins of the 100 B and 1 KiB runs (same records, enable.idempotence).
+    #[arg(long)]
+    pub(crate) skip_idempotent: bool,
+    /// Plain/idempotent pairs of each throughput run, alternating, so the idempotence cost is a
+    /// median over pairs rather than one noisy difference.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) idempotence_rounds: u32,
+    /// `max.in.flight.requests.per.connection` of the plain producers (default: librdkafka's,
+    /// 1000000; an idempotent producer uses at most 5, the Java client's default for both):
+    /// `--max-in-flight 5` compares idempotence at equal pipelining.
+    #[arg(long)]
+    pub(crate) max_in_flight: Option<u32>,
+    /// Records of 100 B in the transactional run, read back with read_committed (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) records_txn: u64,
+    /// The transactional run commits its transaction this often, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) txn_commit_ms: u64,
     /// Length of the fixed-rate latency run in seconds (0 skips it).
     #[arg(long, default_value_t = 10)]
     pub(crate) latency_secs: u64,

@@ -15,7 +15,7 @@ use crate::group_member::{spawn_member, spawn_stream_producer};
 use crate::group_shared::{GroupShared, SeenBits};
 use crate::produce::produce;
 use crate::report::{ms, per_sec};
-use crate::runs::{RunReport, RunSpec, difference};
+use crate::runs::{ProduceMode, RunReport, RunSpec, difference};
 use crate::sampler::{ProcSampler, self_cpu_secs};
 
 /// Partitions of the group run's topic.
@@ -81,10 +81,12 @@ pub(crate) fn run_group(
     deadline: Instant,
 ) -> Result<(RunReport, GroupReport)> {
     let spec = RunSpec {
-        name: "group",
+        name: "group".to_owned(),
         record_count: args.group_records,
         record_bytes: 100,
         rate_per_sec: None,
+        mode: ProduceMode::Plain,
+        max_in_flight: None,
     };
     let topic = format!("tidelog-bench-group-{}-{unique}", std::process::id());
     let group_id = format!("tidelog-bench-group-{}-{unique}", std::process::id());

@@ -17,6 +17,7 @@ mod records;
 mod report;
 mod runs;
 mod sampler;
+mod transactions;
 
 use std::fs;
 use std::process::ExitCode;
@@ -83,9 +84,13 @@ fn run(args: &Args) -> Result<()> {
         "tidelog-bench: bootstrap {bootstrap}, librdkafka {rdkafka_version} (0x{rdkafka_version_code:08x})"
     );
     println!(
-        "producer: acks=all linger.ms={} batch.size={BATCH_BYTES} compression=none; \
+        "producer: acks=all linger.ms={} batch.size={BATCH_BYTES} compression=none{}; \
          topics of {} partitions; MB = 10^6 bytes of record values",
-        args.linger_ms, args.partitions
+        args.linger_ms,
+        args.max_in_flight
+            .map(|n| format!(" max.in.flight={n} (plain runs)"))
+            .unwrap_or_default(),
+        args.partitions
     );
 
     // Other work on the machine shares the cores with the broker and the client.

@@ -17,7 +17,8 @@ use crate::client::Cluster;
 use crate::delivery::{ClientWindow, DeliveryTracker, new_tracker};
 use crate::latency::{Latency, append_latency_csv, latency_summary};
 use crate::records::{WARMUP_SEQUENCE, fill_record, partition_of, pattern};
-use crate::runs::RunSpec;
+use crate::runs::{ProduceMode, RunSpec};
+use crate::transactions::{TxnClock, TxnStats};
 
 /// Librdkafka producer batch limit (bytes), as the brief asks.
 pub(crate) const BATCH_BYTES: u32 = 1_048_576;
@@ -33,6 +34,8 @@ pub(crate) struct ProduceStats {
     pub(crate) elapsed: Duration,
     pub(crate) latency: Latency,
     pub(crate) client_windows: Vec<ClientWindow>,
+    /// The transactional run's commits.
+    pub(crate) transactions: Option<TxnStats>,
 }
 
 pub(crate) fn produce(
@@ -57,6 +60,23 @@ pub(crate) fn produce(
         .set("compression.type", "none")
         .set("message.timeout.ms", "120000")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
+    if let Some(max_in_flight) = spec.max_in_flight {
+        config.set(
+            "max.in.flight.requests.per.connection",
+            max_in_flight.to_string(),
+        );
+    }
+    match spec.mode {
+        ProduceMode::Plain => config.set("enable.idempotence", "false"),
+        ProduceMode::Idempotent => config.set("enable.idempotence", "true"),
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+        ProduceMode::Transactional { .. } => config
+            .set(
+                "transactional.id",
+                format!("tidelog-bench-{}-{}", std::process::id(), spec.name),
+            )
+            .set("transaction.timeout.ms", "120000"),
+    };
     let tracker = new_tracker(cluster, "producer", spec.record_count);
     let producer: ThreadedProducer<DeliveryTracker> =
         ThreadedProducer::from_config_and_context(&config, tracker)
@@ -69,6 +89,12 @@ pub(crate) fn produce(
         .context("producer metadata warm-up")?;
     let pattern = pattern(spec.record_bytes);
     let mut record_value = vec![0u8; spec.record_bytes];
+    let mut txn = match spec.mode {
+        ProduceMode::Transactional { commit_interval } => {
+            Some(TxnClock::start(&producer, commit_interval)?)
+        }
+        ProduceMode::Plain | ProduceMode::Idempotent => None,
+    };
     warm_up(
         &producer,
         topic,
@@ -77,6 +103,9 @@ pub(crate) fn produce(
         &pattern,
         deadline,
     )?;
+    if let Some(txn) = &mut txn {
+        txn.restart(&producer)?;
+    }
 
     let started = Instant::now();
     let started_ns = tracker.nanos_since_origin();
@@ -109,6 +138,11 @@ pub(crate) fn produce(
                 Err((error, _)) => bail!("enqueuing record {sequence}: {error}"),
             }
         }
+        if let Some(txn) = &mut txn
+            && sequence.is_multiple_of(64)
+        {
+            txn.tick(&producer)?;
+        }
         if sequence.is_multiple_of(4096) {
             ensure!(
                 Instant::now() < deadline,
@@ -120,6 +154,7 @@ pub(crate) fn produce(
     if queue_full_count > 0 {
         eprintln!("  producer queue was full {queue_full_count} times");
     }
+    let transactions = txn.map(|txn| txn.finish(&producer)).transpose()?;
 
     // Wait for every delivery report.
     loop {
@@ -154,7 +189,7 @@ pub(crate) fn produce(
     let client_windows =
         std::mem::take(&mut *tracker.client_windows.lock().expect("never poisoned"));
     if let Some(path) = latency_csv {
-        append_latency_csv(path, spec.name, started_ns, &deliveries)
+        append_latency_csv(path, &spec.name, started_ns, &deliveries)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut latencies_us: Vec<u32> = deliveries.iter().map(|d| d.latency_us).collect();
@@ -162,6 +197,7 @@ pub(crate) fn produce(
         elapsed,
         latency: latency_summary(&mut latencies_us),
         client_windows,
+        transactions,
     })
 }
 

@@ -8,7 +8,7 @@ use crate::group::{
     GROUP_SESSION_TIMEOUT_MS, GROUP_STREAM_RATE, GroupReport,
 };
 use crate::produce::STATISTICS_INTERVAL_MS;
-use crate::runs::RunReport;
+use crate::runs::{ProduceMode, RunReport};
 
 fn print_group_report(group: &GroupReport) {
     println!(
@@ -116,7 +116,7 @@ pub(crate) fn print_report(
 ) {
     println!();
     println!(
-        "{:<8} {:>9} {:>6} | {:>10} {:>8} {:>8} {:>8} | {:>10} {:>8} | {:>9} {:>14} {:>14}",
+        "{:<11} {:>9} {:>6} | {:>10} {:>8} {:>8} {:>8} | {:>10} {:>8} | {:>9} {:>14} {:>14}",
         "run",
         "records",
         "size",
@@ -133,7 +133,7 @@ pub(crate) fn print_report(
     for report in reports {
         let produce_bytes = report.spec.record_count * report.spec.record_bytes as u64;
         println!(
-            "{:<8} {:>9} {:>6} | {:>10.0} {:>9.1} {:>8.2} {:>8.2} | {:>10.0} {:>9.1} | {:>9} {:>14} {:>14}",
+            "{:<11} {:>9} {:>6} | {:>10.0} {:>9.1} {:>8.2} {:>8.2} | {:>10.0} {:>9.1} | {:>9} {:>14} {:>14}",
             report.spec.name,
             report.spec.record_count,
             report.spec.record_bytes,
@@ -156,7 +156,10 @@ pub(crate) fn print_report(
             ),
         );
     }
-    println!("(CPU s = produce/consume phase; latency = enqueue -> delivery callback)");
+    println!(
+        "(CPU s = produce/consume phase; latency = enqueue -> delivery callback; -idem = \
+         enable.idempotence, -txn = transactional; every consumer is read_committed)"
+    );
     for report in reports {
         let latency = report.produce.latency;
         println!(
@@ -173,8 +176,9 @@ pub(crate) fn print_report(
          queue = produce() to batch ready (incl. linger), rtt = request sent to response read"
     );
     for report in reports {
-        print_client_windows(report.spec.name, &report.produce.client_windows);
+        print_client_windows(&report.spec.name, &report.produce.client_windows);
     }
+    print_exactly_once(reports);
     if let Some(group) = group {
         print_group_report(group);
     }
@@ -237,4 +241,63 @@ pub(crate) fn print_report(
         .chain(final_hwm_kb)
         .max();
     check("broker peak RSS MiB", rss_peak_kb.map(mib), 256.0, false);
+    check(
+        "idempotent produce cost % (100 B, median)",
+        median(idempotence_costs(reports, 100)),
+        5.0,
+        false,
+    );
+}
+
+/// For each plain run of `record_bytes` followed by its idempotent twin: how much slower the
+/// twin produced, in percent of the plain run's records/s (negative: it was faster).
+fn idempotence_costs(reports: &[RunReport], record_bytes: usize) -> Vec<f64> {
+    let rate = |report: &RunReport| per_sec(report.spec.record_count, report.produce.elapsed);
+    reports
+        .windows(2)
+        .filter(|pair| {
+            pair.iter()
+                .all(|report| report.spec.record_bytes == record_bytes)
+                && pair[0].spec.mode == ProduceMode::Plain
+                && pair[1].spec.mode == ProduceMode::Idempotent
+        })
+        .map(|pair| (rate(&pair[0]) - rate(&pair[1])) / rate(&pair[0]) * 100.0)
+        .collect()
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// The idempotence cost of each plain/idempotent pair and the transactional run's commits.
+fn print_exactly_once(reports: &[RunReport]) {
+    for (label, record_bytes) in [("100 B", 100), ("1 KiB", 1024)] {
+        let costs = idempotence_costs(reports, record_bytes);
+        if let Some(cost) = median(costs.clone()) {
+            let each: Vec<String> = costs.iter().map(|cost| format!("{cost:+.1}%")).collect();
+            println!(
+                "idempotence cost, {label} (records/s lost against the plain run just before): \
+                 median {cost:+.1}% of {} pairs ({})",
+                costs.len(),
+                each.join(", ")
+            );
+        }
+    }
+    for report in reports {
+        if let Some(txn) = &report.produce.transactions {
+            println!(
+                "{}: {} transactions (one commit every {} ms of producing), commit_transaction \
+                 p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; consumed read_committed at {:.0} \
+                 records/s",
+                report.spec.name,
+                txn.commit_count,
+                txn.commit_interval.as_millis(),
+                txn.commit.p50_ms,
+                txn.commit.p99_ms,
+                txn.commit.max_ms,
+                per_sec(report.spec.record_count, report.consume.elapsed)
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The throughput and latency runs: their specs, and running each one (produce, then consume
 //! and verify) while sampling broker and benchmark CPU time.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 
@@ -16,37 +16,94 @@ use crate::sampler::{ProcSampler, self_cpu_secs};
 /// One benchmark run: a topic, a number of records of one size, optionally paced.
 #[derive(Debug, Clone)]
 pub(crate) struct RunSpec {
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     pub(crate) record_count: u64,
     pub(crate) record_bytes: usize,
     /// Records per second; None = as fast as the producer accepts them.
     pub(crate) rate_per_sec: Option<u64>,
+    pub(crate) mode: ProduceMode,
+    /// `max.in.flight.requests.per.connection` when set (plain runs only).
+    pub(crate) max_in_flight: Option<u32>,
+}
+
+/// How a run's producer writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProduceMode {
+    /// `enable.idempotence=false` (librdkafka's default).
+    Plain,
+    /// `enable.idempotence=true`: a producer id and sequence numbers on every batch.
+    Idempotent,
+    /// A `transactional.id`; the open transaction is committed every `commit_interval`.
+    Transactional { commit_interval: Duration },
+}
+
+impl ProduceMode {
+    pub(crate) fn is_transactional(self) -> bool {
+        matches!(self, Self::Transactional { .. })
+    }
 }
 
 pub(crate) fn run_specs(args: &Args) -> Vec<RunSpec> {
     let mut specs = Vec::new();
-    if args.records_100b > 0 {
+    let rounds = if args.skip_idempotent {
+        1
+    } else {
+        args.idempotence_rounds.max(1)
+    };
+    for (name, record_count, record_bytes) in [
+        ("100B", args.records_100b, 100),
+        ("1KiB", args.records_1k, 1024),
+    ] {
+        if record_count == 0 {
+            continue;
+        }
+        for round in 1..=rounds {
+            let suffix = if round == 1 {
+                String::new()
+            } else {
+                format!(".{round}")
+            };
+            specs.push(RunSpec {
+                name: format!("{name}{suffix}"),
+                record_count,
+                record_bytes,
+                rate_per_sec: None,
+                mode: ProduceMode::Plain,
+                max_in_flight: args.max_in_flight,
+            });
+            // Right after its plain twin, so both see the same machine and broker.
+            if !args.skip_idempotent {
+                specs.push(RunSpec {
+                    name: format!("{name}-idem{suffix}"),
+                    record_count,
+                    record_bytes,
+                    rate_per_sec: None,
+                    mode: ProduceMode::Idempotent,
+                    max_in_flight: None,
+                });
+            }
+        }
+    }
+    if args.records_txn > 0 {
         specs.push(RunSpec {
-            name: "100B",
-            record_count: args.records_100b,
+            name: "100B-txn".to_owned(),
+            record_count: args.records_txn,
             record_bytes: 100,
             rate_per_sec: None,
-        });
-    }
-    if args.records_1k > 0 {
-        specs.push(RunSpec {
-            name: "1KiB",
-            record_count: args.records_1k,
-            record_bytes: 1024,
-            rate_per_sec: None,
+            mode: ProduceMode::Transactional {
+                commit_interval: Duration::from_millis(args.txn_commit_ms.max(1)),
+            },
+            max_in_flight: None,
         });
     }
     if args.latency_secs > 0 {
         specs.push(RunSpec {
-            name: "latency",
+            name: "latency".to_owned(),
             record_count: args.latency_rate.saturating_mul(args.latency_secs),
             record_bytes: args.latency_record_bytes,
             rate_per_sec: Some(args.latency_rate),
+            mode: ProduceMode::Plain,
+            max_in_flight: None,
         });
     }
     specs
