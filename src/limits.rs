@@ -102,6 +102,16 @@ pub const GROUP_LOAD_READ_BYTES: usize = 1024 * 1024;
 /// Largest decoded batch body accepted while rebuilding group state (the coordinator writes
 /// uncompressed batches; a compacted or foreign batch may be compressed).
 pub const GROUP_LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Largest read of the transaction state topic while the transaction coordinator rebuilds its
+/// state on start.
+pub const TXN_LOAD_READ_BYTES: usize = 1024 * 1024;
+/// Largest decoded batch body accepted while rebuilding transaction state (the coordinator
+/// writes uncompressed batches of one record).
+pub const TXN_LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Largest decoded body of a control batch (a transaction marker: one small record).
+pub const CONTROL_BATCH_DECODED_BYTES_MAX: usize = 64 * 1024;
+/// Largest producer-id block file read back: one decimal i64 and a newline.
+pub const PRODUCER_ID_FILE_BYTES_MAX: u64 = 32;
 /// Largest producer-state snapshot file read back (about 200 bytes per producer id).
 pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Largest aborted-transaction index file read back: at most one 34-byte entry per batch of

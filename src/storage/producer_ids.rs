@@ -6,10 +6,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::{Error, Result, io_error, write_atomically};
+use crate::limits;
 
 const FILE_NAME: &str = "producer-id-block";
-/// Largest content the file may have: one decimal i64 and a newline.
-const FILE_BYTES_MAX: u64 = 32;
 
 /// The next unallocated producer id, persisted.
 #[derive(Debug)]
@@ -23,7 +22,7 @@ impl ProducerIdStore {
     pub(crate) fn open(data_dir: &Path) -> Result<ProducerIdStore> {
         let path = data_dir.join(FILE_NAME);
         let next_block_start = match std::fs::metadata(&path) {
-            Ok(metadata) if metadata.len() > FILE_BYTES_MAX => {
+            Ok(metadata) if metadata.len() > limits::PRODUCER_ID_FILE_BYTES_MAX => {
                 return Err(corrupt(&path, "the file is larger than one number"));
             }
             Ok(_) => {

@@ -123,7 +123,6 @@ pub(crate) fn remove(dir: &Path, base_offset: i64) -> Result<()> {
     }
 }
 
-#[allow(dead_code)] // reason: used by transactions, the next step of issue 8
 /// The aborted transactions overlapping `[start_offset, upper_offset)`, from `entries` sorted
 /// by marker offset. Kafka's scan: skip entries whose marker is below the start, stop after the
 /// first whose last stable offset reaches the upper bound (nothing later can start below it).

@@ -12,16 +12,13 @@ use super::record;
 use super::state::TxnState;
 use crate::broker::error::{Error, Result};
 use crate::broker::{Acks, Broker, ListedOffset, OffsetSpec, TopicPartition, now_ms};
+use crate::limits;
 use crate::storage::{self, BatchHeader};
 
 /// The internal topic holding every transactional id's state.
 pub(crate) const TXN_TOPIC: &str = "__transaction_state";
 /// The internal topic of committed offsets (the group coordinator owns it).
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Largest read while rebuilding state.
-const LOAD_READ_BYTES: usize = 1024 * 1024;
-/// Largest decoded batch body accepted while rebuilding (our batches are uncompressed).
-const LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Kafka's configs of the topic: compacted, 100 MiB segments
 /// (`transaction.state.log.segment.bytes`).
 const TXN_TOPIC_CONFIGS: [(&str, &str); 2] = [
@@ -131,7 +128,8 @@ impl Broker {
         };
         let mut out = Vec::new();
         loop {
-            let fetched = self.fetch(topic, partition, offset, LOAD_READ_BYTES, true)?;
+            let fetched =
+                self.fetch(topic, partition, offset, limits::TXN_LOAD_READ_BYTES, true)?;
             if fetched.records.is_empty() {
                 return Ok(out);
             }
@@ -141,13 +139,13 @@ impl Broker {
                 next = next.max(header.last_offset() + 1);
                 rest = rest.get(header.total_len()..).unwrap_or_default();
             }
-            let records = storage::read_records(&fetched.records, LOAD_DECODED_BYTES_MAX).map_err(
-                |source| Error::Storage {
-                    topic: topic.to_owned(),
-                    partition,
-                    source,
-                },
-            )?;
+            let records =
+                storage::read_records(&fetched.records, limits::TXN_LOAD_DECODED_BYTES_MAX)
+                    .map_err(|source| Error::Storage {
+                        topic: topic.to_owned(),
+                        partition,
+                        source,
+                    })?;
             out.extend(
                 records
                     .into_iter()

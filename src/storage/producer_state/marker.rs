@@ -2,6 +2,7 @@
 //! in a partition (Kafka's EndTransactionMarker), built as control batches and parsed back.
 //! Pure functions over bytes; an unreadable control batch is reported, never a panic.
 
+use crate::limits;
 use crate::storage::batch::BatchHeader;
 use crate::storage::batch_builder::{self, Producer, Record};
 use crate::storage::records;
@@ -12,8 +13,6 @@ const MARKER_VALUE_VERSION: i16 = 0;
 /// Control record types of the key (ControlRecordType).
 const CONTROL_TYPE_ABORT: i16 = 0;
 const CONTROL_TYPE_COMMIT: i16 = 1;
-/// A control batch holds one small record; decoding never needs more.
-const CONTROL_BATCH_DECODED_BYTES_MAX: usize = 64 * 1024;
 
 /// An end-of-transaction marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +79,7 @@ pub(crate) fn build_from_parts(
 
 /// Reads the first record of a control batch (whole, CRC already checked by its writer).
 pub(crate) fn parse(batch: &[u8], header: &BatchHeader) -> Control {
-    let Ok(decoded) = records::decode(batch, CONTROL_BATCH_DECODED_BYTES_MAX) else {
+    let Ok(decoded) = records::decode(batch, limits::CONTROL_BATCH_DECODED_BYTES_MAX) else {
         tracing::warn!(
             base_offset = header.base_offset,
             "unreadable control batch ignored"

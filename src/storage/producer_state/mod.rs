@@ -23,7 +23,6 @@ use entry::{in_sequence, last_sequence};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
     Client,
-    #[allow(dead_code)] // reason: TxnOffsetCommit writes with it, once the offsets rework lands
     Coordinator,
 }
 
