@@ -160,7 +160,7 @@ impl Broker {
     /// transactions v2 the partition is added), and appended only if no marker came in between
     /// (KIP-890). Other batches take the plain path.
     pub(crate) async fn append_transactional(
-        &self,
+        self: &Arc<Self>,
         topic: &str,
         partition: i32,
         records: Bytes,
@@ -170,7 +170,9 @@ impl Broker {
     ) -> Result<PendingProduce> {
         let header = BatchHeader::parse(&records).ok();
         let Some(header) = header.filter(|h| h.is_transactional() && h.producer_id >= 0) else {
-            return self.append(topic, partition, records, acks);
+            return self
+                .append_off_worker(topic, partition, records, acks)
+                .await;
         };
         if super::topic_name::is_internal(topic) {
             return Err(Error::InternalTopic {
@@ -207,7 +209,12 @@ impl Broker {
             origin: Origin::Client,
             guard,
         };
-        self.append_checked(topic, partition, records, acks, checks)
+        let broker = Arc::clone(self);
+        let topic = topic.to_owned();
+        super::produce::off_worker(move || {
+            broker.append_checked(&topic, partition, records, acks, checks)
+        })
+        .await
     }
 
     /// InitProducerId without a transactional id: a producer id never used before, epoch 0

@@ -1,6 +1,6 @@
 //! Background maintenance: rolls segments by age, enforces retention and compacts compacted
-//! topics on every partition, at the configured interval, until shutdown. Compaction's long
-//! part runs on the blocking pool without the partition lock.
+//! topics on every partition, at the configured interval, until shutdown. All of its file I/O
+//! runs on the blocking pool; compaction's long part also without the partition lock.
 
 use std::sync::{Arc, Weak};
 
@@ -22,7 +22,12 @@ pub(super) fn spawn(broker: &Arc<Broker>) {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 _ = ticker.tick() => {}
             }
-            let Some(partitions) = run_once(&weak) else {
+            // Rolls and deletions are blocking file I/O under partition locks: off the workers.
+            let pass = {
+                let weak = Weak::clone(&weak);
+                tokio::task::spawn_blocking(move || run_once(&weak))
+            };
+            let Ok(Some(partitions)) = pass.await else {
                 return;
             };
             for partition in partitions {
@@ -44,11 +49,15 @@ fn run_once(weak: &Weak<Broker>) -> Option<Vec<Arc<Partition>>> {
             if topic.settings.log.compaction.is_some() {
                 compacted.push(Arc::clone(partition));
             }
-            let result = partition.with_log(|log| {
-                if log.roll_if_due(now)? {
-                    partition.request_flush();
-                }
-                log.enforce_retention(now)
+            // A due roll's fsync happens first, outside the lock (see `Partition::sync_before_roll`).
+            let synced = partition.sync_before_roll(0, now);
+            let result = synced.and_then(|()| {
+                partition.with_log(|log| {
+                    if log.roll_if_due(now)? {
+                        partition.request_flush();
+                    }
+                    log.enforce_retention(now)
+                })
             });
             match result {
                 Ok(0) => {}
@@ -87,7 +96,15 @@ async fn compact(partition: Arc<Partition>) {
             return;
         }
     };
-    match partition.with_log(|log| log.install_compaction(built)) {
+    let installing = {
+        let partition = Arc::clone(&partition);
+        tokio::task::spawn_blocking(move || partition.with_log(|log| log.install_compaction(built)))
+    };
+    let Ok(installed) = installing.await else {
+        tracing::error!(topic = %partition.topic, partition = partition.index, "compaction install panicked");
+        return;
+    };
+    match installed {
         Ok(outcome) if outcome.is_installed => {
             tracing::info!(topic = %partition.topic, partition = partition.index, segments = outcome.segments_replaced, records_removed = outcome.records_removed, "compacted");
         }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod error;
+mod fetch_wait;
 mod group;
 mod idempotence;
 mod maintenance;
@@ -92,7 +93,6 @@ pub(crate) struct Broker {
     fs: storage::Fs,
     catalog: Mutex<storage::Catalog>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    high_watermark_changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     groups: group::Coordinator,
     producer_ids: producer_ids::ProducerIds,
@@ -142,7 +142,6 @@ impl Broker {
             fs,
             topics: RwLock::new(BTreeMap::new()),
             catalog: Mutex::new(catalog),
-            high_watermark_changes: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
             groups: group::Coordinator::default(),
             producer_ids,
@@ -250,10 +249,7 @@ impl Broker {
     }
 
     fn spawn_flusher(&self, partition: &Arc<Partition>) {
-        let changes = self.high_watermark_changes.clone();
-        let on_flush =
-            move || changes.send_modify(|generation| *generation = generation.wrapping_add(1));
-        tokio::spawn(Arc::clone(partition).run_flusher(self.shutdown.subscribe(), on_flush));
+        tokio::spawn(Arc::clone(partition).run_flusher(self.shutdown.subscribe()));
     }
 
     pub(crate) fn node_id(&self) -> i32 {
@@ -266,11 +262,6 @@ impl Broker {
 
     pub(crate) fn advertised(&self) -> &Endpoint {
         &self.settings.advertised
-    }
-
-    /// Bumps whenever any partition's high watermark moves; long-polling fetches wait on it.
-    pub(crate) fn high_watermark_changes(&self) -> watch::Receiver<u64> {
-        self.high_watermark_changes.subscribe()
     }
 
     fn topic_state(&self, name: &str) -> Option<Arc<Topic>> {

@@ -31,6 +31,9 @@ pub(crate) struct Partition {
     high_watermark: AtomicI64,
     durability: watch::Sender<Durability>,
     flush_wanted: Notify,
+    /// How many fetch reads this partition served (tests count wake-ups with it).
+    #[cfg(test)]
+    pub(crate) fetch_read_count: std::sync::atomic::AtomicUsize,
 }
 
 impl Partition {
@@ -63,6 +66,8 @@ impl Partition {
             log: Mutex::new(log),
             offline_reason,
             flush_wanted: Notify::new(),
+            #[cfg(test)]
+            fetch_read_count: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -118,6 +123,12 @@ impl Partition {
 
     fn is_gone(&self) -> bool {
         self.durability.borrow().is_gone
+    }
+
+    /// Changes whenever this partition's high watermark moves, its flushing fails or it goes
+    /// away: what a long-polling fetch of this partition waits on.
+    pub(crate) fn changes(&self) -> watch::Receiver<Durability> {
+        self.durability.subscribe()
     }
 
     pub(crate) fn high_watermark(&self) -> i64 {
@@ -182,6 +193,32 @@ impl Partition {
             .await
             .map_err(|_| self.flush_failed())
             .and_then(|r| r.map_err(|e| self.storage_error(e)));
+        self.finish_sync(end_offset, synced)
+    }
+
+    /// Whether appending a batch of `batch_bytes` now would roll the active segment while it
+    /// has unflushed data (in memory, no I/O; false when the log is closed or poisoned).
+    pub(crate) fn is_roll_due(&self, batch_bytes: u64, now_ms: i64) -> bool {
+        self.lock()
+            .as_ref()
+            .is_some_and(|log| log.roll_sync_handle(batch_bytes, now_ms).is_some())
+    }
+
+    /// Before an append of a first batch of `batch_bytes` that will roll the active segment:
+    /// fsyncs the segment here, outside the lock (blocking: call it off the async workers),
+    /// and publishes it, so the roll under the lock has nothing left to fsync.
+    pub(crate) fn sync_before_roll(&self, batch_bytes: u64, now_ms: i64) -> Result<()> {
+        let handle = self.with_log(|log| Ok(log.roll_sync_handle(batch_bytes, now_ms)))?;
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        let synced = handle.sync().map_err(|e| self.storage_error(e));
+        self.finish_sync(handle.end_offset(), synced).map(|_| ())
+    }
+
+    /// Reports an fsync of a `SyncHandle` ending at `end_offset` to the log and
+    /// publishes what the log accepted. Returns whether anything was flushed.
+    fn finish_sync(&self, end_offset: i64, synced: Result<()>) -> Result<bool> {
         if let Err(err) = synced {
             if let Some(log) = self.lock().as_mut() {
                 log.mark_flush_failed();
@@ -212,13 +249,8 @@ impl Partition {
         }
     }
 
-    /// Runs the flusher until `shutdown` fires or the partition is gone (deleted or closed);
-    /// `on_flush` is called after each published flush.
-    pub(crate) async fn run_flusher(
-        self: Arc<Self>,
-        mut shutdown: watch::Receiver<bool>,
-        on_flush: impl Fn() + Send + 'static,
-    ) {
+    /// Runs the flusher until `shutdown` fires or the partition is gone (deleted or closed).
+    pub(crate) async fn run_flusher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 biased;
@@ -229,8 +261,7 @@ impl Partition {
                 return;
             }
             match self.flush_once().await {
-                Ok(true) => on_flush(),
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(err) => {
                     tracing::error!(topic = %self.topic, partition = self.index, error = %err,
                         "fsync failed; partition stops accepting writes");

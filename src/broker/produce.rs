@@ -79,7 +79,37 @@ impl PendingProduce {
     }
 }
 
+/// Runs blocking storage work (file writes, a segment roll's fsync, under a partition lock) on
+/// the blocking pool, so a slow disk holds up only the partition it serves and never an async
+/// worker. A panic in `work` resumes in the caller, as if it had run inline.
+pub(super) async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join_error) if join_error.is_panic() => {
+            std::panic::resume_unwind(join_error.into_panic())
+        }
+        // Cancelled: only when the runtime shuts down, so nothing waits for the answer.
+        Err(_) => Err(Error::OperationNotAttempted),
+    }
+}
+
 impl Broker {
+    /// [`Broker::append`] on the blocking pool (see [`off_worker`]): what the produce
+    /// handler calls.
+    pub(crate) async fn append_off_worker(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<PendingProduce> {
+        let broker = Arc::clone(self);
+        let topic = topic.to_owned();
+        off_worker(move || broker.append(&topic, partition, records, acks)).await
+    }
+
     /// Validates and appends every batch of `records` to the partition, synchronously and in
     /// call order. Nothing is appended if any batch is invalid. Internal topics are refused.
     pub(crate) fn append(
@@ -143,6 +173,12 @@ impl Broker {
                 None => records.get(c.range).unwrap_or_default().to_vec(),
             })
             .collect();
+        // A roll fsyncs the segment it closes: do that here, outside the partition lock, so
+        // reads and flushes of the partition go on meanwhile (the roll then has nothing left
+        // to fsync unless appends raced in).
+        if let Some(first) = batches.first() {
+            target.sync_before_roll(first.len() as u64, now)?;
+        }
         let written = target
             .with_log(|log| {
                 idempotence::append_batches(log, &mut batches, checks, log_append_time_ms, now)

@@ -1,10 +1,14 @@
 //! The read side: fetch stored batches up to the high watermark, locate offsets by position or
 //! time, move the log start offset, and describe the data directory.
 
+#[cfg(test)]
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 
 use super::error::{Error, Result};
 use super::{Broker, LEADER_EPOCH};
+use crate::storage;
 
 /// Stored batches of one partition and the watermarks reported with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +66,13 @@ pub(crate) struct LogDirInfo {
 }
 
 impl Broker {
+    /// How many fetch reads the partition served so far (tests count wake-ups with it).
+    #[cfg(test)]
+    pub(crate) fn fetch_read_count(&self, topic: &str, partition: i32) -> usize {
+        self.partition(topic, partition)
+            .map_or(0, |(_, p)| p.fetch_read_count.load(Ordering::Relaxed))
+    }
+
     /// Whole stored batches from the one containing `offset`, below the high watermark.
     pub(crate) fn fetch(
         &self,
@@ -82,7 +93,10 @@ impl Broker {
     }
 
     /// [`Broker::fetch`] at an isolation level: read_committed stops at the last stable
-    /// offset and reports the aborted transactions of what it returns.
+    /// offset and reports the aborted transactions of what it returns. The partition lock is
+    /// held only to plan the read (index lookup, positions); the bytes are read without it,
+    /// so a slow read never holds up appends, flushes or other reads of the partition.
+    /// Blocking I/O: async callers run it on the blocking pool.
     pub(crate) fn fetch_isolated(
         &self,
         topic: &str,
@@ -93,43 +107,49 @@ impl Broker {
         isolation: Isolation,
     ) -> Result<FetchedPartition> {
         let (_, target) = self.partition(topic, partition)?;
+        #[cfg(test)]
+        target.fetch_read_count.fetch_add(1, Ordering::Relaxed);
         let high_watermark = target.high_watermark();
-        target
-            .with_log(|log| {
-                let log_start_offset = log.log_start_offset();
-                if offset < log_start_offset || offset > log.log_end_offset() {
-                    return Err(crate::storage::Error::OffsetOutOfRange {
-                        offset,
-                        log_start_offset,
-                        log_end_offset: log.log_end_offset(),
-                    });
+        let mut read_offset = offset;
+        let (records, planned) = loop {
+            let planned = target
+                .with_log(|log| {
+                    let read = (read_offset, max_bytes, min_one);
+                    plan_fetch(log, offset, read, high_watermark, isolation)
+                })
+                .map_err(out_of_range)?;
+            let records = planned
+                .plan
+                .read()
+                .map_err(|source| target.storage_error(source))?;
+            // Compaction's header-only batches alone are no answer: read on past them.
+            match storage::past_header_only_batches(&records) {
+                Some(next) if next < planned.visible_end && next < planned.log_end_offset => {
+                    read_offset = next;
                 }
-                let last_stable_offset = log.last_stable_offset(high_watermark);
-                let visible_end = match isolation {
-                    Isolation::ReadUncommitted => high_watermark,
-                    Isolation::ReadCommitted => last_stable_offset,
-                };
-                let records = if offset >= visible_end {
-                    Bytes::new()
-                } else {
-                    log.read(offset, visible_end, max_bytes, min_one)?
-                };
-                let aborted_transactions = (isolation == Isolation::ReadCommitted).then(|| {
-                    let upper = end_of_batches(&records).unwrap_or(offset);
-                    log.aborted_transactions(offset, upper)
+                _ => break (records, planned),
+            }
+        };
+        let aborted_transactions = match isolation {
+            Isolation::ReadUncommitted => None,
+            Isolation::ReadCommitted => {
+                let upper = end_of_batches(&records).unwrap_or(offset);
+                let aborted = target.with_log(|log| Ok(log.aborted_transactions(offset, upper)))?;
+                Some(
+                    aborted
                         .into_iter()
                         .map(|aborted| (aborted.producer_id, aborted.first_offset))
-                        .collect()
-                });
-                Ok(FetchedPartition {
-                    records,
-                    high_watermark,
-                    last_stable_offset,
-                    log_start_offset,
-                    aborted_transactions,
-                })
-            })
-            .map_err(out_of_range)
+                        .collect(),
+                )
+            }
+        };
+        Ok(FetchedPartition {
+            records,
+            high_watermark,
+            last_stable_offset: planned.last_stable_offset,
+            log_start_offset: planned.log_start_offset,
+            aborted_transactions,
+        })
     }
 
     /// Resolves a ListOffsets query against the visible part of the log.
@@ -214,7 +234,7 @@ impl Broker {
         target
             .with_log(|log| {
                 if before < 0 || before > high_watermark {
-                    return Err(crate::storage::Error::OffsetOutOfRange {
+                    return Err(storage::Error::OffsetOutOfRange {
                         offset: before,
                         log_start_offset: log.log_start_offset(),
                         log_end_offset: high_watermark,
@@ -251,12 +271,58 @@ impl Broker {
     }
 }
 
+/// What a fetch takes from the log under the partition lock: where to read, and the offsets
+/// reported with the records.
+struct PlannedFetch {
+    plan: storage::ReadPlan,
+    visible_end: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    log_end_offset: i64,
+}
+
+/// Checks that `offset` (where the fetch asked to start) is in the log and plans the read of
+/// `(read_offset, max_bytes, min_one)` up to what `isolation` lets the reader see.
+fn plan_fetch(
+    log: &storage::Log,
+    offset: i64,
+    (read_offset, max_bytes, min_one): (i64, usize, bool),
+    high_watermark: i64,
+    isolation: Isolation,
+) -> storage::Result<PlannedFetch> {
+    let log_start_offset = log.log_start_offset();
+    let log_end_offset = log.log_end_offset();
+    if offset < log_start_offset || offset > log_end_offset {
+        return Err(storage::Error::OffsetOutOfRange {
+            offset,
+            log_start_offset,
+            log_end_offset,
+        });
+    }
+    debug_assert!(
+        read_offset >= offset,
+        "a fetch only reads on past header-only batches"
+    );
+    let last_stable_offset = log.last_stable_offset(high_watermark);
+    let visible_end = match isolation {
+        Isolation::ReadUncommitted => high_watermark,
+        Isolation::ReadCommitted => last_stable_offset,
+    };
+    Ok(PlannedFetch {
+        plan: log.plan_read(read_offset, visible_end, max_bytes, min_one)?,
+        visible_end,
+        last_stable_offset,
+        log_start_offset,
+        log_end_offset,
+    })
+}
+
 /// Lifts a storage out-of-range error to the broker's own variant.
 fn out_of_range(err: Error) -> Error {
     match err {
         Error::Storage {
             source:
-                crate::storage::Error::OffsetOutOfRange {
+                storage::Error::OffsetOutOfRange {
                     offset,
                     log_start_offset,
                     log_end_offset,
@@ -275,7 +341,7 @@ fn out_of_range(err: Error) -> Error {
 fn end_of_batches(records: &[u8]) -> Option<i64> {
     let mut rest = records;
     let mut end = None;
-    while let Ok(header) = crate::storage::BatchHeader::parse(rest) {
+    while let Ok(header) = storage::BatchHeader::parse(rest) {
         end = Some(header.last_offset() + 1);
         rest = rest.get(header.total_len()..).unwrap_or_default();
     }

@@ -60,7 +60,7 @@ pub(crate) use fs::Fs;
 #[cfg(test)]
 pub(crate) use fs::fault;
 pub(crate) use identity::Identity;
-pub(crate) use log::{BatchLocation, Log};
+pub(crate) use log::{BatchLocation, Log, ReadPlan, past_header_only_batches};
 pub(crate) use producer_ids::ProducerIdStore;
 pub(crate) use producer_state::marker::build_from_parts as build_marker;
 pub(crate) use producer_state::{Origin, ProducerError, Verdict};

@@ -246,6 +246,7 @@ impl Broker {
         mut request: JoinRequest,
     ) -> Result<JoinResponse> {
         check_group_id(group_id)?;
+        self.sync_offsets_before_roll(group_id).await;
         let bytes: usize = request.protocols.iter().map(|p| p.metadata.len()).sum();
         if bytes > GROUP_MEMBER_METADATA_BYTES_MAX {
             return Err(Error::MemberMetadataTooLarge {
@@ -316,6 +317,7 @@ impl Broker {
         assignments: Vec<(String, Bytes)>,
     ) -> Result<SyncResponse> {
         check_group_id(group_id)?;
+        self.sync_offsets_before_roll(group_id).await;
         let rx = {
             let mut state = self.groups.lock();
             if state.is_closed {

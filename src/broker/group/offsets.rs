@@ -67,6 +67,7 @@ impl Broker {
         partitions: Vec<CommitPartition>,
     ) -> Result<Vec<Result<()>>> {
         check_group_id(group_id)?;
+        self.sync_offsets_before_roll(group_id).await;
         let now = now_ms();
         let expire_timestamp_ms = retention_ms.filter(|r| *r >= 0).map_or(-1, |r| now + r);
         let mut results: Vec<Result<()>> = Vec::with_capacity(partitions.len());

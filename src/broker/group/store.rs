@@ -69,6 +69,30 @@ impl Broker {
         }
     }
 
+    /// Called before the coordinator lock is taken to write `group_id`'s records: when its
+    /// offsets partition will roll within one batch, fsyncs the active segment now, on the
+    /// blocking pool and outside the coordinator lock, so the roll under the lock usually has
+    /// nothing left to fsync (it still does if other writes land first). Best effort: a
+    /// failure shows in the write itself.
+    pub(super) async fn sync_offsets_before_roll(&self, group_id: &str) {
+        let partition = partition_for(group_id, self.offsets_partitions());
+        let Ok((topic, target)) = self.partition(OFFSETS_TOPIC, partition) else {
+            return;
+        };
+        let batch_bytes = u64::from(topic.settings.message_bytes_max);
+        let now = now_ms();
+        // The check is in memory; only a due roll goes to the blocking pool.
+        if !target.is_roll_due(batch_bytes, now) {
+            return;
+        }
+        let synced =
+            crate::broker::produce::off_worker(move || target.sync_before_roll(batch_bytes, now))
+                .await;
+        if let Err(error) = synced {
+            tracing::warn!(group = group_id, %error, "fsync before rolling the offsets partition failed");
+        }
+    }
+
     pub(super) fn offsets_partitions(&self) -> i32 {
         self.topic(OFFSETS_TOPIC)
             .map_or(self.settings.groups.offsets_topic_partitions, |t| {

@@ -135,6 +135,7 @@ impl Broker {
         let guard = self
             .verify_offsets_partition(&commit, offsets_partition)
             .await?;
+        self.sync_offsets_before_roll(group_id).await;
         let now = now_ms();
         let mut results: Vec<Result<()>> = Vec::with_capacity(partitions.len());
         let mut accepted = Vec::new();

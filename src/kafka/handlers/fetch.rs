@@ -1,5 +1,6 @@
 //! Fetch (key 1), v4-v18: sessionless full fetches with KIP-74 byte budgets and a min_bytes /
-//! max_wait long poll woken by high-watermark changes. Fetch sessions are declined (id 0).
+//! max_wait long poll woken by high-watermark changes of the fetched partitions only. Fetch
+//! sessions are declined (id 0).
 
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ pub(crate) async fn handle(
         return response.with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let read_committed = request.isolation_level == ISOLATION_READ_COMMITTED;
-    let wanted = resolve(ctx, version, request.topics);
+    let mut wanted = resolve(ctx, version, request.topics);
     // The broker's fetch.max.bytes caps what the request asks for, as in Kafka.
     let request_max_bytes = usize::try_from(request.max_bytes)
         .unwrap_or(0)
@@ -62,19 +63,43 @@ pub(crate) async fn handle(
         .unwrap_or(0)
         .min(limits::FETCH_WAIT_MS_MAX);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
-    // Subscribe before the first read so a high-watermark move between read and wait wakes us.
-    let mut changes = ctx.broker.high_watermark_changes();
-    let mut broker_closed = false;
+    // Subscribe before the first read so a high-watermark move between read and wait wakes us;
+    // only the partitions read here, so flushes of other partitions never wake this fetch.
+    let mut changes = ctx.broker.fetch_wait(wanted.iter().flat_map(|topic| {
+        let name = topic.resolved.as_deref();
+        topic
+            .partitions
+            .iter()
+            .filter(|p| p.error.is_none())
+            .filter_map(move |p| Some((name?, p.partition)))
+    }));
     loop {
-        changes.borrow_and_update();
-        let (topics, read) = read_all(ctx, &wanted, request_max_bytes, read_committed);
-        if read.bytes >= min_bytes || read.has_error || broker_closed || Instant::now() >= deadline
-        {
+        changes.mark_seen();
+        // Reads are blocking file I/O: on the blocking pool, so a slow disk never stalls the
+        // async workers serving other partitions.
+        let reading = {
+            let ctx = ctx.clone();
+            tokio::task::spawn_blocking(move || {
+                let read = read_all(&ctx, &wanted, request_max_bytes, read_committed);
+                (wanted, read)
+            })
+        };
+        let (returned, (topics, read)) = match reading.await {
+            Ok(done) => done,
+            // A panic resumes here, as if the reads had run inline.
+            Err(join_error) if join_error.is_panic() => {
+                std::panic::resume_unwind(join_error.into_panic())
+            }
+            // Cancelled: only when the runtime shuts down, so nobody reads the answer.
+            Err(_) => return response.with_error_code(ResponseError::UnknownServerError.code()),
+        };
+        wanted = returned;
+        if read.bytes >= min_bytes || read.has_error || Instant::now() >= deadline {
             return response.with_responses(topics);
         }
-        // Wakes on any high-watermark move, at the deadline, or when the broker goes away.
-        let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
-        broker_closed = matches!(waited, Ok(Err(_)));
+        // Wakes when one of these partitions' high watermark moves or it goes away (deleted,
+        // closed at shutdown), or at the deadline.
+        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
     }
 }
 

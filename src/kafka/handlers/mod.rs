@@ -83,6 +83,8 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_log_dirs;
 pub(crate) mod incremental_alter_configs;
+#[cfg(test)]
+mod partition_isolation_tests;
 
 use kafka_protocol::ResponseError;
 

@@ -167,7 +167,11 @@ async fn append(
     transactional: Option<(&str, i16)>,
 ) -> broker::Result<PendingProduce> {
     match transactional {
-        None => ctx.broker.append(topic, partition, records, acks),
+        None => {
+            ctx.broker
+                .append_off_worker(topic, partition, records, acks)
+                .await
+        }
         Some((transactional_id, version)) => {
             ctx.broker
                 .append_transactional(topic, partition, records, acks, transactional_id, version)

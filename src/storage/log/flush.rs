@@ -53,6 +53,23 @@ impl Log {
         })
     }
 
+    /// A handle to fsync the active segment outside the caller's lock when appending a batch
+    /// of `batch_bytes` now would roll it (the roll then finds nothing left to fsync); None
+    /// when no roll is due, everything is flushed or the log is poisoned.
+    pub(crate) fn roll_sync_handle(&self, batch_bytes: u64, now_ms: i64) -> Option<SyncHandle> {
+        if self.poisoned.is_some() {
+            return None;
+        }
+        let end = self.log_end_offset();
+        if !self
+            .active()
+            .should_roll(batch_bytes, end, now_ms, &self.settings)
+        {
+            return None;
+        }
+        self.sync_handle()
+    }
+
     /// Records a successful [`SyncHandle::sync`] and returns the flushed offset to publish, or
     /// None when the log was poisoned meanwhile: a failed fsync may have dropped pages that a
     /// concurrent fsync of the same descriptor then reports as synced, so nothing the handle

@@ -1,6 +1,7 @@
 //! One partition's log: an ordered list of segments in its own directory. Assigns offsets,
 //! appends, rolls, flushes, truncates and applies retention. Synchronous and not thread-safe:
-//! the caller serialises access and may fsync outside its lock through a [`SyncHandle`].
+//! the caller serialises access, and may fsync ([`SyncHandle`]) and read ([`ReadPlan`])
+//! outside its lock.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ mod read;
 mod transactions;
 
 pub(crate) use locate::BatchLocation;
+pub(crate) use read::{ReadPlan, past_header_only_batches};
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,7 +237,8 @@ impl Log {
         Ok(true)
     }
 
-    /// Fsyncs and seals the active segment, then starts a new one at the log end offset.
+    /// Fsyncs (unless already flushed to its end) and seals the active segment, then starts a
+    /// new one at the log end offset.
     fn roll(&mut self) -> Result<()> {
         let result = self.roll_unpoisoned();
         self.poison_on_error("roll", result)
@@ -244,8 +247,13 @@ impl Log {
     fn roll_unpoisoned(&mut self) -> Result<()> {
         let end = self.log_end_offset();
         let sealed_base = self.active().base_offset();
+        let is_synced = self.flushed_offset >= end;
         let active = self.active_mut();
-        active.sync()?;
+        // Already fsynced through a SyncHandle (the caller's pre-roll sync outside its lock)
+        // unless appends came in since.
+        if !is_synced {
+            active.sync()?;
+        }
         active.seal()?;
         self.flushed_offset = self.flushed_offset.max(end);
         let segment = Segment::create(&self.fs, &self.dir, end, &self.settings)?;

@@ -1,12 +1,69 @@
 //! The read side of a [`Log`]: whole stored batches byte for byte (never a partial batch), and
-//! lookups by timestamp. Never writes.
+//! lookups by timestamp. Never writes. A fetch plans its read under the partition lock and
+//! preads outside it ([`ReadPlan`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::{Log, TimestampHit};
-use crate::storage::Result;
 use crate::storage::batch::BatchHeader;
+use crate::storage::fs::{DataFile, FsFile};
 use crate::storage::segment::{MaxTimestamp, Segment};
+use crate::storage::{Result, io_error};
+
+/// Where a read's bytes lie, taken under the caller's lock by [`Log::plan_read`] and read by
+/// [`ReadPlan::read`] without it: the segment's open file (shared, so a segment deleted or
+/// replaced by compaction meanwhile stays readable) and a window of whole batches below the
+/// high watermark, bytes no append changes. Empty when there is nothing to read.
+#[derive(Debug)]
+pub(crate) struct ReadPlan {
+    window: Option<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    file: Arc<FsFile>,
+    path: PathBuf,
+    position: u64,
+    len: u64,
+    end_offset: i64,
+}
+
+impl ReadPlan {
+    /// Preads the planned bytes and cuts them to whole batches below the end offset. Blocking
+    /// I/O: call it outside the lock and off async workers.
+    pub(crate) fn read(&self) -> Result<Bytes> {
+        let Some(window) = &self.window else {
+            return Ok(Bytes::new());
+        };
+        let len = usize::try_from(window.len).unwrap_or(usize::MAX);
+        let mut bytes = vec![0u8; len];
+        window
+            .file
+            .read_exact_at(&mut bytes, window.position)
+            .map_err(io_error("read segment", &window.path))?;
+        let whole_len = whole_batches_len(&bytes, window.end_offset);
+        bytes.truncate(whole_len);
+        Ok(Bytes::from(bytes))
+    }
+}
+
+/// When `bytes` holds batches and all are header-only (compaction left no records in them),
+/// the offset after them: a fetch then reads again from there.
+pub(crate) fn past_header_only_batches(bytes: &[u8]) -> Option<i64> {
+    let mut rest = bytes;
+    let mut next = None;
+    while let Ok(header) = BatchHeader::parse(rest) {
+        if header.record_count != 0 {
+            return None;
+        }
+        next = Some(header.last_offset() + 1);
+        rest = rest.get(header.total_len()..).unwrap_or_default();
+    }
+    next
+}
 
 impl Log {
     /// Whole stored batches starting with the one that contains `offset`, none whose base offset
@@ -14,6 +71,9 @@ impl Log {
     /// first batch through whole. Stays within one segment, like Kafka. A read that would hold
     /// only compaction's header-only batches moves on past them (clients take an answer without
     /// records for a too-small fetch size), unless nothing with records follows.
+    /// [`Log::plan_read`] and [`ReadPlan::read`] do the same with the pread outside a lock
+    /// (what the broker does); this one-step form serves tests.
+    #[cfg(test)]
     pub(crate) fn read(
         &self,
         offset: i64,
@@ -23,7 +83,9 @@ impl Log {
     ) -> Result<Bytes> {
         let mut offset = offset;
         loop {
-            let bytes = self.read_once(offset, end_offset, max_bytes, min_one)?;
+            let bytes = self
+                .plan_read(offset, end_offset, max_bytes, min_one)?
+                .read()?;
             match past_header_only_batches(&bytes) {
                 Some(next) if next < end_offset && next < self.log_end_offset() => offset = next,
                 _ => return Ok(bytes),
@@ -31,18 +93,20 @@ impl Log {
         }
     }
 
-    fn read_once(
+    /// Plans one read of [`Log::read`] (without its skip past header-only batches): finds the
+    /// segment and the positions through the offset index and a few header reads.
+    pub(crate) fn plan_read(
         &self,
         offset: i64,
         end_offset: i64,
         max_bytes: usize,
         min_one: bool,
-    ) -> Result<Bytes> {
+    ) -> Result<ReadPlan> {
         if offset < self.log_start_offset() || offset > self.log_end_offset() {
             return Err(self.out_of_range(offset));
         }
         if offset >= end_offset || offset == self.log_end_offset() {
-            return Ok(Bytes::new());
+            return Ok(ReadPlan { window: None });
         }
         let segments = &self.segments;
         let first_idx = segments
@@ -52,11 +116,11 @@ impl Log {
             if segment.base_offset() >= end_offset {
                 break;
             }
-            if let Some(bytes) = read_segment(segment, offset, end_offset, max_bytes, min_one)? {
-                return Ok(bytes);
+            if let Some(window) = plan_segment(segment, offset, end_offset, max_bytes, min_one)? {
+                return Ok(ReadPlan { window });
             }
         }
-        Ok(Bytes::new())
+        Ok(ReadPlan { window: None })
     }
 
     /// The first batch below `end_offset` (and not wholly below the log start) whose
@@ -124,33 +188,20 @@ impl Log {
     }
 }
 
-/// When `bytes` holds batches and all are header-only (no records), the offset after them.
-fn past_header_only_batches(bytes: &[u8]) -> Option<i64> {
-    let mut rest = bytes;
-    let mut next = None;
-    while let Ok(header) = BatchHeader::parse(rest) {
-        if header.record_count != 0 {
-            return None;
-        }
-        next = Some(header.last_offset() + 1);
-        rest = rest.get(header.total_len()..).unwrap_or_default();
-    }
-    next
-}
-
-/// Reads from one segment; None when no batch in it reaches `offset`.
-fn read_segment(
+/// Plans the read from one segment; None when no batch in it reaches `offset`, Some(None)
+/// when nothing may be returned from it.
+fn plan_segment(
     segment: &Segment,
     offset: i64,
     end_offset: i64,
     max_bytes: usize,
     min_one: bool,
-) -> Result<Option<Bytes>> {
+) -> Result<Option<Option<Window>>> {
     let Some((start, first)) = segment.find_batch(offset)? else {
         return Ok(None);
     };
     if first.base_offset >= end_offset {
-        return Ok(Some(Bytes::new()));
+        return Ok(Some(None));
     }
     let first_len = first.total_len() as u64;
     let budget_bytes = max_bytes as u64;
@@ -160,12 +211,15 @@ fn read_segment(
     } else if min_one {
         first_len
     } else {
-        return Ok(Some(Bytes::new()));
+        return Ok(Some(None));
     };
-    let mut bytes = segment.read_bytes(start, window)?;
-    let whole_len = whole_batches_len(&bytes, end_offset);
-    bytes.truncate(whole_len);
-    Ok(Some(Bytes::from(bytes)))
+    Ok(Some(Some(Window {
+        file: segment.file(),
+        path: segment.log_path().to_path_buf(),
+        position: start,
+        len: window.min(segment.size_bytes().saturating_sub(start)),
+        end_offset,
+    })))
 }
 
 /// Length of the prefix of `bytes` made of whole batches with base offset < `end_offset`.
