@@ -22,6 +22,14 @@ mod validate_bench_tests;
 #[cfg(test)]
 mod durability_tests;
 
+/// What tests of the layers above need from storage (a faulty file system, batches), so they
+/// never name `storage` themselves (tests/architecture.rs).
+#[cfg(test)]
+pub(crate) mod test_support {
+    pub(crate) use crate::storage::fault::{Fault, Gate, Op};
+    pub(crate) use crate::storage::{Fs, Record, build_batch};
+}
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -13,23 +13,22 @@ use tempfile::TempDir;
 
 use super::admin_tests::{context, name};
 use super::{fetch, produce};
+use crate::broker::test_support::{self as support, Fault, Gate, Op};
 use crate::broker::{Acks, Broker, BrokerSettings, Endpoint};
 use crate::kafka::{Context, KafkaSettings};
-use crate::storage;
-use crate::storage::fault::{Fault, Gate, Op};
 
 /// How long a test waits for something that should happen promptly before it fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn one_record(value: &[u8]) -> Bytes {
-    let record = storage::Record {
+    let record = support::Record {
         key: None,
         value: Some(value.to_vec()),
     };
-    Bytes::from(storage::build_batch(&[record], 1_000))
+    Bytes::from(support::build_batch(&[record], 1_000))
 }
 
-fn context_on(dir: &TempDir, fs: storage::Fs) -> Context {
+fn context_on(dir: &TempDir, fs: support::Fs) -> Context {
     let settings = BrokerSettings::for_test(
         1,
         "isolation-test",
@@ -95,7 +94,7 @@ fn first_records(response: &kafka_protocol::messages::FetchResponse) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_roll_fsync_of_one_partition_stalls_produce_and_fetch_of_others() {
     let dir = TempDir::new().expect("tempdir");
-    let fs = storage::Fs::default();
+    let fs = support::Fs::default();
     let ctx = context_on(&dir, fs.clone());
     // Two one-record batches do not fit in 100 bytes: the second append rolls.
     let tiny = vec![("segment.bytes".to_owned(), Some("100".to_owned()))];
