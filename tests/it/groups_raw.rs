@@ -338,6 +338,14 @@ async fn sigterm_answers_a_join_waiting_for_rebalance_and_exits_promptly() {
         &join_request("draining", handshake.member_id.as_str(), 16),
         5,
     );
+    // The join must be waiting in the coordinator, not still unread in the socket, when the
+    // stop comes: a request the broker never read is not answered, only its connection closed.
+    let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(text("draining"))]);
+    harness::wait_until(
+        std::time::Duration::from_secs(30),
+        "the second join to start a rebalance",
+        || first.roundtrip(&describe, 5).groups[0].group_state.as_str() == "PreparingRebalance",
+    );
     let started = std::time::Instant::now();
     let status = broker.stop();
     assert!(status.success(), "{status:?}");
