@@ -202,21 +202,59 @@ fn static_member_rejoining_fences_its_old_member_id() {
 
 #[test]
 fn commit_rules_follow_kafka() {
-    let group = Group::new("g", 0);
+    let mut group = Group::new("g", 0);
     assert!(
-        group.check_commit("", None, -1).is_ok(),
+        group.check_commit("", None, -1, 0).is_ok(),
         "simple commit to an empty group"
     );
-    let group = stable(&["a"], 0);
-    assert!(group.check_commit("a", None, group.generation).is_ok());
+    let mut group = stable(&["a"], 0);
+    let generation = group.generation;
+    assert!(group.check_commit("a", None, generation, 0).is_ok());
     assert!(matches!(
-        group.check_commit("", None, -1),
+        group.check_commit("", None, -1, 0),
         Err(Error::UnknownMemberId { .. })
     ));
     assert!(matches!(
-        group.check_commit("a", None, group.generation + 1),
+        group.check_commit("a", None, generation + 1, 0),
         Err(Error::IllegalGeneration { .. })
     ));
+}
+
+/// Kafka's handleCommitOffsets reschedules the member's heartbeat expiry on an accepted commit
+/// (Stable or PreparingRebalance); librdkafka sends no heartbeat while it revokes partitions
+/// but keeps committing, so a commit must keep its session alive.
+#[test]
+fn commit_during_rebalance_without_heartbeats_keeps_the_member() {
+    let session = i64::from(SESSION_MS);
+    let mut group = stable(&["a", "b"], 0);
+    let generation = group.generation;
+    // "b" joins again with fewer owned partitions (a cooperative member after revoking some):
+    // the group prepares a rebalance.
+    let mut rejoin = request("b", "unused", None);
+    rejoin.protocols[0].metadata = Bytes::from_static(b"meta, one partition revoked");
+    let _ = group.join(rejoin, &settings(), 1);
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    // "a" commits but sends no heartbeat for longer than its session, in two steps.
+    for now in [session - 100, 2 * session - 200] {
+        assert!(group.check_commit("a", None, generation, now).is_ok());
+        let _ = group.tick(now + 50);
+        assert!(group.members.contains_key("a"), "evicted at {now}");
+    }
+    // In a stable group too.
+    let mut group = stable(&["a", "b"], 0);
+    assert!(
+        group
+            .check_commit("a", None, generation, session - 100)
+            .is_ok()
+    );
+    assert!(
+        group
+            .heartbeat("b", None, generation, session - 100)
+            .is_ok()
+    );
+    let _ = group.tick(session + 50);
+    assert!(group.members.contains_key("a"));
+    assert_eq!(group.state, GroupState::Stable);
 }
 
 #[test]

@@ -74,7 +74,7 @@ impl Broker {
         let mut accepted = Vec::new();
         let stored = {
             let mut state = self.groups.lock();
-            match state.groups.get(group_id) {
+            match state.groups.get_mut(group_id) {
                 None if generation >= 0 || !member_id.is_empty() => {
                     return Err(Error::IllegalGeneration {
                         group: group_id.to_owned(),
@@ -87,7 +87,7 @@ impl Broker {
                 Some(entry) if entry.consumer.members.is_empty() => {
                     entry
                         .group
-                        .check_commit(member_id, instance_id, generation)?;
+                        .check_commit(member_id, instance_id, generation, now)?;
                 }
                 // KIP-848 groups: the field carries the member epoch.
                 Some(entry) => entry

@@ -187,12 +187,15 @@ impl Group {
     }
 
     /// Offset commits are allowed from current members of the current generation, and from
-    /// anyone (generation -1, no member id) while the group has no members.
+    /// anyone (generation -1, no member id) while the group has no members. As in Kafka, an
+    /// accepted commit of a member also counts as its heartbeat (librdkafka sends none while
+    /// it revokes partitions, yet may still commit).
     pub(crate) fn check_commit(
-        &self,
+        &mut self,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        now_ms: i64,
     ) -> Result<()> {
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.check_member(member_id, instance_id)?;
@@ -201,6 +204,9 @@ impl Group {
             }
             if self.state == GroupState::CompletingRebalance {
                 return Err(self.rebalance_in_progress());
+            }
+            if let Some(member) = self.members.get_mut(member_id) {
+                member.last_heartbeat_ms = now_ms;
             }
             Ok(())
         } else if self.state != GroupState::Empty {
