@@ -218,8 +218,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// Wall-clock milliseconds, for segment roll ages only (never written into a raft batch).
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds: segment roll ages, and the timestamp of a controller command's batch.
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {

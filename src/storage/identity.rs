@@ -7,14 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Error, Result, io_error, write_atomically};
+use super::{Error, Result, io_error, partition_metadata, write_atomically};
 
 const FILE_NAME: &str = "meta.properties";
 /// Largest `meta.properties` read back (a handful of short lines).
 const FILE_BYTES_MAX: u64 = 4096;
-/// Kafka's base64 (URL alphabet, no padding) of 16 bytes.
-const ID_TEXT_LEN: usize = 22;
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Who a data directory belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,39 +121,11 @@ fn parse(text: &str) -> std::result::Result<Identity, &'static str> {
 }
 
 fn encode_id(id: &[u8; 16]) -> String {
-    let mut text = String::with_capacity(ID_TEXT_LEN);
-    for chunk in id.chunks(3) {
-        let byte = |at: usize| u32::from(chunk.get(at).copied().unwrap_or(0));
-        let group = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for digit in 0..=chunk.len() {
-            let value = (group >> (18 - 6 * digit)) & 63;
-            text.push(char::from(ALPHABET[value as usize]));
-        }
-    }
-    text
+    partition_metadata::encode_topic_id(*id)
 }
 
 fn decode_id(text: &str) -> Option<[u8; 16]> {
-    if text.len() != ID_TEXT_LEN {
-        return None;
-    }
-    let (mut pending, mut pending_bits) = (0u32, 0u32);
-    let mut bytes = Vec::with_capacity(16);
-    for c in text.bytes() {
-        let value = ALPHABET.iter().position(|&a| a == c)? as u32;
-        pending = (pending << 6) | value;
-        pending_bits += 6;
-        if pending_bits >= 8 {
-            pending_bits -= 8;
-            bytes.push((pending >> pending_bits) as u8);
-            pending &= (1 << pending_bits) - 1;
-        }
-    }
-    // The 4 bits past the 128 of the id must be zero, as Kafka writes them.
-    if pending != 0 {
-        return None;
-    }
-    bytes.try_into().ok()
+    partition_metadata::decode_topic_id(text)
 }
 
 #[cfg(test)]

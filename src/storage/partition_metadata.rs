@@ -47,7 +47,7 @@ pub(crate) fn write(dir: &Path, topic_id: [u8; 16]) -> Result<()> {
     write_atomically(dir, PARTITION_METADATA_FILE, text.as_bytes())
 }
 
-/// Kafka's text form of a topic id: unpadded base64url.
+/// Kafka's text form of a UUID (topic id, directory id): unpadded base64url.
 pub(crate) fn encode_topic_id(topic_id: [u8; 16]) -> String {
     let mut text = String::with_capacity(TOPIC_ID_TEXT_LEN);
     let mut bits: u32 = 0;
@@ -72,7 +72,7 @@ fn base64_char(sextet: u32) -> char {
         .map_or('A', |&byte| char::from(byte))
 }
 
-fn decode_topic_id(text: &str) -> Option<[u8; 16]> {
+pub(crate) fn decode_topic_id(text: &str) -> Option<[u8; 16]> {
     if text.len() != TOPIC_ID_TEXT_LEN {
         return None;
     }

@@ -11,7 +11,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
@@ -19,7 +19,7 @@ use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{ChangeMembers, Raft};
 use tokio::sync::watch;
 
-use super::log_store::LogStore;
+use super::log_store::{LogStore, now_ms};
 use super::network::{GroupNetworkFactory, RaftHandler};
 use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers, Registry};
 use super::types::{RaftNode, TypeConfig};
@@ -76,12 +76,6 @@ impl std::fmt::Debug for Controller {
             .field("node_id", &self.node_id)
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Controller {
