@@ -50,6 +50,24 @@ pub struct ConfigArgs {
     /// Log filter, e.g. `debug` or `info,tidelog::storage=trace` [config: telemetry.level].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    // The cluster flags stay out of --help until `serve` acts on them: the chaos test and the
+    // network lab (tests/netlab/tidelog.rs, `supports_cluster`) start a cluster exactly when
+    // --help lists --cluster-listen. Drop the four `hide = true` when app wires cluster mode.
+    /// Cluster listener, IP:PORT (TCP: raft and broker-to-broker RPC); setting it turns cluster
+    /// mode on [config: cluster.listen].
+    #[arg(long, value_name = "IP:PORT", hide = true)]
+    pub cluster_listen: Option<SocketAddr>,
+    /// Gossip address, IP:PORT (UDP); defaults to the cluster listener's address
+    /// [config: cluster.gossip_listen].
+    #[arg(long, value_name = "IP:PORT", hide = true)]
+    pub gossip_listen: Option<SocketAddr>,
+    /// Gossip addresses of some brokers, comma-separated; may include this broker
+    /// [config: cluster.seeds].
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',', hide = true)]
+    pub seeds: Option<Vec<String>>,
+    /// How many brokers form the first controller quorum [config: cluster.bootstrap_expect].
+    #[arg(long, value_name = "N", hide = true)]
+    pub bootstrap_expect: Option<u32>,
 }
 
 impl Cli {
@@ -81,6 +99,10 @@ impl ConfigArgs {
             listen: self.listen,
             node_id: self.node_id,
             log_level: self.log_level.clone(),
+            cluster_listen: self.cluster_listen,
+            gossip_listen: self.gossip_listen,
+            seeds: self.seeds.clone(),
+            bootstrap_expect: self.bootstrap_expect,
         }
     }
 }
@@ -139,6 +161,55 @@ mod tests {
     #[test]
     fn listen_must_be_a_socket_address() {
         assert!(parse(&["serve", "--listen", "localhost"]).is_err());
+    }
+
+    #[test]
+    fn cluster_flags_become_overrides() {
+        let command = parse(&[
+            "serve",
+            "--cluster-listen",
+            "10.0.0.1:9093",
+            "--gossip-listen",
+            "10.0.0.1:9094",
+            "--seeds",
+            "b1:9094,10.0.0.2:9094",
+            "--seeds",
+            "[::1]:9094",
+            "--bootstrap-expect",
+            "3",
+        ])
+        .unwrap();
+        let overrides = command.config_args().overrides();
+        assert_eq!(
+            overrides.cluster_listen,
+            Some("10.0.0.1:9093".parse().unwrap())
+        );
+        assert_eq!(
+            overrides.gossip_listen,
+            Some("10.0.0.1:9094".parse().unwrap())
+        );
+        assert_eq!(
+            overrides.seeds.as_deref(),
+            Some(&["b1:9094", "10.0.0.2:9094", "[::1]:9094"].map(String::from)[..])
+        );
+        assert_eq!(overrides.bootstrap_expect, Some(3));
+        assert!(parse(&["--cluster-listen", "broker:9093"]).is_err());
+        assert!(parse(&["--bootstrap-expect", "-1"]).is_err());
+    }
+
+    #[test]
+    fn cluster_flags_are_hidden_until_serve_acts_on_them() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--listen"), "{help}");
+        for flag in [
+            "--cluster-listen",
+            "--gossip-listen",
+            "--seeds",
+            "--bootstrap-expect",
+        ] {
+            assert!(!help.contains(flag), "{flag} in:\n{help}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub const REQUEST_BODY_READ_BYTES: usize = 64 * 1024;
 pub const FETCH_BYTES_MAX_MIN: u32 = 1024;
 /// Longest cluster id accepted in the config.
 pub const CLUSTER_ID_LEN_MAX: usize = 128;
+/// Most brokers `cluster.bootstrap_expect` may wait for before the first controller quorum forms.
+pub const CLUSTER_BOOTSTRAP_EXPECT_MAX: u32 = 64;
 /// Uncompressed bytes per block of the xerial snappy framing we write (Java's block size).
 pub const SNAPPY_BLOCK_BYTES: usize = 32 * 1024;
 /// Default largest fetch response, summed over partitions (`fetch.max.bytes`, Kafka's 55 MiB); the

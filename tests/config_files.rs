@@ -62,3 +62,34 @@ fn example_config_with_env_and_flags_applies_precedence() {
     assert_eq!(loaded.kafka_bind(), "127.0.0.1:0".parse().unwrap());
     assert_eq!(loaded.kafka_advertised(), None);
 }
+
+#[test]
+fn example_config_with_cluster_flags_turns_cluster_mode_on() {
+    let path = repo_file("broker.example.yaml");
+    let env = [("TIDELOG_CLUSTER__SEEDS", "b1:9093, b2:9093")];
+    let overrides = CliOverrides {
+        cluster_listen: Some("127.0.0.1:9093".parse().unwrap()),
+        bootstrap_expect: Some(3),
+        ..CliOverrides::default()
+    };
+    let loaded = config::load_with_env(Some(&path), env, &overrides).unwrap();
+    let printed = loaded.redacted_yaml();
+    for line in [
+        "  listen: 127.0.0.1:9093",
+        "  - b1:9093",
+        "  - b2:9093",
+        "  bootstrap_expect: 3",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line:?} in:\n{printed}"
+        );
+    }
+
+    // The example's cluster keys are all defaults, so the seeds alone are refused.
+    let error = config::load_with_env(Some(&path), env, &CliOverrides::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("cluster.seeds") && error.to_string().contains("cluster.listen"),
+        "{error}"
+    );
+}

@@ -65,6 +65,18 @@ keys! {
     "transactions.transactional_id_expiration_ms" => transactions.transactional_id_expiration_ms;
     "transactions.abort_timed_out_check_interval_ms" => transactions.abort_timed_out_check_interval_ms;
     "transactions.producer_id_expiration_ms" => transactions.producer_id_expiration_ms;
+    "cluster.listen" => cluster.listen;
+    "cluster.advertised" => cluster.advertised;
+    "cluster.gossip_listen" => cluster.gossip_listen;
+    "cluster.seeds" => cluster.seeds;
+    "cluster.bootstrap_expect" => cluster.bootstrap_expect;
+    "cluster.controller_voters" => cluster.controller_voters;
+    "cluster.rack" => cluster.rack;
+    "cluster.name" => cluster.name;
+    "cluster.controller_heartbeat_ms" => cluster.controller_heartbeat_ms;
+    "cluster.controller_election_timeout_ms" => cluster.controller_election_timeout_ms;
+    "cluster.gossip_interval_ms" => cluster.gossip_interval_ms;
+    "cluster.broker_session_timeout_ms" => cluster.broker_session_timeout_ms;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
 }
@@ -160,6 +172,24 @@ impl FromEnv for Option<String> {
             _ => Ok(Some(value.to_owned())),
         }
     }
+}
+
+/// A comma-separated list (`a:1,b:2`); blanks around items and empty items are dropped, so an
+/// empty value is an empty list.
+impl FromEnv for Vec<String> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        Ok(split_list(value.split(',')))
+    }
+}
+
+/// The non-empty items of a list, trimmed (`--seeds` and `TIDELOG_CLUSTER__SEEDS` share it).
+pub(crate) fn split_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Collects the process's `TIDELOG_*` variables; a non-UTF-8 value is an error, not a skip.

@@ -17,6 +17,7 @@ pub(crate) struct FileConfig {
     pub limits: Limits,
     pub groups: Groups,
     pub transactions: Transactions,
+    pub cluster: Cluster,
     pub telemetry: Telemetry,
 }
 
@@ -94,6 +95,28 @@ pub(crate) struct Transactions {
     pub producer_id_expiration_ms: i64,
 }
 
+/// Cluster mode: on exactly when `listen` is set; without it the broker runs alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Cluster {
+    /// `IP:PORT` (TCP) for raft and broker-to-broker RPC.
+    pub listen: Option<String>,
+    /// `HOST:PORT` peers connect to; `None` = the address `listen` actually bound.
+    pub advertised: Option<String>,
+    /// `IP:PORT` (UDP) for gossip; `None` = `listen`'s address and port.
+    pub gossip_listen: Option<String>,
+    /// Gossip `HOST:PORT`s of some brokers (this one may be among them).
+    pub seeds: Vec<String>,
+    pub bootstrap_expect: u32,
+    pub controller_voters: u32,
+    pub rack: Option<String>,
+    pub name: String,
+    pub controller_heartbeat_ms: u64,
+    pub controller_election_timeout_ms: u64,
+    pub gossip_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Telemetry {
@@ -153,6 +176,20 @@ impl Default for FileConfig {
                 abort_timed_out_check_interval_ms: 10_000,
                 producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             },
+            cluster: Cluster {
+                listen: None,
+                advertised: None,
+                gossip_listen: None,
+                seeds: Vec::new(),
+                bootstrap_expect: 1,
+                controller_voters: 3,
+                rack: None,
+                name: "tidelog".to_owned(),
+                controller_heartbeat_ms: 200,
+                controller_election_timeout_ms: 1_500,
+                gossip_interval_ms: 500,
+                broker_session_timeout_ms: 9_000,
+            },
             telemetry: Telemetry {
                 level: "info".to_owned(),
                 format: "text".to_owned(),
@@ -205,6 +242,12 @@ impl Default for Transactions {
     }
 }
 
+impl Default for Cluster {
+    fn default() -> Self {
+        FileConfig::default().cluster
+    }
+}
+
 impl Default for Telemetry {
     fn default() -> Self {
         FileConfig::default().telemetry
@@ -225,5 +268,5 @@ pub(crate) fn parse(text: &str) -> Result<FileConfig, String> {
 /// Prints the shape back as YAML that `parse` accepts.
 pub(crate) fn to_yaml(file: &FileConfig) -> String {
     serde_saphyr::to_string(file)
-        .expect("structs of integers, booleans, strings and options always serialize")
+        .expect("structs of integers, booleans, strings, lists and options always serialize")
 }

@@ -2,6 +2,7 @@
 //! a typed `Config` that converts into each module's settings. The only module that reads the
 //! environment or the config file; lower layers never import it.
 
+mod cluster;
 mod env;
 mod file;
 mod validate;
@@ -49,6 +50,15 @@ pub struct CliOverrides {
     pub node_id: Option<i32>,
     /// `--log-level`: sets `telemetry.level` (a tracing filter directive such as `debug`).
     pub log_level: Option<String>,
+    /// `--cluster-listen`: sets `cluster.listen`, which turns cluster mode on.
+    pub cluster_listen: Option<SocketAddr>,
+    /// `--gossip-listen`: sets `cluster.gossip_listen`.
+    pub gossip_listen: Option<SocketAddr>,
+    /// `--seeds`: replaces `cluster.seeds` (`HOST:PORT` items; blank items are dropped, so an
+    /// empty list clears the seeds of the file and environment).
+    pub seeds: Option<Vec<String>>,
+    /// `--bootstrap-expect`: sets `cluster.bootstrap_expect`.
+    pub bootstrap_expect: Option<u32>,
 }
 
 /// A host name or IP address and a port, as told to clients.
@@ -88,6 +98,7 @@ pub struct Config {
     connections: ConnectionLimits,
     groups: GroupDefaults,
     transactions: TransactionDefaults,
+    cluster: Option<ClusterDefaults>,
     telemetry_filter: String,
     telemetry_format: crate::telemetry::Format,
 }
@@ -124,6 +135,38 @@ pub(crate) struct TransactionDefaults {
     pub(crate) transactional_id_expiration_ms: i64,
     pub(crate) abort_timed_out_check_interval_ms: u64,
     pub(crate) producer_id_expiration_ms: i64,
+}
+
+/// Cluster mode's validated settings (the `cluster` section); present only when `cluster.listen`
+/// is set. `app` turns them into the controller's, gossip's and the cluster listener's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterDefaults {
+    /// TCP address for raft and broker-to-broker RPC; port 0 picks a free port. Never the
+    /// Kafka listener's address.
+    pub(crate) listen: SocketAddr,
+    /// What peers are told to connect to. `None`: the address `listen` actually bound (so
+    /// port 0 works); never `None` when `listen` or `gossip_listen` has an unspecified IP.
+    pub(crate) advertised: Option<HostPort>,
+    /// UDP address gossip binds; defaults to `listen` (same IP and port).
+    pub(crate) gossip_listen: SocketAddr,
+    /// Gossip addresses of some brokers (hosts are IP literals or DNS names, resolved by
+    /// gossip); may be empty and may include this broker. At most `GOSSIP_SEEDS_MAX`.
+    pub(crate) seeds: Vec<HostPort>,
+    /// Brokers that form the first controller quorum; 1 to `CLUSTER_BOOTSTRAP_EXPECT_MAX`.
+    pub(crate) bootstrap_expect: u32,
+    /// The first this many brokers are controller voters (all of them if fewer); >= 1.
+    pub(crate) controller_voters: u32,
+    /// Kafka `broker.rack`; non-empty, printable, at most `GOSSIP_VALUE_BYTES_MAX` bytes.
+    pub(crate) rack: Option<String>,
+    /// Gossip cluster name: brokers with another name never see each other.
+    pub(crate) name: String,
+    pub(crate) controller_heartbeat: Duration,
+    /// More than twice `controller_heartbeat`.
+    pub(crate) controller_election_timeout: Duration,
+    pub(crate) gossip_interval: Duration,
+    /// How long a broker that gossip declares dead stays unfenced (Kafka
+    /// `broker.session.timeout.ms`).
+    pub(crate) broker_session_timeout: Duration,
 }
 
 /// Broker-wide log defaults in storage's units; `None` = no limit.
@@ -221,6 +264,18 @@ fn apply_overrides(file: &mut file::FileConfig, overrides: &CliOverrides) -> Res
     if let Some(level) = &overrides.log_level {
         level.clone_into(&mut file.telemetry.level);
     }
+    if let Some(listen) = overrides.cluster_listen {
+        file.cluster.listen = Some(listen.to_string());
+    }
+    if let Some(gossip_listen) = overrides.gossip_listen {
+        file.cluster.gossip_listen = Some(gossip_listen.to_string());
+    }
+    if let Some(seeds) = &overrides.seeds {
+        file.cluster.seeds = env::split_list(seeds.iter().map(String::as_str));
+    }
+    if let Some(bootstrap_expect) = overrides.bootstrap_expect {
+        file.cluster.bootstrap_expect = bootstrap_expect;
+    }
     Ok(())
 }
 
@@ -299,6 +354,15 @@ impl Config {
         &self.transactions
     }
 
+    /// Cluster mode's settings; `None` = a standalone single-node broker (no `cluster.listen`).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "app does not wire cluster mode yet (issue 9)")
+    )]
+    pub(crate) fn cluster(&self) -> Option<&ClusterDefaults> {
+        self.cluster.as_ref()
+    }
+
     pub fn retention_check_interval(&self) -> Duration {
         self.retention_check_interval
     }
@@ -334,5 +398,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;

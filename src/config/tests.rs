@@ -3,9 +3,13 @@
 
 use super::*;
 
-const NO_ENV: [(&str, &str); 0] = [];
+pub(super) const NO_ENV: [(&str, &str); 0] = [];
 
-fn resolve_ok(yaml: Option<&str>, env: &[(&str, &str)], overrides: &CliOverrides) -> Config {
+pub(super) fn resolve_ok(
+    yaml: Option<&str>,
+    env: &[(&str, &str)],
+    overrides: &CliOverrides,
+) -> Config {
     match resolve(yaml, env.iter().copied(), overrides) {
         Ok(config) => config,
         Err(error) => panic!("expected a valid config, got: {error}"),
@@ -14,7 +18,7 @@ fn resolve_ok(yaml: Option<&str>, env: &[(&str, &str)], overrides: &CliOverrides
 
 /// Asserts that `yaml` is rejected by validation and that the error names `key`.
 #[track_caller]
-fn check_invalid(yaml: &str, key: &str) {
+pub(super) fn check_invalid(yaml: &str, key: &str) {
     match resolve(Some(yaml), NO_ENV, &CliOverrides::default()) {
         Err(error @ Error::Invalid { key: named, .. }) => {
             assert_eq!(named, key, "wrong key in: {error}");
@@ -26,7 +30,7 @@ fn check_invalid(yaml: &str, key: &str) {
 
 /// Asserts that `yaml` fails to parse and that the message mentions `needle`.
 #[track_caller]
-fn check_parse_error(yaml: &str, needle: &str) {
+pub(super) fn check_parse_error(yaml: &str, needle: &str) {
     match resolve(Some(yaml), NO_ENV, &CliOverrides::default()) {
         Err(error @ Error::Parse { .. }) => {
             assert!(
@@ -183,6 +187,21 @@ fn every_key_can_be_set_from_env() {
         ("transactions.transactional_id_expiration_ms", "3600000"),
         ("transactions.abort_timed_out_check_interval_ms", "500"),
         ("transactions.producer_id_expiration_ms", "7200000"),
+        ("cluster.listen", "0.0.0.0:19093"),
+        ("cluster.advertised", "broker-0.example:19093"),
+        ("cluster.gossip_listen", "0.0.0.0:19094"),
+        (
+            "cluster.seeds",
+            "broker-0.example:19094, broker-1.example:19094,",
+        ),
+        ("cluster.bootstrap_expect", "3"),
+        ("cluster.controller_voters", "5"),
+        ("cluster.rack", "eu-west-1a"),
+        ("cluster.name", "env-gossip"),
+        ("cluster.controller_heartbeat_ms", "100"),
+        ("cluster.controller_election_timeout_ms", "1000"),
+        ("cluster.gossip_interval_ms", "250"),
+        ("cluster.broker_session_timeout_ms", "18000"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
     ];
@@ -238,16 +257,61 @@ fn every_key_can_be_set_from_env() {
     assert_eq!(connections.fetch_bytes_max, 65_536);
     assert_eq!(config.telemetry_filter(), "debug");
     assert_eq!(config.telemetry_format(), crate::telemetry::Format::Json);
+    let cluster = config.cluster().unwrap();
+    assert_eq!(cluster.listen, "0.0.0.0:19093".parse().unwrap());
+    assert_eq!(
+        cluster.advertised,
+        Some(host_port("broker-0.example", 19093))
+    );
+    assert_eq!(cluster.gossip_listen, "0.0.0.0:19094".parse().unwrap());
+    assert_eq!(
+        cluster.seeds,
+        [
+            host_port("broker-0.example", 19094),
+            host_port("broker-1.example", 19094)
+        ]
+    );
+    assert_eq!(
+        (cluster.bootstrap_expect, cluster.controller_voters),
+        (3, 5)
+    );
+    assert_eq!(cluster.rack.as_deref(), Some("eu-west-1a"));
+    assert_eq!(cluster.name, "env-gossip");
+    assert_eq!(cluster.controller_heartbeat, Duration::from_millis(100));
+    assert_eq!(cluster.controller_election_timeout, Duration::from_secs(1));
+    assert_eq!(cluster.gossip_interval, Duration::from_millis(250));
+    assert_eq!(cluster.broker_session_timeout, Duration::from_secs(18));
 
     // Setting each key alone changes the config, so no two keys write the same field.
     for (var, value) in env {
         let one = resolve(None, [(var.as_str(), value)], &CliOverrides::default());
-        // 0.0.0.0 alone needs an advertised address; everything else is valid alone.
-        if var == "TIDELOG_LISTENERS__KAFKA__BIND" {
-            assert!(matches!(one, Err(Error::Invalid { .. })), "{one:?}");
+        // 0.0.0.0 alone needs an advertised address; the other cluster keys need
+        // cluster.listen; everything else is valid alone.
+        if var == "TIDELOG_LISTENERS__KAFKA__BIND" || var == "TIDELOG_CLUSTER__LISTEN" {
+            assert!(matches!(one, Err(Error::Invalid { .. })), "{var}: {one:?}");
+            continue;
+        }
+        if var.starts_with("TIDELOG_CLUSTER__") {
+            match one {
+                Err(ref error @ Error::Invalid { key, .. }) => {
+                    assert_eq!(env_var_name(key), var);
+                    assert!(
+                        error.to_string().contains("needs cluster.listen"),
+                        "{error}"
+                    );
+                }
+                other => panic!("{var} without cluster.listen: {other:?}"),
+            }
             continue;
         }
         assert_ne!(one.unwrap(), Config::default(), "{var} had no effect");
+    }
+}
+
+pub(super) fn host_port(host: &str, port: u16) -> HostPort {
+    HostPort {
+        host: host.to_owned(),
+        port,
     }
 }
 

@@ -103,6 +103,7 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
     let connections = validate_connections(&file.limits)?;
     let groups = validate_groups(&file.groups)?;
     let transactions = validate_transactions(&file.transactions)?;
+    let cluster = super::cluster::validate(&file.cluster, kafka_bind)?;
 
     let telemetry_filter = file.telemetry.level.clone();
     if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
@@ -135,6 +136,7 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         connections,
         groups,
         transactions,
+        cluster,
         telemetry_filter,
         telemetry_format,
         file,
@@ -250,7 +252,7 @@ fn validate_transactions(txn: &super::file::Transactions) -> Result<TransactionD
     })
 }
 
-fn invalid<T>(key: &'static str, reason: String) -> Result<T, Error> {
+pub(super) fn invalid<T>(key: &'static str, reason: String) -> Result<T, Error> {
     Err(Error::Invalid { key, reason })
 }
 
@@ -270,7 +272,7 @@ fn with_sources(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn in_range<T>(key: &'static str, value: T, min: T, max: T) -> Result<T, Error>
+pub(super) fn in_range<T>(key: &'static str, value: T, min: T, max: T) -> Result<T, Error>
 where
     T: PartialOrd + std::fmt::Display + Copy,
 {
@@ -295,7 +297,7 @@ fn unlimited_or_at_least(key: &'static str, value: i64, min: u64) -> Result<Opti
 }
 
 /// Parses `HOST:PORT` (IPv6 hosts in brackets); the port must not be 0.
-fn host_port(key: &'static str, text: &str) -> Result<HostPort, Error> {
+pub(super) fn host_port(key: &'static str, text: &str) -> Result<HostPort, Error> {
     let bad = || Error::Invalid {
         key,
         reason: format!("expected HOST:PORT with a port from 1 to 65535, got {text:?}"),
