@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, TxnSettings};
+use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork};
 use crate::config::Config;
 use crate::kafka::{self, KafkaSettings};
 use crate::server;
@@ -19,6 +20,8 @@ use crate::server;
 pub struct Running {
     kafka_addr: SocketAddr,
     broker: Arc<Broker>,
+    /// This broker's cluster membership, in cluster mode (`cluster.listen` set).
+    cluster: Option<Arc<ClusterNode>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
 }
@@ -29,6 +32,18 @@ impl Running {
         self.kafka_addr
     }
 
+    /// Why this broker must stop, once the cluster says so (never, out of cluster mode).
+    async fn fatal(&self) -> String {
+        let Some(cluster) = &self.cluster else {
+            return std::future::pending().await;
+        };
+        let mut fatal = cluster.fatal();
+        match fatal.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Graceful shutdown: stop accepting, finish in-flight requests, then flush and close logs.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.stop.send_replace(true);
@@ -36,6 +51,9 @@ impl Running {
         self.broker.stop_coordinating();
         self.broker.stop_transactions();
         self.server.await.context("kafka server task failed")?;
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown().await;
+        }
         self.broker.shutdown().context("closing partition logs")?;
         Ok(())
     }
@@ -120,6 +138,62 @@ fn raise_open_files_limit(connections_max: usize) {
     }
 }
 
+/// Starts this broker's cluster membership when `cluster.listen` is configured.
+async fn start_cluster(
+    config: &Config,
+    broker: &Broker,
+) -> anyhow::Result<Option<Arc<ClusterNode>>> {
+    let Some(cluster) = config.cluster() else {
+        return Ok(None);
+    };
+    let gossip_advertise = match &cluster.advertised {
+        Some(advertised) => {
+            let target = (advertised.host.as_str(), cluster.gossip_listen.port());
+            let resolved = tokio::net::lookup_host(target)
+                .await
+                .with_context(|| format!("resolving cluster.advertised host {}", advertised.host))?
+                .next();
+            Some(resolved.with_context(|| {
+                format!("cluster.advertised host {} has no address", advertised.host)
+            })?)
+        }
+        None => None,
+    };
+    let identity = broker.identity();
+    let settings = ClusterSettings {
+        node_id: config.node_id(),
+        data_dir: config.data_dir().to_path_buf(),
+        directory_id: identity.directory_id,
+        stored_cluster_id: identity.cluster_id.clone(),
+        rpc_listen: cluster.listen,
+        rpc_advertised: cluster
+            .advertised
+            .as_ref()
+            .map(|advertised| (advertised.host.clone(), advertised.port)),
+        kafka_host: broker.advertised().host.clone(),
+        kafka_port: broker.advertised().port,
+        gossip_listen: cluster.gossip_listen,
+        gossip_advertise,
+        seeds: cluster.seeds.iter().map(ToString::to_string).collect(),
+        name: cluster.name.clone(),
+        gossip_interval: cluster.gossip_interval,
+        bootstrap_expect: cluster.bootstrap_expect as usize,
+        controller_voters: cluster.controller_voters as usize,
+        rack: cluster.rack.clone(),
+        controller_heartbeat: cluster.controller_heartbeat,
+        controller_election_timeout: cluster.controller_election_timeout,
+        broker_session_timeout: cluster.broker_session_timeout,
+        request_timeout: CONTROLLER_REQUEST_TIMEOUT,
+    };
+    let node = ClusterNode::start(settings, GossipNetwork::Udp)
+        .await
+        .context("starting the cluster member")?;
+    Ok(Some(node))
+}
+
+/// How long a metadata change may wait for the controller (Kafka's default request timeout).
+const CONTROLLER_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Opens the broker and starts serving Kafka clients.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     raise_open_files_limit(config.connection_limits().connections_max);
@@ -132,6 +206,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(config.data_dir())
         .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
     let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
+    let cluster = match start_cluster(config, &broker).await {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            broker.stop_coordinating();
+            broker.stop_transactions();
+            if let Err(close) = broker.shutdown() {
+                tracing::warn!(error = %close, "closing partition logs after a failed start");
+            }
+            return Err(error);
+        }
+    };
     let limits = config.connection_limits();
     let settings = Arc::new(KafkaSettings {
         request_bytes_max: config.socket_request_max_bytes(),
@@ -139,8 +224,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     });
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::clone(&broker);
-    let make_context =
-        move |peer| kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer);
+    let member = cluster.clone();
+    let make_context = move |peer| {
+        kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer)
+            .with_cluster(member.clone())
+    };
     let shutdown = async move {
         // An error means the sender is gone, which also means stop.
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -160,6 +248,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     Ok(Running {
         kafka_addr,
         broker,
+        cluster,
         stop,
         server,
     })
@@ -174,6 +263,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let signalled = tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT"),
         _ = term.recv() => Ok(()),
+        reason = running.fatal() => Err(anyhow::anyhow!("left the cluster: {reason}")),
     };
     tracing::info!("shutting down");
     let stopped = running.shutdown().await;

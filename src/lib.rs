@@ -6,6 +6,7 @@
 //! - `replication`: raft groups (openraft), their log store over the segment log, the cluster RPC.
 //! - `broker`: Kafka-agnostic produce, fetch and topic administration over the logs.
 //! - `gossip`: chitchat discovery of peer brokers, their endpoints and liveness (advisory).
+//! - `cluster`: forming and keeping the cluster: gossip finds, the controller decides.
 //! - `kafka`: the wire codec, the ApiVersions table and one handler per Kafka API.
 //! - `server`: TCP listeners and the per-connection request pipeline.
 //! - `config`, `cli`, `telemetry`, `app`: YAML and CLI settings, logging, and the composition root.
@@ -13,6 +14,7 @@
 pub mod app;
 pub(crate) mod broker;
 pub mod cli;
+pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod gossip;
 pub(crate) mod kafka;
@@ -22,7 +24,7 @@ pub(crate) mod metadata;
     not(test),
     expect(
         dead_code,
-        reason = "issue 9: the broker starts the controller next; until then only tests run it"
+        reason = "issue 10: the partition raft groups use the log store's offset mapping"
     )
 )]
 pub(crate) mod replication;

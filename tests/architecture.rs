@@ -105,6 +105,16 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "crate::broker",
         ],
     ),
+    (
+        "cluster",
+        &[
+            "kafka_protocol",
+            "crate::kafka",
+            "crate::server",
+            "crate::config",
+            "crate::broker",
+        ],
+    ),
     ("server", &["crate::storage", "crate::config"]),
     (
         "config",

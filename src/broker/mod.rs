@@ -100,6 +100,8 @@ pub(crate) struct Broker {
     /// The file system partition logs do their I/O on (faults injected in unit tests).
     fs: storage::Fs,
     catalog: Mutex<storage::Catalog>,
+    /// Who the data dir belongs to, as `meta.properties` said at open.
+    identity: storage::Identity,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     shutdown: watch::Sender<bool>,
     groups: group::Coordinator,
@@ -148,6 +150,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             settings,
             fs,
+            identity,
             topics: RwLock::new(BTreeMap::new()),
             catalog: Mutex::new(catalog),
             shutdown: watch::Sender::new(false),
@@ -266,6 +269,11 @@ impl Broker {
 
     pub(crate) fn cluster_id(&self) -> &str {
         &self.settings.cluster_id
+    }
+
+    /// Who the data dir belongs to (node id, directory id, cluster id), as read at open.
+    pub(crate) fn identity(&self) -> &storage::Identity {
+        &self.identity
     }
 
     pub(crate) fn advertised(&self) -> &Endpoint {

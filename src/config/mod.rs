@@ -355,10 +355,6 @@ impl Config {
     }
 
     /// Cluster mode's settings; `None` = a standalone single-node broker (no `cluster.listen`).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "app does not wire cluster mode yet (issue 9)")
-    )]
     pub(crate) fn cluster(&self) -> Option<&ClusterDefaults> {
         self.cluster.as_ref()
     }

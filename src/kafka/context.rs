@@ -8,6 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::cluster::{ClusterNode, ClusterView};
 use crate::limits;
 
 /// Protocol-layer settings, built by app from the validated config.
@@ -30,12 +31,32 @@ impl Default for KafkaSettings {
     }
 }
 
-/// Per-connection handler context; cheap to clone (two `Arc`s and an address).
+/// The cluster as a Metadata or DescribeCluster response shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientView {
+    pub(crate) cluster_id: String,
+    /// The controller leader, or -1 while there is none.
+    pub(crate) controller_id: i32,
+    pub(crate) brokers: Vec<BrokerAddress>,
+}
+
+/// One broker as clients reach it.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerAddress {
+    pub(crate) id: i32,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) rack: Option<String>,
+}
+
+/// Per-connection handler context; cheap to clone (`Arc`s and an address).
 #[derive(Clone)]
 pub(crate) struct Context {
     pub(crate) broker: Arc<Broker>,
     pub(crate) settings: Arc<KafkaSettings>,
     pub(crate) peer: SocketAddr,
+    /// This broker's cluster membership, in cluster mode.
+    pub(crate) cluster: Option<Arc<ClusterNode>>,
     /// The request header's client id; set only for the APIs that record it (JoinGroup).
     pub(crate) client_id: String,
 }
@@ -46,13 +67,57 @@ impl Context {
             broker,
             settings,
             peer,
+            cluster: None,
             client_id: String::new(),
+        }
+    }
+
+    /// This context in cluster mode.
+    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<ClusterNode>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// The cluster as clients see it: the cluster id, the controller and the brokers. Out of
+    /// cluster mode (or before the cluster has formed), this broker alone.
+    pub(crate) fn cluster_view(&self) -> ClientView {
+        let this = || BrokerAddress {
+            id: self.broker.node_id(),
+            host: self.broker.advertised().host.clone(),
+            port: self.broker.advertised().port,
+            rack: None,
+        };
+        let view = self.cluster.as_ref().map(|cluster| cluster.view());
+        match view {
+            Some(ClusterView {
+                cluster_id: Some(cluster_id),
+                controller,
+                brokers,
+            }) if !brokers.is_empty() => ClientView {
+                cluster_id,
+                controller_id: controller.unwrap_or(-1),
+                brokers: brokers
+                    .into_iter()
+                    .map(|b| BrokerAddress {
+                        id: b.id,
+                        host: b.kafka.host,
+                        port: b.kafka.port,
+                        rack: b.rack,
+                    })
+                    .collect(),
+            },
+            _ => ClientView {
+                cluster_id: self.broker.cluster_id().to_owned(),
+                controller_id: self.broker.node_id(),
+                brokers: vec![this()],
+            },
         }
     }
 
     /// This context for one request of the client `client_id`.
     pub(crate) fn for_client(&self, client_id: &str) -> Context {
         Context {
+            cluster: self.cluster.clone(),
             client_id: client_id.to_owned(),
             ..self.clone()
         }

@@ -16,8 +16,4 @@ mod apply_tests;
 
 pub(crate) use command::{Command, Outcome, Rejection};
 pub(crate) use model::State;
-#[cfg_attr(
-    not(test),
-    expect(unused_imports, reason = "issue 9: the broker uses it next")
-)]
 pub(crate) use model::{BrokerRegistration, Endpoint};

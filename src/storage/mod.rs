@@ -61,6 +61,10 @@ pub(crate) use fs::Fs;
 pub(crate) use fs::fault;
 pub(crate) use identity::Identity;
 pub(crate) use log::{BatchLocation, Log, ReadPlan, past_header_only_batches};
+/// Kafka's text form of a UUID (cluster, topic and directory ids) and back.
+pub(crate) use partition_metadata::{
+    decode_topic_id as decode_uuid, encode_topic_id as encode_uuid,
+};
 pub(crate) use producer_ids::ProducerIdStore;
 pub(crate) use producer_state::marker::build_from_parts as build_marker;
 pub(crate) use producer_state::{Origin, ProducerError, Verdict};

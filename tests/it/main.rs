@@ -3,6 +3,7 @@
 
 mod acks;
 mod admin;
+mod cluster;
 mod compaction;
 mod connection_bounds;
 mod crash;

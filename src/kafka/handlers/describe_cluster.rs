@@ -1,5 +1,6 @@
-//! DescribeCluster (v0–2): the cluster id, the controller and the brokers, which on a single
-//! node are all this broker. Answers only for the broker endpoint type.
+//! DescribeCluster (v0–2): the cluster id, the controller and the brokers (the registered,
+//! unfenced ones in cluster mode; this broker on a single node). Answers only for the broker
+//! endpoint type.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
@@ -52,13 +53,18 @@ pub(crate) async fn handle(
             .with_error_code(error.code())
             .with_error_message(Some(StrBytes::from_string(message)));
     }
-    let broker = &ctx.broker;
-    let advertised = broker.advertised();
-    let this_node = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id()))
-        .with_host(StrBytes::from_string(advertised.host.clone()))
-        .with_port(i32::from(advertised.port))
-        .with_rack(None);
+    let view = ctx.cluster_view();
+    let brokers = view
+        .brokers
+        .iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
     let operations = if request.include_cluster_authorized_operations {
         cluster_operations_bits()
     } else {
@@ -68,9 +74,9 @@ pub(crate) async fn handle(
         .with_error_code(error_code::NONE)
         .with_error_message(None)
         .with_endpoint_type(ENDPOINT_BROKERS)
-        .with_cluster_id(StrBytes::from_string(broker.cluster_id().to_owned()))
-        .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![this_node])
+        .with_cluster_id(StrBytes::from_string(view.cluster_id))
+        .with_controller_id(BrokerId(view.controller_id))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(operations)
 }
 

@@ -1,5 +1,5 @@
-//! Metadata (key 3), v0-v13: this node as the only broker, controller and leader of every
-//! partition; topics by name or (v10+) id; auto-creation when both request and broker allow it.
+//! Metadata (key 3), v0-v13: the brokers and controller of the cluster view (this node alone
+//! out of cluster mode), this node as the leader of every partition it holds; topics by name or (v10+) id; auto-creation when both request and broker allow it.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
@@ -60,14 +60,18 @@ pub(crate) async fn handle(
     request: messages::MetadataRequest,
 ) -> messages::MetadataResponse {
     let broker = &ctx.broker;
-    let node_id = broker.node_id();
-    let endpoint = broker.advertised();
-    let brokers = vec![
-        messages::metadata_response::MetadataResponseBroker::default()
-            .with_node_id(messages::BrokerId(node_id))
-            .with_host(StrBytes::from_string(endpoint.host.clone()))
-            .with_port(i32::from(endpoint.port)),
-    ];
+    let view = ctx.cluster_view();
+    let brokers = view
+        .brokers
+        .iter()
+        .map(|b| {
+            messages::metadata_response::MetadataResponseBroker::default()
+                .with_node_id(messages::BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match request.topics {
         Some(topics) if version == 0 && topics.is_empty() => None,
@@ -102,8 +106,8 @@ pub(crate) async fn handle(
         };
     messages::MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_owned())))
-        .with_controller_id(messages::BrokerId(node_id))
+        .with_cluster_id(Some(StrBytes::from_string(view.cluster_id)))
+        .with_controller_id(messages::BrokerId(view.controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_operations)
 }

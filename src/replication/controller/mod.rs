@@ -252,6 +252,26 @@ impl Controller {
         }
     }
 
+    /// The cluster RPC address of every member of the controller group.
+    pub(crate) fn addresses(&self) -> BTreeMap<u64, String> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| (*id, node.rpc_addr.clone()))
+            .collect()
+    }
+
+    /// Changes the address the group reaches member `id` at (it restarted elsewhere).
+    pub(crate) async fn set_address(&self, id: u64, node: RaftNode) -> Result<(), Error> {
+        self.raft
+            .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), true)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Raft(e.to_string()))
+    }
+
     /// Adds `id` as a learner (it receives the metadata log, votes in nothing).
     pub(crate) async fn add_learner(&self, id: u64, node: RaftNode) -> Result<(), Error> {
         self.raft

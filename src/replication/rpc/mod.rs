@@ -14,10 +14,6 @@ mod wire;
 mod tests;
 
 pub(crate) use peers::{CallError, Peers};
-#[cfg_attr(
-    not(test),
-    expect(unused_imports, reason = "issue 9: the broker uses it next")
-)]
 pub(crate) use service::serve;
 pub(crate) use service::{Handler, HandlerFuture, Registry};
 pub(crate) use wire::{GroupId, Method};

@@ -1,0 +1,552 @@
+//! One broker's membership of the cluster: the cluster RPC listener, the controller, gossip,
+//! and the two tasks that act on them (formation until the controller group has this broker,
+//! the leader's duties from then on). A condition that must stop the broker (another cluster's
+//! data dir, a node id in use) is published on `fatal` for `app` to act on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::duties::{self, Duty, KAFKA_LISTENER, Seen};
+use super::formation::{self, Formation, Me};
+use super::settings::ClusterSettings;
+use crate::gossip::{self, BrokerInfo, GossipHandle, GossipSettings, Listener, Membership};
+use crate::metadata::{BrokerRegistration, Command, State};
+use crate::replication::RaftNode;
+use crate::replication::controller::{self, Answer, Controller, ControllerSettings, Published};
+use crate::replication::rpc::{Peers, Registry, serve};
+use crate::storage;
+
+/// How often formation and the leader's duties look again when nothing woke them.
+const DUTY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Where gossip datagrams travel.
+pub(crate) enum GossipNetwork<'a> {
+    Udp,
+    /// In-process (tests): addresses are names on the memory network.
+    #[cfg_attr(not(test), expect(dead_code, reason = "only tests gossip in memory"))]
+    Memory(&'a gossip::MemoryNetwork),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("binding the cluster listener to {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Controller(#[from] controller::Error),
+    #[error(transparent)]
+    Gossip(#[from] gossip::Error),
+    #[error("cluster settings: {0}")]
+    Settings(String),
+}
+
+/// What clients are told of the cluster (see `ClusterNode::view`).
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterView {
+    pub(crate) cluster_id: Option<String>,
+    pub(crate) controller: Option<i32>,
+    /// Registered, unfenced brokers by node id.
+    pub(crate) brokers: Vec<BrokerRegistration>,
+}
+
+/// This broker as a member of the cluster.
+pub(crate) struct ClusterNode {
+    node_id: i32,
+    pub(super) controller: Arc<Controller>,
+    gossip: tokio::sync::Mutex<Option<GossipHandle>>,
+    gossip_addr: SocketAddr,
+    membership: watch::Receiver<Membership>,
+    rpc_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    fatal: watch::Sender<Option<String>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("node_id", &self.node_id)
+            .field("rpc_addr", &self.rpc_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterNode {
+    /// Binds the cluster listener, starts the controller and gossip, and starts forming or
+    /// rejoining the cluster in the background.
+    pub(crate) async fn start(
+        settings: ClusterSettings,
+        network: GossipNetwork<'_>,
+    ) -> Result<Arc<ClusterNode>, Error> {
+        if settings.node_id < 0 {
+            return Err(Error::Settings(
+                "a cluster member needs a non-negative node id".into(),
+            ));
+        }
+        let listener = TcpListener::bind(settings.rpc_listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: settings.rpc_listen,
+                source,
+            })?;
+        let rpc_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: settings.rpc_listen,
+            source,
+        })?;
+        let (rpc_host, rpc_port) = match &settings.rpc_advertised {
+            Some(advertised) => advertised.clone(),
+            None if rpc_addr.ip().is_unspecified() => {
+                return Err(Error::Settings(format!(
+                    "the cluster listener {rpc_addr} is a wildcard: set cluster.advertised"
+                )));
+            }
+            None => (rpc_addr.ip().to_string(), rpc_addr.port()),
+        };
+        let registry = Arc::new(Registry::default());
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, Arc::clone(&registry), stopped.clone()));
+        let controller = Controller::start(
+            ControllerSettings {
+                node_id: settings.node_id as u64,
+                dir: settings.controller_dir(),
+                heartbeat_interval_ms: millis(settings.controller_heartbeat),
+                election_timeout_ms: millis(settings.controller_election_timeout),
+                request_timeout: settings.request_timeout,
+            },
+            Peers::new(),
+            registry,
+        )
+        .await?;
+        let info = BrokerInfo {
+            incarnation: storage::encode_uuid(settings.directory_id),
+            listeners: BTreeMap::from([(
+                KAFKA_LISTENER.to_owned(),
+                Listener {
+                    endpoint: gossip::Endpoint::new(&settings.kafka_host, settings.kafka_port),
+                    security_protocol: "PLAINTEXT".to_owned(),
+                },
+            )]),
+            cluster_rpc: gossip::Endpoint::new(rpc_host, rpc_port),
+            rack: settings.rack.clone(),
+            software_version: env!("CARGO_PKG_VERSION").to_owned(),
+            cluster_id: settings.stored_cluster_id.clone(),
+            extras: BTreeMap::new(),
+        };
+        let mut gossip_settings =
+            GossipSettings::new(settings.node_id, generation(), settings.gossip_listen);
+        gossip_settings.advertise_addr = settings.gossip_advertise;
+        gossip_settings.seeds = settings.seeds.clone();
+        gossip_settings.cluster_name = settings.name.clone();
+        gossip_settings.interval = settings.gossip_interval;
+        let gossip = match network {
+            GossipNetwork::Udp => GossipHandle::start(gossip_settings, info).await,
+            GossipNetwork::Memory(network) => {
+                GossipHandle::start_in_memory(gossip_settings, info, network).await
+            }
+        };
+        let gossip = match gossip {
+            Ok(gossip) => gossip,
+            Err(error) => {
+                controller.shutdown().await;
+                stop.send_replace(true);
+                return Err(error.into());
+            }
+        };
+        let node = Arc::new(ClusterNode {
+            node_id: settings.node_id,
+            controller,
+            gossip_addr: gossip.gossip_addr(),
+            membership: gossip.membership(),
+            gossip: tokio::sync::Mutex::new(Some(gossip)),
+            rpc_addr,
+            stop,
+            fatal: watch::Sender::new(None),
+            tasks: Mutex::new(vec![server]),
+        });
+        let formation = tokio::spawn(run(Arc::clone(&node), settings, stopped));
+        node.tasks().push(formation);
+        tracing::info!(node_id = node.node_id, rpc = %rpc_addr, gossip = %node.gossip_addr, "cluster member started");
+        Ok(node)
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The metadata state as applied here, and its changes.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "issue 9: the broker takes its topics from it next"
+        )
+    )]
+    pub(crate) fn published(&self) -> watch::Receiver<Published> {
+        self.controller.published()
+    }
+
+    /// The controller leader's node id, as this broker knows it.
+    pub(crate) fn controller_leader(&self) -> Option<i32> {
+        self.controller
+            .leader()
+            .and_then(|id| i32::try_from(id).ok())
+    }
+
+    /// The brokers clients are told about: the registered unfenced ones, and the controller.
+    /// Before the cluster has formed (no cluster id yet): none.
+    pub(crate) fn view(&self) -> ClusterView {
+        let state = Arc::clone(&self.controller.published().borrow().state);
+        ClusterView {
+            cluster_id: state.cluster_id.clone(),
+            controller: self.controller_leader(),
+            brokers: state
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Proposes a metadata command (through the controller leader) and waits for its answer.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "issue 9: admin requests are forwarded through it next"
+        )
+    )]
+    pub(crate) async fn propose(&self, command: &Command) -> Result<Answer, controller::Error> {
+        self.controller.propose(command).await
+    }
+
+    /// A reason this broker must stop, once there is one.
+    pub(crate) fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.subscribe()
+    }
+
+    /// The bound cluster RPC address.
+    #[cfg(test)]
+    pub(crate) fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    /// The controller group: voters and learners.
+    #[cfg(test)]
+    pub(crate) fn controller_members(&self) -> (Vec<i32>, Vec<i32>) {
+        let (voters, learners) = self.controller.members();
+        let ids = |set: std::collections::BTreeSet<u64>| {
+            set.into_iter()
+                .filter_map(|id| i32::try_from(id).ok())
+                .collect()
+        };
+        (ids(voters), ids(learners))
+    }
+
+    /// Stops the tasks, gossip (peers see this broker die), raft and the listener.
+    pub(crate) async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks());
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a cluster task failed");
+            }
+        }
+        if let Some(gossip) = self.gossip.lock().await.take()
+            && let Err(error) = gossip.shutdown().await
+        {
+            tracing::warn!(%error, "gossip did not stop cleanly");
+        }
+        self.controller.shutdown().await;
+    }
+
+    fn refuse(&self, reason: String) {
+        tracing::error!(
+            node_id = self.node_id,
+            "refusing to join the cluster: {reason}"
+        );
+        self.fatal.send_replace(Some(reason));
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A gossip generation that grows with every start: the wall clock in milliseconds.
+fn generation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| millis(d).max(1))
+}
+
+/// Formation until the controller group has this broker, then the cluster id, then the
+/// leader's duties until stopped.
+async fn run(
+    node: Arc<ClusterNode>,
+    settings: ClusterSettings,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut membership = node.membership.clone();
+    let mut published = node.controller.published();
+    let incarnation = storage::encode_uuid(settings.directory_id);
+    let me = Me {
+        node_id: settings.node_id,
+        incarnation: &incarnation,
+        cluster_id: settings.stored_cluster_id.as_deref(),
+    };
+    let mut initialized = false;
+    loop {
+        let (voters, learners) = node.controller.members();
+        if !voters.is_empty() || !learners.is_empty() {
+            break;
+        }
+        let decision = formation::decide(
+            &me,
+            &membership.borrow_and_update(),
+            settings.bootstrap_expect,
+        );
+        match decision {
+            Formation::Initialize(voters) if !initialized => {
+                tracing::info!(voters = ?voters.keys().collect::<Vec<_>>(), "forming the cluster: initializing the controller");
+                let voters = voters
+                    .into_iter()
+                    .map(|(id, rpc_addr)| (id as u64, RaftNode { rpc_addr }))
+                    .collect();
+                match node.controller.initialize(voters).await {
+                    Ok(()) => initialized = true,
+                    Err(error) => tracing::warn!(%error, "initializing the controller failed"),
+                }
+            }
+            Formation::Refuse(reason) => return node.refuse(reason),
+            Formation::Initialize(_) | Formation::Wait | Formation::Join => {}
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = membership.changed() => {}
+            _ = tokio::time::sleep(DUTY_INTERVAL) => {}
+        }
+    }
+    let mut cluster_id_adopted = false;
+    let mut absent_since: BTreeMap<i32, Instant> = BTreeMap::new();
+    let mut last_failure = String::new();
+    let mut warned_of_strangers = false;
+    loop {
+        let state = Arc::clone(&published.borrow_and_update().state);
+        let foreign = state.cluster_id.as_deref().and_then(|cluster_id| {
+            let view = membership.borrow_and_update();
+            let reason = formation::foreign_cluster(&me, cluster_id, &view)?;
+            let strangers: Vec<SocketAddr> = view
+                .live
+                .iter()
+                .filter(|m| {
+                    m.info
+                        .cluster_id
+                        .as_deref()
+                        .is_some_and(|id| id != cluster_id)
+                })
+                .map(|m| m.gossip_addr)
+                .collect();
+            Some((reason, strangers))
+        });
+        if let Some((reason, strangers)) = foreign {
+            // Our seeds lead to another cluster: we are the stranger. Brokers that merely
+            // found us (their seeds are wrong) are ignored: the leader never registers them.
+            let seeds = resolve(&settings.seeds).await;
+            if strangers.iter().any(|addr| seeds.contains(addr)) {
+                return node.refuse(reason);
+            }
+            if !warned_of_strangers {
+                tracing::warn!(
+                    ?strangers,
+                    "gossip shows brokers of another cluster; they are ignored"
+                );
+                warned_of_strangers = true;
+            }
+        }
+        if !cluster_id_adopted && let Some(cluster_id) = state.cluster_id.as_deref() {
+            match adopt_cluster_id(&node, &settings, cluster_id).await {
+                Ok(()) => cluster_id_adopted = true,
+                Err(reason) => return node.refuse(reason),
+            }
+        }
+        if node.controller.leader() == Some(settings.node_id as u64) {
+            if let Err(failure) = lead(&node, &settings, &state, &mut absent_since).await
+                && failure != last_failure
+            {
+                tracing::warn!(%failure, "a controller duty failed; retrying");
+                last_failure = failure;
+            }
+        } else {
+            absent_since.clear();
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = membership.changed() => {}
+            _ = published.changed() => {}
+            _ = tokio::time::sleep(DUTY_INTERVAL) => {}
+        }
+    }
+}
+
+/// Checks the cluster id against the data dir's, stores it there and gossips it.
+async fn adopt_cluster_id(
+    node: &ClusterNode,
+    settings: &ClusterSettings,
+    cluster_id: &str,
+) -> Result<(), String> {
+    match settings.stored_cluster_id.as_deref() {
+        Some(stored) if stored != cluster_id => {
+            return Err(format!(
+                "this data dir belongs to cluster {stored}, the controller's cluster is {cluster_id}"
+            ));
+        }
+        Some(_) => {}
+        None => {
+            let identity = storage::Identity {
+                node_id: settings.node_id,
+                directory_id: settings.directory_id,
+                cluster_id: Some(cluster_id.to_owned()),
+            };
+            let dir = settings.data_dir.clone();
+            let stored = tokio::task::spawn_blocking(move || identity.store(&dir)).await;
+            match stored {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(format!("storing the cluster id: {error}")),
+                Err(error) => return Err(format!("storing the cluster id: {error}")),
+            }
+            tracing::info!(cluster_id, "joined the cluster");
+        }
+    }
+    if let Some(gossip) = node.gossip.lock().await.as_ref()
+        && let Err(error) = gossip.set_cluster_id(cluster_id.to_owned()).await
+    {
+        tracing::warn!(%error, "could not gossip the cluster id");
+    }
+    Ok(())
+}
+
+/// One round of the leader's duties; the first failure ends the round.
+async fn lead(
+    node: &ClusterNode,
+    settings: &ClusterSettings,
+    state: &State,
+    absent_since: &mut BTreeMap<i32, Instant>,
+) -> Result<(), String> {
+    if state.cluster_id.is_none() {
+        let cluster_id = match &settings.stored_cluster_id {
+            Some(stored) => stored.clone(),
+            None => new_cluster_id()?,
+        };
+        tracing::info!(%cluster_id, "naming the new cluster");
+        return propose(node, Command::Bootstrap { cluster_id }).await;
+    }
+    let view = node.membership.borrow().clone();
+    let now = Instant::now();
+    absent_since.retain(|id, _| state.brokers.contains_key(id));
+    for &id in state.brokers.keys() {
+        if view.is_live(id) {
+            absent_since.remove(&id);
+        } else {
+            absent_since.entry(id).or_insert(now);
+        }
+    }
+    let absent_for = absent_since
+        .iter()
+        .map(|(&id, since)| (id, now.duration_since(*since)))
+        .collect();
+    let (voters, learners) = node.controller.members();
+    let addresses = node.controller.addresses();
+    let duties = duties::plan(&Seen {
+        leader: settings.node_id,
+        state,
+        view: &view,
+        voters: &voters,
+        learners: &learners,
+        addresses: &addresses,
+        absent_for: &absent_for,
+        session_timeout: settings.broker_session_timeout,
+        controller_voters: settings.controller_voters,
+    });
+    for duty in duties {
+        match duty {
+            Duty::Register(registration) => {
+                tracing::info!(
+                    broker = registration.id,
+                    "registering a broker gossip found"
+                );
+                propose(node, Command::RegisterBroker(registration)).await?;
+            }
+            Duty::Fence(id) => {
+                tracing::warn!(broker = id, timeout = ?settings.broker_session_timeout, "fencing a broker gossip lost");
+                propose(node, Command::FenceBroker { id }).await?;
+            }
+            Duty::Unfence(id) => {
+                tracing::info!(broker = id, "unfencing a broker that is back");
+                propose(node, Command::UnfenceBroker { id }).await?;
+            }
+            Duty::AddLearner { id, rpc_addr } => {
+                tracing::info!(broker = id, %rpc_addr, "adding a broker to the controller group as a learner");
+                node.controller
+                    .add_learner(id as u64, RaftNode { rpc_addr })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Duty::SetAddress { id, rpc_addr } => {
+                tracing::info!(broker = id, %rpc_addr, "a controller member moved: updating its address");
+                node.controller
+                    .set_address(id as u64, RaftNode { rpc_addr })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Duty::SetVoters(voters) => {
+                tracing::info!(?voters, "changing the controller voters");
+                node.controller
+                    .set_voters(voters)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn propose(node: &ClusterNode, command: Command) -> Result<(), String> {
+    match node.controller.propose(&command).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(rejection)) => Err(format!("{command:?} refused: {rejection}")),
+        Err(error) => Err(format!("{command:?}: {error}")),
+    }
+}
+
+/// The addresses `seeds` (`HOST:PORT`) resolve to now; unresolvable ones are left out.
+async fn resolve(seeds: &[String]) -> Vec<SocketAddr> {
+    let mut addrs = Vec::new();
+    for seed in seeds {
+        if let Ok(resolved) = tokio::net::lookup_host(seed.as_str()).await {
+            addrs.extend(resolved);
+        }
+    }
+    addrs
+}
+
+fn new_cluster_id() -> Result<String, String> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| format!("drawing a cluster id: {e}"))?;
+    Ok(storage::encode_uuid(id))
+}
