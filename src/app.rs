@@ -207,7 +207,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
     let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
     let cluster = match start_cluster(config, &broker).await {
-        Ok(cluster) => cluster,
+        Ok(cluster) => {
+            if let Some(node) = &cluster {
+                broker.attach_cluster(Arc::clone(node));
+            }
+            cluster
+        }
         Err(error) => {
             broker.stop_coordinating();
             broker.stop_transactions();

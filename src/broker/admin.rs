@@ -11,7 +11,7 @@ use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::storage;
 
 /// A fresh random topic id (a v4-style UUID, never all zeros).
-fn new_topic_id() -> [u8; 16] {
+pub(super) fn new_topic_id() -> [u8; 16] {
     let state = std::collections::hash_map::RandomState::new();
     let mut id = [0u8; 16];
     for (i, chunk) in id.chunks_mut(8).enumerate() {
@@ -42,13 +42,13 @@ fn check_partition_count(topic: &str, count: i32) -> Result<()> {
 
 impl Broker {
     /// Creates `name` with broker defaults if auto-creation is enabled.
-    pub(crate) fn auto_create_topic(&self, name: &str) -> Result<TopicInfo> {
+    pub(crate) async fn auto_create_topic(&self, name: &str) -> Result<TopicInfo> {
         if !self.settings.auto_create_topics {
             return Err(Error::UnknownTopic {
                 topic: name.to_owned(),
             });
         }
-        match self.create_topic(name, None, None, &[], false) {
+        match self.create_topic(name, None, None, &[], false).await {
             Err(Error::TopicAlreadyExists { .. }) => {
                 self.topic(name).ok_or_else(|| Error::UnknownTopic {
                     topic: name.to_owned(),
@@ -58,8 +58,43 @@ impl Broker {
         }
     }
 
-    /// Creates a topic; `None` partitions or replication factor take the broker defaults.
-    pub(crate) fn create_topic(
+    /// Creates a topic; `None` partitions or replication factor take the broker defaults. In
+    /// cluster mode a user topic is created through the controller.
+    pub(crate) async fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<i32>,
+        replication_factor: Option<i16>,
+        configs: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<TopicInfo> {
+        let link = self
+            .cluster
+            .get()
+            .filter(|_| !topic_name::is_internal(name));
+        let Some(link) = link.filter(|_| !validate_only) else {
+            return self.create_topic_local(
+                name,
+                partitions,
+                replication_factor,
+                configs,
+                validate_only,
+            );
+        };
+        // Validated here as locally, then placed by the controller.
+        let placeholder =
+            self.create_topic_local(name, partitions, replication_factor, configs, true)?;
+        let overrides = configs
+            .iter()
+            .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
+            .collect();
+        let count = placeholder.partitions.len() as i32;
+        self.create_topic_in_cluster(link, name, count, overrides)
+            .await
+    }
+
+    /// Creates a topic in this broker's catalog only (standalone, internal topics).
+    pub(crate) fn create_topic_local(
         &self,
         name: &str,
         partitions: Option<i32>,
@@ -82,6 +117,32 @@ impl Broker {
             overrides.insert(key.clone(), value);
         }
         TopicSettings::resolve(&self.settings, &overrides)?;
+        if self.topics_read().contains_key(name) {
+            return Err(Error::TopicAlreadyExists {
+                topic: name.to_owned(),
+            });
+        }
+        if !validate_only {
+            return self.create_topic_with_id(name, new_topic_id(), count, &overrides);
+        }
+        Ok(TopicInfo {
+            name: name.to_owned(),
+            topic_id: new_topic_id(),
+            is_internal: topic_name::is_internal(name),
+            partitions: (0..count)
+                .map(|partition| super::PartitionInfo::served_here(self.node_id(), partition))
+                .collect(),
+        })
+    }
+
+    /// Creates a validated topic with the given id in the local catalog and opens its logs.
+    pub(super) fn create_topic_with_id(
+        &self,
+        name: &str,
+        topic_id: [u8; 16],
+        count: i32,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<TopicInfo> {
         let mut catalog = self.catalog();
         if self.topics_read().contains_key(name) {
             return Err(Error::TopicAlreadyExists {
@@ -90,37 +151,33 @@ impl Broker {
         }
         let record = storage::TopicRecord {
             name: name.to_owned(),
-            topic_id: new_topic_id(),
+            topic_id,
             partition_count: count,
-            configs: overrides,
+            configs: overrides.clone(),
         };
-        if validate_only {
-            let placeholder = TopicInfo {
-                name: record.name.clone(),
-                topic_id: record.topic_id,
-                is_internal: topic_name::is_internal(name),
-                partitions: (0..count)
-                    .map(|partition| super::PartitionInfo {
-                        partition,
-                        leader_epoch: super::LEADER_EPOCH,
-                        is_offline: false,
-                    })
-                    .collect(),
-            };
-            return Ok(placeholder);
-        }
         catalog
             .put(record.clone())
             .map_err(|source| Error::Catalog { source })?;
         let topic = self.open_topic(&catalog, &record, 0, super::OpenMode::New)?;
-        let described = info(&topic);
+        let described = info(self.node_id(), &topic);
         self.topics_mut().insert(name.to_owned(), topic);
         tracing::info!(topic = name, partitions = count, "topic created");
         Ok(described)
     }
 
-    /// Deletes a topic and all its data; returns its id.
-    pub(crate) fn delete_topic(&self, name: &str) -> Result<[u8; 16]> {
+    /// Deletes a topic and all its data (through the controller for a user topic in cluster
+    /// mode); returns its id.
+    pub(crate) async fn delete_topic(&self, name: &str) -> Result<[u8; 16]> {
+        match self.cluster.get() {
+            Some(link) if !topic_name::is_internal(name) => {
+                self.delete_topic_in_cluster(link, name).await
+            }
+            _ => self.delete_topic_local(name),
+        }
+    }
+
+    /// Deletes a topic from this broker's catalog and disk.
+    pub(super) fn delete_topic_local(&self, name: &str) -> Result<[u8; 16]> {
         if topic_name::is_internal(name) && self.topic_state(name).is_some() {
             return Err(Error::InternalTopic {
                 topic: name.to_owned(),
@@ -158,8 +215,26 @@ impl Broker {
         Ok(topic.topic_id)
     }
 
-    /// Grows a topic to `total_count` partitions.
-    pub(crate) fn create_partitions(
+    /// Grows a topic to `total_count` partitions (through the controller for a user topic in
+    /// cluster mode).
+    pub(crate) async fn create_partitions(
+        &self,
+        name: &str,
+        total_count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
+        match self.cluster.get() {
+            Some(link) if !topic_name::is_internal(name) && !validate_only => {
+                self.create_partitions_local(name, total_count, true)?;
+                self.create_partitions_in_cluster(link, name, total_count)
+                    .await
+            }
+            _ => self.create_partitions_local(name, total_count, validate_only),
+        }
+    }
+
+    /// Grows a topic in this broker's catalog.
+    pub(super) fn create_partitions_local(
         &self,
         name: &str,
         total_count: i32,
@@ -207,15 +282,15 @@ impl Broker {
         ))
     }
 
-    /// Changes a topic's config overrides (all of them unless `incremental`).
-    pub(crate) fn alter_topic_configs(
+    /// Changes a topic's config overrides (all of them unless `incremental`); through the
+    /// controller for a user topic in cluster mode.
+    pub(crate) async fn alter_topic_configs(
         &self,
         name: &str,
         ops: &[AlterOp],
         incremental: bool,
         validate_only: bool,
     ) -> Result<()> {
-        let mut catalog = self.catalog();
         let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
             topic: name.to_owned(),
         })?;
@@ -224,6 +299,25 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        match self.cluster.get() {
+            Some(link) if !topic_name::is_internal(name) => {
+                self.set_topic_configs_in_cluster(link, name, overrides)
+                    .await
+            }
+            _ => self.set_topic_overrides_local(name, overrides),
+        }
+    }
+
+    /// Replaces a topic's config overrides (validated) in the local catalog.
+    pub(super) fn set_topic_overrides_local(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let mut catalog = self.catalog();
+        let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })?;
         let record = storage::TopicRecord {
             name: name.to_owned(),
             topic_id: current.topic_id,

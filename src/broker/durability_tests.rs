@@ -66,14 +66,14 @@ async fn acks_all_produce_to_topic_deleted_before_flush_waits_forever() {
     let dir = TempDir::new().expect("tempdir");
     let broker = open_broker(&dir);
     broker
-        .create_topic("doomed", Some(1), None, &[], false)
+        .create_topic_local("doomed", Some(1), None, &[], false)
         .expect("create");
     let partition = Arc::downgrade(&broker.partition("doomed", 0).expect("partition").1);
     // Nothing else runs on this runtime until the test awaits: the flusher has not flushed.
     let pending = broker
         .append("doomed", 0, one_record(b"lost"), Acks::All)
         .expect("append");
-    broker.delete_topic("doomed").expect("delete");
+    broker.delete_topic_local("doomed").expect("delete");
     // Paused time: a wait that never ends trips this timeout at once, without sleeping.
     let waited = tokio::time::timeout(std::time::Duration::from_secs(3600), pending.wait()).await;
     assert!(
@@ -95,7 +95,7 @@ async fn fsync_succeeding_after_the_log_was_poisoned_moves_the_high_watermark() 
     let fs = storage::Fs::default();
     let broker = open_broker_on(&dir, fs.clone());
     broker
-        .create_topic("t", Some(1), None, &[], false)
+        .create_topic_local("t", Some(1), None, &[], false)
         .expect("create");
     let partition_dir = dir.path().join("t-0");
     let gate = Gate::default();
@@ -128,7 +128,7 @@ async fn failed_fsync_poisons_only_its_own_partition() {
     let fs = storage::Fs::default();
     let broker = open_broker_on(&dir, fs.clone());
     broker
-        .create_topic("t", Some(2), None, &[], false)
+        .create_topic_local("t", Some(2), None, &[], false)
         .expect("create");
     fs.inject_always(&dir.path().join("t-0"), Op::Fsync, Fault::Fail);
     let failed = broker
@@ -175,7 +175,7 @@ async fn inconsistent_partition_is_offline_and_the_others_are_served() {
     let broker = open_broker(&dir);
     let configs = [("segment.bytes".to_owned(), Some("1024".to_owned()))];
     broker
-        .create_topic("t", Some(2), None, &configs, false)
+        .create_topic_local("t", Some(2), None, &configs, false)
         .expect("create");
     for value in 0..20u8 {
         for partition in 0..2 {
@@ -236,7 +236,7 @@ async fn recreated_topic_resurrects_the_deleted_topics_data() {
     let dir = TempDir::new().expect("tempdir");
     let broker = open_broker(&dir);
     broker
-        .create_topic("reborn", Some(1), None, &[], false)
+        .create_topic_local("reborn", Some(1), None, &[], false)
         .expect("create");
     broker
         .append("reborn", 0, one_record(b"old incarnation"), Acks::All)
@@ -254,7 +254,7 @@ async fn recreated_topic_resurrects_the_deleted_topics_data() {
 
     let broker = open_broker(&dir);
     broker
-        .create_topic("reborn", Some(1), None, &[], false)
+        .create_topic_local("reborn", Some(1), None, &[], false)
         .expect("create again");
     let fetched = broker.fetch("reborn", 0, 0, 1 << 20, true).expect("fetch");
     assert_eq!(
@@ -271,7 +271,7 @@ async fn creating_a_topic_over_a_leftover_directory_starts_empty() {
     let dir = TempDir::new().expect("tempdir");
     let broker = open_broker(&dir);
     broker
-        .create_topic("left", Some(1), None, &[], false)
+        .create_topic_local("left", Some(1), None, &[], false)
         .expect("create");
     broker
         .append("left", 0, one_record(b"old"), Acks::All)
@@ -282,11 +282,11 @@ async fn creating_a_topic_over_a_leftover_directory_starts_empty() {
     let leftover = dir.path().join("left-0");
     let saved = dir.path().join("saved");
     copy_dir(&leftover, &saved);
-    broker.delete_topic("left").expect("delete");
+    broker.delete_topic_local("left").expect("delete");
     assert!(!leftover.exists());
     copy_dir(&saved, &leftover); // as if the removal had failed
     broker
-        .create_topic("left", Some(1), None, &[], false)
+        .create_topic_local("left", Some(1), None, &[], false)
         .expect("create again");
     let fetched = broker.fetch("left", 0, 0, 1 << 20, true).expect("fetch");
     assert_eq!((fetched.high_watermark, fetched.records.len()), (0, 0));
@@ -299,7 +299,7 @@ async fn partition_directory_of_another_topic_id_is_offline() {
     let dir = TempDir::new().expect("tempdir");
     let broker = open_broker(&dir);
     broker
-        .create_topic("mixed", Some(2), None, &[], false)
+        .create_topic_local("mixed", Some(2), None, &[], false)
         .expect("create");
     broker.shutdown().expect("shutdown");
     drop(broker);

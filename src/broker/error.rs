@@ -10,6 +10,14 @@ pub(crate) enum Error {
     UnknownTopicOrPartition { topic: String, partition: i32 },
     #[error("unknown topic {topic}")]
     UnknownTopic { topic: String },
+    #[error("{topic}-{partition} is led by broker {leader:?}, not this one")]
+    NotLeader {
+        topic: String,
+        partition: i32,
+        leader: Option<i32>,
+    },
+    #[error("the cluster controller did not answer: {reason}")]
+    Cluster { reason: String },
     #[error("topic {topic} already exists")]
     TopicAlreadyExists { topic: String },
     #[error("invalid topic name {topic:?}: {reason}")]
@@ -20,7 +28,9 @@ pub(crate) enum Error {
         count: i32,
         reason: String,
     },
-    #[error("invalid replication factor {factor}: this broker is a single node")]
+    #[error(
+        "invalid replication factor {factor}: partitions are not replicated yet, only 1 is supported"
+    )]
     InvalidReplicationFactor { factor: i16 },
     #[error("invalid config {key}: {reason}")]
     InvalidConfig { key: String, reason: String },

@@ -2,6 +2,7 @@
 //! logs, topic administration and background maintenance. Never names a Kafka wire type.
 
 mod admin;
+mod cluster_link;
 mod error;
 mod fetch_wait;
 mod group;
@@ -72,12 +73,30 @@ pub(crate) struct TopicInfo {
 }
 
 /// What Metadata sees of a partition; this node leads every partition that is not offline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PartitionInfo {
     pub(crate) partition: i32,
     pub(crate) leader_epoch: i32,
     /// Its log failed to open at start: no leader until a restart opens it.
     pub(crate) is_offline: bool,
+    /// The broker serving it (this one out of cluster mode); `None` while offline.
+    pub(crate) leader: Option<i32>,
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) isr: Vec<i32>,
+}
+
+impl PartitionInfo {
+    /// A partition this broker alone holds and serves.
+    pub(crate) fn served_here(node_id: i32, partition: i32) -> PartitionInfo {
+        PartitionInfo {
+            partition,
+            leader_epoch: LEADER_EPOCH,
+            is_offline: false,
+            leader: Some(node_id),
+            replicas: vec![node_id],
+            isr: vec![node_id],
+        }
+    }
 }
 
 /// Whether [`Broker::open_topic`] opens partitions that exist or creates new ones.
@@ -102,6 +121,8 @@ pub(crate) struct Broker {
     catalog: Mutex<storage::Catalog>,
     /// Who the data dir belongs to, as `meta.properties` said at open.
     identity: storage::Identity,
+    /// Cluster mode: the controller's metadata (set once, by `attach_cluster`).
+    cluster: std::sync::OnceLock<cluster_link::ClusterLink>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     shutdown: watch::Sender<bool>,
     groups: group::Coordinator,
@@ -151,6 +172,7 @@ impl Broker {
             settings,
             fs,
             identity,
+            cluster: std::sync::OnceLock::new(),
             topics: RwLock::new(BTreeMap::new()),
             catalog: Mutex::new(catalog),
             shutdown: watch::Sender::new(false),
@@ -295,24 +317,46 @@ impl Broker {
             .and_then(|i| state.partitions.get(i))
             .cloned()
             .ok_or_else(unknown)?;
+        match self.leadership(topic, partition) {
+            cluster_link::Leadership::Local | cluster_link::Leadership::Leader => {}
+            cluster_link::Leadership::Follower(leader) => {
+                return Err(Error::NotLeader {
+                    topic: topic.to_owned(),
+                    partition,
+                    leader,
+                });
+            }
+            cluster_link::Leadership::Unknown => return Err(unknown()),
+        }
         Ok((state, found))
     }
 
     /// Every topic, sorted by name, internal ones (the offsets topic) flagged `is_internal`:
     /// Kafka lists them in Metadata for all topics and clients filter them.
     pub(crate) fn topics(&self) -> Vec<TopicInfo> {
-        self.topics_read().values().map(|t| info(t)).collect()
+        let infos: Vec<TopicInfo> = self
+            .topics_read()
+            .values()
+            .map(|t| info(self.node_id(), t))
+            .collect();
+        infos
+            .into_iter()
+            .map(|i| self.with_cluster_placement(i))
+            .collect()
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {
-        self.topic_state(name).map(|t| info(&t))
+        self.topic_state(name)
+            .map(|t| self.with_cluster_placement(info(self.node_id(), &t)))
     }
 
     pub(crate) fn topic_by_id(&self, topic_id: [u8; 16]) -> Option<TopicInfo> {
-        self.topics_read()
+        let found = self
+            .topics_read()
             .values()
             .find(|t| t.topic_id == topic_id)
-            .map(|t| info(t))
+            .map(|t| info(self.node_id(), t));
+        found.map(|i| self.with_cluster_placement(i))
     }
 
     /// Stops the flushers and maintenance, flushes and closes every log. Appends racing with
@@ -341,7 +385,7 @@ impl Broker {
     }
 }
 
-fn info(topic: &Topic) -> TopicInfo {
+fn info(node_id: i32, topic: &Topic) -> TopicInfo {
     TopicInfo {
         name: topic.name.clone(),
         topic_id: topic.topic_id,
@@ -349,10 +393,14 @@ fn info(topic: &Topic) -> TopicInfo {
         partitions: topic
             .partitions
             .iter()
-            .map(|p| PartitionInfo {
-                partition: p.index,
-                leader_epoch: LEADER_EPOCH,
-                is_offline: p.is_offline(),
+            .map(|p| {
+                let mut info = PartitionInfo::served_here(node_id, p.index);
+                if p.is_offline() {
+                    info.is_offline = true;
+                    info.leader = None;
+                    info.isr.clear();
+                }
+                info
             })
             .collect(),
     }

@@ -189,13 +189,6 @@ impl ClusterNode {
     }
 
     /// The metadata state as applied here, and its changes.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "issue 9: the broker takes its topics from it next"
-        )
-    )]
     pub(crate) fn published(&self) -> watch::Receiver<Published> {
         self.controller.published()
     }
@@ -224,13 +217,6 @@ impl ClusterNode {
     }
 
     /// Proposes a metadata command (through the controller leader) and waits for its answer.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "issue 9: admin requests are forwarded through it next"
-        )
-    )]
     pub(crate) async fn propose(&self, command: &Command) -> Result<Answer, controller::Error> {
         self.controller.propose(command).await
     }

@@ -15,6 +15,8 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
     match err {
         E::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
         E::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
+        E::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        E::Cluster { .. } => ResponseError::RequestTimedOut,
         E::TopicAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
         E::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         E::InvalidPartitions { .. } => ResponseError::InvalidPartitions,

@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::harness::{Broker, wait_until};
-use crate::raw::RawConn;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use rdkafka::producer::FutureRecord;
+
+use crate::harness::{self, Broker, CLIENT_DEADLINE, wait_until};
+use crate::raw::{self, RawConn};
 
 const FORM_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -73,9 +76,11 @@ fn view(addr: SocketAddr) -> (String, i32, Vec<i32>) {
     )
 }
 
-#[test]
-fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_leaders_kill() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+/// Three brokers (node ids 1, 2, 3) formed into one cluster.
+fn form_three() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
     let mut brokers = vec![start(dirs[0].path(), &cluster_env(1, 3, ""))];
     let seed = gossip_addr(&brokers[0]);
     for id in 2..=3 {
@@ -90,6 +95,131 @@ fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_leaders_k
             ids == [1, 2, 3] && controller > 0
         })
     });
+    (brokers, dirs)
+}
+
+/// Partition -> leader of `topic` as the broker at `bootstrap` reports it.
+fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+    harness::metadata(bootstrap)
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+        .collect()
+}
+
+/// ListOffsets (latest) of one partition at `addr`: (error code, offset).
+fn latest_offset(addr: SocketAddr, topic: &str, partition: i32) -> (i16, i64) {
+    raw::latest_offset(addr, topic, partition, 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_spread_over_the_brokers_and_clients_reach_every_leader() {
+    let (brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(Broker::bootstrap).collect();
+    harness::create_topic(&bootstraps[0], "spread", 6, &[]).await;
+    wait_until(
+        FORM_DEADLINE,
+        "every broker lists the topic's leaders",
+        || {
+            bootstraps.iter().all(|b| {
+                let leaders = leaders(b, "spread");
+                leaders.len() == 6 && leaders.values().collect::<BTreeSet<_>>().len() == 3
+            })
+        },
+    );
+    let placement = leaders(&bootstraps[2], "spread");
+    for b in &bootstraps {
+        assert_eq!(leaders(b, "spread"), placement, "one view of the leaders");
+    }
+
+    // A client bootstrapped from broker 2 writes to every partition, wherever it is led.
+    let producer = harness::producer(&bootstraps[1], &[]);
+    let values: Vec<String> = (0..120).map(|i| format!("v{i}")).collect();
+    let mut sent = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        let record = FutureRecord::to("spread")
+            .partition(i as i32 % 6)
+            .key("k")
+            .payload(value);
+        sent.push(producer.send(record, CLIENT_DEADLINE));
+    }
+    for delivery in sent {
+        delivery.await.expect("delivered");
+    }
+    // A consumer bootstrapped from broker 3 reads them all back.
+    let wanted: Vec<(i32, i64, usize)> = (0..6).map(|p| (p, 0, 20)).collect();
+    let read = harness::consume(&bootstraps[2], "spread", &wanted, CLIENT_DEADLINE);
+    assert_eq!(read.values().map(Vec::len).sum::<usize>(), 120);
+
+    // Only the leader serves a partition; the others answer NOT_LEADER_OR_FOLLOWER.
+    for (&partition, &leader) in &placement {
+        for (at, broker) in brokers.iter().enumerate() {
+            let (code, offset) = latest_offset(broker.addr(), "spread", partition);
+            if at as i32 + 1 == leader {
+                assert_eq!((code, offset), (0, 20), "leader {leader} of {partition}");
+            } else {
+                assert_eq!(code, 6, "broker {} for partition {partition}", at + 1);
+            }
+        }
+    }
+
+    // Deleted through broker 3: gone from every broker.
+    let admin = harness::admin(&bootstraps[2]);
+    let deleted = admin
+        .delete_topics(&["spread"], &harness::admin_options())
+        .await
+        .expect("DeleteTopics");
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    wait_until(FORM_DEADLINE, "the topic is gone everywhere", || {
+        bootstraps.iter().all(|b| leaders(b, "spread").is_empty())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_data_dir_becomes_a_one_broker_cluster_with_its_topics_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut standalone = Broker::start(dir.path());
+    harness::create_topic(&standalone.bootstrap(), "kept", 2, &[]).await;
+    let producer = harness::producer(&standalone.bootstrap(), &[]);
+    for i in 0..10 {
+        let value = format!("v{i}");
+        producer
+            .send(
+                FutureRecord::to("kept")
+                    .partition(i % 2)
+                    .key("k")
+                    .payload(&value),
+                CLIENT_DEADLINE,
+            )
+            .await
+            .expect("delivered");
+    }
+    drop(producer);
+    assert!(standalone.stop().success());
+
+    let clustered = start(dir.path(), &cluster_env(1, 1, ""));
+    let bootstrap = clustered.bootstrap();
+    wait_until(FORM_DEADLINE, "the cluster formed with the topic", || {
+        let (cluster_id, controller, _) = view(clustered.addr());
+        cluster_id != "tidelog-single-node"
+            && controller == 1
+            && latest_offset(clustered.addr(), "kept", 0) == (0, 5)
+    });
+    for partition in 0..2 {
+        let records = harness::consume_to_high_watermark(&bootstrap, "kept", partition, 0);
+        assert_eq!(records.len(), 5, "partition {partition} kept its records");
+    }
+    harness::create_topic(&bootstrap, "new-in-cluster", 3, &[]).await;
+    wait_until(FORM_DEADLINE, "the new topic is led here", || {
+        let leaders = leaders(&bootstrap, "new-in-cluster");
+        leaders.len() == 3 && leaders.values().all(|&l| l == 1)
+    });
+}
+
+#[test]
+fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_leaders_kill() {
+    let (mut brokers, dirs) = form_three();
     let views: Vec<_> = brokers.iter().map(|b| view(b.addr())).collect();
     let cluster_id = views[0].0.clone();
     assert_ne!(cluster_id, "tidelog-single-node");

@@ -289,3 +289,30 @@ pub(crate) fn batch_summaries(mut records: &[u8]) -> Vec<BatchSummary> {
 pub(crate) fn advertises(response: &ApiVersionsResponse, api_key: i16) -> bool {
     response.api_keys.iter().any(|k| k.api_key == api_key)
 }
+
+/// ListOffsets v5 (latest) of one partition at `addr` with `isolation_level` (0 uncommitted,
+/// 1 committed): (error code, offset).
+pub(crate) fn latest_offset(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    isolation_level: i8,
+) -> (i16, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let response = RawConn::connect(addr).roundtrip(&request, 5);
+    let answer = &response.topics[0].partitions[0];
+    (answer.error_code, answer.offset)
+}

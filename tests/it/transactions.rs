@@ -12,11 +12,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tempfile::TempDir;
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, ListOffsetsRequest};
-
 use crate::harness::{self, Broker, CLIENT_DEADLINE};
-use crate::raw::{self, RawConn};
+use crate::raw;
 
 /// A transactional producer (`transaction.timeout.ms` as given).
 pub(crate) fn transactional_producer(
@@ -115,22 +112,9 @@ pub(crate) fn read_until_end(
 
 /// ListOffsets (latest, read_committed) of one partition: its last stable offset.
 pub(crate) fn last_stable_offset(addr: std::net::SocketAddr, topic: &str, partition: i32) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_isolation_level(1)
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(raw::topic_name(topic))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(partition)
-                        .with_timestamp(-1),
-                ]),
-        ]);
-    let response = RawConn::connect(addr).roundtrip(&request, 5);
-    let answer = &response.topics[0].partitions[0];
-    assert_eq!(answer.error_code, 0, "ListOffsets read_committed");
-    answer.offset
+    let (error_code, offset) = raw::latest_offset(addr, topic, partition, 1);
+    assert_eq!(error_code, 0, "ListOffsets read_committed");
+    offset
 }
 
 fn payload(message: &OwnedMessage) -> String {

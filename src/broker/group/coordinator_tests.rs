@@ -33,7 +33,7 @@ fn open_broker(dir: &TempDir, fs: &storage::Fs) -> Arc<Broker> {
     let broker = Broker::open_on(settings(dir), fs.clone()).expect("broker opens");
     if broker.topic(TOPIC).is_none() {
         broker
-            .create_topic(TOPIC, Some(1), None, &[], false)
+            .create_topic_local(TOPIC, Some(1), None, &[], false)
             .expect("create topic");
     }
     broker

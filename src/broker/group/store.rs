@@ -146,7 +146,7 @@ impl Broker {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
                 .collect();
-            self.create_topic(OFFSETS_TOPIC, partitions, None, &configs, false)?;
+            self.create_topic_local(OFFSETS_TOPIC, partitions, None, &configs, false)?;
         }
         let now = now_ms();
         let mut groups: BTreeMap<String, GroupEntry> = BTreeMap::new();

@@ -80,7 +80,7 @@ impl Broker {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
                 .collect();
-            self.create_topic(TXN_TOPIC, partitions, None, &configs, false)?;
+            self.create_topic_local(TXN_TOPIC, partitions, None, &configs, false)?;
         }
         let mut txns: BTreeMap<String, TxnMetadata> = BTreeMap::new();
         let mut record_count = 0usize;

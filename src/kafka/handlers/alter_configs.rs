@@ -20,32 +20,31 @@ pub(crate) async fn handle(
             .iter()
             .map(|r| (r.resource_type, r.resource_name.as_str())),
     );
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
-            let key = (resource.resource_type, resource.resource_name.as_str());
-            let outcome = if duplicates.contains(&key) {
-                Err(ApiError::invalid_request(
-                    "each resource must appear at most once",
-                ))
-            } else {
-                alter(ctx, resource, request.validate_only)
-            };
-            let (error_code, error_message) = admin::code_and_message(&outcome);
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in &request.resources {
+        let key = (resource.resource_type, resource.resource_name.as_str());
+        let outcome = if duplicates.contains(&key) {
+            Err(ApiError::invalid_request(
+                "each resource must appear at most once",
+            ))
+        } else {
+            alter(ctx, resource, request.validate_only).await
+        };
+        let (error_code, error_message) = admin::code_and_message(&outcome);
+        responses.push(
             AlterConfigsResourceResponse::default()
                 .with_error_code(error_code)
                 .with_error_message(error_message)
                 .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone())
-        })
-        .collect();
+                .with_resource_name(resource.resource_name.clone()),
+        );
+    }
     messages::AlterConfigsResponse::default()
         .with_throttle_time_ms(0)
         .with_responses(responses)
 }
 
-fn alter(
+async fn alter(
     ctx: &Context,
     resource: &AlterConfigsResource,
     validate_only: bool,
@@ -70,6 +69,7 @@ fn alter(
                 .collect();
             ctx.broker
                 .alter_topic_configs(name, &ops, false, validate_only)
+                .await
                 .map_err(|err| ApiError::broker(&err))
         }
         admin::RESOURCE_BROKER => {

@@ -30,7 +30,7 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        let outcome = grow(ctx, topic, request.validate_only);
+        let outcome = grow(ctx, topic, request.validate_only).await;
         results.push(result(&topic.name, &outcome));
     }
     messages::CreatePartitionsResponse::default()
@@ -38,19 +38,25 @@ pub(crate) async fn handle(
         .with_results(results)
 }
 
-fn grow(ctx: &Context, topic: &CreatePartitionsTopic, validate_only: bool) -> Result<(), ApiError> {
+async fn grow(
+    ctx: &Context,
+    topic: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), ApiError> {
     let name = topic.name.as_str();
     let broker_error = |err: crate::broker::Error| ApiError::broker(&err);
     if let Some(assignments) = &topic.assignments {
         // Kafka checks the topic and the count before the assignments: ask the broker first.
         ctx.broker
             .create_partitions(name, topic.count, true)
+            .await
             .map_err(broker_error)?;
         let existing = ctx.broker.topic(name).map_or(0, |t| t.partitions.len());
         check_assignments(assignments, topic.count, existing, ctx.broker.node_id())?;
     }
     ctx.broker
         .create_partitions(name, topic.count, validate_only)
+        .await
         .map_err(broker_error)
 }
 

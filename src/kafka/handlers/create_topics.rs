@@ -35,7 +35,7 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        let result = match create(ctx, topic, request.validate_only) {
+        let result = match create(ctx, topic, request.validate_only).await {
             Ok(info) => created(ctx, version, topic, &info, request.validate_only),
             Err(err) => failed(&topic.name, err),
         };
@@ -46,7 +46,7 @@ pub(crate) async fn handle(
         .with_topics(results)
 }
 
-fn create(
+async fn create(
     ctx: &Context,
     topic: &CreatableTopic,
     validate_only: bool,
@@ -82,6 +82,7 @@ fn create(
             &configs,
             validate_only,
         )
+        .await
         .map_err(|err| ApiError::broker(&err))
 }
 

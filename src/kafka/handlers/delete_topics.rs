@@ -71,7 +71,7 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        let (name, topic_id, outcome) = delete(ctx, target);
+        let (name, topic_id, outcome) = delete(ctx, target).await;
         results.push(result(version, name, topic_id, &outcome));
     }
     messages::DeleteTopicsResponse::default()
@@ -80,12 +80,12 @@ pub(crate) async fn handle(
 }
 
 /// Deletes one target; returns the name and id to report with the outcome.
-fn delete(
+async fn delete(
     ctx: &Context,
     target: &Target,
 ) -> (Option<messages::TopicName>, Uuid, Result<(), ApiError>) {
     match target {
-        Target::Name(name) => match ctx.broker.delete_topic(name.as_str()) {
+        Target::Name(name) => match ctx.broker.delete_topic(name.as_str()).await {
             Ok(topic_id) => (Some(name.clone()), topic_id_to_uuid(topic_id), Ok(())),
             Err(err) => (Some(name.clone()), Uuid::nil(), Err(ApiError::broker(&err))),
         },
@@ -98,7 +98,7 @@ fn delete(
                 return (None, *topic_id, Err(err));
             };
             let name = Some(messages::TopicName(info.name.clone().into()));
-            let outcome = ctx.broker.delete_topic(&info.name).map(drop);
+            let outcome = ctx.broker.delete_topic(&info.name).await.map(drop);
             (
                 name,
                 *topic_id,

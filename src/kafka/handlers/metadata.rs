@@ -84,9 +84,9 @@ pub(crate) async fn handle(
         None => broker
             .topics()
             .into_iter()
-            .map(|info| topic_response(ctx, &info))
+            .map(|info| topic_response(&info))
             .collect(),
-        Some(topics) => requested_topics(ctx, version, topics, allow_auto_create),
+        Some(topics) => requested_topics(ctx, version, topics, allow_auto_create).await,
     };
     let topics = topics
         .into_iter()
@@ -113,7 +113,7 @@ pub(crate) async fn handle(
 }
 
 /// Answers the requested topics in request order, once each.
-fn requested_topics(
+async fn requested_topics(
     ctx: &Context,
     version: i16,
     topics: Vec<messages::metadata_request::MetadataRequestTopic>,
@@ -128,7 +128,7 @@ fn requested_topics(
                 if !seen_names.insert(name.0.clone()) {
                     continue;
                 }
-                responses.push(topic_by_name(ctx, name, allow_auto_create));
+                responses.push(topic_by_name(ctx, name, allow_auto_create).await);
             }
             None if version >= 10 => {
                 if !seen_ids.insert(topic.topic_id) {
@@ -136,7 +136,7 @@ fn requested_topics(
                 }
                 let found = ctx.broker.topic_by_id(uuid_to_topic_id(topic.topic_id));
                 responses.push(match found {
-                    Some(info) => topic_response(ctx, &info),
+                    Some(info) => topic_response(&info),
                     // Kafka answers an unknown id with a null name (the default is "").
                     None => messages::metadata_response::MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicId.code())
@@ -154,13 +154,13 @@ fn requested_topics(
     responses
 }
 
-fn topic_by_name(
+async fn topic_by_name(
     ctx: &Context,
     name: messages::TopicName,
     allow_auto_create: bool,
 ) -> messages::metadata_response::MetadataResponseTopic {
     if let Some(info) = ctx.broker.topic(&name) {
-        return topic_response(ctx, &info);
+        return topic_response(&info);
     }
     // Like Kafka, a topic that may not be auto-created is unknown, whatever its name.
     if !allow_auto_create {
@@ -168,11 +168,11 @@ fn topic_by_name(
             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
             .with_name(Some(name));
     }
-    let result = ctx.broker.auto_create_topic(&name);
+    let result = ctx.broker.auto_create_topic(&name).await;
     match result {
         Ok(info) => {
             tracing::debug!(topic = %info.name, "auto-created topic");
-            topic_response(ctx, &info)
+            topic_response(&info)
         }
         Err(err) => {
             tracing::debug!(topic = %name.0, error = %err, "metadata for unknown topic");
@@ -183,11 +183,12 @@ fn topic_by_name(
     }
 }
 
-fn topic_response(
-    ctx: &Context,
-    info: &TopicInfo,
-) -> messages::metadata_response::MetadataResponseTopic {
-    let node = messages::BrokerId(ctx.broker.node_id());
+fn topic_response(info: &TopicInfo) -> messages::metadata_response::MetadataResponseTopic {
+    let ids = |ids: &[i32]| {
+        ids.iter()
+            .map(|&id| messages::BrokerId(id))
+            .collect::<Vec<_>>()
+    };
     let partitions = info
         .partitions
         .iter()
@@ -195,20 +196,20 @@ fn topic_response(
             let partition = messages::metadata_response::MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![node]);
-            if p.is_offline {
-                // As Kafka reports a partition whose only replica's log is offline.
-                return partition
+                .with_replica_nodes(ids(&p.replicas));
+            match p.leader {
+                // As Kafka reports a partition whose only replica is offline.
+                Some(leader) if !p.is_offline => partition
+                    .with_error_code(error_code::NONE)
+                    .with_leader_id(messages::BrokerId(leader))
+                    .with_isr_nodes(ids(&p.isr))
+                    .with_offline_replicas(Vec::new()),
+                _ => partition
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(messages::BrokerId(-1))
                     .with_isr_nodes(Vec::new())
-                    .with_offline_replicas(vec![node]);
+                    .with_offline_replicas(ids(&p.replicas)),
             }
-            partition
-                .with_error_code(error_code::NONE)
-                .with_leader_id(node)
-                .with_isr_nodes(vec![node])
-                .with_offline_replicas(Vec::new())
         })
         .collect();
     messages::metadata_response::MetadataResponseTopic::default()

@@ -99,10 +99,10 @@ async fn slow_roll_fsync_of_one_partition_stalls_produce_and_fetch_of_others() {
     // Two one-record batches do not fit in 100 bytes: the second append rolls.
     let tiny = vec![("segment.bytes".to_owned(), Some("100".to_owned()))];
     ctx.broker
-        .create_topic("slow", Some(2), None, &tiny, false)
+        .create_topic_local("slow", Some(2), None, &tiny, false)
         .expect("create slow");
     ctx.broker
-        .create_topic("fast", Some(1), None, &[], false)
+        .create_topic_local("fast", Some(1), None, &[], false)
         .expect("create fast");
     let gate = Gate::default();
     for partition in 0..2 {
@@ -190,7 +190,7 @@ async fn flush_of_any_partition_wakes_every_parked_fetch() {
     let dir = TempDir::new().expect("tempdir");
     let ctx = context(&dir);
     ctx.broker
-        .create_topic("t", Some(2), None, &[], false)
+        .create_topic_local("t", Some(2), None, &[], false)
         .expect("create");
     let fetching = {
         let ctx = ctx.clone();

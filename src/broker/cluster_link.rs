@@ -1,0 +1,403 @@
+//! The broker in cluster mode: user topics come from the controller's metadata state. Topic
+//! creation and deletion are proposed to the controller and answered once applied; a sync task
+//! makes the local catalog follow the published state (create, grow, delete), and on the first
+//! join adopts the topics a standalone data dir already had. Produce, fetch and offsets of a
+//! user topic's partition are served only by its leader; the others answer "not the leader".
+//!
+//! Interim until replication (issue 10): every broker keeps a (possibly empty) local log for
+//! every partition of every user topic and serves only those it leads; replication factor 1;
+//! leader epochs stay the single node's constant; internal topics and their coordinators stay
+//! per broker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::error::{Error, Result};
+use super::{Broker, TopicInfo, topic_name};
+use crate::cluster::ClusterNode;
+use crate::metadata::{Command, Rejection, State};
+
+/// How long an admin request waits for its applied change to reach this broker's state.
+const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// What a broker in cluster mode holds of the cluster.
+#[derive(Debug)]
+pub(super) struct ClusterLink {
+    pub(super) node: Arc<ClusterNode>,
+    /// Local topics whose names the cluster gave to another topic at adoption: left alone.
+    conflicts: std::sync::Mutex<BTreeSet<String>>,
+    /// Serializes reconciling (the sync task and admin requests both do).
+    reconciling: std::sync::Mutex<()>,
+}
+
+/// Who leads a user topic's partition, as the metadata state says.
+pub(super) enum Leadership {
+    /// Not a cluster-managed topic (standalone, or internal): served locally.
+    Local,
+    Leader,
+    Follower(Option<i32>),
+    Unknown,
+}
+
+impl Broker {
+    /// Cluster mode: user topics follow `node`'s published metadata from now on.
+    pub(crate) fn attach_cluster(self: &Arc<Self>, node: Arc<ClusterNode>) {
+        let link = ClusterLink {
+            node,
+            conflicts: std::sync::Mutex::new(BTreeSet::new()),
+            reconciling: std::sync::Mutex::new(()),
+        };
+        if self.cluster.set(link).is_err() {
+            tracing::warn!("the broker is already attached to a cluster");
+            return;
+        }
+        let adopt = self.identity.cluster_id.is_none();
+        tokio::spawn(sync(Arc::downgrade(self), adopt));
+    }
+
+    fn cluster_state(&self) -> Option<Arc<State>> {
+        let link = self.cluster.get()?;
+        Some(Arc::clone(&link.node.published().borrow().state))
+    }
+
+    /// Whether this broker serves `topic`'s `partition` (see [`Leadership`]).
+    pub(super) fn leadership(&self, topic: &str, partition: i32) -> Leadership {
+        if topic_name::is_internal(topic) {
+            return Leadership::Local;
+        }
+        let Some(state) = self.cluster_state() else {
+            return Leadership::Local;
+        };
+        let Some(meta) = state.topics.get(topic) else {
+            return Leadership::Unknown;
+        };
+        match usize::try_from(partition)
+            .ok()
+            .and_then(|p| meta.partitions.get(p))
+        {
+            Some(p) if p.leader == Some(self.node_id()) => Leadership::Leader,
+            Some(p) => Leadership::Follower(p.leader),
+            None => Leadership::Unknown,
+        }
+    }
+
+    /// The cluster's leaders, replicas and in-sync replicas over a local topic's description.
+    pub(super) fn with_cluster_placement(&self, mut info: TopicInfo) -> TopicInfo {
+        if info.is_internal {
+            return info;
+        }
+        let Some(state) = self.cluster_state() else {
+            return info;
+        };
+        let Some(meta) = state.topics.get(&info.name) else {
+            return info;
+        };
+        for partition in &mut info.partitions {
+            if let Some(p) = usize::try_from(partition.partition)
+                .ok()
+                .and_then(|i| meta.partitions.get(i))
+            {
+                partition.leader = p.leader;
+                partition.replicas = p.replicas.clone();
+                partition.isr = p.isr.clone();
+                // The leader's log may have failed to open; only the leader knows.
+                if p.leader != Some(self.node_id()) {
+                    partition.is_offline = p.leader.is_none();
+                }
+            }
+        }
+        info
+    }
+
+    /// Creates a topic through the controller; answered once this broker holds it.
+    pub(super) async fn create_topic_in_cluster(
+        &self,
+        link: &ClusterLink,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<TopicInfo> {
+        let id = super::admin::new_topic_id();
+        let command = Command::CreateTopic {
+            name: name.to_owned(),
+            id,
+            partitions,
+            replication_factor: 1,
+            assignment: None,
+            configs: overrides,
+            internal: false,
+        };
+        propose(link, &command, name).await?;
+        self.await_local(link, |state| {
+            state.topics.get(name).is_some_and(|t| t.id == id)
+        })
+        .await?;
+        self.reconcile_topic(name)?;
+        self.topic(name).ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })
+    }
+
+    /// Grows a topic through the controller; answered once this broker holds the partitions.
+    pub(super) async fn create_partitions_in_cluster(
+        &self,
+        link: &ClusterLink,
+        name: &str,
+        total: i32,
+    ) -> Result<()> {
+        let command = Command::CreatePartitions {
+            name: name.to_owned(),
+            total,
+            assignment: None,
+        };
+        propose(link, &command, name).await?;
+        self.await_local(link, |state| {
+            state
+                .topics
+                .get(name)
+                .is_some_and(|t| t.partitions.len() >= total as usize)
+        })
+        .await?;
+        self.reconcile_topic(name)
+    }
+
+    /// Replaces a topic's configs through the controller; answered once applied here.
+    pub(super) async fn set_topic_configs_in_cluster(
+        &self,
+        link: &ClusterLink,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let command = Command::SetTopicConfigs {
+            name: name.to_owned(),
+            configs: configs.clone(),
+        };
+        propose(link, &command, name).await?;
+        self.await_local(link, |state| {
+            state.topics.get(name).is_some_and(|t| t.configs == configs)
+        })
+        .await?;
+        self.reconcile_topic(name)
+    }
+
+    /// Deletes a topic through the controller; answered once this broker dropped it.
+    pub(super) async fn delete_topic_in_cluster(
+        &self,
+        link: &ClusterLink,
+        name: &str,
+    ) -> Result<[u8; 16]> {
+        let id = self
+            .cluster_state()
+            .and_then(|s| s.topics.get(name).map(|t| t.id));
+        propose(
+            link,
+            &Command::DeleteTopic {
+                name: name.to_owned(),
+            },
+            name,
+        )
+        .await?;
+        self.await_local(link, |state| !state.topics.contains_key(name))
+            .await?;
+        self.reconcile_topic(name)?;
+        id.ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })
+    }
+
+    async fn await_local(&self, link: &ClusterLink, done: impl Fn(&State) -> bool) -> Result<()> {
+        let mut published = link.node.published();
+        match tokio::time::timeout(LOCAL_APPLY_WAIT, published.wait_for(|p| done(&p.state))).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::Cluster {
+                reason: format!("the change did not reach this broker within {LOCAL_APPLY_WAIT:?}"),
+            }),
+        }
+    }
+
+    /// Makes the local topic `name` what the cluster state says (created, grown or deleted).
+    fn reconcile_topic(&self, name: &str) -> Result<()> {
+        let Some(state) = self.cluster_state() else {
+            return Ok(());
+        };
+        let Some(link) = self.cluster.get() else {
+            return Ok(());
+        };
+        if topic_name::is_internal(name) || link.conflicts().contains(name) {
+            return Ok(());
+        }
+        let _serialized = link
+            .reconciling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let local = self.topic_state(name);
+        match (state.topics.get(name), local) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => {
+                tracing::info!(topic = name, "deleting a topic the cluster deleted");
+                self.delete_topic_local(name).map(drop)
+            }
+            (Some(meta), Some(local)) if local.topic_id != meta.id => {
+                tracing::info!(topic = name, "replacing a topic the cluster re-created");
+                self.delete_topic_local(name)?;
+                self.create_topic_with_id(
+                    name,
+                    meta.id,
+                    meta.partitions.len() as i32,
+                    &meta.configs,
+                )
+                .map(drop)
+            }
+            (Some(meta), Some(local)) if local.partitions.len() < meta.partitions.len() => {
+                self.create_partitions_local(name, meta.partitions.len() as i32, false)?;
+                if local.overrides != meta.configs {
+                    self.set_topic_overrides_local(name, meta.configs.clone())?;
+                }
+                Ok(())
+            }
+            (Some(meta), Some(local)) if local.overrides != meta.configs => {
+                self.set_topic_overrides_local(name, meta.configs.clone())
+            }
+            (Some(_), Some(_)) => Ok(()),
+            (Some(meta), None) => self
+                .create_topic_with_id(name, meta.id, meta.partitions.len() as i32, &meta.configs)
+                .map(drop),
+        }
+    }
+
+    /// Every user topic of the state and of the catalog, reconciled.
+    fn reconcile_all(&self, state: &State) {
+        let mut names: BTreeSet<String> = state
+            .topics
+            .iter()
+            .filter(|(_, t)| !t.internal)
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.extend(
+            self.topics_read()
+                .keys()
+                .filter(|name| !topic_name::is_internal(name))
+                .cloned(),
+        );
+        for name in names {
+            if let Err(error) = self.reconcile_topic(&name) {
+                tracing::error!(topic = %name, %error, "could not follow the cluster's topic");
+            }
+        }
+    }
+
+    /// A standalone data dir joining a cluster: its user topics become cluster topics led
+    /// here, with their ids and data. A name the cluster already has for another topic is
+    /// left alone (and logged).
+    async fn adopt_local_topics(&self, link: &ClusterLink, state: &State) {
+        let local: Vec<Arc<super::Topic>> = self
+            .topics_read()
+            .values()
+            .filter(|t| !topic_name::is_internal(&t.name))
+            .cloned()
+            .collect();
+        for topic in local {
+            let (name, id) = (topic.name.clone(), topic.topic_id);
+            let (partitions, configs) = (topic.partitions.len() as i32, topic.overrides.clone());
+            match state.topics.get(&name) {
+                Some(meta) if meta.id == id => continue,
+                Some(_) => {
+                    tracing::error!(topic = %name, "the cluster has another topic of this name: the local one is left alone, not served");
+                    link.conflicts().insert(name);
+                    continue;
+                }
+                None => {}
+            }
+            let me = self.node_id();
+            let command = Command::CreateTopic {
+                name: name.clone(),
+                id,
+                partitions,
+                replication_factor: 1,
+                assignment: Some(vec![vec![me]; partitions as usize]),
+                configs,
+                internal: false,
+            };
+            match propose(link, &command, &name).await {
+                Ok(()) => tracing::info!(topic = %name, "adopted a local topic into the cluster"),
+                Err(error) => {
+                    tracing::error!(topic = %name, %error, "could not adopt a local topic: left alone, not served");
+                    link.conflicts().insert(name);
+                }
+            }
+        }
+    }
+}
+
+impl ClusterLink {
+    fn conflicts(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.conflicts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Proposes `command` and maps a refusal to the broker error Kafka clients expect.
+async fn propose(link: &ClusterLink, command: &Command, topic: &str) -> Result<()> {
+    match link.node.propose(command).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(rejection)) => Err(match rejection {
+            Rejection::TopicExists { .. } | Rejection::TopicIdExists => Error::TopicAlreadyExists {
+                topic: topic.to_owned(),
+            },
+            Rejection::UnknownTopic { .. } => Error::UnknownTopic {
+                topic: topic.to_owned(),
+            },
+            Rejection::InvalidPartitions { reason } => Error::InvalidPartitions {
+                topic: topic.to_owned(),
+                count: 0,
+                reason,
+            },
+            other => Error::Cluster {
+                reason: other.to_string(),
+            },
+        }),
+        Err(error) => Err(Error::Cluster {
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// Follows the published state until the broker is gone or shut down.
+async fn sync(broker: Weak<Broker>, mut adopt: bool) {
+    let (mut published, mut shutdown) = match broker.upgrade() {
+        Some(broker) => match broker.cluster.get() {
+            Some(link) => (link.node.published(), broker.shutdown.subscribe()),
+            None => return,
+        },
+        None => return,
+    };
+    loop {
+        let state = Arc::clone(&published.borrow_and_update().state);
+        let Some(strong) = broker.upgrade() else {
+            return;
+        };
+        // Adopting needs this broker registered: the topics are assigned to it.
+        let ready =
+            state.cluster_id.is_some() && (!adopt || state.brokers.contains_key(&strong.node_id()));
+        if ready {
+            if adopt && let Some(link) = strong.cluster.get() {
+                strong.adopt_local_topics(link, &state).await;
+                adopt = false;
+                continue;
+            }
+            let reconciled =
+                tokio::task::spawn_blocking(move || strong.reconcile_all(&state)).await;
+            if let Err(error) = reconciled {
+                tracing::error!(%error, "the topic sync task failed");
+            }
+        } else {
+            drop(strong);
+        }
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
