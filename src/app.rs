@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, TxnSettings};
-use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork};
+use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork, InternalTopic};
 use crate::config::Config;
 use crate::kafka::{self, KafkaSettings};
 use crate::server;
@@ -184,11 +184,31 @@ async fn start_cluster(
         controller_election_timeout: cluster.controller_election_timeout,
         broker_session_timeout: cluster.broker_session_timeout,
         request_timeout: CONTROLLER_REQUEST_TIMEOUT,
+        internal_topics: internal_topics(config),
     };
     let node = ClusterNode::start(settings, GossipNetwork::Udp)
         .await
         .context("starting the cluster member")?;
     Ok(Some(node))
+}
+
+/// The internal topics as this broker's config sizes them (the controller leader's config
+/// decides for the cluster).
+fn internal_topics(config: &Config) -> Vec<InternalTopic> {
+    let compacted =
+        || std::collections::BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
+    vec![
+        InternalTopic {
+            name: "__consumer_offsets".to_owned(),
+            partitions: config.group_settings().offsets_topic_partitions,
+            configs: compacted(),
+        },
+        InternalTopic {
+            name: "__transaction_state".to_owned(),
+            partitions: config.transaction_settings().state_topic_partitions,
+            configs: compacted(),
+        },
+    ]
 }
 
 /// How long a metadata change may wait for the controller (Kafka's default request timeout).

@@ -31,6 +31,21 @@ pub(super) struct ClusterLink {
     reconciling: std::sync::Mutex<()>,
 }
 
+/// Which broker coordinates a group or a transactional id: the leader of the internal
+/// partition its key hashes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CoordinatorAt {
+    Here,
+    /// Another broker: its id and Kafka endpoint.
+    Broker {
+        id: i32,
+        host: String,
+        port: u16,
+    },
+    /// The internal topic or its partition's leader is not known yet.
+    Unavailable,
+}
+
 /// Who leads a user topic's partition, as the metadata state says.
 pub(super) enum Leadership {
     /// Not a cluster-managed topic (standalone, or internal): served locally.
@@ -61,6 +76,45 @@ impl Broker {
         Some(Arc::clone(&link.node.published().borrow().state))
     }
 
+    /// The coordinator of group `group_id` (`__consumer_offsets`).
+    pub(crate) fn group_coordinator(&self, group_id: &str) -> CoordinatorAt {
+        self.coordinator_for(super::group::OFFSETS_TOPIC, group_id)
+    }
+
+    /// The coordinator of transactional id `transactional_id` (`__transaction_state`).
+    pub(crate) fn txn_coordinator(&self, transactional_id: &str) -> CoordinatorAt {
+        self.coordinator_for(super::txn::TXN_TOPIC, transactional_id)
+    }
+
+    /// Out of cluster mode, this broker; in it, the leader of the key's partition of
+    /// `internal_topic` as the controller placed it.
+    fn coordinator_for(&self, internal_topic: &str, key: &str) -> CoordinatorAt {
+        let Some(state) = self.cluster_state() else {
+            return CoordinatorAt::Here;
+        };
+        let Some(meta) = state.topics.get(internal_topic) else {
+            return CoordinatorAt::Unavailable;
+        };
+        let count = i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX);
+        let partition = super::group::partition_for(key, count);
+        let leader = usize::try_from(partition)
+            .ok()
+            .and_then(|p| meta.partitions.get(p))
+            .and_then(|p| p.leader);
+        match leader {
+            Some(id) if id == self.node_id() => CoordinatorAt::Here,
+            Some(id) => match state.brokers.get(&id).filter(|b| !b.fenced) {
+                Some(broker) => CoordinatorAt::Broker {
+                    id,
+                    host: broker.kafka.host.clone(),
+                    port: broker.kafka.port,
+                },
+                None => CoordinatorAt::Unavailable,
+            },
+            None => CoordinatorAt::Unavailable,
+        }
+    }
+
     /// Whether this broker serves `topic`'s `partition` (see [`Leadership`]).
     pub(super) fn leadership(&self, topic: &str, partition: i32) -> Leadership {
         if topic_name::is_internal(topic) {
@@ -84,9 +138,6 @@ impl Broker {
 
     /// The cluster's leaders, replicas and in-sync replicas over a local topic's description.
     pub(super) fn with_cluster_placement(&self, mut info: TopicInfo) -> TopicInfo {
-        if info.is_internal {
-            return info;
-        }
         let Some(state) = self.cluster_state() else {
             return info;
         };

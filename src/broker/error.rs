@@ -16,6 +16,8 @@ pub(crate) enum Error {
         partition: i32,
         leader: Option<i32>,
     },
+    #[error("group {group} is coordinated by another broker")]
+    NotCoordinator { group: String },
     #[error("the cluster controller did not answer: {reason}")]
     Cluster { reason: String },
     #[error("topic {topic} already exists")]

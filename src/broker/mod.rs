@@ -37,6 +37,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+pub(crate) use cluster_link::CoordinatorAt;
 pub(crate) use error::{Error, Result};
 pub(crate) use group::{
     CommitPartition, CommittedOffset, ConsumerHeartbeat, GroupSettings, GroupState, JoinRequest,
@@ -306,6 +307,22 @@ impl Broker {
         self.topics_read().get(name).cloned()
     }
 
+    /// Whether `topic` has `partition` (wherever it is led): UNKNOWN_TOPIC_OR_PARTITION if not.
+    fn partition_exists(&self, topic: &str, partition: i32) -> Result<()> {
+        let exists = self
+            .topic_state(topic)
+            .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()));
+        if exists {
+            Ok(())
+        } else {
+            Err(Error::UnknownTopicOrPartition {
+                topic: topic.to_owned(),
+                partition,
+            })
+        }
+    }
+
+    /// A partition this broker serves (its leader in cluster mode).
     fn partition(&self, topic: &str, partition: i32) -> Result<(Arc<Topic>, Arc<Partition>)> {
         let unknown = || Error::UnknownTopicOrPartition {
             topic: topic.to_owned(),

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::settings::InternalTopic;
 use crate::gossip::{Member, Membership};
 use crate::metadata::{BrokerRegistration, Endpoint, State};
 use crate::storage;
@@ -30,6 +31,8 @@ pub(crate) enum Duty {
         rpc_addr: String,
     },
     SetVoters(BTreeSet<u64>),
+    /// An internal topic the cluster does not have yet.
+    CreateInternalTopic(InternalTopic),
 }
 
 /// What the leader sees when it plans.
@@ -46,6 +49,9 @@ pub(crate) struct Seen<'a> {
     pub(crate) absent_for: &'a BTreeMap<i32, Duration>,
     pub(crate) session_timeout: Duration,
     pub(crate) controller_voters: usize,
+    /// Internal topics are created once this many brokers are registered and unfenced.
+    pub(crate) bootstrap_expect: usize,
+    pub(crate) internal_topics: &'a [InternalTopic],
 }
 
 /// The registration a live gossip member asks for, if its gossip is usable.
@@ -121,6 +127,14 @@ pub(crate) fn plan(seen: &Seen<'_>) -> Vec<Duty> {
     }
     if let Some(change) = membership_change(seen) {
         duties.push(change);
+    }
+    let serving = seen.state.brokers.values().filter(|b| !b.fenced).count();
+    if serving >= seen.bootstrap_expect.max(1) {
+        for topic in seen.internal_topics {
+            if !seen.state.topics.contains_key(&topic.name) {
+                duties.push(Duty::CreateInternalTopic(topic.clone()));
+            }
+        }
     }
     duties
 }
@@ -225,6 +239,7 @@ mod tests {
         learners: BTreeSet<u64>,
         addresses: BTreeMap<u64, String>,
         absent_for: BTreeMap<i32, Duration>,
+        internal_topics: Vec<InternalTopic>,
     }
 
     impl Fixture {
@@ -239,6 +254,8 @@ mod tests {
                 absent_for: &self.absent_for,
                 session_timeout: SESSION,
                 controller_voters: 3,
+                bootstrap_expect: 1,
+                internal_topics: &self.internal_topics,
             })
         }
     }
@@ -251,6 +268,7 @@ mod tests {
             learners: BTreeSet::new(),
             addresses: BTreeMap::new(),
             absent_for: BTreeMap::new(),
+            internal_topics: Vec::new(),
         }
     }
 
@@ -284,6 +302,36 @@ mod tests {
                 id: 2,
                 rpc_addr: "127.0.0.1:7002".into()
             }]
+        );
+    }
+
+    #[test]
+    fn missing_internal_topics_are_created_once_enough_brokers_serve() {
+        let mut f = fixture(&[1, 2], &[1, 2], &[1, 2]);
+        let offsets = InternalTopic {
+            name: "__consumer_offsets".into(),
+            partitions: 50,
+            configs: BTreeMap::new(),
+        };
+        f.internal_topics = vec![offsets.clone()];
+        assert_eq!(f.plan(), vec![Duty::CreateInternalTopic(offsets.clone())]);
+        f.state.brokers.get_mut(&2).unwrap().fenced = true;
+        let seen = Seen {
+            leader: 1,
+            state: &f.state,
+            view: &f.view,
+            voters: &f.voters,
+            learners: &f.learners,
+            addresses: &f.addresses,
+            absent_for: &f.absent_for,
+            session_timeout: SESSION,
+            controller_voters: 3,
+            bootstrap_expect: 2,
+            internal_topics: &f.internal_topics,
+        };
+        assert!(
+            !plan(&seen).contains(&Duty::CreateInternalTopic(offsets)),
+            "one serving broker of the two expected: wait"
         );
     }
 

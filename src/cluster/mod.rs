@@ -17,4 +17,4 @@ mod settings;
 mod tests;
 
 pub(crate) use node::{ClusterNode, ClusterView, GossipNetwork};
-pub(crate) use settings::ClusterSettings;
+pub(crate) use settings::{ClusterSettings, InternalTopic};

@@ -468,6 +468,8 @@ async fn lead(
         absent_for: &absent_for,
         session_timeout: settings.broker_session_timeout,
         controller_voters: settings.controller_voters,
+        bootstrap_expect: settings.bootstrap_expect,
+        internal_topics: &settings.internal_topics,
     });
     for duty in duties {
         match duty {
@@ -499,6 +501,19 @@ async fn lead(
                     .set_address(id as u64, RaftNode { rpc_addr })
                     .await
                     .map_err(|e| e.to_string())?;
+            }
+            Duty::CreateInternalTopic(topic) => {
+                tracing::info!(topic = %topic.name, partitions = topic.partitions, "creating an internal topic");
+                let command = Command::CreateTopic {
+                    name: topic.name.clone(),
+                    id: new_topic_id()?,
+                    partitions: topic.partitions,
+                    replication_factor: 1,
+                    assignment: None,
+                    configs: topic.configs.clone(),
+                    internal: true,
+                };
+                propose(node, command).await?;
             }
             Duty::SetVoters(voters) => {
                 tracing::info!(?voters, "changing the controller voters");
@@ -532,7 +547,14 @@ async fn resolve(seeds: &[String]) -> Vec<SocketAddr> {
 }
 
 fn new_cluster_id() -> Result<String, String> {
+    Ok(storage::encode_uuid(new_topic_id()?))
+}
+
+/// A random v4 UUID (never all zeros) for a cluster or topic id.
+fn new_topic_id() -> Result<[u8; 16], String> {
     let mut id = [0u8; 16];
-    getrandom::fill(&mut id).map_err(|e| format!("drawing a cluster id: {e}"))?;
-    Ok(storage::encode_uuid(id))
+    getrandom::fill(&mut id).map_err(|e| format!("drawing a random id: {e}"))?;
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    Ok(id)
 }

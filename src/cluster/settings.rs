@@ -41,6 +41,17 @@ pub(crate) struct ClusterSettings {
     pub(crate) broker_session_timeout: Duration,
     /// How long a proposal may wait for the controller.
     pub(crate) request_timeout: Duration,
+    /// Internal topics the controller leader creates once `bootstrap_expect` brokers are
+    /// registered (their partitions' leaders coordinate groups and transactions).
+    pub(crate) internal_topics: Vec<InternalTopic>,
+}
+
+/// An internal topic: `__consumer_offsets` or `__transaction_state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InternalTopic {
+    pub(crate) name: String,
+    pub(crate) partitions: i32,
+    pub(crate) configs: std::collections::BTreeMap<String, String>,
 }
 
 impl ClusterSettings {

@@ -51,6 +51,7 @@ fn settings(
         controller_election_timeout: Duration::from_millis(600),
         broker_session_timeout: Duration::from_millis(1500),
         request_timeout: Duration::from_secs(20),
+        internal_topics: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
         E::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
         E::Cluster { .. } => ResponseError::RequestTimedOut,
+        E::NotCoordinator { .. } => ResponseError::NotCoordinator,
         E::TopicAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
         E::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         E::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
@@ -85,6 +86,7 @@ pub(crate) fn for_txn_error(error: broker::TxnError) -> ResponseError {
         T::TransactionAbortable => ResponseError::TransactionAbortable,
         T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
         T::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        T::NotCoordinator => ResponseError::NotCoordinator,
         // Kafka answers an illegal coordinator state with an unknown server error.
         T::IllegalState => ResponseError::UnknownServerError,
     }

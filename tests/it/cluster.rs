@@ -7,8 +7,14 @@ use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, GroupId, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::harness::{self, Broker, CLIENT_DEADLINE, wait_until};
 use crate::raw::{self, RawConn};
@@ -113,8 +119,87 @@ fn latest_offset(addr: SocketAddr, topic: &str, partition: i32) -> (i16, i64) {
     raw::latest_offset(addr, topic, partition, 0)
 }
 
+/// The coordinator of `group` as the broker at `addr` answers FindCoordinator.
+fn coordinator(addr: SocketAddr, group: &str) -> i32 {
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_owned()))
+        .with_key_type(0);
+    let response = RawConn::connect(addr).roundtrip(&request, 3);
+    assert_eq!(response.error_code, 0, "FindCoordinator {group}");
+    response.node_id.0
+}
+
+/// OffsetFetch (v5) of `group` at `addr`: its top-level error code.
+fn offset_fetch_error(addr: SocketAddr, group: &str) -> i16 {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_topics(None);
+    RawConn::connect(addr).roundtrip(&request, 5).error_code
+}
+
+/// Subscribes as `group` through `bootstrap`, reads `count` records, commits synchronously.
+fn consume_as_group(bootstrap: &str, group: &str, topic: &str, count: usize) -> usize {
+    let consumer: BaseConsumer = group_config(bootstrap, group)
+        .create()
+        .expect("group consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut read = 0;
+    let deadline = std::time::Instant::now() + CLIENT_DEADLINE;
+    while read < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {read} of {count}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => read += 1,
+            Some(Err(error)) => panic!("group consumer: {error}"),
+            None => {}
+        }
+    }
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    read
+}
+
+/// The committed offset of every partition of `topic` for `group`, asked through `bootstrap`.
+fn committed_offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = group_config(bootstrap, group)
+        .create()
+        .expect("offsets reader");
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..6 {
+        wanted.add_partition(topic, partition);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, CLIENT_DEADLINE)
+        .expect("OffsetFetch");
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(offset) => offset,
+            other => panic!("partition {} committed {other:?}", e.partition()),
+        })
+        .collect()
+}
+
+fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("fetch.wait.max.ms", "100")
+        .set("reconnect.backoff.max.ms", "500");
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn topics_are_spread_over_the_brokers_and_clients_reach_every_leader() {
+async fn topics_and_group_coordinators_are_spread_and_clients_reach_every_leader() {
     let (brokers, _dirs) = form_three();
     let bootstraps: Vec<String> = brokers.iter().map(Broker::bootstrap).collect();
     harness::create_topic(&bootstraps[0], "spread", 6, &[]).await;
@@ -151,6 +236,31 @@ async fn topics_are_spread_over_the_brokers_and_clients_reach_every_leader() {
     let wanted: Vec<(i32, i64, usize)> = (0..6).map(|p| (p, 0, 20)).collect();
     let read = harness::consume(&bootstraps[2], "spread", &wanted, CLIENT_DEADLINE);
     assert_eq!(read.values().map(Vec::len).sum::<usize>(), 120);
+
+    // A consumer group whose coordinator is another broker than the one it bootstraps from.
+    let group = (0..100)
+        .map(|i| format!("spread-group-{i}"))
+        .find(|g| coordinator(brokers[0].addr(), g) != 1)
+        .expect("some group is coordinated elsewhere");
+    let coordinator_id = coordinator(brokers[0].addr(), &group);
+    for broker in &brokers {
+        assert_eq!(
+            coordinator(broker.addr(), &group),
+            coordinator_id,
+            "one coordinator"
+        );
+    }
+    let consumed = consume_as_group(&bootstraps[0], &group, "spread", 120);
+    assert_eq!(consumed, 120);
+    // Its committed offsets are kept by the coordinator and answered by it.
+    let committed = committed_offsets(&bootstraps[1], &group, "spread");
+    assert_eq!(committed, vec![20; 6], "group {group} at {coordinator_id}");
+    // Another broker answers group requests with NOT_COORDINATOR.
+    let elsewhere = brokers
+        .iter()
+        .position(|b| b.addr() != brokers[coordinator_id as usize - 1].addr())
+        .expect("three brokers");
+    assert_eq!(offset_fetch_error(brokers[elsewhere].addr(), &group), 16);
 
     // Only the leader serves a partition; the others answer NOT_LEADER_OR_FOLLOWER.
     for (&partition, &leader) in &placement {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use tokio::sync::oneshot;
 
-use super::{Group, GroupState, check_group_id, wait_stored};
+use super::{Group, GroupState, wait_stored};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Broker, now_ms};
 
@@ -110,7 +110,7 @@ impl Broker {
     /// DeleteGroups for one group: only an empty group can go; its offsets (committed or in
     /// flight) go with it. Answers once the tombstones are durable.
     pub(crate) async fn delete_group(&self, group_id: &str) -> Result<()> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         let stored = {
             let mut state = self.groups.lock();
             let entry = state

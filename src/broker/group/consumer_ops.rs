@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use super::GroupEntry;
 use super::admin::{GroupDescription, MemberDescription};
 use super::consumer::{ConsumerGroup, Heartbeat, HeartbeatResponse};
-use super::{GroupEntry, check_group_id};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Broker, now_ms};
 
@@ -44,7 +44,7 @@ impl Broker {
         group_id: &str,
         mut request: Heartbeat,
     ) -> Result<HeartbeatResponse> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         if request.member_id.is_empty() {
             if request.member_epoch != 0 {
                 return Err(Error::UnknownMemberId {

@@ -39,6 +39,7 @@ pub(crate) use journal::WriteFailure;
 pub(crate) use member::Protocol;
 pub(crate) use offsets::CommitPartition;
 pub(crate) use record::CommittedOffset;
+pub(super) use store::{OFFSETS_TOPIC, partition_for};
 pub(crate) use txn_offsets::TxnCommit;
 
 use classic::{Group, GroupWrite, Outcome};
@@ -239,13 +240,34 @@ fn check_group_id(group_id: &str) -> Result<()> {
 }
 
 impl Broker {
+    /// A valid group id that this broker coordinates (NOT_COORDINATOR otherwise, so the client
+    /// looks the coordinator up again).
+    pub(crate) fn check_group(&self, group_id: &str) -> Result<()> {
+        check_group_id(group_id)?;
+        self.check_coordinator(group_id)
+    }
+
+    /// Whether this broker coordinates `group_id`: NOT_COORDINATOR if another broker does,
+    /// COORDINATOR_NOT_AVAILABLE while none is known.
+    pub(crate) fn check_coordinator(&self, group_id: &str) -> Result<()> {
+        match self.group_coordinator(group_id) {
+            super::CoordinatorAt::Here => Ok(()),
+            super::CoordinatorAt::Broker { .. } => Err(Error::NotCoordinator {
+                group: group_id.to_owned(),
+            }),
+            super::CoordinatorAt::Unavailable => Err(not_available(group_id)),
+        }
+    }
+}
+
+impl Broker {
     /// JoinGroup: answers at once or when the rebalance's join phase completes.
     pub(crate) async fn join_group(
         &self,
         group_id: &str,
         mut request: JoinRequest,
     ) -> Result<JoinResponse> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         self.sync_offsets_before_roll(group_id).await;
         let bytes: usize = request.protocols.iter().map(|p| p.metadata.len()).sum();
         if bytes > GROUP_MEMBER_METADATA_BYTES_MAX {
@@ -316,7 +338,7 @@ impl Broker {
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> Result<SyncResponse> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         self.sync_offsets_before_roll(group_id).await;
         let rx = {
             let mut state = self.groups.lock();
@@ -361,7 +383,7 @@ impl Broker {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<()> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         let mut state = self.groups.lock();
         let entry = state
             .groups
@@ -382,7 +404,7 @@ impl Broker {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<()>>> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         let mut state = self.groups.lock();
         let Some(entry) = state.groups.get_mut(group_id) else {
             let unknown = |id: &String| {

@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use super::journal::{Effect, OffsetKey, WriteFailure, WriteReply};
 use super::record::{self, CommittedOffset, Key};
-use super::{Group, GroupState, State, check_group_id, wait_stored};
+use super::{Group, GroupState, State, wait_stored};
 use crate::broker::error::{Error, Result};
 use crate::broker::{Broker, now_ms};
 use crate::storage;
@@ -66,7 +66,7 @@ impl Broker {
         retention_ms: Option<i64>,
         partitions: Vec<CommitPartition>,
     ) -> Result<Vec<Result<()>>> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         self.sync_offsets_before_roll(group_id).await;
         let now = now_ms();
         let expire_timestamp_ms = retention_ms.filter(|r| *r >= 0).map_or(-1, |r| now + r);
@@ -104,7 +104,7 @@ impl Broker {
                         bytes_max: metadata_max,
                     })
                 } else {
-                    self.partition(&p.topic, p.partition).map(|_| ())
+                    self.partition_exists(&p.topic, p.partition)
                 };
                 if check.is_ok() {
                     let value = CommittedOffset {
@@ -176,7 +176,7 @@ impl Broker {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<()> {
-        check_group_id(group_id)?;
+        self.check_group(group_id)?;
         let stored = {
             let mut state = self.groups.lock();
             let entry = state

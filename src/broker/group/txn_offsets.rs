@@ -14,7 +14,7 @@ use super::journal::{Effect, OffsetKey, WriteFailure, WriteReply};
 use super::offsets::offset_record;
 use super::record::{self, CommittedOffset, Key};
 use super::store::{OFFSETS_TOPIC, partition_for};
-use super::{CommitPartition, GroupEntry, State, check_group_id, wait_stored};
+use super::{CommitPartition, GroupEntry, State, wait_stored};
 use crate::broker::error::{Error, Result};
 use crate::broker::idempotence::Checks;
 use crate::broker::txn::MarkerSpec;
@@ -129,7 +129,7 @@ impl Broker {
         commit: TxnCommit,
         partitions: Vec<CommitPartition>,
     ) -> Result<Vec<Result<()>>> {
-        check_group_id(&commit.group_id)?;
+        self.check_group(&commit.group_id)?;
         let group_id = commit.group_id.as_str();
         let offsets_partition = partition_for(group_id, self.offsets_partitions());
         let guard = self
@@ -154,7 +154,7 @@ impl Broker {
                         bytes_max: metadata_max,
                     })
                 } else {
-                    self.partition(&p.topic, p.partition).map(|_| ())
+                    self.partition_exists(&p.topic, p.partition)
                 };
                 if check.is_ok() {
                     let value = CommittedOffset {

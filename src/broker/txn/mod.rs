@@ -10,6 +10,8 @@ mod metadata;
 mod record;
 mod state;
 mod store;
+
+pub(super) use store::TXN_TOPIC;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -48,6 +50,8 @@ pub(crate) enum TxnError {
     TransactionalIdNotFound,
     #[error("the transaction coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("another broker coordinates this transactional id")]
+    NotCoordinator,
     #[error("the transaction coordinator met an illegal state transition")]
     IllegalState,
 }
@@ -125,6 +129,15 @@ fn refused(transactional_id: &str, error: TxnError) -> Error {
 
 impl Broker {
     fn txn_state(&self, transactional_id: &str) -> Result<MutexGuard<'_, State>> {
+        match self.txn_coordinator(transactional_id) {
+            super::CoordinatorAt::Here => {}
+            super::CoordinatorAt::Broker { .. } => {
+                return Err(refused(transactional_id, TxnError::NotCoordinator));
+            }
+            super::CoordinatorAt::Unavailable => {
+                return Err(refused(transactional_id, TxnError::CoordinatorNotAvailable));
+            }
+        }
         let state = self.transactions.lock();
         if state.is_active {
             Ok(state)
@@ -279,7 +292,7 @@ impl Broker {
     ) -> Vec<(TopicPartition, Result<()>)> {
         let unknown: Vec<bool> = partitions
             .iter()
-            .map(|(topic, partition)| self.partition(topic, *partition).is_err())
+            .map(|(topic, partition)| self.partition_exists(topic, *partition).is_err())
             .collect();
         if unknown.iter().any(|u| *u) {
             // Kafka: the unknown ones fail, the others are not attempted.

@@ -49,6 +49,12 @@ pub(crate) async fn handle(
         .map(|group_id| {
             let described =
                 DescribedGroup::default().with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            if let Err(err) = ctx.broker.check_coordinator(group_id.as_str()) {
+                return described
+                    .with_group_id(group_id)
+                    .with_error_code(error_code::code(&err))
+                    .with_error_message(error_code::message(&err));
+            }
             let Some(group) = ctx.broker.describe_consumer_group(group_id.as_str()) else {
                 return described
                     .with_group_id(group_id)

@@ -24,6 +24,11 @@ pub(crate) async fn handle(
         .map(|group_id| {
             let described =
                 DescribedGroup::default().with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            if let Err(err) = ctx.broker.check_coordinator(group_id.as_str()) {
+                return described
+                    .with_group_id(group_id)
+                    .with_error_code(error_code::code(&err));
+            }
             let Some(group) = ctx.broker.describe_group(group_id.as_str()) else {
                 // Unknown groups: Dead with no error before v6, GROUP_ID_NOT_FOUND from v6.
                 let described =

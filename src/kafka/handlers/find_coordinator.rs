@@ -1,12 +1,13 @@
-//! FindCoordinator (key 10), v0-v6 (v4+ batches keys): this single node coordinates every
-//! consumer group and every transactional id (the leader of their internal partitions); share
-//! groups are not served, so they get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (key 10), v0-v6 (v4+ batches keys): the leader of the internal partition a
+//! group or transactional id hashes to (this node out of cluster mode); share groups are not
+//! served, so they get COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::broker::CoordinatorAt;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -20,20 +21,6 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::FindCoordinatorRequest,
 ) -> messages::FindCoordinatorResponse {
-    let node_id = messages::BrokerId(ctx.broker.node_id());
-    let endpoint = ctx.broker.advertised();
-    let host = StrBytes::from_string(endpoint.host.clone());
-    let port = i32::from(endpoint.port);
-    let error = if request.key_type == KEY_TYPE_GROUP {
-        None
-    } else if request.key_type == KEY_TYPE_TRANSACTION {
-        (!ctx.broker.is_coordinating_transactions())
-            .then_some(ResponseError::CoordinatorNotAvailable)
-    } else if (0..=KEY_TYPE_MAX).contains(&request.key_type) {
-        Some(ResponseError::CoordinatorNotAvailable)
-    } else {
-        Some(ResponseError::InvalidRequest)
-    };
     tracing::debug!(key_type = request.key_type, "find coordinator");
     let response = messages::FindCoordinatorResponse::default();
     if version >= 4 {
@@ -41,29 +28,54 @@ pub(crate) async fn handle(
         let coordinators = request
             .coordinator_keys
             .into_iter()
-            .map(|key| match error {
-                None => Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(node_id)
-                    .with_host(host.clone())
-                    .with_port(port)
-                    .with_error_code(error_code::NONE),
-                Some(error) => Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(messages::BrokerId(-1))
-                    .with_error_code(error.code()),
+            .map(|key| {
+                let found = locate(ctx, request.key_type, key.as_str());
+                let coordinator = Coordinator::default().with_key(key);
+                match found {
+                    Ok((node_id, host, port)) => coordinator
+                        .with_node_id(messages::BrokerId(node_id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(i32::from(port))
+                        .with_error_code(error_code::NONE),
+                    Err(error) => coordinator
+                        .with_node_id(messages::BrokerId(-1))
+                        .with_error_code(error.code()),
+                }
             })
             .collect();
         return response.with_coordinators(coordinators);
     }
-    match error {
-        None => response
+    match locate(ctx, request.key_type, request.key.as_str()) {
+        Ok((node_id, host, port)) => response
             .with_error_code(error_code::NONE)
-            .with_node_id(node_id)
-            .with_host(host)
-            .with_port(port),
-        Some(error) => response
+            .with_node_id(messages::BrokerId(node_id))
+            .with_host(StrBytes::from_string(host))
+            .with_port(i32::from(port)),
+        Err(error) => response
             .with_error_code(error.code())
             .with_node_id(messages::BrokerId(-1)),
+    }
+}
+
+/// The coordinator of one key: (node id, host, port), or why there is none.
+fn locate(ctx: &Context, key_type: i8, key: &str) -> Result<(i32, String, u16), ResponseError> {
+    let at = match key_type {
+        KEY_TYPE_GROUP => ctx.broker.group_coordinator(key),
+        KEY_TYPE_TRANSACTION if ctx.broker.is_coordinating_transactions() => {
+            ctx.broker.txn_coordinator(key)
+        }
+        KEY_TYPE_TRANSACTION => return Err(ResponseError::CoordinatorNotAvailable),
+        other if (0..=KEY_TYPE_MAX).contains(&other) => {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        _ => return Err(ResponseError::InvalidRequest),
+    };
+    match at {
+        CoordinatorAt::Here => {
+            let endpoint = ctx.broker.advertised();
+            Ok((ctx.broker.node_id(), endpoint.host.clone(), endpoint.port))
+        }
+        CoordinatorAt::Broker { id, host, port } => Ok((id, host, port)),
+        CoordinatorAt::Unavailable => Err(ResponseError::CoordinatorNotAvailable),
     }
 }

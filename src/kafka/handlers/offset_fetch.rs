@@ -75,6 +75,11 @@ pub(crate) async fn handle(
             .groups
             .into_iter()
             .map(|g| {
+                if let Err(err) = ctx.broker.check_coordinator(g.group_id.as_str()) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(error_code::code(&err));
+                }
                 let asked = g.topics.map(|topics| {
                     topics
                         .into_iter()
@@ -107,6 +112,15 @@ pub(crate) async fn handle(
             })
             .collect();
         return response.with_groups(groups);
+    }
+    if let Err(err) = ctx.broker.check_coordinator(request.group_id.as_str()) {
+        // v0-1 have no top-level error code: they get nothing, and look the coordinator up
+        // again on their next failure.
+        return if version >= 2 {
+            response.with_error_code(error_code::code(&err))
+        } else {
+            response
+        };
     }
     // v1 has no "all topics" form: a null list is read as empty.
     let asked = match request.topics {
