@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::error::{Error, Result};
 use super::{Broker, TopicInfo, topic_name};
 use crate::cluster::ClusterNode;
-use crate::metadata::{Command, Rejection, State};
+use crate::metadata::{Command, Outcome, Rejection, State};
 
 /// How long an admin request waits for its applied change to reach this broker's state.
 const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(10);
@@ -69,6 +69,14 @@ impl Broker {
         }
         let adopt = self.identity.cluster_id.is_none();
         tokio::spawn(sync(Arc::downgrade(self), adopt));
+        match self.producer_ids.use_controller_blocks() {
+            Ok(at_least) => {
+                tokio::spawn(refill_producer_ids(Arc::downgrade(self), at_least));
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not switch producer ids to controller blocks");
+            }
+        }
     }
 
     fn cluster_state(&self) -> Option<Arc<State>> {
@@ -448,6 +456,54 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
         }
         tokio::select! {
             changed = published.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// How long to wait before asking the controller for producer ids again after a failure.
+const PRODUCER_ID_RETRY: Duration = Duration::from_millis(500);
+
+/// Keeps at least half a block of controller-allocated producer ids in hand.
+async fn refill_producer_ids(broker: Weak<Broker>, at_least: i64) {
+    loop {
+        let Some(strong) = broker.upgrade() else {
+            return;
+        };
+        let mut shutdown = strong.shutdown.subscribe();
+        if *shutdown.borrow() {
+            return;
+        }
+        if strong.producer_ids.wants_block() {
+            let Some(link) = strong.cluster.get() else {
+                return;
+            };
+            let command = Command::AllocateProducerIds {
+                broker: strong.node_id(),
+                count: super::producer_ids::BLOCK_SIZE,
+                at_least,
+            };
+            match link.node.propose(&command).await {
+                Ok(Ok(Outcome::ProducerIds { first, count })) => {
+                    tracing::debug!(first, count, "producer ids from the controller");
+                    strong.producer_ids.add_block(first..first + count);
+                    continue;
+                }
+                other => {
+                    tracing::debug!(?other, "no producer ids from the controller yet; retrying");
+                    drop(strong);
+                    tokio::select! {
+                        _ = tokio::time::sleep(PRODUCER_ID_RETRY) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                    continue;
+                }
+            }
+        }
+        let low = Arc::clone(&strong);
+        drop(strong);
+        tokio::select! {
+            _ = low.producer_ids.running_low() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }

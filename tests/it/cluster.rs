@@ -8,7 +8,8 @@ use std::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, MetadataRequest, MetadataResponse,
+    OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -117,6 +118,26 @@ fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
 /// ListOffsets (latest) of one partition at `addr`: (error code, offset).
 fn latest_offset(addr: SocketAddr, topic: &str, partition: i32) -> (i16, i64) {
     raw::latest_offset(addr, topic, partition, 0)
+}
+
+/// InitProducerId (v2, no transactional id) at `addr`, retried while the broker waits for its
+/// first block of producer ids.
+fn init_producer_id(addr: SocketAddr) -> i64 {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(-1);
+    let mut id = None;
+    wait_until(FORM_DEADLINE, "a producer id", || {
+        let response = RawConn::connect(addr).roundtrip(&request, 2);
+        assert!(
+            [0, 15].contains(&response.error_code),
+            "InitProducerId: {}",
+            response.error_code
+        );
+        id = (response.error_code == 0).then_some(response.producer_id.0);
+        id.is_some()
+    });
+    id.expect("wait_until returned once an id came")
 }
 
 /// The coordinator of `group` as the broker at `addr` answers FindCoordinator.
@@ -262,6 +283,14 @@ async fn topics_and_group_coordinators_are_spread_and_clients_reach_every_leader
         .expect("three brokers");
     assert_eq!(offset_fetch_error(brokers[elsewhere].addr(), &group), 16);
 
+    // Idempotent producers get producer ids no other broker hands out.
+    let mut ids = BTreeSet::new();
+    for broker in &brokers {
+        for _ in 0..2 {
+            assert!(ids.insert(init_producer_id(broker.addr())), "{ids:?}");
+        }
+    }
+
     // Only the leader serves a partition; the others answer NOT_LEADER_OR_FOLLOWER.
     for (&partition, &leader) in &placement {
         for (at, broker) in brokers.iter().enumerate() {
@@ -327,8 +356,8 @@ async fn a_single_node_data_dir_becomes_a_one_broker_cluster_with_its_topics_and
     });
 }
 
-#[test]
-fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_leaders_kill() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_leaders_kill() {
     let (mut brokers, dirs) = form_three();
     let views: Vec<_> = brokers.iter().map(|b| view(b.addr())).collect();
     let cluster_id = views[0].0.clone();
@@ -360,6 +389,30 @@ fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_leaders_k
             })
         },
     );
+
+    // CreateTopics through a survivor works with the new controller.
+    let survivor = brokers
+        .iter()
+        .position(|b| b.addr() == survivors[0])
+        .expect("a survivor");
+    let bootstrap = brokers[survivor].bootstrap();
+    harness::create_topic(&bootstrap, "after-kill", 4, &[]).await;
+    wait_until(FORM_DEADLINE, "the topic led by the survivors", || {
+        let leaders = leaders(&bootstrap, "after-kill");
+        leaders.len() == 4 && leaders.values().all(|l| *l != leader)
+    });
+
+    // A fourth broker started with only the seeds joins and leads partitions of new topics.
+    let seed = gossip_addr(&brokers[survivor]);
+    let fourth_dir = tempfile::tempdir().unwrap();
+    let _fourth = start(fourth_dir.path(), &cluster_env(4, 3, &seed));
+    wait_until(FORM_DEADLINE, "the fourth broker registered", || {
+        view(survivors[0]).2.contains(&4)
+    });
+    harness::create_topic(&bootstrap, "with-four", 6, &[]).await;
+    wait_until(FORM_DEADLINE, "the fourth broker leads some", || {
+        leaders(&bootstrap, "with-four").values().any(|&l| l == 4)
+    });
 }
 
 #[test]
