@@ -123,9 +123,13 @@ def run_kafka_python(here, cache, bootstrap, run_dir, jobs=2, per_test_timeout_s
                                   stdout=log, stderr=subprocess.STDOUT).returncode
         return test, code, time.monotonic() - started, junit
 
+    # Tests naming the same transactional id run one after another, never beside each other.
+    chains = serial_chains(list(enumerate(allow)), lambda item: transactional_ids(root, item[1]))
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        for test, code, seconds, junit in pool.map(one, enumerate(allow)):
+        ran = {outcome[0]: outcome for outcomes in pool.map(lambda c: [one(i) for i in c], chains)
+               for outcome in outcomes}
+        for test, code, seconds, junit in (ran[test] for test in allow):
             cases = _junit_cases(junit) if os.path.exists(junit) else []
             failed = [(name, detail) for name, status, detail in cases if status == "FAIL"]
             if not cases or failed or code not in (0, 5):
@@ -138,6 +142,35 @@ def run_kafka_python(here, cache, bootstrap, run_dir, jobs=2, per_test_timeout_s
                 result.passed.append((test, seconds))
     result.seconds = time.monotonic() - started
     return result
+
+
+_TRANSACTIONAL_ID = re.compile(r"""transactional_id\s*=\s*['"]([^'"]+)['"]""")
+
+
+def transactional_ids(root, test):
+    """The transactional ids a test function of the suite names literally (`transactional_id='x'`)."""
+    path, _, name = test.partition("::")
+    with open(os.path.join(root, path), encoding="utf-8") as handle:
+        source = handle.read()
+    body = re.search(rf"^def {re.escape(name)}\(.*?(?=^\S|\Z)", source, re.M | re.S)
+    return set(_TRANSACTIONAL_ID.findall(body.group(0))) if body else set()
+
+
+def serial_chains(items, ids_of):
+    """Splits `items` into chains run one at a time each: items sharing an id (as `ids_of` gives
+    them) go into one chain in their order, so a second InitProducerId of a transactional id
+    cannot fence a test still using it (Kafka's rule); every other item is a chain of its own."""
+    chains, chain_of_id = [], {}
+    for item in items:
+        ids = ids_of(item)
+        chain = next((chain_of_id[i] for i in sorted(ids) if i in chain_of_id), None)
+        if chain is None:
+            chain = []
+            chains.append(chain)
+        chain.append(item)
+        for i in ids:
+            chain_of_id.setdefault(i, chain)
+    return chains
 
 
 def _junit_cases(path):
@@ -156,14 +189,16 @@ def _junit_cases(path):
     return cases
 
 
-GROUP_SCENARIOS = ("test_kip848.py", "test_burrow.py")
+GROUP_SCENARIOS = ("test_kip848.py", "test_burrow.py", "test_cooperative.py")
 
 
 def run_group_scenarios(here, cache, bootstrap, run_dir, per_test_timeout_s=180):
     """Our consumer-group scenarios outside the sN matrix: KIP-848 (scenarios/test_kip848.py;
-    only confluent-kafka's bundled librdkafka speaks the protocol) and Burrow reading the lag of a
-    group from __consumer_offsets (scenarios/test_burrow.py)."""
-    result = SuiteResult("Group scenarios (KIP-848 with confluent-kafka; Burrow; "
+    only confluent-kafka's bundled librdkafka speaks the protocol), Burrow reading the lag of a
+    group from __consumer_offsets (scenarios/test_burrow.py) and a cooperative-sticky group with
+    confluent-kafka under CPU load (scenarios/test_cooperative.py, issue 7)."""
+    result = SuiteResult("Group scenarios (KIP-848 with confluent-kafka; Burrow; cooperative-sticky "
+                         "under load; "
                          + ", ".join(f"scenarios/{name}" for name in GROUP_SCENARIOS) + ")")
     log_dir = os.path.join(run_dir, "groups")
     os.makedirs(log_dir, exist_ok=True)

@@ -2,7 +2,7 @@
 //! delivered exactly once with per-record commits, resumption from committed offsets after a
 //! broker restart, cooperative-sticky and static membership.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,12 +25,14 @@ const GROUP_DEADLINE: Duration = Duration::from_secs(90);
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// (partition, offset) of each record a member consumed and committed, shared by all members.
-type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
 
 /// One group member running its poll loop on a thread until stopped.
 pub(crate) struct Member {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The partitions the consumer reported as its assignment after its last poll.
+    owned: Arc<Mutex<BTreeSet<i32>>>,
 }
 
 impl Member {
@@ -63,11 +65,19 @@ impl Member {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(seen);
         let stopping = Arc::clone(&stop);
+        let owned: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
+        let owning = Arc::clone(&owned);
         let thread = std::thread::spawn(move || {
             let mut has_assignment = false;
             while !stopping.load(Ordering::Relaxed) {
-                has_assignment =
-                    has_assignment || consumer.assignment().is_ok_and(|a| a.count() > 0);
+                if let Ok(assignment) = consumer.assignment() {
+                    has_assignment = has_assignment || assignment.count() > 0;
+                    *owning.lock().expect("owned lock") = assignment
+                        .elements()
+                        .iter()
+                        .map(|e| e.partition())
+                        .collect();
+                }
                 let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
                     continue;
                 };
@@ -96,7 +106,13 @@ impl Member {
         Member {
             stop,
             thread: Some(thread),
+            owned,
         }
+    }
+
+    /// The partitions this member owned when it last polled.
+    pub(crate) fn owned(&self) -> BTreeSet<i32> {
+        self.owned.lock().expect("owned lock").clone()
     }
 
     /// Stops polling and closes the consumer (leaving the group).

@@ -20,21 +20,25 @@ use tempfile::TempDir;
 use crate::harness::{self, Broker};
 use crate::raw::{RawConn, topic_name};
 
-const NONE: i16 = 0;
+pub(crate) const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const ILLEGAL_GENERATION: i16 = 22;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const REBALANCE_IN_PROGRESS: i16 = 27;
+pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
 const INVALID_REQUEST: i16 = 42;
 const GROUP_ID_NOT_FOUND: i16 = 69;
-const MEMBER_ID_REQUIRED: i16 = 79;
+pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
 
-fn text(value: &str) -> StrBytes {
+pub(crate) fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
-fn join_request(group: &str, member_id: &str, metadata_bytes: usize) -> JoinGroupRequest {
+pub(crate) fn join_request(
+    group: &str,
+    member_id: &str,
+    metadata_bytes: usize,
+) -> JoinGroupRequest {
     JoinGroupRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_session_timeout_ms(6000)
@@ -49,7 +53,7 @@ fn join_request(group: &str, member_id: &str, metadata_bytes: usize) -> JoinGrou
 }
 
 /// JoinGroup v5 twice (the v4+ member-id handshake); returns the second response.
-fn join(conn: &mut RawConn, group: &str) -> JoinGroupResponse {
+pub(crate) fn join(conn: &mut RawConn, group: &str) -> JoinGroupResponse {
     let first = conn.roundtrip(&join_request(group, "", 16), 5);
     assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
     assert!(!first.member_id.is_empty(), "a member id is handed out");
@@ -58,7 +62,7 @@ fn join(conn: &mut RawConn, group: &str) -> JoinGroupResponse {
     second
 }
 
-fn heartbeat(conn: &mut RawConn, group: &str, member: &str, generation: i32) -> i16 {
+pub(crate) fn heartbeat(conn: &mut RawConn, group: &str, member: &str, generation: i32) -> i16 {
     let request = HeartbeatRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_member_id(text(member))
@@ -66,7 +70,13 @@ fn heartbeat(conn: &mut RawConn, group: &str, member: &str, generation: i32) -> 
     conn.roundtrip(&request, 4).error_code
 }
 
-fn commit(conn: &mut RawConn, group: &str, member: &str, generation: i32, topic: &str) -> i16 {
+pub(crate) fn commit(
+    conn: &mut RawConn,
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+) -> i16 {
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_member_id(text(member))

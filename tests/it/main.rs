@@ -9,6 +9,7 @@ mod connection_bounds;
 mod crash;
 mod decompression_bomb;
 mod groups;
+mod groups_cooperative;
 mod groups_raw;
 mod harness;
 mod idempotence;
