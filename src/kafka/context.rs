@@ -78,6 +78,28 @@ impl Context {
         self
     }
 
+    /// KIP-951: the leader (id, leader epoch) of a partition this broker does not lead, for a
+    /// NOT_LEADER_OR_FOLLOWER answer; `None` when this broker leads it or none does.
+    pub(crate) fn leader_hint(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        let info = self.broker.topic(topic)?;
+        let ours = info.partitions.iter().find(|p| p.partition == partition)?;
+        let leader = ours.leader?;
+        (leader != self.broker.node_id()).then_some((leader, ours.leader_epoch))
+    }
+
+    /// The endpoints of the brokers `ids` (KIP-951's `node_endpoints`), as the cluster view has
+    /// them.
+    pub(crate) fn endpoints_of(&self, ids: &std::collections::BTreeSet<i32>) -> Vec<BrokerAddress> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        self.cluster_view()
+            .brokers
+            .into_iter()
+            .filter(|b| ids.contains(&b.id))
+            .collect()
+    }
+
     /// The cluster as clients see it: the cluster id, the controller and the brokers. Out of
     /// cluster mode (or before the cluster has formed), this broker alone.
     pub(crate) fn cluster_view(&self) -> ClientView {

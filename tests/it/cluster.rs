@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, InitProducerIdRequest, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest,
+    FetchRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest, MetadataRequest,
+    MetadataResponse, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -17,6 +18,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::acks::{encode_batch, produce_request};
 use crate::harness::{self, Broker, CLIENT_DEADLINE, wait_until};
 use crate::raw::{self, RawConn};
 
@@ -290,6 +292,55 @@ async fn topics_and_group_coordinators_are_spread_and_clients_reach_every_leader
             assert!(ids.insert(init_producer_id(broker.addr())), "{ids:?}");
         }
     }
+
+    // KIP-951: a write or read sent to a non-leader names the leader and its endpoint.
+    let (&partition, &leader) = placement.iter().next().expect("six partitions");
+    let other = brokers
+        .iter()
+        .enumerate()
+        .find(|(at, _)| *at as i32 + 1 != leader)
+        .map(|(_, b)| b.addr())
+        .expect("a broker that does not lead");
+    let produced = RawConn::connect(other).roundtrip(
+        &produce_request("spread", partition, -1, encode_batch(1)),
+        10,
+    );
+    let answer = &produced.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(answer.current_leader.leader_id.0, leader);
+    let named: Vec<i32> = produced
+        .node_endpoints
+        .iter()
+        .map(|n| n.node_id.0)
+        .collect();
+    assert_eq!(named, [leader]);
+    let topic_id = RawConn::connect(other)
+        .roundtrip(&MetadataRequest::default().with_topics(None), 12)
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "spread"))
+        .expect("listed")
+        .topic_id;
+    let fetched = RawConn::connect(other).roundtrip(
+        &FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+        16,
+    );
+    let answer = &fetched.responses[0].partitions[0];
+    assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(answer.current_leader.leader_id.0, leader);
+    let named: Vec<i32> = fetched.node_endpoints.iter().map(|n| n.node_id.0).collect();
+    assert_eq!(named, [leader]);
 
     // Only the leader serves a partition; the others answer NOT_LEADER_OR_FOLLOWER.
     for (&partition, &leader) in &placement {

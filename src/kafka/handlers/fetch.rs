@@ -7,8 +7,9 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
+use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use super::leader_epoch_error;
@@ -28,6 +29,8 @@ struct Wanted {
     partition_max_bytes: usize,
     /// Set when the partition cannot be read at all (unknown topic, fenced epoch).
     error: Option<ResponseError>,
+    /// Another broker leads it: (id, epoch) for KIP-951 clients.
+    leader_hint: Option<(i32, i32)>,
 }
 
 struct WantedTopic {
@@ -95,12 +98,36 @@ pub(crate) async fn handle(
         };
         wanted = returned;
         if read.bytes >= min_bytes || read.has_error || Instant::now() >= deadline {
-            return response.with_responses(topics);
+            let response = response.with_responses(topics);
+            return if version >= 16 {
+                response.with_node_endpoints(node_endpoints(ctx, &wanted))
+            } else {
+                response
+            };
         }
         // Wakes when one of these partitions' high watermark moves or it goes away (deleted,
         // closed at shutdown), or at the deadline.
         let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
     }
+}
+
+/// KIP-951: the endpoints of the leaders named in NOT_LEADER_OR_FOLLOWER answers.
+fn node_endpoints(ctx: &Context, wanted: &[WantedTopic]) -> Vec<NodeEndpoint> {
+    let hinted = wanted
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.leader_hint.map(|(leader, _)| leader))
+        .collect();
+    ctx.endpoints_of(&hinted)
+        .into_iter()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(messages::BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect()
 }
 
 /// Resolves topic names or ids and checks leader epochs, once per request.
@@ -137,11 +164,19 @@ fn resolve(
                             }
                         }
                     };
+                    let leader_hint = info
+                        .as_ref()
+                        .and_then(|info| ctx.leader_hint(&info.name, p.partition));
+                    let error = match leader_hint {
+                        Some(_) if error.is_none() => Some(ResponseError::NotLeaderOrFollower),
+                        _ => error,
+                    };
                     Wanted {
                         partition: p.partition,
                         fetch_offset: p.fetch_offset,
                         partition_max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                         error,
+                        leader_hint,
                     }
                 })
                 .collect();
@@ -206,10 +241,19 @@ fn read_all(
                 }
                 Err(error) => {
                     summary.has_error = true;
-                    data.with_error_code(error.code())
+                    let data = data
+                        .with_error_code(error.code())
                         .with_high_watermark(-1)
                         .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
+                        .with_log_start_offset(-1);
+                    match p.leader_hint {
+                        Some((leader, epoch)) => data.with_current_leader(
+                            LeaderIdAndEpoch::default()
+                                .with_leader_id(messages::BrokerId(leader))
+                                .with_leader_epoch(epoch),
+                        ),
+                        None => data,
+                    }
                 }
             };
             partitions.push(data);

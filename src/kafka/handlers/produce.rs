@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
@@ -45,6 +47,8 @@ impl std::fmt::Debug for Produced {
 enum Slot<P> {
     Appended(P),
     Failed(ResponseError, Option<StrBytes>),
+    /// NOT_LEADER_OR_FOLLOWER with the leader's (id, epoch) for KIP-951 clients.
+    NotLeader((i32, i32), Option<StrBytes>),
 }
 
 /// A topic's partitions between append and response.
@@ -77,6 +81,7 @@ pub(crate) async fn handle(
         });
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut failed_partitions = 0;
+    let mut hinted = std::collections::BTreeSet::new();
     for topic in request.topic_data {
         // v13 addresses topics by id only; older versions by name.
         let name = if version >= 13 {
@@ -103,12 +108,23 @@ pub(crate) async fn handle(
                     None => {
                         let txn = transactional_id.as_deref().map(|id| (id, version));
                         let appended = append(ctx, name, partition.index, records, acks, txn).await;
-                        slot(name, partition.index, appended)
+                        let hint = match &appended {
+                            Err(broker::Error::NotLeader { .. }) => {
+                                ctx.leader_hint(name, partition.index)
+                            }
+                            _ => None,
+                        };
+                        slot(name, partition.index, appended, hint)
                     }
                 },
             };
-            if matches!(slot, Slot::Failed(..)) {
-                failed_partitions += 1;
+            match &slot {
+                Slot::Failed(..) => failed_partitions += 1,
+                Slot::NotLeader((leader, _), _) => {
+                    failed_partitions += 1;
+                    hinted.insert(*leader);
+                }
+                Slot::Appended(_) => {}
             }
             slots.push((partition.index, slot));
         }
@@ -124,7 +140,18 @@ pub(crate) async fn handle(
         .ok()
         .filter(|&ms| ms > 0)
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    Produced::Respond(Box::pin(respond(version, topics, deadline)))
+    let endpoints = ctx
+        .endpoints_of(&hinted)
+        .into_iter()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(messages::BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    Produced::Respond(Box::pin(respond(version, topics, deadline, endpoints)))
 }
 
 /// Waits for every appended partition until the one `deadline` (Kafka's delayed produce: a
@@ -133,6 +160,7 @@ async fn respond<P>(
     version: i16,
     topics: Vec<TopicSlots<P>>,
     deadline: Option<Instant>,
+    endpoints: Vec<NodeEndpoint>,
 ) -> messages::ProduceResponse
 where
     P: Future<Output = broker::Result<ProduceOutcome>>,
@@ -141,11 +169,23 @@ where
     for (name, topic_id, slots) in topics {
         let mut partition_responses = Vec::with_capacity(slots.len());
         for (index, slot) in slots {
-            let response = match slot {
-                Slot::Appended(pending) => wait(pending, deadline).await,
-                Slot::Failed(error, message) => Err((error, message)),
+            let (response, hint) = match slot {
+                Slot::Appended(pending) => (wait(pending, deadline).await, None),
+                Slot::Failed(error, message) => (Err((error, message)), None),
+                Slot::NotLeader(hint, message) => (
+                    Err((ResponseError::NotLeaderOrFollower, message)),
+                    Some(hint),
+                ),
             };
-            partition_responses.push(partition_response(version, index, response));
+            let mut response = partition_response(version, index, response);
+            if let Some((leader, epoch)) = hint.filter(|_| version >= 10) {
+                response = response.with_current_leader(
+                    LeaderIdAndEpoch::default()
+                        .with_leader_id(messages::BrokerId(leader))
+                        .with_leader_epoch(epoch),
+                );
+            }
+            partition_responses.push(response);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -154,7 +194,12 @@ where
                 .with_partition_responses(partition_responses),
         );
     }
-    messages::ProduceResponse::default().with_responses(responses)
+    let response = messages::ProduceResponse::default().with_responses(responses);
+    if version >= 10 {
+        response.with_node_endpoints(endpoints)
+    } else {
+        response
+    }
 }
 
 /// Appends one partition's records (a transactional batch first awaits its verification).
@@ -185,9 +230,17 @@ fn slot(
     topic: &str,
     partition: i32,
     appended: broker::Result<PendingProduce>,
+    hint: Option<(i32, i32)>,
 ) -> Slot<impl Future<Output = broker::Result<ProduceOutcome>> + use<>> {
     match appended {
         Ok(pending) => Slot::Appended(pending.wait()),
+        Err(err @ broker::Error::NotLeader { .. }) => match hint {
+            Some(hint) => Slot::NotLeader(hint, error_code::message(&err)),
+            None => Slot::Failed(
+                error_code::for_broker_error(&err),
+                error_code::message(&err),
+            ),
+        },
         Err(err) => {
             tracing::debug!(topic, partition, error = %err, "produce rejected");
             Slot::Failed(
@@ -353,7 +406,7 @@ mod tests {
         ];
         let topics = vec![(messages::TopicName::default(), uuid::Uuid::nil(), slots)];
         let deadline = Instant::now() + Duration::from_millis(100);
-        let response = respond(9, topics, Some(deadline)).await;
+        let response = respond(9, topics, Some(deadline), Vec::new()).await;
         let codes: Vec<i16> = response.responses[0]
             .partition_responses
             .iter()
