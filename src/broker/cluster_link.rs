@@ -18,6 +18,9 @@ use super::{Broker, TopicInfo, topic_name};
 use crate::cluster::ClusterNode;
 use crate::metadata::{Command, Outcome, Rejection, State};
 
+/// How often the sync task looks whether the controller state caught up after a start.
+const CATCH_UP_POLL: Duration = Duration::from_millis(100);
+
 /// How long an admin request waits for its applied change to reach this broker's state.
 const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(10);
 
@@ -437,9 +440,16 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
         let Some(strong) = broker.upgrade() else {
             return;
         };
-        // Adopting needs this broker registered: the topics are assigned to it.
-        let ready =
-            state.cluster_id.is_some() && (!adopt || state.brokers.contains_key(&strong.node_id()));
+        // Only a caught-up state says which topics are gone (after a restart the log replays
+        // before the topics reappear); adopting needs this broker registered: the topics are
+        // assigned to it.
+        let caught_up = strong
+            .cluster
+            .get()
+            .is_some_and(|link| link.node.caught_up());
+        let ready = state.cluster_id.is_some()
+            && caught_up
+            && (!adopt || state.brokers.contains_key(&strong.node_id()));
         if ready {
             if adopt && let Some(link) = strong.cluster.get() {
                 strong.adopt_local_topics(link, &state).await;
@@ -457,6 +467,8 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
         tokio::select! {
             changed = published.changed() => if changed.is_err() { return },
             _ = shutdown.wait_for(|stop| *stop) => return,
+            // Catching up changes no state: look again.
+            _ = tokio::time::sleep(CATCH_UP_POLL), if !caught_up => {}
         }
     }
 }

@@ -63,6 +63,7 @@ pub(crate) struct ClusterView {
 pub(crate) struct ClusterNode {
     node_id: i32,
     pub(super) controller: Arc<Controller>,
+    peers: Arc<Peers>,
     gossip: tokio::sync::Mutex<Option<GossipHandle>>,
     gossip_addr: SocketAddr,
     membership: watch::Receiver<Membership>,
@@ -113,6 +114,7 @@ impl ClusterNode {
             None => (rpc_addr.ip().to_string(), rpc_addr.port()),
         };
         let registry = Arc::new(Registry::default());
+        let peers = Peers::new();
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve(listener, Arc::clone(&registry), stopped.clone()));
         let controller = Controller::start(
@@ -123,7 +125,7 @@ impl ClusterNode {
                 election_timeout_ms: millis(settings.controller_election_timeout),
                 request_timeout: settings.request_timeout,
             },
-            Peers::new(),
+            Arc::clone(&peers),
             registry,
         )
         .await?;
@@ -165,6 +167,7 @@ impl ClusterNode {
         let node = Arc::new(ClusterNode {
             node_id: settings.node_id,
             controller,
+            peers,
             gossip_addr: gossip.gossip_addr(),
             membership: gossip.membership(),
             gossip: tokio::sync::Mutex::new(Some(gossip)),
@@ -214,6 +217,13 @@ impl ClusterNode {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// Whether the published state reflects every change committed before this process
+    /// started (see `Controller::caught_up`): until then a topic missing from it may only be
+    /// not replayed yet.
+    pub(crate) fn caught_up(&self) -> bool {
+        self.controller.caught_up()
     }
 
     /// Proposes a metadata command (through the controller leader) and waits for its answer.
@@ -297,6 +307,8 @@ async fn run(
         cluster_id: settings.stored_cluster_id.as_deref(),
     };
     let mut initialized = false;
+    let stored = settings.stored_cluster_id.as_deref();
+    learn_addresses(&node, &membership.borrow(), stored);
     loop {
         let (voters, learners) = node.controller.members();
         if !voters.is_empty() || !learners.is_empty() {
@@ -324,7 +336,7 @@ async fn run(
         }
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
-            _ = membership.changed() => {}
+            _ = membership.changed() => learn_addresses(&node, &membership.borrow(), stored),
             _ = tokio::time::sleep(DUTY_INTERVAL) => {}
         }
     }
@@ -383,9 +395,29 @@ async fn run(
         }
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
-            _ = membership.changed() => {}
+            _ = membership.changed() => {
+                let known = state.cluster_id.as_deref().or(stored);
+                learn_addresses(&node, &membership.borrow(), known);
+            }
             _ = published.changed() => {}
             _ = tokio::time::sleep(DUTY_INTERVAL) => {}
+        }
+    }
+}
+
+/// Tells the cluster RPC where gossip sees each live broker now (a broker restarted on another
+/// address is reached there before the controller group's membership is updated).
+fn learn_addresses(node: &ClusterNode, view: &Membership, cluster_id: Option<&str>) {
+    let Some(cluster_id) = cluster_id else {
+        return;
+    };
+    for member in &view.live {
+        if view.live_claims(member.node_id).count() == 1
+            && member.info.cluster_id.as_deref() == Some(cluster_id)
+            && let Ok(id) = u64::try_from(member.node_id)
+        {
+            node.peers
+                .discovered(id, member.info.cluster_rpc.to_string());
         }
     }
 }

@@ -497,3 +497,56 @@ fn a_broker_of_another_cluster_is_refused_and_exits() {
         "the broker the stranger found keeps running"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_stopped_with_sigterm_restarts_with_every_topic_config_and_record() {
+    let (brokers, dirs) = form_three();
+    let bootstrap = brokers[0].bootstrap();
+    harness::create_topic(&bootstrap, "durable", 3, &[("retention.ms", "123456789")]).await;
+    wait_until(FORM_DEADLINE, "the topic placed", || {
+        leaders(&bootstrap, "durable").len() == 3
+    });
+    let producer = harness::producer(&bootstrap, &[]);
+    let values: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    for (i, value) in values.iter().enumerate() {
+        let record = FutureRecord::to("durable")
+            .partition(i as i32 % 3)
+            .key("k")
+            .payload(value);
+        producer
+            .send(record, CLIENT_DEADLINE)
+            .await
+            .expect("delivered");
+    }
+    drop(producer);
+    for mut broker in brokers {
+        assert!(broker.stop().success(), "clean SIGTERM exit");
+    }
+
+    // Every broker comes back on new ports: gossip tells the others where.
+    let first = start(dirs[0].path(), &cluster_env(1, 3, ""));
+    let seed = gossip_addr(&first);
+    let mut brokers = vec![first];
+    for id in 2..=3 {
+        brokers.push(start(
+            dirs[id as usize - 1].path(),
+            &cluster_env(id, 3, &seed),
+        ));
+    }
+    let bootstrap = brokers[2].bootstrap();
+    wait_until(FORM_DEADLINE, "the cluster back with its topic", || {
+        brokers.iter().all(|b| {
+            let (_, controller, ids) = view(b.addr());
+            ids == [1, 2, 3] && controller > 0
+        }) && leaders(&bootstrap, "durable").len() == 3
+    });
+    let wanted: Vec<(i32, i64, usize)> = (0..3).map(|p| (p, 0, 10)).collect();
+    let read = harness::consume(&bootstrap, "durable", &wanted, CLIENT_DEADLINE);
+    assert_eq!(read.values().map(Vec::len).sum::<usize>(), 30);
+    let described = crate::admin::describe(
+        &bootstrap,
+        rdkafka::admin::ResourceSpecifier::Topic("durable"),
+    )
+    .await;
+    crate::admin::assert_override(&described, "retention.ms", "123456789");
+}

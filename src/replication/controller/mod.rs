@@ -162,6 +162,17 @@ impl Controller {
         self.raft.metrics().borrow_watched().current_leader
     }
 
+    /// Whether this broker has applied everything a leader of the group reported committed:
+    /// its state then reflects every change made before this process started.
+    pub(crate) fn caught_up(&self) -> bool {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let applied = metrics.last_applied.map(|id| id.index);
+        metrics.current_leader.is_some()
+            && metrics
+                .cluster_committed
+                .is_some_and(|committed| applied.is_some_and(|a| a >= committed.index))
+    }
+
     /// The voters and learners of the controller group.
     pub(crate) fn members(&self) -> (BTreeSet<u64>, BTreeSet<u64>) {
         let metrics = self.raft.metrics().borrow_watched().clone();

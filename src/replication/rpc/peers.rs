@@ -36,6 +36,9 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Bytes, CallError>>>
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
+    /// Where discovery (gossip) last saw each node: wins over the address a caller passes,
+    /// which comes from a raft membership that may predate a restart on another address.
+    discovered: Mutex<HashMap<u64, String>>,
 }
 
 #[derive(Debug)]
@@ -51,7 +54,13 @@ impl Peers {
         Arc::new(Peers::default())
     }
 
-    /// Calls `method` of `group` on node `node` at `address` and waits at most `timeout`.
+    /// Records where discovery sees `node` now; later calls go there.
+    pub(crate) fn discovered(&self, node: u64, address: String) {
+        lock(&self.discovered).insert(node, address);
+    }
+
+    /// Calls `method` of `group` on node `node` at `address` (or where discovery last saw it)
+    /// and waits at most `timeout`.
     pub(crate) async fn call(
         &self,
         node: u64,
@@ -60,7 +69,8 @@ impl Peers {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
-        let peer = self.peer(node, address);
+        let discovered = lock(&self.discovered).get(&node).cloned();
+        let peer = self.peer(node, discovered.as_deref().unwrap_or(address));
         let correlation = peer.correlation.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         lock(&peer.pending).insert(correlation, reply);
