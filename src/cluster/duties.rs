@@ -116,9 +116,25 @@ pub(crate) fn plan(seen: &Seen<'_>) -> Vec<Duty> {
             Some(_) => {}
         }
     }
+    // A leader that sees at most a minority of the unfenced brokers is more likely cut off
+    // itself than facing a majority failure: it fences no one (half is enough: with two
+    // brokers, the other one going away is fenced).
+    let unfenced: Vec<i32> = seen
+        .state
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect();
+    let present = unfenced
+        .iter()
+        .filter(|id| !seen.absent_for.contains_key(id))
+        .count();
+    let sees_majority = present * 2 >= unfenced.len();
     for broker in seen.state.brokers.values() {
         let absent = seen.absent_for.get(&broker.id).copied();
-        if !broker.fenced
+        if sees_majority
+            && !broker.fenced
             && broker.id != seen.leader
             && absent.is_some_and(|absent| absent >= seen.session_timeout)
         {
@@ -360,6 +376,17 @@ mod tests {
         f.absent_for.clear();
         f.view = view(&[1, 2]);
         assert_eq!(f.plan(), vec![Duty::Unfence(2)]);
+    }
+
+    #[test]
+    fn a_leader_that_sees_no_majority_fences_no_one() {
+        let mut f = fixture(&[1, 2, 3], &[1], &[1, 2, 3]);
+        f.absent_for.insert(2, SESSION);
+        f.absent_for.insert(3, SESSION);
+        assert_eq!(f.plan(), Vec::new());
+        f.absent_for.remove(&2);
+        f.view = view(&[1, 2]);
+        assert_eq!(f.plan(), vec![Duty::Fence(3)]);
     }
 
     #[test]
