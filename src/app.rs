@@ -32,6 +32,11 @@ impl Running {
         self.kafka_addr
     }
 
+    /// In cluster mode, the address this broker gossips at (a seed for the others).
+    pub fn gossip_addr(&self) -> Option<SocketAddr> {
+        self.cluster.as_ref().map(|cluster| cluster.gossip_addr())
+    }
+
     /// Why this broker must stop, once the cluster says so (never, out of cluster mode).
     async fn fatal(&self) -> String {
         let Some(cluster) = &self.cluster else {

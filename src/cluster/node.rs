@@ -242,6 +242,11 @@ impl ClusterNode {
         self.rpc_addr
     }
 
+    /// The address peers gossip to (a seed for other brokers).
+    pub(crate) fn gossip_addr(&self) -> SocketAddr {
+        self.gossip_addr
+    }
+
     /// The controller group: voters and learners.
     #[cfg(test)]
     pub(crate) fn controller_members(&self) -> (Vec<i32>, Vec<i32>) {

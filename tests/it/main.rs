@@ -1,9 +1,12 @@
 //! End-to-end tests: each test starts the real `tidelog` binary on 127.0.0.1:0 in its own TempDir
-//! and drives it with librdkafka (rdkafka), kcat and hand-built frames. No fixed sleeps.
+//! (clusters: several processes, `cluster.rs`, or several brokers in the test's own process,
+//! `cluster_inproc.rs`) and drives it with librdkafka (rdkafka), kcat and hand-built frames. No
+//! fixed sleeps.
 
 mod acks;
 mod admin;
 mod cluster;
+mod cluster_inproc;
 mod compaction;
 mod connection_bounds;
 mod crash;
