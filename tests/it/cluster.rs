@@ -71,7 +71,7 @@ fn metadata(addr: SocketAddr) -> MetadataResponse {
 }
 
 /// (cluster id, controller id, sorted broker ids) as `addr` reports them.
-fn view(addr: SocketAddr) -> (String, i32, Vec<i32>) {
+pub(crate) fn view(addr: SocketAddr) -> (String, i32, Vec<i32>) {
     let response = metadata(addr);
     let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
     ids.sort_unstable();

@@ -1,6 +1,7 @@
 //! The network lab (tests/netlab): a broker in a namespace serves clients in the root namespace
 //! over the bridge; cut links and isolation stall traffic until healed; a restart keeps the
-//! address; dropping the lab leaves no namespace; stale namespaces of dead runs are swept.
+//! address; dropping the lab leaves no namespace; stale namespaces of dead runs are swept; a
+//! cluster's controller leader isolated in its namespace is replaced and rejoins when healed.
 //! Skipped (with the reason printed) where namespaces cannot be made (not root, no iproute2).
 
 use std::net::{SocketAddr, TcpStream};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use rdkafka::producer::FutureRecord;
 
 use crate::harness::{self, CLIENT_DEADLINE};
-use crate::netlab::tidelog::Broker;
+use crate::netlab::tidelog::{Broker, ClusterFlags};
 use crate::netlab::{self, End, Lab};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_500);
@@ -158,4 +159,78 @@ fn stale_namespaces_of_dead_runs_are_swept_and_foreign_ones_kept() {
     );
     drop(second);
     drop(lab);
+}
+
+/// Three brokers in three namespaces form a cluster by gossip; the controller leader's node is
+/// cut off from everything: the other two elect a new leader, fence it after the session
+/// timeout and keep taking CreateTopics; healed, it is back and follows the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_controller_leader_is_replaced_and_rejoins_when_healed() {
+    let Some(lab) = lab_or_skip(3) else {
+        return;
+    };
+    let program = Path::new(env!("CARGO_BIN_EXE_tidelog"));
+    let seeds = vec![SocketAddr::from((lab.node_ip(0), 9093))];
+    let flags = ClusterFlags {
+        seeds,
+        bootstrap_expect: 3,
+    };
+    let env = [
+        ("TIDELOG_CLUSTER__GOSSIP_INTERVAL_MS", "100"),
+        ("TIDELOG_CLUSTER__BROKER_SESSION_TIMEOUT_MS", "3000"),
+    ];
+    let mut brokers: Vec<Broker> = (0..3)
+        .map(|node| Broker::new(&lab, program, node, node as u32 + 1, Some(&flags), &env))
+        .collect();
+    for broker in &mut brokers {
+        broker.launch(&lab).expect("launch");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for broker in &mut brokers {
+        broker.wait_listening(deadline).expect("listening");
+    }
+    let addrs: Vec<SocketAddr> = brokers.iter().map(Broker::kafka_addr).collect();
+    harness::wait_until(Duration::from_secs(90), "one cluster of three", || {
+        let views: Vec<_> = addrs.iter().map(|&a| crate::cluster::view(a)).collect();
+        views
+            .iter()
+            .all(|v| v.2 == [1, 2, 3] && v.1 > 0 && v.1 == views[0].1)
+    });
+    let leader = crate::cluster::view(addrs[0]).1;
+    let isolated = usize::try_from(leader - 1).expect("node ids are 1..=3");
+    lab.isolate(isolated).expect("isolate the leader's node");
+    let survivors: Vec<SocketAddr> = (0..3)
+        .filter(|&n| n != isolated)
+        .map(|n| addrs[n])
+        .collect();
+    harness::wait_until(
+        Duration::from_secs(90),
+        "a new leader, the isolated one fenced",
+        || {
+            survivors.iter().all(|&a| {
+                let (_, controller, ids) = crate::cluster::view(a);
+                controller > 0 && controller != leader && !ids.contains(&leader)
+            })
+        },
+    );
+    let bootstrap = survivors[0].to_string();
+    harness::create_topic(&bootstrap, "while-cut", 2, &[]).await;
+    lab.heal_all().expect("heal");
+    harness::wait_until(
+        Duration::from_secs(90),
+        "all three back, one leader",
+        || {
+            let views: Vec<_> = addrs.iter().map(|&a| crate::cluster::view(a)).collect();
+            views
+                .iter()
+                .all(|v| v.2 == [1, 2, 3] && v.1 > 0 && v.1 == views[0].1)
+        },
+    );
+    // The healed broker learned what happened while it was cut off.
+    let healed = addrs[isolated].to_string();
+    harness::wait_until(
+        Duration::from_secs(60),
+        "the topic known everywhere",
+        || harness::partition_count(&healed, "while-cut") == Some(2),
+    );
 }
