@@ -71,6 +71,7 @@ impl Broker {
             return;
         }
         let adopt = self.identity.cluster_id.is_none();
+        self.serve_peers();
         tokio::spawn(sync(Arc::downgrade(self), adopt));
         match self.producer_ids.use_controller_blocks() {
             Ok(at_least) => {

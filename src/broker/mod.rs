@@ -9,6 +9,7 @@ mod group;
 mod idempotence;
 mod maintenance;
 mod partition;
+mod peer_service;
 mod produce;
 mod producer_ids;
 mod read;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,8 +21,13 @@ use crate::gossip::{self, BrokerInfo, GossipHandle, GossipSettings, Listener, Me
 use crate::metadata::{BrokerRegistration, Command, State};
 use crate::replication::RaftNode;
 use crate::replication::controller::{self, Answer, Controller, ControllerSettings, Published};
-use crate::replication::rpc::{Peers, Registry, serve};
+use crate::replication::rpc::{GroupId, Handler, Method, Peers, Registry, serve};
 use crate::storage;
+
+/// The cluster RPC group of the broker-to-broker service (raft groups use the others).
+const BROKER_SERVICE: GroupId = u64::MAX;
+/// How long a broker-to-broker call may take (Kafka's request timeout).
+const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often formation and the leader's duties look again when nothing woke them.
 const DUTY_INTERVAL: Duration = Duration::from_millis(200);
@@ -64,6 +70,7 @@ pub(crate) struct ClusterNode {
     node_id: i32,
     pub(super) controller: Arc<Controller>,
     peers: Arc<Peers>,
+    registry: Arc<Registry>,
     gossip: tokio::sync::Mutex<Option<GossipHandle>>,
     gossip_addr: SocketAddr,
     membership: watch::Receiver<Membership>,
@@ -126,7 +133,7 @@ impl ClusterNode {
                 request_timeout: settings.request_timeout,
             },
             Arc::clone(&peers),
-            registry,
+            Arc::clone(&registry),
         )
         .await?;
         let info = BrokerInfo {
@@ -168,6 +175,7 @@ impl ClusterNode {
             node_id: settings.node_id,
             controller,
             peers,
+            registry,
             gossip_addr: gossip.gossip_addr(),
             membership: gossip.membership(),
             gossip: tokio::sync::Mutex::new(Some(gossip)),
@@ -240,6 +248,40 @@ impl ClusterNode {
     #[cfg(test)]
     pub(crate) fn rpc_addr(&self) -> SocketAddr {
         self.rpc_addr
+    }
+
+    /// Serves other brokers' calls to this broker (transaction markers, verification).
+    pub(crate) fn serve_broker(&self, handler: Arc<dyn Handler>) {
+        self.registry.insert(BROKER_SERVICE, handler);
+    }
+
+    /// Calls `method` of broker `broker`'s service; the answer's bytes, or why there is none.
+    pub(crate) async fn call_broker(
+        &self,
+        broker: i32,
+        method: Method,
+        payload: Bytes,
+    ) -> Result<Bytes, String> {
+        let address = {
+            let published = self.controller.published();
+            let state = &published.borrow().state;
+            let registered = state
+                .brokers
+                .get(&broker)
+                .ok_or_else(|| format!("broker {broker} is not registered"))?;
+            format!("{}:{}", registered.cluster.host, registered.cluster.port)
+        };
+        let node = u64::try_from(broker).map_err(|_| format!("broker id {broker}"))?;
+        self.peers
+            .call(
+                node,
+                &address,
+                (BROKER_SERVICE, method),
+                payload,
+                BROKER_CALL_TIMEOUT,
+            )
+            .await
+            .map_err(|error| format!("broker {broker}: {error:?}"))
     }
 
     /// The address peers gossip to (a seed for other brokers).

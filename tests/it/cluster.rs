@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::acks::{encode_batch, produce_request};
@@ -342,12 +342,49 @@ async fn topics_and_group_coordinators_are_spread_and_clients_reach_every_leader
     let named: Vec<i32> = fetched.node_endpoints.iter().map(|n| n.node_id.0).collect();
     assert_eq!(named, [leader]);
 
+    // A transaction over partitions of every broker, its coordinator one of them: the
+    // committed one is read whole with read_committed, the aborted one not at all.
+    let producer =
+        crate::transactions::transactional_producer(&bootstraps[0], "spread-txn", 60_000);
+    for (outcome, prefix) in [("commit", "in"), ("abort", "out"), ("commit", "in2")] {
+        producer.begin_transaction().expect("begin");
+        for partition in 0..6 {
+            let values = vec![format!("{prefix}-{partition}")];
+            crate::transactions::send_all(&producer, "spread", partition, &values);
+        }
+        if outcome == "commit" {
+            producer
+                .commit_transaction(CLIENT_DEADLINE)
+                .expect("commit");
+        } else {
+            producer.abort_transaction(CLIENT_DEADLINE).expect("abort");
+        }
+    }
+    let reader = crate::transactions::reader(
+        &bootstraps[2],
+        "spread",
+        &[0, 1, 2, 3, 4, 5],
+        "read_committed",
+    );
+    let read = crate::transactions::read_until_end(&reader, 6, 120 + 12);
+    assert_eq!(
+        read.iter().filter(|v| v.starts_with("in")).count(),
+        12,
+        "{read:?}"
+    );
+    assert!(
+        !read.iter().any(|v| v.starts_with("out")),
+        "aborted records read"
+    );
+    drop(producer);
+
     // Only the leader serves a partition; the others answer NOT_LEADER_OR_FOLLOWER.
     for (&partition, &leader) in &placement {
         for (at, broker) in brokers.iter().enumerate() {
             let (code, offset) = latest_offset(broker.addr(), "spread", partition);
             if at as i32 + 1 == leader {
-                assert_eq!((code, offset), (0, 20), "leader {leader} of {partition}");
+                // 20 records, then 3 transactions of one record and one marker each.
+                assert_eq!((code, offset), (0, 26), "leader {leader} of {partition}");
             } else {
                 assert_eq!(code, 6, "broker {} for partition {partition}", at + 1);
             }
@@ -415,10 +452,17 @@ async fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_lea
     assert_ne!(cluster_id, "tidelog-single-node");
     assert!(views.iter().all(|v| v.0 == cluster_id), "{views:?}");
     // Every data dir records the cluster it joined.
-    for dir in &dirs {
-        let meta = std::fs::read_to_string(dir.path().join("meta.properties")).unwrap();
-        assert!(meta.contains(&format!("cluster.id={cluster_id}")), "{meta}");
-    }
+    let stored = format!("cluster.id={cluster_id}");
+    wait_until(
+        FORM_DEADLINE,
+        "the cluster id in every meta.properties",
+        || {
+            dirs.iter().all(|dir| {
+                std::fs::read_to_string(dir.path().join("meta.properties"))
+                    .is_ok_and(|meta| meta.contains(&stored))
+            })
+        },
+    );
 
     // kill -9 of the controller leader: the two others elect another and list only themselves
     // once the lost broker is fenced.

@@ -28,7 +28,7 @@ enum Waiting {
 pub(crate) const COORDINATOR_EPOCH: i32 = LEADER_EPOCH;
 
 /// One marker write: whose transaction, its outcome, and who decided it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct MarkerSpec {
     pub(crate) producer_id: i64,
     pub(crate) producer_epoch: i16,
@@ -40,8 +40,35 @@ pub(crate) struct MarkerSpec {
 
 impl Broker {
     /// Writes `marker` to every partition and waits until each is durable; returns what failed.
-    /// A partition that no longer exists needs no marker (its topic was deleted).
+    /// Partitions another broker leads get theirs through it (cluster RPC).
     pub(crate) async fn write_txn_markers(
+        &self,
+        partitions: &BTreeSet<TopicPartition>,
+        marker: MarkerSpec,
+    ) -> Vec<(TopicPartition, Error)> {
+        let mut local = BTreeSet::new();
+        let mut remote: std::collections::BTreeMap<i32, BTreeSet<TopicPartition>> =
+            std::collections::BTreeMap::new();
+        for tp in partitions {
+            match self.remote_leader(&tp.0, tp.1) {
+                Some(leader) => {
+                    remote.entry(leader).or_default().insert(tp.clone());
+                }
+                None => {
+                    local.insert(tp.clone());
+                }
+            }
+        }
+        let mut failed = self.write_txn_markers_here(&local, marker).await;
+        for (leader, partitions) in remote {
+            failed.extend(self.markers_on(leader, partitions, marker).await);
+        }
+        failed
+    }
+
+    /// [`Broker::write_txn_markers`] for partitions this broker holds.
+    /// A partition that no longer exists needs no marker (its topic was deleted).
+    pub(crate) async fn write_txn_markers_here(
         &self,
         partitions: &BTreeSet<TopicPartition>,
         marker: MarkerSpec,

@@ -28,7 +28,9 @@ pub(crate) use markers::MarkerSpec;
 pub(crate) use state::TxnState;
 
 /// Why a transaction request is refused: each is one Kafka error code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 pub(crate) enum TxnError {
     #[error("the transactional id is empty")]
     InvalidRequest,
@@ -382,6 +384,39 @@ impl Broker {
     /// The KIP-890 check of a transactional produce: the partition is in the producer's ongoing
     /// transaction (`add` = transactions v2: add it if it is not).
     pub(crate) async fn verify_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &TopicPartition,
+        add: bool,
+    ) -> std::result::Result<(), TxnError> {
+        match self.txn_coordinator(transactional_id) {
+            super::CoordinatorAt::Here => {}
+            super::CoordinatorAt::Broker { id, .. } => {
+                let call = (
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partition,
+                    add,
+                );
+                return self.verify_on(id, call).await;
+            }
+            super::CoordinatorAt::Unavailable => return Err(TxnError::CoordinatorNotAvailable),
+        }
+        self.verify_transaction_here(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partition,
+            add,
+        )
+        .await
+    }
+
+    /// [`Broker::verify_transaction`] on the coordinator itself.
+    pub(crate) async fn verify_transaction_here(
         &self,
         transactional_id: &str,
         producer_id: i64,

@@ -1,0 +1,180 @@
+//! What brokers ask each other over the cluster RPC: a transaction coordinator has the leader
+//! of a partition write its transaction markers, and a partition leader has the coordinator
+//! verify a transactional produce (KIP-890). The serving side acts only on what it holds
+//! itself (`*_here`), so a call is never forwarded again.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::Broker;
+use super::error::Error;
+use super::group::TopicPartition;
+use super::txn::{MarkerSpec, TxnError};
+use crate::replication::rpc::{Handler, HandlerFuture, Method};
+
+const WRITE_MARKERS: Method = 1;
+const VERIFY: Method = 2;
+
+#[derive(Serialize, Deserialize)]
+struct MarkersCall {
+    partitions: Vec<TopicPartition>,
+    marker: MarkerSpec,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VerifyCall {
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    partition: TopicPartition,
+    add: bool,
+}
+
+/// Serves this broker's side of the calls.
+struct PeerService {
+    broker: Weak<Broker>,
+}
+
+impl Handler for PeerService {
+    fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
+        let broker = self.broker.upgrade();
+        Box::pin(async move {
+            let broker = broker.ok_or("the broker stopped")?;
+            let decode_error = |e: postcard::Error| format!("undecodable call: {e}");
+            let encoded = match method {
+                WRITE_MARKERS => {
+                    let call: MarkersCall = postcard::from_bytes(&payload).map_err(decode_error)?;
+                    let partitions: BTreeSet<TopicPartition> =
+                        call.partitions.into_iter().collect();
+                    let failed: Vec<(TopicPartition, String)> = broker
+                        .write_txn_markers_here(&partitions, call.marker)
+                        .await
+                        .into_iter()
+                        .map(|(tp, error)| (tp, error.to_string()))
+                        .collect();
+                    postcard::to_stdvec(&failed)
+                }
+                VERIFY => {
+                    let call: VerifyCall = postcard::from_bytes(&payload).map_err(decode_error)?;
+                    let verified = broker
+                        .verify_transaction_here(
+                            &call.transactional_id,
+                            call.producer_id,
+                            call.producer_epoch,
+                            &call.partition,
+                            call.add,
+                        )
+                        .await;
+                    postcard::to_stdvec(&verified)
+                }
+                other => return Err(format!("no broker method {other}")),
+            };
+            encoded.map(Bytes::from).map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl Broker {
+    /// Serves other brokers' calls (cluster mode).
+    pub(super) fn serve_peers(self: &Arc<Self>) {
+        if let Some(link) = self.cluster.get() {
+            link.node.serve_broker(Arc::new(PeerService {
+                broker: Arc::downgrade(self),
+            }));
+        }
+    }
+
+    /// The broker leading `topic`'s `partition` when it is another one (cluster mode).
+    pub(super) fn remote_leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let link = self.cluster.get()?;
+        let state = Arc::clone(&link.node.published().borrow().state);
+        let leader = state
+            .topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)?
+            .leader?;
+        (leader != self.node_id()).then_some(leader)
+    }
+
+    /// Has broker `leader` write `marker` to `partitions`; returns what failed.
+    pub(super) async fn markers_on(
+        &self,
+        leader: i32,
+        partitions: BTreeSet<TopicPartition>,
+        marker: MarkerSpec,
+    ) -> Vec<(TopicPartition, Error)> {
+        let call = MarkersCall {
+            partitions: partitions.iter().cloned().collect(),
+            marker,
+        };
+        let failed_all = |reason: String| {
+            partitions
+                .iter()
+                .map(|tp| {
+                    (
+                        tp.clone(),
+                        Error::Cluster {
+                            reason: reason.clone(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        let Some(link) = self.cluster.get() else {
+            return failed_all("not in cluster mode".to_owned());
+        };
+        let payload = match postcard::to_stdvec(&call) {
+            Ok(payload) => Bytes::from(payload),
+            Err(error) => return failed_all(error.to_string()),
+        };
+        match link.node.call_broker(leader, WRITE_MARKERS, payload).await {
+            Ok(answer) => match postcard::from_bytes::<Vec<(TopicPartition, String)>>(&answer) {
+                Ok(failed) => failed
+                    .into_iter()
+                    .map(|(tp, reason)| (tp, Error::Cluster { reason }))
+                    .collect(),
+                Err(error) => failed_all(format!("undecodable answer: {error}")),
+            },
+            Err(reason) => failed_all(reason),
+        }
+    }
+
+    /// Has coordinator `coordinator` verify a transactional produce.
+    pub(super) async fn verify_on(
+        &self,
+        coordinator: i32,
+        (transactional_id, producer_id, producer_epoch, partition, add): (
+            &str,
+            i64,
+            i16,
+            &TopicPartition,
+            bool,
+        ),
+    ) -> Result<(), TxnError> {
+        let Some(link) = self.cluster.get() else {
+            return Err(TxnError::CoordinatorNotAvailable);
+        };
+        let call = VerifyCall {
+            transactional_id: transactional_id.to_owned(),
+            producer_id,
+            producer_epoch,
+            partition: partition.clone(),
+            add,
+        };
+        let payload = postcard::to_stdvec(&call)
+            .map(Bytes::from)
+            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
+        match link.node.call_broker(coordinator, VERIFY, payload).await {
+            Ok(answer) => postcard::from_bytes::<Result<(), TxnError>>(&answer)
+                .unwrap_or(Err(TxnError::CoordinatorNotAvailable)),
+            Err(reason) => {
+                tracing::debug!(coordinator, %reason, "transaction verification call failed");
+                Err(TxnError::NotCoordinator)
+            }
+        }
+    }
+}
