@@ -42,11 +42,13 @@ pub(crate) struct BrokerProcess {
 }
 
 impl BrokerProcess {
-    /// Starts `bin serve` on a fresh data dir and waits for its `listening addr=` log line.
+    /// Starts `bin serve` on a fresh data dir with `env` added to its environment and waits for
+    /// its `listening addr=` log line.
     pub(crate) fn start(
         bin: &Path,
         work_dir: PathBuf,
         keep_data: bool,
+        env: &[(&str, String)],
     ) -> Result<(BrokerProcess, String)> {
         if work_dir.exists() {
             fs::remove_dir_all(&work_dir)
@@ -65,6 +67,7 @@ impl BrokerProcess {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout_log))
             .stderr(Stdio::piped())
@@ -178,6 +181,32 @@ impl BrokerProcess {
         }
     }
 
+    /// SIGKILL (kill -9) and reap: the broker gets no chance to hand anything over.
+    pub(crate) fn kill9(&mut self) -> Result<()> {
+        self.child.kill().context("killing the broker")?;
+        self.child.wait().context("reaping the broker")?;
+        self.is_stopped = true;
+        Ok(())
+    }
+
+    /// The gossip address from the broker's `cluster member started ... gossip=HOST:PORT` log
+    /// line, waiting for it until `timeout`.
+    pub(crate) fn gossip_addr(&self, timeout: Duration) -> Result<String> {
+        let started = Instant::now();
+        loop {
+            let text = fs::read_to_string(&self.log_path).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(parse_gossip_addr) {
+                return Ok(addr);
+            }
+            ensure!(
+                started.elapsed() < timeout,
+                "broker logged no `cluster member started` line within {timeout:?}; log tail:\n{}",
+                self.log_tail(LOG_TAIL_LINES)
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn log_tail(&self, line_count: usize) -> String {
         let text = fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -217,6 +246,17 @@ pub(crate) fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// Finds HOST:PORT in a line containing `cluster member started ... gossip=HOST:PORT`.
+pub(crate) fn parse_gossip_addr(line: &str) -> Option<String> {
+    let line = strip_ansi(line);
+    let rest = &line[line.find("cluster member started")?..];
+    let addr = rest
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("gossip="))?
+        .trim_matches('"');
+    addr.contains(':').then(|| addr.to_owned())
 }
 
 /// Finds HOST:PORT in a line containing `listening addr=HOST:PORT`.

@@ -7,7 +7,7 @@ use clap::Parser;
 /// Benchmark a Tidelog broker with librdkafka: produce (acks=all; plain, idempotent and
 /// transactional), consume back (read_committed) and verify, measure delivery latency at a fixed
 /// rate, and consume with a consumer group and time its rebalances.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "tidelog-bench", version)]
 pub(crate) struct Args {
     /// Records of 100 B in the first throughput run (0 skips it).
@@ -74,6 +74,14 @@ pub(crate) struct Args {
     /// Skip the consumer group run.
     #[arg(long)]
     pub(crate) skip_group: bool,
+    /// Skip the cluster run (3 brokers started as processes: the plain runs again, then the
+    /// controller leader's kill -9); it needs the broker binary, so `--bootstrap` skips it too.
+    #[arg(long)]
+    pub(crate) skip_cluster: bool,
+    /// Freshly formed 3-broker clusters whose controller leader is killed (kill -9), each timed
+    /// to the next successful CreateTopics through a survivor (0 skips the failover).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) failover_rounds: u32,
     /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.
     #[arg(long)]
     pub(crate) client_debug: Option<String>,

@@ -101,13 +101,15 @@ impl Cluster {
     }
 }
 
+/// Creates `topic` (replication factor 1) and waits until metadata shows every partition led;
+/// returns each partition's leader, by partition.
 pub(crate) fn create_topic(
     runtime: &tokio::runtime::Runtime,
     cluster: &Cluster,
     topic: &str,
     partitions: i32,
     deadline: Instant,
-) -> Result<()> {
+) -> Result<Vec<i32>> {
     let admin: AdminClient<ClientLog> =
         AdminClient::from_config_and_context(&cluster.client_config(), cluster.client_log("admin"))
             .context("creating the admin client")?;
@@ -130,7 +132,7 @@ pub(crate) fn create_topic(
             .inner()
             .fetch_metadata(Some(topic), Duration::from_secs(5))
             .context("Metadata request")?;
-        let is_ready = metadata.topics().iter().any(|t| {
+        let ready = metadata.topics().iter().find(|t| {
             t.name() == topic
                 && t.error().is_none()
                 && t.partitions().len() == usize::try_from(partitions).unwrap_or(0)
@@ -138,8 +140,14 @@ pub(crate) fn create_topic(
                     .iter()
                     .all(|p| p.error().is_none() && p.leader() >= 0)
         });
-        if is_ready {
-            return Ok(());
+        if let Some(ready) = ready {
+            let mut led: Vec<(i32, i32)> = ready
+                .partitions()
+                .iter()
+                .map(|p| (p.id(), p.leader()))
+                .collect();
+            led.sort_unstable();
+            return Ok(led.into_iter().map(|(_, leader)| leader).collect());
         }
         ensure!(
             Instant::now() < ready_by,

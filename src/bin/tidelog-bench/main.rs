@@ -1,11 +1,13 @@
 //! The Tidelog benchmark: drives a real `tidelog` broker with librdkafka and prints a report.
-//! It starts the release broker binary (or uses `--bootstrap`) and only measures: it never
+//! It starts the release broker binary (or uses `--bootstrap`), then three of them as one cluster
+//! (the plain runs again, and the controller leader's kill -9), and only measures: it never
 //! imports broker code, so it measures exactly what a Kafka client sees.
 #![allow(clippy::print_stdout)] // a benchmark's output is its report
 
 mod broker;
 mod cli;
 mod client;
+mod cluster_run;
 mod consume;
 mod delivery;
 mod group;
@@ -17,19 +19,22 @@ mod records;
 mod report;
 mod runs;
 mod sampler;
+mod three;
 mod transactions;
+mod wire;
 
 use std::fs;
 use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 use clap::Parser;
 
 use crate::broker::{BROKER_STOP_TIMEOUT, BrokerProcess, LOG_TAIL_LINES, default_broker_bin};
 use crate::cli::Args;
 use crate::client::Cluster;
+use crate::cluster_run::{print_cluster_report, run_cluster};
 use crate::produce::BATCH_BYTES;
 use crate::records::SEQUENCE_BYTES;
 use crate::report::{ms, print_report};
@@ -58,16 +63,18 @@ fn run(args: &Args) -> Result<()> {
     let specs = run_specs(args);
 
     let mut broker = None;
-    let bootstrap = match &args.bootstrap {
-        Some(bootstrap) => bootstrap.clone(),
-        None => {
-            let bin = match &args.broker_bin {
-                Some(bin) => bin.clone(),
-                None => default_broker_bin()?,
-            };
+    let bin = match (&args.bootstrap, &args.broker_bin) {
+        (Some(_), _) => None,
+        (None, Some(bin)) => Some(bin.clone()),
+        (None, None) => Some(default_broker_bin()?),
+    };
+    let bootstrap = match (&args.bootstrap, &bin) {
+        (Some(bootstrap), _) => bootstrap.clone(),
+        (None, None) => bail!("neither --bootstrap nor a broker binary"),
+        (None, Some(bin)) => {
             let work_dir =
                 std::env::temp_dir().join(format!("tidelog-bench-{}", std::process::id()));
-            let (process, addr) = BrokerProcess::start(&bin, work_dir, args.keep_data)?;
+            let (process, addr) = BrokerProcess::start(bin, work_dir, args.keep_data, &[])?;
             eprintln!(
                 "started broker {} (pid {}) on {addr}",
                 bin.display(),
@@ -131,6 +138,16 @@ fn run(args: &Args) -> Result<()> {
     }
     let (reports, group) = result?;
     print_report(&reports, group.as_ref(), final_hwm_kb);
+    match (&bin, args.skip_cluster) {
+        (Some(bin), false) => {
+            // A time limit of its own: the single-node runs may have used most of theirs.
+            let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+            let cluster = run_cluster(args, bin, &specs, deadline).context("cluster run")?;
+            print_cluster_report(&reports, &cluster, args);
+        }
+        (None, false) => println!("cluster run skipped: --bootstrap gives no broker binary"),
+        (_, true) => {}
+    }
     ensure!(
         group_ok,
         "the consumer group did not receive every record exactly once"
@@ -140,7 +157,7 @@ fn run(args: &Args) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::broker::{parse_listen_addr, strip_ansi};
+    use crate::broker::{parse_gossip_addr, parse_listen_addr, strip_ansi};
     use crate::latency::latency_summary;
     use crate::records::{fill_record, pattern, pattern_shift};
 
@@ -154,6 +171,15 @@ mod tests {
             Some("127.0.0.1:9")
         );
         assert_eq!(parse_listen_addr("starting addr=1.2.3.4:5"), None);
+    }
+
+    #[test]
+    fn parse_gossip_addr_finds_the_gossip_address_of_the_member_start_line() {
+        let line = "2026-12-04T17:00:00Z  INFO tidelog::cluster::node: cluster member started \
+                    node_id=1 rpc=127.0.0.1:4001 gossip=127.0.0.1:4002";
+        assert_eq!(parse_gossip_addr(line).as_deref(), Some("127.0.0.1:4002"));
+        assert_eq!(parse_gossip_addr("listening addr=127.0.0.1:9092"), None);
+        assert_eq!(parse_gossip_addr("cluster member started node_id=1"), None);
     }
 
     #[test]

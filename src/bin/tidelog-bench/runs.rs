@@ -154,8 +154,9 @@ pub(crate) fn run_all(
                 .map(|rate| format!(" at {rate} records/s"))
                 .unwrap_or_default()
         );
-        create_topic(&runtime, cluster, &topic, args.partitions, deadline)
+        let leaders = create_topic(&runtime, cluster, &topic, args.partitions, deadline)
             .with_context(|| format!("creating topic {topic}"))?;
+        eprintln!("  partition leaders (by partition): {leaders:?}");
         if let Some(sampler) = sampler {
             sampler.reset_peak();
         }

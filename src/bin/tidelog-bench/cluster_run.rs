@@ -1,0 +1,312 @@
+//! The cluster run: the single node's plain produce/consume runs against three brokers (RF 1,
+//! partitions spread, bootstrap from broker 1), then, once per freshly formed cluster, the time
+//! from kill -9 of the controller leader to the next successful CreateTopics through a survivor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cli::Args;
+use crate::client::Cluster;
+use crate::report::{ms, per_sec};
+use crate::runs::{ProduceMode, RunReport, RunSpec, run_all};
+use crate::three::{CLUSTER_SIZE, POLL_INTERVAL, REQUEST_TIMEOUT, ThreeBrokers};
+use crate::wire::{ERROR_TOPIC_ALREADY_EXISTS, create_topic_at};
+
+/// How long CreateTopics may keep failing after the kill before the run gives up.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
+/// A new CreateTopics attempt this often after the kill: the figure's resolution.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What the CreateTopics probes after a kill got.
+#[derive(Debug)]
+struct Probes {
+    /// From the kill to the earliest successful answer.
+    first_success: Option<Duration>,
+    attempts: u32,
+    failures: BTreeMap<String, u32>,
+}
+
+/// Sends CreateTopics of `{topic}-{n}` to `addr`, a new attempt on its own connection every
+/// `PROBE_INTERVAL` from `killed_at` (a request held by the broker does not hide a later one
+/// that would succeed), until one succeeds or `give_up_at`; waits for every attempt's answer
+/// (each bounded by `REQUEST_TIMEOUT`, so at most REQUEST_TIMEOUT / PROBE_INTERVAL in flight).
+fn probe_create_topics(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    killed_at: Instant,
+    give_up_at: Instant,
+) -> Probes {
+    let (answer_tx, answer_rx) = mpsc::channel::<(Instant, String)>();
+    let mut probes = Probes {
+        first_success: None,
+        attempts: 0,
+        failures: BTreeMap::new(),
+    };
+    let mut answered = 0u32;
+    thread::scope(|scope| {
+        let mut next_launch = killed_at;
+        loop {
+            let now = Instant::now();
+            if probes.first_success.is_none() && now < give_up_at && now >= next_launch {
+                probes.attempts += 1;
+                let name = format!("{topic}-{}", probes.attempts);
+                let answer_tx = answer_tx.clone();
+                scope.spawn(move || {
+                    let outcome = match create_topic_at(addr, &name, partitions, REQUEST_TIMEOUT) {
+                        Ok(0 | ERROR_TOPIC_ALREADY_EXISTS) => String::new(),
+                        Ok(code) => format!("error code {code}"),
+                        Err(error) => format!("{error:#}"),
+                    };
+                    let _ = answer_tx.send((Instant::now(), outcome));
+                });
+                next_launch += PROBE_INTERVAL;
+            }
+            if let Ok((at, outcome)) = answer_rx.recv_timeout(POLL_INTERVAL) {
+                answered += 1;
+                if outcome.is_empty() {
+                    let elapsed = at - killed_at;
+                    probes.first_success = Some(
+                        probes
+                            .first_success
+                            .map_or(elapsed, |first| first.min(elapsed)),
+                    );
+                } else {
+                    *probes.failures.entry(outcome).or_insert(0) += 1;
+                }
+            }
+            let is_done = probes.first_success.is_some() || Instant::now() >= give_up_at;
+            if is_done && answered == probes.attempts {
+                break;
+            }
+        }
+    });
+    probes
+}
+
+/// One kill -9 of a controller leader and the CreateTopics that next succeeded.
+#[derive(Debug)]
+pub(crate) struct Failover {
+    pub(crate) killed: i32,
+    /// The survivor CreateTopics was sent to.
+    pub(crate) via: i32,
+    pub(crate) elapsed: Duration,
+    pub(crate) attempts: u32,
+    /// What the failed attempts got, with counts (error code or transport error); attempts
+    /// still in flight at the first success may succeed too.
+    pub(crate) failures: BTreeMap<String, u32>,
+    /// The controller leader the survivors named after the success (-1: they disagreed).
+    pub(crate) new_controller: i32,
+}
+
+/// Everything measured on clusters.
+#[derive(Debug)]
+pub(crate) struct ClusterReport {
+    pub(crate) runs: Vec<RunReport>,
+    pub(crate) failovers: Vec<Failover>,
+}
+
+/// The single node's plain runs, one of each size and rate (no idempotent, transactional or
+/// group runs, and no repeated rounds).
+fn cluster_specs(specs: &[RunSpec]) -> Vec<RunSpec> {
+    let mut seen = BTreeSet::new();
+    specs
+        .iter()
+        .filter(|spec| spec.mode == ProduceMode::Plain)
+        .filter(|spec| seen.insert((spec.record_bytes, spec.rate_per_sec)))
+        .cloned()
+        .collect()
+}
+
+pub(crate) fn run_cluster(
+    args: &Args,
+    bin: &Path,
+    specs: &[RunSpec],
+    deadline: Instant,
+) -> Result<ClusterReport> {
+    let specs = cluster_specs(specs);
+    let mut runs = Vec::new();
+    if !specs.is_empty() {
+        let brokers = ThreeBrokers::form(bin, "cluster", args.keep_data, deadline)?;
+        eprintln!(
+            "cluster formed: brokers {:?} (pids {:?}), controller leader {}",
+            brokers.members.iter().map(|m| &m.addr).collect::<Vec<_>>(),
+            brokers
+                .members
+                .iter()
+                .map(|m| m.process.pid())
+                .collect::<Vec<_>>(),
+            brokers.controller_id()
+        );
+        let cluster = Cluster {
+            bootstrap: brokers.bootstrap().to_owned(),
+            client_debug: args.client_debug.clone(),
+        };
+        let run_args = Args {
+            skip_group: true,
+            latency_csv: None,
+            ..args.clone()
+        };
+        match run_all(&run_args, &cluster, &specs, None, deadline) {
+            Ok((reports, _)) => runs = reports,
+            Err(error) => bail!("{error:#}{}", brokers.log_tails()),
+        }
+        brokers.stop();
+    }
+    let mut failovers = Vec::new();
+    for round in 1..=args.failover_rounds {
+        let brokers =
+            ThreeBrokers::form(bin, &format!("failover{round}"), args.keep_data, deadline)?;
+        let failover = kill_controller_leader(args, brokers, round, deadline)?;
+        eprintln!(
+            "failover {round}: kill -9 of controller leader {}, CreateTopics through broker {} \
+             succeeded after {:.0} ms",
+            failover.killed,
+            failover.via,
+            ms(failover.elapsed)
+        );
+        failovers.push(failover);
+    }
+    Ok(ClusterReport { runs, failovers })
+}
+
+/// Kills the controller leader of a formed cluster with SIGKILL and probes CreateTopics at the
+/// lowest surviving node id until one succeeds; then stops the survivors.
+fn kill_controller_leader(
+    args: &Args,
+    mut brokers: ThreeBrokers,
+    round: u32,
+    deadline: Instant,
+) -> Result<Failover> {
+    let leader = brokers.controller_id();
+    let Some(at) = brokers.members.iter().position(|m| m.node_id == leader) else {
+        bail!("the brokers name no common controller leader ({leader})");
+    };
+    let via = brokers
+        .members
+        .iter()
+        .find(|m| m.node_id != leader)
+        .context("a survivor")?;
+    let (via_id, via_addr) = (via.node_id, via.addr.clone());
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let topic = format!(
+        "tidelog-bench-failover{round}-{}-{unique}",
+        std::process::id()
+    );
+    brokers.members[at].process.kill9()?;
+    let killed_at = Instant::now();
+    brokers.members[at].is_alive = false;
+    let give_up_at = (killed_at + FAILOVER_TIMEOUT).min(deadline);
+    let probes = probe_create_topics(&via_addr, &topic, args.partitions, killed_at, give_up_at);
+    let Some(elapsed) = probes.first_success else {
+        bail!(
+            "no CreateTopics through broker {via_id} succeeded within {:?} of the controller \
+             leader's kill -9 ({} attempts: {:?}){}",
+            give_up_at - killed_at,
+            probes.attempts,
+            probes.failures,
+            brokers.log_tails()
+        );
+    };
+    let (attempts, failures) = (probes.attempts, probes.failures);
+    let new_controller = brokers.controller_id();
+    brokers.stop();
+    Ok(Failover {
+        killed: leader,
+        via: via_id,
+        elapsed,
+        attempts,
+        failures,
+        new_controller,
+    })
+}
+
+/// The cluster's runs beside the single node's runs of the same name, then the failovers.
+pub(crate) fn print_cluster_report(single: &[RunReport], cluster: &ClusterReport, args: &Args) {
+    println!();
+    println!(
+        "cluster: {CLUSTER_SIZE} brokers (processes on this machine), replication factor 1, \
+         {} partitions spread over the brokers, clients bootstrap from broker 1",
+        args.partitions
+    );
+    if !cluster.runs.is_empty() {
+        println!(
+            "{:<11} {:>9} {:>6} | {:>12} {:>12} | {:>12} {:>12} | {:>15}",
+            "run",
+            "records",
+            "size",
+            "1 node prod",
+            "3 node prod",
+            "1 node cons",
+            "3 node cons",
+            "3 node p50/p99"
+        );
+    }
+    for run in &cluster.runs {
+        let rate = |report: &RunReport, elapsed: fn(&RunReport) -> Duration| {
+            format!("{:.0}", per_sec(report.spec.record_count, elapsed(report)))
+        };
+        let twin = single.iter().find(|r| r.spec.name == run.spec.name);
+        let single_rate = |elapsed: fn(&RunReport) -> Duration| {
+            twin.map_or_else(|| "n/a".to_owned(), |r| rate(r, elapsed))
+        };
+        println!(
+            "{:<11} {:>9} {:>6} | {:>12} {:>12} | {:>12} {:>12} | {:>15}",
+            run.spec.name,
+            run.spec.record_count,
+            run.spec.record_bytes,
+            single_rate(|r| r.produce.elapsed),
+            rate(run, |r| r.produce.elapsed),
+            single_rate(|r| r.consume.elapsed),
+            rate(run, |r| r.consume.elapsed),
+            format!(
+                "{:.2}/{:.2} ms",
+                run.produce.latency.p50_ms, run.produce.latency.p99_ms
+            )
+        );
+    }
+    if !cluster.runs.is_empty() {
+        println!("(records/s; p50/p99 = enqueue -> delivery callback latency)");
+    }
+    for (round, failover) in cluster.failovers.iter().enumerate() {
+        let failures: Vec<String> = failover
+            .failures
+            .iter()
+            .map(|(what, count)| format!("{count} x {what}"))
+            .collect();
+        println!(
+            "failover {}: kill -9 of controller leader {} -> CreateTopics through broker {} \
+             succeeded after {:.0} ms ({} attempts, one every {} ms; failed: {}); new \
+             controller leader {}",
+            round + 1,
+            failover.killed,
+            failover.via,
+            ms(failover.elapsed),
+            failover.attempts,
+            PROBE_INTERVAL.as_millis(),
+            if failures.is_empty() {
+                "none".to_owned()
+            } else {
+                failures.join(", ")
+            },
+            failover.new_controller
+        );
+    }
+    let mut times: Vec<f64> = cluster.failovers.iter().map(|f| ms(f.elapsed)).collect();
+    times.sort_by(f64::total_cmp);
+    if let (Some(first), Some(last)) = (times.first(), times.last()) {
+        println!(
+            "controller failover (kill -9 -> next successful CreateTopics), {} fresh clusters: \
+             median {:.0} ms, min {first:.0} ms, max {last:.0} ms",
+            times.len(),
+            times[times.len() / 2]
+        );
+    }
+}

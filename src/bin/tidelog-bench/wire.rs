@@ -1,0 +1,120 @@
+//! Raw Kafka requests for the cluster run (kafka-protocol over a blocking socket): Metadata for
+//! the broker list and controller id, which librdkafka does not expose, and CreateTopics sent to
+//! one chosen broker rather than to the controller librdkafka would pick.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, MetadataRequest, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+/// Largest response frame accepted.
+const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
+const METADATA_VERSION: i16 = 12;
+const CREATE_TOPICS_VERSION: i16 = 7;
+/// Kafka's TOPIC_ALREADY_EXISTS: an earlier attempt that timed out on our side created it.
+pub(crate) const ERROR_TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// Sends one request on a fresh connection and decodes its response; `timeout` bounds the
+/// connect, the write and each read.
+fn roundtrip<R: Request>(
+    addr: &str,
+    request: &R,
+    version: i16,
+    timeout: Duration,
+) -> Result<R::Response> {
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("broker address {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)?;
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("tidelog-bench")));
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    header
+        .encode(&mut frame, R::header_version(version))
+        .context("encoding the request header")?;
+    request
+        .encode(&mut frame, version)
+        .context("encoding the request")?;
+    let len = i32::try_from(frame.len() - 4).context("request frame length")?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    stream.write_all(&frame).context("sending the request")?;
+    let mut len = [0u8; 4];
+    stream
+        .read_exact(&mut len)
+        .context("reading the response length")?;
+    let len = usize::try_from(i32::from_be_bytes(len)).context("negative response length")?;
+    ensure!(len <= FRAME_BYTES_MAX, "response of {len} bytes");
+    let mut body = vec![0u8; len];
+    stream
+        .read_exact(&mut body)
+        .context("reading the response")?;
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(
+        &mut body,
+        <R::Response as HeaderVersion>::header_version(version),
+    )
+    .context("decoding the response header")?;
+    ensure!(header.correlation_id == 1, "response to another request");
+    R::Response::decode(&mut body, version).context("decoding the response")
+}
+
+/// What one broker's Metadata says of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterView {
+    /// Node ids, sorted.
+    pub(crate) broker_ids: Vec<i32>,
+    /// The controller leader's node id (-1 when none).
+    pub(crate) controller_id: i32,
+}
+
+/// Metadata (no topics) from the broker at `addr`.
+pub(crate) fn cluster_view(addr: &str, timeout: Duration) -> Result<ClusterView> {
+    let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+    let response = roundtrip(addr, &request, METADATA_VERSION, timeout)?;
+    let mut broker_ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    broker_ids.sort_unstable();
+    Ok(ClusterView {
+        broker_ids,
+        controller_id: response.controller_id.0,
+    })
+}
+
+/// CreateTopics of one topic (replication factor 1) at the broker at `addr`: the topic's error
+/// code, 0 when created.
+pub(crate) fn create_topic_at(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<i16> {
+    let creatable = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![creatable])
+        // Half the socket timeout, so the broker answers before the read gives up.
+        .with_timeout_ms(i32::try_from(timeout.as_millis() / 2).unwrap_or(i32::MAX));
+    let response = roundtrip(addr, &request, CREATE_TOPICS_VERSION, timeout)?;
+    let result = response
+        .topics
+        .iter()
+        .find(|t| t.name.0.as_str() == topic)
+        .with_context(|| format!("CreateTopics answer without {topic}"))?;
+    Ok(result.error_code)
+}
