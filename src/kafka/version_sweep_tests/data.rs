@@ -171,7 +171,13 @@ async fn produce_legacy(sweep: &mut Sweep, version: i16) {
         frame.put_i32(i32::try_from(message_set.len()).expect("small"));
         frame.put_slice(&message_set);
     }
-    let response = respond(&sweep.ctx, ApiKey::Produce, version, frame.freeze()).await;
+    let response = Box::pin(respond(
+        &sweep.ctx,
+        ApiKey::Produce,
+        version,
+        frame.freeze(),
+    ))
+    .await;
     let mut body = response_body(ApiKey::Produce, version, correlation_id, response);
     let at = format!("Produce v{version} response");
     assert_eq!(body.get_i32(), 1, "{at}: topics");
@@ -453,7 +459,7 @@ async fn list_offsets_v0(sweep: &mut Sweep) {
         frame.put_i64(timestamp);
         frame.put_i32(max_num_offsets);
     }
-    let response = respond(&sweep.ctx, ApiKey::ListOffsets, 0, frame.freeze()).await;
+    let response = Box::pin(respond(&sweep.ctx, ApiKey::ListOffsets, 0, frame.freeze())).await;
     let mut body = response_body(ApiKey::ListOffsets, 0, correlation_id, response);
     let at = "ListOffsets v0 response";
     assert_eq!(body.get_i32(), 1, "{at}: topics");

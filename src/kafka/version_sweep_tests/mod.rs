@@ -124,7 +124,9 @@ impl Sweep {
         self.correlation_id += 1;
         self.exercised.insert((api as i16, version));
         let frame = request_frame(api, version, self.correlation_id, request);
-        let response = respond(&self.ctx, api, version, frame).await;
+        // Boxed: the dispatch future is deep, and inlining it here overflows rustc's layout
+        // query depth ("queries overflow the depth limit") in a fresh build.
+        let response = Box::pin(respond(&self.ctx, api, version, frame)).await;
         decode_response(api, version, self.correlation_id, response)
     }
 
