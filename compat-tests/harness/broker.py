@@ -8,6 +8,7 @@ import tempfile
 import time
 
 LISTENING = re.compile(r"listening addr=(\S+)")
+GOSSIP = re.compile(r"cluster member started .*gossip=(\S+)")
 
 
 def build(repo):
@@ -19,9 +20,11 @@ def build(repo):
 
 
 class Broker:
-    def __init__(self, binary, run_dir, default_partitions=4, start_timeout_s=60):
+    def __init__(self, binary, run_dir, default_partitions=4, start_timeout_s=60, cluster=None):
+        """`cluster`: None for a single node, else a dict of node_id, bootstrap_expect, seeds."""
         self.data_dir = tempfile.mkdtemp(prefix="broker-", dir=run_dir)
-        self.log_path = os.path.join(run_dir, "broker.log")
+        name = "broker.log" if cluster is None else f"broker-{cluster['node_id']}.log"
+        self.log_path = os.path.join(run_dir, name)
         # Session timeouts down to 1 s, as kafka-python's own test broker allows
         # (group.min.session.timeout.ms=1000 in its servers/resources/default/kafka.properties;
         # its test_group uses session_timeout_ms=3000). Tidelog's default minimum is Kafka's 6 s.
@@ -29,6 +32,12 @@ class Broker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIDELOG_COMPAT_")}
         env.update(TIDELOG_TOPICS__DEFAULT_PARTITIONS=str(default_partitions),
                    TIDELOG_GROUPS__SESSION_TIMEOUT_MS_MIN="1000")
+        if cluster is not None:
+            env.update(TIDELOG_NODE_ID=str(cluster["node_id"]),
+                       TIDELOG_CLUSTER__LISTEN="127.0.0.1:0",
+                       TIDELOG_CLUSTER__BOOTSTRAP_EXPECT=str(cluster["bootstrap_expect"]),
+                       TIDELOG_CLUSTER__SEEDS=",".join(cluster["seeds"]),
+                       TIDELOG_CLUSTER__GOSSIP_INTERVAL_MS="100")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
@@ -48,6 +57,17 @@ class Broker:
             else:
                 time.sleep(0.05)
 
+    def gossip_addr(self, timeout_s=60):
+        """The gossip address a cluster member logged (a seed for the others)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                found = GOSSIP.search(log.read())
+            if found:
+                return found.group(1).strip('"')
+            time.sleep(0.05)
+        raise RuntimeError(f"no 'cluster member started' line in {self.log_path}")
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -61,3 +81,59 @@ class Broker:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+class Cluster:
+    """`count` brokers of one cluster (node ids 1..count), formed by gossip from broker 1."""
+
+    def __init__(self, binary, run_dir, count, form_timeout_s=120):
+        self.brokers = []
+        try:
+            first = Broker(binary, run_dir, cluster={"node_id": 1, "bootstrap_expect": count,
+                                                     "seeds": []})
+            self.brokers.append(first)
+            seed = first.gossip_addr()
+            for node_id in range(2, count + 1):
+                self.brokers.append(Broker(binary, run_dir, cluster={
+                    "node_id": node_id, "bootstrap_expect": count, "seeds": [seed]}))
+            # Clients bootstrap from one broker and find the others in Metadata, as users do.
+            self.bootstrap = first.bootstrap
+            self._wait_formed(count, form_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_formed(self, count, timeout_s):
+        from confluent_kafka.admin import AdminClient  # the venv's client
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                formed = all(
+                    len(AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(
+                        timeout=5).brokers) == count
+                    for b in self.brokers)
+            except Exception:  # not answering yet
+                formed = False
+            if formed:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {count} brokers did not form one cluster in {timeout_s}s")
+            time.sleep(0.2)
+
+    @property
+    def log_path(self):
+        return ", ".join(b.log_path for b in self.brokers)
+
+    @property
+    def data_dir(self):
+        return os.path.dirname(self.brokers[0].data_dir) if self.brokers else None
+
+    def alive(self):
+        return all(b.alive() for b in self.brokers)
+
+    def stop(self):
+        codes = [b.stop() for b in self.brokers]
+        return next((c for c in codes if c), 0)
+
+    def data_dirs(self):
+        return [b.data_dir for b in self.brokers]

@@ -192,14 +192,24 @@ impl Broker {
             internal: false,
         };
         propose(link, &command, name).await?;
-        self.await_local(link, |state| {
-            state.topics.get(name).is_some_and(|t| t.id == id)
-        })
-        .await?;
-        self.reconcile_topic(name)?;
+        self.hold_topic_here(name, id).await?;
+        self.leaders_hold_topic(name, id).await;
         self.topic(name).ok_or_else(|| Error::UnknownTopic {
             topic: name.to_owned(),
         })
+    }
+
+    /// Waits until this broker's state has topic `name` with id `topic_id`, then makes sure the
+    /// local catalog holds it.
+    pub(super) async fn hold_topic_here(&self, name: &str, topic_id: [u8; 16]) -> Result<()> {
+        let Some(link) = self.cluster.get() else {
+            return Ok(());
+        };
+        self.await_local(link, |state| {
+            state.topics.get(name).is_some_and(|t| t.id == topic_id)
+        })
+        .await?;
+        self.reconcile_topic(name)
     }
 
     /// Grows a topic through the controller; answered once this broker holds the partitions.
@@ -436,6 +446,7 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
         },
         None => return,
     };
+    let mut caught_up = false;
     loop {
         let state = Arc::clone(&published.borrow_and_update().state);
         let Some(strong) = broker.upgrade() else {
@@ -444,10 +455,12 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
         // Only a caught-up state says which topics are gone (after a restart the log replays
         // before the topics reappear); adopting needs this broker registered: the topics are
         // assigned to it.
-        let caught_up = strong
-            .cluster
-            .get()
-            .is_some_and(|link| link.node.caught_up());
+        // Once is enough: from then on every published state is complete as of its index.
+        caught_up = caught_up
+            || strong
+                .cluster
+                .get()
+                .is_some_and(|link| link.node.caught_up());
         let ready = state.cluster_id.is_some()
             && caught_up
             && (!adopt || state.brokers.contains_key(&strong.node_id()));

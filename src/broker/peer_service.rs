@@ -17,11 +17,18 @@ use crate::replication::rpc::{Handler, HandlerFuture, Method};
 
 const WRITE_MARKERS: Method = 1;
 const VERIFY: Method = 2;
+const HOLD_TOPIC: Method = 3;
 
 #[derive(Serialize, Deserialize)]
 struct MarkersCall {
     partitions: Vec<TopicPartition>,
     marker: MarkerSpec,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HoldTopicCall {
+    name: String,
+    topic_id: [u8; 16],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,6 +76,15 @@ impl Handler for PeerService {
                         )
                         .await;
                     postcard::to_stdvec(&verified)
+                }
+                HOLD_TOPIC => {
+                    let call: HoldTopicCall =
+                        postcard::from_bytes(&payload).map_err(decode_error)?;
+                    let held = broker
+                        .hold_topic_here(&call.name, call.topic_id)
+                        .await
+                        .map_err(|error| error.to_string());
+                    postcard::to_stdvec(&held)
                 }
                 other => return Err(format!("no broker method {other}")),
             };
@@ -140,6 +156,44 @@ impl Broker {
                 Err(error) => failed_all(format!("undecodable answer: {error}")),
             },
             Err(reason) => failed_all(reason),
+        }
+    }
+
+    /// Has every other leader of `name`'s partitions hold the topic (created locally), so a
+    /// client told the topic exists finds it at every leader.
+    pub(super) async fn leaders_hold_topic(&self, name: &str, topic_id: [u8; 16]) {
+        let Some(link) = self.cluster.get() else {
+            return;
+        };
+        let leaders: BTreeSet<i32> = {
+            let published = link.node.published();
+            let state = &published.borrow().state;
+            state
+                .topics
+                .get(name)
+                .map(|t| t.partitions.iter().filter_map(|p| p.leader).collect())
+                .unwrap_or_default()
+        };
+        let call = HoldTopicCall {
+            name: name.to_owned(),
+            topic_id,
+        };
+        let Ok(payload) = postcard::to_stdvec(&call).map(Bytes::from) else {
+            return;
+        };
+        for leader in leaders.into_iter().filter(|&l| l != self.node_id()) {
+            let held = link
+                .node
+                .call_broker(leader, HOLD_TOPIC, payload.clone())
+                .await
+                .and_then(|answer| {
+                    postcard::from_bytes::<Result<(), String>>(&answer)
+                        .map_err(|e| e.to_string())
+                        .and_then(|held| held)
+                });
+            if let Err(reason) = held {
+                tracing::warn!(topic = name, leader, %reason, "a leader did not confirm the new topic");
+            }
         }
     }
 
