@@ -70,6 +70,21 @@ class _Reader:
             self.pos += self.uvarint()
 
 
+def _leader(bootstrap, topic, partition, timeout_s):
+    """(host, port) of the partition's leader (the only broker that answers for it, as in
+    Kafka, whose admin client sends DescribeProducers there); the bootstrap broker if unknown."""
+    try:
+        from confluent_kafka.admin import AdminClient
+        metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(
+            topic, timeout=timeout_s)
+        leader = metadata.topics[topic].partitions[partition].leader
+        broker = metadata.brokers[leader]
+        return broker.host, broker.port
+    except Exception:  # no client or no leader known: ask the bootstrap broker
+        host, port = bootstrap.rsplit(":", 1)
+        return host, int(port)
+
+
 def describe_producers(bootstrap, topic, partition, timeout_s=10.0):
     """The active producers of one partition, as the broker (its leader) reports them."""
     client_id = b"tidelog-compat"
@@ -78,7 +93,7 @@ def describe_producers(bootstrap, topic, partition, timeout_s=10.0):
     body = (_uvarint(2) + _compact_string(topic) + _uvarint(2) + struct.pack(">i", partition)
             + b"\0" + b"\0")
     request = header + body
-    host, port = bootstrap.rsplit(":", 1)
+    host, port = _leader(bootstrap, topic, partition, timeout_s)
     with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
         sock.sendall(struct.pack(">i", len(request)) + request)
         (size,) = struct.unpack(">i", recv_exact(sock, 4, "DescribeProducers"))

@@ -34,6 +34,7 @@ impl Default for KafkaSettings {
 /// The cluster as a Metadata or DescribeCluster response shows it.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientView {
+    /// Empty while a cluster member has not joined a cluster yet.
     pub(crate) cluster_id: String,
     /// The controller leader, or -1 while there is none.
     pub(crate) controller_id: i32,
@@ -128,7 +129,19 @@ impl Context {
                     })
                     .collect(),
             },
-            _ => ClientView {
+            // Not formed yet: the cluster id this data dir joined before, if any (never the
+            // standalone id, which clients would see change); no controller.
+            Some(_) => ClientView {
+                cluster_id: self
+                    .broker
+                    .identity()
+                    .cluster_id
+                    .clone()
+                    .unwrap_or_default(),
+                controller_id: -1,
+                brokers: vec![this()],
+            },
+            None => ClientView {
                 cluster_id: self.broker.cluster_id().to_owned(),
                 controller_id: self.broker.node_id(),
                 brokers: vec![this()],

@@ -106,7 +106,11 @@ pub(crate) async fn handle(
         };
     messages::MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(view.cluster_id)))
+        .with_cluster_id(
+            Some(view.cluster_id)
+                .filter(|id| !id.is_empty())
+                .map(StrBytes::from_string),
+        )
         .with_controller_id(messages::BrokerId(view.controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_operations)
