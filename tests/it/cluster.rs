@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    FetchRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest, MetadataRequest,
-    MetadataResponse, OffsetFetchRequest,
+    CreateTopicsRequest, FetchRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -508,6 +509,30 @@ async fn three_brokers_form_one_cluster_by_gossip_and_survive_the_controller_lea
     wait_until(FORM_DEADLINE, "the fourth broker leads some", || {
         leaders(&bootstrap, "with-four").values().any(|&l| l == 4)
     });
+
+    // A second voter killed: no quorum. CreateTopics answers REQUEST_TIMED_OUT within its
+    // timeout_ms instead of holding the request.
+    let other = brokers
+        .iter()
+        .position(|b| survivors.contains(&b.addr()) && b.addr() != survivors[0])
+        .expect("the other survivor");
+    brokers[other].kill9();
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(1_500)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(raw::topic_name("no-quorum"))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]);
+    let started = std::time::Instant::now();
+    let response = RawConn::connect(survivors[0]).roundtrip(&request, 5);
+    assert_eq!(response.topics[0].error_code, 7, "REQUEST_TIMED_OUT");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

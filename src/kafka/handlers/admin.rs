@@ -8,7 +8,7 @@ use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{self, ConfigKind, ConfigSource};
-use crate::kafka::error_code;
+use crate::kafka::{Context, error_code};
 
 /// Config resource type TOPIC (Kafka's `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -202,6 +202,15 @@ pub(super) fn type_id(kind: ConfigKind) -> i8 {
         ConfigKind::Double => 6,
         ConfigKind::List => 7,
     }
+}
+
+/// In cluster mode, when a request's `timeout_ms` (positive) runs out for changes that go
+/// through the controller; `None` out of cluster mode, where changes are local and immediate.
+pub(crate) fn controller_deadline(ctx: &Context, timeout_ms: i32) -> Option<tokio::time::Instant> {
+    let millis = u64::try_from(timeout_ms).ok().filter(|&ms| ms > 0)?;
+    ctx.cluster
+        .as_ref()
+        .map(|_| tokio::time::Instant::now() + std::time::Duration::from_millis(millis))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub(crate) async fn handle(
     let duplicates = admin::duplicates(request.topics.iter().map(|t| t.name.as_str()));
     let mut reported = BTreeSet::new();
     let mut results = Vec::with_capacity(request.topics.len());
+    let deadline = admin::controller_deadline(ctx, request.timeout_ms);
     for topic in &request.topics {
         let name = topic.name.as_str();
         if duplicates.contains(name) {
@@ -35,7 +36,14 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        let result = match create(ctx, topic, request.validate_only).await {
+        let creating = create(ctx, topic, request.validate_only);
+        let outcome = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, creating)
+                .await
+                .unwrap_or_else(|_| Err(timed_out(request.timeout_ms))),
+            None => creating.await,
+        };
+        let result = match outcome {
             Ok(info) => created(ctx, version, topic, &info, request.validate_only),
             Err(err) => failed(&topic.name, err),
         };
@@ -44,6 +52,15 @@ pub(crate) async fn handle(
     messages::CreateTopicsResponse::default()
         .with_throttle_time_ms(0)
         .with_topics(results)
+}
+
+/// What a topic whose creation did not complete within the request's timeout gets (the
+/// controller may still create it, as in Kafka).
+fn timed_out(timeout_ms: i32) -> ApiError {
+    ApiError::new(
+        kafka_protocol::ResponseError::RequestTimedOut,
+        format!("the controller did not complete the creation within {timeout_ms} ms"),
+    )
 }
 
 async fn create(

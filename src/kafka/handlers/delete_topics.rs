@@ -43,6 +43,15 @@ impl Target {
     }
 }
 
+/// The name and id to report for `target` when its deletion did not complete.
+fn target_names(target: &Target) -> (Option<messages::TopicName>, Uuid) {
+    match target {
+        Target::Name(name) => (Some(name.clone()), Uuid::nil()),
+        Target::Id(topic_id) => (None, *topic_id),
+        Target::Invalid { name, topic_id, .. } => (name.clone(), *topic_id),
+    }
+}
+
 /// The request's entries in order: v1–5 send names, v6 sends name-or-id states.
 fn targets(request: &messages::DeleteTopicsRequest) -> Vec<Target> {
     let names = request.topic_names.iter().cloned().map(Target::Name);
@@ -63,6 +72,7 @@ pub(crate) async fn handle(
     );
     let mut reported = BTreeSet::new();
     let mut results = Vec::with_capacity(targets.len());
+    let deadline = admin::controller_deadline(ctx, request.timeout_ms);
     for target in &targets {
         if duplicates.contains(target) {
             // Kafka answers a repeated name or id once, with INVALID_REQUEST, and deletes nothing.
@@ -71,7 +81,22 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        let (name, topic_id, outcome) = delete(ctx, target).await;
+        let (name, topic_id, outcome) = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, delete(ctx, target))
+                .await
+                .unwrap_or_else(|_| {
+                    let (name, topic_id) = target_names(target);
+                    let error = ApiError::new(
+                        ResponseError::RequestTimedOut,
+                        format!(
+                            "the controller did not complete the deletion within {} ms",
+                            request.timeout_ms
+                        ),
+                    );
+                    (name, topic_id, Err(error))
+                }),
+            None => delete(ctx, target).await,
+        };
         results.push(result(version, name, topic_id, &outcome));
     }
     messages::DeleteTopicsResponse::default()
