@@ -50,24 +50,20 @@ pub struct ConfigArgs {
     /// Log filter, e.g. `debug` or `info,tidelog::storage=trace` [config: telemetry.level].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
-    // The cluster flags work but stay out of --help until partitions are replicated (issue
-    // 10): the chaos test and the network lab (tests/netlab/tidelog.rs, `supports_cluster`)
-    // run their replicated-cluster workload exactly when --help lists --cluster-listen, and
-    // with replication factor 1 that workload cannot pass. Drop the four `hide = true` then.
     /// Cluster listener, IP:PORT (TCP: raft and broker-to-broker RPC); setting it turns cluster
     /// mode on [config: cluster.listen].
-    #[arg(long, value_name = "IP:PORT", hide = true)]
+    #[arg(long, value_name = "IP:PORT")]
     pub cluster_listen: Option<SocketAddr>,
     /// Gossip address, IP:PORT (UDP); defaults to the cluster listener's address
     /// [config: cluster.gossip_listen].
-    #[arg(long, value_name = "IP:PORT", hide = true)]
+    #[arg(long, value_name = "IP:PORT")]
     pub gossip_listen: Option<SocketAddr>,
     /// Gossip addresses of some brokers, comma-separated; may include this broker
     /// [config: cluster.seeds].
-    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',', hide = true)]
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
     /// How many brokers form the first controller quorum [config: cluster.bootstrap_expect].
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(long, value_name = "N")]
     pub bootstrap_expect: Option<u32>,
 }
 
@@ -196,21 +192,6 @@ mod tests {
         assert_eq!(overrides.bootstrap_expect, Some(3));
         assert!(parse(&["--cluster-listen", "broker:9093"]).is_err());
         assert!(parse(&["--bootstrap-expect", "-1"]).is_err());
-    }
-
-    #[test]
-    fn cluster_flags_are_hidden_until_partitions_are_replicated() {
-        use clap::CommandFactory;
-        let help = Cli::command().render_long_help().to_string();
-        assert!(help.contains("--listen"), "{help}");
-        for flag in [
-            "--cluster-listen",
-            "--gossip-listen",
-            "--seeds",
-            "--bootstrap-expect",
-        ] {
-            assert!(!help.contains(flag), "{flag} in:\n{help}");
-        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Which broker setup to test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ModeChoice {
-    /// A cluster if the binary accepts `--cluster-listen`, else independent single nodes.
+    /// A cluster if the binary replicates partitions, else independent single nodes.
     Auto,
     Single,
     Cluster,

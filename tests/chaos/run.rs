@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::checker::{self, History};
 use crate::nemesis;
-use crate::netlab::tidelog::supports_cluster;
+use crate::netlab::tidelog::supports_replication;
 use crate::options::{ModeChoice, Options};
 use crate::rng::Rng;
 use crate::system::{Mode, System};
@@ -164,14 +164,14 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<bool> {
 }
 
 fn choose_mode(options: &Options, program: &Path) -> anyhow::Result<Mode> {
-    let cluster_capable = supports_cluster(program)?;
+    let cluster_capable = supports_replication(program)?;
     Ok(match options.mode {
         ModeChoice::Auto if cluster_capable => Mode::Cluster,
         ModeChoice::Auto | ModeChoice::Single => Mode::Single,
         ModeChoice::Cluster => {
             anyhow::ensure!(
                 cluster_capable,
-                "--mode cluster: {} does not accept --cluster-listen yet (issue 9)",
+                "--mode cluster: {} does not replicate partitions yet (issue 10)",
                 program.display()
             );
             Mode::Cluster
@@ -183,7 +183,7 @@ fn print_header(options: &Options, mode: Mode) {
     match mode {
         Mode::Single => println!(
             "chaos mode: SINGLE-NODE ({} independent brokers, one per namespace, one topic each, \
-             no replication; the binary does not accept --cluster-listen yet, so no cluster run)",
+             no replication; the binary does not replicate partitions yet, so no cluster run)",
             options.brokers
         ),
         Mode::Cluster => println!(

@@ -19,19 +19,17 @@ pub(crate) const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 
 const LISTENING_MARKER: &str = "listening addr=";
 
-/// Whether `program --help` (or `program serve --help`) lists `--cluster-listen`, i.e. the
-/// binary can form a cluster (issue 9).
-pub(crate) fn supports_cluster(program: &Path) -> anyhow::Result<bool> {
-    for args in [&["--help"][..], &["serve", "--help"]] {
-        let output = std::process::Command::new(program)
-            .args(args)
-            .output()
-            .with_context(|| format!("run {} --help", program.display()))?;
-        if String::from_utf8_lossy(&output.stdout).contains("--cluster-listen") {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// Whether `program` replicates partitions (issue 10), which the chaos run's cluster workload
+/// (replication factor 3 asked) needs: its resolved config (`check-config`) has
+/// `default_replication_factor`. Cluster mode alone (issue 9, replication factor 1) is not
+/// enough: a killed broker's partitions are offline until it is back.
+pub(crate) fn supports_replication(program: &Path) -> anyhow::Result<bool> {
+    let output = std::process::Command::new(program)
+        .arg("check-config")
+        .env_clear()
+        .output()
+        .with_context(|| format!("run {} check-config", program.display()))?;
+    Ok(String::from_utf8_lossy(&output.stdout).contains("default_replication_factor"))
 }
 
 /// Cluster flags of a broker: where its peers are and how many form the first quorum.
