@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, PartitionInfo};
 use crate::cluster::{ClusterNode, ClusterView};
 use crate::limits;
 
@@ -84,8 +84,13 @@ impl Context {
     pub(crate) fn leader_hint(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
         let info = self.broker.topic(topic)?;
         let ours = info.partitions.iter().find(|p| p.partition == partition)?;
-        let leader = ours.leader?;
-        (leader != self.broker.node_id()).then_some((leader, ours.leader_epoch))
+        self.hint_for(ours)
+    }
+
+    /// [`Context::leader_hint`] of a partition already looked up.
+    pub(crate) fn hint_for(&self, partition: &PartitionInfo) -> Option<(i32, i32)> {
+        let leader = partition.leader?;
+        (leader != self.broker.node_id()).then_some((leader, partition.leader_epoch))
     }
 
     /// The endpoints of the brokers `ids` (KIP-951's `node_endpoints`), as the cluster view has

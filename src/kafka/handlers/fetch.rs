@@ -148,25 +148,19 @@ fn resolve(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let error = match &info {
+                    let ours = info.as_ref().map(|info| {
+                        info.partitions
+                            .iter()
+                            .find(|ours| ours.partition == p.partition)
+                    });
+                    let error = match ours {
                         None if version >= 13 => Some(ResponseError::UnknownTopicId),
-                        None => Some(ResponseError::UnknownTopicOrPartition),
-                        Some(info) => {
-                            let ours = info
-                                .partitions
-                                .iter()
-                                .find(|ours| ours.partition == p.partition);
-                            match ours {
-                                None => Some(ResponseError::UnknownTopicOrPartition),
-                                Some(ours) => {
-                                    leader_epoch_error(p.current_leader_epoch, ours.leader_epoch)
-                                }
-                            }
+                        None | Some(None) => Some(ResponseError::UnknownTopicOrPartition),
+                        Some(Some(ours)) => {
+                            leader_epoch_error(p.current_leader_epoch, ours.leader_epoch)
                         }
                     };
-                    let leader_hint = info
-                        .as_ref()
-                        .and_then(|info| ctx.leader_hint(&info.name, p.partition));
+                    let leader_hint = ours.flatten().and_then(|ours| ctx.hint_for(ours));
                     let error = match leader_hint {
                         Some(_) if error.is_none() => Some(ResponseError::NotLeaderOrFollower),
                         _ => error,
