@@ -6,7 +6,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::IOFlushed;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::error::Error;
@@ -18,13 +18,29 @@ use crate::limits;
 #[derive(Debug)]
 pub(crate) struct Shared {
     raft_log: Mutex<RaftLog>,
+    /// How many normal entries (record batches) were appended since the log opened, counted
+    /// once each is readable; never decreases (a truncation does not uncount).
+    appended_batches: watch::Sender<u64>,
 }
 
 impl Shared {
     pub(crate) fn new(raft_log: RaftLog) -> Arc<Shared> {
         Arc::new(Shared {
             raft_log: Mutex::new(raft_log),
+            appended_batches: watch::Sender::new(0),
         })
+    }
+
+    /// Counts `count` normal entries that are now readable.
+    pub(crate) fn count_appended_batches(&self, count: u64) {
+        if count > 0 {
+            self.appended_batches.send_modify(|total| *total += count);
+        }
+    }
+
+    /// The count of normal entries appended so far, and its changes.
+    pub(crate) fn appended_batches(&self) -> watch::Receiver<u64> {
+        self.appended_batches.subscribe()
     }
 
     pub(crate) fn into_inner(self) -> RaftLog {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::error::Error;
@@ -50,23 +50,6 @@ impl LogStore {
         })
     }
 
-    /// Runs `read` on the partition log under its lock (the fetch path and offset lookups).
-    /// Keep it short: appends wait meanwhile.
-    pub(crate) fn with_log<T>(&self, read: impl FnOnce(&Log) -> T) -> T {
-        read(self.shared.lock().log())
-    }
-
-    /// The Kafka offset of the batch of raft entry `index`, if the log holds it.
-    pub(crate) fn offset_of(&self, index: u64) -> Option<i64> {
-        self.shared.lock().offset_of(index)
-    }
-
-    /// The Kafka offset right after raft entry `index`'s batch (the high watermark once
-    /// `index` is committed), if the log holds `index`.
-    pub(crate) fn offset_after(&self, index: u64) -> Option<i64> {
-        self.shared.lock().offset_after(index)
-    }
-
     /// Stops the flusher (after it completed every queued callback) and closes the partition
     /// log cleanly (fsync, clean marker). Fails if a reader is still alive.
     pub(crate) async fn close(self) -> Result<(), Error> {
@@ -82,7 +65,8 @@ impl LogStore {
         blocking(move || Ok(raft_log.into_log().close()?)).await
     }
 
-    fn reader(&self) -> LogReader {
+    /// A reader of this log (it shares the log, and keeps it from closing while alive).
+    pub(crate) fn reader(&self) -> LogReader {
         LogReader {
             shared: Arc::clone(&self.shared),
         }
@@ -122,6 +106,27 @@ fn index_range(range: &impl RangeBounds<u64>) -> Range<u64> {
 }
 
 impl LogReader {
+    /// Runs `read` on the partition log under its lock; keep it short (appends wait).
+    pub(crate) fn with_log<T>(&self, read: impl FnOnce(&Log) -> T) -> T {
+        read(self.shared.lock().log())
+    }
+
+    /// The Kafka offset of the batch of raft entry `index`, if the log holds it.
+    pub(crate) fn offset_of(&self, index: u64) -> Option<i64> {
+        self.shared.lock().offset_of(index)
+    }
+
+    /// The Kafka offset right after raft entry `index`'s batch, if the log holds `index`.
+    pub(crate) fn offset_after(&self, index: u64) -> Option<i64> {
+        self.shared.lock().offset_after(index)
+    }
+
+    /// How many record batches (normal entries) were appended since the log opened, counted
+    /// once readable, and its changes.
+    pub(crate) fn appended_batches(&self) -> watch::Receiver<u64> {
+        self.shared.appended_batches()
+    }
+
     async fn read(&self, range: Range<u64>, bytes_max: usize) -> Result<Vec<Entry>, io::Error> {
         Ok(locked(&self.shared, move |raft_log| {
             raft_log.read(range, bytes_max)
@@ -195,10 +200,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let now_ms = now_ms();
+        let batches = entries
+            .iter()
+            .filter(|entry| matches!(entry.payload, openraft::EntryPayload::Normal(_)))
+            .count() as u64;
         locked(&self.shared, move |raft_log| {
             raft_log.append(&entries, now_ms)
         })
         .await?;
+        self.shared.count_appended_batches(batches);
         self.flush_queue
             .send(callback)
             .await

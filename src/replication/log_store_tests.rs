@@ -211,7 +211,9 @@ async fn a_reopened_log_store_has_the_same_entries_vote_and_purge_point() {
         .await
         .expect("truncate");
     written.truncate(18);
-    let kafka_offsets: Vec<Option<i64>> = (0..20).map(|index| store.offset_of(index)).collect();
+    let kafka_offsets: Vec<Option<i64>> = (0..20)
+        .map(|index| store.reader().offset_of(index))
+        .collect();
     let state_before = store.get_log_state().await.expect("log state");
     let entries_before = store.try_get_log_entries(0..100).await.expect("read");
     store.close().await.expect("close");
@@ -235,12 +237,14 @@ async fn a_reopened_log_store_has_the_same_entries_vote_and_purge_point() {
     for (read, written) in entries.iter().zip(&written[5..]) {
         assert!(same_entry(read, written), "{read:?} != {written:?}");
     }
-    let reopened: Vec<Option<i64>> = (0..20).map(|index| store.offset_of(index)).collect();
+    let reopened: Vec<Option<i64>> = (0..20)
+        .map(|index| store.reader().offset_of(index))
+        .collect();
     assert_eq!(reopened, kafka_offsets);
     // Appends continue at the next index and offset.
     append_durably(&mut store, vec![blank(18, 3)]).await;
-    let next = store.offset_of(18).expect("offset of 18");
-    let last_written = store.offset_of(17).expect("offset of 17");
+    let next = store.reader().offset_of(18).expect("offset of 18");
+    let last_written = store.reader().offset_of(17).expect("offset of 17");
     assert_eq!(
         next,
         last_written + 1 + (17 % 3),
@@ -270,8 +274,8 @@ async fn concurrent_appends_share_fsyncs_and_each_callback_fires_after_its_data_
     for receiver in receivers {
         receiver.await.expect("callback").expect("flushed");
     }
-    let flushed = store.with_log(|log| log.flushed_offset());
-    assert_eq!(flushed, store.with_log(|log| log.log_end_offset()));
+    let flushed = store.reader().with_log(|log| log.flushed_offset());
+    assert_eq!(flushed, store.reader().with_log(|log| log.log_end_offset()));
 }
 
 /// The fetch path (`Log::read`, as `Broker::fetch` calls it) returns raft control batches with
@@ -310,27 +314,36 @@ async fn raft_control_batches_take_one_offset_and_leave_fetch_and_transactions_a
     )
     .await;
     let offsets: Vec<i64> = (0..5)
-        .map(|index| store.offset_of(index).expect("offset"))
+        .map(|index| store.reader().offset_of(index).expect("offset"))
         .collect();
     assert_eq!(
         offsets,
         [0, 1, 4, 6, 7],
         "control batches take one offset each"
     );
-    let after: Vec<Option<i64>> = (0..6).map(|index| store.offset_after(index)).collect();
+    let after: Vec<Option<i64>> = (0..6)
+        .map(|index| store.reader().offset_after(index))
+        .collect();
     assert_eq!(after, [Some(1), Some(4), Some(6), Some(7), Some(8), None]);
-    let end = store.with_log(|log| log.log_end_offset());
+    let end = store.reader().with_log(|log| log.log_end_offset());
     assert_eq!(end, 8);
     // The transaction stays open across raft control batches: LSO is its first offset.
-    assert_eq!(store.with_log(|log| log.last_stable_offset(end)), 4);
+    assert_eq!(
+        store.reader().with_log(|log| log.last_stable_offset(end)),
+        4
+    );
     append_durably(&mut store, vec![normal(5, commit)]).await;
-    let end = store.with_log(|log| log.log_end_offset());
-    assert_eq!(store.with_log(|log| log.last_stable_offset(end)), end);
+    let end = store.reader().with_log(|log| log.log_end_offset());
+    assert_eq!(
+        store.reader().with_log(|log| log.last_stable_offset(end)),
+        end
+    );
     // Reads stay within one segment, as Kafka's do: fetch on until the end, like a consumer.
     let mut fetched = Vec::new();
     let mut next = 0;
     while next < end {
         let bytes = store
+            .reader()
             .with_log(|log| log.read(next, end, 1 << 20, true))
             .expect("fetch read");
         let mut rest = &bytes[..];
@@ -359,6 +372,7 @@ async fn raft_control_batches_take_one_offset_and_leave_fetch_and_transactions_a
     );
     let control = storage::read_control_record(
         store
+            .reader()
             .with_log(|log| log.read(6, 7, 1 << 20, true))
             .expect("read at a control batch")
             .as_ref(),
@@ -380,5 +394,9 @@ async fn raft_control_batches_take_one_offset_and_leave_fetch_and_transactions_a
         6,
         "five records and the COMMIT marker, no raft entry"
     );
-    assert!(store.with_log(|log| log.aborted_transactions(0, end).is_empty()));
+    assert!(
+        store
+            .reader()
+            .with_log(|log| log.aborted_transactions(0, end).is_empty())
+    );
 }

@@ -9,6 +9,7 @@ mod flusher;
 mod index_map;
 mod log_store;
 mod network;
+pub(crate) mod partition;
 mod persisted;
 mod raft_log;
 pub(crate) mod rpc;

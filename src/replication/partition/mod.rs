@@ -1,0 +1,256 @@
+//! A partition's raft group on this broker: openraft over the partition's own segment log
+//! (`LogStore`, DESIGN.md decision 1) with a state machine that only moves the high watermark.
+//! The leader proposes record batches (checked against the log first, under one proposal lock,
+//! so producer checks see every earlier proposal); a proposal is answered once committed
+//! (fsynced on a majority) and applied, with the Kafka offsets its batch got.
+
+mod state_machine;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::Raft;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use tokio::sync::{Mutex, watch};
+
+use super::log_store::{LogReader, LogStore};
+use super::network::{GroupNetworkFactory, RaftHandler};
+use super::rpc::{GroupId, Peers, Registry};
+use super::types::{RaftNode, RecordBatch, TypeConfig};
+use crate::storage;
+use state_machine::PartitionMachine;
+
+/// How a partition group runs.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionGroupSettings {
+    /// This broker's id.
+    pub(crate) node_id: u64,
+    /// The group's id on the cluster RPC (unique per partition in the cluster).
+    pub(crate) group: GroupId,
+    pub(crate) heartbeat_interval_ms: u64,
+    pub(crate) election_timeout_ms: u64,
+    /// How long a proposal may wait for its commit.
+    pub(crate) commit_timeout: Duration,
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProposeError<R> {
+    /// This broker is not the leader; the leader it knows of, if any.
+    #[error("not the leader of the partition (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    /// The check against the log refused the batch (nothing was proposed).
+    #[error("refused before proposing")]
+    Refused(R),
+    /// Proposed, but not known committed within the commit timeout (it may still commit).
+    #[error("not committed within {0:?}")]
+    Timeout(Duration),
+    /// Raft failed or stopped.
+    #[error("partition raft: {0}")]
+    Raft(String),
+}
+
+/// Where a committed batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Committed {
+    /// The raft index of its entry.
+    pub(crate) index: u64,
+    /// The Kafka offset of its first record.
+    pub(crate) base_offset: i64,
+    /// The Kafka offset after its last record.
+    pub(crate) end_offset: i64,
+}
+
+/// Who leads the group, as this broker knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Leadership {
+    pub(crate) leader: Option<u64>,
+    /// The current raft term: the leader epoch of the batches its leader writes.
+    pub(crate) term: u64,
+}
+
+/// This broker's replica of one partition's raft group.
+pub(crate) struct PartitionGroup {
+    settings: PartitionGroupSettings,
+    raft: Raft<TypeConfig, PartitionMachine>,
+    log: LogReader,
+    high_watermark: watch::Receiver<i64>,
+    /// Held from a proposal's check until its entry is in the log.
+    proposing: Mutex<()>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for PartitionGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionGroup")
+            .field("node_id", &self.settings.node_id)
+            .field("group", &self.settings.group)
+            .finish()
+    }
+}
+
+impl PartitionGroup {
+    /// Takes over an opened partition log and starts raft on it; serves the group's calls
+    /// through `registry` from then on. The high watermark starts at the log start and moves
+    /// as raft applies committed entries.
+    pub(crate) async fn start(
+        settings: PartitionGroupSettings,
+        log: storage::Log,
+        peers: Arc<Peers>,
+        registry: Arc<Registry>,
+    ) -> Result<Arc<PartitionGroup>, ProposeError<()>> {
+        let start = |error: &dyn std::fmt::Display| ProposeError::Raft(error.to_string());
+        let log_start = log.log_start_offset();
+        let store = LogStore::open(log).await.map_err(|e| start(&e))?;
+        let reader = store.reader();
+        let (publish, high_watermark) = watch::channel(log_start);
+        let machine = PartitionMachine::new(reader.clone(), publish);
+        let config = openraft::Config {
+            cluster_name: format!("tidelog-partition-{}", settings.group),
+            heartbeat_interval: settings.heartbeat_interval_ms,
+            election_timeout_min: settings.election_timeout_ms,
+            election_timeout_max: settings.election_timeout_ms * 2,
+            enable_pre_vote: Some(true),
+            // The log is the data: never snapshot it away.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|e| start(&e))?;
+        let network = GroupNetworkFactory::new(settings.node_id, settings.group, peers);
+        let raft = Raft::new(settings.node_id, Arc::new(config), network, store, machine)
+            .await
+            .map_err(|e| start(&e))?;
+        registry.insert(settings.group, Arc::new(RaftHandler::new(raft.clone())));
+        Ok(Arc::new(PartitionGroup {
+            settings,
+            raft,
+            log: reader,
+            high_watermark,
+            proposing: Mutex::new(()),
+            registry,
+        }))
+    }
+
+    /// Makes `voters` the first membership of a new group. Does nothing when the log already
+    /// has a membership (a restart, or another replica initialized it).
+    pub(crate) async fn initialize(
+        &self,
+        voters: BTreeMap<u64, RaftNode>,
+    ) -> Result<(), ProposeError<()>> {
+        match self.raft.initialize(voters).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(error) => Err(ProposeError::Raft(error.to_string())),
+        }
+    }
+
+    /// Proposes the batch `prepare` returns from a look at the log (the producer checks; it
+    /// sees every batch proposed before it on this leader). Answered once the batch is
+    /// committed and applied.
+    pub(crate) async fn propose<R>(
+        &self,
+        prepare: impl FnOnce(&storage::Log) -> Result<Bytes, R>,
+    ) -> Result<Committed, ProposeError<R>> {
+        let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
+        let answered = {
+            let _proposing = self.proposing.lock().await;
+            let leadership = self.leadership();
+            if leadership.leader != Some(self.settings.node_id) {
+                return Err(ProposeError::NotLeader {
+                    leader: leadership.leader,
+                });
+            }
+            let batch = self.log.with_log(prepare).map_err(ProposeError::Refused)?;
+            let mut appended = self.log.appended_batches();
+            let before = *appended.borrow_and_update();
+            let (responder, mut done) = openraft::impls::ProgressResponder::complete_only();
+            self.raft
+                .client_write_ff(RecordBatch(batch), Some(responder))
+                .await
+                .map_err(|e| ProposeError::Raft(e.to_string()))?;
+            // Keep the lock until the batch is in the log, so the next check sees it: while
+            // this broker leads, the next batch appended is this one (proposals are serialized
+            // here); if it lost the lead, raft answers the proposal instead.
+            let early = tokio::select! {
+                in_log = appended.wait_for(|count| *count > before) => {
+                    if in_log.is_err() {
+                        return Err(ProposeError::Raft("the log store stopped".into()));
+                    }
+                    None
+                }
+                answer = &mut done => Some(answer),
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ProposeError::Timeout(self.settings.commit_timeout));
+                }
+            };
+            match early {
+                Some(answer) => Err(answer),
+                None => Ok(done),
+            }
+        };
+        let answer = match answered {
+            Err(early) => early,
+            Ok(done) => match tokio::time::timeout_at(deadline, done).await {
+                Err(_) => return Err(ProposeError::Timeout(self.settings.commit_timeout)),
+                Ok(answer) => answer,
+            },
+        };
+        let response =
+            answer.map_err(|_| ProposeError::Raft("raft dropped the proposal".into()))?;
+        let log_id = match response {
+            Ok(response) => response.log_id,
+            Err(ClientWriteError::ForwardToLeader(forward)) => {
+                return Err(ProposeError::NotLeader {
+                    leader: forward.leader_id,
+                });
+            }
+            Err(error) => return Err(ProposeError::Raft(error.to_string())),
+        };
+        let index = log_id.index;
+        let (Some(base_offset), Some(end_offset)) =
+            (self.log.offset_of(index), self.log.offset_after(index))
+        else {
+            return Err(ProposeError::Raft(format!(
+                "committed entry {index} is not in the log"
+            )));
+        };
+        Ok(Committed {
+            index,
+            base_offset,
+            end_offset,
+        })
+    }
+
+    /// The Kafka offset below which every record is committed, and its changes.
+    pub(crate) fn high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.clone()
+    }
+
+    /// Runs `read` on the partition log under its lock (fetch planning, offset lookups).
+    pub(crate) fn with_log<T>(&self, read: impl FnOnce(&storage::Log) -> T) -> T {
+        self.log.with_log(read)
+    }
+
+    /// The leader and term as this broker knows them.
+    pub(crate) fn leadership(&self) -> Leadership {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        Leadership {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+        }
+    }
+
+    /// Stops raft and stops serving the group. The log is left to recovery at its next open.
+    pub(crate) async fn shutdown(&self) {
+        self.registry.remove(self.settings.group);
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(group = self.settings.group, %error, "partition raft did not stop cleanly");
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Three replicas of one partition group on loopback: commit on a majority, the high
+//! watermark everywhere, proposals refused off the leader, failover without losing a committed
+//! batch, a restarted replica catching up to the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::*;
+use crate::replication::rpc::serve;
+use crate::storage::{BatchHeader, Log, LogSettings, test_batches};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const GROUP: GroupId = 7;
+
+struct Replica {
+    group: Arc<PartitionGroup>,
+    stop: watch::Sender<bool>,
+}
+
+impl Replica {
+    async fn stop(self) {
+        self.group.shutdown().await;
+        let _ = self.stop.send(true);
+    }
+}
+
+fn log_dir(root: &Path, id: u64) -> PathBuf {
+    root.join(format!("replica-{id}"))
+}
+
+async fn start(id: u64, root: &Path, listener: TcpListener) -> Replica {
+    let peers = Peers::new();
+    let registry = Arc::new(Registry::default());
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(serve(listener, Arc::clone(&registry), stopped));
+    let dir = log_dir(root, id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = Log::open(&dir, LogSettings::default(), 0).unwrap();
+    let settings = PartitionGroupSettings {
+        node_id: id,
+        group: GROUP,
+        heartbeat_interval_ms: 100,
+        election_timeout_ms: 500,
+        commit_timeout: DEADLINE,
+    };
+    let group = PartitionGroup::start(settings, log, peers, registry)
+        .await
+        .unwrap();
+    Replica { group, stop }
+}
+
+async fn bind_at(address: &str) -> (TcpListener, RaftNode) {
+    let listener = TcpListener::bind(address).await.unwrap();
+    let rpc_addr = listener.local_addr().unwrap().to_string();
+    (listener, RaftNode { rpc_addr })
+}
+
+fn batch(n: i64) -> Bytes {
+    Bytes::from(test_batches::build(3, 1_000 + n, 16))
+}
+
+/// The position of the live replica every live replica knows as the leader.
+async fn leader_of(replicas: &[Option<Replica>]) -> usize {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let known: Vec<Option<u64>> = replicas
+            .iter()
+            .flatten()
+            .map(|r| r.group.leadership().leader)
+            .collect();
+        if let Some(Some(leader)) = known.first()
+            && known.iter().all(|k| *k == Some(*leader))
+            && let Some(at) = replicas.iter().position(|r| {
+                r.as_ref()
+                    .is_some_and(|r| r.group.settings.node_id == *leader)
+            })
+        {
+            return at;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agreed live leader: {known:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Proposes on whichever replica leads, again while leadership moves.
+async fn propose_on_leader(
+    replicas: &[Option<Replica>],
+    prepare: impl Fn() -> Result<Bytes, &'static str>,
+) -> Result<Committed, ProposeError<&'static str>> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let leader = leader_of(replicas).await;
+        let group = &replicas[leader].as_ref().unwrap().group;
+        match group.propose(|_| prepare()).await {
+            Err(ProposeError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {}
+            answer => return answer,
+        }
+    }
+}
+
+async fn wait_for_high_watermark(replica: &Replica, at_least: i64) {
+    let mut hw = replica.group.high_watermark();
+    tokio::time::timeout(DEADLINE, hw.wait_for(|hw| *hw >= at_least))
+        .await
+        .expect("high watermark reached in time")
+        .unwrap();
+}
+
+/// The bytes of `replica`'s log below `end`, batch headers included, across segments
+/// (replicas may cut segments at different offsets).
+fn log_bytes_below(replica: &Replica, end: i64) -> Vec<u8> {
+    replica.group.with_log(|log| {
+        let mut bytes = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < end {
+            let read = log.read(offset, end, usize::MAX, true).unwrap();
+            let mut at = 0;
+            while at < read.len() {
+                let header = BatchHeader::parse(&read[at..]).unwrap();
+                offset = header.last_offset() + 1;
+                at += header.total_len();
+            }
+            if read.is_empty() {
+                break;
+            }
+            bytes.extend_from_slice(&read);
+        }
+        bytes
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_commit_fail_over_and_catch_up() {
+    let root = tempfile::tempdir().unwrap();
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (listener, node) = bind_at("127.0.0.1:0").await;
+        members.insert(id, node);
+        listeners.push(listener);
+    }
+    let mut replicas: Vec<Option<Replica>> = Vec::new();
+    for (id, listener) in (1..=3u64).zip(listeners) {
+        replicas.push(Some(start(id, root.path(), listener).await));
+    }
+    for replica in replicas.iter().flatten() {
+        replica.group.initialize(members.clone()).await.unwrap();
+    }
+
+    let leader = leader_of(&replicas).await;
+    let follower = (leader + 1) % 3;
+    let refused = replicas[follower]
+        .as_ref()
+        .unwrap()
+        .group
+        .propose(|_| Ok::<_, ()>(batch(0)))
+        .await;
+    assert!(
+        matches!(refused, Err(ProposeError::NotLeader { leader }) if leader != Some(follower as u64 + 1)),
+        "{refused:?}"
+    );
+
+    // Committed batches take increasing offsets, three each (a re-election under load adds a
+    // blank control batch in between).
+    let mut committed = Vec::new();
+    for n in 0..10 {
+        let at = propose_on_leader(&replicas, || Ok(batch(n))).await.unwrap();
+        assert_eq!(at.end_offset - at.base_offset, 3);
+        committed.push(at);
+    }
+    for pair in committed.windows(2) {
+        assert!(pair[1].base_offset >= pair[0].end_offset, "{pair:?}");
+    }
+    let hw = committed.last().unwrap().end_offset;
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, hw).await;
+    }
+
+    // A refusal from the check proposes nothing.
+    let refusal = propose_on_leader(&replicas, || Err("duplicate")).await;
+    assert!(matches!(refusal, Err(ProposeError::Refused("duplicate"))));
+
+    // The leader goes away: another replica leads and keeps every committed batch.
+    let leader = leader_of(&replicas).await;
+    let old_leader_id = leader as u64 + 1;
+    let old_address = members[&old_leader_id].rpc_addr.clone();
+    let old_term = replicas[leader].as_ref().unwrap().group.leadership().term;
+    replicas[leader].take().unwrap().stop().await;
+    let more = propose_on_leader(&replicas, || Ok(batch(10)))
+        .await
+        .unwrap();
+    assert!(
+        more.base_offset > hw,
+        "a new term's blank batch comes first"
+    );
+    let leader = leader_of(&replicas).await;
+    assert!(replicas[leader].as_ref().unwrap().group.leadership().term > old_term);
+
+    // The old leader restarts on its log and catches up to the same bytes.
+    let (listener, _) = bind_at(&old_address).await;
+    let back = (old_leader_id - 1) as usize;
+    replicas[back] = Some(start(old_leader_id, root.path(), listener).await);
+    let end = more.end_offset;
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, end).await;
+    }
+    let reference = log_bytes_below(replicas[leader].as_ref().unwrap(), end);
+    assert!(!reference.is_empty());
+    for replica in replicas.iter().flatten() {
+        let bytes = log_bytes_below(replica, end);
+        assert!(
+            bytes == reference,
+            "replica {} differs",
+            replica.group.settings.node_id
+        );
+    }
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_check_sees_every_batch_proposed_before_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (listener, node) = bind_at("127.0.0.1:0").await;
+    let replica = start(1, root.path(), listener).await;
+    replica
+        .group
+        .initialize(BTreeMap::from([(1, node)]))
+        .await
+        .unwrap();
+    let replicas = [Some(replica)];
+    leader_of(&replicas).await;
+    let group = Arc::clone(&replicas[0].as_ref().unwrap().group);
+    // Concurrent proposals, each noting the log end its check saw.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let group = Arc::clone(&group);
+        let seen = Arc::clone(&seen);
+        tasks.push(tokio::spawn(async move {
+            group
+                .propose(|log| {
+                    seen.lock().unwrap().push(log.log_end_offset());
+                    Ok::<_, ()>(batch(n))
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut committed = Vec::new();
+    for task in tasks {
+        committed.push(task.await.unwrap());
+    }
+    let seen = seen.lock().unwrap().clone();
+    // Every check saw the batch of the check before it already in the log.
+    for pair in seen.windows(2) {
+        assert_eq!(pair[1], pair[0] + 3, "{seen:?}");
+    }
+    committed.sort_by_key(|c| c.base_offset);
+    let bases: Vec<i64> = committed.iter().map(|c| c.base_offset).collect();
+    assert_eq!(bases, seen);
+    drop(group);
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}
