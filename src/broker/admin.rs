@@ -81,15 +81,22 @@ impl Broker {
                 validate_only,
             );
         };
-        // Validated here as locally, then placed by the controller.
-        let placeholder =
-            self.create_topic_local(name, partitions, replication_factor, configs, true)?;
+        // Validated here as locally (but for the replication factor, which the controller
+        // checks against the brokers it has), then placed by the controller.
+        let placeholder = self.create_topic_local(name, partitions, None, configs, true)?;
+        let factor = match replication_factor {
+            None | Some(-1) => 1,
+            Some(factor) if factor < 1 => {
+                return Err(Error::InvalidReplicationFactor { factor });
+            }
+            Some(factor) => factor,
+        };
         let overrides = configs
             .iter()
             .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
             .collect();
         let count = placeholder.partitions.len() as i32;
-        self.create_topic_in_cluster(link, name, count, overrides)
+        self.create_topic_in_cluster(link, name, (count, factor), overrides)
             .await
     }
 

@@ -14,9 +14,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use super::partition::Partition;
 use super::{Broker, TopicInfo, topic_name};
 use crate::cluster::ClusterNode;
 use crate::metadata::{Command, Outcome, Rejection, State};
+use crate::replication::partition::PartitionGroup;
 
 /// How often the sync task looks whether the controller state caught up after a start.
 const CATCH_UP_POLL: Duration = Duration::from_millis(100);
@@ -138,13 +140,33 @@ impl Broker {
         let Some(meta) = state.topics.get(topic) else {
             return Leadership::Unknown;
         };
-        match usize::try_from(partition)
+        let Some(p) = usize::try_from(partition)
             .ok()
             .and_then(|p| meta.partitions.get(p))
-        {
-            Some(p) if p.leader == Some(self.node_id()) => Leadership::Leader,
-            Some(p) => Leadership::Follower(p.leader),
-            None => Leadership::Unknown,
+        else {
+            return Leadership::Unknown;
+        };
+        if p.is_replicated() {
+            // Raft decides: a replica serves once its own group says it leads.
+            let group = self.topic_state(topic).and_then(|local| {
+                let found = usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| local.partitions.get(i))?;
+                found.raft().map(|g| g.leadership())
+            });
+            let me = u64::try_from(self.node_id()).ok();
+            return match group {
+                Some(raft) if raft.leader.is_some() && raft.leader == me => Leadership::Leader,
+                Some(raft) => Leadership::Follower(
+                    raft.leader.and_then(|l| i32::try_from(l).ok()).or(p.leader),
+                ),
+                None => Leadership::Follower(p.leader),
+            };
+        }
+        if p.leader == Some(self.node_id()) {
+            Leadership::Leader
+        } else {
+            Leadership::Follower(p.leader)
         }
     }
 
@@ -164,6 +186,10 @@ impl Broker {
                 partition.leader = p.leader;
                 partition.replicas = p.replicas.clone();
                 partition.isr = p.isr.clone();
+                if p.is_replicated() {
+                    // The raft term of the reporting leader: the epoch of its batches.
+                    partition.leader_epoch = p.leader_epoch;
+                }
                 // The leader's log may have failed to open; only the leader knows.
                 if p.leader != Some(self.node_id()) {
                     partition.is_offline = p.leader.is_none();
@@ -178,7 +204,7 @@ impl Broker {
         &self,
         link: &ClusterLink,
         name: &str,
-        partitions: i32,
+        (partitions, replication_factor): (i32, i16),
         overrides: BTreeMap<String, String>,
     ) -> Result<TopicInfo> {
         let id = super::admin::new_topic_id();
@@ -186,13 +212,24 @@ impl Broker {
             name: name.to_owned(),
             id,
             partitions,
-            replication_factor: 1,
+            replication_factor,
             assignment: None,
             configs: overrides,
             internal: false,
         };
         propose(link, &command, name).await?;
         self.hold_topic_here(name, id).await?;
+        if replication_factor > 1 {
+            // Raft groups elect their leaders, who report themselves: answer once they did,
+            // so the first produce finds a leader.
+            self.await_local(link, |state| {
+                state
+                    .topics
+                    .get(name)
+                    .is_some_and(|t| t.partitions.iter().all(|p| p.leader.is_some()))
+            })
+            .await?;
+        }
         self.leaders_hold_topic(name, id).await;
         self.topic(name).ok_or_else(|| Error::UnknownTopic {
             topic: name.to_owned(),
@@ -339,6 +376,58 @@ impl Broker {
         }
     }
 
+    /// Starts the raft group of every replicated partition this broker holds a replica of and
+    /// has not started yet: the group takes the partition's log over; the first replica
+    /// initializes the group with every replica as a voter.
+    async fn attach_replicas(self: &Arc<Self>, state: &State) {
+        let Some(link) = self.cluster.get() else {
+            return;
+        };
+        let me = self.node_id();
+        for (name, meta) in state.topics.iter().filter(|(_, t)| !t.internal) {
+            let Some(local) = self.topic_state(name).filter(|t| t.topic_id == meta.id) else {
+                continue;
+            };
+            for (index, placed) in meta.partitions.iter().enumerate() {
+                if !placed.is_replicated() || !placed.replicas.contains(&me) {
+                    continue;
+                }
+                let Some(partition) = local.partitions.get(index) else {
+                    continue;
+                };
+                if partition.is_replicated() || partition.is_offline() {
+                    continue;
+                }
+                let Some(log) = partition.take_log() else {
+                    continue;
+                };
+                let index = index as i32;
+                let group = match link.node.start_partition_group(meta.id, index, log).await {
+                    Ok(group) => group,
+                    Err(error) => {
+                        tracing::error!(topic = %name, partition = index, %error, "the partition's raft group did not start; it is unavailable until a restart");
+                        continue;
+                    }
+                };
+                partition.attach_raft(Arc::clone(&group));
+                if placed.replicas.first() == Some(&me)
+                    && let Err(error) = link
+                        .node
+                        .initialize_partition_group(&group, &placed.replicas)
+                        .await
+                {
+                    tracing::warn!(topic = %name, partition = index, %error, "initializing the partition's raft group failed");
+                }
+                tracing::info!(topic = %name, partition = index, replicas = ?placed.replicas, "replica started");
+                tokio::spawn(follow_replica(
+                    Arc::downgrade(self),
+                    Arc::clone(partition),
+                    group,
+                ));
+            }
+        }
+    }
+
     /// Every user topic of the state and of the catalog, reconciled.
     fn reconcile_all(&self, state: &State) {
         let mut names: BTreeSet<String> = state
@@ -422,6 +511,14 @@ async fn propose(link: &ClusterLink, command: &Command, topic: &str) -> Result<(
             Rejection::UnknownTopic { .. } => Error::UnknownTopic {
                 topic: topic.to_owned(),
             },
+            Rejection::InvalidReplicationFactor { .. } => Error::InvalidReplicationFactor {
+                factor: match command {
+                    Command::CreateTopic {
+                        replication_factor, ..
+                    } => *replication_factor,
+                    _ => 0,
+                },
+            },
             Rejection::InvalidPartitions { reason } => Error::InvalidPartitions {
                 topic: topic.to_owned(),
                 count: 0,
@@ -470,11 +567,15 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
                 adopt = false;
                 continue;
             }
+            let reconciling = Arc::clone(&strong);
+            let reconciled_state = Arc::clone(&state);
             let reconciled =
-                tokio::task::spawn_blocking(move || strong.reconcile_all(&state)).await;
+                tokio::task::spawn_blocking(move || reconciling.reconcile_all(&reconciled_state))
+                    .await;
             if let Err(error) = reconciled {
                 tracing::error!(%error, "the topic sync task failed");
             }
+            strong.attach_replicas(&state).await;
         } else {
             drop(strong);
         }
@@ -485,6 +586,75 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
             _ = tokio::time::sleep(CATCH_UP_POLL), if !caught_up => {}
         }
     }
+}
+
+/// How long a replica waits before reporting its leadership again after the controller
+/// could not take the report.
+const LEADER_REPORT_RETRY: Duration = Duration::from_millis(200);
+
+/// Keeps a replica's partition in step with its raft group: publishes each new high
+/// watermark (what fetches and acks wait on), reports this broker to the controller when it
+/// becomes the leader of a new term, and stops the group once the partition is gone.
+async fn follow_replica(
+    broker: Weak<Broker>,
+    partition: Arc<Partition>,
+    group: Arc<PartitionGroup>,
+) {
+    let mut high_watermark = group.high_watermark();
+    let mut changes = partition.changes();
+    let Some((me, mut shutdown)) = broker
+        .upgrade()
+        .map(|b| (b.node_id(), b.shutdown.subscribe()))
+    else {
+        return;
+    };
+    let mut reported = 0u64;
+    loop {
+        partition.publish_flushed(*high_watermark.borrow_and_update());
+        let leadership = group.leadership();
+        let mut retry = false;
+        if leadership.leader == u64::try_from(me).ok() && leadership.term > reported {
+            let report = Command::SetPartitionLeader {
+                topic: partition.topic.clone(),
+                partition: partition.index,
+                leader: me,
+                leader_epoch: i32::try_from(leadership.term).unwrap_or(i32::MAX),
+            };
+            let Some(strong) = broker.upgrade() else {
+                break;
+            };
+            let answer = match strong.cluster.get() {
+                Some(link) => link.node.propose(&report).await,
+                None => break,
+            };
+            drop(strong);
+            match answer {
+                Ok(Ok(_) | Err(Rejection::StaleLeaderEpoch { .. })) => {
+                    reported = leadership.term;
+                    tracing::info!(topic = %partition.topic, partition = partition.index, epoch = leadership.term, "leading the partition");
+                }
+                Ok(Err(rejection)) => {
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, %rejection, "the controller refused this leader's report");
+                    reported = leadership.term;
+                }
+                Err(error) => {
+                    tracing::debug!(topic = %partition.topic, partition = partition.index, %error, "leader report not taken; retrying");
+                    retry = true;
+                }
+            }
+        }
+        if changes.borrow_and_update().is_gone {
+            break;
+        }
+        tokio::select! {
+            changed = high_watermark.changed() => if changed.is_err() { break },
+            () = group.leadership_changed() => {}
+            _ = changes.changed() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
+        }
+    }
+    group.shutdown().await;
 }
 
 /// How long to wait before asking the controller for producer ids again after a failure.

@@ -139,7 +139,7 @@ impl Broker {
         partition: i32,
     ) -> Result<Vec<ProducerDescription>> {
         let (_, target) = self.partition(topic, partition)?;
-        target.with_log(|log| {
+        target.read_log(|log| {
             Ok(log
                 .producer_state()
                 .producers()

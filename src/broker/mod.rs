@@ -232,7 +232,9 @@ impl Broker {
             .unwrap_or_default();
         for index in 0..record.partition_count {
             if let Some(partition) = existing.get(index as usize).filter(|_| index < first_new) {
-                if !partition.is_offline() {
+                // A replicated partition's log keeps the settings it opened with (its raft
+                // group owns it).
+                if !partition.is_offline() && !partition.is_replicated() {
                     partition.with_log(|log| {
                         log.set_settings(settings.log.clone());
                         Ok(())

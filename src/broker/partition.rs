@@ -3,11 +3,12 @@
 //! On a single node the high watermark is the flushed (durable) offset.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::{Notify, watch};
 
 use super::error::{Error, Result};
+use crate::replication::partition::PartitionGroup;
 use crate::storage;
 
 /// What appenders wait on: how far the log is durable, that flushing failed for good, or that
@@ -31,6 +32,9 @@ pub(crate) struct Partition {
     high_watermark: AtomicI64,
     durability: watch::Sender<Durability>,
     flush_wanted: Notify,
+    /// Set once the partition is replicated: its raft group owns the log from then on (`log`
+    /// is `None`), appends are proposed to it and the high watermark follows its commits.
+    raft: OnceLock<Arc<PartitionGroup>>,
     /// How many fetch reads this partition served (tests count wake-ups with it).
     #[cfg(test)]
     pub(crate) fetch_read_count: std::sync::atomic::AtomicUsize,
@@ -66,6 +70,7 @@ impl Partition {
             log: Mutex::new(log),
             offline_reason,
             flush_wanted: Notify::new(),
+            raft: OnceLock::new(),
             #[cfg(test)]
             fetch_read_count: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -87,6 +92,38 @@ impl Partition {
         let mut guard = self.lock();
         let log = guard.as_mut().ok_or_else(|| self.missing_log())?;
         f(log).map_err(|source| self.storage_error(source))
+    }
+
+    /// Runs `f` on the log for reading, wherever it is (here, or in the raft group).
+    pub(crate) fn read_log<T>(
+        &self,
+        f: impl FnOnce(&storage::Log) -> std::result::Result<T, storage::Error>,
+    ) -> Result<T> {
+        if let Some(group) = self.raft.get() {
+            return group
+                .with_log(f)
+                .map_err(|source| self.storage_error(source));
+        }
+        let guard = self.lock();
+        let log = guard.as_ref().ok_or_else(|| self.missing_log())?;
+        f(log).map_err(|source| self.storage_error(source))
+    }
+
+    /// Hands the log over to its raft group (taken out with [`Partition::take_log`]): from
+    /// now on reads go to the group and the high watermark follows its commits.
+    pub(crate) fn attach_raft(&self, group: Arc<PartitionGroup>) {
+        if self.raft.set(group).is_err() {
+            tracing::warn!(topic = %self.topic, partition = self.index, "partition already replicated");
+        }
+    }
+
+    /// The raft group of a replicated partition.
+    pub(crate) fn raft(&self) -> Option<&Arc<PartitionGroup>> {
+        self.raft.get()
+    }
+
+    pub(crate) fn is_replicated(&self) -> bool {
+        self.raft.get().is_some()
     }
 
     /// The error for a partition without an open log: offline, or closed or deleted.

@@ -9,6 +9,17 @@ use super::error::{Error, Result};
 use super::partition::Partition;
 use super::topic_config::TimestampPolicy;
 use super::{Broker, idempotence, now_ms, validate};
+use crate::replication::partition::{Proposal, ProposeError};
+use crate::storage::{self, BatchHeader, BatchMeta, Origin, ProducerError, Verdict};
+
+/// Why a replicated partition's check refused to propose a batch.
+#[derive(Debug)]
+enum Refusal {
+    /// A retry of one of the producer's last batches: answered with where it went first.
+    Duplicate(BatchMeta),
+    Producer(ProducerError),
+    Storage(storage::Error),
+}
 
 /// How much durability a producer waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +60,8 @@ pub(crate) struct PendingProduce {
     outcome: ProduceOutcome,
     end_offset: i64,
     wait_for_durable: bool,
+    /// A replicated partition's batch: durable once its raft group committed it.
+    proposal: Option<Proposal>,
 }
 
 impl PendingProduce {
@@ -68,14 +81,33 @@ impl PendingProduce {
             },
             end_offset,
             wait_for_durable: true,
+            proposal: None,
         }
     }
 
     pub(crate) async fn wait(self) -> Result<ProduceOutcome> {
-        if self.wait_for_durable {
-            self.partition.wait_for_durable(self.end_offset).await?;
+        if !self.wait_for_durable {
+            return Ok(self.outcome);
         }
-        Ok(self.outcome)
+        let Some(proposal) = self.proposal else {
+            self.partition.wait_for_durable(self.end_offset).await?;
+            return Ok(self.outcome);
+        };
+        let partition = &self.partition;
+        let committed = proposal.committed().await.map_err(|error| match error {
+            ProposeError::NotLeader { leader } => Error::NotLeader {
+                topic: partition.topic.clone(),
+                partition: partition.index,
+                leader: leader.and_then(|l| i32::try_from(l).ok()),
+            },
+            other => Error::Cluster {
+                reason: format!("{}-{}: {other}", partition.topic, partition.index),
+            },
+        })?;
+        Ok(ProduceOutcome {
+            base_offset: committed.base_offset,
+            ..self.outcome
+        })
     }
 }
 
@@ -106,8 +138,143 @@ impl Broker {
         acks: Acks,
     ) -> Result<PendingProduce> {
         let broker = Arc::clone(self);
-        let topic = topic.to_owned();
-        off_worker(move || broker.append(&topic, partition, records, acks)).await
+        let owned = topic.to_owned();
+        let (state, target) = self.partition(topic, partition)?;
+        if target.is_replicated() {
+            if super::topic_name::is_internal(topic) {
+                return Err(Error::InternalTopic { topic: owned });
+            }
+            let settings = state.settings.clone();
+            let (batches, log_append_time_ms, _) =
+                off_worker(move || broker.validated(&settings, &records)).await?;
+            return self
+                .append_replicated(&target, &state, batches, log_append_time_ms, acks)
+                .await;
+        }
+        off_worker(move || broker.append(&owned, partition, records, acks)).await
+    }
+
+    /// A replicated partition's append: the batch is checked against the log and proposed to
+    /// the partition's raft group (acks=1 is answered once it is in this leader's log, acks=all
+    /// once committed on a majority).
+    async fn append_replicated(
+        &self,
+        target: &Arc<Partition>,
+        state: &Arc<super::Topic>,
+        batches: Vec<Vec<u8>>,
+        log_append_time_ms: i64,
+        acks: Acks,
+    ) -> Result<PendingProduce> {
+        let (topic, partition) = (target.topic.as_str(), target.index);
+        let Some(group) = target.raft() else {
+            return Err(Error::NotLeader {
+                topic: topic.to_owned(),
+                partition,
+                leader: None,
+            });
+        };
+        if acks == Acks::All && state.settings.min_insync_replicas > group.voter_count() {
+            return Err(Error::NotEnoughReplicas {
+                min_insync_replicas: state.settings.min_insync_replicas,
+            });
+        }
+        let [mut batch] = <[Vec<u8>; 1]>::try_from(batches).map_err(|_| Error::InvalidRecord {
+            reason: "a produce request to a replicated partition carries one batch per partition"
+                .to_owned(),
+        })?;
+        let submitted = group
+            .submit(|log| {
+                let header = BatchHeader::parse(&batch).map_err(Refusal::Storage)?;
+                match log.check_batch(&header, Origin::Client, None) {
+                    Ok(Verdict::Append) => {}
+                    Ok(Verdict::Duplicate(first)) => return Err(Refusal::Duplicate(first)),
+                    Err(refused) => return Err(Refusal::Producer(refused)),
+                }
+                if log_append_time_ms >= 0 {
+                    storage::stamp_log_append_time(&mut batch, log_append_time_ms);
+                }
+                Ok(Bytes::from(std::mem::take(&mut batch)))
+            })
+            .await;
+        let log_start_offset = target.read_log(|log| Ok(log.log_start_offset()))?;
+        let proposal = match submitted {
+            Ok(proposal) => proposal,
+            Err(ProposeError::Refused(Refusal::Duplicate(first))) => {
+                // A retry: answered with the first append once that is committed.
+                return Ok(PendingProduce {
+                    partition: Arc::clone(target),
+                    outcome: ProduceOutcome {
+                        base_offset: first.first_offset,
+                        log_append_time_ms: first.timestamp,
+                        log_start_offset,
+                    },
+                    end_offset: first.last_offset + 1,
+                    wait_for_durable: acks != Acks::None,
+                    proposal: None,
+                });
+            }
+            Err(ProposeError::Refused(Refusal::Producer(refused))) => {
+                return Err(idempotence::refused(topic, partition, refused));
+            }
+            Err(ProposeError::Refused(Refusal::Storage(source))) => {
+                return Err(target.storage_error(source));
+            }
+            Err(ProposeError::NotLeader { leader }) => {
+                return Err(Error::NotLeader {
+                    topic: topic.to_owned(),
+                    partition,
+                    leader: leader.and_then(|l| i32::try_from(l).ok()),
+                });
+            }
+            Err(other) => {
+                return Err(Error::Cluster {
+                    reason: format!("{topic}-{partition}: {other}"),
+                });
+            }
+        };
+        let appended = proposal.appended();
+        let (base_offset, end_offset) = appended.unwrap_or((-1, -1));
+        Ok(PendingProduce {
+            partition: Arc::clone(target),
+            outcome: ProduceOutcome {
+                base_offset,
+                log_append_time_ms,
+                log_start_offset,
+            },
+            end_offset,
+            // acks=1 is answered at the leader's append when its offsets are known.
+            wait_for_durable: acks == Acks::All || appended.is_none(),
+            proposal: Some(proposal),
+        })
+    }
+
+    /// Validates a produce request's batches by the topic's settings and applies Kafka's
+    /// rewrites: the batches to append, the LogAppendTime to stamp (-1 for CreateTime) and now.
+    fn validated(
+        &self,
+        settings: &super::TopicSettings,
+        records: &Bytes,
+    ) -> Result<(Vec<Vec<u8>>, i64, i64)> {
+        let rules = validate::Rules {
+            message_bytes_max: settings.message_bytes_max,
+            segment_bytes_max: settings.log.segment_bytes_max,
+            require_keys: settings.log.compaction.is_some(),
+            codec: settings.codec,
+        };
+        let checked = validate::batches(records, &rules)?;
+        let now = now_ms();
+        let log_append_time_ms = match settings.timestamp_policy {
+            TimestampPolicy::LogAppendTime => now,
+            TimestampPolicy::CreateTime => -1,
+        };
+        let batches = checked
+            .into_iter()
+            .map(|c| match c.rewritten {
+                Some(bytes) => bytes,
+                None => records.get(c.range).unwrap_or_default().to_vec(),
+            })
+            .collect();
+        Ok((batches, log_append_time_ms, now))
     }
 
     /// Validates and appends every batch of `records` to the partition, synchronously and in
@@ -154,25 +321,7 @@ impl Broker {
                 min_insync_replicas: settings.min_insync_replicas,
             });
         }
-        let rules = validate::Rules {
-            message_bytes_max: settings.message_bytes_max,
-            segment_bytes_max: settings.log.segment_bytes_max,
-            require_keys: settings.log.compaction.is_some(),
-            codec: settings.codec,
-        };
-        let checked = validate::batches(&records, &rules)?;
-        let now = now_ms();
-        let log_append_time_ms = match settings.timestamp_policy {
-            TimestampPolicy::LogAppendTime => now,
-            TimestampPolicy::CreateTime => -1,
-        };
-        let mut batches: Vec<Vec<u8>> = checked
-            .into_iter()
-            .map(|c| match c.rewritten {
-                Some(bytes) => bytes,
-                None => records.get(c.range).unwrap_or_default().to_vec(),
-            })
-            .collect();
+        let (mut batches, log_append_time_ms, now) = self.validated(settings, &records)?;
         // A roll fsyncs the segment it closes: do that here, outside the partition lock, so
         // reads and flushes of the partition go on meanwhile (the roll then has nothing left
         // to fsync unless appends raced in).
@@ -199,6 +348,7 @@ impl Broker {
             },
             end_offset: written.end_offset,
             wait_for_durable,
+            proposal: None,
         })
     }
 }

@@ -113,7 +113,7 @@ impl Broker {
         let mut read_offset = offset;
         let (records, planned) = loop {
             let planned = target
-                .with_log(|log| {
+                .read_log(|log| {
                     let read = (read_offset, max_bytes, min_one);
                     plan_fetch(log, offset, read, high_watermark, isolation)
                 })
@@ -134,7 +134,7 @@ impl Broker {
             Isolation::ReadUncommitted => None,
             Isolation::ReadCommitted => {
                 let upper = end_of_batches(&records).unwrap_or(offset);
-                let aborted = target.with_log(|log| Ok(log.aborted_transactions(offset, upper)))?;
+                let aborted = target.read_log(|log| Ok(log.aborted_transactions(offset, upper)))?;
                 Some(
                     aborted
                         .into_iter()
@@ -173,7 +173,7 @@ impl Broker {
     ) -> Result<ListedOffset> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
-        target.with_log(|log| {
+        target.read_log(|log| {
             let high_watermark = match isolation {
                 Isolation::ReadUncommitted => high_watermark,
                 Isolation::ReadCommitted => log.last_stable_offset(high_watermark),
@@ -210,6 +210,14 @@ impl Broker {
         leader_epoch: i32,
     ) -> Result<(i32, i64)> {
         let (_, target) = self.partition(topic, partition)?;
+        if let Some(group) = target.raft() {
+            let requested = u64::try_from(leader_epoch).unwrap_or(0);
+            return Ok(group
+                .epoch_end(requested)
+                .and_then(|(term, end)| Some((i32::try_from(term).ok()?, end)))
+                .filter(|_| leader_epoch >= 0)
+                .unwrap_or((-1, -1)));
+        }
         if leader_epoch != LEADER_EPOCH {
             return Ok((-1, -1));
         }
@@ -253,7 +261,7 @@ impl Broker {
         let mut partitions = Vec::new();
         for topic in self.topics_read().values() {
             for partition in &topic.partitions {
-                if let Ok(size_bytes) = partition.with_log(|log| Ok(log.size_bytes())) {
+                if let Ok(size_bytes) = partition.read_log(|log| Ok(log.size_bytes())) {
                     partitions.push(PartitionDirInfo {
                         topic: topic.name.clone(),
                         partition: partition.index,

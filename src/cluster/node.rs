@@ -21,6 +21,7 @@ use crate::gossip::{self, BrokerInfo, GossipHandle, GossipSettings, Listener, Me
 use crate::metadata::{BrokerRegistration, Command, State};
 use crate::replication::RaftNode;
 use crate::replication::controller::{self, Answer, Controller, ControllerSettings, Published};
+use crate::replication::partition::{PartitionGroup, PartitionGroupSettings};
 use crate::replication::rpc::{GroupId, Handler, Method, Peers, Registry, serve};
 use crate::storage;
 
@@ -28,6 +29,24 @@ use crate::storage;
 const BROKER_SERVICE: GroupId = u64::MAX;
 /// How long a broker-to-broker call may take (Kafka's request timeout).
 const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The cluster RPC group of a partition's raft group: from its topic id and index, the same on
+/// every broker, never the controller's or the broker service's.
+fn partition_group_id(topic_id: [u8; 16], partition: i32) -> GroupId {
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&topic_id[..8]);
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&topic_id[8..]);
+    let id = u64::from_be_bytes(high)
+        .rotate_left(17)
+        .wrapping_add(u64::from_be_bytes(low))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(u64::from(partition as u32));
+    match id {
+        0 | BROKER_SERVICE => 1,
+        id => id,
+    }
+}
 
 /// How often formation and the leader's duties look again when nothing woke them.
 const DUTY_INTERVAL: Duration = Duration::from_millis(200);
@@ -78,6 +97,9 @@ pub(crate) struct ClusterNode {
     stop: watch::Sender<bool>,
     fatal: watch::Sender<Option<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Raft timings of partition groups (the controller's).
+    partition_raft: (u64, u64),
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -183,6 +205,11 @@ impl ClusterNode {
             stop,
             fatal: watch::Sender::new(None),
             tasks: Mutex::new(vec![server]),
+            partition_raft: (
+                millis(settings.controller_heartbeat),
+                millis(settings.controller_election_timeout),
+            ),
+            request_timeout: settings.request_timeout,
         });
         let formation = tokio::spawn(run(Arc::clone(&node), settings, stopped));
         node.tasks().push(formation);
@@ -282,6 +309,65 @@ impl ClusterNode {
             )
             .await
             .map_err(|error| format!("broker {broker}: {error:?}"))
+    }
+
+    /// Starts this broker's replica of a replicated partition's raft group on its opened log
+    /// (served on the cluster RPC from then on).
+    pub(crate) async fn start_partition_group(
+        &self,
+        topic_id: [u8; 16],
+        partition: i32,
+        log: storage::Log,
+    ) -> Result<Arc<PartitionGroup>, String> {
+        let (heartbeat_interval_ms, election_timeout_ms) = self.partition_raft;
+        let settings = PartitionGroupSettings {
+            node_id: u64::try_from(self.node_id).map_err(|_| "negative node id".to_owned())?,
+            group: partition_group_id(topic_id, partition),
+            heartbeat_interval_ms,
+            election_timeout_ms,
+            commit_timeout: self.request_timeout,
+        };
+        PartitionGroup::start(
+            settings,
+            log,
+            Arc::clone(&self.peers),
+            Arc::clone(&self.registry),
+        )
+        .await
+        .map_err(|error| error.to_string())
+    }
+
+    /// Makes `replicas` (registered brokers) the first voters of a partition group; nothing
+    /// when the group already has members.
+    pub(crate) async fn initialize_partition_group(
+        &self,
+        group: &PartitionGroup,
+        replicas: &[i32],
+    ) -> Result<(), String> {
+        let voters = {
+            let published = self.controller.published();
+            let state = &published.borrow().state;
+            replicas
+                .iter()
+                .map(|id| {
+                    let registered = state
+                        .brokers
+                        .get(id)
+                        .ok_or_else(|| format!("replica {id} is not registered"))?;
+                    let node = RaftNode {
+                        rpc_addr: format!(
+                            "{}:{}",
+                            registered.cluster.host, registered.cluster.port
+                        ),
+                    };
+                    Ok((
+                        u64::try_from(*id).map_err(|_| format!("replica id {id}"))?,
+                        node,
+                    ))
+                })
+                .collect::<Result<BTreeMap<u64, RaftNode>, String>>()?
+        };
+        group.initialize(voters).await.map_err(|e| e.to_string())
     }
 
     /// The address peers gossip to (a seed for other brokers).

@@ -50,12 +50,51 @@ impl State {
                 }
                 None => Err(Rejection::UnknownTopic { name: name.clone() }),
             },
+            Command::SetPartitionLeader {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+            } => self.set_partition_leader(topic, *partition, *leader, *leader_epoch),
             Command::AllocateProducerIds {
                 broker,
                 count,
                 at_least,
             } => self.allocate_producer_ids(*broker, *count, *at_least),
         }
+    }
+
+    fn set_partition_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+    ) -> Result<Outcome, Rejection> {
+        let meta = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+            })
+            .ok_or_else(|| Rejection::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            })?;
+        if !meta.replicas.contains(&leader) {
+            return Err(Rejection::NotAReplica { leader });
+        }
+        if leader_epoch <= meta.leader_epoch {
+            return Err(Rejection::StaleLeaderEpoch {
+                proposed: leader_epoch,
+                current: meta.leader_epoch,
+            });
+        }
+        meta.leader = Some(leader);
+        meta.leader_epoch = leader_epoch;
+        Ok(Outcome::Done)
     }
 
     fn bootstrap(&mut self, cluster_id: &str) -> Result<Outcome, Rejection> {
@@ -112,7 +151,8 @@ impl State {
         let unfenced: BTreeSet<i32> = self.unfenced_brokers().map(|b| b.id).collect();
         for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
             partition.isr.retain(|&r| r != id);
-            if partition.leader == Some(id) {
+            // Raft elects the leaders of replicated partitions; the new one reports itself.
+            if partition.leader == Some(id) && !partition.is_replicated() {
                 partition.leader = partition.isr.iter().copied().find(|r| unfenced.contains(r));
                 partition.leader_epoch += 1;
             }
@@ -137,7 +177,11 @@ impl State {
             if !partition.replicas.contains(&id) {
                 continue;
             }
-            if partition.leader.is_none() {
+            if partition.is_replicated() {
+                if !partition.isr.contains(&id) {
+                    partition.isr.push(id);
+                }
+            } else if partition.leader.is_none() {
                 partition.leader = Some(id);
                 partition.leader_epoch += 1;
                 partition.isr = vec![id];
@@ -256,15 +300,21 @@ impl State {
         Ok(assignment.to_vec())
     }
 
-    /// A new partition led by its first unfenced replica, epoch 0.
+    /// A new partition, epoch 0: led by its first unfenced replica, or, when replicated, by
+    /// none until its raft group elects a leader that reports itself.
     fn new_partition(&self, replicas: Vec<i32>) -> PartitionMeta {
         let isr: Vec<i32> = replicas
             .iter()
             .copied()
             .filter(|&r| self.is_unfenced(r))
             .collect();
+        let leader = if replicas.len() > 1 {
+            None
+        } else {
+            isr.first().copied()
+        };
         PartitionMeta {
-            leader: isr.first().copied(),
+            leader,
             leader_epoch: 0,
             isr,
             replicas,

@@ -170,15 +170,48 @@ fn fencing_takes_leadership_away_and_unfencing_gives_it_back_with_new_epochs() {
 }
 
 #[test]
-fn fencing_moves_leadership_to_another_in_sync_replica() {
+fn replicated_partitions_take_leaders_from_raft_only_with_newer_epochs() {
     let mut state = cluster(3);
     state.apply(&create("t", 1, 1, 3)).unwrap();
-    let leader = state.topics["t"].partitions[0].leader.unwrap();
-    state.apply(&Command::FenceBroker { id: leader }).unwrap();
     let p = &state.topics["t"].partitions[0];
-    assert!(p.leader.is_some_and(|l| l != leader));
-    assert_eq!(p.leader_epoch, 1);
-    assert!(!p.isr.contains(&leader));
+    assert_eq!((p.leader, p.leader_epoch, p.isr.len()), (None, 0, 3));
+    let report = |leader: i32, leader_epoch: i32| Command::SetPartitionLeader {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch,
+    };
+    state.apply(&report(2, 1)).unwrap();
+    // Fencing the leader only takes it out of the in-sync replicas: raft elects the next one.
+    state.apply(&Command::FenceBroker { id: 2 }).unwrap();
+    let p = &state.topics["t"].partitions[0];
+    assert_eq!((p.leader, p.leader_epoch), (Some(2), 1));
+    assert!(!p.isr.contains(&2));
+    assert_eq!(
+        state.apply(&report(3, 1)),
+        Err(Rejection::StaleLeaderEpoch {
+            proposed: 1,
+            current: 1
+        })
+    );
+    assert_eq!(
+        state.apply(&report(4, 2)),
+        Err(Rejection::NotAReplica { leader: 4 })
+    );
+    assert!(matches!(
+        state.apply(&Command::SetPartitionLeader {
+            topic: "t".into(),
+            partition: 1,
+            leader: 3,
+            leader_epoch: 2,
+        }),
+        Err(Rejection::UnknownPartition { .. })
+    ));
+    state.apply(&report(3, 2)).unwrap();
+    state.apply(&Command::UnfenceBroker { id: 2 }).unwrap();
+    let p = &state.topics["t"].partitions[0];
+    assert_eq!((p.leader, p.leader_epoch), (Some(3), 2));
+    assert!(p.isr.contains(&2));
 }
 
 #[test]

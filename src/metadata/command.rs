@@ -53,6 +53,14 @@ pub(crate) enum Command {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// The raft leader of a replicated partition reports itself, with its term as the leader
+    /// epoch; refused unless the epoch is newer than the state's and the leader a replica.
+    SetPartitionLeader {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+    },
     /// Hands `count` producer ids to `broker`, starting no lower than `at_least` (a broker
     /// upgraded from a single node passes the ids it already used).
     AllocateProducerIds {
@@ -92,6 +100,12 @@ pub(crate) enum Rejection {
     InvalidReplicationFactor { reason: String },
     #[error("invalid replica assignment: {reason}")]
     InvalidAssignment { reason: String },
+    #[error("partition {partition} of topic {topic} does not exist")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("broker {leader} is not a replica of the partition")]
+    NotAReplica { leader: i32 },
+    #[error("leader epoch {proposed} is not newer than {current}")]
+    StaleLeaderEpoch { proposed: i32, current: i32 },
     #[error("undecodable metadata command: {reason}")]
     Undecodable { reason: String },
     #[error("invalid producer id block request: {reason}")]

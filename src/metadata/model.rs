@@ -45,6 +45,14 @@ pub(crate) struct PartitionMeta {
     pub(crate) isr: Vec<i32>,
 }
 
+impl PartitionMeta {
+    /// Whether the partition has a raft group (more than one replica), whose elections decide
+    /// its leader.
+    pub(crate) fn is_replicated(&self) -> bool {
+        self.replicas.len() > 1
+    }
+}
+
 /// A topic: its id, partitions (index = partition number) and topic-level configs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TopicMeta {

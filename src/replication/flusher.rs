@@ -18,28 +18,39 @@ use crate::limits;
 #[derive(Debug)]
 pub(crate) struct Shared {
     raft_log: Mutex<RaftLog>,
-    /// How many normal entries (record batches) were appended since the log opened, counted
-    /// once each is readable; never decreases (a truncation does not uncount).
-    appended_batches: watch::Sender<u64>,
+    /// The record batches (normal entries) appended since the log opened, counted once each
+    /// is readable; never decreases (a truncation does not uncount).
+    appended_batches: watch::Sender<AppendedBatches>,
+}
+
+/// How many record batches were appended, and where the last one landed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AppendedBatches {
+    pub(crate) count: u64,
+    /// The Kafka offsets of the last one: its first, and the one after its last.
+    pub(crate) last: Option<(i64, i64)>,
 }
 
 impl Shared {
     pub(crate) fn new(raft_log: RaftLog) -> Arc<Shared> {
         Arc::new(Shared {
             raft_log: Mutex::new(raft_log),
-            appended_batches: watch::Sender::new(0),
+            appended_batches: watch::Sender::new(AppendedBatches::default()),
         })
     }
 
-    /// Counts `count` normal entries that are now readable.
-    pub(crate) fn count_appended_batches(&self, count: u64) {
+    /// Counts `count` record batches that are now readable, the last at `last`.
+    pub(crate) fn count_appended_batches(&self, count: u64, last: Option<(i64, i64)>) {
         if count > 0 {
-            self.appended_batches.send_modify(|total| *total += count);
+            self.appended_batches.send_modify(|appended| {
+                appended.count += count;
+                appended.last = last;
+            });
         }
     }
 
-    /// The count of normal entries appended so far, and its changes.
-    pub(crate) fn appended_batches(&self) -> watch::Receiver<u64> {
+    /// The record batches appended so far, and their changes.
+    pub(crate) fn appended_batches(&self) -> watch::Receiver<AppendedBatches> {
         self.appended_batches.subscribe()
     }
 

@@ -129,6 +129,31 @@ impl IndexMap {
         }
     }
 
+    /// Kafka's OffsetForLeaderEpoch over the terms of the entries (the leader epochs of their
+    /// batches): the largest term at or below `requested` and the offset where the next term
+    /// starts (`log_end` when `requested` is the last term); `requested` itself when every
+    /// held term is above it; None when `requested` is above the last term or nothing is held.
+    /// A scan of the map: it answers the rare epoch validations of clients after a leader
+    /// change, not a hot path.
+    pub(crate) fn epoch_end(&self, requested: Term, log_end: i64) -> Option<(Term, i64)> {
+        let slots = self.runs.iter().flat_map(|run| &run.slots);
+        let (_, last_term) = self.last()?;
+        if requested > last_term {
+            return None;
+        }
+        if requested == last_term {
+            return Some((requested, log_end));
+        }
+        let mut floor = None;
+        for slot in slots {
+            if slot.term > requested {
+                return Some((floor.unwrap_or(requested), slot.offset));
+            }
+            floor = Some(slot.term);
+        }
+        None
+    }
+
     /// How many entries the map holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -174,6 +199,22 @@ mod tests {
         );
         assert_eq!(map.get(4), None);
         assert_eq!(map.get(15), None);
+    }
+
+    #[test]
+    fn epoch_ends_are_where_the_next_term_starts() {
+        // Terms 1 (offsets 0..8), 2 (8..16), 3 (16..20); the log ends at 21.
+        let map = filled();
+        assert_eq!(map.epoch_end(1, 21), Some((1, 8)));
+        assert_eq!(map.epoch_end(2, 21), Some((2, 16)));
+        assert_eq!(map.epoch_end(3, 21), Some((3, 21)));
+        assert_eq!(map.epoch_end(4, 21), None);
+        assert_eq!(map.epoch_end(0, 21), Some((0, 0)));
+        let mut gap = IndexMap::default();
+        gap.push(0, 2, 0, at(0, 0));
+        gap.push(1, 5, 1, at(0, 100));
+        assert_eq!(gap.epoch_end(3, 9), Some((2, 1)));
+        assert_eq!(IndexMap::default().epoch_end(1, 0), None);
     }
 
     #[test]

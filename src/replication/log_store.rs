@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::error::Error;
-use super::flusher::{self, Shared};
+use super::flusher::{self, AppendedBatches, Shared};
 use super::raft_log::RaftLog;
 use super::types::{Entry, LogId, TypeConfig, Vote};
 use crate::limits;
@@ -121,9 +121,15 @@ impl LogReader {
         self.shared.lock().offset_after(index)
     }
 
-    /// How many record batches (normal entries) were appended since the log opened, counted
-    /// once readable, and its changes.
-    pub(crate) fn appended_batches(&self) -> watch::Receiver<u64> {
+    /// OffsetForLeaderEpoch: the largest term at or below `requested` and where the next
+    /// term starts (see `IndexMap::epoch_end`).
+    pub(crate) fn epoch_end(&self, requested: u64) -> Option<(u64, i64)> {
+        self.shared.lock().epoch_end(requested)
+    }
+
+    /// The record batches (normal entries) appended since the log opened, counted once
+    /// readable, and their changes.
+    pub(crate) fn appended_batches(&self) -> watch::Receiver<AppendedBatches> {
         self.shared.appended_batches()
     }
 
@@ -200,15 +206,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let now_ms = now_ms();
-        let batches = entries
-            .iter()
-            .filter(|entry| matches!(entry.payload, openraft::EntryPayload::Normal(_)))
-            .count() as u64;
-        locked(&self.shared, move |raft_log| {
-            raft_log.append(&entries, now_ms)
+        let normal = |entry: &&Entry| matches!(entry.payload, openraft::EntryPayload::Normal(_));
+        let batches = entries.iter().filter(normal).count() as u64;
+        let last_batch = entries.iter().rfind(normal).map(|entry| entry.log_id.index);
+        let last = locked(&self.shared, move |raft_log| {
+            raft_log.append(&entries, now_ms)?;
+            Ok(last_batch.and_then(|index| {
+                Some((raft_log.offset_of(index)?, raft_log.offset_after(index)?))
+            }))
         })
         .await?;
-        self.shared.count_appended_batches(batches);
+        self.shared.count_appended_batches(batches, last);
         self.flush_queue
             .send(callback)
             .await

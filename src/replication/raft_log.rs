@@ -105,6 +105,11 @@ impl RaftLog {
         }
     }
 
+    /// OffsetForLeaderEpoch from the terms of the log's batches (see `IndexMap::epoch_end`).
+    pub(crate) fn epoch_end(&self, requested: Term) -> Option<(Term, i64)> {
+        self.map.epoch_end(requested, self.log.log_end_offset())
+    }
+
     /// Appends `entries` (the next indexes) to the partition log; readable at once, not
     /// fsynced. Stops at the first failure, keeping what was appended before it.
     pub(crate) fn append(&mut self, entries: &[Entry], now_ms: i64) -> Result<(), Error> {

@@ -67,7 +67,7 @@ pub(crate) use partition_metadata::{
 };
 pub(crate) use producer_ids::ProducerIdStore;
 pub(crate) use producer_state::marker::build_from_parts as build_marker;
-pub(crate) use producer_state::{Origin, ProducerError, Verdict};
+pub(crate) use producer_state::{BatchMeta, Origin, ProducerError, Verdict};
 pub(crate) use raft_state::RaftStateFile;
 pub(crate) use record_stream::Records;
 #[cfg(test)]

@@ -87,7 +87,7 @@ pub(crate) fn view(addr: SocketAddr) -> (String, i32, Vec<i32>) {
 }
 
 /// Three brokers (node ids 1, 2, 3) formed into one cluster.
-fn form_three() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
+pub(crate) fn form_three() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
     let dirs: Vec<_> = (0..3)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
@@ -109,7 +109,7 @@ fn form_three() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
 }
 
 /// Partition -> leader of `topic` as the broker at `bootstrap` reports it.
-fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+pub(crate) fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
     harness::metadata(bootstrap)
         .topics()
         .iter()

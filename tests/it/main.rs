@@ -30,6 +30,7 @@ mod netlab;
 mod produce_consume;
 mod raft_control_batches;
 mod raw;
+mod replication;
 mod restart;
 mod transactions;
 mod transactions_raw;

@@ -67,6 +67,76 @@ pub(crate) struct Committed {
     pub(crate) end_offset: i64,
 }
 
+/// A batch handed to raft, in the leader's log; not yet known committed.
+pub(crate) struct Proposal {
+    done: WriteAnswer,
+    log: LogReader,
+    deadline: tokio::time::Instant,
+    commit_timeout: Duration,
+    /// Where the batch landed in the leader's log, when known at once.
+    appended: Option<(i64, i64)>,
+    /// Raft answered before the batch was seen in the log (it lost the lead).
+    early: Option<Result<ClientWriteResult, RecvError>>,
+}
+
+type ClientWriteResult =
+    Result<openraft::raft::ClientWriteResponse<TypeConfig>, ClientWriteError<TypeConfig>>;
+type WriteAnswer = tokio::sync::oneshot::Receiver<ClientWriteResult>;
+type RecvError = tokio::sync::oneshot::error::RecvError;
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposal")
+            .field("appended", &self.appended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proposal {
+    /// The Kafka offsets (first, after last) the batch got in the leader's log, if known
+    /// before the commit (what acks=1 answers).
+    pub(crate) fn appended(&self) -> Option<(i64, i64)> {
+        self.appended
+    }
+
+    /// Waits until the batch is committed and applied (at most the commit timeout from its
+    /// submission) and answers where it is.
+    pub(crate) async fn committed(
+        self,
+    ) -> Result<Committed, ProposeError<std::convert::Infallible>> {
+        let answer = match self.early {
+            Some(answer) => answer,
+            None => match tokio::time::timeout_at(self.deadline, self.done).await {
+                Err(_) => return Err(ProposeError::Timeout(self.commit_timeout)),
+                Ok(answer) => answer,
+            },
+        };
+        let response =
+            answer.map_err(|_| ProposeError::Raft("raft dropped the proposal".into()))?;
+        let index = match response {
+            Ok(response) => response.log_id.index,
+            Err(ClientWriteError::ForwardToLeader(forward)) => {
+                return Err(ProposeError::NotLeader {
+                    leader: forward.leader_id,
+                });
+            }
+            Err(error) => return Err(ProposeError::Raft(error.to_string())),
+        };
+        let (Some(base_offset), Some(end_offset)) =
+            (self.log.offset_of(index), self.log.offset_after(index))
+        else {
+            return Err(ProposeError::Raft(format!(
+                "committed entry {index} is not in the log"
+            )));
+        };
+        Ok(Committed {
+            index,
+            base_offset,
+            end_offset,
+        })
+    }
+}
+
 /// Who leads the group, as this broker knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Leadership {
@@ -157,74 +227,60 @@ impl PartitionGroup {
         &self,
         prepare: impl FnOnce(&storage::Log) -> Result<Bytes, R>,
     ) -> Result<Committed, ProposeError<R>> {
-        let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
-        let answered = {
-            let _proposing = self.proposing.lock().await;
-            let leadership = self.leadership();
-            if leadership.leader != Some(self.settings.node_id) {
-                return Err(ProposeError::NotLeader {
-                    leader: leadership.leader,
-                });
-            }
-            let batch = self.log.with_log(prepare).map_err(ProposeError::Refused)?;
-            let mut appended = self.log.appended_batches();
-            let before = *appended.borrow_and_update();
-            let (responder, mut done) = openraft::impls::ProgressResponder::complete_only();
-            self.raft
-                .client_write_ff(RecordBatch(batch), Some(responder))
-                .await
-                .map_err(|e| ProposeError::Raft(e.to_string()))?;
-            // Keep the lock until the batch is in the log, so the next check sees it: while
-            // this broker leads, the next batch appended is this one (proposals are serialized
-            // here); if it lost the lead, raft answers the proposal instead.
-            let early = tokio::select! {
-                in_log = appended.wait_for(|count| *count > before) => {
-                    if in_log.is_err() {
-                        return Err(ProposeError::Raft("the log store stopped".into()));
-                    }
-                    None
-                }
-                answer = &mut done => Some(answer),
-                () = tokio::time::sleep_until(deadline) => {
-                    return Err(ProposeError::Timeout(self.settings.commit_timeout));
-                }
-            };
-            match early {
-                Some(answer) => Err(answer),
-                None => Ok(done),
-            }
-        };
-        let answer = match answered {
-            Err(early) => early,
-            Ok(done) => match tokio::time::timeout_at(deadline, done).await {
-                Err(_) => return Err(ProposeError::Timeout(self.settings.commit_timeout)),
-                Ok(answer) => answer,
-            },
-        };
-        let response =
-            answer.map_err(|_| ProposeError::Raft("raft dropped the proposal".into()))?;
-        let log_id = match response {
-            Ok(response) => response.log_id,
-            Err(ClientWriteError::ForwardToLeader(forward)) => {
-                return Err(ProposeError::NotLeader {
-                    leader: forward.leader_id,
-                });
-            }
-            Err(error) => return Err(ProposeError::Raft(error.to_string())),
-        };
-        let index = log_id.index;
-        let (Some(base_offset), Some(end_offset)) =
-            (self.log.offset_of(index), self.log.offset_after(index))
-        else {
-            return Err(ProposeError::Raft(format!(
-                "committed entry {index} is not in the log"
-            )));
-        };
-        Ok(Committed {
-            index,
-            base_offset,
-            end_offset,
+        let proposal = self.submit(prepare).await?;
+        proposal.committed().await.map_err(|error| match error {
+            ProposeError::NotLeader { leader } => ProposeError::NotLeader { leader },
+            ProposeError::Timeout(timeout) => ProposeError::Timeout(timeout),
+            ProposeError::Raft(reason) => ProposeError::Raft(reason),
+            ProposeError::Refused(never) => match never {},
         })
+    }
+
+    /// [`PartitionGroup::propose`] up to the moment the batch is in the leader's log (readable
+    /// there, where acks=1 is answered); [`Proposal::committed`] waits for the commit.
+    pub(crate) async fn submit<R>(
+        &self,
+        prepare: impl FnOnce(&storage::Log) -> Result<Bytes, R>,
+    ) -> Result<Proposal, ProposeError<R>> {
+        let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
+        let _proposing = self.proposing.lock().await;
+        let leadership = self.leadership();
+        if leadership.leader != Some(self.settings.node_id) {
+            return Err(ProposeError::NotLeader {
+                leader: leadership.leader,
+            });
+        }
+        let batch = self.log.with_log(prepare).map_err(ProposeError::Refused)?;
+        let mut appended = self.log.appended_batches();
+        let before = appended.borrow_and_update().count;
+        let (responder, done) = openraft::impls::ProgressResponder::complete_only();
+        self.raft
+            .client_write_ff(RecordBatch(batch), Some(responder))
+            .await
+            .map_err(|e| ProposeError::Raft(e.to_string()))?;
+        // Keep the lock until the batch is in the log, so the next check sees it: while this
+        // broker leads, the next batch appended is this one (proposals are serialized here);
+        // if it lost the lead, raft answers the proposal instead.
+        let mut proposal = Proposal {
+            done,
+            log: self.log.clone(),
+            deadline,
+            commit_timeout: self.settings.commit_timeout,
+            appended: None,
+            early: None,
+        };
+        tokio::select! {
+            in_log = appended.wait_for(|a| a.count > before) => match in_log {
+                Ok(now) if now.count == before + 1 => proposal.appended = now.last,
+                Ok(_) => {}
+                Err(_) => return Err(ProposeError::Raft("the log store stopped".into())),
+            },
+            answer = &mut proposal.done => proposal.early = Some(answer),
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(ProposeError::Timeout(self.settings.commit_timeout));
+            }
+        }
+        Ok(proposal)
     }
 
     /// The Kafka offset below which every record is committed, and its changes.
@@ -235,6 +291,33 @@ impl PartitionGroup {
     /// Runs `read` on the partition log under its lock (fetch planning, offset lookups).
     pub(crate) fn with_log<T>(&self, read: impl FnOnce(&storage::Log) -> T) -> T {
         self.log.with_log(read)
+    }
+
+    /// OffsetForLeaderEpoch: the largest leader epoch (term) at or below `requested` and the
+    /// offset where the next one starts; None when undefined.
+    pub(crate) fn epoch_end(&self, requested: u64) -> Option<(u64, i64)> {
+        self.log.epoch_end(requested)
+    }
+
+    /// Waits until the leadership this broker sees changes (or raft stops).
+    pub(crate) async fn leadership_changed(&self) {
+        let mut metrics = self.raft.metrics();
+        let before = self.leadership();
+        loop {
+            if metrics.changed().await.is_err() {
+                return;
+            }
+            if self.leadership() != before {
+                return;
+            }
+        }
+    }
+
+    /// How many replicas vote in the group (a commit needs a majority of them).
+    pub(crate) fn voter_count(&self) -> i32 {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let voters = metrics.membership_config.membership().voter_ids().count();
+        i32::try_from(voters).unwrap_or(i32::MAX)
     }
 
     /// The leader and term as this broker knows them.

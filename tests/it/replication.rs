@@ -1,0 +1,136 @@
+//! Replicated partitions (replication factor 3) on a cluster of three broker processes: an
+//! idempotent acks=all producer goes on through kill -9 of the partition's leader, and every
+//! acknowledged record is read back once, in order, from the survivors.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+
+use crate::cluster::{form_three, leaders};
+use crate::harness::{self, CLIENT_DEADLINE, wait_until};
+
+const LEADER_DEADLINE: Duration = Duration::from_secs(60);
+
+async fn create_replicated(bootstrap: &str, name: &str, partitions: i32) {
+    let admin = harness::admin(bootstrap);
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+    let results = admin
+        .create_topics([&topic], &harness::admin_options())
+        .await
+        .expect("CreateTopics request");
+    assert!(
+        results.iter().all(Result::is_ok),
+        "creating {name}: {results:?}"
+    );
+}
+
+/// Enqueues `values` (in order, all in flight at once); the returned futures resolve with
+/// their acknowledgements.
+fn enqueue(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    values: &[String],
+) -> Vec<rdkafka::producer::DeliveryFuture> {
+    values
+        .iter()
+        .map(|value| {
+            let record = FutureRecord::to(topic).partition(0).key("k").payload(value);
+            match producer.send_result(record) {
+                Ok(delivery) => delivery,
+                Err((error, _)) => panic!("{value} not enqueued: {error}"),
+            }
+        })
+        .collect()
+}
+
+async fn acknowledged(values: &[String], deliveries: Vec<rdkafka::producer::DeliveryFuture>) {
+    for (value, delivery) in values.iter().zip(deliveries) {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => panic!("{value} not acknowledged: {error}"),
+            Err(cancelled) => panic!("{value}: delivery report lost: {cancelled}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_leaders_kill() {
+    let (mut brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "replicated", 1).await;
+    let mut leader = 0;
+    wait_until(LEADER_DEADLINE, "every broker names one leader", || {
+        let seen: BTreeSet<i32> = bootstraps
+            .iter()
+            .filter_map(|b| leaders(b, "replicated").get(&0).copied())
+            .collect();
+        leader = seen.iter().next().copied().unwrap_or(-1);
+        seen.len() == 1 && leader > 0
+    });
+    let metadata = harness::metadata(&bootstraps[0]);
+    let partition = &metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == "replicated")
+        .expect("topic listed")
+        .partitions()[0];
+    assert_eq!(partition.replicas().len(), 3);
+
+    let producer = harness::producer(
+        &all,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "2"),
+        ],
+    );
+    // Records go out with at most 50 unacknowledged, so they make many batches; the leader
+    // is killed with some in flight, after 400 are acknowledged.
+    let values: Vec<String> = (0..1000).map(|i| format!("v{i:04}")).collect();
+    let mut in_flight = std::collections::VecDeque::new();
+    for (i, value) in values.iter().enumerate() {
+        in_flight.extend(enqueue(
+            &producer,
+            "replicated",
+            std::slice::from_ref(value),
+        ));
+        if in_flight.len() > 50 {
+            let delivery = in_flight.pop_front().expect("in flight");
+            acknowledged(&values[i - 50..=i - 50], vec![delivery]).await;
+        }
+        if i == 450 {
+            brokers[leader as usize - 1].kill9();
+        }
+    }
+    let rest = values.len() - in_flight.len();
+    acknowledged(&values[rest..], in_flight.into_iter().collect()).await;
+
+    let survivor = bootstraps
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i != leader as usize - 1)
+        .map(|(_, b)| b.clone())
+        .expect("two survivors");
+    let read = harness::consume(&survivor, "replicated", &[(0, 0, 1000)], CLIENT_DEADLINE);
+    let values_read: Vec<String> = read[&0]
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(
+        values_read, values,
+        "every acknowledged record once, in order"
+    );
+    // The new leader serves a higher leader epoch.
+    let new_leader = leaders(&survivor, "replicated")[&0];
+    assert_ne!(new_leader, leader);
+    let led = brokers[new_leader as usize - 1].log();
+    assert!(
+        led.lines()
+            .any(|l| l.contains("leading the partition") && l.contains("epoch=")),
+        "the new leader reported itself: {led}"
+    );
+}
