@@ -20,11 +20,13 @@ def build(repo):
 
 
 class Broker:
-    def __init__(self, binary, run_dir, default_partitions=4, start_timeout_s=60, cluster=None):
-        """`cluster`: None for a single node, else a dict of node_id, bootstrap_expect, seeds."""
-        self.data_dir = tempfile.mkdtemp(prefix="broker-", dir=run_dir)
-        name = "broker.log" if cluster is None else f"broker-{cluster['node_id']}.log"
-        self.log_path = os.path.join(run_dir, name)
+    def __init__(self, binary, run_dir, default_partitions=4, start_timeout_s=60, cluster=None,
+                 settings=None, name="broker"):
+        """`cluster`: None for a single node, else a dict of node_id, bootstrap_expect, seeds.
+        `settings`: more TIDELOG_ variables; `name`: of the log file (name.log, name-N.log)."""
+        self.data_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=run_dir)
+        log_name = f"{name}.log" if cluster is None else f"{name}-{cluster['node_id']}.log"
+        self.log_path = os.path.join(run_dir, log_name)
         # Session timeouts down to 1 s, as kafka-python's own test broker allows
         # (group.min.session.timeout.ms=1000 in its servers/resources/default/kafka.properties;
         # its test_group uses session_timeout_ms=3000). Tidelog's default minimum is Kafka's 6 s.
@@ -38,6 +40,7 @@ class Broker:
                        TIDELOG_CLUSTER__BOOTSTRAP_EXPECT=str(cluster["bootstrap_expect"]),
                        TIDELOG_CLUSTER__SEEDS=",".join(cluster["seeds"]),
                        TIDELOG_CLUSTER__GOSSIP_INTERVAL_MS="100")
+        env.update(settings or {})
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
@@ -86,15 +89,15 @@ class Broker:
 class Cluster:
     """`count` brokers of one cluster (node ids 1..count), formed by gossip from broker 1."""
 
-    def __init__(self, binary, run_dir, count, form_timeout_s=120):
+    def __init__(self, binary, run_dir, count, form_timeout_s=120, settings=None, name="broker"):
         self.brokers = []
         try:
-            first = Broker(binary, run_dir, cluster={"node_id": 1, "bootstrap_expect": count,
-                                                     "seeds": []})
+            first = Broker(binary, run_dir, settings=settings, name=name,
+                           cluster={"node_id": 1, "bootstrap_expect": count, "seeds": []})
             self.brokers.append(first)
             seed = first.gossip_addr()
             for node_id in range(2, count + 1):
-                self.brokers.append(Broker(binary, run_dir, cluster={
+                self.brokers.append(Broker(binary, run_dir, settings=settings, name=name, cluster={
                     "node_id": node_id, "bootstrap_expect": count, "seeds": [seed]}))
             # Clients bootstrap from one broker and find the others in Metadata, as users do.
             self.bootstrap = first.bootstrap

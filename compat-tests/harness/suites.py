@@ -83,6 +83,14 @@ def _librdkafka_failure(log_path):
     ansi = re.compile(r"\x1b\[[0-9;]*m")
     with open(log_path, encoding="utf-8", errors="replace") as log:
         lines = [ansi.sub("", line).strip() for line in log]
+    # test_fail0 prints `### Test "NAME" failed at FILE:LINE:FUNC() at DATE: ###` and the
+    # message on the next line, before the runner's own assert(0) ends the process.
+    failed_at = re.compile(r'^### Test "([^"]*)" failed at (\S+) at .*###$')
+    for index, line in enumerate(lines):
+        found = failed_at.match(line)
+        if found:
+            message = lines[index + 1] if index + 1 < len(lines) else ""
+            return f"{found.group(1)} failed at {found.group(2)}: {message}"[:300]
     for line in lines:
         if "Test assertion failed" in line or "TEST FAILED" in line or "FAIL:" in line:
             return line[:300]
