@@ -179,9 +179,9 @@ impl Broker {
                 topic: topic.to_owned(),
             });
         }
-        let (_, target) = self.partition(topic, partition)?;
+        let (state, target) = self.partition(topic, partition)?;
         let supports_epoch_bump = produce_version >= TRANSACTIONS_V2_PRODUCE_VERSION;
-        let guard = target.with_log(|log| {
+        let guard = target.with_leader_state(|log| {
             Ok(log.start_transaction_verification(
                 header.producer_id,
                 header.producer_epoch,
@@ -210,6 +210,14 @@ impl Broker {
             guard,
         };
         let broker = Arc::clone(self);
+        if target.is_replicated() {
+            let settings = state.settings.clone();
+            let (batches, log_append_time_ms, _) =
+                super::produce::off_worker(move || broker.validated(&settings, &records)).await?;
+            return self
+                .append_replicated(&target, &state, batches, (log_append_time_ms, acks), checks)
+                .await;
+        }
         let topic = topic.to_owned();
         super::produce::off_worker(move || {
             broker.append_checked(&topic, partition, records, acks, checks)

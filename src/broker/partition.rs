@@ -109,6 +109,20 @@ impl Partition {
         f(log).map_err(|source| self.storage_error(source))
     }
 
+    /// Runs `f` on the log's in-memory leader state (the transaction verification guards),
+    /// wherever the log is. Nothing `f` does may write to the log.
+    pub(crate) fn with_leader_state<T>(
+        &self,
+        f: impl FnOnce(&mut storage::Log) -> std::result::Result<T, storage::Error>,
+    ) -> Result<T> {
+        match self.raft.get() {
+            Some(group) => group
+                .with_log_mut(f)
+                .map_err(|source| self.storage_error(source)),
+            None => self.with_log(f),
+        }
+    }
+
     /// Hands the log over to its raft group (taken out with [`Partition::take_log`]): from
     /// now on reads go to the group and the high watermark follows its commits.
     pub(crate) fn attach_raft(&self, group: Arc<PartitionGroup>) {

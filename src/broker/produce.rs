@@ -10,11 +10,11 @@ use super::partition::Partition;
 use super::topic_config::TimestampPolicy;
 use super::{Broker, idempotence, now_ms, validate};
 use crate::replication::partition::{Proposal, ProposeError};
-use crate::storage::{self, BatchHeader, BatchMeta, Origin, ProducerError, Verdict};
+use crate::storage::{self, BatchHeader, BatchMeta, ProducerError, Verdict};
 
 /// Why a replicated partition's check refused to propose a batch.
 #[derive(Debug)]
-enum Refusal {
+pub(super) enum Refusal {
     /// A retry of one of the producer's last batches: answered with where it went first.
     Duplicate(BatchMeta),
     Producer(ProducerError),
@@ -148,7 +148,13 @@ impl Broker {
             let (batches, log_append_time_ms, _) =
                 off_worker(move || broker.validated(&settings, &records)).await?;
             return self
-                .append_replicated(&target, &state, batches, log_append_time_ms, acks)
+                .append_replicated(
+                    &target,
+                    &state,
+                    batches,
+                    (log_append_time_ms, acks),
+                    idempotence::Checks::CLIENT,
+                )
                 .await;
         }
         off_worker(move || broker.append(&owned, partition, records, acks)).await
@@ -157,13 +163,50 @@ impl Broker {
     /// A replicated partition's append: the batch is checked against the log and proposed to
     /// the partition's raft group (acks=1 is answered once it is in this leader's log, acks=all
     /// once committed on a majority).
-    async fn append_replicated(
+    pub(super) async fn append_replicated(
         &self,
         target: &Arc<Partition>,
         state: &Arc<super::Topic>,
         batches: Vec<Vec<u8>>,
-        log_append_time_ms: i64,
+        (log_append_time_ms, acks): (i64, Acks),
+        checks: idempotence::Checks,
+    ) -> Result<PendingProduce> {
+        if acks == Acks::All
+            && let Some(group) = target.raft()
+            && state.settings.min_insync_replicas > group.voter_count()
+        {
+            return Err(Error::NotEnoughReplicas {
+                min_insync_replicas: state.settings.min_insync_replicas,
+            });
+        }
+        let [mut batch] = <[Vec<u8>; 1]>::try_from(batches).map_err(|_| Error::InvalidRecord {
+            reason: "a produce request to a replicated partition carries one batch per partition"
+                .to_owned(),
+        })?;
+        let prepare = move |log: &storage::Log| {
+            let header = BatchHeader::parse(&batch).map_err(Refusal::Storage)?;
+            match log.check_batch(&header, checks.origin, checks.guard) {
+                Ok(Verdict::Append) => {}
+                Ok(Verdict::Duplicate(first)) => return Err(Refusal::Duplicate(first)),
+                Err(refused) => return Err(Refusal::Producer(refused)),
+            }
+            if log_append_time_ms >= 0 {
+                storage::stamp_log_append_time(&mut batch, log_append_time_ms);
+            }
+            Ok(Bytes::from(std::mem::take(&mut batch)))
+        };
+        self.propose_write(target, acks, log_append_time_ms, prepare)
+            .await
+    }
+
+    /// Proposes the batch `prepare` makes (or refuses) from a look at a replicated partition's
+    /// log; what the producer then waits for.
+    pub(super) async fn propose_write(
+        &self,
+        target: &Arc<Partition>,
         acks: Acks,
+        log_append_time_ms: i64,
+        prepare: impl FnOnce(&storage::Log) -> std::result::Result<Bytes, Refusal>,
     ) -> Result<PendingProduce> {
         let (topic, partition) = (target.topic.as_str(), target.index);
         let Some(group) = target.raft() else {
@@ -173,29 +216,7 @@ impl Broker {
                 leader: None,
             });
         };
-        if acks == Acks::All && state.settings.min_insync_replicas > group.voter_count() {
-            return Err(Error::NotEnoughReplicas {
-                min_insync_replicas: state.settings.min_insync_replicas,
-            });
-        }
-        let [mut batch] = <[Vec<u8>; 1]>::try_from(batches).map_err(|_| Error::InvalidRecord {
-            reason: "a produce request to a replicated partition carries one batch per partition"
-                .to_owned(),
-        })?;
-        let submitted = group
-            .submit(|log| {
-                let header = BatchHeader::parse(&batch).map_err(Refusal::Storage)?;
-                match log.check_batch(&header, Origin::Client, None) {
-                    Ok(Verdict::Append) => {}
-                    Ok(Verdict::Duplicate(first)) => return Err(Refusal::Duplicate(first)),
-                    Err(refused) => return Err(Refusal::Producer(refused)),
-                }
-                if log_append_time_ms >= 0 {
-                    storage::stamp_log_append_time(&mut batch, log_append_time_ms);
-                }
-                Ok(Bytes::from(std::mem::take(&mut batch)))
-            })
-            .await;
+        let submitted = group.submit(prepare).await;
         let log_start_offset = target.read_log(|log| Ok(log.log_start_offset()))?;
         let proposal = match submitted {
             Ok(proposal) => proposal,
@@ -250,7 +271,7 @@ impl Broker {
 
     /// Validates a produce request's batches by the topic's settings and applies Kafka's
     /// rewrites: the batches to append, the LogAppendTime to stamp (-1 for CreateTime) and now.
-    fn validated(
+    pub(super) fn validated(
         &self,
         settings: &super::TopicSettings,
         records: &Bytes,

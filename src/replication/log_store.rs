@@ -111,6 +111,12 @@ impl LogReader {
         read(self.shared.lock().log())
     }
 
+    /// Runs `change` on the partition log under its lock: in-memory state only (the raft log
+    /// itself changes through raft).
+    pub(crate) fn with_log_mut<T>(&self, change: impl FnOnce(&mut Log) -> T) -> T {
+        change(self.shared.lock().log_mut())
+    }
+
     /// The Kafka offset of the batch of raft entry `index`, if the log holds it.
     pub(crate) fn offset_of(&self, index: u64) -> Option<i64> {
         self.shared.lock().offset_of(index)

@@ -145,11 +145,16 @@ fn init_producer_id(addr: SocketAddr) -> i64 {
 
 /// The coordinator of `group` as the broker at `addr` answers FindCoordinator.
 fn coordinator(addr: SocketAddr, group: &str) -> i32 {
+    find_coordinator(addr, group, 0)
+}
+
+/// FindCoordinator (v3) of `key` (key type 0: group, 1: transactional id): its node id.
+pub(crate) fn find_coordinator(addr: SocketAddr, key: &str, key_type: i8) -> i32 {
     let request = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_string(group.to_owned()))
-        .with_key_type(0);
+        .with_key(StrBytes::from_string(key.to_owned()))
+        .with_key_type(key_type);
     let response = RawConn::connect(addr).roundtrip(&request, 3);
-    assert_eq!(response.error_code, 0, "FindCoordinator {group}");
+    assert_eq!(response.error_code, 0, "FindCoordinator {key}");
     response.node_id.0
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 
 use crate::cluster::{form_three, leaders};
 use crate::harness::{self, CLIENT_DEADLINE, wait_until};
+use crate::transactions;
 
 const LEADER_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -133,4 +134,79 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_lead
             .any(|l| l.contains("leading the partition") && l.contains("epoch=")),
         "the new leader reported itself: {led}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_and_abort_on_replicated_partitions_and_a_restarted_replica_catches_up()
+{
+    let (mut brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "replicated-txn", 2).await;
+    wait_until(LEADER_DEADLINE, "both partitions have a leader", || {
+        leaders(&bootstraps[1], "replicated-txn").len() == 2
+    });
+
+    let producer = transactions::transactional_producer(&all, "replicated-txn-producer", 30_000);
+    let committed: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    let aborted: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+    producer.begin_transaction().expect("begin");
+    transactions::send_all(&producer, "replicated-txn", 0, &committed[..10]);
+    transactions::send_all(&producer, "replicated-txn", 1, &committed[10..]);
+    producer
+        .commit_transaction(CLIENT_DEADLINE)
+        .expect("commit");
+
+    // A follower of partition 0 goes away and comes back while a transaction is aborted (not
+    // the transaction coordinator: `__transaction_state` is not replicated yet).
+    let leader = leaders(&bootstraps[0], "replicated-txn")[&0];
+    let coordinator =
+        crate::cluster::find_coordinator(brokers[0].addr(), "replicated-txn-producer", 1);
+    let follower = (0..3)
+        .find(|i| *i + 1 != leader as usize && *i + 1 != coordinator as usize)
+        .expect("a follower that does not coordinate");
+    brokers[follower].kill9();
+    producer.begin_transaction().expect("begin");
+    transactions::send_all(&producer, "replicated-txn", 0, &aborted);
+    producer.abort_transaction(CLIENT_DEADLINE).expect("abort");
+    brokers[follower].restart_on_same_port();
+
+    let reader = transactions::reader(&all, "replicated-txn", &[0, 1], "read_committed");
+    let mut seen = transactions::read_until_end(&reader, 2, committed.len());
+    seen.sort();
+    let mut expected = committed.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "committed records only");
+    let uncommitted = transactions::reader(&all, "replicated-txn", &[0], "read_uncommitted");
+    let seen = transactions::read_until_end(&uncommitted, 1, 20);
+    assert_eq!(
+        seen.len(),
+        20,
+        "the aborted records are in the log: {seen:?}"
+    );
+
+    // The restarted follower is back in the group: with the leader gone, a new leader needs its
+    // vote, and serves every committed record.
+    wait_until(
+        LEADER_DEADLINE,
+        "the follower is back in the cluster",
+        || crate::cluster::view(brokers[follower].addr()).2 == [1, 2, 3],
+    );
+    let old_leader = leader as usize - 1;
+    brokers[old_leader].kill9();
+    let survivors: Vec<String> = (0..3)
+        .filter(|i| *i != old_leader)
+        .map(|i| bootstraps[i].clone())
+        .collect();
+    let reader = transactions::reader(
+        &survivors.join(","),
+        "replicated-txn",
+        &[0],
+        "read_committed",
+    );
+    let mut seen = transactions::read_until_end(&reader, 1, 10);
+    seen.sort();
+    let mut expected: Vec<String> = committed[..10].to_vec();
+    expected.sort();
+    assert_eq!(seen, expected);
 }

@@ -5,14 +5,19 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::decide;
 use super::state::TxnState;
 use super::{TxnError, refused};
 use crate::broker::error::{Error, Result};
 use crate::broker::idempotence;
+use crate::broker::partition::Partition;
+use crate::broker::produce::Refusal;
 use crate::broker::topic_config::TimestampPolicy;
-use crate::broker::{Broker, LEADER_EPOCH, PendingProduce, TopicPartition, now_ms};
+use crate::broker::{Acks, Broker, LEADER_EPOCH, PendingProduce, TopicPartition, now_ms};
 use crate::storage;
 
 /// The offsets topic: its markers go through the group coordinator.
@@ -83,7 +88,13 @@ impl Broker {
                 pending.push((tp, Waiting::Group(Box::pin(write))));
                 continue;
             }
-            match self.append_marker(topic, *partition, marker) {
+            let appended = match self.partition(topic, *partition) {
+                Ok((_, target)) if target.is_replicated() => {
+                    self.append_marker_replicated(&target, marker).await
+                }
+                _ => self.append_marker(topic, *partition, marker),
+            };
+            match appended {
                 Ok(write) => pending.push((tp, Waiting::Log(write))),
                 Err(Error::UnknownTopicOrPartition { .. }) => {}
                 Err(error) => failed.push((tp, error)),
@@ -102,6 +113,40 @@ impl Broker {
             }
         }
         failed
+    }
+
+    /// [`Broker::append_marker`] to a replicated partition: checked against the log and
+    /// proposed to its raft group; durable once committed.
+    async fn append_marker_replicated(
+        &self,
+        target: &Arc<Partition>,
+        marker: MarkerSpec,
+    ) -> Result<PendingProduce> {
+        let now = now_ms();
+        let log_append_time = self
+            .topic_state(&target.topic)
+            .is_some_and(|t| t.settings.timestamp_policy == TimestampPolicy::LogAppendTime);
+        let mut batch = storage::build_marker(
+            marker.commit,
+            marker.coordinator_epoch,
+            marker.producer_id,
+            marker.producer_epoch,
+            now,
+        );
+        if log_append_time {
+            storage::stamp_log_append_time(&mut batch, now);
+        }
+        let prepare = move |log: &storage::Log| {
+            log.check_marker(
+                marker.producer_id,
+                marker.producer_epoch,
+                marker.coordinator_epoch,
+                marker.transaction_version,
+            )
+            .map_err(Refusal::Producer)?;
+            Ok(Bytes::from(batch))
+        };
+        self.propose_write(target, Acks::All, -1, prepare).await
     }
 
     /// Appends one marker (its epoch and coordinator epoch checked, as Kafka's leader does).

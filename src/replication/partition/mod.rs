@@ -293,6 +293,12 @@ impl PartitionGroup {
         self.log.with_log(read)
     }
 
+    /// Runs `change` on the partition log under its lock, for in-memory leader state only
+    /// (transaction verification guards): anything written to the log must go through raft.
+    pub(crate) fn with_log_mut<T>(&self, change: impl FnOnce(&mut storage::Log) -> T) -> T {
+        self.log.with_log_mut(change)
+    }
+
     /// OffsetForLeaderEpoch: the largest leader epoch (term) at or below `requested` and the
     /// offset where the next one starts; None when undefined.
     pub(crate) fn epoch_end(&self, requested: u64) -> Option<(u64, i64)> {
