@@ -122,20 +122,10 @@ impl Broker {
         target: &Arc<Partition>,
         marker: MarkerSpec,
     ) -> Result<PendingProduce> {
-        let now = now_ms();
         let log_append_time = self
             .topic_state(&target.topic)
             .is_some_and(|t| t.settings.timestamp_policy == TimestampPolicy::LogAppendTime);
-        let mut batch = storage::build_marker(
-            marker.commit,
-            marker.coordinator_epoch,
-            marker.producer_id,
-            marker.producer_epoch,
-            now,
-        );
-        if log_append_time {
-            storage::stamp_log_append_time(&mut batch, now);
-        }
+        let batch = marker_batch(marker, log_append_time, now_ms());
         let prepare = move |log: &storage::Log| {
             log.check_marker(
                 marker.producer_id,
@@ -158,16 +148,8 @@ impl Broker {
     ) -> Result<PendingProduce> {
         let (state, target) = self.partition(topic, partition)?;
         let now = now_ms();
-        let mut batch = storage::build_marker(
-            marker.commit,
-            marker.coordinator_epoch,
-            marker.producer_id,
-            marker.producer_epoch,
-            now,
-        );
-        if state.settings.timestamp_policy == TimestampPolicy::LogAppendTime {
-            storage::stamp_log_append_time(&mut batch, now);
-        }
+        let log_append_time = state.settings.timestamp_policy == TimestampPolicy::LogAppendTime;
+        let mut batch = marker_batch(marker, log_append_time, now);
         let appended = target
             .with_log(|log| {
                 if let Err(refused) = log.check_marker(
@@ -244,4 +226,19 @@ impl Broker {
         );
         Ok((complete.producer_id, complete.producer_epoch))
     }
+}
+
+/// The control batch of `marker`, written at `now_ms` (stamped with it on a LogAppendTime topic).
+fn marker_batch(marker: MarkerSpec, log_append_time: bool, now_ms: i64) -> Vec<u8> {
+    let mut batch = storage::build_marker(
+        marker.commit,
+        marker.coordinator_epoch,
+        marker.producer_id,
+        marker.producer_epoch,
+        now_ms,
+    );
+    if log_append_time {
+        storage::stamp_log_append_time(&mut batch, now_ms);
+    }
+    batch
 }
