@@ -85,6 +85,7 @@ fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
         data_dir: config.data_dir().to_path_buf(),
         advertised,
         default_partitions: config.default_partitions(),
+        default_replication_factor: config.default_replication_factor(),
         auto_create_topics: config.auto_create_topics(),
         log: config.log_settings(),
         message_bytes_max: config.message_max_bytes(),

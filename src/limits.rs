@@ -74,6 +74,8 @@ pub const INDEX_FILE_BYTES_DEFAULT: u32 = 10 * 1024 * 1024;
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
 /// Most partitions one topic may have on this broker.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Most replicas a partition may have (`topics.default_replication_factor`).
+pub const REPLICATION_FACTOR_MAX: i16 = 64;
 /// Most producer ids one metadata command hands a broker at once (Kafka's blocks are 1,000).
 pub const PRODUCER_ID_BLOCK_MAX: i64 = 1 << 20;
 /// Largest cluster RPC frame (raft entries of many batches, or a snapshot chunk).

@@ -72,7 +72,7 @@ impl Broker {
             .cluster
             .get()
             .filter(|_| !topic_name::is_internal(name));
-        let Some(link) = link.filter(|_| !validate_only) else {
+        let Some(link) = link else {
             return self.create_topic_local(
                 name,
                 partitions,
@@ -85,12 +85,18 @@ impl Broker {
         // checks against the brokers it has), then placed by the controller.
         let placeholder = self.create_topic_local(name, partitions, None, configs, true)?;
         let factor = match replication_factor {
-            None | Some(-1) => 1,
+            None | Some(-1) => self.default_replication_factor(),
             Some(factor) if factor < 1 => {
                 return Err(Error::InvalidReplicationFactor { factor });
             }
             Some(factor) => factor,
         };
+        if validate_only {
+            if factor as usize > self.live_broker_count() {
+                return Err(Error::InvalidReplicationFactor { factor });
+            }
+            return Ok(placeholder);
+        }
         let overrides = configs
             .iter()
             .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))

@@ -129,6 +129,22 @@ impl Broker {
         }
     }
 
+    /// The replication factor of a cluster topic created without one: the configured
+    /// `default.replication.factor`, else min(3, registered unfenced brokers).
+    pub(super) fn default_replication_factor(&self) -> i16 {
+        if let Some(factor) = self.settings.default_replication_factor {
+            return factor;
+        }
+        self.live_broker_count().clamp(1, 3) as i16
+    }
+
+    /// Registered unfenced brokers (1 before the cluster state is known).
+    pub(super) fn live_broker_count(&self) -> usize {
+        self.cluster_state().map_or(1, |state| {
+            state.brokers.values().filter(|b| !b.fenced).count()
+        })
+    }
+
     /// Whether this broker serves `topic`'s `partition` (see [`Leadership`]).
     pub(super) fn leadership(&self, topic: &str, partition: i32) -> Leadership {
         if topic_name::is_internal(topic) {

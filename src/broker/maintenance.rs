@@ -46,6 +46,11 @@ fn run_once(weak: &Weak<Broker>) -> Option<Vec<Arc<Partition>>> {
     let topics: Vec<_> = broker.topics_read().values().cloned().collect();
     for topic in topics {
         for partition in &topic.partitions {
+            // A replicated partition's log belongs to its raft group: retention and compaction
+            // there must go through raft (snapshot + purge), which is not built yet.
+            if partition.is_replicated() {
+                continue;
+            }
             if topic.settings.log.compaction.is_some() {
                 compacted.push(Arc::clone(partition));
             }

@@ -23,6 +23,9 @@ pub(crate) struct BrokerSettings {
     pub(crate) advertised: Endpoint,
     /// Partitions of a topic created without an explicit count (`num.partitions`).
     pub(crate) default_partitions: i32,
+    /// Replicas of a cluster topic created without a replication factor; `None`: min(3,
+    /// registered brokers).
+    pub(crate) default_replication_factor: Option<i16>,
     /// Create unknown topics on metadata requests that allow it (`auto.create.topics.enable`).
     pub(crate) auto_create_topics: bool,
     /// Log defaults for topics without overrides (`log.segment.bytes`, `log.retention.ms`, ...).
@@ -55,6 +58,7 @@ impl BrokerSettings {
             data_dir: data_dir.to_path_buf(),
             advertised,
             default_partitions: 3,
+            default_replication_factor: None,
             auto_create_topics: false,
             log: LogSettings::default(),
             message_bytes_max: crate::limits::MESSAGE_BYTES_MAX_DEFAULT,

@@ -41,6 +41,7 @@ keys! {
     "listeners.kafka.bind" => listeners.kafka.bind;
     "listeners.kafka.advertised" => listeners.kafka.advertised;
     "topics.default_partitions" => topics.default_partitions;
+    "topics.default_replication_factor" => topics.default_replication_factor;
     "topics.auto_create" => topics.auto_create;
     "log.segment_bytes" => log.segment_bytes;
     "log.segment_ms" => log.segment_ms;

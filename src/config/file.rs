@@ -40,6 +40,9 @@ pub(crate) struct KafkaListener {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Topics {
     pub default_partitions: i32,
+    /// Kafka's `default.replication.factor`; -1: min(3, brokers) in cluster mode (a single
+    /// node has one replica of everything).
+    pub default_replication_factor: i32,
     pub auto_create: bool,
 }
 
@@ -141,6 +144,7 @@ impl Default for FileConfig {
             },
             topics: Topics {
                 default_partitions: 1,
+                default_replication_factor: -1,
                 auto_create: true,
             },
             log: Log {

@@ -89,6 +89,7 @@ pub struct Config {
     kafka_bind: SocketAddr,
     kafka_advertised: Option<HostPort>,
     default_partitions: i32,
+    default_replication_factor: Option<i16>,
     auto_create_topics: bool,
     log: LogDefaults,
     retention_check_interval: Duration,
@@ -322,6 +323,12 @@ impl Config {
     /// Partitions of a topic created without an explicit count (`num.partitions`); >= 1.
     pub fn default_partitions(&self) -> i32 {
         self.default_partitions
+    }
+
+    /// Replicas of a topic created without an explicit replication factor in cluster mode
+    /// (`default.replication.factor`); `None`: min(3, brokers).
+    pub fn default_replication_factor(&self) -> Option<i16> {
+        self.default_replication_factor
     }
 
     /// Create unknown topics on Metadata/Produce (`auto.create.topics.enable`).

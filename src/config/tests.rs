@@ -163,6 +163,7 @@ fn every_key_can_be_set_from_env() {
         ("listeners.kafka.bind", "0.0.0.0:19092"),
         ("listeners.kafka.advertised", "broker-0.example:19092"),
         ("topics.default_partitions", "3"),
+        ("topics.default_replication_factor", "2"),
         ("topics.auto_create", "false"),
         ("log.segment_bytes", "1048576"),
         ("log.segment_ms", "-1"),
@@ -225,6 +226,7 @@ fn every_key_can_be_set_from_env() {
         })
     );
     assert_eq!(config.default_partitions(), 3);
+    assert_eq!(config.default_replication_factor(), Some(2));
     assert!(!config.auto_create_topics());
     let groups = config.group_settings();
     assert_eq!(groups.offsets_topic_partitions, 3);
@@ -459,6 +461,10 @@ fn bad_values_are_rejected_with_the_key_named() {
     check_invalid(
         "topics: {default_partitions: 10001}",
         "topics.default_partitions",
+    );
+    check_invalid(
+        "topics: {default_replication_factor: 0}",
+        "topics.default_replication_factor",
     );
     check_invalid("log: {segment_bytes: 13}", "log.segment_bytes");
     check_invalid("log: {segment_bytes: 2147483648}", "log.segment_bytes");

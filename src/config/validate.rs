@@ -66,6 +66,16 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         limits::PARTITIONS_PER_TOPIC_MAX,
     )?;
 
+    let default_replication_factor = match file.topics.default_replication_factor {
+        -1 => None,
+        factor => Some(in_range(
+            "topics.default_replication_factor",
+            factor,
+            1,
+            i32::from(limits::REPLICATION_FACTOR_MAX),
+        )? as i16),
+    };
+
     let log = &file.log;
     let log_defaults = LogDefaults {
         segment_bytes_max: in_range(
@@ -127,6 +137,7 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         kafka_bind,
         kafka_advertised,
         default_partitions,
+        default_replication_factor,
         auto_create_topics: file.topics.auto_create,
         log: log_defaults,
         retention_check_interval,

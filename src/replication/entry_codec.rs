@@ -19,6 +19,11 @@ pub(crate) const RAFT_MEMBERSHIP_CONTROL_TYPE: i16 = 0x7401;
 /// Timestamp of raft control batches: Kafka's "no timestamp", so they never move time-based
 /// lookups or retention, and every replica writes the same bytes.
 const RAFT_CONTROL_TIMESTAMP_MS: i64 = -1;
+/// The value of a blank entry's control record: the shape of Kafka's marker value (version
+/// i16 0, coordinator epoch i32 0). sarama (1.x) decodes those six bytes from every control
+/// record, whatever its type, and fails the whole fetch on a shorter value; a membership
+/// value (JSON) is always longer.
+const BLANK_VALUE: [u8; 6] = [0; 6];
 /// A membership value never needs more than this once decoded.
 const MEMBERSHIP_BYTES_MAX: usize = 1 << 20;
 
@@ -27,7 +32,7 @@ const MEMBERSHIP_BYTES_MAX: usize = 1 << 20;
 /// control batch.
 pub(crate) fn batch_of(payload: &Payload) -> Result<BytesMut, Error> {
     match payload {
-        Payload::Blank => Ok(control_batch(RAFT_BLANK_CONTROL_TYPE, b"")),
+        Payload::Blank => Ok(control_batch(RAFT_BLANK_CONTROL_TYPE, &BLANK_VALUE)),
         Payload::Membership(membership) => {
             let value = serde_json::to_vec(membership).map_err(Error::membership_codec)?;
             Ok(control_batch(RAFT_MEMBERSHIP_CONTROL_TYPE, &value))
@@ -118,6 +123,24 @@ mod tests {
         round_trip(Payload::Normal(RecordBatch(data)));
         let marker = Bytes::from(storage::build_marker(true, 0, 7, 0, 1_000));
         round_trip(Payload::Normal(RecordBatch(marker)));
+    }
+
+    #[test]
+    fn raft_control_values_are_as_long_as_a_marker_value() {
+        let nodes = BTreeMap::from([(1, RaftNode::default())]);
+        let membership =
+            Membership::new(vec![BTreeSet::from([1])], nodes).expect("valid membership");
+        for payload in [Payload::Blank, Payload::Membership(membership)] {
+            let batch = batch_of(&payload).expect("encode");
+            let record = storage::read_control_record(&batch, MEMBERSHIP_BYTES_MAX)
+                .expect("readable")
+                .expect("a control record");
+            assert!(record.value.len() >= 6, "{payload:?}");
+        }
+        // Blank entries written before the value was set still read as blank.
+        let old = storage::build_control_batch(RAFT_BLANK_CONTROL_TYPE, b"", -1);
+        let entry = entry_of(log_id(1, 1), Bytes::from(old)).expect("decode");
+        assert_eq!(entry.payload, Payload::Blank);
     }
 
     #[test]
