@@ -138,6 +138,22 @@ impl Broker {
         self.live_broker_count().clamp(1, 3) as i16
     }
 
+    /// Whether the cluster state gives `topic`'s `partition` more than one replica (its log
+    /// belongs to a raft group, started or about to be).
+    pub(super) fn is_replicated(&self, topic: &str, partition: i32) -> bool {
+        self.cluster_state().is_some_and(|state| {
+            state
+                .topics
+                .get(topic)
+                .and_then(|t| {
+                    usize::try_from(partition)
+                        .ok()
+                        .and_then(|p| t.partitions.get(p))
+                })
+                .is_some_and(|p| p.is_replicated())
+        })
+    }
+
     /// Registered unfenced brokers (1 before the cluster state is known).
     pub(super) fn live_broker_count(&self) -> usize {
         self.cluster_state().map_or(1, |state| {
@@ -192,6 +208,14 @@ impl Broker {
             return info;
         };
         let Some(meta) = state.topics.get(&info.name) else {
+            // A user topic this broker holds but its cluster state does not (yet: a restart
+            // replays the metadata log first): it serves none of it, so it names no leader.
+            if !topic_name::is_internal(&info.name) {
+                for partition in &mut info.partitions {
+                    partition.leader = None;
+                    partition.isr.clear();
+                }
+            }
             return info;
         };
         for partition in &mut info.partitions {

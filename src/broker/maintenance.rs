@@ -48,7 +48,7 @@ fn run_once(weak: &Weak<Broker>) -> Option<Vec<Arc<Partition>>> {
         for partition in &topic.partitions {
             // A replicated partition's log belongs to its raft group: retention and compaction
             // there must go through raft (snapshot + purge), which is not built yet.
-            if partition.is_replicated() {
+            if partition.is_replicated() || broker.is_replicated(&topic.name, partition.index) {
                 continue;
             }
             if topic.settings.log.compaction.is_some() {

@@ -25,7 +25,7 @@ use crate::raw::{self, RawConn};
 
 const FORM_DEADLINE: Duration = Duration::from_secs(90);
 
-fn cluster_env(node_id: i32, expect: usize, seeds: &str) -> Vec<(String, String)> {
+pub(crate) fn cluster_env(node_id: i32, expect: usize, seeds: &str) -> Vec<(String, String)> {
     [
         ("TIDELOG_NODE_ID", node_id.to_string()),
         ("TIDELOG_CLUSTER__LISTEN", "127.0.0.1:0".to_owned()),
@@ -42,13 +42,13 @@ fn cluster_env(node_id: i32, expect: usize, seeds: &str) -> Vec<(String, String)
     .collect()
 }
 
-fn start(dir: &std::path::Path, env: &[(String, String)]) -> Broker {
+pub(crate) fn start(dir: &std::path::Path, env: &[(String, String)]) -> Broker {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Broker::start_with_env(dir, &env)
 }
 
 /// The gossip address a broker logged when its cluster member started.
-fn gossip_addr(broker: &Broker) -> String {
+pub(crate) fn gossip_addr(broker: &Broker) -> String {
     let mut found = None;
     wait_until(FORM_DEADLINE, "the cluster member's start line", || {
         found = broker.log().lines().find_map(|line| {

@@ -210,3 +210,77 @@ async fn transactions_commit_and_abort_on_replicated_partitions_and_a_restarted_
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_partitions_keep_every_record_through_a_full_cluster_restart() {
+    let (brokers, dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    create_replicated(&bootstraps[0], "replicated-restart", 3).await;
+    wait_until(LEADER_DEADLINE, "every partition has a leader", || {
+        leaders(&bootstraps[1], "replicated-restart").len() == 3
+    });
+    let producer = harness::producer(&bootstraps.join(","), &[("enable.idempotence", "true")]);
+    let values: Vec<String> = (0..300).map(|i| format!("r{i:03}")).collect();
+    let deliveries: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let record = FutureRecord::to("replicated-restart")
+                .partition(i as i32 % 3)
+                .key("k")
+                .payload(value);
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("enqueue")
+        })
+        .collect();
+    acknowledged(&values, deliveries).await;
+    drop(producer);
+    for mut broker in brokers {
+        assert!(broker.stop().success(), "clean SIGTERM exit");
+    }
+
+    // Every broker comes back (on new ports) and the raft groups elect leaders again.
+    let first = crate::cluster::start(dirs[0].path(), &crate::cluster::cluster_env(1, 3, ""));
+    let seed = crate::cluster::gossip_addr(&first);
+    let mut brokers = vec![first];
+    for id in 2..=3 {
+        brokers.push(crate::cluster::start(
+            dirs[id as usize - 1].path(),
+            &crate::cluster::cluster_env(id, 3, &seed),
+        ));
+    }
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    wait_until(LEADER_DEADLINE, "the partitions led again", || {
+        bootstraps
+            .iter()
+            .all(|b| leaders(b, "replicated-restart").values().all(|l| *l > 0))
+            && leaders(&bootstraps[0], "replicated-restart").len() == 3
+    });
+    let wanted: Vec<(i32, i64, usize)> = (0..3).map(|p| (p, 0, 100)).collect();
+    let read = harness::consume(
+        &bootstraps[2],
+        "replicated-restart",
+        &wanted,
+        CLIENT_DEADLINE,
+    );
+    for (partition, records) in &read {
+        let got: Vec<String> = records
+            .iter()
+            .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+            .collect();
+        let sent: Vec<String> = values
+            .iter()
+            .skip(*partition as usize)
+            .step_by(3)
+            .cloned()
+            .collect();
+        assert_eq!(got, sent, "partition {partition}");
+    }
+    // And takes new writes.
+    let producer = harness::producer(&bootstraps.join(","), &[]);
+    let more: Vec<String> = (0..30).map(|i| format!("s{i:03}")).collect();
+    let deliveries = enqueue(&producer, "replicated-restart", &more);
+    acknowledged(&more, deliveries).await;
+}
