@@ -83,11 +83,12 @@ def cache_dir():
     return os.environ.get("TIDELOG_COMPAT_CACHE", "/var/tmp/tidelog-compat")
 
 
-def run_matrix(bootstrap, run_dir, select=None):
+def run_matrix(bootstrap, run_dir, select=None, replication_factor=1):
     results_path = os.path.join(run_dir, "matrix.jsonl")
     log_path = os.path.join(run_dir, "scenarios.log")
     env = dict(os.environ, COMPAT_RESULTS=results_path, COMPAT_BOOTSTRAP=bootstrap,
-               COMPAT_GO_BIN=os.path.join(cache_dir(), "go-bin"))
+               COMPAT_GO_BIN=os.path.join(cache_dir(), "go-bin"),
+               COMPAT_REPLICATION_FACTOR=str(replication_factor))
     command = [sys.executable, "-m", "pytest", "-q", "-rfE", "--bootstrap", bootstrap,
                "test_kcat.py", "test_python_clients.py", "test_go_clients.py"]
     if select:
@@ -195,7 +196,7 @@ def main():
         broker = start_broker(args, binary, run_dir)
         if args.cluster:
             bootstrap_desc = (f"a {args.cluster}-broker tidelog {git_describe()} cluster started "
-                              "by the run (default partitions 4, replication factor 1)")
+                              f"by the run (default partitions 4, replication factor {min(3, args.cluster)})")
         else:
             bootstrap_desc = f"tidelog {git_describe()} started by the run (default partitions 4)"
         if not args.quick:
@@ -207,7 +208,8 @@ def main():
     try:
         served = api_versions(bootstrap)
         print("compat-tests: broker serves " + ", ".join(sorted(str(k) for k in served)), flush=True)
-        rows, problem, matrix_s = run_matrix(bootstrap, run_dir, args.select)
+        replication_factor = min(3, args.cluster) if args.cluster else 1
+        rows, problem, matrix_s = run_matrix(bootstrap, run_dir, args.select, replication_factor)
         if problem:
             problems.append(problem)
         print(f"compat-tests: matrix done in {matrix_s:.0f} s", flush=True)

@@ -7,7 +7,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import OffsetAndMetadata
 
-from .base import Adapter, Delivery, Received, TooLarge, isolation_level
+from .base import (REPLICATION_FACTOR, Adapter, Delivery, Received, TooLarge,
+                   isolation_level)
 
 TIMEOUT_S = 30
 TOPIC_ALREADY_EXISTS = 36
@@ -53,7 +54,7 @@ class AiokafkaAdapter(Adapter):
 
     def _create(self, name, partitions, configs):
         response = self.run(self._admin(lambda a: a.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=configs or {})],
+            [NewTopic(name, partitions, REPLICATION_FACTOR, topic_configs=configs or {})],
             timeout_ms=TIMEOUT_S * 1000)))
         return _error_codes(response.to_object())
 

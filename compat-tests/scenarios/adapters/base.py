@@ -3,9 +3,13 @@
 `Record` is what we send and `Received` what we read back; adapters translate to and from their
 client's types. `start` for readers is "beginning", "end", an int offset or ("timestamp", ms).
 """
+import os
 from dataclasses import dataclass, field
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+# Replicas of the topics the scenarios create: what the run gives (3 against a cluster of three
+# or more brokers, 1 against one broker).
+REPLICATION_FACTOR = int(os.environ.get("COMPAT_REPLICATION_FACTOR", "1"))
 
 
 @dataclass(frozen=True)

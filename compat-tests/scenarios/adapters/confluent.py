@@ -4,7 +4,7 @@ from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError,
                              Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from .base import Adapter, Delivery, Received, TooLarge
+from .base import REPLICATION_FACTOR, Adapter, Delivery, Received, TooLarge
 
 TIMEOUT_S = 30
 
@@ -25,12 +25,14 @@ class ConfluentAdapter(Adapter):
 
     def create_topic(self, name, partitions, configs=None):
         futures = self.admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=configs or {})],
+            [NewTopic(name, num_partitions=partitions, replication_factor=REPLICATION_FACTOR,
+                      config=configs or {})],
             operation_timeout=TIMEOUT_S)
         futures[name].result(timeout=TIMEOUT_S)
 
     def create_topic_again_is_rejected(self, name):
-        futures = self.admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+        futures = self.admin.create_topics(
+            [NewTopic(name, num_partitions=1, replication_factor=REPLICATION_FACTOR)])
         try:
             futures[name].result(timeout=TIMEOUT_S)
         except KafkaException as error:

@@ -5,7 +5,8 @@ from kafka.errors import (MessageSizeTooLargeError, RebalanceInProgressError,
                           TopicAlreadyExistsError)
 from kafka.structs import OffsetAndMetadata
 
-from .base import Adapter, Delivery, Received, TooLarge, isolation_level
+from .base import (REPLICATION_FACTOR, Adapter, Delivery, Received, TooLarge,
+                   isolation_level)
 
 TIMEOUT_S = 30
 
@@ -41,13 +42,14 @@ class KafkaPythonAdapter(Adapter):
             consumer.close()
 
     def create_topic(self, name, partitions, configs=None):
-        self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+        self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=REPLICATION_FACTOR,
                                            topic_configs=configs or {})],
                                  timeout_ms=TIMEOUT_S * 1000)
 
     def create_topic_again_is_rejected(self, name):
         try:
-            self.admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+            self.admin.create_topics([NewTopic(name, num_partitions=1,
+                                               replication_factor=REPLICATION_FACTOR)])
         except TopicAlreadyExistsError:
             return True
         return False

@@ -101,7 +101,8 @@ impl Cluster {
     }
 }
 
-/// Creates `topic` (replication factor 1) and waits until metadata shows every partition led;
+/// Creates `topic` with the broker's default replication factor (1 on a single node, min(3,
+/// brokers) in a cluster) and waits until metadata shows every partition led;
 /// returns each partition's leader, by partition.
 pub(crate) fn create_topic(
     runtime: &tokio::runtime::Runtime,
@@ -116,7 +117,7 @@ pub(crate) fn create_topic(
     let options = AdminOptions::new()
         .request_timeout(Some(TOPIC_READY_TIMEOUT))
         .operation_timeout(Some(TOPIC_READY_TIMEOUT));
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let results = runtime
         .block_on(admin.create_topics([&new_topic], &options))
         .context("CreateTopics request")?;

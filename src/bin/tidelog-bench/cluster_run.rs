@@ -232,8 +232,9 @@ fn kill_controller_leader(
 pub(crate) fn print_cluster_report(single: &[RunReport], cluster: &ClusterReport, args: &Args) {
     println!();
     println!(
-        "cluster: {CLUSTER_SIZE} brokers (processes on this machine), replication factor 1, \
-         {} partitions spread over the brokers, clients bootstrap from broker 1",
+        "cluster: {CLUSTER_SIZE} brokers (processes on this machine), replication factor \
+         {CLUSTER_SIZE} (the default; each partition a raft group over all three), {} partitions \
+         with leaders spread over the brokers, clients bootstrap from broker 1",
         args.partitions
     );
     if !cluster.runs.is_empty() {
