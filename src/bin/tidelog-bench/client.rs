@@ -73,6 +73,9 @@ impl ConsumerContext for ClientLog {}
 pub(crate) struct Cluster {
     pub(crate) bootstrap: String,
     pub(crate) client_debug: Option<String>,
+    /// Partitions are raft groups: their control batches (a new term's blank entry) take
+    /// offsets between records.
+    pub(crate) replicated: bool,
 }
 
 impl Cluster {

@@ -146,6 +146,7 @@ pub(crate) fn run_cluster(
         let cluster = Cluster {
             bootstrap: brokers.bootstrap().to_owned(),
             client_debug: args.client_debug.clone(),
+            replicated: true,
         };
         let run_args = Args {
             skip_group: true,

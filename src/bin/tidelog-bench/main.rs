@@ -112,6 +112,7 @@ fn run(args: &Args) -> Result<()> {
     let cluster = Cluster {
         bootstrap,
         client_debug: args.client_debug.clone(),
+        replicated: false,
     };
     let result = run_all(args, &cluster, &specs, sampler.as_ref(), deadline);
     let group_ok = match &result {
