@@ -259,17 +259,7 @@ impl Broker {
         };
         propose(link, &command, name).await?;
         self.hold_topic_here(name, id).await?;
-        if replication_factor > 1 {
-            // Raft groups elect their leaders, who report themselves: answer once they did,
-            // so the first produce finds a leader.
-            self.await_local(link, |state| {
-                state
-                    .topics
-                    .get(name)
-                    .is_some_and(|t| t.partitions.iter().all(|p| p.leader.is_some()))
-            })
-            .await?;
-        }
+        self.await_raft_leaders(link, name).await?;
         self.leaders_hold_topic(name, id).await;
         self.topic(name).ok_or_else(|| Error::UnknownTopic {
             topic: name.to_owned(),
@@ -309,7 +299,22 @@ impl Broker {
                 .is_some_and(|t| t.partitions.len() >= total as usize)
         })
         .await?;
-        self.reconcile_topic(name)
+        self.reconcile_topic(name)?;
+        self.await_raft_leaders(link, name).await
+    }
+
+    /// Waits until every replicated partition of `name` has a leader in this broker's state:
+    /// raft groups elect theirs, who report themselves, so the first produce after CreateTopics
+    /// or CreatePartitions finds one.
+    async fn await_raft_leaders(&self, link: &ClusterLink, name: &str) -> Result<()> {
+        self.await_local(link, |state| {
+            state.topics.get(name).is_none_or(|t| {
+                t.partitions
+                    .iter()
+                    .all(|p| !p.is_replicated() || p.leader.is_some())
+            })
+        })
+        .await
     }
 
     /// Replaces a topic's configs through the controller; answered once applied here.
