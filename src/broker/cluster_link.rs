@@ -468,6 +468,7 @@ impl Broker {
                     Arc::downgrade(self),
                     Arc::clone(partition),
                     group,
+                    placed.replicas[0],
                 ));
             }
         }
@@ -636,15 +637,23 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
 /// How long a replica waits before reporting its leadership again after the controller
 /// could not take the report.
 const LEADER_REPORT_RETRY: Duration = Duration::from_millis(200);
+/// How often a leader that is not its partition's preferred replica (the first one) offers the
+/// leadership back to it (Kafka's `leader.imbalance.check.interval.seconds` is 300 s).
+const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Keeps a replica's partition in step with its raft group: publishes each new high
 /// watermark (what fetches and acks wait on), reports this broker to the controller when it
-/// becomes the leader of a new term, and stops the group once the partition is gone.
+/// becomes the leader of a new term, hands the leadership back to the preferred replica once
+/// that one has caught up (so leaders stay spread after failovers), and stops the group once
+/// the partition is gone.
 async fn follow_replica(
     broker: Weak<Broker>,
     partition: Arc<Partition>,
     group: Arc<PartitionGroup>,
+    preferred: i32,
 ) {
+    let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
+    balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut high_watermark = group.high_watermark();
     let mut changes = partition.changes();
     let Some((me, mut shutdown)) = broker
@@ -691,12 +700,20 @@ async fn follow_replica(
         if changes.borrow_and_update().is_gone {
             break;
         }
+        let mut balance_due = false;
         tokio::select! {
             changed = high_watermark.changed() => if changed.is_err() { break },
             () = group.leadership_changed() => {}
             _ = changes.changed() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
+            _ = balance.tick() => balance_due = true,
+        }
+        if balance_due
+            && let Ok(preferred) = u64::try_from(preferred)
+            && group.transfer_to(preferred).await
+        {
+            tracing::info!(topic = %partition.topic, partition = partition.index, preferred, "handing the leadership back to the preferred replica");
         }
     }
     group.shutdown().await;

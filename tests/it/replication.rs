@@ -134,6 +134,21 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_lead
             .any(|l| l.contains("leading the partition") && l.contains("epoch=")),
         "the new leader reported itself: {led}"
     );
+
+    // The killed broker was the preferred replica (the first, which started the group): back
+    // and caught up, it is handed the leadership again, so leaders stay spread.
+    assert_eq!(
+        partition.replicas()[0],
+        leader,
+        "the first leader is the preferred replica"
+    );
+    brokers[leader as usize - 1].restart_on_same_port();
+    wait_until(LEADER_DEADLINE, "the preferred replica leads again", || {
+        leaders(&survivor, "replicated").get(&0) == Some(&leader)
+    });
+    let producer = harness::producer(&all, &[("enable.idempotence", "true")]);
+    let more: Vec<String> = (1000..1010).map(|i| format!("v{i:04}")).collect();
+    acknowledged(&more, enqueue(&producer, "replicated", &more)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

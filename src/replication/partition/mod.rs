@@ -326,6 +326,32 @@ impl PartitionGroup {
         i32::try_from(voters).unwrap_or(i32::MAX)
     }
 
+    /// When this broker leads and `preferred` is a voter whose log matches the leader's to the
+    /// last entry, hands leadership to it (raft's leadership transfer: no entry is lost, and
+    /// the group is without a leader for one election at most). Answers whether it did.
+    pub(crate) async fn transfer_to(&self, preferred: u64) -> bool {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader != Some(self.settings.node_id)
+            || preferred == self.settings.node_id
+        {
+            return false;
+        }
+        let caught_up = metrics
+            .replication
+            .as_ref()
+            .and_then(|replication| replication.get(&preferred).cloned().flatten())
+            .is_some_and(|matched| Some(matched.index) == metrics.last_log_index);
+        let is_voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == preferred);
+        if !caught_up || !is_voter {
+            return false;
+        }
+        self.raft.trigger().transfer_leader(preferred).await.is_ok()
+    }
+
     /// The leader and term as this broker knows them.
     pub(crate) fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics().borrow_watched().clone();
