@@ -637,6 +637,9 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
 /// How long a replica waits before reporting its leadership again after the controller
 /// could not take the report.
 const LEADER_REPORT_RETRY: Duration = Duration::from_millis(200);
+/// How long a follower stays in the in-sync replicas after its log last matched the leader's
+/// to the end (Kafka's `replica.lag.time.max.ms`, 30 s by default).
+const REPLICA_LAG: Duration = Duration::from_secs(10);
 /// How often a leader that is not its partition's preferred replica (the first one) offers the
 /// leadership back to it (Kafka's `leader.imbalance.check.interval.seconds` is 300 s).
 const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -663,6 +666,10 @@ async fn follow_replica(
         return;
     };
     let mut reported = 0u64;
+    // While leading: when each voter last matched the leader's log to the end, and the
+    // in-sync set last reported (with its term).
+    let mut caught_up_at: BTreeMap<u64, tokio::time::Instant> = BTreeMap::new();
+    let mut reported_isr: Option<(u64, Vec<i32>)> = None;
     loop {
         partition.publish_flushed(*high_watermark.borrow_and_update());
         let leadership = group.leadership();
@@ -674,14 +681,9 @@ async fn follow_replica(
                 leader: me,
                 leader_epoch: i32::try_from(leadership.term).unwrap_or(i32::MAX),
             };
-            let Some(strong) = broker.upgrade() else {
+            let Some(answer) = propose_report(&broker, &report).await else {
                 break;
             };
-            let answer = match strong.cluster.get() {
-                Some(link) => link.node.propose(&report).await,
-                None => break,
-            };
-            drop(strong);
             match answer {
                 Ok(Ok(_) | Err(Rejection::StaleLeaderEpoch { .. })) => {
                     reported = leadership.term;
@@ -694,6 +696,41 @@ async fn follow_replica(
                 Err(error) => {
                     tracing::debug!(topic = %partition.topic, partition = partition.index, %error, "leader report not taken; retrying");
                     retry = true;
+                }
+            }
+        }
+        if leadership.leader != u64::try_from(me).ok() {
+            caught_up_at.clear();
+            reported_isr = None;
+        } else if !retry && reported == leadership.term {
+            let now = tokio::time::Instant::now();
+            for voter in group.caught_up_voters() {
+                caught_up_at.insert(voter, now);
+            }
+            let isr: Vec<i32> = caught_up_at
+                .iter()
+                .filter(|(_, at)| now.duration_since(**at) <= REPLICA_LAG)
+                .filter_map(|(voter, _)| i32::try_from(*voter).ok())
+                .collect();
+            let current = (leadership.term, isr);
+            if reported_isr.as_ref() != Some(&current) {
+                let report = Command::SetPartitionIsr {
+                    topic: partition.topic.clone(),
+                    partition: partition.index,
+                    leader_epoch: i32::try_from(current.0).unwrap_or(i32::MAX),
+                    isr: current.1.clone(),
+                };
+                let Some(answer) = propose_report(&broker, &report).await else {
+                    break;
+                };
+                match answer {
+                    Ok(Ok(_)) => {
+                        tracing::debug!(topic = %partition.topic, partition = partition.index, isr = ?current.1, "in-sync replicas reported");
+                        reported_isr = Some(current);
+                    }
+                    // Another epoch by now: the next leadership change reports again.
+                    Ok(Err(_)) => reported_isr = Some(current),
+                    Err(_) => retry = true,
                 }
             }
         }
@@ -717,6 +754,16 @@ async fn follow_replica(
         }
     }
     group.shutdown().await;
+}
+
+/// Proposes a replica's report to the controller; None once the broker is gone.
+async fn propose_report(
+    broker: &Weak<Broker>,
+    report: &Command,
+) -> Option<std::result::Result<crate::replication::controller::Answer, String>> {
+    let strong = broker.upgrade()?;
+    let link = strong.cluster.get()?;
+    Some(link.node.propose(report).await.map_err(|e| e.to_string()))
 }
 
 /// How long to wait before asking the controller for producer ids again after a failure.

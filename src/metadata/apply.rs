@@ -56,6 +56,12 @@ impl State {
                 leader,
                 leader_epoch,
             } => self.set_partition_leader(topic, *partition, *leader, *leader_epoch),
+            Command::SetPartitionIsr {
+                topic,
+                partition,
+                leader_epoch,
+                isr,
+            } => self.set_partition_isr(topic, *partition, *leader_epoch, isr),
             Command::AllocateProducerIds {
                 broker,
                 count,
@@ -64,15 +70,38 @@ impl State {
         }
     }
 
-    fn set_partition_leader(
+    fn set_partition_isr(
         &mut self,
         topic: &str,
         partition: i32,
-        leader: i32,
         leader_epoch: i32,
+        isr: &[i32],
     ) -> Result<Outcome, Rejection> {
-        let meta = self
-            .topics
+        let meta = self.partition_mut(topic, partition)?;
+        let fits = leader_epoch == meta.leader_epoch
+            && meta.leader.is_some_and(|leader| isr.contains(&leader))
+            && isr.iter().all(|r| meta.replicas.contains(r));
+        if !fits {
+            return Err(Rejection::InvalidIsr {
+                leader_epoch,
+                isr: isr.to_vec(),
+            });
+        }
+        meta.isr = meta
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| isr.contains(r))
+            .collect();
+        Ok(Outcome::Done)
+    }
+
+    fn partition_mut(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<&mut PartitionMeta, Rejection> {
+        self.topics
             .get_mut(topic)
             .and_then(|t| {
                 usize::try_from(partition)
@@ -82,7 +111,17 @@ impl State {
             .ok_or_else(|| Rejection::UnknownPartition {
                 topic: topic.to_owned(),
                 partition,
-            })?;
+            })
+    }
+
+    fn set_partition_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+    ) -> Result<Outcome, Rejection> {
+        let meta = self.partition_mut(topic, partition)?;
         if !meta.replicas.contains(&leader) {
             return Err(Rejection::NotAReplica { leader });
         }
@@ -170,18 +209,18 @@ impl State {
         Ok(Outcome::Done)
     }
 
-    /// `id` just became unfenced: it is back in the in-sync set of its replicas (a replica
-    /// with no other copy is trivially in sync) and leads the partitions that had no leader.
+    /// `id` just became unfenced: it is back in the in-sync set of its unreplicated partitions
+    /// (a replica with no other copy is trivially in sync) and leads those that had no leader.
     fn lead_leaderless(&mut self, id: i32) {
         for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
             if !partition.replicas.contains(&id) {
                 continue;
             }
             if partition.is_replicated() {
-                if !partition.isr.contains(&id) {
-                    partition.isr.push(id);
-                }
-            } else if partition.leader.is_none() {
+                // Its raft leader reports it in sync once it has caught up.
+                continue;
+            }
+            if partition.leader.is_none() {
                 partition.leader = Some(id);
                 partition.leader_epoch += 1;
                 partition.isr = vec![id];

@@ -208,10 +208,32 @@ fn replicated_partitions_take_leaders_from_raft_only_with_newer_epochs() {
         Err(Rejection::UnknownPartition { .. })
     ));
     state.apply(&report(3, 2)).unwrap();
+    // Back, it is in sync only once the leader says so, for the leader's epoch.
     state.apply(&Command::UnfenceBroker { id: 2 }).unwrap();
     let p = &state.topics["t"].partitions[0];
     assert_eq!((p.leader, p.leader_epoch), (Some(3), 2));
-    assert!(p.isr.contains(&2));
+    assert!(!p.isr.contains(&2));
+    let isr = |leader_epoch: i32, isr: Vec<i32>| Command::SetPartitionIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch,
+        isr,
+    };
+    assert!(matches!(
+        state.apply(&isr(1, vec![3, 2])),
+        Err(Rejection::InvalidIsr { .. })
+    ));
+    assert!(matches!(
+        state.apply(&isr(2, vec![2])),
+        Err(Rejection::InvalidIsr { .. })
+    ));
+    assert!(matches!(
+        state.apply(&isr(2, vec![3, 7])),
+        Err(Rejection::InvalidIsr { .. })
+    ));
+    state.apply(&isr(2, vec![2, 3])).unwrap();
+    let p = &state.topics["t"].partitions[0];
+    assert_eq!(p.isr, vec![2, 3], "in replica order");
 }
 
 #[test]

@@ -61,6 +61,14 @@ pub(crate) enum Command {
         leader: i32,
         leader_epoch: i32,
     },
+    /// The raft leader of a replicated partition reports its in-sync replicas; refused unless
+    /// the epoch is the current one and the set holds the leader and replicas only.
+    SetPartitionIsr {
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
     /// Hands `count` producer ids to `broker`, starting no lower than `at_least` (a broker
     /// upgraded from a single node passes the ids it already used).
     AllocateProducerIds {
@@ -104,6 +112,8 @@ pub(crate) enum Rejection {
     UnknownPartition { topic: String, partition: i32 },
     #[error("broker {leader} is not a replica of the partition")]
     NotAReplica { leader: i32 },
+    #[error("in-sync replicas {isr:?} of leader epoch {leader_epoch} do not fit the partition")]
+    InvalidIsr { leader_epoch: i32, isr: Vec<i32> },
     #[error("leader epoch {proposed} is not newer than {current}")]
     StaleLeaderEpoch { proposed: i32, current: i32 },
     #[error("undecodable metadata command: {reason}")]

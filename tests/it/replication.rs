@@ -135,6 +135,12 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_lead
         "the new leader reported itself: {led}"
     );
 
+    // The in-sync replicas (reported by the raft leader) leave the killed broker out...
+    wait_until(LEADER_DEADLINE, "the killed broker out of the ISR", || {
+        let isr = isr_of(&survivor, "replicated");
+        isr.len() == 2 && !isr.contains(&leader)
+    });
+
     // The killed broker was the preferred replica (the first, which started the group): back
     // and caught up, it is handed the leadership again, so leaders stay spread.
     assert_eq!(
@@ -149,6 +155,21 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_lead
     let producer = harness::producer(&all, &[("enable.idempotence", "true")]);
     let more: Vec<String> = (1000..1010).map(|i| format!("v{i:04}")).collect();
     acknowledged(&more, enqueue(&producer, "replicated", &more)).await;
+    // ...and take it back once it caught up.
+    wait_until(LEADER_DEADLINE, "all three in the ISR", || {
+        isr_of(&survivor, "replicated").len() == 3
+    });
+}
+
+/// The in-sync replicas of partition 0 of `topic`, as the broker at `bootstrap` reports them.
+fn isr_of(bootstrap: &str, topic: &str) -> Vec<i32> {
+    harness::metadata(bootstrap)
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| t.partitions().iter().find(|p| p.id() == 0))
+        .map(|p| p.isr().to_vec())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

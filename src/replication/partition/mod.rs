@@ -352,6 +352,29 @@ impl PartitionGroup {
         self.raft.trigger().transfer_leader(preferred).await.is_ok()
     }
 
+    /// While this broker leads: every voter whose log matches the leader's to the last entry
+    /// (the leader itself included). Empty elsewhere.
+    pub(crate) fn caught_up_voters(&self) -> Vec<u64> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader != Some(self.settings.node_id) {
+            return Vec::new();
+        }
+        let matched = |id: &u64| {
+            *id == self.settings.node_id
+                || metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(id).cloned().flatten())
+                    .is_some_and(|matched| Some(matched.index) == metrics.last_log_index)
+        };
+        metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(matched)
+            .collect()
+    }
+
     /// The leader and term as this broker knows them.
     pub(crate) fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics().borrow_watched().clone();
