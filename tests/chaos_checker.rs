@@ -171,6 +171,27 @@ fn acknowledged_offset_that_differs_from_the_log_is_inconsistent() {
 }
 
 #[test]
+fn acknowledgement_without_an_offset_names_none() {
+    // librdkafka's implicit ack reports RD_KAFKA_OFFSET_INVALID (-1001) as the offset.
+    let mut history = clean();
+    history.writes[3].outcome = acked(-1001);
+    let report = check_reports(&history, &[]);
+    assert_eq!(report.stats.acknowledged, 4);
+    // Still lost if it is not in the final log.
+    history.drains.insert(
+        tp(0),
+        drain(
+            &(0..3)
+                .map(|s| (s as i64, value("p0", s)))
+                .collect::<Vec<_>>(),
+            3,
+        ),
+    );
+    history.reads.pop();
+    check_reports(&history, &[Check::LostAcknowledged]);
+}
+
+#[test]
 fn unacknowledged_read_that_vanished_is_reported() {
     let mut history = clean();
     history.reads.push(read("c0", 0, 4, "p0", 4));

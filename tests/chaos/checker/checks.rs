@@ -220,7 +220,10 @@ pub(crate) fn inconsistent_offsets(index: &Index<'_>) -> Vec<String> {
             .insert(source);
     };
     for write in &index.history.writes {
-        if let Outcome::Acked { offset } = write.outcome {
+        // An acknowledgement without an offset names none.
+        if let Outcome::Acked { offset } = write.outcome
+            && offset >= 0
+        {
             observe(&write.tp, offset, write.value.as_slice(), "ack".to_owned());
         }
     }

@@ -29,7 +29,10 @@ impl fmt::Display for Tp {
 /// What the client was told about a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Acknowledged (acks=all) at this offset.
+    /// Acknowledged (acks=all) at this offset; a negative one when the client acknowledged it
+    /// without an offset (librdkafka's implicit ack: a later request of the producer succeeded,
+    /// so this earlier one, whose own answer was lost, was written too; the delivery report
+    /// then carries `RD_KAFKA_OFFSET_INVALID`, -1001).
     Acked { offset: i64 },
     /// Definitely not written (the client never sent it).
     Failed { error: String },
