@@ -173,6 +173,9 @@ def write_results(path, args, bootstrap_desc, cells, suite_results, counts, seco
             out.append("- pass: " + ", ".join(f"`{n}` ({s:.1f} s)" for n, s in result.passed))
         for name, reason in result.skipped:
             out.append(f"- skipped at run time `{name}`: {reason}")
+        for name in result.retried:
+            out.append(f"- retried once `{name}`: its first run hit kafka-python's subscription "
+                       "metadata race (FINDINGS.md #7)")
         out.append("")
     if problems:
         out += ["## Problems", ""] + [f"- {p}" for p in problems] + [""]
@@ -251,6 +254,8 @@ def main():
             print(f"  FAIL {name}: {detail}")
         for name in result.unlisted:
             print(f"  UNLISTED {name} (add it to the allow-list or the skip-list with a reason)")
+        for name in result.retried:
+            print(f"  RETRIED {name}: kafka-python's subscription metadata race (FINDINGS #7)")
     for problem in problems:
         print(f"PROBLEM: {problem}")
     print(f"wrote {os.path.relpath(args.results)}; {seconds:.0f} s; logs in {run_dir}")
