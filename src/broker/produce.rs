@@ -137,13 +137,14 @@ impl Broker {
         records: Bytes,
         acks: Acks,
     ) -> Result<PendingProduce> {
+        if super::topic_name::is_internal(topic) {
+            return Err(Error::InternalTopic {
+                topic: topic.to_owned(),
+            });
+        }
         let broker = Arc::clone(self);
-        let owned = topic.to_owned();
         let (state, target) = self.partition(topic, partition)?;
         if target.is_replicated() {
-            if super::topic_name::is_internal(topic) {
-                return Err(Error::InternalTopic { topic: owned });
-            }
             let settings = state.settings.clone();
             let (batches, log_append_time_ms, _) =
                 off_worker(move || broker.validated(&settings, &records)).await?;
@@ -157,7 +158,10 @@ impl Broker {
                 )
                 .await;
         }
-        off_worker(move || broker.append(&owned, partition, records, acks)).await
+        off_worker(move || {
+            broker.append_to(&state, target, records, acks, idempotence::Checks::CLIENT)
+        })
+        .await
     }
 
     /// A replicated partition's append: the batch is checked against the log and proposed to
@@ -300,6 +304,8 @@ impl Broker {
 
     /// Validates and appends every batch of `records` to the partition, synchronously and in
     /// call order. Nothing is appended if any batch is invalid. Internal topics are refused.
+    /// (Tests append through it; the produce handler through [`Broker::append_off_worker`].)
+    #[cfg(test)]
     pub(crate) fn append(
         &self,
         topic: &str,
@@ -336,6 +342,19 @@ impl Broker {
         checks: idempotence::Checks,
     ) -> Result<PendingProduce> {
         let (state, target) = self.partition(topic, partition)?;
+        self.append_to(&state, target, records, acks, checks)
+    }
+
+    /// [`Broker::append_checked`] to a partition already looked up.
+    fn append_to(
+        &self,
+        state: &super::Topic,
+        target: Arc<Partition>,
+        records: Bytes,
+        acks: Acks,
+        checks: idempotence::Checks,
+    ) -> Result<PendingProduce> {
+        let (topic, partition) = (target.topic.as_str(), target.index);
         let settings = &state.settings;
         if acks == Acks::All && settings.min_insync_replicas > 1 {
             return Err(Error::NotEnoughReplicas {
