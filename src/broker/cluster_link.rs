@@ -14,11 +14,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::error::{Error, Result};
-use super::partition::Partition;
 use super::{Broker, TopicInfo, topic_name};
 use crate::cluster::ClusterNode;
 use crate::metadata::{Command, Outcome, Rejection, State};
-use crate::replication::partition::PartitionGroup;
 
 /// How often the sync task looks whether the controller state caught up after a start.
 const CATCH_UP_POLL: Duration = Duration::from_millis(100);
@@ -421,59 +419,6 @@ impl Broker {
         }
     }
 
-    /// Starts the raft group of every replicated partition this broker holds a replica of and
-    /// has not started yet: the group takes the partition's log over; the first replica
-    /// initializes the group with every replica as a voter.
-    async fn attach_replicas(self: &Arc<Self>, state: &State) {
-        let Some(link) = self.cluster.get() else {
-            return;
-        };
-        let me = self.node_id();
-        for (name, meta) in state.topics.iter().filter(|(_, t)| !t.internal) {
-            let Some(local) = self.topic_state(name).filter(|t| t.topic_id == meta.id) else {
-                continue;
-            };
-            for (index, placed) in meta.partitions.iter().enumerate() {
-                if !placed.is_replicated() || !placed.replicas.contains(&me) {
-                    continue;
-                }
-                let Some(partition) = local.partitions.get(index) else {
-                    continue;
-                };
-                if partition.is_replicated() || partition.is_offline() {
-                    continue;
-                }
-                let Some(log) = partition.take_log() else {
-                    continue;
-                };
-                let index = index as i32;
-                let group = match link.node.start_partition_group(meta.id, index, log).await {
-                    Ok(group) => group,
-                    Err(error) => {
-                        tracing::error!(topic = %name, partition = index, %error, "the partition's raft group did not start; it is unavailable until a restart");
-                        continue;
-                    }
-                };
-                partition.attach_raft(Arc::clone(&group));
-                if placed.replicas.first() == Some(&me)
-                    && let Err(error) = link
-                        .node
-                        .initialize_partition_group(&group, &placed.replicas)
-                        .await
-                {
-                    tracing::warn!(topic = %name, partition = index, %error, "initializing the partition's raft group failed");
-                }
-                tracing::info!(topic = %name, partition = index, replicas = ?placed.replicas, "replica started");
-                tokio::spawn(follow_replica(
-                    Arc::downgrade(self),
-                    Arc::clone(partition),
-                    group,
-                    placed.replicas[0],
-                ));
-            }
-        }
-    }
-
     /// Every user topic of the state and of the catalog, reconciled.
     fn reconcile_all(&self, state: &State) {
         let mut names: BTreeSet<String> = state
@@ -632,138 +577,6 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
             _ = tokio::time::sleep(CATCH_UP_POLL), if !caught_up => {}
         }
     }
-}
-
-/// How long a replica waits before reporting its leadership again after the controller
-/// could not take the report.
-const LEADER_REPORT_RETRY: Duration = Duration::from_millis(200);
-/// How long a follower stays in the in-sync replicas after its log last matched the leader's
-/// to the end (Kafka's `replica.lag.time.max.ms`, 30 s by default).
-const REPLICA_LAG: Duration = Duration::from_secs(10);
-/// How often a leader that is not its partition's preferred replica (the first one) offers the
-/// leadership back to it (Kafka's `leader.imbalance.check.interval.seconds` is 300 s).
-const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Keeps a replica's partition in step with its raft group: publishes each new high
-/// watermark (what fetches and acks wait on), reports this broker to the controller when it
-/// becomes the leader of a new term, hands the leadership back to the preferred replica once
-/// that one has caught up (so leaders stay spread after failovers), and stops the group once
-/// the partition is gone.
-async fn follow_replica(
-    broker: Weak<Broker>,
-    partition: Arc<Partition>,
-    group: Arc<PartitionGroup>,
-    preferred: i32,
-) {
-    let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
-    balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut high_watermark = group.high_watermark();
-    let mut changes = partition.changes();
-    let Some((me, mut shutdown)) = broker
-        .upgrade()
-        .map(|b| (b.node_id(), b.shutdown.subscribe()))
-    else {
-        return;
-    };
-    let mut reported = 0u64;
-    // While leading: when each voter last matched the leader's log to the end, and the
-    // in-sync set last reported (with its term).
-    let mut caught_up_at: BTreeMap<u64, tokio::time::Instant> = BTreeMap::new();
-    let mut reported_isr: Option<(u64, Vec<i32>)> = None;
-    loop {
-        partition.publish_flushed(*high_watermark.borrow_and_update());
-        let leadership = group.leadership();
-        let mut retry = false;
-        if leadership.leader == u64::try_from(me).ok() && leadership.term > reported {
-            let report = Command::SetPartitionLeader {
-                topic: partition.topic.clone(),
-                partition: partition.index,
-                leader: me,
-                leader_epoch: i32::try_from(leadership.term).unwrap_or(i32::MAX),
-            };
-            let Some(answer) = propose_report(&broker, &report).await else {
-                break;
-            };
-            match answer {
-                Ok(Ok(_) | Err(Rejection::StaleLeaderEpoch { .. })) => {
-                    reported = leadership.term;
-                    tracing::info!(topic = %partition.topic, partition = partition.index, epoch = leadership.term, "leading the partition");
-                }
-                Ok(Err(rejection)) => {
-                    tracing::warn!(topic = %partition.topic, partition = partition.index, %rejection, "the controller refused this leader's report");
-                    reported = leadership.term;
-                }
-                Err(error) => {
-                    tracing::debug!(topic = %partition.topic, partition = partition.index, %error, "leader report not taken; retrying");
-                    retry = true;
-                }
-            }
-        }
-        if leadership.leader != u64::try_from(me).ok() {
-            caught_up_at.clear();
-            reported_isr = None;
-        } else if !retry && reported == leadership.term {
-            let now = tokio::time::Instant::now();
-            for voter in group.caught_up_voters() {
-                caught_up_at.insert(voter, now);
-            }
-            let isr: Vec<i32> = caught_up_at
-                .iter()
-                .filter(|(_, at)| now.duration_since(**at) <= REPLICA_LAG)
-                .filter_map(|(voter, _)| i32::try_from(*voter).ok())
-                .collect();
-            let current = (leadership.term, isr);
-            if reported_isr.as_ref() != Some(&current) {
-                let report = Command::SetPartitionIsr {
-                    topic: partition.topic.clone(),
-                    partition: partition.index,
-                    leader_epoch: i32::try_from(current.0).unwrap_or(i32::MAX),
-                    isr: current.1.clone(),
-                };
-                let Some(answer) = propose_report(&broker, &report).await else {
-                    break;
-                };
-                match answer {
-                    Ok(Ok(_)) => {
-                        tracing::debug!(topic = %partition.topic, partition = partition.index, isr = ?current.1, "in-sync replicas reported");
-                        reported_isr = Some(current);
-                    }
-                    // Another epoch by now: the next leadership change reports again.
-                    Ok(Err(_)) => reported_isr = Some(current),
-                    Err(_) => retry = true,
-                }
-            }
-        }
-        if changes.borrow_and_update().is_gone {
-            break;
-        }
-        let mut balance_due = false;
-        tokio::select! {
-            changed = high_watermark.changed() => if changed.is_err() { break },
-            () = group.leadership_changed() => {}
-            _ = changes.changed() => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
-            _ = balance.tick() => balance_due = true,
-        }
-        if balance_due
-            && let Ok(preferred) = u64::try_from(preferred)
-            && group.transfer_to(preferred).await
-        {
-            tracing::info!(topic = %partition.topic, partition = partition.index, preferred, "handing the leadership back to the preferred replica");
-        }
-    }
-    group.shutdown().await;
-}
-
-/// Proposes a replica's report to the controller; None once the broker is gone.
-async fn propose_report(
-    broker: &Weak<Broker>,
-    report: &Command,
-) -> Option<std::result::Result<crate::replication::controller::Answer, String>> {
-    let strong = broker.upgrade()?;
-    let link = strong.cluster.get()?;
-    Some(link.node.propose(report).await.map_err(|e| e.to_string()))
 }
 
 /// How long to wait before asking the controller for producer ids again after a failure.

@@ -13,6 +13,7 @@ mod peer_service;
 mod produce;
 mod producer_ids;
 mod read;
+mod replicas;
 mod settings;
 mod topic_config;
 mod topic_name;
