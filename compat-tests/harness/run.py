@@ -212,11 +212,9 @@ def main():
     try:
         served = api_versions(bootstrap)
         print("compat-tests: broker serves " + ", ".join(sorted(str(k) for k in served)), flush=True)
-        # The scenarios' own topics keep one replica until a newly elected raft leader answers
-        # ListOffsets with its term's first offsets committed (s3 read the end offset 0 of a
-        # fresh RF-3 partition, then got deliveries from offset 2, in one CI run); auto-created
-        # topics take the cluster's default replication factor, 3.
-        replication_factor = 1
+        # Against a cluster the scenarios' own topics are replicated like Kafka's default
+        # (min(3, brokers)); a single broker, or an external one, gets one replica.
+        replication_factor = min(3, args.cluster) if args.cluster else 1
         rows, problem, matrix_s = run_matrix(bootstrap, run_dir, args.select, replication_factor)
         if problem:
             problems.append(problem)

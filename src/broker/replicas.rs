@@ -173,7 +173,7 @@ async fn follow_replica(
         let mut balance_due = false;
         tokio::select! {
             changed = high_watermark.changed() => if changed.is_err() { break },
-            () = group.leadership_changed() => {}
+            () = group.leadership_changed(&leadership) => {}
             _ = changes.changed() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}

@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, watch};
 use super::log_store::{LogReader, LogStore};
 use super::network::{GroupNetworkFactory, RaftHandler};
 use super::rpc::{GroupId, Peers, Registry};
-use super::types::{RaftNode, RecordBatch, TypeConfig};
+use super::types::{self, RaftNode, RecordBatch, TypeConfig};
 use crate::storage;
 use state_machine::PartitionMachine;
 
@@ -305,15 +305,15 @@ impl PartitionGroup {
         self.log.epoch_end(requested)
     }
 
-    /// Waits until the leadership this broker sees changes (or raft stops).
-    pub(crate) async fn leadership_changed(&self) {
+    /// Waits until the leadership this broker sees differs from `seen` (at once if it already
+    /// does), or raft stops.
+    pub(crate) async fn leadership_changed(&self, seen: &Leadership) {
         let mut metrics = self.raft.metrics();
-        let before = self.leadership();
         loop {
-            if metrics.changed().await.is_err() {
+            if self.leadership() != *seen {
                 return;
             }
-            if self.leadership() != before {
+            if metrics.changed().await.is_err() {
                 return;
             }
         }
@@ -375,11 +375,20 @@ impl PartitionGroup {
             .collect()
     }
 
-    /// The leader and term as this broker knows them.
+    /// The leader and term as this broker knows them. This broker names itself leader only
+    /// once it has applied an entry of its own term (the blank entry every new leader
+    /// commits first): before that its high watermark may still lag what earlier leaders
+    /// committed, so it must not answer reads, offsets or writes yet.
     pub(crate) fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics().borrow_watched().clone();
+        let mut leader = metrics.current_leader;
+        if leader == Some(self.settings.node_id)
+            && metrics.last_applied.as_ref().map(types::term_of) != Some(metrics.current_term)
+        {
+            leader = None;
+        }
         Leadership {
-            leader: metrics.current_leader,
+            leader,
             term: metrics.current_term,
         }
     }

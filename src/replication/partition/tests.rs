@@ -195,6 +195,29 @@ async fn three_replicas_commit_fail_over_and_catch_up() {
     let old_address = members[&old_leader_id].rpc_addr.clone();
     let old_term = replicas[leader].as_ref().unwrap().group.leadership().term;
     replicas[leader].take().unwrap().stop().await;
+    // A new leader names itself only once its term's blank batch is applied, so its high
+    // watermark is already past every batch committed before it.
+    // Checked at every change of the survivors' raft metrics.
+    let mut survivors: Vec<_> = replicas
+        .iter()
+        .flatten()
+        .map(|r| (r, r.group.raft.metrics()))
+        .collect();
+    let successor = tokio::time::timeout(DEADLINE, async {
+        loop {
+            for (replica, _) in &survivors {
+                let group = &replica.group;
+                if group.leadership().leader == Some(group.settings.node_id) {
+                    return *replica;
+                }
+            }
+            let changes = survivors.iter_mut().map(|(_, m)| Box::pin(m.changed()));
+            let _ = futures_util::future::select_all(changes).await;
+        }
+    })
+    .await
+    .expect("a successor leads in time");
+    assert!(*successor.group.high_watermark().borrow() > hw);
     let more = propose_on_leader(&replicas, || Ok(batch(10)))
         .await
         .unwrap();
