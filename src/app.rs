@@ -207,11 +207,13 @@ fn internal_topics(config: &Config) -> Vec<InternalTopic> {
         InternalTopic {
             name: "__consumer_offsets".to_owned(),
             partitions: config.group_settings().offsets_topic_partitions,
+            replication_factor: config.default_replication_factor(),
             configs: compacted(),
         },
         InternalTopic {
             name: "__transaction_state".to_owned(),
             partitions: config.transaction_settings().state_topic_partitions,
+            replication_factor: config.default_replication_factor(),
             configs: compacted(),
         },
     ]

@@ -101,6 +101,10 @@ pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
 /// Group and offset writes appended to the offsets topic and not yet durable, at once; a write
 /// beyond it is refused with COORDINATOR_NOT_AVAILABLE (clients retry).
 pub const GROUP_PENDING_WRITES_MAX: usize = 64 * 1024;
+/// Coordinator writes queued for one replicated internal partition (offsets, transaction state)
+/// and not yet in its raft leader's log; a write beyond it is refused as the coordinator being
+/// unavailable (clients retry).
+pub const INTERNAL_WRITES_QUEUED_MAX: usize = 4096;
 /// Largest read of the offsets topic while the group coordinator rebuilds its state on start.
 pub const GROUP_LOAD_READ_BYTES: usize = 1024 * 1024;
 /// Largest decoded batch body accepted while rebuilding group state (the coordinator writes

@@ -47,6 +47,8 @@ pub(crate) enum CoordinatorAt {
     },
     /// The internal topic or its partition's leader is not known yet.
     Unavailable,
+    /// This broker leads the key's partition and is still loading it.
+    Loading,
 }
 
 /// Who leads a user topic's partition, as the metadata state says.
@@ -109,10 +111,38 @@ impl Broker {
         };
         let count = i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX);
         let partition = super::group::partition_for(key, count);
-        let leader = usize::try_from(partition)
+        let Some(placed) = usize::try_from(partition)
             .ok()
             .and_then(|p| meta.partitions.get(p))
-            .and_then(|p| p.leader);
+        else {
+            return CoordinatorAt::Unavailable;
+        };
+        let mut leader = placed.leader;
+        if placed.is_replicated() {
+            // Raft decides: this broker coordinates once it leads the partition and loaded it.
+            let local = self.topic_state(internal_topic).and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get(p).cloned())
+            });
+            match local
+                .as_ref()
+                .and_then(|p| p.raft().map(|g| g.leadership()))
+            {
+                Some(raft) if raft.leader == u64::try_from(self.node_id()).ok() => {
+                    return match local {
+                        Some(p) if p.is_coordinating() => CoordinatorAt::Here,
+                        _ => CoordinatorAt::Loading,
+                    };
+                }
+                Some(raft) => {
+                    leader = raft.leader.and_then(|l| i32::try_from(l).ok()).or(leader);
+                }
+                // Not attached yet: whatever this broker held is not loaded.
+                None if leader == Some(self.node_id()) => return CoordinatorAt::Loading,
+                None => {}
+            }
+        }
         match leader {
             Some(id) if id == self.node_id() => CoordinatorAt::Here,
             Some(id) => match state.brokers.get(&id).filter(|b| !b.fenced) {

@@ -151,6 +151,8 @@ pub(crate) enum Error {
     OffsetMetadataTooLarge { group: String, bytes_max: usize },
     #[error("the coordinator of group {group} stopped waiting for this request")]
     CoordinatorNotAvailable { group: String },
+    #[error("the coordinator of group {group} is still loading its offsets partition")]
+    CoordinatorLoadInProgress { group: String },
     #[error("the offsets log of group {group} stopped accepting writes")]
     CoordinatorLogFailed { group: String },
     #[error("a record of group {group} is too large for one batch of the offsets topic")]

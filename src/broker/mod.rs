@@ -7,6 +7,7 @@ mod error;
 mod fetch_wait;
 mod group;
 mod idempotence;
+mod internal_writes;
 mod maintenance;
 mod partition;
 mod peer_service;

@@ -2,12 +2,13 @@
 //! makes appends durable with one fsync shared by every append waiting at that moment.
 //! On a single node the high watermark is the flushed (durable) offset.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::error::{Error, Result};
+use super::internal_writes::QueuedWrite;
 use crate::replication::partition::PartitionGroup;
 use crate::storage;
 
@@ -35,6 +36,12 @@ pub(crate) struct Partition {
     /// Set once the partition is replicated: its raft group owns the log from then on (`log`
     /// is `None`), appends are proposed to it and the high watermark follows its commits.
     raft: OnceLock<Arc<PartitionGroup>>,
+    /// A replicated internal partition: the queue of its coordinator's writes, proposed in
+    /// order by one task (see `internal_writes.rs`).
+    internal_writes: OnceLock<mpsc::Sender<QueuedWrite>>,
+    /// A replicated internal partition: whether this broker's coordinator has loaded it since
+    /// it last became its leader (it serves the partition's groups or transactions only then).
+    coordinating: AtomicBool,
     /// How many fetch reads this partition served (tests count wake-ups with it).
     #[cfg(test)]
     pub(crate) fetch_read_count: std::sync::atomic::AtomicUsize,
@@ -71,6 +78,8 @@ impl Partition {
             offline_reason,
             flush_wanted: Notify::new(),
             raft: OnceLock::new(),
+            internal_writes: OnceLock::new(),
+            coordinating: AtomicBool::new(false),
             #[cfg(test)]
             fetch_read_count: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -138,6 +147,27 @@ impl Partition {
 
     pub(crate) fn is_replicated(&self) -> bool {
         self.raft.get().is_some()
+    }
+
+    /// Gives a replicated internal partition the queue its coordinator's writes go through.
+    pub(super) fn attach_internal_writes(&self, queue: mpsc::Sender<QueuedWrite>) {
+        if self.internal_writes.set(queue).is_err() {
+            tracing::warn!(topic = %self.topic, partition = self.index, "internal writes already attached");
+        }
+    }
+
+    /// The queue of a replicated internal partition's coordinator writes.
+    pub(super) fn internal_writes(&self) -> Option<&mpsc::Sender<QueuedWrite>> {
+        self.internal_writes.get()
+    }
+
+    /// Whether this broker's coordinator serves the partition's keys (it leads it and loaded it).
+    pub(crate) fn is_coordinating(&self) -> bool {
+        self.coordinating.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_coordinating(&self, coordinating: bool) {
+        self.coordinating.store(coordinating, Ordering::Release);
     }
 
     /// The error for a partition without an open log: offline, or closed or deleted.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use super::error::{Error, Result};
 use super::partition::Partition;
@@ -62,6 +63,9 @@ pub(crate) struct PendingProduce {
     wait_for_durable: bool,
     /// A replicated partition's batch: durable once its raft group committed it.
     proposal: Option<Proposal>,
+    /// A coordinator's write queued for a replicated internal partition: the append it becomes
+    /// once proposed (see `internal_writes.rs`).
+    queued: Option<oneshot::Receiver<Result<PendingProduce>>>,
 }
 
 impl PendingProduce {
@@ -82,10 +86,36 @@ impl PendingProduce {
             end_offset,
             wait_for_durable: true,
             proposal: None,
+            queued: None,
         }
     }
 
-    pub(crate) async fn wait(self) -> Result<ProduceOutcome> {
+    /// A write queued for `partition`'s internal writer; `appended` gives the append it became.
+    pub(super) fn queued(
+        partition: Arc<Partition>,
+        appended: oneshot::Receiver<Result<PendingProduce>>,
+    ) -> PendingProduce {
+        let mut pending = PendingProduce::durable(partition, -1, -1, -1);
+        pending.queued = Some(appended);
+        pending
+    }
+
+    pub(crate) async fn wait(mut self) -> Result<ProduceOutcome> {
+        if let Some(appended) = self.queued.take() {
+            let partition = Arc::clone(&self.partition);
+            let appended = appended.await.map_err(|_| Error::Cluster {
+                reason: format!(
+                    "{}-{}: the partition's writer stopped",
+                    partition.topic, partition.index
+                ),
+            })??;
+            return appended.wait_appended().await;
+        }
+        self.wait_appended().await
+    }
+
+    /// [`PendingProduce::wait`] for an append that happened.
+    async fn wait_appended(self) -> Result<ProduceOutcome> {
         if !self.wait_for_durable {
             return Ok(self.outcome);
         }
@@ -236,6 +266,7 @@ impl Broker {
                     end_offset: first.last_offset + 1,
                     wait_for_durable: acks != Acks::None,
                     proposal: None,
+                    queued: None,
                 });
             }
             Err(ProposeError::Refused(Refusal::Producer(refused))) => {
@@ -270,6 +301,7 @@ impl Broker {
             // acks=1 is answered at the leader's append when its offsets are known.
             wait_for_durable: acks == Acks::All || appended.is_none(),
             proposal: Some(proposal),
+            queued: None,
         })
     }
 
@@ -342,6 +374,9 @@ impl Broker {
         checks: idempotence::Checks,
     ) -> Result<PendingProduce> {
         let (state, target) = self.partition(topic, partition)?;
+        if target.is_replicated() {
+            return self.queue_internal_batch(&target, records, checks);
+        }
         self.append_to(&state, target, records, acks, checks)
     }
 
@@ -389,6 +424,7 @@ impl Broker {
             end_offset: written.end_offset,
             wait_for_durable,
             proposal: None,
+            queued: None,
         })
     }
 }

@@ -21,8 +21,13 @@ impl Broker {
             return;
         };
         let me = self.node_id();
-        for (name, meta) in state.topics.iter().filter(|(_, t)| !t.internal) {
-            let Some(local) = self.topic_state(name).filter(|t| t.topic_id == meta.id) else {
+        for (name, meta) in &state.topics {
+            // An internal topic is this broker's own from its first start, with an id of its
+            // own: its partitions are this broker's replicas of the cluster's.
+            let Some(local) = self
+                .topic_state(name)
+                .filter(|t| t.topic_id == meta.id || meta.internal)
+            else {
                 continue;
             };
             for (index, placed) in meta.partitions.iter().enumerate() {
@@ -47,6 +52,12 @@ impl Broker {
                     }
                 };
                 partition.attach_raft(Arc::clone(&group));
+                if meta.internal {
+                    // What the coordinator loaded of it at start is served only once this
+                    // broker leads it (and loaded it again then).
+                    self.unload_coordinator(partition);
+                    self.start_internal_writes(partition);
+                }
                 if placed.replicas.first() == Some(&me)
                     && let Err(error) = link
                         .node
@@ -98,6 +109,7 @@ async fn follow_replica(
     else {
         return;
     };
+    let internal = super::topic_name::is_internal(&partition.topic);
     let mut reported = 0u64;
     // While leading: when each voter last matched the leader's log to the end, and the
     // in-sync set last reported (with its term).
@@ -132,7 +144,29 @@ async fn follow_replica(
                 }
             }
         }
-        if leadership.leader != u64::try_from(me).ok() {
+        let leads = leadership.leader == u64::try_from(me).ok();
+        if internal && leads != partition.is_coordinating() {
+            let Some(strong) = broker.upgrade() else {
+                break;
+            };
+            if leads {
+                // Every earlier commit is applied: the log below the high watermark is all.
+                partition.publish_flushed(*high_watermark.borrow_and_update());
+                if strong.load_coordinator(&partition).await {
+                    if group.leadership().leader == u64::try_from(me).ok() {
+                        partition.set_coordinating(true);
+                    } else {
+                        strong.unload_coordinator(&partition);
+                    }
+                } else {
+                    retry = true;
+                }
+            } else {
+                partition.set_coordinating(false);
+                strong.unload_coordinator(&partition);
+            }
+        }
+        if !leads {
             caught_up_at.clear();
             reported_isr = None;
         } else if !retry && reported == leadership.term {
@@ -187,6 +221,36 @@ async fn follow_replica(
         }
     }
     group.shutdown().await;
+}
+
+impl Broker {
+    /// Loads a replicated internal partition this broker leads into its coordinator (on the
+    /// blocking pool: it reads the partition's log); whether it did.
+    async fn load_coordinator(self: &Arc<Self>, partition: &Arc<Partition>) -> bool {
+        let broker = Arc::clone(self);
+        let (topic, index) = (partition.topic.clone(), partition.index);
+        let loaded = super::produce::off_worker(move || {
+            if topic == super::txn::TXN_TOPIC {
+                broker.load_txn_partition(index)
+            } else {
+                broker.load_offsets_partition(index)
+            }
+        })
+        .await;
+        if let Err(error) = &loaded {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "loading the coordinator's partition failed; retrying");
+        }
+        loaded.is_ok()
+    }
+
+    /// Drops what the coordinator holds of a replicated internal partition.
+    fn unload_coordinator(&self, partition: &Partition) {
+        if partition.topic == super::txn::TXN_TOPIC {
+            drop(self.unload_txn_partition(partition.index));
+        } else {
+            self.unload_offsets_partition(partition.index);
+        }
+    }
 }
 
 /// Proposes a replica's report to the controller; None once the broker is gone.

@@ -327,6 +327,7 @@ mod tests {
         let offsets = InternalTopic {
             name: "__consumer_offsets".into(),
             partitions: 50,
+            replication_factor: None,
             configs: BTreeMap::new(),
         };
         f.internal_topics = vec![offsets.clone()];

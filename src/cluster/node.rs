@@ -668,12 +668,18 @@ async fn lead(
                     .map_err(|e| e.to_string())?;
             }
             Duty::CreateInternalTopic(topic) => {
-                tracing::info!(topic = %topic.name, partitions = topic.partitions, "creating an internal topic");
+                // Replicated like any topic: its partitions' leaders coordinate, and another
+                // replica takes over (with every committed group and transaction) when one fails.
+                let replication_factor = topic.replication_factor.unwrap_or_else(|| {
+                    let serving = state.brokers.values().filter(|b| !b.fenced).count();
+                    serving.clamp(1, 3) as i16
+                });
+                tracing::info!(topic = %topic.name, partitions = topic.partitions, replication_factor, "creating an internal topic");
                 let command = Command::CreateTopic {
                     name: topic.name.clone(),
                     id: new_topic_id()?,
                     partitions: topic.partitions,
-                    replication_factor: 1,
+                    replication_factor,
                     assignment: None,
                     configs: topic.configs.clone(),
                     internal: true,

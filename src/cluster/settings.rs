@@ -51,6 +51,8 @@ pub(crate) struct ClusterSettings {
 pub(crate) struct InternalTopic {
     pub(crate) name: String,
     pub(crate) partitions: i32,
+    /// `default.replication.factor`; None: min(3, unfenced brokers when it is created).
+    pub(crate) replication_factor: Option<i16>,
     pub(crate) configs: std::collections::BTreeMap<String, String>,
 }
 

@@ -63,6 +63,7 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
         E::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
         E::CoordinatorNotAvailable { .. } => ResponseError::CoordinatorNotAvailable,
+        E::CoordinatorLoadInProgress { .. } => ResponseError::CoordinatorLoadInProgress,
         // Kafka's coordinator answers a failed group or offset write as NOT_COORDINATOR when the
         // log failed and UNKNOWN_SERVER_ERROR when the record is too large.
         E::CoordinatorLogFailed { .. } => ResponseError::NotCoordinator,
@@ -86,6 +87,7 @@ pub(crate) fn for_txn_error(error: broker::TxnError) -> ResponseError {
         T::TransactionAbortable => ResponseError::TransactionAbortable,
         T::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
         T::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        T::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         T::NotCoordinator => ResponseError::NotCoordinator,
         // Kafka answers an illegal coordinator state with an unknown server error.
         T::IllegalState => ResponseError::UnknownServerError,

@@ -150,12 +150,20 @@ fn coordinator(addr: SocketAddr, group: &str) -> i32 {
 
 /// FindCoordinator (v3) of `key` (key type 0: group, 1: transactional id): its node id.
 pub(crate) fn find_coordinator(addr: SocketAddr, key: &str, key_type: i8) -> i32 {
+    try_find_coordinator(addr, key, key_type)
+        .unwrap_or_else(|error| panic!("FindCoordinator {key}: error {error}"))
+}
+
+/// FindCoordinator (v3): the coordinator's node id, or the error code.
+pub(crate) fn try_find_coordinator(addr: SocketAddr, key: &str, key_type: i8) -> Result<i32, i16> {
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(key.to_owned()))
         .with_key_type(key_type);
     let response = RawConn::connect(addr).roundtrip(&request, 3);
-    assert_eq!(response.error_code, 0, "FindCoordinator {key}");
-    response.node_id.0
+    match response.error_code {
+        0 => Ok(response.node_id.0),
+        error => Err(error),
+    }
 }
 
 /// OffsetFetch (v5) of `group` at `addr`: its top-level error code.
@@ -167,7 +175,7 @@ fn offset_fetch_error(addr: SocketAddr, group: &str) -> i16 {
 }
 
 /// Subscribes as `group` through `bootstrap`, reads `count` records, commits synchronously.
-fn consume_as_group(bootstrap: &str, group: &str, topic: &str, count: usize) -> usize {
+pub(crate) fn consume_as_group(bootstrap: &str, group: &str, topic: &str, count: usize) -> usize {
     let consumer: BaseConsumer = group_config(bootstrap, group)
         .create()
         .expect("group consumer");
@@ -213,7 +221,7 @@ fn committed_offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<i64> {
         .collect()
 }
 
-fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
+pub(crate) fn group_config(bootstrap: &str, group: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)

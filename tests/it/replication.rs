@@ -161,6 +161,82 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_lead
     });
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_and_an_open_transaction_move_to_a_new_coordinator_when_its_broker_is_killed()
+ {
+    let (mut brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "moving", 1).await;
+    let producer = harness::producer(&all, &[("enable.idempotence", "true")]);
+    let values: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
+    acknowledged(&values, enqueue(&producer, "moving", &values)).await;
+
+    // The group commits after 50 records; its coordinator is the leader of its (replicated)
+    // offsets partition.
+    let group = "movers";
+    let read = crate::cluster::consume_as_group(&all, group, "moving", 50);
+    assert_eq!(read, 50);
+    let committed = committed_offset(&all, group);
+    assert!(committed > 0, "committed {committed}");
+    let coordinator = crate::cluster::find_coordinator(brokers[0].addr(), group, 0);
+    // A transactional id the same broker coordinates, with a transaction left open.
+    let transactional_id = (0..200)
+        .map(|i| format!("mover-{i}"))
+        .find(|id| {
+            crate::cluster::try_find_coordinator(brokers[0].addr(), id, 1) == Ok(coordinator)
+        })
+        .expect("a transactional id the group's coordinator coordinates");
+    let txn = transactions::transactional_producer(&all, &transactional_id, 60_000);
+    let open: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    txn.begin_transaction().expect("begin");
+    transactions::send_all(&txn, "moving", 0, &open);
+
+    brokers[coordinator as usize - 1].kill9();
+    let survivors: Vec<String> = (0..3)
+        .filter(|i| *i + 1 != coordinator as usize)
+        .map(|i| bootstraps[i].clone())
+        .collect();
+    let survivors = survivors.join(",");
+
+    // Another broker leads the offsets partition now, loaded it, and answers with the commit.
+    wait_until(LEADER_DEADLINE, "a new group coordinator", || {
+        brokers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i + 1 != coordinator as usize)
+            .any(|(_, b)| {
+                crate::cluster::try_find_coordinator(b.addr(), group, 0)
+                    .is_ok_and(|c| c != coordinator)
+            })
+    });
+    assert_eq!(committed_offset(&survivors, group), committed);
+    // The transaction commits through the new transaction coordinator.
+    txn.commit_transaction(CLIENT_DEADLINE)
+        .expect("commit through the new coordinator");
+    let reader = transactions::reader(&survivors, "moving", &[0], "read_committed");
+    let seen = transactions::read_until_end(&reader, 1, values.len() + open.len());
+    assert_eq!(seen.len(), values.len() + open.len(), "{seen:?}");
+    assert!(open.iter().all(|v| seen.contains(v)), "{seen:?}");
+}
+
+/// The committed offset of partition 0 of `moving` for `group`, asked through `bootstrap`.
+fn committed_offset(bootstrap: &str, group: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = crate::cluster::group_config(bootstrap, group)
+        .create()
+        .expect("offsets reader");
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted.add_partition("moving", 0);
+    let committed = consumer
+        .committed_offsets(wanted, CLIENT_DEADLINE)
+        .expect("OffsetFetch");
+    match committed.elements()[0].offset() {
+        rdkafka::Offset::Offset(offset) => offset,
+        other => panic!("committed {other:?}"),
+    }
+}
+
 /// The in-sync replicas of partition 0 of `topic`, as the broker at `bootstrap` reports them.
 fn isr_of(bootstrap: &str, topic: &str) -> Vec<i32> {
     harness::metadata(bootstrap)
@@ -194,7 +270,7 @@ async fn transactions_commit_and_abort_on_replicated_partitions_and_a_restarted_
         .expect("commit");
 
     // A follower of partition 0 goes away and comes back while a transaction is aborted (not
-    // the transaction coordinator: `__transaction_state` is not replicated yet).
+    // the transaction coordinator: the coordinator's own failover is tested on its own below).
     let leader = leaders(&bootstraps[0], "replicated-txn")[&0];
     let coordinator =
         crate::cluster::find_coordinator(brokers[0].addr(), "replicated-txn-producer", 1);

@@ -256,6 +256,9 @@ impl Broker {
                 group: group_id.to_owned(),
             }),
             super::CoordinatorAt::Unavailable => Err(not_available(group_id)),
+            super::CoordinatorAt::Loading => Err(Error::CoordinatorLoadInProgress {
+                group: group_id.to_owned(),
+            }),
         }
     }
 }

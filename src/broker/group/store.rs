@@ -148,39 +148,11 @@ impl Broker {
                 .collect();
             self.create_topic_local(OFFSETS_TOPIC, partitions, None, &configs, false)?;
         }
-        let now = now_ms();
         let mut groups: BTreeMap<String, GroupEntry> = BTreeMap::new();
-        let partitions = self.offsets_partitions();
         let mut record_count = 0usize;
-        for partition in 0..partitions {
-            for entry in self.read_internal(partition)? {
-                record_count += 1;
-                match entry {
-                    LogEntry::Record {
-                        record,
-                        transactional_producer: None,
-                        ..
-                    } => apply(&mut groups, record, now),
-                    LogEntry::Record {
-                        record,
-                        transactional_producer: Some(producer_id),
-                        ..
-                    } => txn_offsets::load_pending(&mut groups, producer_id, record, now),
-                    LogEntry::Marker {
-                        producer_id,
-                        is_commit,
-                        ..
-                    } => txn_offsets::complete(
-                        &mut groups,
-                        partition,
-                        partitions,
-                        producer_id,
-                        is_commit,
-                    ),
-                }
-            }
+        for partition in 0..self.offsets_partitions() {
+            record_count += self.load_groups(partition, &mut groups)?;
         }
-        groups.retain(|_, entry| !entry.is_unused());
         tracing::info!(
             groups = groups.len(),
             records = record_count,
@@ -189,6 +161,79 @@ impl Broker {
         self.groups.lock().groups = groups;
         spawn_timer(self);
         Ok(())
+    }
+
+    /// Rebuilds the groups of offsets partition `partition` from its log into `groups`;
+    /// returns how many records and markers it read.
+    fn load_groups(
+        &self,
+        partition: i32,
+        groups: &mut BTreeMap<String, GroupEntry>,
+    ) -> Result<usize> {
+        let now = now_ms();
+        let partitions = self.offsets_partitions();
+        let mut record_count = 0usize;
+        for entry in self.read_internal(partition)? {
+            record_count += 1;
+            match entry {
+                LogEntry::Record {
+                    record,
+                    transactional_producer: None,
+                    ..
+                } => apply(groups, record, now),
+                LogEntry::Record {
+                    record,
+                    transactional_producer: Some(producer_id),
+                    ..
+                } => txn_offsets::load_pending(groups, producer_id, record, now),
+                LogEntry::Marker {
+                    producer_id,
+                    is_commit,
+                    ..
+                } => txn_offsets::complete(groups, partition, partitions, producer_id, is_commit),
+            }
+        }
+        groups.retain(|_, entry| !entry.is_unused());
+        Ok(record_count)
+    }
+
+    /// A replicated offsets partition this broker now leads (its log holds every committed
+    /// write): rebuilds its groups from the log, in place of whatever was held of them.
+    pub(crate) fn load_offsets_partition(&self, partition: i32) -> Result<()> {
+        let mut loaded = BTreeMap::new();
+        let records = self.load_groups(partition, &mut loaded)?;
+        let partitions = self.offsets_partitions();
+        let mut state = self.groups.lock();
+        state
+            .groups
+            .retain(|group, _| partition_for(group, partitions) != partition);
+        tracing::info!(
+            partition,
+            groups = loaded.len(),
+            records,
+            "offsets partition loaded: coordinating its groups"
+        );
+        state.groups.extend(loaded);
+        Ok(())
+    }
+
+    /// A replicated offsets partition this broker no longer leads: forgets its groups (their
+    /// members get NOT_COORDINATOR and find the new coordinator).
+    pub(crate) fn unload_offsets_partition(&self, partition: i32) {
+        let partitions = self.offsets_partitions();
+        let mut state = self.groups.lock();
+        let before = state.groups.len();
+        state
+            .groups
+            .retain(|group, _| partition_for(group, partitions) != partition);
+        let dropped = before - state.groups.len();
+        if dropped > 0 {
+            tracing::info!(
+                partition,
+                groups = dropped,
+                "offsets partition unloaded: its groups are coordinated elsewhere"
+            );
+        }
     }
 
     /// Every record and transaction marker of one offsets partition, below its high watermark.

@@ -229,7 +229,7 @@ impl Broker {
     ) -> Result<Option<u64>> {
         let (_, target) = self.partition(OFFSETS_TOPIC, partition)?;
         let add = commit.version >= TRANSACTIONS_V2_VERSION;
-        let guard = target.with_log(|log| {
+        let guard = target.with_leader_state(|log| {
             Ok(log.start_transaction_verification(
                 commit.producer_id,
                 commit.producer_epoch,

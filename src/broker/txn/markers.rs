@@ -127,13 +127,7 @@ impl Broker {
             .is_some_and(|t| t.settings.timestamp_policy == TimestampPolicy::LogAppendTime);
         let batch = marker_batch(marker, log_append_time, now_ms());
         let prepare = move |log: &storage::Log| {
-            log.check_marker(
-                marker.producer_id,
-                marker.producer_epoch,
-                marker.coordinator_epoch,
-                marker.transaction_version,
-            )
-            .map_err(Refusal::Producer)?;
+            check_marker(log, marker).map_err(Refusal::Producer)?;
             Ok(Bytes::from(batch))
         };
         self.propose_write(target, Acks::All, -1, prepare).await
@@ -150,14 +144,19 @@ impl Broker {
         let now = now_ms();
         let log_append_time = state.settings.timestamp_policy == TimestampPolicy::LogAppendTime;
         let mut batch = marker_batch(marker, log_append_time, now);
+        if target.is_replicated() {
+            // A replicated offsets partition: in order with the group coordinator's writes.
+            return crate::broker::internal_writes::queue_write(
+                &target,
+                Box::new(move |log: &storage::Log| {
+                    check_marker(log, marker).map_err(Refusal::Producer)?;
+                    Ok(Bytes::from(batch))
+                }),
+            );
+        }
         let appended = target
             .with_log(|log| {
-                if let Err(refused) = log.check_marker(
-                    marker.producer_id,
-                    marker.producer_epoch,
-                    marker.coordinator_epoch,
-                    marker.transaction_version,
-                ) {
+                if let Err(refused) = check_marker(log, marker) {
                     return Ok(Err(refused));
                 }
                 let appended = log.append(&mut batch, LEADER_EPOCH, now)?;
@@ -226,6 +225,19 @@ impl Broker {
         );
         Ok((complete.producer_id, complete.producer_epoch))
     }
+}
+
+/// Whether `log` takes `marker` (its epochs checked, as Kafka's leader does).
+fn check_marker(
+    log: &storage::Log,
+    marker: MarkerSpec,
+) -> std::result::Result<(), storage::ProducerError> {
+    log.check_marker(
+        marker.producer_id,
+        marker.producer_epoch,
+        marker.coordinator_epoch,
+        marker.transaction_version,
+    )
 }
 
 /// The control batch of `marker`, written at `now_ms` (stamped with it on a LogAppendTime topic).

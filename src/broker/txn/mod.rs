@@ -52,6 +52,8 @@ pub(crate) enum TxnError {
     TransactionalIdNotFound,
     #[error("the transaction coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("the transaction coordinator is still loading its partition")]
+    CoordinatorLoadInProgress,
     #[error("another broker coordinates this transactional id")]
     NotCoordinator,
     #[error("the transaction coordinator met an illegal state transition")]
@@ -104,7 +106,7 @@ pub(crate) struct TxnDescription {
 
 /// The coordinator's state, behind one lock.
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     txns: BTreeMap<String, TxnMetadata>,
     /// False until the state is loaded, and again once shutdown begins.
     is_active: bool,
@@ -138,6 +140,12 @@ impl Broker {
             }
             super::CoordinatorAt::Unavailable => {
                 return Err(refused(transactional_id, TxnError::CoordinatorNotAvailable));
+            }
+            super::CoordinatorAt::Loading => {
+                return Err(refused(
+                    transactional_id,
+                    TxnError::CoordinatorLoadInProgress,
+                ));
             }
         }
         let state = self.transactions.lock();
@@ -403,7 +411,9 @@ impl Broker {
                 );
                 return self.verify_on(id, call).await;
             }
-            super::CoordinatorAt::Unavailable => return Err(TxnError::CoordinatorNotAvailable),
+            super::CoordinatorAt::Unavailable | super::CoordinatorAt::Loading => {
+                return Err(TxnError::CoordinatorNotAvailable);
+            }
         }
         self.verify_transaction_here(
             transactional_id,

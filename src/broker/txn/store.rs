@@ -3,10 +3,11 @@
 //! transactional id rebuilt from the topic on start, before clients are served.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use bytes::Bytes;
 
+use super::State;
 use super::metadata::{TxnMetadata, TxnTransit};
 use super::record;
 use super::state::TxnState;
@@ -92,11 +93,7 @@ impl Broker {
                 apply(&mut txns, record);
             }
         }
-        let prepared: Vec<String> = txns
-            .values()
-            .filter(|meta| matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
-            .map(|meta| meta.transactional_id.clone())
-            .collect();
+        let prepared = prepared(&txns);
         tracing::info!(
             transactional_ids = txns.len(),
             records = record_count,
@@ -108,6 +105,13 @@ impl Broker {
             state.txns = txns;
             state.is_active = true;
         }
+        self.complete_loaded(prepared);
+        super::timer::spawn(self);
+        Ok(())
+    }
+
+    /// Completes transactions found between their prepare and completion at a load.
+    fn complete_loaded(self: &Arc<Self>, prepared: Vec<String>) {
         for transactional_id in prepared {
             let broker = Arc::clone(self);
             tokio::spawn(async move {
@@ -116,8 +120,42 @@ impl Broker {
                 }
             });
         }
-        super::timer::spawn(self);
+    }
+
+    /// A replicated `__transaction_state` partition this broker now leads (its log holds every
+    /// committed transition): rebuilds its transactional ids from the log, in place of
+    /// whatever was held of them, and completes the prepared ones.
+    pub(crate) fn load_txn_partition(self: &Arc<Self>, partition: i32) -> Result<()> {
+        let mut loaded: BTreeMap<String, TxnMetadata> = BTreeMap::new();
+        let records = self.read_records(TXN_TOPIC, partition)?;
+        let record_count = records.len();
+        for record in records {
+            apply(&mut loaded, record);
+        }
+        let prepared = prepared(&loaded);
+        tracing::info!(
+            partition,
+            transactional_ids = loaded.len(),
+            records = record_count,
+            completing = prepared.len(),
+            "transaction state partition loaded: coordinating its transactional ids"
+        );
+        self.unload_txn_partition(partition).txns.extend(loaded);
+        self.complete_loaded(prepared);
         Ok(())
+    }
+
+    /// A replicated `__transaction_state` partition this broker no longer leads: forgets its
+    /// transactional ids (their producers get NOT_COORDINATOR and find the new coordinator).
+    /// Returns the coordinator's state, still locked.
+    pub(crate) fn unload_txn_partition(&self, partition: i32) -> MutexGuard<'_, State> {
+        let partitions =
+            self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
+        let mut state = self.transactions.lock();
+        state
+            .txns
+            .retain(|id, _| partition_for(id, partitions) != partition);
+        state
     }
 
     /// Every record of one partition of an internal topic, below its high watermark.
@@ -158,6 +196,14 @@ impl Broker {
             offset = next;
         }
     }
+}
+
+/// The transactional ids caught between their prepare and completion.
+fn prepared(txns: &BTreeMap<String, TxnMetadata>) -> Vec<String> {
+    txns.values()
+        .filter(|meta| matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+        .map(|meta| meta.transactional_id.clone())
+        .collect()
 }
 
 /// Applies one stored record: the last value of a key wins, a tombstone removes the id.

@@ -71,7 +71,9 @@ fn locate(ctx: &Context, key_type: i8, key: &str) -> Result<(i32, String, u16), 
         _ => return Err(ResponseError::InvalidRequest),
     };
     match at {
-        CoordinatorAt::Here => {
+        // A coordinator still loading is the coordinator: it answers the group's requests with
+        // COORDINATOR_LOAD_IN_PROGRESS until it is done.
+        CoordinatorAt::Here | CoordinatorAt::Loading => {
             let endpoint = ctx.broker.advertised();
             Ok((ctx.broker.node_id(), endpoint.host.clone(), endpoint.port))
         }
