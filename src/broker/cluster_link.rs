@@ -4,10 +4,9 @@
 //! join adopts the topics a standalone data dir already had. Produce, fetch and offsets of a
 //! user topic's partition are served only by its leader; the others answer "not the leader".
 //!
-//! Interim until replication (issue 10): every broker keeps a (possibly empty) local log for
-//! every partition of every user topic and serves only those it leads; replication factor 1;
-//! leader epochs stay the single node's constant; internal topics and their coordinators stay
-//! per broker.
+//! Every broker keeps a (possibly empty) local log for every partition of every topic; a
+//! partition with one replica is served by its placed leader, a replicated one by its raft
+//! leader (`replicas.rs`), which is also the coordinator of an internal partition's keys.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};

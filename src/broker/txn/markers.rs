@@ -182,6 +182,7 @@ impl Broker {
     /// producer continues with.
     pub(super) async fn complete_transaction(&self, transactional_id: &str) -> Result<(i64, i16)> {
         let fail = |error| refused(transactional_id, error);
+        let coordinator_epoch = self.coordinator_epoch(transactional_id);
         let (complete, partitions, marker) = {
             let mut state = self.transactions.lock();
             let meta = state
@@ -193,7 +194,7 @@ impl Broker {
                 producer_id: meta.producer_id,
                 producer_epoch: meta.producer_epoch,
                 commit,
-                coordinator_epoch: COORDINATOR_EPOCH,
+                coordinator_epoch,
                 transaction_version: meta.client_transaction_version,
             };
             let partitions = meta.partitions.clone();

@@ -53,6 +53,20 @@ impl Broker {
         )
     }
 
+    /// The epoch this broker coordinates `transactional_id` in, which its markers carry (a
+    /// partition refuses the markers of a coordinator a newer one replaced): the raft term of
+    /// its replicated `__transaction_state` partition, else the single node's constant.
+    pub(super) fn coordinator_epoch(&self, transactional_id: &str) -> i32 {
+        let partitions =
+            self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
+        self.partition(TXN_TOPIC, partition_for(transactional_id, partitions))
+            .ok()
+            .and_then(|(_, target)| target.raft().map(|group| group.leadership().term))
+            .map_or(super::markers::COORDINATOR_EPOCH, |term| {
+                i32::try_from(term).unwrap_or(i32::MAX)
+            })
+    }
+
     /// Appends a transition of `transactional_id` (acks=all) and waits until it is durable.
     pub(super) async fn write_transit(
         &self,
