@@ -128,6 +128,19 @@ async fn a_replicated_partition_keeps_every_acknowledged_record_through_the_lead
     // The new leader serves a higher leader epoch.
     let new_leader = leaders(&survivor, "replicated")[&0];
     assert_ne!(new_leader, leader);
+    // KIP-320: a fetcher whose last record is of the first term, asking past that term's
+    // end, is told where the term ends (and gets no records); one fetching from there is not.
+    let new_leader_addr = brokers[new_leader as usize - 1].addr();
+    let (diverging, records) = fetch_after_epoch(new_leader_addr, "replicated", 1, 2000);
+    assert_eq!(diverging.0, 1, "the first term");
+    assert!((1..1100).contains(&diverging.1), "{diverging:?}");
+    assert_eq!(records, 0);
+    let (agreed, _) = fetch_after_epoch(new_leader_addr, "replicated", 1, diverging.1);
+    assert_eq!(
+        agreed,
+        (-1, -1),
+        "fetching from the term's end does not diverge"
+    );
     let led = brokers[new_leader as usize - 1].log();
     assert!(
         led.lines()
@@ -235,6 +248,39 @@ fn committed_offset(bootstrap: &str, group: &str) -> i64 {
         rdkafka::Offset::Offset(offset) => offset,
         other => panic!("committed {other:?}"),
     }
+}
+
+/// Fetch v12 of partition 0 of `topic` at `offset` with `last_fetched_epoch`: the diverging
+/// epoch and end offset the leader answers ((-1, -1): none) and the record bytes it returned.
+fn fetch_after_epoch(
+    addr: std::net::SocketAddr,
+    topic: &str,
+    last_fetched_epoch: i32,
+    offset: i64,
+) -> ((i32, i64), usize) {
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1024 * 1024)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(crate::raw::topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_last_fetched_epoch(last_fetched_epoch)
+                        .with_partition_max_bytes(1024 * 1024),
+                ]),
+        ]);
+    let response = crate::raw::RawConn::connect(addr).roundtrip(&request, 12);
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0, "fetch error");
+    (
+        (data.diverging_epoch.epoch, data.diverging_epoch.end_offset),
+        data.records.as_ref().map_or(0, |r| r.len()),
+    )
 }
 
 /// The in-sync replicas of partition 0 of `topic`, as the broker at `bootstrap` reports them.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
@@ -31,6 +32,9 @@ struct Wanted {
     error: Option<ResponseError>,
     /// Another broker leads it: (id, epoch) for KIP-951 clients.
     leader_hint: Option<(i32, i32)>,
+    /// The epoch of the last record the fetcher holds (v12+, -1 when not sent): its log
+    /// diverged from ours when that epoch ends here before the fetch offset.
+    last_fetched_epoch: i32,
 }
 
 struct WantedTopic {
@@ -171,6 +175,7 @@ fn resolve(
                         partition_max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                         error,
                         leader_hint,
+                        last_fetched_epoch: p.last_fetched_epoch,
                     }
                 })
                 .collect();
@@ -218,8 +223,18 @@ fn read_all(
                     } else {
                         Isolation::ReadUncommitted
                     };
+                    let diverging = diverging_epoch(ctx, name, p);
+                    // A diverged fetcher gets no records, only where to truncate to.
+                    // A diverged fetcher gets no records (read at most where its epoch ends here,
+                    // for the watermarks), only where to truncate to.
+                    let (offset, budget, min_one) = match diverging {
+                        Some((_, end)) if end >= 0 => (p.fetch_offset.min(end), 0, false),
+                        Some(_) => (p.fetch_offset, 0, false),
+                        None => (p.fetch_offset, budget, min_one),
+                    };
                     ctx.broker
-                        .fetch_isolated(name, p.partition, p.fetch_offset, budget, min_one, isolation)
+                        .fetch_isolated(name, p.partition, offset, budget, min_one, isolation)
+                        .map(|fetched| (fetched, diverging))
                         .map_err(|err| {
                             tracing::debug!(topic = %name, partition = p.partition, error = %err, "fetch failed");
                             error_code::for_broker_error(&err)
@@ -228,10 +243,18 @@ fn read_all(
             };
             let data = PartitionData::default().with_partition_index(p.partition);
             let data = match fetched {
-                Ok(fetched) => {
+                Ok((fetched, diverging)) => {
                     summary.bytes += fetched.records.len();
                     remaining = remaining.saturating_sub(fetched.records.len());
-                    partition_data(data, fetched)
+                    let data = partition_data(data, fetched);
+                    match diverging {
+                        Some((epoch, end_offset)) => data.with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        ),
+                        None => data,
+                    }
                 }
                 Err(error) => {
                     summary.has_error = true;
@@ -260,6 +283,22 @@ fn read_all(
         );
     }
     (topics, summary)
+}
+
+/// KIP-320 for a fetcher that names the epoch of its last record: when that epoch ends in our
+/// log before the fetch offset (or is not ours), the largest epoch at or below it and where it
+/// ends, so the fetcher truncates there; None when the logs agree.
+fn diverging_epoch(ctx: &Context, topic: &str, wanted: &Wanted) -> Option<(i32, i64)> {
+    if wanted.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = ctx
+        .broker
+        .leader_epoch_end_offset(topic, wanted.partition, wanted.last_fetched_epoch)
+        .ok()?;
+    // Kafka's test (Partition.fetchRecords): an epoch ours does not reach counts as diverged.
+    (epoch < wanted.last_fetched_epoch || end_offset < wanted.fetch_offset)
+        .then_some((epoch, end_offset))
 }
 
 fn partition_data(data: PartitionData, fetched: FetchedPartition) -> PartitionData {
