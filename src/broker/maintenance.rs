@@ -27,28 +27,50 @@ pub(super) fn spawn(broker: &Arc<Broker>) {
                 let weak = Weak::clone(&weak);
                 tokio::task::spawn_blocking(move || run_once(&weak))
             };
-            let Ok(Some(partitions)) = pass.await else {
+            let Ok(Some(due)) = pass.await else {
                 return;
             };
-            for partition in partitions {
+            for partition in due.compacted {
                 compact(partition).await;
+            }
+            for (partition, cut) in due.cuts {
+                purge_replicated(&partition, cut).await;
             }
         }
     });
 }
 
-/// One roll and retention pass over every partition; returns the partitions of compacted
-/// topics, or None once the broker is gone.
-fn run_once(weak: &Weak<Broker>) -> Option<Vec<Arc<Partition>>> {
+/// What a pass leaves to do asynchronously.
+#[derive(Default)]
+struct Due {
+    /// Partitions of compacted topics.
+    compacted: Vec<Arc<Partition>>,
+    /// Replicated partitions and the offset their retention cuts at.
+    cuts: Vec<(Arc<Partition>, i64)>,
+}
+
+/// One roll and retention pass over every partition; returns what is left to do, or None
+/// once the broker is gone.
+fn run_once(weak: &Weak<Broker>) -> Option<Due> {
     let broker = weak.upgrade()?;
-    let mut compacted = Vec::new();
+    let mut due = Due::default();
+    let compacted = &mut due.compacted;
     let now = now_ms();
     let topics: Vec<_> = broker.topics_read().values().cloned().collect();
     for topic in topics {
         for partition in &topic.partitions {
-            // A replicated partition's log belongs to its raft group: retention and compaction
-            // there must go through raft (snapshot + purge), which is not built yet.
-            if partition.is_replicated() || broker.is_replicated(&topic.name, partition.index) {
+            if partition.is_replicated() {
+                // Each replica rolls its own segments; retention goes through raft (a snapshot
+                // where it cuts, then a purge). Compaction of a replicated log is not built.
+                if topic.settings.log.compaction.is_none()
+                    && let Some(cut) = retention_cut(partition, now)
+                {
+                    due.cuts.push((Arc::clone(partition), cut));
+                }
+                continue;
+            }
+            // Its raft group is about to take the log over.
+            if broker.is_replicated(&topic.name, partition.index) {
                 continue;
             }
             if topic.settings.log.compaction.is_some() {
@@ -75,7 +97,32 @@ fn run_once(weak: &Weak<Broker>) -> Option<Vec<Arc<Partition>>> {
             }
         }
     }
-    Some(compacted)
+    Some(due)
+}
+
+/// A replicated partition's roll by age, and where retention would cut it now.
+fn retention_cut(partition: &Partition, now: i64) -> Option<i64> {
+    let cut = partition.with_leader_state(|log| {
+        log.roll_if_due(now)?;
+        Ok(log.retention_cut(now))
+    });
+    match cut {
+        Ok(cut) => cut,
+        Err(err) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %err, "maintenance failed");
+            None
+        }
+    }
+}
+
+/// Retention of a replicated partition: a raft snapshot where it cuts, then raft purges.
+async fn purge_replicated(partition: &Partition, cut: i64) {
+    let Some(group) = partition.raft() else {
+        return;
+    };
+    if group.purge_below(cut).await {
+        tracing::info!(topic = %partition.topic, partition = partition.index, log_start_offset = cut, "retention cut the replicated log");
+    }
 }
 
 /// One compaction pass of one partition: plan under the lock, build on the blocking pool

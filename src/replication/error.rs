@@ -15,6 +15,10 @@ pub(crate) enum Error {
     RaftControlTypeInData,
     #[error("raft membership cannot be encoded or decoded")]
     MembershipCodec(#[source] serde_json::Error),
+    #[error("a partition snapshot cannot be encoded or decoded")]
+    SnapshotCodec(#[source] serde_json::Error),
+    #[error("a partition snapshot's data is not a Kafka offset ({len} bytes)")]
+    SnapshotData { len: usize },
     #[error("raft term {term} does not fit a batch's partitionLeaderEpoch")]
     TermTooLarge { term: u64 },
     #[error("raft log entry {index} would leave a hole: the next index is {expected}")]

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::error::Error;
 use super::flusher::{self, AppendedBatches, Shared};
+use super::persisted::{self, PartitionSnapshot};
 use super::raft_log::RaftLog;
 use super::types::{Entry, LogId, TypeConfig, Vote};
 use crate::limits;
@@ -131,6 +132,36 @@ impl LogReader {
     /// term starts (see `IndexMap::epoch_end`).
     pub(crate) fn epoch_end(&self, requested: u64) -> Option<(u64, i64)> {
         self.shared.lock().epoch_end(requested)
+    }
+
+    /// The last entry whose batch starts below Kafka offset `offset`, if the log holds one.
+    pub(crate) fn last_entry_before(&self, offset: i64) -> Option<LogId> {
+        self.shared.lock().last_entry_before(offset)
+    }
+
+    /// The last snapshot saved beside the log.
+    pub(crate) fn read_snapshot(&self) -> Result<Option<PartitionSnapshot>, Error> {
+        persisted::read_snapshot(self.shared.lock().log())
+    }
+
+    /// Saves `snapshot` (durably) and, unless the log holds the entry it ends at, empties the
+    /// log to go on where the snapshot does (see `RaftLog::install_snapshot`).
+    pub(crate) async fn install_snapshot(&self, snapshot: PartitionSnapshot) -> Result<(), Error> {
+        locked(&self.shared, move |raft_log| {
+            if let Some(purged) = snapshot.meta.last_log_id {
+                raft_log.install_snapshot(purged, snapshot.next_offset)?;
+            }
+            persisted::write_snapshot(raft_log.log(), &snapshot)
+        })
+        .await
+    }
+
+    /// Saves `snapshot` (durably) as the one raft knows, before raft purges what it covers.
+    pub(crate) async fn save_snapshot(&self, snapshot: PartitionSnapshot) -> Result<(), Error> {
+        locked(&self.shared, move |raft_log| {
+            persisted::write_snapshot(raft_log.log(), &snapshot)
+        })
+        .await
     }
 
     /// The record batches (normal entries) appended since the log opened, counted once

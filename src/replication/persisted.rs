@@ -2,8 +2,10 @@
 //! files: the vote, and where the raft log starts (the last purged log id, the raft index and
 //! Kafka offset of the first entry). Encoding only; storage does the durable I/O.
 
+use openraft::type_config::alias::SnapshotMetaOf;
+
 use super::error::Error;
-use super::types::{LogId, Vote, log_id, term_of};
+use super::types::{LogId, TypeConfig, Vote, log_id, term_of};
 use crate::storage::{Log, RaftStateFile};
 
 /// Where the raft log starts inside the partition log. Batches below `first_offset` are not
@@ -80,6 +82,47 @@ pub(crate) fn write_log_start(log: &Log, start: &LogStart) -> Result<(), Error> 
         u64::try_from(start.first_offset).unwrap_or(0),
     ];
     Ok(log.write_raft_state(RaftStateFile::LogStart, &numbers)?)
+}
+
+/// A partition group's snapshot: raft's metadata (the last entry it covers and the membership
+/// then) and the Kafka offset where the log goes on after that entry. The entries it covers
+/// are purged: below `next_offset` the partition has no raft entries (retention deleted them,
+/// or they are about to go).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PartitionSnapshot {
+    pub(crate) meta: SnapshotMetaOf<TypeConfig>,
+    pub(crate) next_offset: i64,
+}
+
+impl PartitionSnapshot {
+    /// The snapshot's data on the wire: the next offset, 8 bytes big-endian.
+    pub(crate) fn data(&self) -> bytes::Bytes {
+        bytes::Bytes::copy_from_slice(&self.next_offset.to_be_bytes())
+    }
+
+    /// The next offset from a snapshot's data.
+    pub(crate) fn next_offset_of(data: &[u8]) -> Result<i64, Error> {
+        let bytes: [u8; 8] = data
+            .try_into()
+            .map_err(|_| Error::SnapshotData { len: data.len() })?;
+        Ok(i64::from_be_bytes(bytes))
+    }
+}
+
+/// The last snapshot saved in `log`'s directory.
+pub(crate) fn read_snapshot(log: &Log) -> Result<Option<PartitionSnapshot>, Error> {
+    let Some(bytes) = log.read_raft_blob(RaftStateFile::Snapshot)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(Error::SnapshotCodec)
+}
+
+/// Durable before it returns.
+pub(crate) fn write_snapshot(log: &Log, snapshot: &PartitionSnapshot) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(snapshot).map_err(Error::SnapshotCodec)?;
+    Ok(log.write_raft_blob(RaftStateFile::Snapshot, &bytes)?)
 }
 
 fn shaped<const N: usize>(numbers: &[u64]) -> Result<[u64; N], Error> {

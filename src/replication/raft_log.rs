@@ -8,7 +8,7 @@ use super::entry_codec;
 use super::error::Error;
 use super::index_map::IndexMap;
 use super::persisted::{self, LogStart};
-use super::types::{Entry, LogId, Term, Vote, log_id};
+use super::types::{Entry, LogId, Term, Vote, log_id, term_of};
 use crate::storage::Log;
 
 /// A partition log seen as a raft log.
@@ -38,8 +38,13 @@ impl RaftLog {
             });
         }
         if start.purged.is_some() && log.log_start_offset() < start.first_offset {
-            // A purge saved its new start, then stopped before the log start moved.
-            log.delete_records_before(start.first_offset)?;
+            // A purge saved its new start, then stopped before the log start moved (or, for a
+            // snapshot past the whole log, before the log was emptied).
+            if start.first_offset > log.log_end_offset() {
+                log.restart_at(start.first_offset)?;
+            } else {
+                log.delete_records_before(start.first_offset)?;
+            }
         }
         let map = rebuild_map(&log, &start)?;
         Ok(RaftLog {
@@ -174,6 +179,53 @@ impl RaftLog {
         self.truncation_count += 1;
         self.log.truncate_suffix(offset)?;
         self.map.truncate_from(from);
+        Ok(())
+    }
+
+    /// The last entry whose batch starts below Kafka offset `offset`, if the log holds one
+    /// (entries' offsets grow with their index).
+    pub(crate) fn last_entry_before(&self, offset: i64) -> Option<LogId> {
+        let (first, next) = (self.map.first_index()?, self.map.next_index()?);
+        let (mut low, mut high) = (first, next);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.map.get(middle)?.offset < offset {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        let last = low.checked_sub(1).filter(|last| *last >= first)?;
+        Some(log_id(self.map.get(last)?.term, last))
+    }
+
+    /// Installs a snapshot that ends at `purged`, after which the log goes on at Kafka offset
+    /// `next_offset`. A log that holds `purged` (or purged it already) keeps its entries (raft
+    /// purges up to it next); any other is emptied and starts again at `next_offset`, its next
+    /// entry `purged.index + 1`, so its offsets stay the leader's.
+    pub(crate) fn install_snapshot(
+        &mut self,
+        purged: LogId,
+        next_offset: i64,
+    ) -> Result<(), Error> {
+        let holds = self
+            .map
+            .get(purged.index)
+            .is_some_and(|located| located.term == term_of(&purged));
+        if holds || self.start.purged.is_some_and(|done| done >= purged) {
+            return Ok(());
+        }
+        let start = LogStart {
+            purged: Some(purged),
+            first_index: purged.index + 1,
+            first_offset: next_offset,
+        };
+        // Saved first: a crash before the log is emptied finishes it at the next open.
+        persisted::write_log_start(&self.log, &start)?;
+        self.truncation_count += 1;
+        self.log.restart_at(next_offset)?;
+        self.start = start;
+        self.map = IndexMap::default();
         Ok(())
     }
 

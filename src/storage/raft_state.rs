@@ -13,6 +13,8 @@ const FORMAT_TAG: &str = "v1";
 const NUMBERS_MAX: usize = 8;
 /// A tag, `NUMBERS_MAX` decimal u64s with separators and a newline fit in this.
 const FILE_BYTES_MAX: u64 = 256;
+/// Largest opaque raft state file (a snapshot's metadata: membership with addresses).
+const BLOB_BYTES_MAX: u64 = 64 * 1024;
 
 /// Which bookkeeping file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub(crate) enum RaftStateFile {
     Vote,
     /// Where the raft log starts in the partition log, and what was purged.
     LogStart,
+    /// The partition group's last snapshot (its metadata and data, a few hundred bytes).
+    Snapshot,
 }
 
 impl RaftStateFile {
@@ -28,6 +32,7 @@ impl RaftStateFile {
         match self {
             RaftStateFile::Vote => "raft-vote",
             RaftStateFile::LogStart => "raft-log-start",
+            RaftStateFile::Snapshot => "raft-snapshot",
         }
     }
 }
@@ -36,6 +41,35 @@ impl Log {
     /// Persists `numbers` (at most 8) in `file`, durably, before returning.
     pub(crate) fn write_raft_state(&self, file: RaftStateFile, numbers: &[u64]) -> Result<()> {
         write_numbers(self.dir(), file.name(), numbers)
+    }
+
+    /// Persists opaque `bytes` (at most `BLOB_BYTES_MAX`) in `file`, durably, before returning.
+    pub(crate) fn write_raft_blob(&self, file: RaftStateFile, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 > BLOB_BYTES_MAX {
+            return Err(Error::CorruptState {
+                path: self.dir().join(file.name()),
+                reason: "raft state larger than its file may be",
+            });
+        }
+        write_atomically(self.dir(), file.name(), bytes)
+    }
+
+    /// The bytes last written to `file` with `write_raft_blob`; None when never written.
+    pub(crate) fn read_raft_blob(&self, file: RaftStateFile) -> Result<Option<Vec<u8>>> {
+        let path = self.dir().join(file.name());
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.len() > BLOB_BYTES_MAX => {
+                return Err(Error::CorruptState {
+                    path,
+                    reason: "raft state larger than its file may be",
+                });
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error("stat raft state", &path)(error)),
+        }
+        let bytes = std::fs::read(&path).map_err(io_error("read raft state", &path))?;
+        Ok(Some(bytes))
     }
 
     /// The numbers last written to `file`; None when it was never written.

@@ -88,16 +88,27 @@ pub(crate) fn view(addr: SocketAddr) -> (String, i32, Vec<i32>) {
 
 /// Three brokers (node ids 1, 2, 3) formed into one cluster.
 pub(crate) fn form_three() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
+    form_three_with(&[])
+}
+
+/// [`form_three`] with more settings (env) on every broker.
+pub(crate) fn form_three_with(extra: &[(&str, &str)]) -> (Vec<Broker>, Vec<tempfile::TempDir>) {
     let dirs: Vec<_> = (0..3)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
-    let mut brokers = vec![start(dirs[0].path(), &cluster_env(1, 3, ""))];
+    let env = |id: i32, seed: &str| {
+        let mut env = cluster_env(id, 3, seed);
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        env
+    };
+    let mut brokers = vec![start(dirs[0].path(), &env(1, ""))];
     let seed = gossip_addr(&brokers[0]);
     for id in 2..=3 {
-        brokers.push(start(
-            dirs[id as usize - 1].path(),
-            &cluster_env(id, 3, &seed),
-        ));
+        brokers.push(start(dirs[id as usize - 1].path(), &env(id, &seed)));
     }
     wait_until(FORM_DEADLINE, "every broker lists all three", || {
         brokers.iter().all(|b| {

@@ -298,6 +298,18 @@ pub(crate) fn latest_offset(
     partition: i32,
     isolation_level: i8,
 ) -> (i16, i64) {
+    list_offset(addr, topic, partition, -1, isolation_level)
+}
+
+/// ListOffsets v5 of one partition at `addr` for `timestamp` (-1 latest, -2 earliest) with
+/// `isolation_level`: (error code, offset).
+pub(crate) fn list_offset(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    isolation_level: i8,
+) -> (i16, i64) {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::{BrokerId, ListOffsetsRequest};
     let request = ListOffsetsRequest::default()
@@ -309,7 +321,7 @@ pub(crate) fn latest_offset(
                 .with_partitions(vec![
                     ListOffsetsPartition::default()
                         .with_partition_index(partition)
-                        .with_timestamp(-1),
+                        .with_timestamp(timestamp),
                 ]),
         ]);
     let response = RawConn::connect(addr).roundtrip(&request, 5);

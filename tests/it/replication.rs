@@ -233,6 +233,107 @@ async fn committed_offsets_and_an_open_transaction_move_to_a_new_coordinator_whe
     assert!(open.iter().all(|v| seen.contains(v)), "{seen:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_cuts_a_replicated_partition_and_a_new_leader_serves_from_its_own_cut() {
+    let (mut brokers, _dirs) =
+        crate::cluster::form_three_with(&[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    let topic = NewTopic::new("retained", 1, TopicReplication::Fixed(3))
+        .set("segment.bytes", "16384")
+        .set("retention.bytes", "49152");
+    let results = harness::admin(&bootstraps[0])
+        .create_topics([&topic], &harness::admin_options())
+        .await
+        .expect("CreateTopics request");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let producer = harness::producer(
+        &all,
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("batch.size", "8000"),
+        ],
+    );
+    let values: Vec<String> = (0..2000)
+        .map(|i| format!("{i:05}-{}", "x".repeat(90)))
+        .collect();
+    acknowledged(&values, enqueue(&producer, "retained", &values)).await;
+
+    // Retention cuts the leader's log (a raft snapshot, then a purge)...
+    let leader = leaders(&all, "retained")[&0];
+    wait_until(LEADER_DEADLINE, "the leader's log start moved", || {
+        let addr = brokers[leader as usize - 1].addr();
+        crate::raw::list_offset(addr, "retained", 0, -2, 0).1 > 0
+    });
+    // ...and each follower's: the next leader serves from its own cut, every record above it
+    // in order up to the last one written.
+    brokers[leader as usize - 1].kill9();
+    let mut successor = 0;
+    wait_until(LEADER_DEADLINE, "a new leader", || {
+        successor = (1..=3)
+            .filter(|id| *id != leader)
+            .find_map(|id| {
+                leaders(&bootstraps[id as usize - 1], "retained")
+                    .get(&0)
+                    .copied()
+            })
+            .filter(|l| *l != leader && *l > 0)
+            .unwrap_or(0);
+        successor > 0
+    });
+    let mut low = 0;
+    wait_until(
+        LEADER_DEADLINE,
+        "the new leader serves from its cut",
+        || {
+            let addr = brokers[successor as usize - 1].addr();
+            let (error, offset) = crate::raw::list_offset(addr, "retained", 0, -2, 0);
+            low = offset;
+            error == 0 && offset > 0
+        },
+    );
+    let survivors = bootstraps[successor as usize - 1].clone();
+    let read = read_from(&survivors, "retained", low, values.last().expect("values"));
+    assert!(
+        !read.is_empty() && read.len() < values.len(),
+        "{} read",
+        read.len()
+    );
+    assert_eq!(
+        read.as_slice(),
+        &values[values.len() - read.len()..],
+        "a suffix, in order"
+    );
+}
+
+/// The values of partition 0 of `topic` from offset `start` through the record `last`.
+fn read_from(bootstrap: &str, topic: &str, start: i64, last: &str) -> Vec<String> {
+    use rdkafka::consumer::Consumer;
+    let consumer = harness::consumer(bootstrap);
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, rdkafka::Offset::Offset(start))
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = std::time::Instant::now() + CLIENT_DEADLINE;
+    let mut read = Vec::new();
+    while read.last().map(String::as_str) != Some(last) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} read, not yet {last}",
+            read.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => read
+                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(error)) => panic!("consuming {topic}: {error}"),
+        }
+    }
+    read
+}
+
 /// The committed offset of partition 0 of `moving` for `group`, asked through `bootstrap`.
 fn committed_offset(bootstrap: &str, group: &str) -> i64 {
     use rdkafka::consumer::{BaseConsumer, Consumer};

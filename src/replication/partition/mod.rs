@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, watch};
 
 use super::log_store::{LogReader, LogStore};
 use super::network::{GroupNetworkFactory, RaftHandler};
+use super::persisted::PartitionSnapshot;
 use super::rpc::{GroupId, Peers, Registry};
 use super::types::{self, RaftNode, RecordBatch, TypeConfig};
 use crate::storage;
@@ -154,6 +155,8 @@ pub(crate) struct PartitionGroup {
     /// Held from a proposal's check until its entry is in the log.
     proposing: Mutex<()>,
     registry: Arc<Registry>,
+    /// The snapshot `purge_below` asks raft to take next.
+    requested: state_machine::Requested,
 }
 
 impl std::fmt::Debug for PartitionGroup {
@@ -180,15 +183,18 @@ impl PartitionGroup {
         let store = LogStore::open(log).await.map_err(|e| start(&e))?;
         let reader = store.reader();
         let (publish, high_watermark) = watch::channel(log_start);
-        let machine = PartitionMachine::new(reader.clone(), publish);
+        let requested = state_machine::Requested::default();
+        let machine = PartitionMachine::new(reader.clone(), publish, Arc::clone(&requested));
         let config = openraft::Config {
             cluster_name: format!("tidelog-partition-{}", settings.group),
             heartbeat_interval: settings.heartbeat_interval_ms,
             election_timeout_min: settings.election_timeout_ms,
             election_timeout_max: settings.election_timeout_ms * 2,
             enable_pre_vote: Some(true),
-            // The log is the data: never snapshot it away.
+            // The log is the data: snapshots are taken only where retention cuts it
+            // (`purge_below`), and raft purges exactly what one covers.
             snapshot_policy: openraft::SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: 0,
             ..openraft::Config::default()
         }
         .validate()
@@ -205,7 +211,59 @@ impl PartitionGroup {
             high_watermark,
             proposing: Mutex::new(()),
             registry,
+            requested,
         }))
+    }
+
+    /// Retention on this replica: takes a snapshot covering every committed entry whose batch
+    /// lies wholly below Kafka offset `offset` (a segment boundary), so raft purges them and
+    /// their segments go; a follower that lacks them later starts its log where the snapshot
+    /// ends. Whether a new snapshot was taken. Nothing happens when no such entry is committed
+    /// yet, or when the membership changed after it (a snapshot carries the membership of the
+    /// entry it ends at).
+    pub(crate) async fn purge_below(&self, offset: i64) -> bool {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let Some(last) = self.log.last_entry_before(offset) else {
+            return false;
+        };
+        let committed = metrics.last_applied.is_some_and(|applied| applied >= last);
+        let membership = metrics.membership_config.clone();
+        let membership_before = membership.log_id().is_none_or(|at| at <= last);
+        let newer = metrics.snapshot.is_none_or(|taken| taken < last);
+        if !committed || !membership_before || !newer {
+            return false;
+        }
+        let Some(next_offset) = self.log.offset_after(last.index) else {
+            return false;
+        };
+        let snapshot = PartitionSnapshot {
+            meta: openraft::SnapshotMeta {
+                last_log_id: Some(last),
+                last_membership: (*membership).clone(),
+            },
+            next_offset,
+        };
+        *self
+            .requested
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snapshot);
+        if self.raft.trigger().snapshot().await.is_err() {
+            return false;
+        }
+        // Done once raft reports the snapshot (it then purges what it covers).
+        let mut metrics = self.raft.metrics();
+        let taken = tokio::time::timeout(self.settings.commit_timeout, async {
+            loop {
+                if metrics.borrow_watched().snapshot >= Some(last) {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        taken.unwrap_or(false)
     }
 
     /// Makes `voters` the first membership of a new group. Does nothing when the log already

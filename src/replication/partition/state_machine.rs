@@ -1,21 +1,26 @@
 //! The state machine of a partition's raft group. The partition's state is its log (records,
 //! producer state, transaction index: all written at append, on every replica alike), so
 //! applying a committed entry only moves the high watermark: the Kafka offset right after the
-//! last applied entry's batch. Snapshots carry no data, and none is ever needed: the group
-//! keeps every entry (no automatic snapshot or purge), so a follower always catches up from
-//! the log.
+//! last applied entry's batch. A snapshot is where retention cut the log: it covers the entries
+//! below a Kafka offset and carries only that offset (`PartitionSnapshot`); raft then purges
+//! them, and a follower that lacks them installs the snapshot by starting its log there.
 
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-use openraft::{EntryPayload, Snapshot, SnapshotMeta};
+use openraft::{EntryPayload, Snapshot};
 use tokio::sync::watch;
 
 use crate::replication::log_store::LogReader;
+use crate::replication::persisted::PartitionSnapshot;
 use crate::replication::types::TypeConfig;
+
+/// The snapshot a replica asked raft to take next (see `PartitionGroup::purge_below`).
+pub(crate) type Requested = Arc<Mutex<Option<PartitionSnapshot>>>;
 
 /// A partition group's state machine: the high watermark of applied entries.
 #[derive(Debug)]
@@ -24,25 +29,41 @@ pub(crate) struct PartitionMachine {
     last_applied: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
     high_watermark: watch::Sender<i64>,
+    requested: Requested,
 }
 
 impl PartitionMachine {
-    /// A machine that has applied nothing yet; raft applies the committed entries again after
-    /// a restart, which only republishes the high watermark.
-    pub(crate) fn new(log: LogReader, high_watermark: watch::Sender<i64>) -> PartitionMachine {
+    /// A machine that has applied nothing yet; raft installs the saved snapshot and applies
+    /// the committed entries after it again after a restart, which only republishes the high
+    /// watermark.
+    pub(crate) fn new(
+        log: LogReader,
+        high_watermark: watch::Sender<i64>,
+        requested: Requested,
+    ) -> PartitionMachine {
         PartitionMachine {
             log,
             last_applied: None,
             membership: StoredMembershipOf::<TypeConfig>::default(),
             high_watermark,
+            requested,
         }
     }
 
-    fn meta(&self) -> SnapshotMetaOf<TypeConfig> {
-        SnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.membership.clone(),
-        }
+    fn publish(&self, end: i64) {
+        // A high watermark never moves back.
+        self.high_watermark.send_if_modified(|hw| {
+            let moved = end > *hw;
+            *hw = (*hw).max(end);
+            moved
+        });
+    }
+}
+
+fn snapshot_of(saved: PartitionSnapshot) -> SnapshotOf<TypeConfig, Bytes> {
+    Snapshot {
+        snapshot: saved.data(),
+        meta: saved.meta,
     }
 }
 
@@ -67,13 +88,9 @@ impl RaftStateMachine<TypeConfig> for PartitionMachine {
                     StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), membership.clone());
             }
             // Committed entries are in the local log (raft applies only what it holds), so
-            // their end offset is known; a high watermark never moves back.
+            // their end offset is known.
             if let Some(end) = self.log.offset_after(entry.log_id.index) {
-                self.high_watermark.send_if_modified(|hw| {
-                    let moved = end > *hw;
-                    *hw = (*hw).max(end);
-                    moved
-                });
+                self.publish(end);
             }
             if let Some(responder) = responder {
                 responder.send(());
@@ -83,41 +100,63 @@ impl RaftStateMachine<TypeConfig> for PartitionMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Builder {
-        Builder { meta: self.meta() }
+        let requested = self
+            .requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Builder {
+            log: self.log.clone(),
+            requested,
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMetaOf<TypeConfig>,
-        _snapshot: Bytes,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: Bytes,
     ) -> Result<(), io::Error> {
-        // Leaders never purge their log, so they never send one; a peer that does is wrong.
-        Err(io::Error::other(
-            "partition groups do not install snapshots (every follower catches up from the log)",
-        ))
+        let next_offset = PartitionSnapshot::next_offset_of(&snapshot)?;
+        let saved = PartitionSnapshot {
+            meta: meta.clone(),
+            next_offset,
+        };
+        self.log.install_snapshot(saved).await?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.publish(next_offset);
+        Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<TypeConfig, Bytes>>, io::Error> {
-        Ok(None)
+        Ok(self.log.read_snapshot()?.map(snapshot_of))
     }
 }
 
-/// Builds the data-less snapshot of the applied position (openraft asks for one only when a
-/// snapshot policy says so; partition groups set none).
+/// Takes the snapshot a replica asked for (saved before raft purges what it covers); without
+/// one, hands back the snapshot raft already has, so nothing more is purged.
 #[derive(Debug)]
 pub(crate) struct Builder {
-    meta: SnapshotMetaOf<TypeConfig>,
+    log: LogReader,
+    requested: Option<PartitionSnapshot>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
     type SnapshotData = Bytes;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Bytes>, io::Error> {
-        Ok(Snapshot {
-            meta: self.meta.clone(),
-            snapshot: Bytes::new(),
+        if let Some(requested) = self.requested.take() {
+            self.log.save_snapshot(requested.clone()).await?;
+            return Ok(snapshot_of(requested));
+        }
+        Ok(match self.log.read_snapshot()? {
+            Some(saved) => snapshot_of(saved),
+            None => Snapshot {
+                meta: SnapshotMetaOf::<TypeConfig>::default(),
+                snapshot: Bytes::new(),
+            },
         })
     }
 }

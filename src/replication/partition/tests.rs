@@ -35,13 +35,22 @@ fn log_dir(root: &Path, id: u64) -> PathBuf {
 }
 
 async fn start(id: u64, root: &Path, listener: TcpListener) -> Replica {
+    start_with(id, root, listener, LogSettings::default()).await
+}
+
+async fn start_with(
+    id: u64,
+    root: &Path,
+    listener: TcpListener,
+    log_settings: LogSettings,
+) -> Replica {
     let peers = Peers::new();
     let registry = Arc::new(Registry::default());
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(serve(listener, Arc::clone(&registry), stopped));
     let dir = log_dir(root, id);
     std::fs::create_dir_all(&dir).unwrap();
-    let log = Log::open(&dir, LogSettings::default(), 0).unwrap();
+    let log = Log::open(&dir, log_settings, 0).unwrap();
     let settings = PartitionGroupSettings {
         node_id: id,
         group: GROUP,
@@ -55,8 +64,19 @@ async fn start(id: u64, root: &Path, listener: TcpListener) -> Replica {
     Replica { group, stop }
 }
 
+/// Binds `address`; a stopped replica's port is retried until its old listener is gone.
 async fn bind_at(address: &str) -> (TcpListener, RaftNode) {
-    let listener = TcpListener::bind(address).await.unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let listener = loop {
+        match TcpListener::bind(address).await {
+            Ok(listener) => break listener,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse, "{error}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("binding {address}: {error}"),
+        }
+    };
     let rpc_addr = listener.local_addr().unwrap().to_string();
     (listener, RaftNode { rpc_addr })
 }
@@ -293,6 +313,108 @@ async fn each_check_sees_every_batch_proposed_before_it() {
     let bases: Vec<i64> = committed.iter().map(|c| c.base_offset).collect();
     assert_eq!(bases, seen);
     drop(group);
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_log_there() {
+    let root = tempfile::tempdir().unwrap();
+    let small = LogSettings {
+        segment_bytes_max: 4096,
+        ..LogSettings::default()
+    };
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (listener, node) = bind_at("127.0.0.1:0").await;
+        members.insert(id, node);
+        listeners.push(listener);
+    }
+    let mut replicas: Vec<Option<Replica>> = Vec::new();
+    for (id, listener) in (1..=3u64).zip(listeners) {
+        replicas.push(Some(
+            start_with(id, root.path(), listener, small.clone()).await,
+        ));
+    }
+    for replica in replicas.iter().flatten() {
+        replica.group.initialize(members.clone()).await.unwrap();
+    }
+    // One replica is away while the others write many segments and cut all but the last two.
+    let leader = leader_of(&replicas).await;
+    let behind = (leader + 1) % 3;
+    let behind_id = behind as u64 + 1;
+    replicas[behind].take().unwrap().stop().await;
+    let mut end = 0;
+    for n in 0..150 {
+        end = propose_on_leader(&replicas, || Ok(batch(n)))
+            .await
+            .unwrap()
+            .end_offset;
+    }
+    let mut cut = 0;
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, end).await;
+        let bases: Vec<i64> = replica
+            .group
+            .with_log(|log| log.segments().iter().map(|s| s.base_offset()).collect());
+        assert!(bases.len() > 3, "several segments: {bases:?}");
+        cut = bases[bases.len() - 2];
+        assert!(replica.group.purge_below(cut).await, "snapshot taken");
+        assert!(!replica.group.purge_below(cut).await, "nothing new to cut");
+    }
+    // A follower purges at once; a leader waits while a replication might still read the
+    // entries. The follower that purged leads now, so the returning replica can only get
+    // what it lacks through the snapshot.
+    let follower = (0..3).find(|i| *i != leader && *i != behind).unwrap();
+    let purged = replicas[follower].as_ref().unwrap();
+    assert_eq!(purged.group.with_log(|log| log.log_start_offset()), cut);
+    let successor = follower as u64 + 1;
+    assert!(
+        replicas[leader]
+            .as_ref()
+            .unwrap()
+            .group
+            .transfer_to(successor)
+            .await
+    );
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while leader_of(&replicas).await != follower {
+        assert!(tokio::time::Instant::now() < deadline, "leadership moved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Back, the replica lacks what was purged: it installs the snapshot, starts its log at
+    // the cut and holds the same bytes from there.
+    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
+    replicas[behind] = Some(start_with(behind_id, root.path(), listener, small.clone()).await);
+    let more = propose_on_leader(&replicas, || Ok(batch(1_000)))
+        .await
+        .unwrap();
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, more.end_offset).await;
+    }
+    let returned = replicas[behind].as_ref().unwrap();
+    assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
+    let leader = leader_of(&replicas).await;
+    assert_eq!(leader, follower);
+    let reference = log_bytes_below(replicas[leader].as_ref().unwrap(), more.end_offset);
+    assert!(!reference.is_empty());
+    assert!(log_bytes_below(returned, more.end_offset) == reference);
+
+    // A restart comes back from the saved snapshot and its log.
+    replicas[behind].take().unwrap().stop().await;
+    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
+    replicas[behind] = Some(start_with(behind_id, root.path(), listener, small).await);
+    let last = propose_on_leader(&replicas, || Ok(batch(1_001)))
+        .await
+        .unwrap();
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, last.end_offset).await;
+    }
+    let returned = replicas[behind].as_ref().unwrap();
+    assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
     for replica in replicas.into_iter().flatten() {
         replica.stop().await;
     }

@@ -329,6 +329,36 @@ impl Log {
         Ok(())
     }
 
+    /// Empties the log and starts it again, empty, at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a raft follower installing a snapshot that lies past its
+    /// whole log. The new log start is persisted first, so a crash midway recovers the same.
+    pub(crate) fn restart_at(&mut self, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        let result = self.restart_unpoisoned(offset);
+        self.poison_on_error("restart", result)
+    }
+
+    fn restart_unpoisoned(&mut self, offset: i64) -> Result<()> {
+        recovery::write_log_start_offset(&self.dir, offset)?;
+        for segment in self.segments.drain(..) {
+            segment.remove()?;
+        }
+        let segment = Segment::create(&self.fs, &self.dir, offset, &self.settings)?;
+        self.segments.push(segment);
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.flushed_offset = offset;
+        tracing::info!(dir = %self.dir.display(), offset, "log emptied and restarted");
+        self.load_transactions()
+    }
+
+    /// The log start offset retention would move to now (the base offset of the first segment
+    /// it keeps), if it would delete any segment.
+    pub(crate) fn retention_cut(&self, now_ms: i64) -> Option<i64> {
+        let count = self.deletable_segment_count(Some(now_ms));
+        (count > 0).then(|| self.segments.get(count).map(Segment::base_offset))?
+    }
+
     /// Deletes the oldest segments past retention; returns how many went.
     pub(crate) fn enforce_retention(&mut self, now_ms: i64) -> Result<u64> {
         let count = self.deletable_segment_count(Some(now_ms));
