@@ -64,6 +64,30 @@ async fn start_with(
     Replica { group, stop }
 }
 
+/// Three replicas of one group on loopback, initialized; their addresses by node id.
+async fn start_three(
+    root: &Path,
+    log_settings: LogSettings,
+) -> (Vec<Option<Replica>>, BTreeMap<u64, RaftNode>) {
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (listener, node) = bind_at("127.0.0.1:0").await;
+        members.insert(id, node);
+        listeners.push(listener);
+    }
+    let mut replicas: Vec<Option<Replica>> = Vec::new();
+    for (id, listener) in (1..=3u64).zip(listeners) {
+        replicas.push(Some(
+            start_with(id, root, listener, log_settings.clone()).await,
+        ));
+    }
+    for replica in replicas.iter().flatten() {
+        replica.group.initialize(members.clone()).await.unwrap();
+    }
+    (replicas, members)
+}
+
 /// Binds `address`; a stopped replica's port is retried until its old listener is gone.
 async fn bind_at(address: &str) -> (TcpListener, RaftNode) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -161,20 +185,7 @@ fn log_bytes_below(replica: &Replica, end: i64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_commit_fail_over_and_catch_up() {
     let root = tempfile::tempdir().unwrap();
-    let mut listeners = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3u64 {
-        let (listener, node) = bind_at("127.0.0.1:0").await;
-        members.insert(id, node);
-        listeners.push(listener);
-    }
-    let mut replicas: Vec<Option<Replica>> = Vec::new();
-    for (id, listener) in (1..=3u64).zip(listeners) {
-        replicas.push(Some(start(id, root.path(), listener).await));
-    }
-    for replica in replicas.iter().flatten() {
-        replica.group.initialize(members.clone()).await.unwrap();
-    }
+    let (mut replicas, members) = start_three(root.path(), LogSettings::default()).await;
 
     let leader = leader_of(&replicas).await;
     let follower = (leader + 1) % 3;
@@ -325,22 +336,7 @@ async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_
         segment_bytes_max: 4096,
         ..LogSettings::default()
     };
-    let mut listeners = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3u64 {
-        let (listener, node) = bind_at("127.0.0.1:0").await;
-        members.insert(id, node);
-        listeners.push(listener);
-    }
-    let mut replicas: Vec<Option<Replica>> = Vec::new();
-    for (id, listener) in (1..=3u64).zip(listeners) {
-        replicas.push(Some(
-            start_with(id, root.path(), listener, small.clone()).await,
-        ));
-    }
-    for replica in replicas.iter().flatten() {
-        replica.group.initialize(members.clone()).await.unwrap();
-    }
+    let (mut replicas, members) = start_three(root.path(), small.clone()).await;
     // One replica is away while the others write many segments and cut all but the last two.
     let leader = leader_of(&replicas).await;
     let behind = (leader + 1) % 3;
