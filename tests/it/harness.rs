@@ -181,6 +181,16 @@ impl Broker {
         exit
     }
 
+    /// Sends `signal` (a name `kill` knows: STOP, CONT) to the running process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.pid());
+    }
+
     /// Sends SIGKILL (no chance to flush) and reaps the process.
     pub(crate) fn kill9(&mut self) {
         let mut child = self.child.take().expect("broker is running");

@@ -1,6 +1,7 @@
 //! Replicated partitions (replication factor 3) on a cluster of three broker processes: an
 //! idempotent acks=all producer goes on through kill -9 of the partition's leader, and every
-//! acknowledged record is read back once, in order, from the survivors.
+//! acknowledged record is read back once, in order, from the survivors; also coordinators that
+//! move with leadership, retention through raft, and two of three replicas paused.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -305,6 +306,71 @@ async fn retention_cuts_a_replicated_partition_and_a_new_leader_serves_from_its_
         &values[values.len() - read.len()..],
         "a suffix, in order"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_of_three_replicas_paused_acks_all_is_not_acknowledged_and_reads_stay_committed() {
+    let (brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "paused", 1).await;
+    let producer = harness::producer(&all, &[("enable.idempotence", "true")]);
+    let before: Vec<String> = (0..100).map(|i| format!("p{i:03}")).collect();
+    acknowledged(&before, enqueue(&producer, "paused", &before)).await;
+    let leader = leaders(&all, "paused")[&0];
+    let led = &brokers[leader as usize - 1];
+    let (_, committed) = crate::raw::latest_offset(led.addr(), "paused", 0, 0);
+
+    // Both followers stop: a write reaches the leader's log but no majority, so it is never
+    // acknowledged, and readers still see exactly the committed records.
+    let followers: Vec<&crate::harness::Broker> = brokers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i + 1 != leader as usize)
+        .map(|(_, b)| b)
+        .collect();
+    for follower in &followers {
+        follower.signal("STOP");
+    }
+    let stalled_producer = harness::producer(
+        &led.bootstrap(),
+        &[("acks", "all"), ("message.timeout.ms", "5000")],
+    );
+    let stalled = vec!["stalled".to_owned()];
+    let delivery = enqueue(&stalled_producer, "paused", &stalled)
+        .pop()
+        .expect("one delivery");
+    assert!(
+        matches!(delivery.await, Ok(Err(_))),
+        "a write without a majority is not acknowledged"
+    );
+    assert_eq!(
+        crate::raw::latest_offset(led.addr(), "paused", 0, 0),
+        (0, committed),
+        "the high watermark stays at the last commit"
+    );
+    let read = harness::consume(
+        &led.bootstrap(),
+        "paused",
+        &[(0, 0, before.len())],
+        CLIENT_DEADLINE,
+    );
+    let read: Vec<String> = read[&0]
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(read, before);
+
+    // They come back: writes are acknowledged again and nothing acknowledged is lost.
+    for follower in &followers {
+        follower.signal("CONT");
+    }
+    let after: Vec<String> = (0..50).map(|i| format!("q{i:03}")).collect();
+    acknowledged(&after, enqueue(&producer, "paused", &after)).await;
+    let read = read_from(&all, "paused", 0, after.last().expect("after"));
+    let acked: Vec<&String> = before.iter().chain(&after).collect();
+    let kept: Vec<&String> = read.iter().filter(|v| v.as_str() != "stalled").collect();
+    assert_eq!(kept, acked, "every acknowledged record once, in order");
 }
 
 /// The values of partition 0 of `topic` from offset `start` through the record `last`.
