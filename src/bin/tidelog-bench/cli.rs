@@ -79,7 +79,9 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) skip_cluster: bool,
     /// Freshly formed 3-broker clusters whose controller leader is killed (kill -9), each timed
-    /// to the next successful CreateTopics through a survivor (0 skips the failover).
+    /// to the next successful CreateTopics through a survivor, and as many whose partition
+    /// leader is killed under an acks=all stream, each timed to the next acknowledged write
+    /// (0 skips both).
     #[arg(long, default_value_t = 3)]
     pub(crate) failover_rounds: u32,
     /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.

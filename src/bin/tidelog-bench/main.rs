@@ -14,6 +14,7 @@ mod group;
 mod group_member;
 mod group_shared;
 mod latency;
+mod partition_failover;
 mod produce;
 mod records;
 mod report;
