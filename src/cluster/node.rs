@@ -21,7 +21,9 @@ use crate::gossip::{self, BrokerInfo, GossipHandle, GossipSettings, Listener, Me
 use crate::metadata::{BrokerRegistration, Command, State};
 use crate::replication::RaftNode;
 use crate::replication::controller::{self, Answer, Controller, ControllerSettings, Published};
-use crate::replication::partition::{PartitionGroup, PartitionGroupSettings};
+use crate::replication::partition::{
+    PACEMAKER_GROUP, Pacemaker, PacemakerSettings, PartitionGroup, PartitionGroupSettings,
+};
 use crate::replication::rpc::{GroupId, Handler, Method, Peers, Registry, serve};
 use crate::storage;
 
@@ -29,6 +31,15 @@ use crate::storage;
 const BROKER_SERVICE: GroupId = u64::MAX;
 /// How long a broker-to-broker call may take (Kafka's request timeout).
 const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a broker tells each peer which partition groups it leads: one message per peer
+/// stands in for the heartbeats of all of them (issue 10: a broker holds thousands of groups,
+/// and an idle one must cost next to nothing).
+const PARTITION_LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a partition group's leader still sends raft heartbeats.
+const PARTITION_RAFT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a partition group's follower waits for its leader before campaigning (spread over
+/// once to twice this): the failover time of a partition whose leader broker died.
+const PARTITION_ELECTION_TIMEOUT: Duration = Duration::from_millis(2_000);
 
 /// The cluster RPC group of a partition's raft group: from its topic id and index, the same on
 /// every broker, never the controller's or the broker service's.
@@ -43,7 +54,7 @@ fn partition_group_id(topic_id: [u8; 16], partition: i32) -> GroupId {
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .wrapping_add(u64::from(partition as u32));
     match id {
-        0 | BROKER_SERVICE => 1,
+        0 | PACEMAKER_GROUP | BROKER_SERVICE => 1,
         id => id,
     }
 }
@@ -97,8 +108,8 @@ pub(crate) struct ClusterNode {
     stop: watch::Sender<bool>,
     fatal: watch::Sender<Option<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Raft timings of partition groups (the controller's).
-    partition_raft: (u64, u64),
+    /// Heartbeats and election timers of this broker's partition groups.
+    pacemaker: Arc<Pacemaker>,
     request_timeout: Duration,
 }
 
@@ -158,6 +169,16 @@ impl ClusterNode {
             Arc::clone(&registry),
         )
         .await?;
+        let pacemaker = Pacemaker::start(
+            PacemakerSettings {
+                node_id: settings.node_id as u64,
+                liveness_interval: PARTITION_LIVENESS_INTERVAL,
+                raft_heartbeat_interval: PARTITION_RAFT_HEARTBEAT_INTERVAL,
+                election_timeout: PARTITION_ELECTION_TIMEOUT,
+            },
+            Arc::clone(&peers),
+            &registry,
+        );
         let info = BrokerInfo {
             incarnation: storage::encode_uuid(settings.directory_id),
             listeners: BTreeMap::from([(
@@ -205,10 +226,7 @@ impl ClusterNode {
             stop,
             fatal: watch::Sender::new(None),
             tasks: Mutex::new(vec![server]),
-            partition_raft: (
-                millis(settings.controller_heartbeat),
-                millis(settings.controller_election_timeout),
-            ),
+            pacemaker,
             request_timeout: settings.request_timeout,
         });
         let formation = tokio::spawn(run(Arc::clone(&node), settings, stopped));
@@ -319,12 +337,10 @@ impl ClusterNode {
         partition: i32,
         log: storage::Log,
     ) -> Result<Arc<PartitionGroup>, String> {
-        let (heartbeat_interval_ms, election_timeout_ms) = self.partition_raft;
         let settings = PartitionGroupSettings {
             node_id: u64::try_from(self.node_id).map_err(|_| "negative node id".to_owned())?,
             group: partition_group_id(topic_id, partition),
-            heartbeat_interval_ms,
-            election_timeout_ms,
+            pacemaker: Arc::clone(&self.pacemaker),
             commit_timeout: self.request_timeout,
         };
         PartitionGroup::start(

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers};
 
-const APPEND_ENTRIES: Method = 0;
+pub(crate) const APPEND_ENTRIES: Method = 0;
 const VOTE: Method = 1;
 const PRE_VOTE: Method = 2;
 const FULL_SNAPSHOT: Method = 3;

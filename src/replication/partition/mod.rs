@@ -4,6 +4,7 @@
 //! so producer checks see every earlier proposal); a proposal is answered once committed
 //! (fsynced on a majority) and applied, with the Kafka offsets its batch got.
 
+mod pacemaker;
 mod state_machine;
 
 #[cfg(test)]
@@ -16,16 +17,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{ClientWriteError, ForwardReason, InitializeError, RaftError};
 use tokio::sync::{Mutex, watch};
 
 use super::log_store::{LogReader, LogStore};
-use super::network::{GroupNetworkFactory, RaftHandler};
+use super::network::{self, GroupNetworkFactory, RaftHandler};
 use super::persisted::PartitionSnapshot;
-use super::rpc::{GroupId, Peers, Registry};
+use super::rpc::{GroupId, Handler, HandlerFuture, Method, Peers, Registry};
 use super::types::{self, RaftNode, RecordBatch, TypeConfig};
 use crate::storage;
+use pacemaker::Paced;
+pub(crate) use pacemaker::{PACEMAKER_GROUP, Pacemaker, PacemakerSettings};
 use state_machine::PartitionMachine;
+
+/// How often one proposal renews a lapsed leader lease before answering NOT_LEADER.
+const LEASE_RENEWALS_MAX: u32 = 2;
 
 /// How a partition group runs.
 #[derive(Debug, Clone)]
@@ -34,8 +40,8 @@ pub(crate) struct PartitionGroupSettings {
     pub(crate) node_id: u64,
     /// The group's id on the cluster RPC (unique per partition in the cluster).
     pub(crate) group: GroupId,
-    pub(crate) heartbeat_interval_ms: u64,
-    pub(crate) election_timeout_ms: u64,
+    /// The broker's heartbeats and election timers (openraft's own tick is off).
+    pub(crate) pacemaker: Arc<Pacemaker>,
     /// How long a proposal may wait for its commit.
     pub(crate) commit_timeout: Duration,
 }
@@ -94,6 +100,16 @@ impl std::fmt::Debug for Proposal {
 }
 
 impl Proposal {
+    /// Whether raft refused the batch (without appending it) because this leader's lease
+    /// lapsed.
+    fn is_refused_for_lease(&self) -> bool {
+        matches!(
+            &self.early,
+            Some(Ok(Err(ClientWriteError::ForwardToLeader(forward))))
+                if forward.reason == ForwardReason::LeaseExpired
+        )
+    }
+
     /// The Kafka offsets (first, after last) the batch got in the leader's log, if known
     /// before the commit (what acks=1 answers).
     pub(crate) fn appended(&self) -> Option<(i64, i64)> {
@@ -185,11 +201,20 @@ impl PartitionGroup {
         let (publish, high_watermark) = watch::channel(log_start);
         let requested = state_machine::Requested::default();
         let machine = PartitionMachine::new(reader.clone(), publish, Arc::clone(&requested));
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let timing = settings.pacemaker.settings();
+        let lease_ms = millis(timing.election_timeout) / 2;
         let config = openraft::Config {
             cluster_name: format!("tidelog-partition-{}", settings.group),
-            heartbeat_interval: settings.heartbeat_interval_ms,
-            election_timeout_min: settings.election_timeout_ms,
-            election_timeout_max: settings.election_timeout_ms * 2,
+            // The pacemaker sends heartbeats and starts elections (openraft's tick is off);
+            // this interval only bounds a replication call.
+            heartbeat_interval: millis(timing.liveness_interval),
+            // The leader lease (a vote refused while it holds) is the max: half the
+            // pacemaker's election timeout, so a follower that campaigns never finds its own
+            // lease still running.
+            election_timeout_min: lease_ms,
+            election_timeout_max: lease_ms + 1,
+            enable_tick: false,
             enable_pre_vote: Some(true),
             // The log is the data: snapshots are taken only where retention cuts it
             // (`purge_below`), and raft purges exactly what one covers.
@@ -203,7 +228,12 @@ impl PartitionGroup {
         let raft = Raft::new(settings.node_id, Arc::new(config), network, store, machine)
             .await
             .map_err(|e| start(&e))?;
-        registry.insert(settings.group, Arc::new(RaftHandler::new(raft.clone())));
+        let paced = settings.pacemaker.add(settings.group, raft.clone());
+        let handler = PartitionHandler {
+            raft: RaftHandler::new(raft.clone()),
+            paced,
+        };
+        registry.insert(settings.group, Arc::new(handler));
         Ok(Arc::new(PartitionGroup {
             settings,
             raft,
@@ -273,6 +303,8 @@ impl PartitionGroup {
         voters: BTreeMap<u64, RaftNode>,
     ) -> Result<(), ProposeError<()>> {
         match self.raft.initialize(voters).await {
+            // The pacemaker has the initializing replica (the only one with a membership yet)
+            // campaign after an election timeout, once the other replicas started their group.
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(error) => Err(ProposeError::Raft(error.to_string())),
         }
@@ -310,35 +342,66 @@ impl PartitionGroup {
         }
         let batch = self.log.with_log(prepare).map_err(ProposeError::Refused)?;
         let mut appended = self.log.appended_batches();
-        let before = appended.borrow_and_update().count;
-        let (responder, done) = openraft::impls::ProgressResponder::complete_only();
-        self.raft
-            .client_write_ff(RecordBatch(batch), Some(responder))
-            .await
-            .map_err(|e| ProposeError::Raft(e.to_string()))?;
-        // Keep the lock until the batch is in the log, so the next check sees it: while this
-        // broker leads, the next batch appended is this one (proposals are serialized here);
-        // if it lost the lead, raft answers the proposal instead.
-        let mut proposal = Proposal {
-            done,
-            log: self.log.clone(),
-            deadline,
-            commit_timeout: self.settings.commit_timeout,
-            appended: None,
-            early: None,
-        };
-        tokio::select! {
-            in_log = appended.wait_for(|a| a.count > before) => match in_log {
-                Ok(now) if now.count == before + 1 => proposal.appended = now.last,
-                Ok(_) => {}
-                Err(_) => return Err(ProposeError::Raft("the log store stopped".into())),
-            },
-            answer = &mut proposal.done => proposal.early = Some(answer),
-            () = tokio::time::sleep_until(deadline) => {
-                return Err(ProposeError::Timeout(self.settings.commit_timeout));
+        let mut renewals = 0;
+        loop {
+            let before = appended.borrow_and_update().count;
+            let (responder, done) = openraft::impls::ProgressResponder::complete_only();
+            self.raft
+                .client_write_ff(RecordBatch(batch.clone()), Some(responder))
+                .await
+                .map_err(|e| ProposeError::Raft(e.to_string()))?;
+            // Keep the lock until the batch is in the log, so the next check sees it: while
+            // this broker leads, the next batch appended is this one (proposals are serialized
+            // here); if it lost the lead, raft answers the proposal instead.
+            let mut proposal = Proposal {
+                done,
+                log: self.log.clone(),
+                deadline,
+                commit_timeout: self.settings.commit_timeout,
+                appended: None,
+                early: None,
+            };
+            tokio::select! {
+                in_log = appended.wait_for(|a| a.count > before) => match in_log {
+                    Ok(now) if now.count == before + 1 => proposal.appended = now.last,
+                    Ok(_) => {}
+                    Err(_) => return Err(ProposeError::Raft("the log store stopped".into())),
+                },
+                answer = &mut proposal.done => proposal.early = Some(answer),
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ProposeError::Timeout(self.settings.commit_timeout));
+                }
             }
+            // An idle leader's lease (a quorum's answer within the lease) lapses between the
+            // pacemaker's rare raft heartbeats, and openraft then refuses writes without
+            // appending them: renew it with a heartbeat round and submit the batch again.
+            if renewals < LEASE_RENEWALS_MAX && proposal.is_refused_for_lease() {
+                renewals += 1;
+                self.renew_lease(deadline).await;
+                continue;
+            }
+            return Ok(proposal);
         }
-        Ok(proposal)
+    }
+
+    /// Sends a heartbeat round and waits (at most an election timeout, and not past
+    /// `deadline`) until a quorum answered it, which renews the leader lease.
+    async fn renew_lease(&self, deadline: tokio::time::Instant) {
+        let mut data = self.raft.data_metrics();
+        let before = data.borrow_watched().last_quorum_acked;
+        if self.raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+        let renewed = async {
+            while data.borrow_watched().last_quorum_acked == before {
+                if data.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let wait = self.settings.pacemaker.settings().election_timeout;
+        let until = deadline.min(tokio::time::Instant::now() + wait);
+        let _ = tokio::time::timeout_at(until, renewed).await;
     }
 
     /// The Kafka offset below which every record is committed, and its changes.
@@ -364,15 +427,23 @@ impl PartitionGroup {
     }
 
     /// Waits until the leadership this broker sees differs from `seen` (at once if it already
-    /// does), or raft stops.
+    /// does), or raft stops. Wakes only on raft's server metrics (vote, leader, membership),
+    /// and on applied entries while this broker is a leader that has not yet named itself,
+    /// never on heartbeats or replication progress.
     pub(crate) async fn leadership_changed(&self, seen: &Leadership) {
-        let mut metrics = self.raft.metrics();
+        let mut server = self.raft.server_metrics();
+        let mut data = self.raft.data_metrics();
         loop {
-            if self.leadership() != *seen {
+            let now = self.leadership();
+            if now != *seen {
                 return;
             }
-            if metrics.changed().await.is_err() {
-                return;
+            let is_taking_over = server.borrow_watched().current_leader
+                == Some(self.settings.node_id)
+                && now.leader.is_none();
+            tokio::select! {
+                changed = server.changed() => if changed.is_err() { return },
+                changed = data.changed(), if is_taking_over => if changed.is_err() { return },
             }
         }
     }
@@ -438,24 +509,47 @@ impl PartitionGroup {
     /// commits first): before that its high watermark may still lag what earlier leaders
     /// committed, so it must not answer reads, offsets or writes yet.
     pub(crate) fn leadership(&self) -> Leadership {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let mut leader = metrics.current_leader;
-        if leader == Some(self.settings.node_id)
-            && metrics.last_applied.as_ref().map(types::term_of) != Some(metrics.current_term)
-        {
-            leader = None;
+        let (mut leader, term) = {
+            let server = self.raft.server_metrics();
+            let server = server.borrow_watched();
+            (server.current_leader, server.vote.leader_id.term)
+        };
+        if leader == Some(self.settings.node_id) {
+            let data = self.raft.data_metrics();
+            let applied_term = data
+                .borrow_watched()
+                .last_applied
+                .as_ref()
+                .map(types::term_of);
+            if applied_term != Some(term) {
+                leader = None;
+            }
         }
-        Leadership {
-            leader,
-            term: metrics.current_term,
-        }
+        Leadership { leader, term }
     }
 
     /// Stops raft and stops serving the group. The log is left to recovery at its next open.
     pub(crate) async fn shutdown(&self) {
         self.registry.remove(self.settings.group);
+        self.settings.pacemaker.remove(self.settings.group);
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(group = self.settings.group, %error, "partition raft did not stop cleanly");
         }
+    }
+}
+
+/// Serves a partition group's raft calls, restarting its election timer at each message of a
+/// leader.
+struct PartitionHandler {
+    raft: RaftHandler<TypeConfig, PartitionMachine>,
+    paced: Arc<Paced>,
+}
+
+impl Handler for PartitionHandler {
+    fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
+        if method == network::APPEND_ENTRIES {
+            self.paced.heard();
+        }
+        self.raft.handle(method, payload)
     }
 }

@@ -17,6 +17,8 @@ use crate::storage::{BatchHeader, Log, LogSettings, test_batches};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const GROUP: GroupId = 7;
+const ELECTION_TIMEOUT: Duration = Duration::from_millis(500);
+const RAFT_HEARTBEAT: Duration = Duration::from_millis(500);
 
 struct Replica {
     group: Arc<PartitionGroup>,
@@ -35,7 +37,7 @@ fn log_dir(root: &Path, id: u64) -> PathBuf {
 }
 
 async fn start(id: u64, root: &Path, listener: TcpListener) -> Replica {
-    start_with(id, root, listener, LogSettings::default()).await
+    start_replica(id, root, listener, LogSettings::default(), RAFT_HEARTBEAT).await
 }
 
 async fn start_with(
@@ -44,6 +46,34 @@ async fn start_with(
     listener: TcpListener,
     log_settings: LogSettings,
 ) -> Replica {
+    start_replica(id, root, listener, log_settings, RAFT_HEARTBEAT).await
+}
+
+/// A replica whose leader sends raft heartbeats every `raft_heartbeat_interval` (liveness
+/// messages every 100 ms, election timeout 500 ms).
+async fn start_paced(
+    id: u64,
+    root: &Path,
+    listener: TcpListener,
+    raft_heartbeat_interval: Duration,
+) -> Replica {
+    start_replica(
+        id,
+        root,
+        listener,
+        LogSettings::default(),
+        raft_heartbeat_interval,
+    )
+    .await
+}
+
+async fn start_replica(
+    id: u64,
+    root: &Path,
+    listener: TcpListener,
+    log_settings: LogSettings,
+    raft_heartbeat_interval: Duration,
+) -> Replica {
     let peers = Peers::new();
     let registry = Arc::new(Registry::default());
     let (stop, stopped) = watch::channel(false);
@@ -51,11 +81,20 @@ async fn start_with(
     let dir = log_dir(root, id);
     std::fs::create_dir_all(&dir).unwrap();
     let log = Log::open(&dir, log_settings, 0).unwrap();
+    let pacemaker = Pacemaker::start(
+        PacemakerSettings {
+            node_id: id,
+            liveness_interval: Duration::from_millis(100),
+            raft_heartbeat_interval,
+            election_timeout: ELECTION_TIMEOUT,
+        },
+        Arc::clone(&peers),
+        &registry,
+    );
     let settings = PartitionGroupSettings {
         node_id: id,
         group: GROUP,
-        heartbeat_interval_ms: 100,
-        election_timeout_ms: 500,
+        pacemaker,
         commit_timeout: DEADLINE,
     };
     let group = PartitionGroup::start(settings, log, peers, registry)
@@ -69,13 +108,7 @@ async fn start_three(
     root: &Path,
     log_settings: LogSettings,
 ) -> (Vec<Option<Replica>>, BTreeMap<u64, RaftNode>) {
-    let mut listeners = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3u64 {
-        let (listener, node) = bind_at("127.0.0.1:0").await;
-        members.insert(id, node);
-        listeners.push(listener);
-    }
+    let (listeners, members) = bind_three().await;
     let mut replicas: Vec<Option<Replica>> = Vec::new();
     for (id, listener) in (1..=3u64).zip(listeners) {
         replicas.push(Some(
@@ -103,6 +136,18 @@ async fn bind_at(address: &str) -> (TcpListener, RaftNode) {
     };
     let rpc_addr = listener.local_addr().unwrap().to_string();
     (listener, RaftNode { rpc_addr })
+}
+
+/// Listeners of replicas 1 to 3 on fresh loopback ports, and the membership naming them.
+async fn bind_three() -> (Vec<TcpListener>, BTreeMap<u64, RaftNode>) {
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (listener, node) = bind_at("127.0.0.1:0").await;
+        members.insert(id, node);
+        listeners.push(listener);
+    }
+    (listeners, members)
 }
 
 fn batch(n: i64) -> Bytes {
@@ -324,6 +369,64 @@ async fn each_check_sees_every_batch_proposed_before_it() {
     let bases: Vec<i64> = committed.iter().map(|c| c.base_offset).collect();
     assert_eq!(bases, seen);
     drop(group);
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}
+
+/// Issue 10: with no raft heartbeats at all, the pacemakers' liveness messages keep an idle
+/// group's followers from campaigning, a commit still reaches every follower's high watermark,
+/// a proposal after a long idle spell renews the leader's lease and commits, and the followers
+/// elect a new leader once the leader's broker is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_group_keeps_its_leader_on_liveness_messages_and_fails_over_without_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (listeners, members) = bind_three().await;
+    let no_raft_heartbeats = Duration::from_secs(3_600);
+    let mut replicas: Vec<Option<Replica>> = Vec::new();
+    for (id, listener) in (1..=3u64).zip(listeners) {
+        replicas.push(Some(
+            start_paced(id, root.path(), listener, no_raft_heartbeats).await,
+        ));
+    }
+    replicas[0]
+        .as_ref()
+        .unwrap()
+        .group
+        .initialize(members)
+        .await
+        .unwrap();
+    let committed = propose_on_leader(&replicas, || Ok(batch(0))).await.unwrap();
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, committed.end_offset).await;
+    }
+
+    // Five election timeouts without a raft heartbeat: nobody sees the leadership change.
+    let leader = leader_of(&replicas).await;
+    let seen = replicas[leader].as_ref().unwrap().group.leadership();
+    let quiet = futures_util::future::join_all(replicas.iter().flatten().map(|replica| {
+        tokio::time::timeout(
+            5 * ELECTION_TIMEOUT,
+            replica.group.leadership_changed(&seen),
+        )
+    }))
+    .await;
+    assert!(quiet.iter().all(Result::is_err), "a follower campaigned");
+    // No quorum answered the leader within its lease meanwhile, so raft refuses writes until
+    // a heartbeat round renews it: a proposal does that and commits.
+    let more = replicas[leader]
+        .as_ref()
+        .unwrap()
+        .group
+        .propose(|_| Ok::<_, ()>(batch(1)))
+        .await
+        .unwrap();
+    assert!(more.base_offset >= committed.end_offset, "{more:?}");
+
+    replicas[leader].take().unwrap().stop().await;
+    let successor = leader_of(&replicas).await;
+    let now = replicas[successor].as_ref().unwrap().group.leadership();
+    assert!(now.term > seen.term, "{now:?} after {seen:?}");
     for replica in replicas.into_iter().flatten() {
         replica.stop().await;
     }
