@@ -187,7 +187,8 @@ pub(crate) fn run_cluster(
         )?;
         let kill = kill_partition_leader(args, brokers, round, deadline)?;
         eprintln!(
-            "partition failover {round}: kill -9 of partition leader {}, next acknowledged              write after {:.0} ms ({} records, all acknowledged)",
+            "partition failover {round}: kill -9 of partition leader {}, next acknowledged \
+             write after {:.0} ms ({} records, all acknowledged)",
             kill.killed,
             ms(kill.elapsed),
             kill.records
