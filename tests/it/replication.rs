@@ -195,12 +195,19 @@ async fn committed_offsets_and_an_open_transaction_move_to_a_new_coordinator_whe
     assert!(committed > 0, "committed {committed}");
     let coordinator = crate::cluster::find_coordinator(brokers[0].addr(), group, 0);
     // A transactional id the same broker coordinates, with a transaction left open.
-    let transactional_id = (0..200)
-        .map(|i| format!("mover-{i}"))
-        .find(|id| {
-            crate::cluster::try_find_coordinator(brokers[0].addr(), id, 1) == Ok(coordinator)
-        })
-        .expect("a transactional id the group's coordinator coordinates");
+    // (The transaction state partitions may still be electing their first leaders.)
+    let mut transactional_id = String::new();
+    wait_until(
+        LEADER_DEADLINE,
+        "a transactional id that broker coordinates",
+        || {
+            let found = (0..200).map(|i| format!("mover-{i}")).find(|id| {
+                crate::cluster::try_find_coordinator(brokers[0].addr(), id, 1) == Ok(coordinator)
+            });
+            transactional_id = found.unwrap_or_default();
+            !transactional_id.is_empty()
+        },
+    );
     let txn = transactions::transactional_producer(&all, &transactional_id, 60_000);
     let open: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
     txn.begin_transaction().expect("begin");
