@@ -246,7 +246,7 @@ impl Broker {
     /// Drops what the coordinator holds of a replicated internal partition.
     fn unload_coordinator(&self, partition: &Partition) {
         if partition.topic == super::txn::TXN_TOPIC {
-            drop(self.unload_txn_partition(partition.index));
+            self.unload_txn_partition(partition.index);
         } else {
             self.unload_offsets_partition(partition.index);
         }

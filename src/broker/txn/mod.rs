@@ -106,7 +106,7 @@ pub(crate) struct TxnDescription {
 
 /// The coordinator's state, behind one lock.
 #[derive(Debug, Default)]
-pub(crate) struct State {
+struct State {
     txns: BTreeMap<String, TxnMetadata>,
     /// False until the state is loaded, and again once shutdown begins.
     is_active: bool,

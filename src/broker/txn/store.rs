@@ -3,11 +3,10 @@
 //! transactional id rebuilt from the topic on start, before clients are served.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::State;
 use super::metadata::{TxnMetadata, TxnTransit};
 use super::record;
 use super::state::TxnState;
@@ -102,10 +101,7 @@ impl Broker {
         let partitions =
             self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
         for partition in 0..partitions {
-            for record in self.read_records(TXN_TOPIC, partition)? {
-                record_count += 1;
-                apply(&mut txns, record);
-            }
+            record_count += self.load_txns(partition, &mut txns)?;
         }
         let prepared = prepared(&txns);
         tracing::info!(
@@ -141,11 +137,7 @@ impl Broker {
     /// whatever was held of them, and completes the prepared ones.
     pub(crate) fn load_txn_partition(self: &Arc<Self>, partition: i32) -> Result<()> {
         let mut loaded: BTreeMap<String, TxnMetadata> = BTreeMap::new();
-        let records = self.read_records(TXN_TOPIC, partition)?;
-        let record_count = records.len();
-        for record in records {
-            apply(&mut loaded, record);
-        }
+        let record_count = self.load_txns(partition, &mut loaded)?;
         let prepared = prepared(&loaded);
         tracing::info!(
             partition,
@@ -154,22 +146,38 @@ impl Broker {
             completing = prepared.len(),
             "transaction state partition loaded: coordinating its transactional ids"
         );
-        self.unload_txn_partition(partition).txns.extend(loaded);
-        self.complete_loaded(prepared);
-        Ok(())
-    }
-
-    /// A replicated `__transaction_state` partition this broker no longer leads: forgets its
-    /// transactional ids (their producers get NOT_COORDINATOR and find the new coordinator).
-    /// Returns the coordinator's state, still locked.
-    pub(crate) fn unload_txn_partition(&self, partition: i32) -> MutexGuard<'_, State> {
         let partitions =
             self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
         let mut state = self.transactions.lock();
         state
             .txns
             .retain(|id, _| partition_for(id, partitions) != partition);
-        state
+        state.txns.extend(loaded);
+        drop(state);
+        self.complete_loaded(prepared);
+        Ok(())
+    }
+
+    /// Rebuilds the transactional ids of `__transaction_state` partition `partition` from its
+    /// log into `txns`; returns how many records it read.
+    fn load_txns(&self, partition: i32, txns: &mut BTreeMap<String, TxnMetadata>) -> Result<usize> {
+        let records = self.read_records(TXN_TOPIC, partition)?;
+        let record_count = records.len();
+        for record in records {
+            apply(txns, record);
+        }
+        Ok(record_count)
+    }
+
+    /// A replicated `__transaction_state` partition this broker no longer leads: forgets its
+    /// transactional ids (their producers get NOT_COORDINATOR and find the new coordinator).
+    pub(crate) fn unload_txn_partition(&self, partition: i32) {
+        let partitions =
+            self.partition_count(TXN_TOPIC, self.settings.transactions.state_topic_partitions);
+        self.transactions
+            .lock()
+            .txns
+            .retain(|id, _| partition_for(id, partitions) != partition);
     }
 
     /// Every record of one partition of an internal topic, below its high watermark.
