@@ -84,7 +84,7 @@ impl Broker {
         }
     }
 
-    fn cluster_state(&self) -> Option<Arc<State>> {
+    pub(super) fn cluster_state(&self) -> Option<Arc<State>> {
         let link = self.cluster.get()?;
         Some(Arc::clone(&link.node.published().borrow().state))
     }
@@ -170,13 +170,7 @@ impl Broker {
     pub(super) fn is_replicated(&self, topic: &str, partition: i32) -> bool {
         self.cluster_state().is_some_and(|state| {
             state
-                .topics
-                .get(topic)
-                .and_then(|t| {
-                    usize::try_from(partition)
-                        .ok()
-                        .and_then(|p| t.partitions.get(p))
-                })
+                .partition(topic, partition)
                 .is_some_and(|p| p.is_replicated())
         })
     }

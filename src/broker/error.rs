@@ -164,6 +164,16 @@ pub(crate) enum Error {
     },
     #[error("not attempted: another part of the request failed")]
     OperationNotAttempted,
+    #[error("partition {partition} of topic {topic} already has the leader an election would pick")]
+    ElectionNotNeeded { topic: String, partition: i32 },
+    #[error("the preferred leader of partition {partition} of topic {topic} cannot lead: {reason}")]
+    PreferredLeaderNotAvailable {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
+    #[error("partition {partition} of topic {topic} has no leader and raft elects none unclean")]
+    EligibleLeadersNotAvailable { topic: String, partition: i32 },
     #[error("topic catalog update failed")]
     Catalog {
         #[source]

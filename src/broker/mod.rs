@@ -3,6 +3,7 @@
 
 mod admin;
 mod cluster_link;
+mod elect;
 mod error;
 mod fetch_wait;
 mod group;
@@ -41,6 +42,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 pub(crate) use cluster_link::CoordinatorAt;
+pub(crate) use elect::ElectionType;
 pub(crate) use error::{Error, Result};
 pub(crate) use group::{
     CommitPartition, CommittedOffset, ConsumerHeartbeat, GroupSettings, GroupState, JoinRequest,

@@ -5,11 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::Broker;
+use super::elect::Handover;
 use super::error::Error;
 use super::group::TopicPartition;
 use super::txn::{MarkerSpec, TxnError};
@@ -18,6 +20,11 @@ use crate::replication::rpc::{Handler, HandlerFuture, Method};
 const WRITE_MARKERS: Method = 1;
 const VERIFY: Method = 2;
 const HOLD_TOPIC: Method = 3;
+const HAND_OVER: Method = 4;
+
+/// How long a leader waits for the preferred replica to take over when asked by another
+/// broker (below the cluster RPC's own call timeout).
+const HAND_OVER_WAIT_MAX: Duration = Duration::from_secs(20);
 
 #[derive(Serialize, Deserialize)]
 struct MarkersCall {
@@ -29,6 +36,14 @@ struct MarkersCall {
 struct HoldTopicCall {
     name: String,
     topic_id: [u8; 16],
+}
+
+#[derive(Serialize, Deserialize)]
+struct HandOverCall {
+    topic: String,
+    partition: i32,
+    preferred: i32,
+    timeout_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +100,15 @@ impl Handler for PeerService {
                         .await
                         .map_err(|error| error.to_string());
                     postcard::to_stdvec(&held)
+                }
+                HAND_OVER => {
+                    let call: HandOverCall =
+                        postcard::from_bytes(&payload).map_err(decode_error)?;
+                    let timeout = Duration::from_millis(call.timeout_ms).min(HAND_OVER_WAIT_MAX);
+                    let handover = broker
+                        .hand_over_here(&call.topic, call.partition, call.preferred, timeout)
+                        .await;
+                    postcard::to_stdvec(&handover)
                 }
                 other => return Err(format!("no broker method {other}")),
             };
@@ -230,5 +254,33 @@ impl Broker {
                 Err(TxnError::NotCoordinator)
             }
         }
+    }
+}
+
+/// Asks broker `leader` to hand `topic`'s `partition` over to `preferred` (ElectLeaders).
+pub(super) async fn hand_over_on(
+    broker: &Broker,
+    leader: i32,
+    (topic, partition): (&str, i32),
+    preferred: i32,
+    timeout: Duration,
+) -> Handover {
+    let Some(link) = broker.cluster.get() else {
+        return Handover::NotAvailable("not in cluster mode".to_owned());
+    };
+    let call = HandOverCall {
+        topic: topic.to_owned(),
+        partition,
+        preferred,
+        timeout_ms: u64::try_from(timeout.min(HAND_OVER_WAIT_MAX).as_millis()).unwrap_or(u64::MAX),
+    };
+    let payload = match postcard::to_stdvec(&call) {
+        Ok(payload) => Bytes::from(payload),
+        Err(error) => return Handover::NotAvailable(error.to_string()),
+    };
+    match link.node.call_broker(leader, HAND_OVER, payload).await {
+        Ok(answer) => postcard::from_bytes::<Handover>(&answer)
+            .unwrap_or_else(|e| Handover::NotAvailable(format!("undecodable answer: {e}"))),
+        Err(reason) => Handover::NotAvailable(reason),
     }
 }

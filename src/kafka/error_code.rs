@@ -70,6 +70,9 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::GroupRecordTooLarge { .. } => ResponseError::UnknownServerError,
         E::Transaction { error, .. } => for_txn_error(*error),
         E::OperationNotAttempted => ResponseError::OperationNotAttempted,
+        E::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
+        E::PreferredLeaderNotAvailable { .. } => ResponseError::PreferredLeaderNotAvailable,
+        E::EligibleLeadersNotAvailable { .. } => ResponseError::EligibleLeadersNotAvailable,
     }
 }
 

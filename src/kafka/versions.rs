@@ -63,6 +63,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::DescribeLogDirs, 1, 4),
     served(ApiKey::CreatePartitions, 0, 3),
     served(ApiKey::DeleteGroups, 0, 2),
+    served(ApiKey::ElectLeaders, 0, 2),
     served(ApiKey::IncrementalAlterConfigs, 0, 1),
     served(ApiKey::OffsetDelete, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),

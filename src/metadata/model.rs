@@ -86,6 +86,12 @@ impl State {
             .map(|(name, topic)| (name.as_str(), topic))
     }
 
+    /// Partition `partition` of topic `topic`, if both exist.
+    pub(crate) fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+
     /// Brokers that may lead partitions and receive new replicas.
     pub(crate) fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)

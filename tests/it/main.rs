@@ -27,6 +27,7 @@ mod memory;
     reason = "the lab's API is shared with tests/chaos, which uses more of it"
 )]
 mod netlab;
+mod operations;
 mod produce_consume;
 mod raft_control_batches;
 mod raw;

@@ -16,7 +16,7 @@ use crate::transactions;
 
 const LEADER_DEADLINE: Duration = Duration::from_secs(60);
 
-async fn create_replicated(bootstrap: &str, name: &str, partitions: i32) {
+pub(crate) async fn create_replicated(bootstrap: &str, name: &str, partitions: i32) {
     let admin = harness::admin(bootstrap);
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
     let results = admin
@@ -458,13 +458,19 @@ fn fetch_after_epoch(
 }
 
 /// The in-sync replicas of partition 0 of `topic`, as the broker at `bootstrap` reports them.
-fn isr_of(bootstrap: &str, topic: &str) -> Vec<i32> {
+pub(crate) fn isr_of(bootstrap: &str, topic: &str) -> Vec<i32> {
+    partition_zero(bootstrap, topic).1
+}
+
+/// (replicas, in-sync replicas) of partition 0 of `topic`, as the broker at `bootstrap`
+/// reports them.
+pub(crate) fn partition_zero(bootstrap: &str, topic: &str) -> (Vec<i32>, Vec<i32>) {
     harness::metadata(bootstrap)
         .topics()
         .iter()
         .find(|t| t.name() == topic)
         .and_then(|t| t.partitions().iter().find(|p| p.id() == 0))
-        .map(|p| p.isr().to_vec())
+        .map(|p| (p.replicas().to_vec(), p.isr().to_vec()))
         .unwrap_or_default()
 }
 

@@ -42,6 +42,7 @@ pub(crate) mod add_partitions_to_txn;
 pub(crate) mod api_versions;
 pub(crate) mod describe_producers;
 pub(crate) mod describe_transactions;
+pub(crate) mod elect_leaders;
 pub(crate) mod end_txn;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
