@@ -134,13 +134,13 @@ impl Broker {
         } else {
             peer_service::hand_over_on(self, leader, (topic, partition), preferred, timeout).await
         };
+        let lost = handover == Handover::NotLeader;
         match handover {
             Handover::Done => {}
-            Handover::NotLeader => {
-                return Err(not_available(format!(
-                    "broker {leader} no longer leads the partition"
-                )));
-            }
+            // The metadata named a leader that lost the leadership meanwhile (the periodic
+            // balancing may have handed it to the preferred replica already): answered by
+            // whoever reports next.
+            Handover::NotLeader => {}
             Handover::NotAvailable(reason) => return Err(not_available(reason)),
         }
         // Answered once the metadata names it, so a Metadata request that follows sees it.
@@ -152,6 +152,9 @@ impl Broker {
         });
         match tokio::time::timeout(timeout, named).await {
             Ok(Ok(_)) => Ok(()),
+            _ if lost => Err(not_available(format!(
+                "broker {leader} no longer leads the partition and broker {preferred} did not report itself as leader within {timeout:?}"
+            ))),
             _ => Err(not_available(format!(
                 "broker {preferred} leads but did not report itself within {timeout:?}"
             ))),

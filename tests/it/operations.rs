@@ -94,10 +94,14 @@ async fn elect_leaders_hands_a_partition_back_to_its_preferred_replica() {
     // Back and caught up, it is elected at once (or the leader's periodic balancing beat the
     // request to it, and no election is needed): either way it leads when the answer comes.
     brokers[preferred as usize - 1].restart_on_same_port();
+    // (in sync by its leader's report, and unfenced by the controller: two separate steps)
     wait_until(
         LEADER_DEADLINE,
         "the preferred replica back in sync",
-        || isr_of(&bootstraps[other], "elect").contains(&preferred),
+        || {
+            isr_of(&bootstraps[other], "elect").contains(&preferred)
+                && crate::cluster::view(other_addr).2.contains(&preferred)
+        },
     );
     let elected = elect(other_addr, 0, "elect", &[0]);
     assert!(
