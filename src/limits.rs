@@ -80,6 +80,9 @@ pub const REPLICATION_FACTOR_MAX: i16 = 64;
 pub const PRODUCER_ID_BLOCK_MAX: i64 = 1 << 20;
 /// Largest cluster RPC frame (raft entries of many batches, or a snapshot chunk).
 pub const CLUSTER_FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Bytes of segment data one snapshot chunk carries at most (a snapshot of a compacted
+/// partition streams its segments in chunks, never loaded whole).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Calls one peer connection serves at once; more wait until one is answered.
 pub const CLUSTER_CONNECTION_IN_FLIGHT_MAX: usize = 256;
 /// Peer connections the cluster listener serves at once.
@@ -193,3 +196,4 @@ const _: () = assert!(FETCH_BYTES_MAX_DEFAULT >= MESSAGE_BYTES_MAX_DEFAULT);
 const _: () = assert!(FETCH_BYTES_MAX_MIN <= FETCH_BYTES_MAX_DEFAULT);
 const _: () = assert!(ACCEPT_BACKOFF_MS_MIN <= ACCEPT_BACKOFF_MS_MAX);
 const _: () = assert!(RAFT_LOG_READ_BYTES_MAX >= MESSAGE_BYTES_MAX_DEFAULT as usize);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES < CLUSTER_FRAME_BYTES_MAX);

@@ -1,6 +1,8 @@
 //! Background maintenance: rolls segments by age, enforces retention and compacts compacted
 //! topics on every partition, at the configured interval, until shutdown. All of its file I/O
-//! runs on the blocking pool; compaction's long part also without the partition lock.
+//! runs on the blocking pool; compaction's long part also without the partition lock. A
+//! replicated partition's retention and compaction first move its raft log start past what
+//! they touch (a snapshot, then raft purges), so they never change a raft entry.
 
 use std::sync::{Arc, Weak};
 
@@ -31,7 +33,10 @@ pub(super) fn spawn(broker: &Arc<Broker>) {
                 return;
             };
             for partition in due.compacted {
-                compact(partition).await;
+                compact(partition, i64::MAX).await;
+            }
+            for (partition, cut) in due.compacted_replicated {
+                compact_replicated(partition, cut).await;
             }
             for (partition, cut) in due.cuts {
                 purge_replicated(&partition, cut).await;
@@ -45,6 +50,9 @@ pub(super) fn spawn(broker: &Arc<Broker>) {
 struct Due {
     /// Partitions of compacted topics.
     compacted: Vec<Arc<Partition>>,
+    /// Replicated partitions of compacted topics, and the offset their raft log may start at
+    /// (the active segment's base: everything below is in closed segments).
+    compacted_replicated: Vec<(Arc<Partition>, i64)>,
     /// Replicated partitions and the offset their retention cuts at.
     cuts: Vec<(Arc<Partition>, i64)>,
 }
@@ -61,10 +69,14 @@ fn run_once(weak: &Weak<Broker>) -> Option<Due> {
         for partition in &topic.partitions {
             if partition.is_replicated() {
                 // Each replica rolls its own segments; retention goes through raft (a snapshot
-                // where it cuts, then a purge). Compaction of a replicated log is not built.
-                if topic.settings.log.compaction.is_none()
-                    && let Some(cut) = retention_cut(partition, now)
-                {
+                // where it cuts, then a purge), and so does compaction (a snapshot below the
+                // active segment, then raft purges its entries and keeps their batches, which
+                // compaction may then rewrite).
+                if topic.settings.log.compaction.is_some() {
+                    if let Some(cut) = compaction_cut(partition, now) {
+                        due.compacted_replicated.push((Arc::clone(partition), cut));
+                    }
+                } else if let Some(cut) = retention_cut(partition, now) {
                     due.cuts.push((Arc::clone(partition), cut));
                 }
                 continue;
@@ -115,6 +127,33 @@ fn retention_cut(partition: &Partition, now: i64) -> Option<i64> {
     }
 }
 
+/// A replicated compacted partition's roll by age, and its active segment's base.
+fn compaction_cut(partition: &Partition, now: i64) -> Option<i64> {
+    let cut = partition.with_leader_state(|log| {
+        log.roll_if_due(now)?;
+        Ok(log.active_base_offset())
+    });
+    match cut {
+        Ok(cut) => Some(cut),
+        Err(err) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %err, "maintenance failed");
+            None
+        }
+    }
+}
+
+/// Compaction of a replicated partition: raft purges its entries below `cut` (keeping their
+/// batches), then the closed segments below the raft log start are compacted like any log's.
+/// Each replica compacts its own log; a replica behind the snapshot gets the leader's
+/// compacted segments with it.
+async fn compact_replicated(partition: Arc<Partition>, cut: i64) {
+    let Some(group) = partition.raft().cloned() else {
+        return;
+    };
+    group.purge_below(cut).await;
+    compact(partition, group.raft_start_offset()).await;
+}
+
 /// Retention of a replicated partition: a raft snapshot where it cuts, then raft purges.
 async fn purge_replicated(partition: &Partition, cut: i64) {
     let Some(group) = partition.raft() else {
@@ -125,11 +164,12 @@ async fn purge_replicated(partition: &Partition, cut: i64) {
     }
 }
 
-/// One compaction pass of one partition: plan under the lock, build on the blocking pool
-/// without it, install under it again.
-async fn compact(partition: Arc<Partition>) {
+/// One compaction pass of one partition over its closed segments that end at or below
+/// `end_max`: plan under the lock, build on the blocking pool without it, install under it
+/// again.
+async fn compact(partition: Arc<Partition>, end_max: i64) {
     let now = now_ms();
-    let plan = match partition.with_log(|log| log.plan_compaction(now)) {
+    let plan = match partition.with_leader_state(|log| log.plan_compaction_below(now, end_max)) {
         Ok(Some(plan)) => plan,
         Ok(None) => return,
         Err(err) => {
@@ -150,7 +190,9 @@ async fn compact(partition: Arc<Partition>) {
     };
     let installing = {
         let partition = Arc::clone(&partition);
-        tokio::task::spawn_blocking(move || partition.with_log(|log| log.install_compaction(built)))
+        tokio::task::spawn_blocking(move || {
+            partition.with_leader_state(|log| log.install_compaction(built))
+        })
     };
     let Ok(installed) = installing.await else {
         tracing::error!(topic = %partition.topic, partition = partition.index, "compaction install panicked");

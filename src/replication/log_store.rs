@@ -118,6 +118,11 @@ impl LogReader {
         change(self.shared.lock().log_mut())
     }
 
+    /// The Kafka offset of the first raft entry; the batches below are no raft entries.
+    pub(crate) fn raft_start_offset(&self) -> i64 {
+        self.shared.lock().first_offset()
+    }
+
     /// The Kafka offset of the batch of raft entry `index`, if the log holds it.
     pub(crate) fn offset_of(&self, index: u64) -> Option<i64> {
         self.shared.lock().offset_of(index)

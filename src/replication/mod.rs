@@ -13,6 +13,7 @@ pub(crate) mod partition;
 mod persisted;
 mod raft_log;
 pub(crate) mod rpc;
+mod snapshot_files;
 mod types;
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The raft network of every group over the cluster RPC: the calling side implements
 //! openraft's `RaftNetworkV2` for one group and one target broker, the serving side
 //! (`RaftHandler`) hands each decoded message to the local `Raft` of its group. Messages are
-//! encoded with postcard; a snapshot travels as one call (the controller's state is small;
-//! partition snapshots stream their segments separately).
+//! encoded with postcard; a snapshot travels as one call (the controller's state is small),
+//! after the segment files of a partition snapshot, streamed in chunks (`snapshot_files.rs`).
 
 use std::fmt;
 use std::future::Future;
@@ -25,14 +25,18 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers};
+use super::snapshot_files::{Chunk, Manifest, SnapshotFiles, new_transfer_id};
+use crate::limits;
 
 pub(crate) const APPEND_ENTRIES: Method = 0;
 const VOTE: Method = 1;
 const PRE_VOTE: Method = 2;
 const FULL_SNAPSHOT: Method = 3;
 const TRANSFER_LEADER: Method = 4;
+const SNAPSHOT_CHUNK: Method = 5;
 
-/// A snapshot on the wire: the leader's vote, the snapshot's metadata, its bytes.
+/// A snapshot on the wire: the leader's vote, the snapshot's metadata, its bytes and the
+/// manifest of the segment files streamed before it (partition groups).
 type SnapshotCall<C> = (
     VoteOf<C>,
     SnapshotMeta<
@@ -41,6 +45,7 @@ type SnapshotCall<C> = (
         <C as RaftTypeConfig>::Node,
     >,
     Bytes,
+    Option<Manifest>,
 );
 
 /// Makes the `GroupNetwork` of one group towards each target.
@@ -48,6 +53,7 @@ pub(crate) struct GroupNetworkFactory<C> {
     local: u64,
     group: GroupId,
     peers: Arc<Peers>,
+    files: Option<Arc<dyn SnapshotFiles>>,
     config: PhantomData<fn() -> C>,
 }
 
@@ -66,8 +72,15 @@ impl<C> GroupNetworkFactory<C> {
             local,
             group,
             peers,
+            files: None,
             config: PhantomData,
         }
+    }
+
+    /// Snapshots of this group carry segment files from `files`.
+    pub(crate) fn with_snapshot_files(mut self, files: Arc<dyn SnapshotFiles>) -> Self {
+        self.files = Some(files);
+        self
     }
 }
 
@@ -85,6 +98,7 @@ where
             address: node.to_string(),
             group: self.group,
             peers: Arc::clone(&self.peers),
+            files: self.files.clone(),
             config: PhantomData,
         }
     }
@@ -97,6 +111,7 @@ pub(crate) struct GroupNetwork<C> {
     address: String,
     group: GroupId,
     peers: Arc<Peers>,
+    files: Option<Arc<dyn SnapshotFiles>>,
     config: PhantomData<fn() -> C>,
 }
 
@@ -166,6 +181,60 @@ where
         answer.map_err(Failure::Remote)
     }
 
+    /// Streams the segment files of a snapshot with data `data`, one chunk per call, and
+    /// returns their manifest.
+    async fn send_files(
+        &self,
+        files: &Arc<dyn SnapshotFiles>,
+        data: &Bytes,
+        option: &RPCOption,
+    ) -> Result<Manifest, Failure<C>> {
+        let outgoing = {
+            let (files, data) = (Arc::clone(files), data.clone());
+            tokio::task::spawn_blocking(move || files.outgoing(&data))
+                .await
+                .map_err(local_failure)?
+                .map_err(local_failure)?
+        };
+        let outgoing = Arc::new(outgoing);
+        let transfer = new_transfer_id();
+        let pieces = outgoing.pieces();
+        for (index, piece) in pieces.iter().enumerate() {
+            let mut position = 0;
+            while position < piece.len {
+                let read = Arc::clone(&outgoing);
+                let bytes = tokio::task::spawn_blocking(move || {
+                    read.read(index, position, limits::SNAPSHOT_CHUNK_BYTES)
+                })
+                .await
+                .map_err(local_failure)?
+                .map_err(local_failure)?;
+                if bytes.is_empty() {
+                    break;
+                }
+                let len = bytes.len() as u64;
+                let chunk = Chunk {
+                    transfer,
+                    base_offset: piece.base_offset,
+                    position,
+                    bytes: Bytes::from(bytes),
+                };
+                self.call::<_, ()>((SNAPSHOT_CHUNK, RPCTypes::InstallSnapshot), &chunk, option)
+                    .await?;
+                position += len;
+            }
+        }
+        Ok(Manifest {
+            transfer,
+            log_start_offset: outgoing.log_start_offset,
+            next_offset: outgoing.next_offset,
+            pieces: pieces
+                .iter()
+                .map(|piece| (piece.base_offset, piece.len))
+                .collect(),
+        })
+    }
+
     fn rpc_error(&self, failure: Failure<C>) -> RPCError<C> {
         match failure {
             Failure::Timeout(timeout) => RPCError::Timeout(timeout),
@@ -221,8 +290,15 @@ where
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let call: SnapshotCall<C> = (vote, snapshot.meta, snapshot.snapshot);
-        let sent = self.call((FULL_SNAPSHOT, RPCTypes::InstallSnapshot), &call, &option);
+        let sent = async {
+            let manifest = match &self.files {
+                Some(files) => Some(self.send_files(files, &snapshot.snapshot, &option).await?),
+                None => None,
+            };
+            let call: SnapshotCall<C> = (vote, snapshot.meta, snapshot.snapshot, manifest);
+            self.call((FULL_SNAPSHOT, RPCTypes::InstallSnapshot), &call, &option)
+                .await
+        };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             sent = sent => sent.map_err(|failure| match failure {
@@ -251,6 +327,11 @@ where
     }
 }
 
+/// A failure on this side of a call (reading what a snapshot sends).
+fn local_failure<C: RaftTypeConfig, E: std::error::Error + 'static>(error: E) -> Failure<C> {
+    Failure::Network(NetworkError::new(&error))
+}
+
 /// Serves one group's raft messages with the local `Raft`.
 pub(crate) struct RaftHandler<C, SM>
 where
@@ -258,6 +339,7 @@ where
     SM: RaftStateMachine<C>,
 {
     raft: Raft<C, SM>,
+    files: Option<Arc<dyn SnapshotFiles>>,
 }
 
 impl<C, SM> RaftHandler<C, SM>
@@ -266,8 +348,29 @@ where
     SM: RaftStateMachine<C>,
 {
     pub(crate) fn new(raft: Raft<C, SM>) -> Self {
-        RaftHandler { raft }
+        RaftHandler { raft, files: None }
     }
+
+    /// Received snapshots of this group carry segment files, staged through `files`.
+    pub(crate) fn with_snapshot_files(mut self, files: Arc<dyn SnapshotFiles>) -> Self {
+        self.files = Some(files);
+        self
+    }
+}
+
+/// Runs a blocking step of the snapshot files on the blocking pool.
+async fn on_files(
+    files: Option<Arc<dyn SnapshotFiles>>,
+    step: impl FnOnce(&dyn SnapshotFiles) -> Result<(), super::Error> + Send + 'static,
+) -> Result<(), String> {
+    let files = files.ok_or_else(|| "this group's snapshots carry no files".to_owned())?;
+    tokio::task::spawn_blocking(move || step(files.as_ref()))
+        .await
+        .map_err(|error| format!("snapshot files: {error}"))?
+        .map_err(|error| {
+            tracing::warn!(%error, "a snapshot transfer was refused");
+            format!("snapshot files: {error}")
+        })
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
@@ -287,13 +390,17 @@ where
 {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
         let raft = self.raft.clone();
+        let files = self.files.clone();
         Box::pin(async move {
             match method {
                 APPEND_ENTRIES => encode(&raft.append_entries(decode(&payload)?).await),
                 VOTE => encode(&raft.vote(decode(&payload)?).await),
                 PRE_VOTE => encode(&raft.pre_vote(decode(&payload)?).await),
                 FULL_SNAPSHOT => {
-                    let (vote, meta, snapshot): SnapshotCall<C> = decode(&payload)?;
+                    let (vote, meta, snapshot, manifest): SnapshotCall<C> = decode(&payload)?;
+                    if let Some(manifest) = manifest {
+                        on_files(files, move |files| files.seal(&manifest)).await?;
+                    }
                     let snapshot = openraft::Snapshot { meta, snapshot };
                     let installed = raft
                         .install_full_snapshot(vote, snapshot)
@@ -307,6 +414,11 @@ where
                         .await
                         .map_err(RaftError::<C>::Fatal);
                     encode(&answered)
+                }
+                SNAPSHOT_CHUNK => {
+                    let chunk: Chunk = decode(&payload)?;
+                    on_files(files, move |files| files.receive(&chunk)).await?;
+                    encode(&Ok::<(), RaftError<C>>(()))
                 }
                 other => Err(format!("unknown raft method {other}")),
             }

@@ -16,10 +16,15 @@ pub(crate) struct LogStart {
     /// The raft index of the batch at `first_offset`, or of the next one appended there.
     pub(crate) first_index: u64,
     pub(crate) first_offset: i64,
+    /// The batches below `first_offset` stay (a compacted log purges raft entries, not data;
+    /// a snapshot's segments were installed there); otherwise a purge deletes them.
+    pub(crate) keeps_prefix: bool,
 }
 
 const VOTE_NUMBERS: usize = 3;
-const LOG_START_NUMBERS: usize = 5;
+const LOG_START_NUMBERS: usize = 6;
+/// A log start saved before `keeps_prefix` existed.
+const LOG_START_NUMBERS_V0: usize = 5;
 
 pub(crate) fn read_vote(log: &Log) -> Result<Option<Vote>, Error> {
     let Some(numbers) = log.read_raft_state(RaftStateFile::Vote)? else {
@@ -49,6 +54,7 @@ pub(crate) fn read_log_start(log: &Log) -> Result<LogStart, Error> {
             purged: None,
             first_index: 0,
             first_offset: log.log_start_offset(),
+            keeps_prefix: false,
         });
     };
     let [
@@ -57,7 +63,13 @@ pub(crate) fn read_log_start(log: &Log) -> Result<LogStart, Error> {
         purged_index,
         first_index,
         first_offset,
-    ] = shaped::<LOG_START_NUMBERS>(&numbers)?;
+        keeps_prefix,
+    ] = match shaped::<LOG_START_NUMBERS_V0>(&numbers) {
+        Ok([has_purged, term, index, first_index, first_offset]) => {
+            [has_purged, term, index, first_index, first_offset, 0]
+        }
+        Err(_) => shaped::<LOG_START_NUMBERS>(&numbers)?,
+    };
     let first_offset = i64::try_from(first_offset).map_err(|_| Error::NotARaftLog {
         reason: format!("raft log start offset {first_offset} is out of range"),
     })?;
@@ -65,6 +77,7 @@ pub(crate) fn read_log_start(log: &Log) -> Result<LogStart, Error> {
         purged: (has_purged != 0).then(|| log_id(purged_term, purged_index)),
         first_index,
         first_offset,
+        keeps_prefix: keeps_prefix != 0,
     })
 }
 
@@ -80,6 +93,7 @@ pub(crate) fn write_log_start(log: &Log, start: &LogStart) -> Result<(), Error> 
         purged_index,
         start.first_index,
         u64::try_from(start.first_offset).unwrap_or(0),
+        u64::from(start.keeps_prefix),
     ];
     Ok(log.write_raft_state(RaftStateFile::LogStart, &numbers)?)
 }
@@ -87,7 +101,7 @@ pub(crate) fn write_log_start(log: &Log, start: &LogStart) -> Result<(), Error> 
 /// A partition group's snapshot: raft's metadata (the last entry it covers and the membership
 /// then) and the Kafka offset where the log goes on after that entry. The entries it covers
 /// are purged: below `next_offset` the partition has no raft entries (retention deleted them,
-/// or they are about to go).
+/// or they are about to go, or a compacted log keeps their batches).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PartitionSnapshot {
     pub(crate) meta: SnapshotMetaOf<TypeConfig>,
@@ -148,7 +162,8 @@ mod tests {
             LogStart {
                 purged: None,
                 first_index: 0,
-                first_offset: 0
+                first_offset: 0,
+                keeps_prefix: false,
             }
         );
         let vote = Vote::new_committed(7, 3);
@@ -157,6 +172,7 @@ mod tests {
             purged: Some(log_id(4, 41)),
             first_index: 42,
             first_offset: 1_000,
+            keeps_prefix: true,
         };
         write_log_start(&log, &start).expect("write start");
         log.close().expect("close");

@@ -37,15 +37,21 @@ impl RaftLog {
                 ),
             });
         }
-        if start.purged.is_some() && log.log_start_offset() < start.first_offset {
-            // A purge saved its new start, then stopped before the log start moved (or, for a
-            // snapshot past the whole log, before the log was emptied).
-            if start.first_offset > log.log_end_offset() {
+        if start.purged.is_some() && start.first_offset > log.log_end_offset() {
+            // A snapshot past the whole log was saved, then the install stopped before the
+            // log was replaced by its segments (or emptied).
+            if !log.install_prefix(start.first_offset)? {
                 log.restart_at(start.first_offset)?;
-            } else {
-                log.delete_records_before(start.first_offset)?;
             }
+        } else if start.purged.is_some()
+            && !start.keeps_prefix
+            && log.log_start_offset() < start.first_offset
+        {
+            // A purge saved its new start, then stopped before the log start moved.
+            log.delete_records_before(start.first_offset)?;
         }
+        // A transfer that raft did not install yet is sent again.
+        log.discard_incoming_prefix()?;
         let map = rebuild_map(&log, &start)?;
         Ok(RaftLog {
             log,
@@ -81,6 +87,11 @@ impl RaftLog {
         persisted::write_vote(&self.log, vote)?;
         self.vote = Some(*vote);
         Ok(())
+    }
+
+    /// The Kafka offset of the first raft entry: batches below it are no raft entries.
+    pub(crate) fn first_offset(&self) -> i64 {
+        self.start.first_offset
     }
 
     pub(crate) fn last_purged(&self) -> Option<LogId> {
@@ -201,8 +212,10 @@ impl RaftLog {
 
     /// Installs a snapshot that ends at `purged`, after which the log goes on at Kafka offset
     /// `next_offset`. A log that holds `purged` (or purged it already) keeps its entries (raft
-    /// purges up to it next); any other is emptied and starts again at `next_offset`, its next
-    /// entry `purged.index + 1`, so its offsets stay the leader's.
+    /// purges up to it next); any other is replaced by the snapshot's segments, staged when it
+    /// arrived (a compacted log's prefix), or emptied when it brought none (retention deleted
+    /// the prefix), and goes on at `next_offset`, its next entry `purged.index + 1`, so its
+    /// offsets stay the leader's.
     pub(crate) fn install_snapshot(
         &mut self,
         purged: LogId,
@@ -219,18 +232,22 @@ impl RaftLog {
             purged: Some(purged),
             first_index: purged.index + 1,
             first_offset: next_offset,
+            keeps_prefix: true,
         };
-        // Saved first: a crash before the log is emptied finishes it at the next open.
+        // Saved first: a crash before the log is replaced finishes it at the next open.
         persisted::write_log_start(&self.log, &start)?;
         self.truncation_count += 1;
-        self.log.restart_at(next_offset)?;
+        if !self.log.install_prefix(next_offset)? {
+            self.log.restart_at(next_offset)?;
+        }
         self.start = start;
         self.map = IndexMap::default();
         Ok(())
     }
 
     /// Forgets every entry up to `upto`: the log start (persisted first) moves past it, then
-    /// whole segments below the new Kafka log start are deleted.
+    /// whole segments below the new Kafka log start are deleted; a compacted log keeps them
+    /// (compaction cleans what raft no longer holds).
     pub(crate) fn purge(&mut self, upto: LogId) -> Result<(), Error> {
         if self.start.purged.is_some_and(|purged| purged >= upto) {
             return Ok(());
@@ -239,15 +256,19 @@ impl RaftLog {
         let first_offset = self
             .offset_of(first_index)
             .unwrap_or_else(|| self.log.log_end_offset());
+        let keeps_prefix = self.log.is_compacted();
         let start = LogStart {
             purged: Some(upto),
             first_index,
             first_offset,
+            keeps_prefix,
         };
         persisted::write_log_start(&self.log, &start)?;
         self.start = start;
         self.map.purge_through(upto.index);
-        self.log.delete_records_before(first_offset)?;
+        if !keeps_prefix {
+            self.log.delete_records_before(first_offset)?;
+        }
         Ok(())
     }
 

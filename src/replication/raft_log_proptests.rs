@@ -243,6 +243,7 @@ fn a_purge_cut_short_by_a_crash_is_finished_on_open() {
         purged: Some(log_id(1, 20)),
         first_index: 21,
         first_offset,
+        keeps_prefix: false,
     };
     super::persisted::write_log_start(raft_log.log(), &start).expect("save the start only");
     drop(raft_log);

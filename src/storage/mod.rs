@@ -43,6 +43,8 @@ mod proptests;
 mod records_tests;
 #[cfg(test)]
 pub(crate) mod test_batches;
+#[cfg(test)]
+mod transfer_tests;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -60,7 +62,9 @@ pub(crate) use fs::Fs;
 #[cfg(test)]
 pub(crate) use fs::fault;
 pub(crate) use identity::Identity;
-pub(crate) use log::{BatchLocation, Log, ReadPlan, past_header_only_batches};
+pub(crate) use log::{
+    BatchLocation, Log, OutgoingPrefix, Piece, PrefixManifest, ReadPlan, past_header_only_batches,
+};
 /// Kafka's text form of a UUID (cluster, topic and directory ids) and back.
 pub(crate) use partition_metadata::{
     decode_topic_id as decode_uuid, encode_topic_id as encode_uuid,
@@ -165,6 +169,8 @@ pub(crate) enum Error {
         stored: i32,
         configured: i32,
     },
+    #[error("a snapshot transfer to {dir} is refused: {reason}")]
+    SnapshotTransfer { dir: PathBuf, reason: String },
     #[error("state file {path} is invalid: {reason}")]
     CorruptState { path: PathBuf, reason: &'static str },
     #[error("catalog name {name:?} is invalid: {reason}")]

@@ -90,3 +90,12 @@ fn put_zigzag(out: &mut Vec<u8>, value: i64) {
         out.push(byte | 0x80);
     }
 }
+
+/// One uncompressed batch of one keyed record (compacted topics).
+pub(crate) fn keyed(key: &[u8], value: &[u8], timestamp_ms: i64) -> Vec<u8> {
+    super::records_tests::keyed_batch(
+        &[(Some(key.to_vec()), Some(value.to_vec()))],
+        timestamp_ms,
+        0,
+    )
+}

@@ -622,3 +622,109 @@ async fn replicated_partitions_keep_every_record_through_a_full_cluster_restart(
     let deliveries = enqueue(&producer, "replicated-restart", &more);
     acknowledged(&more, deliveries).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_replicated_topic_is_compacted_and_a_replica_that_was_away_gets_its_segments() {
+    let (mut brokers, _dirs) =
+        crate::cluster::form_three_with(&[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let topic = NewTopic::new("compacted", 1, TopicReplication::Fixed(3))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "16384")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    let results = harness::admin(&bootstraps[0])
+        .create_topics([&topic], &harness::admin_options())
+        .await
+        .expect("CreateTopics request");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let mut leader = 0;
+    wait_until(LEADER_DEADLINE, "a leader", || {
+        leader = leaders(&bootstraps[0], "compacted")
+            .get(&0)
+            .copied()
+            .unwrap_or(0);
+        leader > 0
+    });
+    // The preferred replica (the first leader) is away while the others take every write.
+    let away = leader as usize - 1;
+    brokers[away].kill9();
+    let survivors: Vec<String> = (0..3)
+        .filter(|i| *i != away)
+        .map(|i| bootstraps[i].clone())
+        .collect();
+    let producer = harness::producer(
+        &survivors.join(","),
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("batch.size", "8000"),
+        ],
+    );
+    // The first keys are written once (their only value stays in the compacted prefix), the
+    // rest over and over.
+    let key_of = |i: usize| match i {
+        0..100 => format!("u{i:03}"),
+        _ => format!("k{:03}", i % 10),
+    };
+    let values: Vec<String> = (0..3000)
+        .map(|i| format!("{i:05}-{}-{}", key_of(i), "x".repeat(60)))
+        .collect();
+    let deliveries: Vec<_> = values
+        .iter()
+        .map(|value| {
+            let key = &value[6..10];
+            let record = FutureRecord::to("compacted")
+                .partition(0)
+                .key(key)
+                .payload(value);
+            producer
+                .send_result(record)
+                .unwrap_or_else(|(error, _)| panic!("{value} not enqueued: {error}"))
+        })
+        .collect();
+    acknowledged(&values, deliveries).await;
+    let last = values.last().expect("values").clone();
+    let latest = |read: &[String]| {
+        let mut latest = std::collections::BTreeMap::new();
+        for value in read {
+            latest.insert(value[6..10].to_owned(), value.clone());
+        }
+        latest
+    };
+    let expected = latest(&values);
+    // Whatever a read returns: records that were written, in the order written, the latest
+    // value of every key among them.
+    let check = |read: &[String]| {
+        let mut written = values.iter();
+        assert!(
+            read.iter().all(|value| written.any(|w| w == value)),
+            "a subsequence of what was written"
+        );
+        assert_eq!(latest(read), expected, "the latest value of every key");
+    };
+
+    // The new leader purges its raft entries below its active segment and compacts them.
+    let mut compacted = Vec::new();
+    wait_until(LEADER_DEADLINE, "the new leader compacted the log", || {
+        compacted = read_from(&survivors.join(","), "compacted", 0, &last);
+        compacted.len() < values.len() / 2
+    });
+    check(&compacted);
+
+    // Back, the preferred replica lacks the purged entries: it gets the leader's compacted
+    // segments with the snapshot, catches up, takes the leadership back and serves them.
+    brokers[away].restart_on_same_port();
+    // (asked of the others: the returning broker's own metadata may still be the old one)
+    wait_until(LEADER_DEADLINE, "the preferred replica leads again", || {
+        leaders(&survivors.join(","), "compacted").get(&0) == Some(&leader)
+    });
+    let read = read_from(&bootstraps[away], "compacted", 0, &last);
+    assert!(read.len() < values.len() / 2, "{} records", read.len());
+    check(&read);
+    assert!(
+        brokers[away]
+            .log()
+            .contains("installed a snapshot's segments"),
+        "the returning replica got the segments through a snapshot"
+    );
+}

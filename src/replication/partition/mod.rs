@@ -24,6 +24,7 @@ use super::log_store::{LogReader, LogStore};
 use super::network::{self, GroupNetworkFactory, RaftHandler};
 use super::persisted::PartitionSnapshot;
 use super::rpc::{GroupId, Handler, HandlerFuture, Method, Peers, Registry};
+use super::snapshot_files::SnapshotFiles;
 use super::types::{self, RaftNode, RecordBatch, TypeConfig};
 use crate::storage;
 use pacemaker::Paced;
@@ -220,17 +221,22 @@ impl PartitionGroup {
             // (`purge_below`), and raft purges exactly what one covers.
             snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 0,
+            // A snapshot of a compacted partition streams its segments, chunk by chunk, and
+            // the receiver checks them whole: the bound of each call and of the install.
+            install_snapshot_timeout: millis(settings.commit_timeout).max(10_000),
             ..openraft::Config::default()
         }
         .validate()
         .map_err(|e| start(&e))?;
-        let network = GroupNetworkFactory::new(settings.node_id, settings.group, peers);
+        let files: Arc<dyn SnapshotFiles> = Arc::new(reader.clone());
+        let network = GroupNetworkFactory::new(settings.node_id, settings.group, peers)
+            .with_snapshot_files(Arc::clone(&files));
         let raft = Raft::new(settings.node_id, Arc::new(config), network, store, machine)
             .await
             .map_err(|e| start(&e))?;
         let paced = settings.pacemaker.add(settings.group, raft.clone());
         let handler = PartitionHandler {
-            raft: RaftHandler::new(raft.clone()),
+            raft: RaftHandler::new(raft.clone()).with_snapshot_files(files),
             paced,
         };
         registry.insert(settings.group, Arc::new(handler));
@@ -404,6 +410,12 @@ impl PartitionGroup {
         let _ = tokio::time::timeout_at(until, renewed).await;
     }
 
+    /// The Kafka offset where the raft log starts: the batches below it are no raft entries
+    /// (purged ones a compacted log keeps), so compaction may rewrite them.
+    pub(crate) fn raft_start_offset(&self) -> i64 {
+        self.log.raft_start_offset()
+    }
+
     /// The Kafka offset below which every record is committed, and its changes.
     pub(crate) fn high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.clone()
@@ -415,7 +427,8 @@ impl PartitionGroup {
     }
 
     /// Runs `change` on the partition log under its lock, for in-memory leader state only
-    /// (transaction verification guards): anything written to the log must go through raft.
+    /// (transaction verification guards), a roll by age, and compaction below
+    /// [`PartitionGroup::raft_start_offset`]: any other write to the log goes through raft.
     pub(crate) fn with_log_mut<T>(&self, change: impl FnOnce(&mut storage::Log) -> T) -> T {
         self.log.with_log_mut(change)
     }

@@ -1,9 +1,11 @@
 //! The state machine of a partition's raft group. The partition's state is its log (records,
 //! producer state, transaction index: all written at append, on every replica alike), so
 //! applying a committed entry only moves the high watermark: the Kafka offset right after the
-//! last applied entry's batch. A snapshot is where retention cut the log: it covers the entries
-//! below a Kafka offset and carries only that offset (`PartitionSnapshot`); raft then purges
-//! them, and a follower that lacks them installs the snapshot by starting its log there.
+//! last applied entry's batch. A snapshot is where retention or compaction cut the raft log: it
+//! covers the entries below a Kafka offset and its data is only that offset
+//! (`PartitionSnapshot`); raft then purges them, and a follower that lacks them installs the
+//! snapshot with the leader's segments below that offset, streamed before it
+//! (`snapshot_files.rs`; none after retention: the follower starts its log there).
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -196,6 +196,28 @@ async fn propose_on_leader(
     }
 }
 
+/// Has the replica at `leader` hand its leadership to the one at `successor`, and waits until
+/// every live replica knows.
+async fn hand_leadership(replicas: &[Option<Replica>], leader: usize, successor: usize) {
+    let target = successor as u64 + 1;
+    let group = &replicas[leader].as_ref().unwrap().group;
+    assert!(group.transfer_to(target).await);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while leader_of(replicas).await != successor {
+        assert!(tokio::time::Instant::now() < deadline, "leadership moved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Commits `batch(n)` and waits until every live replica's high watermark covers it.
+async fn commit_everywhere(replicas: &[Option<Replica>], n: i64) -> Committed {
+    let committed = propose_on_leader(replicas, || Ok(batch(n))).await.unwrap();
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, committed.end_offset).await;
+    }
+    committed
+}
+
 async fn wait_for_high_watermark(replica: &Replica, at_least: i64) {
     let mut hw = replica.group.high_watermark();
     tokio::time::timeout(DEADLINE, hw.wait_for(|hw| *hw >= at_least))
@@ -469,31 +491,13 @@ async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_
     let follower = (0..3).find(|i| *i != leader && *i != behind).unwrap();
     let purged = replicas[follower].as_ref().unwrap();
     assert_eq!(purged.group.with_log(|log| log.log_start_offset()), cut);
-    let successor = follower as u64 + 1;
-    assert!(
-        replicas[leader]
-            .as_ref()
-            .unwrap()
-            .group
-            .transfer_to(successor)
-            .await
-    );
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while leader_of(&replicas).await != follower {
-        assert!(tokio::time::Instant::now() < deadline, "leadership moved");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hand_leadership(&replicas, leader, follower).await;
 
     // Back, the replica lacks what was purged: it installs the snapshot, starts its log at
     // the cut and holds the same bytes from there.
     let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
     replicas[behind] = Some(start_with(behind_id, root.path(), listener, small.clone()).await);
-    let more = propose_on_leader(&replicas, || Ok(batch(1_000)))
-        .await
-        .unwrap();
-    for replica in replicas.iter().flatten() {
-        wait_for_high_watermark(replica, more.end_offset).await;
-    }
+    let more = commit_everywhere(&replicas, 1_000).await;
     let returned = replicas[behind].as_ref().unwrap();
     assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
     let leader = leader_of(&replicas).await;
@@ -506,14 +510,92 @@ async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_
     replicas[behind].take().unwrap().stop().await;
     let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
     replicas[behind] = Some(start_with(behind_id, root.path(), listener, small).await);
-    let last = propose_on_leader(&replicas, || Ok(batch(1_001)))
-        .await
-        .unwrap();
-    for replica in replicas.iter().flatten() {
-        wait_for_high_watermark(replica, last.end_offset).await;
-    }
+    let last = commit_everywhere(&replicas, 1_001).await;
     let returned = replicas[behind].as_ref().unwrap();
     assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_partition_keeps_its_purged_batches_and_a_replica_behind_gets_the_segments() {
+    let root = tempfile::tempdir().unwrap();
+    let compacted = LogSettings {
+        segment_bytes_max: 4096,
+        compaction: Some(crate::storage::CompactionSettings {
+            min_cleanable_dirty_ratio_ppm: 0,
+            ..crate::storage::CompactionSettings::default()
+        }),
+        ..LogSettings::default()
+    };
+    let (mut replicas, members) = start_three(root.path(), compacted.clone()).await;
+    let leader = leader_of(&replicas).await;
+    let behind = (leader + 1) % 3;
+    let behind_id = behind as u64 + 1;
+    replicas[behind].take().unwrap().stop().await;
+    let mut end = 0;
+    for n in 0..200i64 {
+        let value = format!("value-{n}-{}", "x".repeat(40));
+        let key = format!("key-{}", n % 7);
+        end = propose_on_leader(&replicas, || {
+            Ok(Bytes::from(test_batches::keyed(
+                key.as_bytes(),
+                value.as_bytes(),
+                1_000 + n,
+            )))
+        })
+        .await
+        .unwrap()
+        .end_offset;
+    }
+    // Each live replica purges its raft entries below its active segment and keeps the
+    // batches; the follower then compacts them.
+    let follower = (0..3).find(|i| *i != leader && *i != behind).unwrap();
+    for replica in replicas.iter().flatten() {
+        wait_for_high_watermark(replica, end).await;
+        let cut = replica.group.with_log(|log| log.active_base_offset());
+        assert!(cut > 0, "several segments");
+        assert!(replica.group.purge_below(cut).await, "snapshot taken");
+    }
+    let purged = replicas[follower].as_ref().unwrap();
+    assert_eq!(purged.group.with_log(|log| log.log_start_offset()), 0);
+    let raft_start = purged.group.raft_start_offset();
+    assert!(raft_start > 0);
+    let plan = purged
+        .group
+        .with_log(|log| log.plan_compaction_below(i64::MAX, raft_start))
+        .unwrap()
+        .expect("compaction is due");
+    let cleaned = plan.build().unwrap();
+    let outcome = purged
+        .group
+        .with_log_mut(|log| log.install_compaction(cleaned))
+        .unwrap();
+    assert!(
+        outcome.is_installed && outcome.records_removed > 0,
+        "{outcome:?}"
+    );
+    hand_leadership(&replicas, leader, follower).await;
+
+    // Back, the replica lacks the purged entries: the snapshot brings the new leader's
+    // compacted segments, byte for byte, and the log goes on after them.
+    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
+    replicas[behind] = Some(start_with(behind_id, root.path(), listener, compacted.clone()).await);
+    let more = commit_everywhere(&replicas, 1_000).await;
+    let reference = log_bytes_below(replicas[follower].as_ref().unwrap(), more.end_offset);
+    let returned = replicas[behind].as_ref().unwrap();
+    assert_eq!(returned.group.with_log(|log| log.log_start_offset()), 0);
+    assert!(log_bytes_below(returned, more.end_offset) == reference);
+
+    // A restart keeps it.
+    replicas[behind].take().unwrap().stop().await;
+    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
+    replicas[behind] = Some(start_with(behind_id, root.path(), listener, compacted).await);
+    let last = commit_everywhere(&replicas, 1_001).await;
+    let reference = log_bytes_below(replicas[follower].as_ref().unwrap(), last.end_offset);
+    let returned = replicas[behind].as_ref().unwrap();
+    assert!(log_bytes_below(returned, last.end_offset) == reference);
     for replica in replicas.into_iter().flatten() {
         replica.stop().await;
     }

@@ -21,7 +21,18 @@ pub(crate) struct CompactionOutcome {
 impl Log {
     /// Plans a compaction pass, or None when the log is not compacted or no pass is due
     /// (see `cleaner::cleanable_count`). Cheap: reads one header per closed segment.
+    #[cfg(test)]
     pub(crate) fn plan_compaction(&self, now_ms: i64) -> Result<Option<CompactionPlan>> {
+        self.plan_compaction_below(now_ms, i64::MAX)
+    }
+
+    /// [`Log::plan_compaction`] over the closed segments that end at or below `end_max` only
+    /// (a replicated log compacts only what its raft log no longer holds).
+    pub(crate) fn plan_compaction_below(
+        &self,
+        now_ms: i64,
+        end_max: i64,
+    ) -> Result<Option<CompactionPlan>> {
         let Some(compaction) = self.settings.compaction.clone() else {
             return Ok(None);
         };
@@ -31,6 +42,7 @@ impl Log {
         let Some((_active, closed)) = self.segments.split_last() else {
             return Ok(None);
         };
+        let closed = &closed[..closed.partition_point(|segment| segment.next_offset() <= end_max)];
         let mut summaries = Vec::with_capacity(closed.len());
         for segment in closed {
             summaries.push(SegmentSummary {

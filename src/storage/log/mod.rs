@@ -18,9 +18,11 @@ mod flush;
 mod locate;
 mod read;
 mod transactions;
+mod transfer;
 
 pub(crate) use locate::BatchLocation;
 pub(crate) use read::{ReadPlan, past_header_only_batches};
+pub(crate) use transfer::{OutgoingPrefix, Piece, PrefixManifest};
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +81,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<Log> {
         let settings = settings.clamped();
+        transfer::finish_interrupted_install(dir)?;
         let recovered = recovery::recover(&fs, dir, topic_id, &settings, now_ms)?;
         let mut log = Log {
             fs,
@@ -97,6 +100,11 @@ impl Log {
         Ok(log)
     }
 
+    /// Whether the topic is compacted (`cleanup.policy` has `compact`).
+    pub(crate) fn is_compacted(&self) -> bool {
+        self.settings.compaction.is_some()
+    }
+
     pub(crate) fn set_settings(&mut self, settings: LogSettings) {
         self.settings = settings.clamped();
     }
@@ -108,6 +116,11 @@ impl Log {
 
     pub(crate) fn log_start_offset(&self) -> i64 {
         self.log_start_offset
+    }
+
+    /// The base offset of the active segment: every batch below it is in a closed segment.
+    pub(crate) fn active_base_offset(&self) -> i64 {
+        self.active().base_offset()
     }
 
     /// The next offset to be assigned.

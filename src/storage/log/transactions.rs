@@ -191,6 +191,25 @@ impl Log {
         self.write_snapshot()
     }
 
+    /// After a snapshot's segments replaced the log: the aborted-transaction index of every
+    /// closed segment, from the replayed state (the active one gets its own at roll or close).
+    pub(super) fn persist_transactions_of_closed_segments(&mut self) -> Result<()> {
+        let closed: Vec<(i64, i64)> = self
+            .segments
+            .split_last()
+            .map(|(_, closed)| {
+                closed
+                    .iter()
+                    .map(|segment| (segment.base_offset(), segment.next_offset()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (base, next) in closed {
+            txn_index::write(&self.dir, base, &self.aborted_in(base, next))?;
+        }
+        Ok(())
+    }
+
     fn aborted_in(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.transactions
             .aborted
