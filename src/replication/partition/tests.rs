@@ -510,7 +510,7 @@ async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_
     replicas[behind].take().unwrap().stop().await;
     let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
     replicas[behind] = Some(start_with(behind_id, root.path(), listener, small).await);
-    let last = commit_everywhere(&replicas, 1_001).await;
+    commit_everywhere(&replicas, 1_001).await;
     let returned = replicas[behind].as_ref().unwrap();
     assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
     for replica in replicas.into_iter().flatten() {
