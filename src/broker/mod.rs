@@ -236,10 +236,10 @@ impl Broker {
             .unwrap_or_default();
         for index in 0..record.partition_count {
             if let Some(partition) = existing.get(index as usize).filter(|_| index < first_new) {
-                // A replicated partition's log keeps the settings it opened with (its raft
-                // group owns it).
-                if !partition.is_offline() && !partition.is_replicated() {
-                    partition.with_log(|log| {
+                // Settings are in-memory rules (rolls, retention, compaction), so a replicated
+                // partition's log, which its raft group owns, takes them the same way.
+                if !partition.is_offline() {
+                    partition.with_leader_state(|log| {
                         log.set_settings(settings.log.clone());
                         Ok(())
                     })?;

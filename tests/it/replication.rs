@@ -247,9 +247,8 @@ async fn retention_cuts_a_replicated_partition_and_a_new_leader_serves_from_its_
         crate::cluster::form_three_with(&[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
     let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
     let all = bootstraps.join(",");
-    let topic = NewTopic::new("retained", 1, TopicReplication::Fixed(3))
-        .set("segment.bytes", "16384")
-        .set("retention.bytes", "49152");
+    let topic =
+        NewTopic::new("retained", 1, TopicReplication::Fixed(3)).set("segment.bytes", "16384");
     let results = harness::admin(&bootstraps[0])
         .create_topics([&topic], &harness::admin_options())
         .await
@@ -267,8 +266,17 @@ async fn retention_cuts_a_replicated_partition_and_a_new_leader_serves_from_its_
         .map(|i| format!("{i:05}-{}", "x".repeat(90)))
         .collect();
     acknowledged(&values, enqueue(&producer, "retained", &values)).await;
+    // Retention set after the writes (a config change reaches the replicas' logs)...
+    let config =
+        rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("retained"))
+            .set("retention.bytes", "49152");
+    let altered = harness::admin(&bootstraps[0])
+        .alter_configs([&config], &harness::admin_options())
+        .await
+        .expect("AlterConfigs request");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
 
-    // Retention cuts the leader's log (a raft snapshot, then a purge)...
+    // ...cuts the leader's log (a raft snapshot, then a purge)...
     let leader = leaders(&all, "retained")[&0];
     wait_until(LEADER_DEADLINE, "the leader's log start moved", || {
         let addr = brokers[leader as usize - 1].addr();
