@@ -8,7 +8,12 @@ use bytes::Bytes;
 
 use super::error::{Error, Result};
 use super::{Broker, LEADER_EPOCH};
+use crate::replication::partition::ProposeError;
 use crate::storage;
+
+/// How often a replicated partition's leader tries its log start move again while raft has
+/// not purged the entries below it yet.
+const LOG_START_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Stored batches of one partition and the watermarks reported with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,12 +230,14 @@ impl Broker {
     }
 
     /// Deletes records below `before_offset` (-1 = the high watermark); returns the new log
-    /// start offset.
-    pub(crate) fn delete_records(
+    /// start offset. A replicated partition's leader proposes the move to every replica and
+    /// answers once its own log start moved (within `timeout`).
+    pub(crate) async fn delete_records(
         &self,
         topic: &str,
         partition: i32,
         before_offset: i64,
+        timeout: std::time::Duration,
     ) -> Result<i64> {
         let (_, target) = self.partition(topic, partition)?;
         let high_watermark = target.high_watermark();
@@ -239,6 +246,52 @@ impl Broker {
         } else {
             before_offset
         };
+        if let Some(group) = target.raft() {
+            let log_start = group.with_log(storage::Log::log_start_offset);
+            if before < 0 || before > high_watermark {
+                return Err(Error::OffsetOutOfRange {
+                    offset: before,
+                    log_start_offset: log_start,
+                    log_end_offset: high_watermark,
+                });
+            }
+            if before <= log_start {
+                return Ok(log_start);
+            }
+            let deadline = tokio::time::Instant::now() + timeout;
+            let proposed = tokio::time::timeout_at(deadline, group.propose_log_start(before));
+            match proposed.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(ProposeError::NotLeader { leader })) => {
+                    return Err(Error::NotLeader {
+                        topic: topic.to_owned(),
+                        partition,
+                        leader: leader.and_then(|l| i32::try_from(l).ok()),
+                    });
+                }
+                Ok(Err(error)) => {
+                    return Err(Error::Cluster {
+                        reason: format!("{topic}-{partition}: {error}"),
+                    });
+                }
+                Err(_) => {
+                    return Err(Error::Cluster {
+                        reason: format!("{topic}-{partition}: DeleteRecords not committed in time"),
+                    });
+                }
+            }
+            // Every replica moves its own log start once it applied the entry (the leader's
+            // purge may wait for a replication still reading the entries).
+            while !group.advance_log_start(before).await {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::Cluster {
+                        reason: format!("{topic}-{partition}: the log start did not move in time"),
+                    });
+                }
+                tokio::time::sleep(LOG_START_RETRY).await;
+            }
+            return Ok(group.with_log(storage::Log::log_start_offset));
+        }
         target
             .with_log(|log| {
                 if before < 0 || before > high_watermark {

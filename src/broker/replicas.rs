@@ -1,7 +1,7 @@
 //! The raft groups of this broker's replicas in cluster mode: starting the group of each
 //! replicated partition it holds a replica of, and one task per replica that publishes the
-//! group's high watermark, reports leadership and in-sync replicas to the controller and hands
-//! leadership back to the preferred replica.
+//! group's high watermark, reports leadership and in-sync replicas to the controller, moves the
+//! replica's log start for DeleteRecords and hands leadership back to the preferred replica.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -102,6 +102,7 @@ async fn follow_replica(
     let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
     balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut high_watermark = group.high_watermark();
+    let mut log_start_requests = group.requested_log_start();
     let mut changes = partition.changes();
     let Some((me, mut shutdown)) = broker
         .upgrade()
@@ -166,6 +167,13 @@ async fn follow_replica(
                 strong.unload_coordinator(&partition);
             }
         }
+        // DeleteRecords: each replica moves its own log start once it applied the entry.
+        let wanted = *log_start_requests.borrow_and_update();
+        if wanted > group.with_log(crate::storage::Log::log_start_offset)
+            && !group.advance_log_start(wanted).await
+        {
+            retry = true;
+        }
         if !leads {
             caught_up_at.clear();
             reported_isr = None;
@@ -207,6 +215,7 @@ async fn follow_replica(
         let mut balance_due = false;
         tokio::select! {
             changed = high_watermark.changed() => if changed.is_err() { break },
+            changed = log_start_requests.changed() => if changed.is_err() { break },
             () = group.leadership_changed(&leadership) => {}
             _ = changes.changed() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,

@@ -16,6 +16,10 @@ use crate::storage::{self, BatchHeader};
 pub(crate) const RAFT_BLANK_CONTROL_TYPE: i16 = 0x7400;
 /// Control record type of a raft membership entry; the record value is the membership as JSON.
 pub(crate) const RAFT_MEMBERSHIP_CONTROL_TYPE: i16 = 0x7401;
+/// Control record type of a DeleteRecords entry: a normal entry (proposed like a batch, applied
+/// by every replica in log order) whose value is Kafka's marker shape (version i16 0,
+/// coordinator epoch i32 0, six bytes for sarama) followed by the new log start offset (i64).
+pub(crate) const LOG_START_CONTROL_TYPE: i16 = 0x7402;
 /// Timestamp of raft control batches: Kafka's "no timestamp", so they never move time-based
 /// lookups or retention, and every replica writes the same bytes.
 const RAFT_CONTROL_TIMESTAMP_MS: i64 = -1;
@@ -51,6 +55,27 @@ pub(crate) fn batch_of(payload: &Payload) -> Result<BytesMut, Error> {
             Ok(BytesMut::from(&bytes[..]))
         }
     }
+}
+
+/// The batch of a DeleteRecords entry moving the log start to `offset`.
+pub(crate) fn log_start_batch(offset: i64) -> Bytes {
+    let mut value = BLANK_VALUE.to_vec();
+    value.extend_from_slice(&offset.to_be_bytes());
+    Bytes::from(storage::build_control_batch(
+        LOG_START_CONTROL_TYPE,
+        &value,
+        RAFT_CONTROL_TIMESTAMP_MS,
+    ))
+}
+
+/// The log start a DeleteRecords entry's batch moves to; None for any other batch.
+pub(crate) fn log_start_of(batch: &[u8]) -> Option<i64> {
+    let record = storage::read_control_record(batch, MEMBERSHIP_BYTES_MAX).ok()??;
+    if record.control_type != LOG_START_CONTROL_TYPE {
+        return None;
+    }
+    let offset: [u8; 8] = record.value.get(BLANK_VALUE.len()..)?.try_into().ok()?;
+    Some(i64::from_be_bytes(offset))
 }
 
 /// The entry with `log_id` stored as `batch` (whole, as read from the segment).
@@ -123,6 +148,10 @@ mod tests {
         round_trip(Payload::Normal(RecordBatch(data)));
         let marker = Bytes::from(storage::build_marker(true, 0, 7, 0, 1_000));
         round_trip(Payload::Normal(RecordBatch(marker)));
+        let log_start = log_start_batch(1_234);
+        assert_eq!(log_start_of(&log_start), Some(1_234));
+        round_trip(Payload::Normal(RecordBatch(log_start)));
+        assert_eq!(log_start_of(&test_batches::build(1, 0, 1)), None);
     }
 
     #[test]

@@ -139,6 +139,14 @@ impl LogReader {
         self.shared.lock().epoch_end(requested)
     }
 
+    /// The Kafka offset of the raft entry whose batch holds offset `offset`, if the raft log
+    /// holds one.
+    pub(crate) fn batch_start_of(&self, offset: i64) -> Option<i64> {
+        let raft_log = self.shared.lock();
+        let holding = raft_log.last_entry_before(offset.checked_add(1)?)?;
+        raft_log.offset_of(holding.index)
+    }
+
     /// The last entry whose batch starts below Kafka offset `offset`, if the log holds one.
     pub(crate) fn last_entry_before(&self, offset: i64) -> Option<LogId> {
         self.shared.lock().last_entry_before(offset)

@@ -28,12 +28,14 @@ impl RaftLog {
     pub(crate) fn open(mut log: Log) -> Result<RaftLog, Error> {
         let vote = persisted::read_vote(&log)?;
         let start = persisted::read_log_start(&log)?;
-        if start.first_offset < log.log_start_offset() {
+        // (The log start offset may lie inside the first raft batch: DeleteRecords moves it
+        // there, and the batch stays.)
+        if start.first_offset < log.first_segment_base_offset() {
             return Err(Error::NotARaftLog {
                 reason: format!(
-                    "raft log starts at offset {} but the partition log only at {}",
+                    "raft log starts at offset {} but the partition log holds batches only from {}",
                     start.first_offset,
-                    log.log_start_offset()
+                    log.first_segment_base_offset()
                 ),
             });
         }

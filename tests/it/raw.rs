@@ -328,3 +328,31 @@ pub(crate) fn list_offset(
     let answer = &response.topics[0].partitions[0];
     (answer.error_code, answer.offset)
 }
+
+/// DeleteRecords v2 of `partition` of `topic` below `offset` at `addr`: (error code, low
+/// watermark).
+pub(crate) fn delete_records(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> (i16, i64) {
+    use kafka_protocol::messages::DeleteRecordsRequest;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let request = DeleteRecordsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(partition)
+                        .with_offset(offset),
+                ]),
+        ]);
+    let response = RawConn::connect(addr).roundtrip(&request, 2);
+    let answer = &response.topics[0].partitions[0];
+    (answer.error_code, answer.low_watermark)
+}

@@ -736,3 +736,63 @@ async fn a_compacted_replicated_topic_is_compacted_and_a_replica_that_was_away_g
         "the returning replica got the segments through a snapshot"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_moves_the_log_start_of_every_replica_and_a_new_leader_keeps_it() {
+    let (mut brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "trimmed", 1).await;
+    wait_until(LEADER_DEADLINE, "a leader", || {
+        leaders(&all, "trimmed").contains_key(&0)
+    });
+    let producer = harness::producer(&all, &[("enable.idempotence", "true")]);
+    let values: Vec<String> = (0..300).map(|i| format!("trimmed-{i:04}")).collect();
+    acknowledged(&values, enqueue(&producer, "trimmed", &values)).await;
+    let leader = leaders(&all, "trimmed")[&0];
+    let leader_addr = brokers[leader as usize - 1].addr();
+    // Offsets of one producer's records without raft entries between them: value i at i + k.
+    let first = crate::raw::list_offset(leader_addr, "trimmed", 0, -2, 0).1;
+    let end = crate::raw::list_offset(leader_addr, "trimmed", 0, -1, 0).1;
+    let cut = first + (end - first) / 2;
+    assert_eq!(
+        crate::raw::delete_records(leader_addr, "trimmed", 0, cut),
+        (0, cut)
+    );
+    assert_eq!(
+        crate::raw::list_offset(leader_addr, "trimmed", 0, -2, 0),
+        (0, cut)
+    );
+    assert_eq!(
+        crate::raw::delete_records(leader_addr, "trimmed", 0, end + 1_000).0,
+        1,
+        "OFFSET_OUT_OF_RANGE past the high watermark"
+    );
+
+    // Every replica moved its log start: whichever follower leads next starts there.
+    brokers[leader as usize - 1].kill9();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i + 1 != leader as usize).collect();
+    let mut low = (-1, -1);
+    wait_until(LEADER_DEADLINE, "a new leader starts at the cut", || {
+        low = survivors
+            .iter()
+            .map(|i| crate::raw::list_offset(brokers[*i].addr(), "trimmed", 0, -2, 0))
+            .find(|(error, _)| *error == 0)
+            .unwrap_or((-1, -1));
+        low.0 == 0
+    });
+    assert_eq!(low.1, cut);
+    let from_survivors = survivors
+        .iter()
+        .map(|i| bootstraps[*i].clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let read = read_from(
+        &from_survivors,
+        "trimmed",
+        cut,
+        values.last().expect("values"),
+    );
+    assert!(!read.is_empty() && read.len() < values.len());
+    assert_eq!(read.as_slice(), &values[values.len() - read.len()..]);
+}

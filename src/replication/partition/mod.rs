@@ -20,6 +20,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardReason, InitializeError, RaftError};
 use tokio::sync::{Mutex, watch};
 
+use super::entry_codec;
 use super::log_store::{LogReader, LogStore};
 use super::network::{self, GroupNetworkFactory, RaftHandler};
 use super::persisted::PartitionSnapshot;
@@ -169,6 +170,8 @@ pub(crate) struct PartitionGroup {
     raft: Raft<TypeConfig, PartitionMachine>,
     log: LogReader,
     high_watermark: watch::Receiver<i64>,
+    /// The log start applied DeleteRecords entries asked for.
+    log_start_requests: watch::Receiver<i64>,
     /// Held from a proposal's check until its entry is in the log.
     proposing: Mutex<()>,
     registry: Arc<Registry>,
@@ -200,8 +203,14 @@ impl PartitionGroup {
         let store = LogStore::open(log).await.map_err(|e| start(&e))?;
         let reader = store.reader();
         let (publish, high_watermark) = watch::channel(log_start);
+        let (ask_log_start, log_start_requests) = watch::channel(log_start);
         let requested = state_machine::Requested::default();
-        let machine = PartitionMachine::new(reader.clone(), publish, Arc::clone(&requested));
+        let machine = PartitionMachine::new(
+            reader.clone(),
+            publish,
+            ask_log_start,
+            Arc::clone(&requested),
+        );
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let timing = settings.pacemaker.settings();
         let lease_ms = millis(timing.election_timeout) / 2;
@@ -245,6 +254,7 @@ impl PartitionGroup {
             raft,
             log: reader,
             high_watermark,
+            log_start_requests,
             proposing: Mutex::new(()),
             registry,
             requested,
@@ -300,6 +310,51 @@ impl PartitionGroup {
         })
         .await;
         taken.unwrap_or(false)
+    }
+
+    /// The log start offset the applied DeleteRecords entries asked for, and its changes.
+    pub(crate) fn requested_log_start(&self) -> watch::Receiver<i64> {
+        self.log_start_requests.clone()
+    }
+
+    /// DeleteRecords: proposes the entry that moves every replica's log start to `offset`
+    /// (each moves it once it applied the entry: [`PartitionGroup::advance_log_start`]).
+    pub(crate) async fn propose_log_start(
+        &self,
+        offset: i64,
+    ) -> Result<Committed, ProposeError<()>> {
+        self.propose(|_| Ok(entry_codec::log_start_batch(offset)))
+            .await
+    }
+
+    /// Moves this replica's log start to `offset` (at most its high watermark): raft first
+    /// purges every entry before the one whose batch holds `offset` (a snapshot), then the
+    /// log start moves and whole segments below it go; those hold no raft entry any more.
+    /// Whether the log start is at `offset` now; false while the purge waits (a leader purges
+    /// once no replication reads the entries), to be tried again.
+    pub(crate) async fn advance_log_start(&self, offset: i64) -> bool {
+        if self.log.with_log(storage::Log::log_start_offset) >= offset {
+            return true;
+        }
+        if let Some(holding) = self.log.batch_start_of(offset) {
+            self.purge_below(holding).await;
+            if self.log.raft_start_offset() < holding {
+                return false;
+            }
+        }
+        let log = self.log.clone();
+        let cut = tokio::task::spawn_blocking(move || {
+            log.with_log_mut(|log| log.delete_records_before(offset))
+        })
+        .await;
+        match cut {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(group = self.settings.group, offset, %error, "moving the log start failed");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Makes `voters` the first membership of a new group. Does nothing when the log already

@@ -17,9 +17,10 @@ use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMe
 use openraft::{EntryPayload, Snapshot};
 use tokio::sync::watch;
 
+use crate::replication::entry_codec;
 use crate::replication::log_store::LogReader;
 use crate::replication::persisted::PartitionSnapshot;
-use crate::replication::types::TypeConfig;
+use crate::replication::types::{RecordBatch, TypeConfig};
 
 /// The snapshot a replica asked raft to take next (see `PartitionGroup::purge_below`).
 pub(crate) type Requested = Arc<Mutex<Option<PartitionSnapshot>>>;
@@ -31,6 +32,8 @@ pub(crate) struct PartitionMachine {
     last_applied: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
     high_watermark: watch::Sender<i64>,
+    /// The log start the applied DeleteRecords entries asked for (the largest).
+    log_start: watch::Sender<i64>,
     requested: Requested,
 }
 
@@ -41,6 +44,7 @@ impl PartitionMachine {
     pub(crate) fn new(
         log: LogReader,
         high_watermark: watch::Sender<i64>,
+        log_start: watch::Sender<i64>,
         requested: Requested,
     ) -> PartitionMachine {
         PartitionMachine {
@@ -48,6 +52,7 @@ impl PartitionMachine {
             last_applied: None,
             membership: StoredMembershipOf::<TypeConfig>::default(),
             high_watermark,
+            log_start,
             requested,
         }
     }
@@ -85,9 +90,25 @@ impl RaftStateMachine<TypeConfig> for PartitionMachine {
     {
         while let Some((entry, responder)) = entries.try_next().await? {
             self.last_applied = Some(entry.log_id);
-            if let EntryPayload::Membership(membership) = &entry.payload {
-                self.membership =
-                    StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), membership.clone());
+            match &entry.payload {
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembershipOf::<TypeConfig>::new(
+                        Some(entry.log_id),
+                        membership.clone(),
+                    );
+                }
+                // The replica's task moves its log start (a purge, then a cut: see
+                // `PartitionGroup::advance_log_start`); nothing is done here in apply.
+                EntryPayload::Normal(RecordBatch(batch)) => {
+                    if let Some(offset) = entry_codec::log_start_of(batch) {
+                        self.log_start.send_if_modified(|wanted| {
+                            let moved = offset > *wanted;
+                            *wanted = (*wanted).max(offset);
+                            moved
+                        });
+                    }
+                }
+                EntryPayload::Blank => {}
             }
             // Committed entries are in the local log (raft applies only what it holds), so
             // their end offset is known.

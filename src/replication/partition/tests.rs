@@ -600,3 +600,59 @@ async fn a_compacted_partition_keeps_its_purged_batches_and_a_replica_behind_get
         replica.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_moves_every_replicas_log_start_inside_a_batch_and_it_survives_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let small = LogSettings {
+        segment_bytes_max: 4096,
+        ..LogSettings::default()
+    };
+    let (mut replicas, members) = start_three(root.path(), small.clone()).await;
+    let mut committed = Vec::new();
+    for n in 0..60 {
+        committed.push(propose_on_leader(&replicas, || Ok(batch(n))).await.unwrap());
+    }
+    // Inside a batch of three records, several segments in.
+    let cut = committed[40].base_offset + 1;
+    let leader = leader_of(&replicas).await;
+    replicas[leader]
+        .as_ref()
+        .unwrap()
+        .group
+        .propose_log_start(cut)
+        .await
+        .unwrap();
+    for replica in replicas.iter().flatten() {
+        let mut requested = replica.group.requested_log_start();
+        tokio::time::timeout(DEADLINE, requested.wait_for(|wanted| *wanted == cut))
+            .await
+            .expect("the entry applied in time")
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !replica.group.advance_log_start(cut).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the log start moved"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        replica.group.with_log(|log| {
+            assert_eq!(log.log_start_offset(), cut);
+            assert!(log.first_segment_base_offset() > 0, "segments below went");
+        });
+    }
+    // A restarted replica opens its log (its start inside the raft log's first batch) and
+    // keeps the cut.
+    let follower = (leader + 1) % 3;
+    let id = follower as u64 + 1;
+    replicas[follower].take().unwrap().stop().await;
+    let (listener, _) = bind_at(&members[&id].rpc_addr).await;
+    replicas[follower] = Some(start_with(id, root.path(), listener, small).await);
+    commit_everywhere(&replicas, 1_000).await;
+    let returned = replicas[follower].as_ref().unwrap();
+    assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}

@@ -118,6 +118,11 @@ impl Log {
         self.log_start_offset
     }
 
+    /// The base offset of the first segment: no batch below it is stored.
+    pub(crate) fn first_segment_base_offset(&self) -> i64 {
+        self.segments.first().map_or(0, Segment::base_offset)
+    }
+
     /// The base offset of the active segment: every batch below it is in a closed segment.
     pub(crate) fn active_base_offset(&self) -> i64 {
         self.active().base_offset()
