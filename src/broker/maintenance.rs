@@ -151,7 +151,29 @@ async fn compact_replicated(partition: Arc<Partition>, cut: i64) {
         return;
     };
     group.purge_below(cut).await;
-    compact(partition, group.raft_start_offset()).await;
+    let raft_start = group.raft_start_offset();
+    compact(Arc::clone(&partition), raft_start).await;
+    // `compact,delete`: time and size retention over what raft no longer holds.
+    let now = now_ms();
+    let retained = {
+        let partition = Arc::clone(&partition);
+        tokio::task::spawn_blocking(move || {
+            partition.with_leader_state(|log| log.enforce_retention_below(now, raft_start))
+        })
+        .await
+    };
+    match retained {
+        Ok(Ok(0)) => {}
+        Ok(Ok(deleted)) => {
+            tracing::info!(topic = %partition.topic, partition = partition.index, deleted, "retention deleted segments")
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %err, "retention failed")
+        }
+        Err(err) => {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %err, "retention task panicked")
+        }
+    }
 }
 
 /// Retention of a replicated partition: a raft snapshot where it cuts, then raft purges.

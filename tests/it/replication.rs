@@ -29,6 +29,34 @@ pub(crate) async fn create_replicated(bootstrap: &str, name: &str, partitions: i
     );
 }
 
+/// Three brokers whose maintenance runs every 200 ms, with `topic` created: the brokers,
+/// their data dirs and bootstrap addresses.
+async fn form_three_with_topic(
+    topic: NewTopic<'_>,
+) -> (Vec<harness::Broker>, Vec<tempfile::TempDir>, Vec<String>) {
+    let (brokers, dirs) =
+        crate::cluster::form_three_with(&[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let results = harness::admin(&bootstraps[0])
+        .create_topics([&topic], &harness::admin_options())
+        .await
+        .expect("CreateTopics request");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    (brokers, dirs, bootstraps)
+}
+
+/// An idempotent producer whose batches stay under 16 KiB segments.
+fn small_batch_producer(bootstrap: &str) -> rdkafka::producer::FutureProducer {
+    harness::producer(
+        bootstrap,
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("batch.size", "8000"),
+        ],
+    )
+}
+
 /// Enqueues `values` (in order, all in flight at once); the returned futures resolve with
 /// their acknowledgements.
 fn enqueue(
@@ -36,10 +64,23 @@ fn enqueue(
     topic: &str,
     values: &[String],
 ) -> Vec<rdkafka::producer::DeliveryFuture> {
+    enqueue_keyed(producer, topic, values, |_| "k")
+}
+
+/// [`enqueue`] with each value's key taken from the value.
+fn enqueue_keyed<'a>(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    values: &'a [String],
+    key_of: impl Fn(&'a str) -> &'a str,
+) -> Vec<rdkafka::producer::DeliveryFuture> {
     values
         .iter()
         .map(|value| {
-            let record = FutureRecord::to(topic).partition(0).key("k").payload(value);
+            let record = FutureRecord::to(topic)
+                .partition(0)
+                .key(key_of(value))
+                .payload(value);
             match producer.send_result(record) {
                 Ok(delivery) => delivery,
                 Err((error, _)) => panic!("{value} not enqueued: {error}"),
@@ -243,25 +284,11 @@ async fn committed_offsets_and_an_open_transaction_move_to_a_new_coordinator_whe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_cuts_a_replicated_partition_and_a_new_leader_serves_from_its_own_cut() {
-    let (mut brokers, _dirs) =
-        crate::cluster::form_three_with(&[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
-    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
-    let all = bootstraps.join(",");
     let topic =
         NewTopic::new("retained", 1, TopicReplication::Fixed(3)).set("segment.bytes", "16384");
-    let results = harness::admin(&bootstraps[0])
-        .create_topics([&topic], &harness::admin_options())
-        .await
-        .expect("CreateTopics request");
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let producer = harness::producer(
-        &all,
-        &[
-            ("enable.idempotence", "true"),
-            ("linger.ms", "5"),
-            ("batch.size", "8000"),
-        ],
-    );
+    let (mut brokers, _dirs, bootstraps) = form_three_with_topic(topic).await;
+    let all = bootstraps.join(",");
+    let producer = small_batch_producer(&all);
     let values: Vec<String> = (0..2000)
         .map(|i| format!("{i:05}-{}", "x".repeat(90)))
         .collect();
@@ -355,9 +382,10 @@ async fn with_two_of_three_replicas_paused_acks_all_is_not_acknowledged_and_read
     let delivery = enqueue(&stalled_producer, "paused", &stalled)
         .pop()
         .expect("one delivery");
+    let delivered = delivery.await;
     assert!(
-        matches!(delivery.await, Ok(Err(_))),
-        "a write without a majority is not acknowledged"
+        matches!(delivered, Ok(Err(_))),
+        "a write without a majority is not acknowledged: {delivered:?}"
     );
     assert_eq!(
         crate::raw::latest_offset(led.addr(), "paused", 0, 0),
@@ -633,18 +661,11 @@ async fn replicated_partitions_keep_every_record_through_a_full_cluster_restart(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compacted_replicated_topic_is_compacted_and_a_replica_that_was_away_gets_its_segments() {
-    let (mut brokers, _dirs) =
-        crate::cluster::form_three_with(&[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
-    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
     let topic = NewTopic::new("compacted", 1, TopicReplication::Fixed(3))
         .set("cleanup.policy", "compact")
         .set("segment.bytes", "16384")
         .set("min.cleanable.dirty.ratio", "0.01");
-    let results = harness::admin(&bootstraps[0])
-        .create_topics([&topic], &harness::admin_options())
-        .await
-        .expect("CreateTopics request");
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let (mut brokers, _dirs, bootstraps) = form_three_with_topic(topic).await;
     let mut leader = 0;
     wait_until(LEADER_DEADLINE, "a leader", || {
         leader = leaders(&bootstraps[0], "compacted")
@@ -660,14 +681,7 @@ async fn a_compacted_replicated_topic_is_compacted_and_a_replica_that_was_away_g
         .filter(|i| *i != away)
         .map(|i| bootstraps[i].clone())
         .collect();
-    let producer = harness::producer(
-        &survivors.join(","),
-        &[
-            ("enable.idempotence", "true"),
-            ("linger.ms", "5"),
-            ("batch.size", "8000"),
-        ],
-    );
+    let producer = small_batch_producer(&survivors.join(","));
     // The first keys are written once (their only value stays in the compacted prefix), the
     // rest over and over.
     let key_of = |i: usize| match i {
@@ -677,19 +691,7 @@ async fn a_compacted_replicated_topic_is_compacted_and_a_replica_that_was_away_g
     let values: Vec<String> = (0..3000)
         .map(|i| format!("{i:05}-{}-{}", key_of(i), "x".repeat(60)))
         .collect();
-    let deliveries: Vec<_> = values
-        .iter()
-        .map(|value| {
-            let key = &value[6..10];
-            let record = FutureRecord::to("compacted")
-                .partition(0)
-                .key(key)
-                .payload(value);
-            producer
-                .send_result(record)
-                .unwrap_or_else(|(error, _)| panic!("{value} not enqueued: {error}"))
-        })
-        .collect();
+    let deliveries = enqueue_keyed(&producer, "compacted", &values, |value| &value[6..10]);
     acknowledged(&values, deliveries).await;
     let last = values.last().expect("values").clone();
     let latest = |read: &[String]| {
@@ -793,6 +795,39 @@ async fn delete_records_moves_the_log_start_of_every_replica_and_a_new_leader_ke
         cut,
         values.last().expect("values"),
     );
+    assert!(!read.is_empty() && read.len() < values.len());
+    assert_eq!(read.as_slice(), &values[values.len() - read.len()..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_delete_replicated_topic_is_also_cut_by_retention() {
+    let topic = NewTopic::new("compact-delete", 1, TopicReplication::Fixed(3))
+        .set("cleanup.policy", "compact,delete")
+        .set("segment.bytes", "16384")
+        .set("retention.bytes", "49152");
+    let (brokers, _dirs, bootstraps) = form_three_with_topic(topic).await;
+    let all = bootstraps.join(",");
+    let producer = small_batch_producer(&all);
+    // Every key once: compaction removes nothing, only retention can cut.
+    let values: Vec<String> = (0..2000)
+        .map(|i| format!("{i:05}-{}", "x".repeat(90)))
+        .collect();
+    let deliveries = enqueue_keyed(&producer, "compact-delete", &values, |value| &value[..5]);
+    acknowledged(&values, deliveries).await;
+    let leader = leaders(&all, "compact-delete")[&0];
+    let mut low = 0;
+    wait_until(LEADER_DEADLINE, "retention cut the leader's log", || {
+        low = crate::raw::list_offset(
+            brokers[leader as usize - 1].addr(),
+            "compact-delete",
+            0,
+            -2,
+            0,
+        )
+        .1;
+        low > 0
+    });
+    let read = read_from(&all, "compact-delete", low, values.last().expect("values"));
     assert!(!read.is_empty() && read.len() < values.len());
     assert_eq!(read.as_slice(), &values[values.len() - read.len()..]);
 }

@@ -379,7 +379,16 @@ impl Log {
 
     /// Deletes the oldest segments past retention; returns how many went.
     pub(crate) fn enforce_retention(&mut self, now_ms: i64) -> Result<u64> {
-        let count = self.deletable_segment_count(Some(now_ms));
+        self.enforce_retention_below(now_ms, i64::MAX)
+    }
+
+    /// [`Log::enforce_retention`] over the segments that end at or below `end_max` only (a
+    /// replicated compacted log deletes only what its raft log no longer holds).
+    pub(crate) fn enforce_retention_below(&mut self, now_ms: i64, end_max: i64) -> Result<u64> {
+        let below = self
+            .segments
+            .partition_point(|segment| segment.next_offset() <= end_max);
+        let count = self.deletable_segment_count(Some(now_ms)).min(below);
         self.delete_oldest_segments(count)?;
         Ok(count as u64)
     }
