@@ -31,6 +31,8 @@ pub(super) struct ClusterLink {
     conflicts: std::sync::Mutex<BTreeSet<String>>,
     /// Serializes reconciling (the sync task and admin requests both do).
     reconciling: std::sync::Mutex<()>,
+    /// The partitions whose reassignment this broker drives now (one task each).
+    driving: std::sync::Mutex<BTreeSet<(String, i32)>>,
 }
 
 /// Which broker coordinates a group or a transactional id: the leader of the internal
@@ -66,6 +68,7 @@ impl Broker {
             node,
             conflicts: std::sync::Mutex::new(BTreeSet::new()),
             reconciling: std::sync::Mutex::new(()),
+            driving: std::sync::Mutex::new(BTreeSet::new()),
         };
         if self.cluster.set(link).is_err() {
             tracing::warn!("the broker is already attached to a cluster");
@@ -507,6 +510,22 @@ impl Broker {
 }
 
 impl ClusterLink {
+    /// Claims the driving of `topic`'s `partition`'s reassignment; false if already claimed.
+    pub(super) fn start_driving(&self, topic: &str, partition: i32) -> bool {
+        self.driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((topic.to_owned(), partition))
+    }
+
+    /// Gives up driving `topic`'s `partition`'s reassignment.
+    pub(super) fn stop_driving(&self, topic: &str, partition: i32) {
+        self.driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(topic.to_owned(), partition));
+    }
+
     fn conflicts(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         self.conflicts
             .lock()

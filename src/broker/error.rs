@@ -174,6 +174,10 @@ pub(crate) enum Error {
     },
     #[error("partition {partition} of topic {topic} has no leader and raft elects none unclean")]
     EligibleLeadersNotAvailable { topic: String, partition: i32 },
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: String },
+    #[error("no reassignment of partition {partition} of topic {topic} is in progress")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
     #[error("topic catalog update failed")]
     Catalog {
         #[source]

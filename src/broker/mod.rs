@@ -15,6 +15,7 @@ mod peer_service;
 mod produce;
 mod producer_ids;
 mod read;
+mod reassignment;
 mod replicas;
 mod settings;
 mod topic_config;

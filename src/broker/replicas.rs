@@ -58,7 +58,11 @@ impl Broker {
                     self.unload_coordinator(partition);
                     self.start_internal_writes(partition);
                 }
-                if placed.replicas.first() == Some(&me)
+                // Only a new partition's group is initialized (by its first replica); a replica
+                // added by a reassignment joins the group its leader adds it to.
+                let is_new = placed.leader_epoch == 0 && !placed.is_reassigning();
+                if is_new
+                    && placed.replicas.first() == Some(&me)
                     && let Err(error) = link
                         .node
                         .initialize_partition_group(&group, &placed.replicas)
@@ -71,10 +75,10 @@ impl Broker {
                     Arc::downgrade(self),
                     Arc::clone(partition),
                     group,
-                    placed.replicas[0],
                 ));
             }
         }
+        self.follow_reassignments(state).await;
     }
 }
 
@@ -97,7 +101,6 @@ async fn follow_replica(
     broker: Weak<Broker>,
     partition: Arc<Partition>,
     group: Arc<PartitionGroup>,
-    preferred: i32,
 ) {
     let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
     balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,8 +225,15 @@ async fn follow_replica(
             () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
             _ = balance.tick() => balance_due = true,
         }
+        // The preferred replica is the first of the current replica list (a reassignment or
+        // a new order may change it).
+        let preferred = broker.upgrade().and_then(|b| {
+            let state = b.cluster_state()?;
+            let placed = state.partition(&partition.topic, partition.index)?;
+            placed.replicas.first().copied()
+        });
         if balance_due
-            && let Ok(preferred) = u64::try_from(preferred)
+            && let Some(Ok(preferred)) = preferred.map(u64::try_from)
             && group.transfer_to(preferred).await
         {
             tracing::info!(topic = %partition.topic, partition = partition.index, preferred, "handing the leadership back to the preferred replica");

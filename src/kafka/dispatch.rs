@@ -138,14 +138,15 @@ macro_rules! deferred {
 
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
-        add_offsets_to_txn, add_partitions_to_txn, alter_configs, api_versions,
-        consumer_group_describe, consumer_group_heartbeat, create_partitions, create_topics,
-        delete_groups, delete_records, delete_topics, describe_cluster, describe_configs,
-        describe_groups, describe_log_dirs, describe_producers, describe_transactions,
-        elect_leaders, end_txn, fetch, find_coordinator, heartbeat, incremental_alter_configs,
-        init_producer_id, join_group, leave_group, list_groups, list_offsets, list_offsets_v0,
-        list_transactions, metadata, offset_commit, offset_delete, offset_fetch,
-        offset_for_leader_epoch, produce, sync_group, txn_offset_commit,
+        add_offsets_to_txn, add_partitions_to_txn, alter_configs, alter_partition_reassignments,
+        api_versions, consumer_group_describe, consumer_group_heartbeat, create_partitions,
+        create_topics, delete_groups, delete_records, delete_topics, describe_cluster,
+        describe_configs, describe_groups, describe_log_dirs, describe_producers,
+        describe_transactions, elect_leaders, end_txn, fetch, find_coordinator, heartbeat,
+        incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+        list_offsets, list_offsets_v0, list_partition_reassignments, list_transactions, metadata,
+        offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
+        txn_offset_commit,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -224,6 +225,12 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         // Waits for raft leadership to move: answered when done, without holding up the
         // connection's later requests.
         ApiKey::ElectLeaders => deferred!(ctx, call, body, elect_leaders::handle),
+        ApiKey::AlterPartitionReassignments => {
+            inline!(ctx, call, body, alter_partition_reassignments::handle)
+        }
+        ApiKey::ListPartitionReassignments => {
+            inline!(ctx, call, body, list_partition_reassignments::handle)
+        }
         // Every other key is absent from the versions table, so `is_served` already refused it.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };

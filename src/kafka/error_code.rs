@@ -73,6 +73,8 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
         E::PreferredLeaderNotAvailable { .. } => ResponseError::PreferredLeaderNotAvailable,
         E::EligibleLeadersNotAvailable { .. } => ResponseError::EligibleLeadersNotAvailable,
+        E::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+        E::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
     }
 }
 

@@ -67,6 +67,16 @@ impl State {
                 count,
                 at_least,
             } => self.allocate_producer_ids(*broker, *count, *at_least),
+            Command::ReassignPartition {
+                topic,
+                partition,
+                replicas,
+            } => self.reassign(topic, *partition, replicas.as_deref()),
+            Command::CompleteReassignment {
+                topic,
+                partition,
+                replicas,
+            } => self.complete_reassignment(topic, *partition, replicas),
         }
     }
 
@@ -96,7 +106,7 @@ impl State {
         Ok(Outcome::Done)
     }
 
-    fn partition_mut(
+    pub(super) fn partition_mut(
         &mut self,
         topic: &str,
         partition: i32,
@@ -357,6 +367,8 @@ impl State {
             leader_epoch: 0,
             isr,
             replicas,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 

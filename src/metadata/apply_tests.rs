@@ -22,7 +22,7 @@ fn registration(id: i32, incarnation: u8) -> BrokerRegistration {
     }
 }
 
-fn create(name: &str, id: u8, partitions: i32, factor: i16) -> Command {
+pub(super) fn create(name: &str, id: u8, partitions: i32, factor: i16) -> Command {
     Command::CreateTopic {
         name: name.into(),
         id: [id; 16],
@@ -34,7 +34,7 @@ fn create(name: &str, id: u8, partitions: i32, factor: i16) -> Command {
     }
 }
 
-fn cluster(brokers: i32) -> State {
+pub(super) fn cluster(brokers: i32) -> State {
     let mut state = State::default();
     state
         .apply(&Command::Bootstrap {

@@ -69,6 +69,22 @@ pub(crate) enum Command {
         leader_epoch: i32,
         isr: Vec<i32>,
     },
+    /// Starts moving a replicated partition to `replicas` (KIP-455: the target, preferred
+    /// leader first), replacing a reassignment in progress; `None` cancels the one in progress
+    /// (the partition moves back to its original replicas). The partition's raft leader makes
+    /// the membership change and then reports `CompleteReassignment`.
+    ReassignPartition {
+        topic: String,
+        partition: i32,
+        replicas: Option<Vec<i32>>,
+    },
+    /// The raft leader of a reassigned partition reports that its voters are now exactly the
+    /// target `replicas`; refused unless they are the target in progress.
+    CompleteReassignment {
+        topic: String,
+        partition: i32,
+        replicas: Vec<i32>,
+    },
     /// Hands `count` producer ids to `broker`, starting no lower than `at_least` (a broker
     /// upgraded from a single node passes the ids it already used).
     AllocateProducerIds {
@@ -118,6 +134,16 @@ pub(crate) enum Rejection {
     StaleLeaderEpoch { proposed: i32, current: i32 },
     #[error("undecodable metadata command: {reason}")]
     Undecodable { reason: String },
+    #[error("no reassignment of partition {partition} of topic {topic} is in progress")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
+    #[error(
+        "the reassignment in progress of partition {partition} of topic {topic} does not end with {replicas:?}"
+    )]
+    ReassignmentMismatch {
+        topic: String,
+        partition: i32,
+        replicas: Vec<i32>,
+    },
     #[error("invalid producer id block request: {reason}")]
     InvalidProducerIdRequest { reason: String },
 }

@@ -10,10 +10,13 @@ mod apply;
 mod command;
 mod model;
 mod placement;
+mod reassignment;
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod reassignment_tests;
 
 pub(crate) use command::{Command, Outcome, Rejection};
-pub(crate) use model::State;
 pub(crate) use model::{BrokerRegistration, Endpoint};
+pub(crate) use model::{PartitionMeta, State};

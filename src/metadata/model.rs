@@ -43,6 +43,13 @@ pub(crate) struct PartitionMeta {
     pub(crate) leader_epoch: i32,
     /// Replicas in sync with the leader.
     pub(crate) isr: Vec<i32>,
+    /// While a reassignment moves the partition (KIP-455): the target replicas not in the
+    /// original set. `replicas` is then the target followed by the replicas being removed.
+    #[serde(default)]
+    pub(crate) adding_replicas: Vec<i32>,
+    /// While a reassignment moves the partition: the replicas not in the target.
+    #[serde(default)]
+    pub(crate) removing_replicas: Vec<i32>,
 }
 
 impl PartitionMeta {
@@ -50,6 +57,20 @@ impl PartitionMeta {
     /// its leader.
     pub(crate) fn is_replicated(&self) -> bool {
         self.replicas.len() > 1
+    }
+
+    /// Whether a reassignment is moving the partition.
+    pub(crate) fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition ends with: `replicas` without those being removed.
+    pub(crate) fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
     }
 }
 

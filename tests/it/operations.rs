@@ -1,22 +1,35 @@
 //! Partition operations on a cluster of broker processes, driven with raw Kafka frames:
-//! ElectLeaders hands a replicated partition back to its preferred replica.
+//! ElectLeaders hands a replicated partition back to its preferred replica, and a partition
+//! is reassigned to a new broker (dropping its leader) under an idempotent acks=all producer.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
+};
 
 use crate::cluster::{form_three, leaders};
-use crate::harness::wait_until;
+use crate::harness::{self, wait_until};
 use crate::raw::{RawConn, topic_name};
-use crate::replication::{create_replicated, isr_of, partition_zero};
+use crate::replication::{
+    acknowledged, create_replicated, enqueue, isr_of, partition_zero, read_values,
+};
 
 const LEADER_DEADLINE: Duration = Duration::from_secs(60);
 const ERROR_UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const ERROR_PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const ERROR_ELECTION_NOT_NEEDED: i16 = 84;
+const ERROR_INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const ERROR_NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 
 /// ElectLeaders v2 of `partitions` of `topic` at `addr`: (partition, error code) per partition.
 fn elect(addr: SocketAddr, election_type: i8, topic: &str, partitions: &[i32]) -> Vec<(i32, i16)> {
@@ -114,6 +127,205 @@ async fn elect_leaders_hands_a_partition_back_to_its_preferred_replica() {
         "Metadata names the preferred replica once ElectLeaders answered ({elected:?})"
     );
     let led = brokers[preferred as usize - 1].log();
+    assert!(
+        led.lines().any(|l| l.contains("leading the partition")),
+        "{led}"
+    );
+}
+
+/// AlterPartitionReassignments v0 of partition 0 of `topic` to `replicas` at `addr`: its code.
+fn reassign(addr: SocketAddr, topic: &str, replicas: Option<&[i32]>) -> i16 {
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(replicas.map(|r| r.iter().copied().map(BrokerId).collect())),
+                ]),
+        ]);
+    let response: AlterPartitionReassignmentsResponse =
+        RawConn::connect(addr).roundtrip(&request, 0);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response.responses[0].partitions[0].error_code
+}
+
+/// A reassignment in progress: (topic, partition, replicas, adding, removing).
+type Moving = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// The reassignments in progress at `addr`.
+fn in_progress(addr: SocketAddr) -> Vec<Moving> {
+    let request = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(None);
+    let response: ListPartitionReassignmentsResponse =
+        RawConn::connect(addr).roundtrip(&request, 0);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let ids = |brokers: &[BrokerId]| brokers.iter().map(|b| b.0).collect::<Vec<i32>>();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Bytes of every segment file of `topic`'s partition 0 in the data dir `dir`.
+fn segment_bytes(dir: &Path, topic: &str) -> u64 {
+    std::fs::read_dir(dir.join(format!("{topic}-0")))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moves_to_a_new_broker_under_an_idempotent_acks_all_producer() {
+    let (mut brokers, mut dirs) = form_three();
+    let seed = crate::cluster::gossip_addr(&brokers[0]);
+    dirs.push(tempfile::tempdir().expect("temp dir"));
+    brokers.push(crate::cluster::start(
+        dirs[3].path(),
+        &crate::cluster::cluster_env(4, 3, &seed),
+    ));
+    wait_until(LEADER_DEADLINE, "the fourth broker registered", || {
+        crate::cluster::view(brokers[0].addr()).2 == [1, 2, 3, 4]
+    });
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let addr = brokers[0].addr();
+    create_replicated(&bootstraps[0], "moving", 1).await;
+    let original = replicas_of(&bootstraps[0], "moving");
+    let newcomer = (1..=4)
+        .find(|id| !original.contains(id))
+        .expect("a broker without it");
+    wait_until(LEADER_DEADLINE, "the partition's leader", || {
+        leaders(&bootstraps[0], "moving")
+            .get(&0)
+            .is_some_and(|&l| l > 0)
+    });
+    // The leader leaves: its raft leadership must move before it can.
+    let leaving = leaders(&bootstraps[0], "moving")[&0];
+    let mut target = vec![newcomer];
+    target.extend(original.iter().copied().filter(|&r| r != leaving));
+    assert_eq!(
+        reassign(addr, "moving", None),
+        ERROR_NO_REASSIGNMENT_IN_PROGRESS
+    );
+    assert_eq!(
+        reassign(addr, "moving", Some(&[newcomer, 9])),
+        ERROR_INVALID_REPLICA_ASSIGNMENT
+    );
+
+    let all = bootstraps.join(",");
+    let producer = harness::producer(
+        &all,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "2"),
+        ],
+    );
+    // At most 50 records unacknowledged; the reassignment starts after 300 are acknowledged
+    // and the producer goes on until 300 more after it completed (bounded by RECORDS_MAX).
+    const RECORDS_MAX: usize = 20_000;
+    let mut values: Vec<String> = Vec::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut seen_moving = false;
+    let mut done_at = None;
+    let started = std::time::Instant::now();
+    for i in 0..RECORDS_MAX {
+        let value = format!("v{i:05}");
+        in_flight.extend(enqueue(&producer, "moving", std::slice::from_ref(&value)));
+        values.push(value);
+        if in_flight.len() > 50 {
+            let delivery = in_flight.pop_front().expect("in flight");
+            acknowledged(&values[i - 50..=i - 50], vec![delivery]).await;
+        }
+        if i == 350 {
+            assert_eq!(reassign(addr, "moving", Some(&target)), 0);
+            let listed = in_progress(addr);
+            let mut full = target.clone();
+            full.push(leaving);
+            assert_eq!(
+                listed,
+                [("moving".to_owned(), 0, full, vec![newcomer], vec![leaving])],
+                "in progress right after it started"
+            );
+            seen_moving = true;
+        }
+        if seen_moving && done_at.is_none() && i % 50 == 0 && in_progress(addr).is_empty() {
+            done_at = Some(i);
+        }
+        if done_at.is_some_and(|at| i >= at + 300) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the reassignment did not complete within 120 s under load ({i} records sent)"
+        );
+    }
+    assert!(
+        done_at.is_some(),
+        "the reassignment did not complete within {RECORDS_MAX} records"
+    );
+    let rest = values.len() - in_flight.len();
+    acknowledged(&values[rest..], in_flight.into_iter().collect()).await;
+
+    // Every broker's Metadata names the target; the leaving broker emptied its copy.
+    for bootstrap in &bootstraps {
+        wait_until(LEADER_DEADLINE, "the target in Metadata", || {
+            replicas_of(bootstrap, "moving") == target
+        });
+    }
+    let left = &brokers[leaving as usize - 1];
+    wait_until(
+        LEADER_DEADLINE,
+        "the leaving broker deleted its copy",
+        || {
+            left.log()
+                .contains("replica removed: its raft group stopped and its data deleted")
+        },
+    );
+    assert_eq!(
+        segment_bytes(dirs[leaving as usize - 1].path(), "moving"),
+        0
+    );
+    assert!(
+        !dirs[leaving as usize - 1]
+            .path()
+            .join("moving-0")
+            .join("raft-vote")
+            .exists(),
+        "the leaving broker's raft state is gone"
+    );
+
+    // The newcomer, first of the target, becomes the leader (preferred) and serves every
+    // acknowledged record once, in order, from its own log.
+    wait_until(LEADER_DEADLINE, "the newcomer leads", || {
+        leaders(&bootstraps[0], "moving").get(&0) == Some(&newcomer)
+    });
+    let values_read = read_values(&bootstraps[newcomer as usize - 1], "moving", values.len());
+    assert_eq!(
+        values_read, values,
+        "every acknowledged record once, in order"
+    );
+    let led = brokers[newcomer as usize - 1].log();
     assert!(
         led.lines().any(|l| l.contains("leading the partition")),
         "{led}"

@@ -59,7 +59,7 @@ fn small_batch_producer(bootstrap: &str) -> rdkafka::producer::FutureProducer {
 
 /// Enqueues `values` (in order, all in flight at once); the returned futures resolve with
 /// their acknowledgements.
-fn enqueue(
+pub(crate) fn enqueue(
     producer: &rdkafka::producer::FutureProducer,
     topic: &str,
     values: &[String],
@@ -89,7 +89,10 @@ fn enqueue_keyed<'a>(
         .collect()
 }
 
-async fn acknowledged(values: &[String], deliveries: Vec<rdkafka::producer::DeliveryFuture>) {
+pub(crate) async fn acknowledged(
+    values: &[String],
+    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+) {
     for (value, delivery) in values.iter().zip(deliveries) {
         match delivery.await {
             Ok(Ok(_)) => {}
@@ -392,17 +395,10 @@ async fn with_two_of_three_replicas_paused_acks_all_is_not_acknowledged_and_read
         (0, committed),
         "the high watermark stays at the last commit"
     );
-    let read = harness::consume(
-        &led.bootstrap(),
-        "paused",
-        &[(0, 0, before.len())],
-        CLIENT_DEADLINE,
+    assert_eq!(
+        read_values(&led.bootstrap(), "paused", before.len()),
+        before
     );
-    let read: Vec<String> = read[&0]
-        .iter()
-        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
-        .collect();
-    assert_eq!(read, before);
 
     // They come back: writes are acknowledged again and nothing acknowledged is lost.
     for follower in &followers {
@@ -491,6 +487,15 @@ fn fetch_after_epoch(
         (data.diverging_epoch.epoch, data.diverging_epoch.end_offset),
         data.records.as_ref().map_or(0, |r| r.len()),
     )
+}
+
+/// The values of the first `count` records of partition 0 of `topic`, read with librdkafka.
+pub(crate) fn read_values(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
+    let read = harness::consume(bootstrap, topic, &[(0, 0, count)], CLIENT_DEADLINE);
+    read[&0]
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+        .collect()
 }
 
 /// The in-sync replicas of partition 0 of `topic`, as the broker at `bootstrap` reports them.

@@ -1,10 +1,11 @@
 //! The sweep's requests for partition operations on a single node: ElectLeaders (every
-//! partition already has its only replica as leader).
+//! partition already has its only replica as leader) and partition reassignment (nothing can
+//! move off the only broker).
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::{self, ApiKey, elect_leaders_request};
+use kafka_protocol::messages::{self, ApiKey, BrokerId, elect_leaders_request};
 
-use super::{ABSENT, NONE, PARTITION_COUNT, Sweep, TOPIC, exactly, topic_name};
+use super::{ABSENT, NODE_ID, NONE, PARTITION_COUNT, Sweep, TOPIC, exactly, topic_name};
 
 pub(super) async fn elect_leaders(sweep: &mut Sweep, version: i16) {
     let at = format!("ElectLeaders v{version}");
@@ -50,4 +51,84 @@ pub(super) async fn elect_leaders(sweep: &mut Sweep, version: i16) {
         response.replica_election_results.is_empty(),
         "{at}: {response:?}"
     );
+}
+
+pub(super) async fn alter_partition_reassignments(sweep: &mut Sweep, version: i16) {
+    use messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    let at = format!("AlterPartitionReassignments v{version}");
+    let target = |partition: i32, replicas: Option<Vec<i32>>| {
+        ReassignablePartition::default()
+            .with_partition_index(partition)
+            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+    };
+    let request = messages::AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(topic_name(TOPIC))
+                .with_partitions(vec![
+                    // Where it already is: nothing to move.
+                    target(0, Some(vec![NODE_ID])),
+                    target(1, Some(vec![NODE_ID, NODE_ID + 1])),
+                    target(1, None),
+                    target(PARTITION_COUNT, Some(vec![NODE_ID])),
+                ]),
+            ReassignableTopic::default()
+                .with_name(topic_name(ABSENT))
+                .with_partitions(vec![target(0, Some(vec![NODE_ID]))]),
+        ]);
+    let response: messages::AlterPartitionReassignmentsResponse = sweep
+        .call(ApiKey::AlterPartitionReassignments, version, &request)
+        .await;
+    assert_eq!(response.error_code, NONE, "{at}");
+    let [topic, absent] = exactly(&response.responses, &at);
+    let codes: Vec<(i32, i16)> = topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (0, NONE),
+            (1, ResponseError::InvalidReplicaAssignment.code()),
+            (1, ResponseError::NoReassignmentInProgress.code()),
+            (
+                PARTITION_COUNT,
+                ResponseError::UnknownTopicOrPartition.code()
+            ),
+        ],
+        "{at}"
+    );
+    let [absent_partition] = exactly(&absent.partitions, &at);
+    assert_eq!(
+        absent_partition.error_code,
+        ResponseError::UnknownTopicOrPartition.code(),
+        "{at}"
+    );
+}
+
+pub(super) async fn list_partition_reassignments(sweep: &mut Sweep, version: i16) {
+    use messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    let at = format!("ListPartitionReassignments v{version}");
+    // Nothing moves on a single node: every partition, or the named ones, list nothing.
+    for topics in [
+        None,
+        Some(vec![
+            ListPartitionReassignmentsTopics::default()
+                .with_name(topic_name(TOPIC))
+                .with_partition_indexes(vec![0, 1]),
+        ]),
+    ] {
+        let request = messages::ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(topics);
+        let response: messages::ListPartitionReassignmentsResponse = sweep
+            .call(ApiKey::ListPartitionReassignments, version, &request)
+            .await;
+        assert_eq!(response.error_code, NONE, "{at}");
+        assert!(response.topics.is_empty(), "{at}: {response:?}");
+    }
 }

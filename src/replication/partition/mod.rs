@@ -4,6 +4,7 @@
 //! so producer checks see every earlier proposal); a proposal is answered once committed
 //! (fsynced on a majority) and applied, with the Kafka offsets its batch got.
 
+mod membership;
 mod pacemaker;
 mod state_machine;
 
@@ -177,6 +178,9 @@ pub(crate) struct PartitionGroup {
     registry: Arc<Registry>,
     /// The snapshot `purge_below` asks raft to take next.
     requested: state_machine::Requested,
+    /// Set by the first `shutdown`: a later one (the replica's task ending after the group
+    /// was stopped for a removal) must not unregister a new group of the same id.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PartitionGroup {
@@ -258,6 +262,7 @@ impl PartitionGroup {
             proposing: Mutex::new(()),
             registry,
             requested,
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -598,6 +603,9 @@ impl PartitionGroup {
 
     /// Stops raft and stops serving the group. The log is left to recovery at its next open.
     pub(crate) async fn shutdown(&self) {
+        if self.stopped.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         self.registry.remove(self.settings.group);
         self.settings.pacemaker.remove(self.settings.group);
         if let Err(error) = self.raft.shutdown().await {
