@@ -33,6 +33,8 @@ pub(super) struct ClusterLink {
     reconciling: std::sync::Mutex<()>,
     /// The partitions whose reassignment this broker drives now (one task each).
     driving: std::sync::Mutex<BTreeSet<(String, i32)>>,
+    /// Whether the replicas removed while this broker was down were looked for.
+    leftovers_looked_at: std::sync::atomic::AtomicBool,
 }
 
 /// Which broker coordinates a group or a transactional id: the leader of the internal
@@ -69,6 +71,7 @@ impl Broker {
             conflicts: std::sync::Mutex::new(BTreeSet::new()),
             reconciling: std::sync::Mutex::new(()),
             driving: std::sync::Mutex::new(BTreeSet::new()),
+            leftovers_looked_at: std::sync::atomic::AtomicBool::new(false),
         };
         if self.cluster.set(link).is_err() {
             tracing::warn!("the broker is already attached to a cluster");
@@ -516,6 +519,14 @@ impl ClusterLink {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert((topic.to_owned(), partition))
+    }
+
+    /// True the first time only: whether to look for data of replicas removed while this
+    /// broker was down.
+    pub(super) fn first_look_at_leftovers(&self) -> bool {
+        !self
+            .leftovers_looked_at
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// Gives up driving `topic`'s `partition`'s reassignment.

@@ -33,6 +33,10 @@ pub(super) enum Handover {
 
 /// How long an election may take at most, whatever the request's timeout says.
 const ELECTION_WAIT_MAX: Duration = Duration::from_secs(60);
+/// How long a leader keeps offering the leadership to a preferred replica whose log does not
+/// match its own yet, and how often.
+const TRANSFER_TRIES_MAX: Duration = Duration::from_secs(2);
+const TRANSFER_RETRY: Duration = Duration::from_millis(100);
 /// How long an election takes at least before it is given up.
 const ELECTION_WAIT_MIN: Duration = Duration::from_secs(1);
 
@@ -125,26 +129,46 @@ impl Broker {
         if !state.is_unfenced(preferred) {
             return Err(not_available(format!("broker {preferred} is fenced")));
         }
-        let Some(leader) = placed.leader else {
+        let Some(mut leader) = placed.leader else {
             return Err(not_available("the partition has no leader".to_owned()));
         };
-        let handover = if leader == self.node_id() {
-            self.hand_over_here(topic, partition, preferred, timeout)
-                .await
-        } else {
-            peer_service::hand_over_on(self, leader, (topic, partition), preferred, timeout).await
-        };
-        let lost = handover == Handover::NotLeader;
-        match handover {
-            Handover::Done => {}
-            // The metadata named a leader that lost the leadership meanwhile (the periodic
-            // balancing may have handed it to the preferred replica already): answered by
-            // whoever reports next.
-            Handover::NotLeader => {}
-            Handover::NotAvailable(reason) => return Err(not_available(reason)),
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut published = link.node.published();
+        loop {
+            let handover = if leader == self.node_id() {
+                self.hand_over_here(topic, partition, preferred, timeout)
+                    .await
+            } else {
+                peer_service::hand_over_on(self, leader, (topic, partition), preferred, timeout)
+                    .await
+            };
+            match handover {
+                Handover::Done => break,
+                Handover::NotAvailable(reason) => return Err(not_available(reason)),
+                // Leadership moved meanwhile (the periodic balancing may have handed it to
+                // the preferred replica already): ask the leader the metadata names next.
+                Handover::NotLeader => {}
+            }
+            let moved = published.wait_for(|p| {
+                p.state
+                    .partition(topic, partition)
+                    .is_none_or(|p| p.leader.is_some_and(|l| l != leader))
+            });
+            let next = match tokio::time::timeout_at(deadline, moved).await {
+                Ok(Ok(now)) => now.state.partition(topic, partition).and_then(|p| p.leader),
+                _ => None,
+            };
+            match next {
+                Some(next) if next == preferred => break,
+                Some(next) => leader = next,
+                None => {
+                    return Err(not_available(format!(
+                        "broker {leader} no longer leads the partition"
+                    )));
+                }
+            }
         }
         // Answered once the metadata names it, so a Metadata request that follows sees it.
-        let mut published = link.node.published();
         let named = published.wait_for(|p| {
             p.state
                 .partition(topic, partition)
@@ -152,9 +176,6 @@ impl Broker {
         });
         match tokio::time::timeout(timeout, named).await {
             Ok(Ok(_)) => Ok(()),
-            _ if lost => Err(not_available(format!(
-                "broker {leader} no longer leads the partition and broker {preferred} did not report itself as leader within {timeout:?}"
-            ))),
             _ => Err(not_available(format!(
                 "broker {preferred} leads but did not report itself within {timeout:?}"
             ))),
@@ -191,10 +212,19 @@ impl Broker {
         if leadership.leader != Some(me) {
             return Handover::NotLeader;
         }
-        if !group.transfer_to(target).await {
-            return Handover::NotAvailable(format!(
-                "broker {preferred} is not a voter whose log matches the leader's"
-            ));
+        // Its log must match to the last entry at the moment of the transfer: under writes
+        // that takes a few looks.
+        let deadline = tokio::time::Instant::now() + timeout.min(TRANSFER_TRIES_MAX);
+        while !group.transfer_to(target).await {
+            if tokio::time::Instant::now() >= deadline {
+                return Handover::NotAvailable(format!(
+                    "broker {preferred} is not a voter whose log matches the leader's"
+                ));
+            }
+            tokio::time::sleep(TRANSFER_RETRY).await;
+            if group.leadership().leader != Some(me) {
+                return Handover::NotLeader;
+            }
         }
         let taken_over = async {
             loop {

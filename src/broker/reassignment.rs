@@ -142,6 +142,8 @@ impl Broker {
             return;
         };
         let me = self.node_id();
+        // Once after a start: a replica removed while this broker was down left its data.
+        let look_for_leftovers = link.first_look_at_leftovers();
         for (name, meta) in state.topics.iter().filter(|(_, t)| !t.internal) {
             let Some(local) = self.topic_state(name).filter(|t| t.topic_id == meta.id) else {
                 continue;
@@ -151,6 +153,13 @@ impl Broker {
                     continue;
                 };
                 let Some(group) = partition.raft() else {
+                    if look_for_leftovers
+                        && placed.is_replicated()
+                        && !placed.replicas.contains(&me)
+                        && has_replica_data(partition)
+                    {
+                        self.retire_leftover(partition).await;
+                    }
                     continue;
                 };
                 if !placed.replicas.contains(&me) {
@@ -180,6 +189,24 @@ impl Broker {
         match reset {
             Ok(()) => {
                 tracing::info!(topic = %partition.topic, partition = partition.index, "replica removed: its raft group stopped and its data deleted");
+            }
+            Err(error) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, %error, "the removed replica's data could not be deleted");
+            }
+        }
+    }
+
+    /// A replica removed while this broker was down: its data (and raft state) is deleted.
+    async fn retire_leftover(self: &Arc<Self>, partition: &Arc<Partition>) {
+        if let Some(log) = partition.take_log() {
+            drop(log);
+        }
+        partition.mark_gone();
+        let broker = Arc::clone(self);
+        let (topic, index) = (partition.topic.clone(), partition.index);
+        match super::produce::off_worker(move || broker.empty_partition(&topic, index)).await {
+            Ok(()) => {
+                tracing::info!(topic = %partition.topic, partition = partition.index, "data of a replica removed while this broker was away deleted");
             }
             Err(error) => {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, "the removed replica's data could not be deleted");
@@ -396,4 +423,15 @@ async fn step(
             Step::Wait
         }
     }
+}
+
+/// Whether a partition log not attached to a raft group holds records or raft state (what a
+/// replica leaves behind).
+fn has_replica_data(partition: &Partition) -> bool {
+    partition
+        .read_log(|log| {
+            let vote = log.read_raft_state(storage::RaftStateFile::Vote)?;
+            Ok(log.log_end_offset() > 0 || vote.is_some())
+        })
+        .unwrap_or(false)
 }

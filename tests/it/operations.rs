@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::cluster::{form_three, leaders};
-use crate::harness::{self, wait_until};
+use crate::harness::{self, Broker, wait_until};
 use crate::raw::{RawConn, topic_name};
 use crate::replication::{
     acknowledged, create_replicated, enqueue, isr_of, partition_zero, read_values,
@@ -195,8 +195,17 @@ fn segment_bytes(dir: &Path, topic: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_moves_to_a_new_broker_under_an_idempotent_acks_all_producer() {
+/// Waits until `broker` logged `line`, then checks its data dir `dir` holds no records and
+/// no raft state of `topic`'s partition 0.
+fn copy_deleted(broker: &Broker, dir: &Path, topic: &str, line: &str) {
+    wait_until(LEADER_DEADLINE, line, || broker.log().contains(line));
+    assert_eq!(segment_bytes(dir, topic), 0, "{topic}: records left");
+    let vote = dir.join(format!("{topic}-0")).join("raft-vote");
+    assert!(!vote.exists(), "{topic}: raft state left");
+}
+
+/// Four brokers (node ids 1 to 4): three formed the cluster, the fourth joined it.
+fn form_four() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
     let (mut brokers, mut dirs) = form_three();
     let seed = crate::cluster::gossip_addr(&brokers[0]);
     dirs.push(tempfile::tempdir().expect("temp dir"));
@@ -207,6 +216,12 @@ async fn a_partition_moves_to_a_new_broker_under_an_idempotent_acks_all_producer
     wait_until(LEADER_DEADLINE, "the fourth broker registered", || {
         crate::cluster::view(brokers[0].addr()).2 == [1, 2, 3, 4]
     });
+    (brokers, dirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moves_to_a_new_broker_under_an_idempotent_acks_all_producer() {
+    let (brokers, dirs) = form_four();
     let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
     let addr = brokers[0].addr();
     create_replicated(&bootstraps[0], "moving", 1).await;
@@ -293,26 +308,11 @@ async fn a_partition_moves_to_a_new_broker_under_an_idempotent_acks_all_producer
             replicas_of(bootstrap, "moving") == target
         });
     }
-    let left = &brokers[leaving as usize - 1];
-    wait_until(
-        LEADER_DEADLINE,
-        "the leaving broker deleted its copy",
-        || {
-            left.log()
-                .contains("replica removed: its raft group stopped and its data deleted")
-        },
-    );
-    assert_eq!(
-        segment_bytes(dirs[leaving as usize - 1].path(), "moving"),
-        0
-    );
-    assert!(
-        !dirs[leaving as usize - 1]
-            .path()
-            .join("moving-0")
-            .join("raft-vote")
-            .exists(),
-        "the leaving broker's raft state is gone"
+    copy_deleted(
+        &brokers[leaving as usize - 1],
+        dirs[leaving as usize - 1].path(),
+        "moving",
+        "replica removed: its raft group stopped and its data deleted",
     );
 
     // The newcomer, first of the target, becomes the leader (preferred) and serves every
@@ -330,4 +330,96 @@ async fn a_partition_moves_to_a_new_broker_under_an_idempotent_acks_all_producer
         led.lines().any(|l| l.contains("leading the partition")),
         "{led}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_reassignment_is_cancelled_and_a_dead_replica_is_replaced_and_cleaned_on_return() {
+    let (mut brokers, dirs) = form_four();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    create_replicated(&bootstraps[0], "replaced", 1).await;
+    let original = replicas_of(&bootstraps[0], "replaced");
+    let newcomer = (1..=4)
+        .find(|id| !original.contains(id))
+        .expect("a broker without it");
+    wait_until(LEADER_DEADLINE, "the partition's leader", || {
+        leaders(&bootstraps[0], "replaced")
+            .get(&0)
+            .is_some_and(|&l| l > 0)
+    });
+    let leader = leaders(&bootstraps[0], "replaced")[&0];
+    let addr = brokers[leader as usize - 1].addr();
+    let all = bootstraps.join(",");
+    let producer = harness::producer(&all, &[("enable.idempotence", "true"), ("acks", "all")]);
+    let first: Vec<String> = (0..100).map(|i| format!("a{i:03}")).collect();
+    acknowledged(&first, enqueue(&producer, "replaced", &first)).await;
+
+    // The newcomer is down: added as a learner, it never catches up, so the move stays in
+    // progress until it is cancelled; the cancel removes it again.
+    brokers[newcomer as usize - 1].kill9();
+    let dropped = *original.iter().find(|&&r| r != leader).expect("a follower");
+    let target: Vec<i32> = original
+        .iter()
+        .map(|&r| if r == dropped { newcomer } else { r })
+        .collect();
+    assert_eq!(reassign(addr, "replaced", Some(&target)), 0);
+    wait_until(LEADER_DEADLINE, "the learner added", || {
+        brokers[leader as usize - 1]
+            .log()
+            .contains("new replica added as a learner")
+    });
+    let mut full = target.clone();
+    full.push(dropped);
+    assert_eq!(
+        in_progress(addr),
+        [(
+            "replaced".to_owned(),
+            0,
+            full,
+            vec![newcomer],
+            vec![dropped]
+        )],
+        "stuck while the newcomer is down"
+    );
+    assert_eq!(reassign(addr, "replaced", None), 0, "cancelled");
+    wait_until(LEADER_DEADLINE, "the cancel done", || {
+        in_progress(addr).is_empty()
+    });
+    let mut back = replicas_of(&bootstraps[leader as usize - 1], "replaced");
+    back.sort_unstable();
+    let mut sorted = original.clone();
+    sorted.sort_unstable();
+    assert_eq!(back, sorted, "the original replicas");
+    brokers[newcomer as usize - 1].restart_on_same_port();
+
+    // A follower dies and is replaced by the newcomer while it is down; when it comes back,
+    // the data it kept of the partition is deleted.
+    brokers[dropped as usize - 1].kill9();
+    let order = replicas_of(&bootstraps[leader as usize - 1], "replaced");
+    let target: Vec<i32> = order
+        .iter()
+        .map(|&r| if r == dropped { newcomer } else { r })
+        .collect();
+    assert_eq!(reassign(addr, "replaced", Some(&target)), 0);
+    wait_until(LEADER_DEADLINE, "the dead replica replaced", || {
+        in_progress(addr).is_empty()
+    });
+    assert_eq!(
+        replicas_of(&bootstraps[leader as usize - 1], "replaced"),
+        target
+    );
+    let second: Vec<String> = (0..100).map(|i| format!("b{i:03}")).collect();
+    acknowledged(&second, enqueue(&producer, "replaced", &second)).await;
+    assert!(
+        segment_bytes(dirs[dropped as usize - 1].path(), "replaced") > 0,
+        "the dead replica still holds its copy"
+    );
+    brokers[dropped as usize - 1].restart_on_same_port();
+    copy_deleted(
+        &brokers[dropped as usize - 1],
+        dirs[dropped as usize - 1].path(),
+        "replaced",
+        "data of a replica removed while this broker was away deleted",
+    );
+    let expected: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(read_values(&all, "replaced", expected.len()), expected);
 }
