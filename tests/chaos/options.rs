@@ -28,6 +28,10 @@ pub(crate) struct Options {
     pub(crate) keep: bool,
     /// Self-test: destroy acknowledged records during the first fault; the run must fail.
     pub(crate) sabotage: bool,
+    /// The topic is compacted, with small segments and maintenance every second: raft purges
+    /// its entries and keeps the batches, and a replica behind gets the segments streamed with
+    /// a snapshot. Every record has its own key, so compaction keeps all of them.
+    pub(crate) compacted: bool,
     /// The broker binary to test (default: the `tidelog` this test was built with).
     pub(crate) tidelog: Option<std::path::PathBuf>,
     /// Test-name filters given by `cargo test FILTER`: the run happens only if one matches.
@@ -39,7 +43,7 @@ pub(crate) struct Options {
 
 pub(crate) const USAGE: &str = "usage: chaos [--faults N] [--brokers N] [--seed S] \
 [--mode auto|single|cluster] [--partitions N] [--producers N] [--consumers N] [--rate N] [--keep] \
-[--tidelog PATH (another broker binary)] \
+[--compacted] [--tidelog PATH (another broker binary)] \
 [--sabotage (self-test: destroys acknowledged records, so the run must report anomalies)]";
 
 /// libtest flags that take a value (passed through by `cargo test -- ...`).
@@ -69,6 +73,7 @@ impl Default for Options {
             rate: 200,
             keep: false,
             sabotage: false,
+            compacted: false,
             tidelog: None,
             filters: Vec::new(),
             list: false,
@@ -104,6 +109,7 @@ impl Options {
                 }
                 "--keep" => options.keep = true,
                 "--sabotage" => options.sabotage = true,
+                "--compacted" => options.compacted = true,
                 "--tidelog" => options.tidelog = Some(value("--tidelog")?.into()),
                 "--list" => options.list = true,
                 "--ignored" => options.ignored_only = true,

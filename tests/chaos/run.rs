@@ -37,7 +37,13 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<bool> {
     println!("broker binary: {}", program.display());
     let mode = choose_mode(options, program)?;
     print_header(options, mode);
-    let mut system = System::start(mode, program, options.brokers, options.partitions)?;
+    let mut system = System::start(
+        mode,
+        program,
+        options.brokers,
+        options.partitions,
+        options.compacted,
+    )?;
     let topics: Vec<&str> = system.targets.iter().map(|t| t.topic.as_str()).collect();
     println!(
         "lab: {} (broker logs: node<i>.log); topics {} with replication factor {}",
@@ -195,11 +201,12 @@ fn print_header(options: &Options, mode: Mode) {
     }
     println!(
         "seed {seed}; {faults} faults; {p} partitions per topic; replay: scripts/chaos --seed {seed} \
-         --faults {faults} --brokers {brokers}",
+         --faults {faults} --brokers {brokers}{compacted}",
         seed = options.seed,
         faults = options.faults,
         p = options.partitions,
         brokers = options.brokers,
+        compacted = if options.compacted { " --compacted" } else { "" },
     );
 }
 

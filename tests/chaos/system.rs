@@ -36,7 +36,19 @@ pub(crate) struct Target {
     pub(crate) bootstrap: String,
     /// Indexes into [`System::brokers`].
     pub(crate) brokers: Vec<usize>,
+    /// `cleanup.policy=compact` with small segments (see `Options::compacted`).
+    pub(crate) compacted: bool,
 }
+
+/// Topic configs of a compacted target: segments small enough to roll under the workload's
+/// rate, every dirty segment due for cleaning.
+const COMPACTED_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("segment.bytes", "65536"),
+    ("min.cleanable.dirty.ratio", "0.01"),
+];
+/// Broker environment of a compacted run: maintenance (rolls, purges, compaction) every second.
+const COMPACTED_ENV: &[(&str, &str)] = &[("TIDELOG_LOG__RETENTION_CHECK_INTERVAL_MS", "1000")];
 
 #[derive(Debug)]
 pub(crate) struct System {
@@ -56,6 +68,7 @@ impl System {
         program: &Path,
         broker_count: usize,
         partitions: i32,
+        compacted: bool,
     ) -> anyhow::Result<System> {
         let lab = Lab::create(broker_count).context("create the network lab")?;
         let seeds: Vec<SocketAddr> = (0..broker_count)
@@ -69,7 +82,8 @@ impl System {
             .map(|i| {
                 let node_id = u32::try_from(i + 1).expect("few brokers");
                 let flags = (mode == Mode::Cluster).then_some(&cluster);
-                Broker::new(&lab, program, i, node_id, flags, &[])
+                let env = if compacted { COMPACTED_ENV } else { &[] };
+                Broker::new(&lab, program, i, node_id, flags, env)
             })
             .collect();
         for broker in &mut brokers {
@@ -87,6 +101,7 @@ impl System {
                     partitions,
                     bootstrap: broker.kafka_addr().to_string(),
                     brokers: vec![broker.node()],
+                    compacted,
                 })
                 .collect(),
             Mode::Cluster => vec![Target {
@@ -98,6 +113,7 @@ impl System {
                     .collect::<Vec<_>>()
                     .join(","),
                 brokers: (0..broker_count).collect(),
+                compacted,
             }],
         };
         let mut system = System {
@@ -220,11 +236,16 @@ fn create_topic(target: &Target, replication: i32, patience: Duration) -> anyhow
         .enable_all()
         .build()
         .context("build a runtime for the admin client")?;
-    let topic = NewTopic::new(
+    let mut topic = NewTopic::new(
         &target.topic,
         target.partitions,
         TopicReplication::Fixed(replication),
     );
+    if target.compacted {
+        for (name, value) in COMPACTED_CONFIGS {
+            topic = topic.set(name, value);
+        }
+    }
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     let deadline = Instant::now() + patience;
     loop {

@@ -159,11 +159,12 @@ fn produce(
             .expect("partition fits i32");
             let value = value_of(name, seq);
             let index = writes.len() - first;
-            let record = BaseRecord::<'_, (), String, Box<usize>>::with_opaque_to(
+            let record = BaseRecord::<'_, String, String, Box<usize>>::with_opaque_to(
                 &plan.target.topic,
                 Box::new(index),
             )
             .partition(partition)
+            .key(&value)
             .payload(&value);
             let tp = Tp::new(&plan.target.topic, partition);
             match producer.send(record) {

@@ -115,6 +115,8 @@ impl Controller {
             enable_pre_vote: Some(true),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
+            // A restarted leader holds an election (see the partition groups' config).
+            enable_leader_restore: Some(false),
             ..openraft::Config::default()
         }
         .validate()

@@ -230,6 +230,11 @@ impl PartitionGroup {
             election_timeout_max: lease_ms + 1,
             enable_tick: false,
             enable_pre_vote: Some(true),
+            // A leader restarted after kill -9 must never resume its old term without a vote
+            // (openraft's default): it may have lost entries it had already sent, which the
+            // followers committed, and would then write other entries under the same log ids.
+            // Found by `scripts/chaos --compacted`: a record acknowledged twice.
+            enable_leader_restore: Some(false),
             // The log is the data: snapshots are taken only where retention cuts it
             // (`purge_below`), and raft purges exactly what one covers.
             snapshot_policy: openraft::SnapshotPolicy::Never,

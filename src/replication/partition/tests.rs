@@ -656,3 +656,26 @@ async fn delete_records_moves_every_replicas_log_start_inside_a_batch_and_it_sur
         replica.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leader_never_resumes_its_term_without_an_election() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut replicas, members) = start_three(root.path(), LogSettings::default()).await;
+    commit_everywhere(&replicas, 0).await;
+    let leader = leader_of(&replicas).await;
+    let term = replicas[leader].as_ref().unwrap().group.leadership().term;
+    let id = leader as u64 + 1;
+    replicas[leader].take().unwrap().stop().await;
+    let (listener, _) = bind_at(&members[&id].rpc_addr).await;
+    replicas[leader] = Some(start(id, root.path(), listener).await);
+    commit_everywhere(&replicas, 1).await;
+    let now = leader_of(&replicas).await;
+    let leadership = replicas[now].as_ref().unwrap().group.leadership();
+    assert!(
+        leadership.term > term,
+        "leadership {leadership:?} after a restart of the leader of term {term}"
+    );
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}
