@@ -206,7 +206,11 @@ fn print_header(options: &Options, mode: Mode) {
         faults = options.faults,
         p = options.partitions,
         brokers = options.brokers,
-        compacted = if options.compacted { " --compacted" } else { "" },
+        compacted = if options.compacted {
+            " --compacted"
+        } else {
+            ""
+        },
     );
 }
 
