@@ -1,5 +1,5 @@
-//! Composition root: builds the broker and the Kafka listener from a validated config, and owns
-//! the startup and shutdown order. No business logic lives here.
+//! Composition root: builds the broker and the Kafka listeners (plaintext and TLS) from a
+//! validated config, and owns the startup and shutdown order. No business logic lives here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,14 +11,16 @@ use tokio::task::JoinHandle;
 
 use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, TxnSettings};
 use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork, InternalTopic};
-use crate::config::Config;
-use crate::kafka::{self, KafkaSettings};
+use crate::config::{self, Config, SecurityProtocol};
+use crate::kafka::{self, KafkaSettings, ListenerEndpoint};
 use crate::server;
 
-/// A started broker: its bound Kafka address and the handles needed to stop it.
+/// A started broker: its bound Kafka addresses and the handles needed to stop it.
 #[derive(Debug)]
 pub struct Running {
     kafka_addr: SocketAddr,
+    /// Every listener's name and bound address, the default one first.
+    listener_addrs: Vec<(String, SocketAddr)>,
     broker: Arc<Broker>,
     /// This broker's cluster membership, in cluster mode (`cluster.listen` set).
     cluster: Option<Arc<ClusterNode>>,
@@ -30,6 +32,14 @@ impl Running {
     /// The address the Kafka listener is bound to (useful with port 0).
     pub fn kafka_addr(&self) -> SocketAddr {
         self.kafka_addr
+    }
+
+    /// The address listener `name` is bound to (`kafka` is the default listener).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .iter()
+            .find(|(listener, _)| listener == name)
+            .map(|(_, addr)| *addr)
     }
 
     /// In cluster mode, the address this broker gossips at (a seed for the others).
@@ -64,8 +74,9 @@ impl Running {
     }
 }
 
-fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
-    let advertised = match config.kafka_advertised() {
+/// What clients of a listener are told to connect to: its `advertised`, else the bound address.
+fn advertised_endpoint(advertised: Option<&config::HostPort>, bound: SocketAddr) -> Endpoint {
+    match advertised {
         Some(hp) => Endpoint {
             host: hp.host.clone(),
             port: hp.port,
@@ -78,7 +89,11 @@ fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
             host: bound.ip().to_string(),
             port: bound.port(),
         },
-    };
+    }
+}
+
+fn broker_settings(config: &Config, bound: SocketAddr) -> BrokerSettings {
+    let advertised = advertised_endpoint(config.kafka_advertised(), bound);
     BrokerSettings {
         node_id: config.node_id(),
         cluster_id: config.cluster_id().to_owned(),
@@ -148,6 +163,7 @@ fn raise_open_files_limit(connections_max: usize) {
 async fn start_cluster(
     config: &Config,
     broker: &Broker,
+    listeners: &[Arc<ListenerEndpoint>],
 ) -> anyhow::Result<Option<Arc<ClusterNode>>> {
     let Some(cluster) = config.cluster() else {
         return Ok(None);
@@ -178,6 +194,28 @@ async fn start_cluster(
             .map(|advertised| (advertised.host.clone(), advertised.port)),
         kafka_host: broker.advertised().host.clone(),
         kafka_port: broker.advertised().port,
+        kafka_security_protocol: config
+            .listeners()
+            .first()
+            .map_or("PLAINTEXT", |l| l.security_protocol.as_str())
+            .to_owned(),
+        listeners: listeners
+            .iter()
+            .filter(|listener| !listener.is_default)
+            .map(|listener| {
+                let protocol = config
+                    .listeners()
+                    .iter()
+                    .find(|l| l.name == listener.name)
+                    .map_or("PLAINTEXT", |l| l.security_protocol.as_str());
+                (
+                    listener.name.clone(),
+                    listener.host.clone(),
+                    listener.port,
+                    protocol.to_owned(),
+                )
+            })
+            .collect(),
         gossip_listen: cluster.gossip_listen,
         gossip_advertise,
         seeds: cluster.seeds.iter().map(ToString::to_string).collect(),
@@ -222,19 +260,109 @@ fn internal_topics(config: &Config) -> Vec<InternalTopic> {
 /// How long a metadata change may wait for the controller (Kafka's default request timeout).
 const CONTROLLER_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The TLS of `SSL` listeners, loaded once here (a missing or bad file stops the start).
+fn tls(config: &Config) -> anyhow::Result<Option<server::Tls>> {
+    let Some(tls) = config.tls() else {
+        return Ok(None);
+    };
+    if !config
+        .listeners()
+        .iter()
+        .any(|l| l.security_protocol.is_tls())
+    {
+        return Ok(None);
+    }
+    let settings = server::TlsSettings {
+        cert_file: tls.cert_file.clone(),
+        key_file: tls.key_file.clone(),
+        ca_file: tls.ca_file.clone(),
+        client_auth: match tls.client_auth {
+            config::ClientAuth::None => server::ClientAuth::None,
+            config::ClientAuth::Requested => server::ClientAuth::Requested,
+            config::ClientAuth::Required => server::ClientAuth::Required,
+        },
+        principal_mapping_rules: crate::auth::MappingRules::parse(&tls.principal_mapping_rules)
+            .context("tls.principal_mapping_rules")?,
+        handshake_timeout: tls.handshake_timeout,
+    };
+    server::Tls::new(settings)
+        .map(Some)
+        .context("setting up TLS (the tls section)")
+}
+
+/// Binds every Kafka listener; a SASL listener is refused (SASL is not built yet), never
+/// served as plaintext.
+async fn bind_listeners(
+    config: &Config,
+) -> anyhow::Result<(Vec<server::KafkaListener>, Vec<Arc<ListenerEndpoint>>)> {
+    if let Some(sasl) = config.listeners().iter().find(|l| {
+        matches!(
+            l.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }) {
+        anyhow::bail!(
+            "listener {}: security_protocol {} needs SASL, which this version of Tidelog does \
+             not support yet; use PLAINTEXT or SSL",
+            sasl.name,
+            sasl.security_protocol.as_str()
+        );
+    }
+    let tls = tls(config)?;
+    let mut bound = Vec::new();
+    let mut endpoints = Vec::new();
+    for (idx, listener) in config.listeners().iter().enumerate() {
+        let socket = TcpListener::bind(listener.bind).await.with_context(|| {
+            format!(
+                "binding the Kafka listener {} to {}",
+                listener.name, listener.bind
+            )
+        })?;
+        let addr = socket
+            .local_addr()
+            .with_context(|| format!("reading the bound address of listener {}", listener.name))?;
+        let advertised = advertised_endpoint(listener.advertised.as_ref(), addr);
+        endpoints.push(Arc::new(ListenerEndpoint {
+            name: listener.name.clone(),
+            host: advertised.host,
+            port: advertised.port,
+            is_default: idx == 0,
+        }));
+        bound.push(server::KafkaListener {
+            listener: socket,
+            name: Arc::from(listener.name.as_str()),
+            tls: listener
+                .security_protocol
+                .is_tls()
+                .then(|| tls.clone())
+                .flatten(),
+        });
+    }
+    Ok((bound, endpoints))
+}
+
 /// Opens the broker and starts serving Kafka clients.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     raise_open_files_limit(config.connection_limits().connections_max);
-    let listener = TcpListener::bind(config.kafka_bind())
-        .await
-        .with_context(|| format!("binding the Kafka listener to {}", config.kafka_bind()))?;
-    let kafka_addr = listener
-        .local_addr()
-        .context("reading the bound Kafka address")?;
+    let (listeners, endpoints) = bind_listeners(config).await?;
+    let listener_addrs = listeners
+        .iter()
+        .map(|l| {
+            let addr = l
+                .listener
+                .local_addr()
+                .context("reading a bound Kafka address")?;
+            Ok((l.name.to_string(), addr))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let kafka_addr = listener_addrs
+        .first()
+        .map(|(_, addr)| *addr)
+        .context("no Kafka listener")?;
     std::fs::create_dir_all(config.data_dir())
         .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
     let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
-    let cluster = match start_cluster(config, &broker).await {
+    let cluster = match start_cluster(config, &broker, &endpoints).await {
         Ok(cluster) => {
             if let Some(node) = &cluster {
                 broker.attach_cluster(Arc::clone(node));
@@ -258,16 +386,24 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::clone(&broker);
     let member = cluster.clone();
-    let make_context = move |peer| {
-        kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer)
-            .with_cluster(member.clone())
+    let by_name: std::collections::BTreeMap<String, Arc<ListenerEndpoint>> = endpoints
+        .iter()
+        .map(|endpoint| (endpoint.name.clone(), Arc::clone(endpoint)))
+        .collect();
+    let make_context = move |peer, listener: &str| {
+        let ctx = kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer)
+            .with_cluster(member.clone());
+        match by_name.get(listener) {
+            Some(endpoint) => ctx.with_listener(Arc::clone(endpoint)),
+            None => ctx,
+        }
     };
     let shutdown = async move {
         // An error means the sender is gone, which also means stop.
         let _ = stopped.wait_for(|stop| *stop).await;
     };
     let server = tokio::spawn(server::serve(
-        listener,
+        listeners,
         server::ServerSettings {
             connections_max: limits.connections_max,
             idle_timeout: limits.idle_timeout,
@@ -277,9 +413,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         make_context,
         shutdown,
     ));
-    tracing::info!(addr = %kafka_addr, advertised = %format!("{}:{}", broker.advertised().host, broker.advertised().port), "listening");
+    for ((name, addr), endpoint) in listener_addrs.iter().zip(&endpoints) {
+        let protocol = config
+            .listeners()
+            .iter()
+            .find(|l| &l.name == name)
+            .map_or("PLAINTEXT", |l| l.security_protocol.as_str());
+        tracing::info!(addr = %addr, listener = %name, advertised = %format!("{}:{}", endpoint.host, endpoint.port), security_protocol = protocol, "listening");
+    }
     Ok(Running {
         kafka_addr,
+        listener_addrs,
         broker,
         cluster,
         stop,

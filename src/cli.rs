@@ -44,6 +44,10 @@ pub struct ConfigArgs {
     /// listeners.kafka.advertised is set [config: listeners.kafka.bind].
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<SocketAddr>,
+    /// Another Kafka listener, NAME=[PROTOCOL://]IP:PORT (PROTOCOL: PLAINTEXT, SSL; repeatable)
+    /// [config: listeners.NAME.bind, listeners.NAME.security_protocol].
+    #[arg(long = "listener", value_name = "NAME=[PROTOCOL://]IP:PORT")]
+    pub listeners: Vec<String>,
     /// This broker's node id [config: node_id].
     #[arg(long, value_name = "N")]
     pub node_id: Option<i32>,
@@ -94,6 +98,7 @@ impl ConfigArgs {
         config::CliOverrides {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
+            listeners: self.listeners.clone(),
             node_id: self.node_id,
             log_level: self.log_level.clone(),
             cluster_listen: self.cluster_listen,

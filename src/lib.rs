@@ -8,10 +8,12 @@
 //! - `gossip`: chitchat discovery of peer brokers, their endpoints and liveness (advisory).
 //! - `cluster`: forming and keeping the cluster: gossip finds, the controller decides.
 //! - `kafka`: the wire codec, the ApiVersions table and one handler per Kafka API.
-//! - `server`: TCP listeners and the per-connection request pipeline.
+//! - `auth`: principals (TLS client certificates, Kafka's principal mapping rules).
+//! - `server`: TCP and TLS listeners and the per-connection request pipeline.
 //! - `config`, `cli`, `telemetry`, `app`: YAML and CLI settings, logging, and the composition root.
 
 pub mod app;
+pub(crate) mod auth;
 pub(crate) mod broker;
 pub mod cli;
 pub(crate) mod cluster;

@@ -138,6 +138,12 @@ pub const GOSSIP_VALUE_BYTES_MAX: usize = 256;
 pub const GOSSIP_NAME_BYTES_MAX: usize = 64;
 /// Most Kafka listeners one broker publishes by gossip.
 pub const GOSSIP_LISTENERS_MAX: usize = 16;
+/// Most Kafka listeners one broker may have (`listeners.<name>`); each is gossiped.
+pub const LISTENERS_MAX: usize = 16;
+/// Largest PEM file (certificate chain, key, CA bundle) the TLS setup reads.
+pub const PEM_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// How often, at most, a TLS handshake looks at the certificate and key files for a change.
+pub const TLS_RELOAD_CHECK_MS: u64 = 1_000;
 /// Most extra key-values (readiness and the like) one broker publishes by gossip.
 pub const GOSSIP_EXTRAS_MAX: usize = 16;
 /// Most bytes (keys plus values) one broker publishes by gossip; a peer publishing more is ignored.
@@ -197,3 +203,4 @@ const _: () = assert!(FETCH_BYTES_MAX_MIN <= FETCH_BYTES_MAX_DEFAULT);
 const _: () = assert!(ACCEPT_BACKOFF_MS_MIN <= ACCEPT_BACKOFF_MS_MAX);
 const _: () = assert!(RAFT_LOG_READ_BYTES_MAX >= MESSAGE_BYTES_MAX_DEFAULT as usize);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < CLUSTER_FRAME_BYTES_MAX);
+const _: () = assert!(LISTENERS_MAX <= GOSSIP_LISTENERS_MAX);

@@ -73,6 +73,19 @@ pub(crate) fn registration_of(member: &Member) -> Option<BrokerRegistration> {
             host: member.info.cluster_rpc.host.clone(),
             port: member.info.cluster_rpc.port,
         },
+        listeners: member
+            .info
+            .listeners
+            .iter()
+            .filter(|(name, _)| name.as_str() != KAFKA_LISTENER)
+            .map(|(name, listener)| {
+                let endpoint = Endpoint {
+                    host: listener.endpoint.host.clone(),
+                    port: listener.endpoint.port,
+                };
+                (name.clone(), endpoint)
+            })
+            .collect(),
         rack: member.info.rack.clone(),
         fenced: false,
     })
@@ -107,6 +120,7 @@ pub(crate) fn plan(seen: &Seen<'_>) -> Vec<Duty> {
             }
             Some(known)
                 if known.kafka != wanted.kafka
+                    || known.listeners != wanted.listeners
                     || known.cluster != wanted.cluster
                     || known.rack != wanted.rack =>
             {

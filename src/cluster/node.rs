@@ -181,13 +181,26 @@ impl ClusterNode {
         );
         let info = BrokerInfo {
             incarnation: storage::encode_uuid(settings.directory_id),
-            listeners: BTreeMap::from([(
+            listeners: std::iter::once((
                 KAFKA_LISTENER.to_owned(),
                 Listener {
                     endpoint: gossip::Endpoint::new(&settings.kafka_host, settings.kafka_port),
-                    security_protocol: "PLAINTEXT".to_owned(),
+                    security_protocol: settings.kafka_security_protocol.clone(),
                 },
-            )]),
+            ))
+            .chain(
+                settings
+                    .listeners
+                    .iter()
+                    .map(|(name, host, port, protocol)| {
+                        let listener = Listener {
+                            endpoint: gossip::Endpoint::new(host, *port),
+                            security_protocol: protocol.clone(),
+                        };
+                        (name.clone(), listener)
+                    }),
+            )
+            .collect(),
             cluster_rpc: gossip::Endpoint::new(rpc_host, rpc_port),
             rack: settings.rack.clone(),
             software_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -21,6 +21,11 @@ pub(crate) struct ClusterSettings {
     /// Kafka clients' endpoint of this broker (its advertised listener).
     pub(crate) kafka_host: String,
     pub(crate) kafka_port: u16,
+    /// The default listener's security protocol (`PLAINTEXT`, `SSL`), gossiped with it.
+    pub(crate) kafka_security_protocol: String,
+    /// Its other Kafka listeners (name, host, port, security protocol), gossiped so every
+    /// broker can tell clients of a listener the endpoints of that listener.
+    pub(crate) listeners: Vec<(String, String, u16, String)>,
     /// UDP gossip address (port 0 allowed with UDP).
     pub(crate) gossip_listen: SocketAddr,
     /// Where peers gossip to; `None`: the bound gossip address.

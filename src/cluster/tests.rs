@@ -39,6 +39,8 @@ fn settings(
         rpc_advertised: None,
         kafka_host: "127.0.0.1".into(),
         kafka_port: 9000 + id as u16,
+        kafka_security_protocol: "PLAINTEXT".into(),
+        listeners: Vec::new(),
         gossip_listen: gossip_addr(id, run),
         gossip_advertise: None,
         seeds: seeds.iter().map(ToString::to_string).collect(),

@@ -162,7 +162,7 @@ fn socket_addr(key: &'static str, text: &str) -> Result<SocketAddr, Error> {
 
 /// Two TCP listeners collide on the same non-zero port when their IPs are equal or either is
 /// unspecified (0.0.0.0 takes the port on every address).
-fn conflicts(a: SocketAddr, b: SocketAddr) -> bool {
+pub(super) fn conflicts(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0
         && a.port() == b.port()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())

@@ -13,9 +13,10 @@ pub(crate) const LOG_FILTER_VAR: &str = "TIDELOG_LOG";
 
 /// Declares every leaf key once: the dotted key (also the env name) and the field it sets.
 macro_rules! keys {
-    ($($key:literal => $($field:ident).+;)*) => {
-        /// Every leaf key of the config file, dotted (`log.segment_bytes`).
-        pub const KEYS: &[&str] = &[$($key),*];
+    (listener: [$($listener_key:literal),*]; $($key:literal => $($field:ident).+;)*) => {
+        /// Every leaf key of the config file, dotted (`log.segment_bytes`); a named listener's
+        /// keys are those of `listeners.kafka` with its name instead.
+        pub const KEYS: &[&str] = &[$($listener_key,)* $($key),*];
 
         /// Sets `key` from an env value; `None` if there is no such key, else the key and outcome.
         fn set(
@@ -35,11 +36,10 @@ macro_rules! keys {
 }
 
 keys! {
+    listener: ["listeners.kafka.bind", "listeners.kafka.advertised", "listeners.kafka.security_protocol"];
     "node_id" => node_id;
     "cluster_id" => cluster_id;
     "data_dir" => data_dir;
-    "listeners.kafka.bind" => listeners.kafka.bind;
-    "listeners.kafka.advertised" => listeners.kafka.advertised;
     "topics.default_partitions" => topics.default_partitions;
     "topics.default_replication_factor" => topics.default_replication_factor;
     "topics.auto_create" => topics.auto_create;
@@ -78,6 +78,12 @@ keys! {
     "cluster.controller_election_timeout_ms" => cluster.controller_election_timeout_ms;
     "cluster.gossip_interval_ms" => cluster.gossip_interval_ms;
     "cluster.broker_session_timeout_ms" => cluster.broker_session_timeout_ms;
+    "tls.cert_file" => tls.cert_file;
+    "tls.key_file" => tls.key_file;
+    "tls.ca_file" => tls.ca_file;
+    "tls.client_auth" => tls.client_auth;
+    "tls.principal_mapping_rules" => tls.principal_mapping_rules;
+    "tls.handshake_timeout_ms" => tls.handshake_timeout_ms;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
 }
@@ -108,6 +114,13 @@ where
             continue;
         }
         let key = suffix.to_ascii_lowercase().replace("__", ".");
+        if let Some(outcome) = set_listener(file, &key, value) {
+            outcome.map_err(|reason| Error::Listener {
+                key: format!("{var} ({key})"),
+                reason,
+            })?;
+            continue;
+        }
         match set(file, &key, value) {
             Some((_, Ok(()))) => {}
             Some((key, Err(reason))) => {
@@ -128,6 +141,28 @@ where
         file.telemetry.level = filter;
     }
     Ok(())
+}
+
+/// Sets `listeners.<name>.<field>` (creating the listener); `None` if `key` is not one.
+fn set_listener(file: &mut FileConfig, key: &str, value: &str) -> Option<Result<(), String>> {
+    let rest = key.strip_prefix("listeners.")?;
+    let (name, field) = rest.split_once('.')?;
+    if !super::listeners::is_listener_name(name) {
+        return Some(Err(format!("invalid listener name {name:?}")));
+    }
+    if !matches!(field, "bind" | "advertised" | "security_protocol") {
+        return Some(Err(format!(
+            "unknown listener key {field:?} (bind, advertised, security_protocol)"
+        )));
+    }
+    let entry = file.listeners.entry(name.to_owned()).or_default();
+    Some(match field {
+        "bind" => String::from_env(value).map(|bind| entry.bind = bind),
+        "advertised" => {
+            Option::<String>::from_env(value).map(|advertised| entry.advertised = advertised)
+        }
+        _ => String::from_env(value).map(|protocol| entry.security_protocol = protocol),
+    })
 }
 
 /// Parses one env value into a file-shape field.

@@ -1,7 +1,12 @@
 //! The YAML file's shape (serde, snake_case keys, unknown keys rejected) and every default.
 //! The only file that names the YAML crate; it parses and prints text, it never validates.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+/// The name of the default Kafka listener (`--listen` sets its bind address).
+pub(crate) const DEFAULT_LISTENER: &str = "kafka";
 
 /// The whole config file. Every section and key may be omitted; missing ones take the default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -10,7 +15,9 @@ pub(crate) struct FileConfig {
     pub node_id: i32,
     pub cluster_id: String,
     pub data_dir: String,
-    pub listeners: Listeners,
+    /// Kafka listeners by name; `kafka` is always there (added with its defaults if absent).
+    pub listeners: BTreeMap<String, KafkaListener>,
+    pub tls: Tls,
     pub topics: Topics,
     pub log: Log,
     pub flush: Flush,
@@ -21,12 +28,6 @@ pub(crate) struct FileConfig {
     pub telemetry: Telemetry,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct Listeners {
-    pub kafka: KafkaListener,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct KafkaListener {
@@ -34,6 +35,26 @@ pub(crate) struct KafkaListener {
     pub bind: String,
     /// `HOST:PORT` given to clients; `None` = the address the listener actually bound.
     pub advertised: Option<String>,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` (the SASL ones are refused at start).
+    pub security_protocol: String,
+}
+
+/// TLS of the `SSL` listeners (Kafka's `ssl.*` broker settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Tls {
+    /// PEM certificate chain, this broker's certificate first; re-read when it changes.
+    pub cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); re-read when it changes.
+    pub key_file: Option<String>,
+    /// PEM CA certificates client certificates are verified against.
+    pub ca_file: Option<String>,
+    /// `none`, `requested` or `required` (Kafka `ssl.client.auth`).
+    pub client_auth: String,
+    /// Kafka `ssl.principal.mapping.rules`.
+    pub principal_mapping_rules: String,
+    /// A TLS handshake not done within this is closed.
+    pub handshake_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,11 +157,14 @@ impl Default for FileConfig {
             node_id: 1,
             cluster_id: "tidelog-single-node".to_owned(),
             data_dir: "./data".to_owned(),
-            listeners: Listeners {
-                kafka: KafkaListener {
-                    bind: "127.0.0.1:9092".to_owned(),
-                    advertised: None,
-                },
+            listeners: BTreeMap::from([(DEFAULT_LISTENER.to_owned(), KafkaListener::default())]),
+            tls: Tls {
+                cert_file: None,
+                key_file: None,
+                ca_file: None,
+                client_auth: "none".to_owned(),
+                principal_mapping_rules: "DEFAULT".to_owned(),
+                handshake_timeout_ms: 10_000,
             },
             topics: Topics {
                 default_partitions: 1,
@@ -204,9 +228,20 @@ impl Default for FileConfig {
 
 // serde's `#[serde(default)]` on a section needs the section's own `Default`; these take the
 // values from `FileConfig::default()` so the defaults stay written down once.
+/// Every listener's defaults (the default listener's bind address included).
 impl Default for KafkaListener {
     fn default() -> Self {
-        FileConfig::default().listeners.kafka
+        KafkaListener {
+            bind: "127.0.0.1:9092".to_owned(),
+            advertised: None,
+            security_protocol: "PLAINTEXT".to_owned(),
+        }
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        FileConfig::default().tls
     }
 }
 

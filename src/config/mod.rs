@@ -5,6 +5,7 @@
 mod cluster;
 mod env;
 mod file;
+mod listeners;
 mod validate;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::{KEYS, var_name as env_var_name};
+pub use listeners::{ClientAuth, Listener, SecurityProtocol, TlsSettings};
 
 /// Why a config could not be loaded; every variant names the file, variable or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,9 @@ pub enum Error {
     },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A key of a named listener (`listeners.<name>.<field>`), or its environment variable.
+    #[error("{key}: {reason}")]
+    Listener { key: String, reason: String },
 }
 
 /// Values given on the command line; they win over the file and the environment.
@@ -46,6 +51,9 @@ pub struct CliOverrides {
     /// `--listen`: sets `listeners.kafka.bind`. The advertised address follows it unless
     /// `listeners.kafka.advertised` is set in the file or environment.
     pub listen: Option<SocketAddr>,
+    /// `--listener NAME=[PROTOCOL://]IP:PORT` (repeatable): sets `listeners.<NAME>.bind` and,
+    /// with a protocol, its `security_protocol`.
+    pub listeners: Vec<String>,
     /// `--node-id`: sets `node_id`.
     pub node_id: Option<i32>,
     /// `--log-level`: sets `telemetry.level` (a tracing filter directive such as `debug`).
@@ -88,6 +96,9 @@ pub struct Config {
     data_dir: PathBuf,
     kafka_bind: SocketAddr,
     kafka_advertised: Option<HostPort>,
+    /// Every Kafka listener, the default (`kafka`) first.
+    listeners: Vec<Listener>,
+    tls: Option<TlsSettings>,
     default_partitions: i32,
     default_replication_factor: Option<i16>,
     auto_create_topics: bool,
@@ -257,7 +268,35 @@ fn apply_overrides(file: &mut file::FileConfig, overrides: &CliOverrides) -> Res
     }
     if let Some(listen) = overrides.listen {
         // `advertised: null` already means "advertise the bound address", so it follows.
-        file.listeners.kafka.bind = listen.to_string();
+        file.listeners
+            .entry(file::DEFAULT_LISTENER.to_owned())
+            .or_default()
+            .bind = listen.to_string();
+    }
+    for flag in &overrides.listeners {
+        let bad = |reason: String| Error::Listener {
+            key: format!("--listener {flag}"),
+            reason,
+        };
+        let (name, address) = flag
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=[PROTOCOL://]IP:PORT".to_owned()))?;
+        let name = name.trim().to_ascii_lowercase();
+        if !listeners::is_listener_name(&name) {
+            return Err(bad(format!(
+                "listener name {name:?}: expected lower-case letters, digits and single \
+                 underscores, starting with a letter"
+            )));
+        }
+        let (protocol, bind) = match address.split_once("://") {
+            Some((protocol, bind)) => (Some(protocol.trim().to_ascii_uppercase()), bind),
+            None => (None, address),
+        };
+        let listener = file.listeners.entry(name).or_default();
+        listener.bind = bind.trim().to_owned();
+        if let Some(protocol) = protocol {
+            listener.security_protocol = protocol;
+        }
     }
     if let Some(node_id) = overrides.node_id {
         file.node_id = node_id;
@@ -289,7 +328,8 @@ impl Default for Config {
 
 impl Config {
     /// The resolved config as YAML in the file's shape (loadable with `--config`). Nothing in
-    /// the config is secret yet; secrets (SASL, TLS keys) will be printed as `<redacted>`.
+    /// the config is secret yet (TLS keys are named by path, never included); secrets (SASL)
+    /// will be printed as `<redacted>`.
     pub fn redacted_yaml(&self) -> String {
         file::to_yaml(&self.file)
     }
@@ -318,6 +358,16 @@ impl Config {
     /// actually bound (so port 0 works). Never `None` when the bind IP is unspecified (0.0.0.0).
     pub fn kafka_advertised(&self) -> Option<&HostPort> {
         self.kafka_advertised.as_ref()
+    }
+
+    /// Every Kafka listener, the default one (`kafka`, what `kafka_bind` describes) first.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// TLS of the `SSL` listeners; `None` when `tls.cert_file` is unset (no TLS listener).
+    pub fn tls(&self) -> Option<&TlsSettings> {
+        self.tls.as_ref()
     }
 
     /// Partitions of a topic created without an explicit count (`num.partitions`); >= 1.
@@ -403,5 +453,7 @@ impl Config {
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod listeners_tests;
 #[cfg(test)]
 mod tests;

@@ -157,11 +157,12 @@ fn log_level_precedence_file_env_alias_cli() {
 #[test]
 fn every_key_can_be_set_from_env() {
     let values = [
+        ("listeners.kafka.bind", "0.0.0.0:19092"),
+        ("listeners.kafka.advertised", "broker-0.example:19092"),
+        ("listeners.kafka.security_protocol", "SSL"),
         ("node_id", "5"),
         ("cluster_id", "env-cluster"),
         ("data_dir", "/var/lib/tidelog"),
-        ("listeners.kafka.bind", "0.0.0.0:19092"),
-        ("listeners.kafka.advertised", "broker-0.example:19092"),
         ("topics.default_partitions", "3"),
         ("topics.default_replication_factor", "2"),
         ("topics.auto_create", "false"),
@@ -203,6 +204,15 @@ fn every_key_can_be_set_from_env() {
         ("cluster.controller_election_timeout_ms", "1000"),
         ("cluster.gossip_interval_ms", "250"),
         ("cluster.broker_session_timeout_ms", "18000"),
+        ("tls.cert_file", "/etc/tidelog/broker.pem"),
+        ("tls.key_file", "/etc/tidelog/broker.key"),
+        ("tls.ca_file", "/etc/tidelog/ca.pem"),
+        ("tls.client_auth", "required"),
+        (
+            "tls.principal_mapping_rules",
+            "RULE:^CN=(.*?),OU=eng$/$1/L,DEFAULT",
+        ),
+        ("tls.handshake_timeout_ms", "5000"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
     ];
@@ -225,6 +235,23 @@ fn every_key_can_be_set_from_env() {
             port: 19092
         })
     );
+    assert_eq!(
+        config.listeners()[0].security_protocol,
+        super::SecurityProtocol::Ssl
+    );
+    let tls = config.tls().unwrap();
+    assert_eq!(tls.cert_file, Path::new("/etc/tidelog/broker.pem"));
+    assert_eq!(tls.key_file, Path::new("/etc/tidelog/broker.key"));
+    assert_eq!(
+        tls.ca_file.as_deref(),
+        Some(Path::new("/etc/tidelog/ca.pem"))
+    );
+    assert_eq!(tls.client_auth, super::ClientAuth::Required);
+    assert_eq!(
+        tls.principal_mapping_rules,
+        "RULE:^CN=(.*?),OU=eng$/$1/L,DEFAULT"
+    );
+    assert_eq!(tls.handshake_timeout, Duration::from_secs(5));
     assert_eq!(config.default_partitions(), 3);
     assert_eq!(config.default_replication_factor(), Some(2));
     assert!(!config.auto_create_topics());
@@ -288,8 +315,17 @@ fn every_key_can_be_set_from_env() {
     for (var, value) in env {
         let one = resolve(None, [(var.as_str(), value)], &CliOverrides::default());
         // 0.0.0.0 alone needs an advertised address; the other cluster keys need
-        // cluster.listen; everything else is valid alone.
-        if var == "TIDELOG_LISTENERS__KAFKA__BIND" || var == "TIDELOG_CLUSTER__LISTEN" {
+        // cluster.listen; an SSL listener needs a certificate and key, and either of them
+        // the other; everything else is valid alone.
+        if [
+            "TIDELOG_LISTENERS__KAFKA__BIND",
+            "TIDELOG_CLUSTER__LISTEN",
+            "TIDELOG_LISTENERS__KAFKA__SECURITY_PROTOCOL",
+            "TIDELOG_TLS__CERT_FILE",
+            "TIDELOG_TLS__KEY_FILE",
+        ]
+        .contains(&var.as_str())
+        {
             assert!(matches!(one, Err(Error::Invalid { .. })), "{var}: {one:?}");
             continue;
         }
@@ -402,7 +438,8 @@ fn unknown_file_keys_are_rejected() {
     check_parse_error("node_idd: 1\n", "node_idd");
     check_parse_error("log:\n  segment_size: 10\n", "segment_size");
     check_parse_error("listeners:\n  kafka:\n    port: 9092\n", "port");
-    check_parse_error("listeners:\n  admin: {}\n", "admin");
+    check_parse_error("listeners:\n  admin: {port: 1}\n", "port");
+    check_parse_error("tls:\n  certfile: x\n", "certfile");
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Turns the resolved file shape into a typed `Config`: each section alone, then the rules that
 //! span sections. Errors name the dotted key; nothing here reads files or the environment.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +10,11 @@ use super::{
 };
 use crate::limits;
 
-pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
+pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
+    // The default listener is always there, so the printed config shows it.
+    file.listeners
+        .entry(super::file::DEFAULT_LISTENER.to_owned())
+        .or_default();
     let node_id = in_range("node_id", file.node_id, 0, i32::MAX)?;
 
     let cluster_id = file.cluster_id.clone();
@@ -35,29 +38,13 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
     }
     let data_dir = PathBuf::from(&file.data_dir);
 
-    let kafka = &file.listeners.kafka;
-    let kafka_bind: SocketAddr = kafka.bind.trim().parse().map_err(|_| Error::Invalid {
-        key: "listeners.kafka.bind",
-        reason: format!(
-            "expected IP:PORT (e.g. 127.0.0.1:9092 or [::]:9092), got {:?}",
-            kafka.bind
-        ),
-    })?;
-    let kafka_advertised = match &kafka.advertised {
-        Some(advertised) => Some(host_port("listeners.kafka.advertised", advertised)?),
-        None if kafka_bind.ip().is_unspecified() => {
-            return invalid(
-                "listeners.kafka.advertised",
-                format!(
-                    "must be set when listeners.kafka.bind is {kafka_bind}: clients cannot \
-                     connect to an unspecified address (e.g. TIDELOG_LISTENERS__KAFKA__ADVERTISED\
-                     =localhost:{})",
-                    kafka_bind.port()
-                ),
-            );
-        }
-        None => None,
-    };
+    let listeners = super::listeners::validate_listeners(&file)?;
+    let default_listener = listeners
+        .first()
+        .expect("validate_listeners puts the default listener first");
+    let kafka_bind = default_listener.bind;
+    let kafka_advertised = default_listener.advertised.clone();
+    let tls = super::listeners::validate_tls(&file.tls, &listeners)?;
 
     let default_partitions = in_range(
         "topics.default_partitions",
@@ -114,6 +101,19 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
     let groups = validate_groups(&file.groups)?;
     let transactions = validate_transactions(&file.transactions)?;
     let cluster = super::cluster::validate(&file.cluster, kafka_bind)?;
+    if let Some(cluster) = &cluster
+        && let Some(listener) = listeners
+            .iter()
+            .find(|l| l.bind.port() != 0 && l.bind == cluster.listen)
+    {
+        return invalid(
+            "cluster.listen",
+            format!(
+                "{} is listener {}'s address: the cluster listener needs its own port",
+                cluster.listen, listener.name
+            ),
+        );
+    }
 
     let telemetry_filter = file.telemetry.level.clone();
     if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
@@ -136,6 +136,8 @@ pub(super) fn validate(file: FileConfig) -> Result<Config, Error> {
         data_dir,
         kafka_bind,
         kafka_advertised,
+        listeners,
+        tls,
         default_partitions,
         default_replication_factor,
         auto_create_topics: file.topics.auto_create,

@@ -1,5 +1,6 @@
-//! What every handler receives: the shared broker, the protocol settings and the peer address.
-//! Plain data plus the topic-id <-> wire Uuid conversions; no I/O and no Kafka error mapping.
+//! What every handler receives: the shared broker, the protocol settings, the peer address, the
+//! listener it came in on (whose endpoints it is told) and its principal. Plain data plus the
+//! topic-id <-> wire Uuid conversions; no I/O and no Kafka error mapping.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::broker::{Broker, PartitionInfo};
 use crate::cluster::{ClusterNode, ClusterView};
 use crate::limits;
@@ -50,6 +52,21 @@ pub(crate) struct BrokerAddress {
     pub(crate) rack: Option<String>,
 }
 
+/// A Kafka listener as this broker advertises it: clients that came in on it are told the
+/// endpoints of this listener (of every broker that has one of that name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListenerEndpoint {
+    /// `kafka` (the default listener) or the listener's configured name.
+    pub(crate) name: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The default listener, whose endpoints are the brokers' registered Kafka endpoints.
+    pub(crate) is_default: bool,
+}
+
+/// The name of the default listener (`listeners.kafka`).
+pub(crate) const DEFAULT_LISTENER: &str = "kafka";
+
 /// Per-connection handler context; cheap to clone (`Arc`s and an address).
 #[derive(Clone)]
 pub(crate) struct Context {
@@ -60,17 +77,48 @@ pub(crate) struct Context {
     pub(crate) cluster: Option<Arc<ClusterNode>>,
     /// The request header's client id; set only for the APIs that record it (JoinGroup).
     pub(crate) client_id: String,
+    /// The listener the connection came in on.
+    pub(crate) listener: Arc<ListenerEndpoint>,
+    /// Who the client authenticated as (`User:ANONYMOUS` without authentication); for the
+    /// authorization to come.
+    pub(crate) principal: Arc<Principal>,
 }
 
 impl Context {
+    /// A context on the default listener, as the broker advertises it, for an anonymous client.
     pub(crate) fn new(broker: Arc<Broker>, settings: Arc<KafkaSettings>, peer: SocketAddr) -> Self {
+        let listener = Arc::new(ListenerEndpoint {
+            name: DEFAULT_LISTENER.to_owned(),
+            host: broker.advertised().host.clone(),
+            port: broker.advertised().port,
+            is_default: true,
+        });
         Context {
             broker,
             settings,
             peer,
             cluster: None,
             client_id: String::new(),
+            listener,
+            principal: Arc::new(Principal::anonymous()),
         }
+    }
+
+    /// This context for a connection on `listener`.
+    pub(crate) fn with_listener(mut self, listener: Arc<ListenerEndpoint>) -> Self {
+        self.listener = listener;
+        self
+    }
+
+    /// This context for a client authenticated as `principal`.
+    pub(crate) fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = Arc::new(principal);
+        self
+    }
+
+    /// The host and port of this broker on the connection's listener.
+    pub(crate) fn advertised(&self) -> (String, u16) {
+        (self.listener.host.clone(), self.listener.port)
     }
 
     /// This context in cluster mode.
@@ -111,8 +159,8 @@ impl Context {
     pub(crate) fn cluster_view(&self) -> ClientView {
         let this = || BrokerAddress {
             id: self.broker.node_id(),
-            host: self.broker.advertised().host.clone(),
-            port: self.broker.advertised().port,
+            host: self.listener.host.clone(),
+            port: self.listener.port,
             rack: None,
         };
         let view = self.cluster.as_ref().map(|cluster| cluster.view());
@@ -124,13 +172,21 @@ impl Context {
             }) if !brokers.is_empty() => ClientView {
                 cluster_id,
                 controller_id: controller.unwrap_or(-1),
+                // A broker without a listener of this name is left out (Kafka does the same).
                 brokers: brokers
                     .into_iter()
-                    .map(|b| BrokerAddress {
-                        id: b.id,
-                        host: b.kafka.host,
-                        port: b.kafka.port,
-                        rack: b.rack,
+                    .filter_map(|b| {
+                        let endpoint = if self.listener.is_default {
+                            b.kafka
+                        } else {
+                            b.listeners.get(&self.listener.name)?.clone()
+                        };
+                        Some(BrokerAddress {
+                            id: b.id,
+                            host: endpoint.host,
+                            port: endpoint.port,
+                            rack: b.rack,
+                        })
                     })
                     .collect(),
             },
@@ -169,6 +225,8 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("settings", &self.settings)
             .field("peer", &self.peer)
+            .field("listener", &self.listener.name)
+            .field("principal", &self.principal)
             .finish_non_exhaustive()
     }
 }

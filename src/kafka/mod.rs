@@ -11,5 +11,7 @@ mod version_sweep_tests;
 mod versions;
 
 pub(crate) use codec::{CodecError, FrameError, LENGTH_PREFIX_BYTES, decode_frame, frame_length};
-pub(crate) use context::{Context, KafkaSettings, topic_id_to_uuid, uuid_to_topic_id};
+pub(crate) use context::{
+    Context, KafkaSettings, ListenerEndpoint, topic_id_to_uuid, uuid_to_topic_id,
+};
 pub(crate) use dispatch::{DispatchError, Dispatched, PendingResponse, dispatch};

@@ -17,6 +17,7 @@ fn registration(id: i32, incarnation: u8) -> BrokerRegistration {
         incarnation: [incarnation; 16],
         kafka: endpoint(9000 + id as u16),
         cluster: endpoint(9100 + id as u16),
+        listeners: Default::default(),
         rack: None,
         fenced: false,
     }

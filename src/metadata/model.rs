@@ -27,6 +27,10 @@ pub(crate) struct BrokerRegistration {
     pub(crate) kafka: Endpoint,
     /// Where other brokers reach it for raft and broker-to-broker calls.
     pub(crate) cluster: Endpoint,
+    /// Its other Kafka listeners by name (`listeners.<name>`; the default one is `kafka`).
+    /// Absent in what brokers without named listeners registered.
+    #[serde(default)]
+    pub(crate) listeners: BTreeMap<String, Endpoint>,
     pub(crate) rack: Option<String>,
     /// A fenced broker leads nothing and receives no new replicas.
     pub(crate) fenced: bool,

@@ -77,6 +77,7 @@ mod tests {
                     incarnation: [id as u8; 16],
                     kafka: endpoint.clone(),
                     cluster: endpoint,
+                    listeners: Default::default(),
                     rack: rack.map(str::to_owned),
                     fenced: false,
                 },

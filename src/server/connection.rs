@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -60,8 +60,39 @@ impl Ended {
 /// A response on its way to the writer, with the admission of the frame it answers.
 type Queued = (PendingResponse, Admission);
 
-/// Serves one connection until the peer leaves, a protocol error, idleness, eviction or
-/// shutdown. On shutdown the reader stops taking requests and the writer finishes those read.
+/// The read side of a connection: bytes, and a wait for readability before the buffer grows.
+pub(super) trait ReadSide: AsyncRead + Unpin + Send {
+    /// Resolves once a read may make progress (a plain socket: once bytes arrived).
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+impl ReadSide for OwnedReadHalf {
+    async fn readable(&self) -> std::io::Result<()> {
+        OwnedReadHalf::readable(self).await
+    }
+}
+
+/// The read half of a TLS stream: readiness is not known under the TLS layer, so a read waits
+/// with the (small) buffer it asked for.
+pub(super) struct TlsRead<S>(pub(super) tokio::io::ReadHalf<S>);
+
+impl<S: AsyncRead + Unpin + Send> AsyncRead for TlsRead<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + Unpin + Send> ReadSide for TlsRead<S> {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Serves one plaintext connection (see `serve_halves`).
 pub(super) async fn run(
     socket: TcpStream,
     ctx: kafka::Context,
@@ -69,8 +100,35 @@ pub(super) async fn run(
     activity: Arc<Activity>,
     stop: watch::Receiver<bool>,
 ) {
-    tracing::debug!("connection opened");
     let (reader, writer) = socket.into_split();
+    serve_halves(reader, writer, ctx, settings, activity, stop).await;
+}
+
+/// Serves one connection over a TLS stream whose handshake is done (see `serve_halves`).
+pub(super) async fn run_tls<S>(
+    stream: S,
+    ctx: kafka::Context,
+    settings: ConnectionSettings,
+    activity: Arc<Activity>,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    serve_halves(TlsRead(reader), writer, ctx, settings, activity, stop).await;
+}
+
+/// Serves one connection until the peer leaves, a protocol error, idleness, eviction or
+/// shutdown. On shutdown the reader stops taking requests and the writer finishes those read.
+async fn serve_halves<R: ReadSide, W: AsyncWrite + Unpin + Send>(
+    reader: R,
+    writer: W,
+    ctx: kafka::Context,
+    settings: ConnectionSettings,
+    activity: Arc<Activity>,
+    stop: watch::Receiver<bool>,
+) {
+    tracing::debug!("connection opened");
     let (queue, responses) = mpsc::channel(limits::CONNECTION_IN_FLIGHT_MAX);
     let request_bytes_max = ctx.settings.request_bytes_max;
     let budget = Arc::new(ConnectionBudget::new(
@@ -119,8 +177,8 @@ pub(super) async fn run(
 }
 
 /// The reading half: frames, admissions and dispatch, in arrival order.
-struct Requests<'a> {
-    reader: OwnedReadHalf,
+struct Requests<'a, R> {
+    reader: R,
     buf: BytesMut,
     ctx: &'a kafka::Context,
     budget: Arc<ConnectionBudget>,
@@ -130,7 +188,7 @@ struct Requests<'a> {
     idle_timeout: Duration,
 }
 
-impl Requests<'_> {
+impl<R: ReadSide> Requests<'_, R> {
     /// Reads frames and dispatches each in arrival order; queues responses for the writer.
     /// Returns why it stopped; consuming `self` drops the queue, so the writer then finishes
     /// what is queued and ends.
@@ -301,8 +359,8 @@ async fn wait_for<T>(
 
 /// Awaits queued responses in request order and writes each as soon as it is ready; a frame's
 /// admission is dropped (its budget given back) once its response is written.
-async fn write_responses(
-    mut writer: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut responses: mpsc::Receiver<Queued>,
     activity: &Activity,
 ) -> Ended {

@@ -1,6 +1,8 @@
-//! The accept loop (mini-redis style): takes an already-bound listener, caps concurrent
-//! connections, and on shutdown stops accepting and drains connections. A new client is always
-//! served: at the cap, or out of file descriptors, the connection idle the longest is closed.
+//! The accept loop (mini-redis style): takes the already-bound Kafka listeners (plaintext or
+//! TLS), caps concurrent connections over all of them, and on shutdown stops accepting and
+//! drains connections. A new client is always served: at the cap, or out of file descriptors,
+//! the connection idle the longest is closed. A TLS handshake runs in the connection's task,
+//! holding its slot, bounded by the handshake timeout.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use tracing::Instrument;
 use super::budget::RequestBudget;
 use super::connection::{self, ConnectionSettings};
 use super::registry::Registry;
+use super::tls::Tls;
 use crate::kafka;
 use crate::limits;
 
@@ -44,17 +47,28 @@ impl Default for ServerSettings {
     }
 }
 
-/// Serves Kafka clients on `listener` until `shutdown` resolves, then stops accepting, lets every
-/// connection finish the requests it already read (at most `drain_timeout`), and returns once all
-/// connection tasks ended. `make_context` builds the handler context of each new connection.
+/// One bound Kafka listener: its name and, for an `SSL` listener, its TLS.
+#[derive(Debug)]
+pub(crate) struct KafkaListener {
+    pub(crate) listener: TcpListener,
+    pub(crate) name: Arc<str>,
+    pub(crate) tls: Option<Tls>,
+}
+
+/// Serves Kafka clients on `listeners` until `shutdown` resolves, then stops accepting, lets
+/// every connection finish the requests it already read (at most `drain_timeout`), and returns
+/// once all connection tasks ended. `make_context` builds the handler context of each new
+/// connection from its peer address and its listener's name.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listeners: Vec<KafkaListener>,
     settings: ServerSettings,
-    make_context: impl Fn(SocketAddr) -> kafka::Context,
+    make_context: impl Fn(SocketAddr, &str) -> kafka::Context,
     shutdown: impl Future<Output = ()>,
 ) {
-    let local = listener.local_addr().ok();
-    tracing::debug!(address = ?local, connections_max = settings.connections_max, "accepting connections");
+    for listener in &listeners {
+        let local = listener.listener.local_addr().ok();
+        tracing::debug!(address = ?local, listener = %listener.name, tls = listener.tls.is_some(), connections_max = settings.connections_max, "accepting connections");
+    }
     let (stop_sender, stop) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(settings.connections_max.max(1)));
     let registry = Arc::new(Registry::new());
@@ -65,25 +79,48 @@ pub(crate) async fn serve(
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let (socket, peer) = tokio::select! {
+        let (socket, peer, listener) = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = accept(&listener, &registry) => accepted,
+            accepted = accept_any(&listeners, &registry) => accepted,
         };
         let slot = tokio::select! {
             biased;
             () = &mut shutdown => break,
             slot = take_slot(&slots, &registry) => slot,
         };
-        let ctx = make_context(peer);
+        let ctx = make_context(peer, &listener.name);
+        let tls = listener.tls.clone();
         let stop = stop.clone();
         let registration = registry.register();
         let settings = connection_settings.clone();
-        let span = tracing::info_span!("connection", %peer);
+        let span = tracing::info_span!("connection", %peer, listener = %listener.name);
         connections.spawn(
             async move {
                 let activity = Arc::clone(&registration.activity);
-                connection::run(socket, ctx, settings, activity, stop).await;
+                match tls {
+                    None => connection::run(socket, ctx, settings, activity, stop).await,
+                    // A connection still in its handshake is as idle as it gets: at the cap
+                    // it is the first closed for a new client.
+                    Some(tls) => match tokio::select! {
+                        biased;
+                        () = activity.evicted() => None,
+                        accepted = tls.accept(socket) => Some(accepted),
+                    } {
+                        None => tracing::debug!(
+                            "closed during its TLS handshake to make room for a new connection"
+                        ),
+                        Some(Ok((stream, principal))) => {
+                            tracing::debug!(%principal, "TLS handshake done");
+                            let ctx = ctx.with_principal(principal);
+                            connection::run_tls(stream, ctx, settings, activity, stop).await;
+                        }
+                        Some(Err(error)) => tracing::info!(
+                            error = %super::tls::chain(&error),
+                            "TLS handshake refused; connection closed"
+                        ),
+                    },
+                }
                 drop(registration);
                 drop(slot);
             }
@@ -93,7 +130,7 @@ pub(crate) async fn serve(
             report(ended);
         }
     }
-    drop(listener);
+    drop(listeners);
     tracing::info!(
         connections = connections.len(),
         "stopped accepting; draining connections"
@@ -139,6 +176,25 @@ async fn take_slot(slots: &Arc<Semaphore>, registry: &Registry) -> OwnedSemaphor
         .acquire_owned()
         .await
         .expect("the connection semaphore is never closed")
+}
+
+/// Accepts the next connection on any of `listeners`.
+async fn accept_any<'a>(
+    listeners: &'a [KafkaListener],
+    registry: &Registry,
+) -> (TcpStream, SocketAddr, &'a KafkaListener) {
+    if let [only] = listeners {
+        let (socket, peer) = accept(&only.listener, registry).await;
+        return (socket, peer, only);
+    }
+    let accepts = listeners.iter().map(|listener| {
+        Box::pin(async move {
+            let (socket, peer) = accept(&listener.listener, registry).await;
+            (socket, peer, listener)
+        })
+    });
+    let (accepted, _, _) = futures_util::future::select_all(accepts).await;
+    accepted
 }
 
 /// Accepts the next connection, backing off (and logging) while accepting fails. Out of file

@@ -1,10 +1,13 @@
-//! TCP side of the broker: the accept loop with its connection cap, idle eviction and graceful
-//! shutdown, the broker-wide request budget, and the per-connection read/dispatch/write pipeline.
+//! TCP side of the broker: the accept loop over every Kafka listener with its connection cap,
+//! idle eviction and graceful shutdown, TLS (handshake, certificate reload, client principal),
+//! the broker-wide request budget, and the per-connection read/dispatch/write pipeline.
 //! Knows sockets and frames, not Kafka semantics.
 
 mod budget;
 mod connection;
 mod listener;
 mod registry;
+mod tls;
 
-pub(crate) use listener::{ServerSettings, serve};
+pub(crate) use listener::{KafkaListener, ServerSettings, serve};
+pub(crate) use tls::{ClientAuth, Tls, TlsSettings};

@@ -64,7 +64,7 @@ pub(crate) fn gossip_addr(broker: &Broker) -> String {
     found.expect("wait_until returned once the line was found")
 }
 
-fn metadata(addr: SocketAddr) -> MetadataResponse {
+pub(crate) fn metadata(addr: SocketAddr) -> MetadataResponse {
     RawConn::connect(addr).roundtrip(
         &MetadataRequest::default().with_topics(Some(Vec::new())),
         12,

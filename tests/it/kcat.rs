@@ -13,7 +13,7 @@ use crate::harness::{self, Broker, CLIENT_DEADLINE};
 
 /// Runs `kcat -b <bootstrap> <args>` with `stdin`, kills it if it outlives the deadline, and
 /// panics unless it exits 0. Returns stdout.
-fn kcat(bootstrap: &str, args: &[&str], stdin: &str) -> String {
+pub(crate) fn kcat(bootstrap: &str, args: &[&str], stdin: &str) -> String {
     let mut child = Command::new("kcat")
         .arg("-b")
         .arg(bootstrap)

@@ -33,5 +33,6 @@ mod raft_control_batches;
 mod raw;
 mod replication;
 mod restart;
+mod tls;
 mod transactions;
 mod transactions_raw;

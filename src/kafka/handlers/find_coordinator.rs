@@ -74,10 +74,17 @@ fn locate(ctx: &Context, key_type: i8, key: &str) -> Result<(i32, String, u16), 
         // A coordinator still loading is the coordinator: it answers the group's requests with
         // COORDINATOR_LOAD_IN_PROGRESS until it is done.
         CoordinatorAt::Here | CoordinatorAt::Loading => {
-            let endpoint = ctx.broker.advertised();
-            Ok((ctx.broker.node_id(), endpoint.host.clone(), endpoint.port))
+            let (host, port) = ctx.advertised();
+            Ok((ctx.broker.node_id(), host, port))
         }
-        CoordinatorAt::Broker { id, host, port } => Ok((id, host, port)),
+        CoordinatorAt::Broker { id, host, port } if ctx.listener.is_default => Ok((id, host, port)),
+        // Another listener: that broker's endpoint of the connection's listener.
+        CoordinatorAt::Broker { id, .. } => ctx
+            .endpoints_of(&std::collections::BTreeSet::from([id]))
+            .into_iter()
+            .next()
+            .map(|b| (b.id, b.host, b.port))
+            .ok_or(ResponseError::CoordinatorNotAvailable),
         CoordinatorAt::Unavailable => Err(ResponseError::CoordinatorNotAvailable),
     }
 }

@@ -62,6 +62,7 @@ fn register(id: i32) -> Command {
         incarnation: [id as u8; 16],
         kafka: endpoint.clone(),
         cluster: endpoint,
+        listeners: Default::default(),
         rack: None,
         fenced: false,
     })
