@@ -150,11 +150,18 @@ async fn compact_replicated(partition: Arc<Partition>, cut: i64) {
     let Some(group) = partition.raft().cloned() else {
         return;
     };
-    group.purge_below(cut).await;
+    // Only when compaction or retention has work below the cut: each purge is a raft snapshot,
+    // and a replica behind one needs the segments streamed.
+    let now = now_ms();
+    let due = partition.with_leader_state(|log| {
+        Ok(log.plan_compaction_below(now, cut)?.is_some() || log.retention_cut(now).is_some())
+    });
+    if matches!(due, Ok(true)) {
+        group.purge_below(cut).await;
+    }
     let raft_start = group.raft_start_offset();
     compact(Arc::clone(&partition), raft_start).await;
     // `compact,delete`: time and size retention over what raft no longer holds.
-    let now = now_ms();
     let retained = {
         let partition = Arc::clone(&partition);
         tokio::task::spawn_blocking(move || {
