@@ -220,10 +220,12 @@ def main():
             problems.append(problem)
         print(f"compat-tests: matrix done in {matrix_s:.0f} s", flush=True)
         if not args.quick:
-            for runner in (suites.run_group_scenarios, suites.run_librdkafka,
-                           suites.run_kafka_python):
+            for runner in (suites.run_group_scenarios, suites.run_tls_scenarios,
+                           suites.run_librdkafka, suites.run_kafka_python):
                 if runner is suites.run_librdkafka:
                     result = run_librdkafka(args, binary, run_dir, bootstrap, problems)
+                elif runner is suites.run_tls_scenarios:
+                    result = runner(HERE, cache_dir(), bootstrap, run_dir, binary)
                 else:
                     result = runner(HERE, cache_dir(), bootstrap, run_dir)
                 suite_results.append(result)

@@ -234,7 +234,25 @@ def run_group_scenarios(here, cache, bootstrap, run_dir, per_test_timeout_s=180)
     result = SuiteResult("Group scenarios (KIP-848 with confluent-kafka; Burrow; cooperative-sticky "
                          "under load; "
                          + ", ".join(f"scenarios/{name}" for name in GROUP_SCENARIOS) + ")")
-    log_dir = os.path.join(run_dir, "groups")
+    return _run_pytest(result, here, cache, bootstrap, os.path.join(run_dir, "groups"),
+                       GROUP_SCENARIOS, per_test_timeout_s)
+
+
+TLS_SCENARIOS = ("test_tls.py",)
+
+
+def run_tls_scenarios(here, cache, bootstrap, run_dir, binary, per_test_timeout_s=180):
+    """TLS and mTLS with confluent-kafka and kafka-python against a broker of their own, started
+    from `binary` with an SSL listener (scenarios/test_tls.py); skipped without a binary."""
+    result = SuiteResult("TLS scenarios (confluent-kafka and kafka-python over SSL with "
+                         "client_auth required; scenarios/test_tls.py)")
+    env = {"COMPAT_BROKER_BIN": binary} if binary else {}
+    return _run_pytest(result, here, cache, bootstrap, os.path.join(run_dir, "tls"),
+                       TLS_SCENARIOS, per_test_timeout_s, env)
+
+
+def _run_pytest(result, here, cache, bootstrap, log_dir, files, per_test_timeout_s, env=None):
+    """Runs pytest on `files` (in scenarios/) and folds its junit report into `result`."""
     os.makedirs(log_dir, exist_ok=True)
     junit = os.path.join(log_dir, "junit.xml")
     python = os.path.join(cache, "venv", "bin", "python")
@@ -242,9 +260,10 @@ def run_group_scenarios(here, cache, bootstrap, run_dir, per_test_timeout_s=180)
     with open(os.path.join(log_dir, "pytest.log"), "wb") as log:
         code = subprocess.run(["timeout", "-k", "10", str(per_test_timeout_s * 3), python, "-m",
                                "pytest", "-p", "no:cacheprovider", "-q", "-rfE",
-                               f"--junitxml={junit}", "--bootstrap", bootstrap, *GROUP_SCENARIOS],
+                               f"--junitxml={junit}", "--bootstrap", bootstrap, *files],
                               cwd=os.path.join(here, "scenarios"), stdout=log,
-                              stderr=subprocess.STDOUT).returncode
+                              stderr=subprocess.STDOUT,
+                              env=dict(os.environ, **(env or {}))).returncode
     cases = _junit_cases(junit) if os.path.exists(junit) else []
     seconds = time.monotonic() - started
     for name, status, detail in cases:
@@ -255,7 +274,7 @@ def run_group_scenarios(here, cache, bootstrap, run_dir, per_test_timeout_s=180)
         else:
             result.failed.append((name, seconds, detail))
     if not cases or code not in (0, 1, 5):
-        result.failed.append((" ".join(GROUP_SCENARIOS), seconds,
+        result.failed.append((" ".join(files), seconds,
                               "timed out" if code in (124, 137) else f"pytest exit {code}"))
     result.seconds = seconds
     return result
