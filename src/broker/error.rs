@@ -178,6 +178,10 @@ pub(crate) enum Error {
     InvalidReplicaAssignment { reason: String },
     #[error("no reassignment of partition {partition} of topic {topic} is in progress")]
     NoReassignmentInProgress { topic: String, partition: i32 },
+    #[error("broker {id} is not registered")]
+    BrokerNotRegistered { id: i32 },
+    #[error("broker {id} cannot be unregistered: {reason}")]
+    BrokerInUse { id: i32, reason: String },
     #[error("topic catalog update failed")]
     Catalog {
         #[source]

@@ -435,3 +435,46 @@ fn has_replica_data(partition: &Partition) -> bool {
         })
         .unwrap_or(false)
 }
+
+impl Broker {
+    /// Removes broker `id`'s registration (UnregisterBroker), the last step of draining it:
+    /// refused while it runs (it would register again at once) or holds a replica of any
+    /// partition; the controller leader then takes it out of the controller group.
+    pub(crate) async fn unregister_broker(&self, id: i32) -> Result<()> {
+        let Some(link) = self.cluster.get() else {
+            return Err(if id == self.node_id() {
+                Error::BrokerInUse {
+                    id,
+                    reason: "it is this running single node".to_owned(),
+                }
+            } else {
+                Error::BrokerNotRegistered { id }
+            });
+        };
+        let state = Arc::clone(&link.node.published().borrow().state);
+        match state.brokers.get(&id) {
+            None => return Err(Error::BrokerNotRegistered { id }),
+            Some(broker) if !broker.fenced => {
+                return Err(Error::BrokerInUse {
+                    id,
+                    reason: "it is running; stop it first".to_owned(),
+                });
+            }
+            Some(_) => {}
+        }
+        match link.node.propose(&Command::UnregisterBroker { id }).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(Rejection::UnknownBroker { .. })) => Err(Error::BrokerNotRegistered { id }),
+            Ok(Err(Rejection::BrokerHoldsReplicas { .. })) => Err(Error::BrokerInUse {
+                id,
+                reason: "it still holds replicas; reassign them first".to_owned(),
+            }),
+            Ok(Err(other)) => Err(Error::Cluster {
+                reason: other.to_string(),
+            }),
+            Err(error) => Err(Error::Cluster {
+                reason: error.to_string(),
+            }),
+        }
+    }
+}

@@ -31,6 +31,9 @@ pub(crate) enum Duty {
         rpc_addr: String,
     },
     SetVoters(BTreeSet<u64>),
+    /// A member of the controller group that is no longer registered (unregistered after it
+    /// stopped) leaves the group.
+    RemoveMember(u64),
     /// An internal topic the cluster does not have yet.
     CreateInternalTopic(InternalTopic),
 }
@@ -182,6 +185,17 @@ fn membership_change(seen: &Seen<'_>) -> Option<Duty> {
         let id = id as u64;
         seen.voters.contains(&id) || seen.learners.contains(&id)
     };
+    // An unregistered broker (UnregisterBroker, once it stopped) leaves the group; never the
+    // leader or the last voter, and never a live one (the first voters of a new cluster are
+    // members before they are registered).
+    let gone = seen.voters.union(seen.learners).copied().find(|&id| {
+        i32::try_from(id).is_ok_and(|id| {
+            id != seen.leader && !seen.state.brokers.contains_key(&id) && !seen.view.is_live(id)
+        }) && (seen.voters.len() > 1 || !seen.voters.contains(&id))
+    });
+    if let Some(id) = gone {
+        return Some(Duty::RemoveMember(id));
+    }
     for broker in seen.state.brokers.values() {
         let rpc_addr = format!("{}:{}", broker.cluster.host, broker.cluster.port);
         if broker.id < 0 || !serving(broker.id) {
@@ -300,6 +314,30 @@ mod tests {
             absent_for: BTreeMap::new(),
             internal_topics: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_unregistered_stopped_member_leaves_the_controller_group_but_a_live_one_stays() {
+        // 4 was unregistered after it stopped: it leaves; 3 is a first voter not registered
+        // yet but live: it stays.
+        let mut f = fixture(&[1, 2], &[1, 2, 3], &[1, 2, 3]);
+        f.learners = BTreeSet::from([4]);
+        let removals = |duties: Vec<Duty>| -> Vec<Duty> {
+            duties
+                .into_iter()
+                .filter(|d| matches!(d, Duty::RemoveMember(_)))
+                .collect()
+        };
+        assert_eq!(removals(f.plan()), vec![Duty::RemoveMember(4)]);
+        f.learners.clear();
+        f.view = view(&[1, 2]);
+        assert_eq!(removals(f.plan()), vec![Duty::RemoveMember(3)]);
+        // Never the leader (1) or the last voter.
+        let alone = fixture(&[], &[], &[1]);
+        assert_eq!(removals(alone.plan()), vec![]);
+        let mut pair = fixture(&[], &[], &[2]);
+        pair.learners = BTreeSet::from([1]);
+        assert_eq!(removals(pair.plan()), vec![]);
     }
 
     #[test]

@@ -722,6 +722,16 @@ async fn lead(
                     .await
                     .map_err(|e| e.to_string())?;
             }
+            Duty::RemoveMember(id) => {
+                tracing::info!(
+                    broker = id,
+                    "removing an unregistered broker from the controller group"
+                );
+                node.controller
+                    .remove_member(id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
     }
     Ok(())

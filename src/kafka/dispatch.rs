@@ -146,7 +146,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
         list_offsets, list_offsets_v0, list_partition_reassignments, list_transactions, metadata,
         offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
-        txn_offset_commit,
+        txn_offset_commit, unregister_broker,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -231,6 +231,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         ApiKey::ListPartitionReassignments => {
             inline!(ctx, call, body, list_partition_reassignments::handle)
         }
+        ApiKey::UnregisterBroker => inline!(ctx, call, body, unregister_broker::handle),
         // Every other key is absent from the versions table, so `is_served` already refused it.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };

@@ -75,6 +75,9 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::EligibleLeadersNotAvailable { .. } => ResponseError::EligibleLeadersNotAvailable,
         E::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         E::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+        E::BrokerNotRegistered { .. } => ResponseError::BrokerIdNotRegistered,
+        // Kafka has no code for a broker that runs or holds replicas: the request is refused.
+        E::BrokerInUse { .. } => ResponseError::InvalidRequest,
     }
 }
 

@@ -70,6 +70,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::OffsetDelete, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),
     served(ApiKey::DescribeProducers, 0, 0),
+    served(ApiKey::UnregisterBroker, 0, 0),
     served(ApiKey::DescribeTransactions, 0, 0),
     served(ApiKey::ListTransactions, 0, 1),
     served(ApiKey::ConsumerGroupHeartbeat, 0, 1),

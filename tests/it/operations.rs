@@ -1,6 +1,7 @@
 //! Partition operations on a cluster of broker processes, driven with raw Kafka frames:
 //! ElectLeaders hands a replicated partition back to its preferred replica, and a partition
-//! is reassigned to a new broker (dropping its leader) under an idempotent acks=all producer.
+//! is reassigned to a new broker (dropping its leader) under an idempotent acks=all producer,
+//! a stuck reassignment is cancelled, a dead replica replaced, and a drained broker unregistered.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse, UnregisterBrokerRequest, UnregisterBrokerResponse,
 };
 
 use crate::cluster::{form_three, leaders};
@@ -29,6 +30,8 @@ const ERROR_UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const ERROR_PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const ERROR_ELECTION_NOT_NEEDED: i16 = 84;
 const ERROR_INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const ERROR_INVALID_REQUEST: i16 = 42;
+const ERROR_BROKER_ID_NOT_REGISTERED: i16 = 102;
 const ERROR_NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 
 /// ElectLeaders v2 of `partitions` of `topic` at `addr`: (partition, error code) per partition.
@@ -422,4 +425,95 @@ async fn a_stuck_reassignment_is_cancelled_and_a_dead_replica_is_replaced_and_cl
     );
     let expected: Vec<String> = first.iter().chain(&second).cloned().collect();
     assert_eq!(read_values(&all, "replaced", expected.len()), expected);
+}
+
+/// UnregisterBroker v0 of broker `id` at `addr`: its error code.
+fn unregister(addr: SocketAddr, id: i32) -> i16 {
+    let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+    let response: UnregisterBrokerResponse = RawConn::connect(addr).roundtrip(&request, 0);
+    response.error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_and_stopped_broker_is_unregistered_and_leaves_the_controller_group() {
+    let (mut brokers, _dirs) = form_four();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let addr = brokers[0].addr();
+    create_replicated(&bootstraps[0], "drained", 1).await;
+    wait_until(LEADER_DEADLINE, "the partition's leader", || {
+        leaders(&bootstraps[0], "drained")
+            .get(&0)
+            .is_some_and(|&l| l > 0)
+    });
+    // Broker 4 (which joined after the internal topics were placed) gets a replica.
+    let mut replicas = replicas_of(&bootstraps[0], "drained");
+    if !replicas.contains(&4) {
+        let leader = leaders(&bootstraps[0], "drained")[&0];
+        let dropped = *replicas.iter().find(|&&r| r != leader).expect("a follower");
+        let target: Vec<i32> = replicas
+            .iter()
+            .map(|&r| if r == dropped { 4 } else { r })
+            .collect();
+        assert_eq!(reassign(addr, "drained", Some(&target)), 0);
+        wait_until(LEADER_DEADLINE, "broker 4 holds a replica", || {
+            in_progress(addr).is_empty() && replicas_of(&bootstraps[0], "drained") == target
+        });
+        replicas = target;
+    }
+    assert_eq!(
+        unregister(addr, 4),
+        ERROR_INVALID_REQUEST,
+        "a running broker"
+    );
+    // Stopped but holding a replica: refused too.
+    brokers[3].stop();
+    wait_until(LEADER_DEADLINE, "broker 4 fenced", || {
+        !crate::cluster::view(addr).2.contains(&4)
+    });
+    assert_eq!(
+        unregister(addr, 4),
+        ERROR_INVALID_REQUEST,
+        "a broker holding replicas"
+    );
+    brokers[3].restart_on_same_port();
+    wait_until(LEADER_DEADLINE, "broker 4 back", || {
+        crate::cluster::view(addr).2.contains(&4)
+    });
+
+    // Drained: its replica moves to the broker without one, then it stops and is unregistered.
+    let spare = (1..=3)
+        .find(|id| !replicas.contains(id))
+        .expect("a broker without a replica");
+    let target: Vec<i32> = replicas
+        .iter()
+        .map(|&r| if r == 4 { spare } else { r })
+        .collect();
+    assert_eq!(reassign(addr, "drained", Some(&target)), 0);
+    wait_until(LEADER_DEADLINE, "broker 4 drained", || {
+        in_progress(addr).is_empty() && replicas_of(&bootstraps[0], "drained") == target
+    });
+    brokers[3].stop();
+    wait_until(LEADER_DEADLINE, "broker 4 fenced", || {
+        !crate::cluster::view(addr).2.contains(&4)
+    });
+    assert_eq!(unregister(addr, 4), 0);
+    assert_eq!(
+        unregister(addr, 4),
+        ERROR_BROKER_ID_NOT_REGISTERED,
+        "gone from the metadata"
+    );
+    wait_until(
+        LEADER_DEADLINE,
+        "broker 4 out of the controller group",
+        || {
+            brokers[..3].iter().any(|b| {
+                b.log()
+                    .contains("removing an unregistered broker from the controller group")
+            })
+        },
+    );
+    // The cluster goes on without it.
+    let producer = harness::producer(&bootstraps[..3].join(","), &[("acks", "all")]);
+    let values: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
+    acknowledged(&values, enqueue(&producer, "drained", &values)).await;
 }

@@ -70,6 +70,7 @@ pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod sync_group;
 pub(crate) mod txn_offset_commit;
+pub(crate) mod unregister_broker;
 // Admin handlers (written by the admin engineer); `admin` holds what they share.
 mod admin;
 #[cfg(test)]

@@ -35,7 +35,9 @@ use groups::{
     consumer_group_describe, consumer_group_heartbeat, delete_groups, describe_groups, heartbeat,
     join_group, leave_group, list_groups, sync_group,
 };
-use operations::{alter_partition_reassignments, elect_leaders, list_partition_reassignments};
+use operations::{
+    alter_partition_reassignments, elect_leaders, list_partition_reassignments, unregister_broker,
+};
 use producers::{
     add_offsets_to_txn, add_partitions_to_txn, describe_producers, describe_transactions,
     end_txn_at, init_producer_id, list_transactions, txn_offset_commit,
@@ -322,6 +324,7 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 }
                 ApiKey::DescribeCluster => describe_cluster(&mut sweep, version).await,
                 ApiKey::ElectLeaders => elect_leaders(&mut sweep, version).await,
+                ApiKey::UnregisterBroker => unregister_broker(&mut sweep, version).await,
                 ApiKey::AlterPartitionReassignments => {
                     alter_partition_reassignments(&mut sweep, version).await
                 }

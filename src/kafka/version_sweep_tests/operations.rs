@@ -1,6 +1,6 @@
 //! The sweep's requests for partition operations on a single node: ElectLeaders (every
-//! partition already has its only replica as leader) and partition reassignment (nothing can
-//! move off the only broker).
+//! partition already has its only replica as leader), partition reassignment (nothing can
+//! move off the only broker) and UnregisterBroker (the only broker runs).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{self, ApiKey, BrokerId, elect_leaders_request};
@@ -130,5 +130,20 @@ pub(super) async fn list_partition_reassignments(sweep: &mut Sweep, version: i16
             .await;
         assert_eq!(response.error_code, NONE, "{at}");
         assert!(response.topics.is_empty(), "{at}: {response:?}");
+    }
+}
+
+pub(super) async fn unregister_broker(sweep: &mut Sweep, version: i16) {
+    let at = format!("UnregisterBroker v{version}");
+    for (id, expected) in [
+        (NODE_ID, ResponseError::InvalidRequest.code()),
+        (NODE_ID + 7, ResponseError::BrokerIdNotRegistered.code()),
+    ] {
+        let request = messages::UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+        let response: messages::UnregisterBrokerResponse = sweep
+            .call(ApiKey::UnregisterBroker, version, &request)
+            .await;
+        assert_eq!(response.error_code, expected, "{at}: broker {id}");
+        assert!(response.error_message.is_some(), "{at}: broker {id}");
     }
 }

@@ -303,6 +303,21 @@ impl Controller {
             .map_err(|e| Error::Raft(e.to_string()))
     }
 
+    /// Removes member `id` from the group, as a voter (through joint consensus) or a learner.
+    pub(crate) async fn remove_member(&self, id: u64) -> Result<(), Error> {
+        let (voters, _) = self.members();
+        let change = if voters.contains(&id) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Raft(e.to_string()))
+    }
+
     /// Stops raft and stops serving the group.
     pub(crate) async fn shutdown(&self) {
         self.registry.remove(CONTROLLER_GROUP);
