@@ -210,6 +210,27 @@ impl Context {
         }
     }
 
+    /// The ids of the brokers the cluster view names on the default listener (every live,
+    /// registered broker): a leader among them but absent from this listener's view lacks
+    /// the listener.
+    pub(crate) fn live_broker_ids(&self) -> std::collections::BTreeSet<i32> {
+        let on_default = Context {
+            listener: Arc::new(ListenerEndpoint {
+                name: DEFAULT_LISTENER.to_owned(),
+                host: self.broker.advertised().host.clone(),
+                port: self.broker.advertised().port,
+                is_default: true,
+            }),
+            ..self.clone()
+        };
+        on_default
+            .cluster_view()
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect()
+    }
+
     /// This context for one request of the client `client_id`.
     pub(crate) fn for_client(&self, client_id: &str) -> Context {
         Context {

@@ -543,3 +543,62 @@ async fn stalled_handshakes_at_the_connection_cap_do_not_lock_out_a_client() {
     assert!(started.elapsed() < Duration::from_secs(30));
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_the_client_s_listener_is_listener_not_found() {
+    use kafka_protocol::messages::MetadataRequest;
+    // Only broker 1 has the `external` listener.
+    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new().unwrap()).collect();
+    let mut first_env = crate::cluster::cluster_env(1, 3, "");
+    first_env.push((
+        "TIDELOG_LISTENERS__EXTERNAL__BIND".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ));
+    let mut brokers = vec![crate::cluster::start(dirs[0].path(), &first_env)];
+    let seed = crate::cluster::gossip_addr(&brokers[0]);
+    for id in 2..=3 {
+        let env = crate::cluster::cluster_env(id, 3, &seed);
+        brokers.push(crate::cluster::start(dirs[id as usize - 1].path(), &env));
+    }
+    harness::wait_until(PROCESS_DEADLINE, "every broker lists all three", || {
+        brokers
+            .iter()
+            .all(|b| crate::cluster::view(b.addr()).2 == [1, 2, 3])
+    });
+    // One partition per broker (replication factor 1, spread over the three).
+    let bootstrap = brokers[0].bootstrap();
+    harness::create_topic(&bootstrap, "spread", 3, &[]).await;
+    harness::wait_until(CLIENT_DEADLINE, "a leader on every broker", || {
+        let leaders: std::collections::BTreeSet<i32> =
+            crate::cluster::leaders(&bootstrap, "spread")
+                .into_values()
+                .collect();
+        leaders.len() == 3
+    });
+    let external = listener_addr(&brokers[0], "external");
+    harness::wait_until(
+        CLIENT_DEADLINE,
+        "metadata over the external listener",
+        || {
+            let response = crate::raw::RawConn::connect(external)
+                .roundtrip(&MetadataRequest::default().with_topics(None), 12);
+            let brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+            assert_eq!(brokers, [1], "only broker 1 has the listener");
+            let Some(topic) = response
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "spread"))
+            else {
+                return false;
+            };
+            let mut answers: Vec<(i16, i32)> = topic
+                .partitions
+                .iter()
+                .map(|p| (p.error_code, p.leader_id.0))
+                .collect();
+            answers.sort_unstable();
+            // LISTENER_NOT_FOUND (72) for the two partitions brokers 2 and 3 lead.
+            answers == [(0, 1), (72, -1), (72, -1)]
+        },
+    );
+}

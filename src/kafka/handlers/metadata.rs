@@ -88,6 +88,12 @@ pub(crate) async fn handle(
             .collect(),
         Some(topics) => requested_topics(ctx, version, topics, allow_auto_create).await,
     };
+    let topics = if ctx.listener.is_default {
+        topics
+    } else {
+        let reachable = view.brokers.iter().map(|b| b.id).collect();
+        without_listener(topics, &reachable, &ctx.live_broker_ids(), version)
+    };
     let topics = topics
         .into_iter()
         .map(|topic| {
@@ -185,6 +191,38 @@ async fn topic_by_name(
                 .with_name(Some(name))
         }
     }
+}
+
+/// Kafka's answer for a partition whose leader is live but has no listener of the client's
+/// name: no leader, LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before), so the client does
+/// not try a broker it cannot reach on this listener.
+fn without_listener(
+    topics: Vec<messages::metadata_response::MetadataResponseTopic>,
+    reachable: &std::collections::BTreeSet<i32>,
+    live: &std::collections::BTreeSet<i32>,
+    version: i16,
+) -> Vec<messages::metadata_response::MetadataResponseTopic> {
+    let error = if version >= 6 {
+        ResponseError::ListenerNotFound
+    } else {
+        ResponseError::LeaderNotAvailable
+    };
+    topics
+        .into_iter()
+        .map(|mut topic| {
+            for partition in &mut topic.partitions {
+                let leader = partition.leader_id.0;
+                if partition.error_code == error_code::NONE
+                    && !reachable.contains(&leader)
+                    && live.contains(&leader)
+                {
+                    partition.error_code = error.code();
+                    partition.leader_id = messages::BrokerId(-1);
+                }
+            }
+            topic
+        })
+        .collect()
 }
 
 fn topic_response(info: &TopicInfo) -> messages::metadata_response::MetadataResponseTopic {
