@@ -22,6 +22,47 @@ API_NAMES = {
 NAME_KEYS = {name: key for key, name in API_NAMES.items()}
 
 
+class FrameReader:
+    """Reads a response body field by field (struct formats, varints, strings, tags)."""
+
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, fmt):
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values if len(values) > 1 else values[0]
+
+    def uvarint(self):
+        value, shift = 0, 0
+        while True:
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def string(self):
+        """A non-flexible STRING (int16 length, -1 = null)."""
+        return self._text(self.take(">h"))
+
+    def compact_string(self):
+        return self._text(self.uvarint() - 1)
+
+    def _text(self, length):
+        if length < 0:
+            return None
+        text = self.data[self.pos:self.pos + length].decode()
+        self.pos += length
+        return text
+
+    def skip_tagged_fields(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+
 def recv_exact(sock, count, api="ApiVersions"):
     data = b""
     while len(data) < count:

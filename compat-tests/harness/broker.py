@@ -41,33 +41,58 @@ class Broker:
                        TIDELOG_CLUSTER__SEEDS=",".join(cluster["seeds"]),
                        TIDELOG_CLUSTER__GOSSIP_INTERVAL_MS="100")
         env.update(settings or {})
+        self.binary, self.env, self.start_timeout_s = binary, env, start_timeout_s
+        self.node_id = None if cluster is None else cluster["node_id"]
         self.log = open(self.log_path, "wb")
+        self.bootstrap = self._spawn("127.0.0.1:0", 0)
+
+    def _spawn(self, listen, log_from):
+        """Starts the process on `listen` and waits for the `listening addr=` line that follows
+        byte `log_from` of the log; returns that address."""
         self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
-            stdout=self.log, stderr=self.log, env=env)
-        deadline = time.monotonic() + start_timeout_s
-        self.bootstrap = None
-        while self.bootstrap is None:
+            [self.binary, "serve", "--data-dir", self.data_dir, "--listen", listen],
+            stdout=self.log, stderr=self.log, env=self.env)
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}; see {self.log_path}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"broker did not log 'listening addr=' in {start_timeout_s}s")
-            with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                found = LISTENING.search(log.read())
+                raise RuntimeError(f"broker did not log 'listening addr=' in {self.start_timeout_s}s")
+            with open(self.log_path, "rb") as log:
+                log.seek(log_from)
+                found = LISTENING.search(log.read().decode("utf-8", errors="replace"))
             if found:
-                self.bootstrap = found.group(1)
-            else:
-                time.sleep(0.05)
+                return found.group(1)
+            time.sleep(0.05)
+
+    def kill9(self):
+        """SIGKILL (no chance to flush or hand anything over) and reap."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self, seeds=None):
+        """A new process on the same data dir and Kafka port (so clients and the run's bootstrap
+        address keep working), appending to the same log; `seeds` replaces the gossip seeds
+        (the broker first started without any)."""
+        assert self.proc.poll() is not None, "restart needs a stopped broker"
+        if seeds is not None:
+            self.env["TIDELOG_CLUSTER__SEEDS"] = ",".join(seeds)
+        self.log.write(b"\n----- restart -----\n")
+        self.log.flush()
+        listening = self._spawn(self.bootstrap, self.log.tell())
+        if listening != self.bootstrap:
+            raise RuntimeError(f"restarted broker listens on {listening}, not {self.bootstrap}")
 
     def gossip_addr(self, timeout_s=60):
-        """The gossip address a cluster member logged (a seed for the others)."""
+        """The gossip address a cluster member logged (a seed for the others); the last one,
+        as a restart logs another."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                found = GOSSIP.search(log.read())
+                found = GOSSIP.findall(log.read())
             if found:
-                return found.group(1).strip('"')
+                return found[-1].strip('"')
             time.sleep(0.05)
         raise RuntimeError(f"no 'cluster member started' line in {self.log_path}")
 

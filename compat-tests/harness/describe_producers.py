@@ -8,7 +8,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from apiversions import recv_exact
+from apiversions import FrameReader, recv_exact
 
 DESCRIBE_PRODUCERS = 61
 
@@ -35,39 +35,6 @@ def _uvarint(value):
 def _compact_string(text):
     data = text.encode()
     return _uvarint(len(data) + 1) + data
-
-
-class _Reader:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def take(self, fmt):
-        values = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return values if len(values) > 1 else values[0]
-
-    def uvarint(self):
-        value, shift = 0, 0
-        while True:
-            byte = self.data[self.pos]
-            self.pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
-    def compact_string(self):
-        length = self.uvarint() - 1
-        if length < 0:
-            return None
-        text = self.data[self.pos:self.pos + length].decode()
-        self.pos += length
-        return text
-
-    def skip_tagged_fields(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.pos += self.uvarint()
 
 
 def _leader(bootstrap, topic, partition, timeout_s):
@@ -97,7 +64,7 @@ def describe_producers(bootstrap, topic, partition, timeout_s=10.0):
     with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
         sock.sendall(struct.pack(">i", len(request)) + request)
         (size,) = struct.unpack(">i", recv_exact(sock, 4, "DescribeProducers"))
-        reader = _Reader(recv_exact(sock, size, "DescribeProducers"))
+        reader = FrameReader(recv_exact(sock, size, "DescribeProducers"))
     correlation_id = reader.take(">i")
     assert correlation_id == 7, f"DescribeProducers answered correlation id {correlation_id}"
     reader.skip_tagged_fields()  # response header v1

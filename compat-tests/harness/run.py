@@ -20,6 +20,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import broker as broker_mod  # noqa: E402
+import leader_kill  # noqa: E402
 import suites  # noqa: E402
 from apiversions import api_versions  # noqa: E402
 
@@ -29,6 +30,8 @@ SCENARIOS = [("s1", "metadata"), ("s2", "create topic"), ("s3", "produce keys/he
              ("s4", "consume begin/end/offset/time"), ("s5", "order 10k"),
              ("s6", "max.message.bytes"), ("s7", "group takeover"), ("s8", "commit+resume"),
              ("s9", "delete topic"), ("s10", "idempotent producer"), ("s11", "transactions")]
+# Only against a cluster of 3 or more (the harness kills and restarts a broker: leader_kill.py).
+CLUSTER_SCENARIOS = [(leader_kill.SCENARIO, leader_kill.SCENARIO_NAME)]
 PRECEDENCE = ["FAIL", "not yet", "pass", "n/a"]  # a cell shows the first status any part had
 # librdkafka's suite is written for its trivup clusters, which keep Kafka's default
 # group.initial.rebalance.delay.ms of 3 s: tests such as 0118 subscribe two consumers and then poll
@@ -47,7 +50,8 @@ def parse_args():
                         help="start N brokers forming one cluster (cluster mode) instead of one")
     parser.add_argument("--jobs", type=int, default=2, help="librdkafka tests run in parallel")
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
-    parser.add_argument("-k", dest="select", help="pytest -k expression for the matrix (debugging)")
+    parser.add_argument("-k", dest="select", help="pytest -k expression for the matrix (debugging); "
+                        "with --cluster, s12 runs only if the expression names it")
     return parser.parse_args()
 
 
@@ -101,7 +105,9 @@ def run_matrix(bootstrap, run_dir, select=None, replication_factor=1):
     if os.path.exists(results_path):
         with open(results_path, encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle]
-    problem = None if code in (0, 1) else f"pytest exited {code}; see {log_path}"
+    # 5 = nothing collected: a -k that selects only the harness's own scenario (s12).
+    problem = None if code in (0, 1) or (code == 5 and select) else \
+        f"pytest exited {code}; see {log_path}"
     return rows, problem, time.monotonic() - started
 
 
@@ -118,9 +124,19 @@ def fold(rows):
     return cells
 
 
-def matrix_lines(cells, markdown):
-    header = ["client"] + [f"{sid} {name}" if markdown else sid for sid, name in SCENARIOS]
-    rows = [[client] + [cells.get((client, sid), ("-", []))[0] for sid, _ in SCENARIOS]
+def scenarios_of(args):
+    return SCENARIOS + (CLUSTER_SCENARIOS if has_leader_kill(args) else [])
+
+
+def has_leader_kill(args):
+    """s12 needs a quorum left after one kill: 3 or more brokers started by the run."""
+    return bool(args.cluster and args.cluster >= 3 and not args.bootstrap
+                and (not args.select or leader_kill.SCENARIO in args.select))
+
+
+def matrix_lines(cells, markdown, scenarios):
+    header = ["client"] + [f"{sid} {name}" if markdown else sid for sid, name in scenarios]
+    rows = [[client] + [cells.get((client, sid), ("-", []))[0] for sid, _ in scenarios]
             for client in CLIENTS]
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -150,7 +166,7 @@ def write_results(path, args, bootstrap_desc, cells, suite_results, counts, seco
            "scenario needs (never counted as passing); **n/a** = the client itself cannot do it.",
            "Scenario definitions and client versions: [README.md](README.md); "
            "incompatibilities: [FINDINGS.md](FINDINGS.md).", "", "## Client x scenario", ""]
-    out += matrix_lines(cells, markdown=True)
+    out += matrix_lines(cells, markdown=True, scenarios=scenarios_of(args))
     notes = [(c, s, st, d) for (c, s), (st, d) in sorted(cells.items()) if st != "pass" and d]
     if notes:
         out += ["", "Why cells are not `pass`:", ""]
@@ -199,8 +215,10 @@ def main():
         broker = start_broker(args, binary, run_dir)
         if args.cluster:
             bootstrap_desc = (f"a {args.cluster}-broker tidelog {git_describe()} cluster started "
-                              "by the run (default partitions 4; scenario topics replication factor 1, "
-                              "auto-created ones 3)")
+                              "by the run (default partitions 4; topics replication factor "
+                              f"{min(3, args.cluster)})")
+            if has_leader_kill(args):
+                bootstrap_desc += "; s12 kills a partition leader (SIGKILL) and restarts it"
         else:
             bootstrap_desc = f"tidelog {git_describe()} started by the run (default partitions 4)"
         if not args.quick:
@@ -219,6 +237,8 @@ def main():
         if problem:
             problems.append(problem)
         print(f"compat-tests: matrix done in {matrix_s:.0f} s", flush=True)
+        if has_leader_kill(args):
+            rows += leader_kill.run(broker)
         if not args.quick:
             for runner in (suites.run_group_scenarios, suites.run_tls_scenarios,
                            suites.run_librdkafka, suites.run_kafka_python):
@@ -246,8 +266,8 @@ def main():
     write_results(args.results, args, bootstrap_desc, cells, suite_results, counts, seconds,
                   problems)
     print()
-    print("\n".join(matrix_lines(cells, markdown=False)))
-    print("  " + "  ".join(f"{sid}={name}" for sid, name in SCENARIOS))
+    print("\n".join(matrix_lines(cells, markdown=False, scenarios=scenarios_of(args))))
+    print("  " + "  ".join(f"{sid}={name}" for sid, name in scenarios_of(args)))
     for (client, sid), (status, details) in sorted(cells.items()):
         for row_status, detail in dict.fromkeys(details):
             if row_status == "FAIL":

@@ -9,13 +9,13 @@ import json
 import os
 import re
 import sys
-import time
 import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 from apiversions import api_versions  # noqa: E402
+from polling import wait_until  # noqa: E402,F401  (scenarios import it from here)
 
 SCENARIO_RE = re.compile(r"test_(s\d+)_")
 _SERVED = {}
@@ -49,18 +49,6 @@ def require_apis(bootstrap, *names):
 def unique_topic(client, scenario):
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", client).strip("-")
     return f"compat-{slug}-{scenario}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(condition, deadline_s, what, interval_s=0.1):
-    """Poll `condition` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {deadline_s}s waiting for {what} (last: {last!r})")
 
 
 def _cell(item):
