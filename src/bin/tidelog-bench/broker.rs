@@ -1,7 +1,7 @@
 //! The broker child process: finding the binary, starting it, waiting for its listen address,
 //! stopping it on SIGTERM, and its log.
 
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,52 +57,58 @@ impl BrokerProcess {
         let data_dir = work_dir.join("data");
         fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
-        let log_path = work_dir.join("broker.log");
-        let stdout_log = File::create(work_dir.join("broker.stdout.log"))
-            .context("creating the broker stdout log")?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout_log))
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child = spawn(bin, &work_dir, env, "127.0.0.1:0")?;
         let mut broker = BrokerProcess {
             child,
+            log_path: work_dir.join("broker.log"),
             work_dir,
-            log_path,
             keep_data,
             is_stopped: false,
         };
-        let addr_rx = broker.spawn_log_reader()?;
+        let addr = broker.wait_listening()?;
+        Ok((broker, addr))
+    }
+
+    /// Starts the stopped (or killed) broker again on its data dir, listening on `listen`, with
+    /// `env`; its log goes on in the same file. Returns the address it listens on.
+    pub(crate) fn restart(
+        &mut self,
+        bin: &Path,
+        env: &[(&str, String)],
+        listen: &str,
+    ) -> Result<String> {
+        ensure!(self.is_stopped, "restart needs a stopped broker");
+        self.child = spawn(bin, &self.work_dir, env, listen)?;
+        self.is_stopped = false;
+        self.wait_listening()
+    }
+
+    /// Waits for the `listening addr=` line of the running child (copying its stderr into the
+    /// log); fails when it exits first or takes longer than `BROKER_START_TIMEOUT`.
+    fn wait_listening(&mut self) -> Result<String> {
+        let addr_rx = self.spawn_log_reader()?;
         let started = Instant::now();
         loop {
             match addr_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(addr) => return Ok((broker, addr)),
+                Ok(addr) => return Ok(addr),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     // stderr closed without the line; fall through to the exit check
                     thread::sleep(Duration::from_millis(200));
                 }
             }
-            if let Some(status) = broker.child.try_wait().context("checking the broker")? {
-                broker.is_stopped = true;
+            if let Some(status) = self.child.try_wait().context("checking the broker")? {
+                self.is_stopped = true;
                 bail!(
                     "broker exited with {status} before listening; log tail:\n{}",
-                    broker.log_tail(LOG_TAIL_LINES)
+                    self.log_tail(LOG_TAIL_LINES)
                 );
             }
             if started.elapsed() > BROKER_START_TIMEOUT {
                 bail!(
                     "broker printed no `listening addr=` line within {BROKER_START_TIMEOUT:?}; \
                      log tail:\n{}",
-                    broker.log_tail(LOG_TAIL_LINES)
+                    self.log_tail(LOG_TAIL_LINES)
                 );
             }
         }
@@ -115,8 +121,12 @@ impl BrokerProcess {
             .stderr
             .take()
             .context("broker stderr is not piped")?;
-        let mut log = File::create(&self.log_path)
-            .with_context(|| format!("creating {}", self.log_path.display()))?;
+        // Appended to: a restarted broker's lines follow its first life's.
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .with_context(|| format!("opening {}", self.log_path.display()))?;
         let (addr_tx, addr_rx) = mpsc::channel();
         thread::Builder::new()
             .name("broker-log".into())
@@ -189,13 +199,13 @@ impl BrokerProcess {
         Ok(())
     }
 
-    /// The gossip address from the broker's `cluster member started ... gossip=HOST:PORT` log
-    /// line, waiting for it until `timeout`.
+    /// The gossip address from the broker's last `cluster member started ... gossip=HOST:PORT`
+    /// log line (a restart logs another), waiting for one until `timeout`.
     pub(crate) fn gossip_addr(&self, timeout: Duration) -> Result<String> {
         let started = Instant::now();
         loop {
             let text = fs::read_to_string(&self.log_path).unwrap_or_default();
-            if let Some(addr) = text.lines().find_map(parse_gossip_addr) {
+            if let Some(addr) = text.lines().rev().find_map(parse_gossip_addr) {
                 return Ok(addr);
             }
             ensure!(
@@ -212,6 +222,29 @@ impl BrokerProcess {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(line_count)..].join("\n")
     }
+}
+
+/// `bin serve` on `work_dir/data`, listening on `listen`, stdout to `work_dir/broker.stdout.log`,
+/// stderr piped (see `BrokerProcess::spawn_log_reader`).
+fn spawn(bin: &Path, work_dir: &Path, env: &[(&str, String)], listen: &str) -> Result<Child> {
+    let stdout_log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(work_dir.join("broker.stdout.log"))
+        .context("opening the broker stdout log")?;
+    Command::new(bin)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(work_dir.join("data"))
+        .arg("--listen")
+        .arg(listen)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout_log))
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }
 
 impl Drop for BrokerProcess {

@@ -84,6 +84,11 @@ pub(crate) struct Args {
     /// (0 skips both).
     #[arg(long, default_value_t = 3)]
     pub(crate) failover_rounds: u32,
+    /// Records of 1 KiB written (idempotent, acks=all) to a replication-factor-3 topic while one
+    /// broker of a fresh cluster is down (kill -9); after its restart, the time until its
+    /// replicas' logs are as long as the others' gives the catch-up rate (0 skips it).
+    #[arg(long, default_value_t = 300_000)]
+    pub(crate) catch_up_records: u64,
     /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.
     #[arg(long)]
     pub(crate) client_debug: Option<String>,

@@ -2,7 +2,8 @@
 //! default replication factor, 3; partitions spread, bootstrap from broker 1), then, once per
 //! freshly formed cluster, the time from kill -9 of the controller leader to the next
 //! successful CreateTopics through a survivor, and from kill -9 of a partition leader to the
-//! next acknowledged write (`partition_failover.rs`).
+//! next acknowledged write (`partition_failover.rs`); then how fast a restarted broker catches
+//! up (`catch_up.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -12,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::catch_up::{CATCH_UP_RECORD_BYTES, CatchUp, restarted_broker_catch_up};
 use crate::cli::Args;
-use crate::client::Cluster;
 use crate::partition_failover::{PartitionFailover, kill_partition_leader};
 use crate::report::{ms, per_sec};
 use crate::runs::{ProduceMode, RunReport, RunSpec, run_all};
@@ -113,6 +114,7 @@ pub(crate) struct ClusterReport {
     pub(crate) runs: Vec<RunReport>,
     pub(crate) failovers: Vec<Failover>,
     pub(crate) leader_kills: Vec<PartitionFailover>,
+    pub(crate) catch_up: Option<CatchUp>,
 }
 
 /// The single node's plain runs, one of each size and rate (no idempotent, transactional or
@@ -147,11 +149,7 @@ pub(crate) fn run_cluster(
                 .collect::<Vec<_>>(),
             brokers.controller_id()
         );
-        let cluster = Cluster {
-            bootstrap: brokers.bootstrap().to_owned(),
-            client_debug: args.client_debug.clone(),
-            replicated: true,
-        };
+        let cluster = brokers.clients(args.client_debug.clone());
         let run_args = Args {
             skip_group: true,
             latency_csv: None,
@@ -195,10 +193,23 @@ pub(crate) fn run_cluster(
         );
         leader_kills.push(kill);
     }
+    let catch_up = if args.catch_up_records > 0 {
+        let catch_up = restarted_broker_catch_up(args, bin, deadline).context("catch-up")?;
+        eprintln!(
+            "catch-up: broker {} caught up {:.1} MB of log in {:.0} ms",
+            catch_up.restarted,
+            mb(catch_up.lag_bytes),
+            ms(catch_up.caught_up_after)
+        );
+        Some(catch_up)
+    } else {
+        None
+    };
     Ok(ClusterReport {
         runs,
         failovers,
         leader_kills,
+        catch_up,
     })
 }
 
@@ -349,4 +360,39 @@ pub(crate) fn print_cluster_report(single: &[RunReport], cluster: &ClusterReport
             times[times.len() / 2]
         );
     }
+    if let Some(catch_up) = &cluster.catch_up {
+        print_catch_up(catch_up);
+    }
+}
+
+/// Bytes as MB (10^6 bytes).
+fn mb(bytes: i64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn print_catch_up(catch_up: &CatchUp) {
+    let seconds = catch_up.caught_up_after.as_secs_f64();
+    let value_bytes = catch_up.records as f64 * CATCH_UP_RECORD_BYTES as f64;
+    println!(
+        "catch-up of a restarted broker: broker {} down (kill -9) for {:.1} s while {} records \
+         of {CATCH_UP_RECORD_BYTES} B (idempotent, acks=all) went to {} partitions of \
+         replication factor 3 ({:.1} MB of log per replica); restarted on its data dir: \
+         listening after {:.0} ms, every replica's log as long as the longest other's \
+         (DescribeLogDirs) after {:.0} ms: {:.0} records/s, {:.1} MB/s of record values \
+         ({:.1} MB/s of log); in every partition's in-sync replicas after {}",
+        catch_up.restarted,
+        catch_up.down_for.as_secs_f64(),
+        catch_up.records,
+        catch_up.partitions,
+        mb(catch_up.lag_bytes),
+        ms(catch_up.listening_after),
+        ms(catch_up.caught_up_after),
+        catch_up.records as f64 / seconds,
+        value_bytes / 1e6 / seconds,
+        mb(catch_up.lag_bytes) / seconds,
+        catch_up.in_sync_after.map_or_else(
+            || "(not within 60 s)".to_owned(),
+            |d| format!("{:.0} ms", ms(d))
+        )
+    );
 }

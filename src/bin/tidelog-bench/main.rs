@@ -1,10 +1,12 @@
 //! The Tidelog benchmark: drives a real `tidelog` broker with librdkafka and prints a report.
 //! It starts the release broker binary (or uses `--bootstrap`), then three of them as one cluster
-//! (the plain runs again, and the controller leader's kill -9), and only measures: it never
+//! (the plain runs again, the controller leader's and a partition leader's kill -9, a restarted
+//! broker catching up), and only measures: it never
 //! imports broker code, so it measures exactly what a Kafka client sees.
 #![allow(clippy::print_stdout)] // a benchmark's output is its report
 
 mod broker;
+mod catch_up;
 mod cli;
 mod client;
 mod cluster_run;

@@ -13,7 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::cli::Args;
-use crate::client::{Cluster, create_topic};
+use crate::client::create_topic;
 use crate::three::ThreeBrokers;
 
 /// One record this often.
@@ -44,11 +44,7 @@ pub(crate) fn kill_partition_leader(
         .enable_all()
         .build()
         .context("a runtime for the producer")?;
-    let cluster = Cluster {
-        bootstrap: brokers.bootstrap().to_owned(),
-        client_debug: args.client_debug.clone(),
-        replicated: true,
-    };
+    let cluster = brokers.clients(args.client_debug.clone());
     let unique = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, ensure};
 
 use crate::broker::{BROKER_STOP_TIMEOUT, BrokerProcess, LOG_TAIL_LINES};
+use crate::client::Cluster;
 use crate::wire::{ClusterView, cluster_view};
 
 /// Brokers in the cluster; also its `bootstrap_expect`.
@@ -109,6 +110,41 @@ impl ThreeBrokers {
                 cluster.log_tails()
             );
             thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Starts the stopped (or killed) member `at` again on its data dir and Kafka port, seeded
+    /// with a live member's gossip address.
+    pub(crate) fn restart(&mut self, at: usize, bin: &Path) -> Result<()> {
+        let seed = self
+            .members
+            .iter()
+            .find(|m| m.is_alive)
+            .context("a live member to seed the restart")?
+            .process
+            .gossip_addr(FORM_TIMEOUT)?;
+        let member = &mut self.members[at];
+        let addr = member
+            .process
+            .restart(bin, &cluster_env(member.node_id, &seed), &member.addr)
+            .with_context(|| format!("restarting broker {}", member.node_id))?;
+        ensure!(
+            addr == member.addr,
+            "restarted broker {} listens on {addr}, not {}",
+            member.node_id,
+            member.addr
+        );
+        member.is_alive = true;
+        Ok(())
+    }
+
+    /// What clients of the cluster are given: broker 1 to bootstrap from, replicated partitions
+    /// (raft control batches take offsets between records).
+    pub(crate) fn clients(&self, client_debug: Option<String>) -> Cluster {
+        Cluster {
+            bootstrap: self.bootstrap().to_owned(),
+            client_debug,
+            replicated: true,
         }
     }
 

@@ -1,7 +1,10 @@
 //! Raw Kafka requests for the cluster run (kafka-protocol over a blocking socket): Metadata for
-//! the broker list and controller id, which librdkafka does not expose, and CreateTopics sent to
-//! one chosen broker rather than to the controller librdkafka would pick.
+//! the broker list and controller id, which librdkafka does not expose, and a topic's leaders and
+//! in-sync replicas as one chosen broker sees them; CreateTopics sent to one chosen broker rather
+//! than to the controller librdkafka would pick; DescribeLogDirs for the size of each replica's
+//! log on one broker.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -9,8 +12,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, MetadataRequest, RequestHeader, ResponseHeader, TopicName,
+    CreateTopicsRequest, DescribeLogDirsRequest, MetadataRequest, RequestHeader, ResponseHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -18,6 +24,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 const METADATA_VERSION: i16 = 12;
 const CREATE_TOPICS_VERSION: i16 = 7;
+const DESCRIBE_LOG_DIRS_VERSION: i16 = 4;
 /// Kafka's TOPIC_ALREADY_EXISTS: an earlier attempt that timed out on our side created it.
 pub(crate) const ERROR_TOPIC_ALREADY_EXISTS: i16 = 36;
 
@@ -117,4 +124,80 @@ pub(crate) fn create_topic_at(
         .find(|t| t.name.0.as_str() == topic)
         .with_context(|| format!("CreateTopics answer without {topic}"))?;
     Ok(result.error_code)
+}
+
+/// One partition as a broker's Metadata shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionView {
+    /// -1 when it has none.
+    pub(crate) leader: i32,
+    /// In-sync replicas, sorted.
+    pub(crate) isr: Vec<i32>,
+}
+
+/// Metadata of `topic` from the broker at `addr`: each partition's leader and in-sync replicas
+/// (empty while the broker does not know the topic).
+pub(crate) fn topic_view(
+    addr: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<i32, PartitionView>> {
+    let wanted = MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))));
+    let request = MetadataRequest::default().with_topics(Some(vec![wanted]));
+    let response = roundtrip(addr, &request, METADATA_VERSION, timeout)?;
+    let mut view = BTreeMap::new();
+    for found in response
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0 && t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+    {
+        for partition in &found.partitions {
+            let mut isr: Vec<i32> = partition.isr_nodes.iter().map(|id| id.0).collect();
+            isr.sort_unstable();
+            view.insert(
+                partition.partition_index,
+                PartitionView {
+                    leader: partition.leader_id.0,
+                    isr,
+                },
+            );
+        }
+    }
+    Ok(view)
+}
+
+/// DescribeLogDirs of partitions `0..partitions` of `topic` at the broker at `addr`: the size in
+/// bytes of each one's log on that broker (a partition it holds no replica of is absent).
+pub(crate) fn log_sizes(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<BTreeMap<i32, i64>> {
+    let wanted = DescribableLogDirTopic::default()
+        .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+        .with_partitions((0..partitions).collect());
+    let request = DescribeLogDirsRequest::default().with_topics(Some(vec![wanted]));
+    let response = roundtrip(addr, &request, DESCRIBE_LOG_DIRS_VERSION, timeout)?;
+    ensure!(
+        response.error_code == 0,
+        "DescribeLogDirs error code {}",
+        response.error_code
+    );
+    let mut sizes = BTreeMap::new();
+    for dir in &response.results {
+        ensure!(
+            dir.error_code == 0,
+            "DescribeLogDirs error code {} for {}",
+            dir.error_code,
+            dir.log_dir.as_str()
+        );
+        for found in dir.topics.iter().filter(|t| t.name.0.as_str() == topic) {
+            for partition in &found.partitions {
+                *sizes.entry(partition.partition_index).or_insert(0) += partition.partition_size;
+            }
+        }
+    }
+    Ok(sizes)
 }
