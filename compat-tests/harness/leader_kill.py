@@ -362,6 +362,18 @@ def caught_up(broker, brokers, topic):
     return all(own.get(p, -1) >= longest[p] for p in range(PARTITIONS))
 
 
+def answer_offsets(bootstrap, topic):
+    """Every partition's end offset, or False while a leader does not answer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-offsets"})
+    try:
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+                for p in range(PARTITIONS)]
+    except Exception:  # KafkaException: not led yet, or the request timed out
+        return False
+    finally:
+        consumer.close()
+
+
 def drain(bootstrap, topic):
     """Every record of every partition from the start to the end: {partition: [(offset, value)]}."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-drain",
@@ -461,6 +473,10 @@ def run_client(cluster, client_cls):
     client.create_topic(topic)
     wait_until(lambda: fully_in_sync(admin, topic, brokers), DEADLINE_S,
                f"{topic}: every partition led, all {len(brokers)} brokers in sync")
+    # Metadata names the assigned leader before its raft group elected it (FINDINGS #9): wait
+    # for ListOffsets, which only an elected leader answers.
+    wait_until(lambda: answer_offsets(bootstrap, topic), DEADLINE_S,
+               f"{topic}: every partition's leader answering ListOffsets")
     acks = _Acks()
     member = _MemberThread(client, group, topic)
     producer = _ProducerThread(client, topic, acks)
