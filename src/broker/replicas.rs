@@ -88,6 +88,8 @@ const LEADER_REPORT_RETRY: Duration = Duration::from_millis(200);
 /// How long a follower stays in the in-sync replicas after its log last matched the leader's
 /// to the end (Kafka's `replica.lag.time.max.ms`, 30 s by default).
 const REPLICA_LAG: Duration = Duration::from_secs(10);
+/// How often a leader looks at a voter that is out of the in-sync replicas again.
+const ISR_RECHECK: Duration = Duration::from_secs(1);
 /// How often a leader that is not its partition's preferred replica (the first one) offers the
 /// leadership back to it (Kafka's `leader.imbalance.check.interval.seconds` is 300 s).
 const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -115,10 +117,14 @@ async fn follow_replica(
     };
     let internal = super::topic_name::is_internal(&partition.topic);
     let mut reported = 0u64;
-    // While leading: when each voter last matched the leader's log to the end, and the
-    // in-sync set last reported (with its term).
+    // While leading: when each voter last caught up (Kafka's lastCaughtUpTime: its log
+    // reached the leader's end as of an earlier look), the leader's end at the last look, and
+    // the in-sync set last reported (with its term).
     let mut caught_up_at: BTreeMap<u64, tokio::time::Instant> = BTreeMap::new();
+    let mut last_look: Option<(tokio::time::Instant, u64)> = None;
     let mut reported_isr: Option<(u64, Vec<i32>)> = None;
+    // The last report the controller refused (not sent again for a metadata difference).
+    let mut refused_isr: Option<(u64, Vec<i32>)> = None;
     loop {
         partition.publish_flushed(*high_watermark.borrow_and_update());
         let leadership = group.leadership();
@@ -179,11 +185,25 @@ async fn follow_replica(
         }
         if !leads {
             caught_up_at.clear();
+            last_look = None;
             reported_isr = None;
         } else if !retry && reported == leadership.term {
             let now = tokio::time::Instant::now();
-            for voter in group.caught_up_voters() {
-                caught_up_at.insert(voter, now);
+            if let Some((last, voters)) = group.voter_progress() {
+                for (voter, matched) in voters {
+                    // At the end now, or at least where the end was at the last look (under
+                    // steady writes a follower is rarely at the very end when we look).
+                    let at = match (matched, last_look) {
+                        (Some(matched), _) if matched >= last => Some(now),
+                        (Some(matched), Some((then, end))) if matched >= end => Some(then),
+                        _ => None,
+                    };
+                    if let Some(at) = at {
+                        let known = caught_up_at.entry(voter).or_insert(at);
+                        *known = (*known).max(at);
+                    }
+                }
+                last_look = Some((now, last));
             }
             let isr: Vec<i32> = caught_up_at
                 .iter()
@@ -191,7 +211,13 @@ async fn follow_replica(
                 .filter_map(|(voter, _)| i32::try_from(*voter).ok())
                 .collect();
             let current = (leadership.term, isr);
-            if reported_isr.as_ref() != Some(&current) {
+            // Also when the metadata says otherwise: fencing a broker takes it out of the ISR
+            // there without this leader's report, which must then put it back.
+            let published = published_isr(&broker, &partition);
+            let differs = published.as_ref().is_some_and(|isr| *isr != current.1);
+            if reported_isr.as_ref() != Some(&current)
+                || (differs && refused_isr.as_ref() != Some(&current))
+            {
                 let report = Command::SetPartitionIsr {
                     topic: partition.topic.clone(),
                     partition: partition.index,
@@ -205,9 +231,13 @@ async fn follow_replica(
                     Ok(Ok(_)) => {
                         tracing::debug!(topic = %partition.topic, partition = partition.index, isr = ?current.1, "in-sync replicas reported");
                         reported_isr = Some(current);
+                        refused_isr = None;
                     }
                     // Another epoch by now: the next leadership change reports again.
-                    Ok(Err(_)) => reported_isr = Some(current),
+                    Ok(Err(_)) => {
+                        reported_isr = Some(current.clone());
+                        refused_isr = Some(current);
+                    }
                     Err(_) => retry = true,
                 }
             }
@@ -215,6 +245,11 @@ async fn follow_replica(
         if changes.borrow_and_update().is_gone {
             break;
         }
+        // While a voter is out of the in-sync set, look again soon even if nothing else
+        // happens: one that catches up on entries already committed moves no high watermark.
+        let isr_incomplete = leads
+            && published_isr(&broker, &partition)
+                .is_some_and(|isr| isr.len() < usize::try_from(group.voter_count()).unwrap_or(0));
         let mut balance_due = false;
         tokio::select! {
             changed = high_watermark.changed() => if changed.is_err() { break },
@@ -223,6 +258,7 @@ async fn follow_replica(
             _ = changes.changed() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
+            () = tokio::time::sleep(ISR_RECHECK), if isr_incomplete && !retry => {}
             _ = balance.tick() => balance_due = true,
         }
         // The preferred replica is the first of the current replica list (a reassignment or
@@ -240,6 +276,17 @@ async fn follow_replica(
         }
     }
     group.shutdown().await;
+}
+
+/// The partition's in-sync replicas in the published metadata, sorted.
+fn published_isr(broker: &Weak<Broker>, partition: &Partition) -> Option<Vec<i32>> {
+    let state = broker.upgrade()?.cluster_state()?;
+    let mut isr = state
+        .partition(&partition.topic, partition.index)?
+        .isr
+        .clone();
+    isr.sort_unstable();
+    Some(isr)
 }
 
 impl Broker {

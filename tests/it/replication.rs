@@ -836,3 +836,67 @@ async fn a_compact_delete_replicated_topic_is_also_cut_by_retention() {
     assert!(!read.is_empty() && read.len() < values.len());
     assert_eq!(read.as_slice(), &values[values.len() - read.len()..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_rejoins_the_in_sync_replicas_while_writes_go_on() {
+    let (mut brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "steady", 1).await;
+    wait_until(LEADER_DEADLINE, "a leader", || {
+        leaders(&all, "steady").contains_key(&0)
+    });
+    let leader = leaders(&all, "steady")[&0];
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let asked = bootstraps[leader as usize - 1].clone();
+    brokers[follower as usize - 1].kill9();
+    wait_until(LEADER_DEADLINE, "the follower out of the ISR", || {
+        !isr_of(&asked, "steady").contains(&follower)
+    });
+
+    // A steady stream (one record every 2 ms, at most 60 s) while the follower comes back:
+    // it is rarely at the leader's very end when the leader looks, yet it is in sync.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, all) = (std::sync::Arc::clone(&stop), all.clone());
+        tokio::spawn(async move {
+            let producer = harness::producer(&all, &[("enable.idempotence", "true")]);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut deliveries = Vec::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && tokio::time::Instant::now() < deadline
+            {
+                let value = format!("steady-{n:06}");
+                let record = FutureRecord::to("steady")
+                    .partition(0)
+                    .key("k")
+                    .payload(&value);
+                if let Ok(delivery) = producer.send_result(record) {
+                    deliveries.push(delivery);
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let stopped_early = stop.load(std::sync::atomic::Ordering::Relaxed);
+            let mut acked = 0;
+            for delivery in deliveries {
+                if matches!(delivery.await, Ok(Ok(_))) {
+                    acked += 1;
+                }
+            }
+            (stopped_early, acked)
+        })
+    };
+    brokers[follower as usize - 1].restart_on_same_port();
+    wait_until(LEADER_DEADLINE, "the follower back in the ISR", || {
+        isr_of(&asked, "steady").contains(&follower)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (stopped_early, acked) = writer.await.expect("the writer");
+    assert!(
+        stopped_early,
+        "the follower rejoined while the stream still ran"
+    );
+    assert!(acked > 0);
+}

@@ -192,6 +192,9 @@ impl std::fmt::Debug for PartitionGroup {
     }
 }
 
+/// A voter and the index its log matches the leader's to (None: not matched yet).
+pub(crate) type VoterMatch = (u64, Option<u64>);
+
 impl PartitionGroup {
     /// Takes over an opened partition log and starts raft on it; serves the group's calls
     /// through `registry` from then on. The high watermark starts at the log start and moves
@@ -559,27 +562,32 @@ impl PartitionGroup {
         self.raft.trigger().transfer_leader(preferred).await.is_ok()
     }
 
-    /// While this broker leads: every voter whose log matches the leader's to the last entry
-    /// (the leader itself included). Empty elsewhere.
-    pub(crate) fn caught_up_voters(&self) -> Vec<u64> {
+    /// While this broker leads: the index of its last entry, and how far each voter's log
+    /// matches it (the leader itself to its last entry; None for a voter not matched yet).
+    /// None elsewhere.
+    pub(crate) fn voter_progress(&self) -> Option<(u64, Vec<VoterMatch>)> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.current_leader != Some(self.settings.node_id) {
-            return Vec::new();
+            return None;
         }
-        let matched = |id: &u64| {
-            *id == self.settings.node_id
-                || metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|replication| replication.get(id).cloned().flatten())
-                    .is_some_and(|matched| Some(matched.index) == metrics.last_log_index)
+        let last = metrics.last_log_index?;
+        let matched = |id: u64| {
+            if id == self.settings.node_id {
+                return Some(last);
+            }
+            metrics
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&id).cloned().flatten())
+                .map(|matched| matched.index)
         };
-        metrics
+        let voters = metrics
             .membership_config
             .membership()
             .voter_ids()
-            .filter(matched)
-            .collect()
+            .map(|id| (id, matched(id)))
+            .collect();
+        Some((last, voters))
     }
 
     /// The leader and term as this broker knows them. This broker names itself leader only
