@@ -141,6 +141,24 @@ impl PendingProduce {
     }
 }
 
+/// A proposal raft did not take: NOT_LEADER_OR_FOLLOWER with the leader raft knows of, or
+/// REQUEST_TIMED_OUT for anything else (a timeout, raft stopping).
+pub(super) fn proposal_failed<R>(topic: &str, partition: i32, error: ProposeError<R>) -> Error
+where
+    ProposeError<R>: std::fmt::Display,
+{
+    match error {
+        ProposeError::NotLeader { leader } => Error::NotLeader {
+            topic: topic.to_owned(),
+            partition,
+            leader: leader.and_then(|l| i32::try_from(l).ok()),
+        },
+        other => Error::Cluster {
+            reason: format!("{topic}-{partition}: {other}"),
+        },
+    }
+}
+
 /// Runs blocking storage work (file writes, a segment roll's fsync, under a partition lock) on
 /// the blocking pool, so a slow disk holds up only the partition it serves and never an async
 /// worker. A panic in `work` resumes in the caller, as if it had run inline.
@@ -275,18 +293,7 @@ impl Broker {
             Err(ProposeError::Refused(Refusal::Storage(source))) => {
                 return Err(target.storage_error(source));
             }
-            Err(ProposeError::NotLeader { leader }) => {
-                return Err(Error::NotLeader {
-                    topic: topic.to_owned(),
-                    partition,
-                    leader: leader.and_then(|l| i32::try_from(l).ok()),
-                });
-            }
-            Err(other) => {
-                return Err(Error::Cluster {
-                    reason: format!("{topic}-{partition}: {other}"),
-                });
-            }
+            Err(other) => return Err(proposal_failed(topic, partition, other)),
         };
         let appended = proposal.appended();
         let (base_offset, end_offset) = appended.unwrap_or((-1, -1));

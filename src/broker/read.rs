@@ -8,7 +8,6 @@ use bytes::Bytes;
 
 use super::error::{Error, Result};
 use super::{Broker, LEADER_EPOCH};
-use crate::replication::partition::ProposeError;
 use crate::storage;
 
 /// How often a replicated partition's leader tries its log start move again while raft has
@@ -262,17 +261,8 @@ impl Broker {
             let proposed = tokio::time::timeout_at(deadline, group.propose_log_start(before));
             match proposed.await {
                 Ok(Ok(_)) => {}
-                Ok(Err(ProposeError::NotLeader { leader })) => {
-                    return Err(Error::NotLeader {
-                        topic: topic.to_owned(),
-                        partition,
-                        leader: leader.and_then(|l| i32::try_from(l).ok()),
-                    });
-                }
                 Ok(Err(error)) => {
-                    return Err(Error::Cluster {
-                        reason: format!("{topic}-{partition}: {error}"),
-                    });
+                    return Err(super::produce::proposal_failed(topic, partition, error));
                 }
                 Err(_) => {
                     return Err(Error::Cluster {

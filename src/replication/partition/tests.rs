@@ -138,6 +138,17 @@ async fn bind_at(address: &str) -> (TcpListener, RaftNode) {
     (listener, RaftNode { rpc_addr })
 }
 
+/// Starts replica `id` again on the address `members` gives it.
+async fn restart_at(
+    members: &BTreeMap<u64, RaftNode>,
+    id: u64,
+    root: &Path,
+    log_settings: LogSettings,
+) -> Replica {
+    let (listener, _) = bind_at(&members[&id].rpc_addr).await;
+    start_with(id, root, listener, log_settings).await
+}
+
 /// Listeners of replicas 1 to 3 on fresh loopback ports, and the membership naming them.
 async fn bind_three() -> (Vec<TcpListener>, BTreeMap<u64, RaftNode>) {
     let mut listeners = Vec::new();
@@ -495,8 +506,7 @@ async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_
 
     // Back, the replica lacks what was purged: it installs the snapshot, starts its log at
     // the cut and holds the same bytes from there.
-    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
-    replicas[behind] = Some(start_with(behind_id, root.path(), listener, small.clone()).await);
+    replicas[behind] = Some(restart_at(&members, behind_id, root.path(), small.clone()).await);
     let more = commit_everywhere(&replicas, 1_000).await;
     let returned = replicas[behind].as_ref().unwrap();
     assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
@@ -508,8 +518,7 @@ async fn retention_purges_through_a_snapshot_and_a_replica_behind_it_starts_its_
 
     // A restart comes back from the saved snapshot and its log.
     replicas[behind].take().unwrap().stop().await;
-    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
-    replicas[behind] = Some(start_with(behind_id, root.path(), listener, small).await);
+    replicas[behind] = Some(restart_at(&members, behind_id, root.path(), small).await);
     commit_everywhere(&replicas, 1_001).await;
     let returned = replicas[behind].as_ref().unwrap();
     assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
@@ -580,8 +589,7 @@ async fn a_compacted_partition_keeps_its_purged_batches_and_a_replica_behind_get
 
     // Back, the replica lacks the purged entries: the snapshot brings the new leader's
     // compacted segments, byte for byte, and the log goes on after them.
-    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
-    replicas[behind] = Some(start_with(behind_id, root.path(), listener, compacted.clone()).await);
+    replicas[behind] = Some(restart_at(&members, behind_id, root.path(), compacted.clone()).await);
     let more = commit_everywhere(&replicas, 1_000).await;
     let reference = log_bytes_below(replicas[follower].as_ref().unwrap(), more.end_offset);
     let returned = replicas[behind].as_ref().unwrap();
@@ -590,8 +598,7 @@ async fn a_compacted_partition_keeps_its_purged_batches_and_a_replica_behind_get
 
     // A restart keeps it.
     replicas[behind].take().unwrap().stop().await;
-    let (listener, _) = bind_at(&members[&behind_id].rpc_addr).await;
-    replicas[behind] = Some(start_with(behind_id, root.path(), listener, compacted).await);
+    replicas[behind] = Some(restart_at(&members, behind_id, root.path(), compacted).await);
     let last = commit_everywhere(&replicas, 1_001).await;
     let reference = log_bytes_below(replicas[follower].as_ref().unwrap(), last.end_offset);
     let returned = replicas[behind].as_ref().unwrap();
@@ -647,8 +654,7 @@ async fn delete_records_moves_every_replicas_log_start_inside_a_batch_and_it_sur
     let follower = (leader + 1) % 3;
     let id = follower as u64 + 1;
     replicas[follower].take().unwrap().stop().await;
-    let (listener, _) = bind_at(&members[&id].rpc_addr).await;
-    replicas[follower] = Some(start_with(id, root.path(), listener, small).await);
+    replicas[follower] = Some(restart_at(&members, id, root.path(), small).await);
     commit_everywhere(&replicas, 1_000).await;
     let returned = replicas[follower].as_ref().unwrap();
     assert_eq!(returned.group.with_log(|log| log.log_start_offset()), cut);
@@ -666,8 +672,7 @@ async fn a_restarted_leader_never_resumes_its_term_without_an_election() {
     let term = replicas[leader].as_ref().unwrap().group.leadership().term;
     let id = leader as u64 + 1;
     replicas[leader].take().unwrap().stop().await;
-    let (listener, _) = bind_at(&members[&id].rpc_addr).await;
-    replicas[leader] = Some(start(id, root.path(), listener).await);
+    replicas[leader] = Some(restart_at(&members, id, root.path(), LogSettings::default()).await);
     commit_everywhere(&replicas, 1).await;
     let now = leader_of(&replicas).await;
     let leadership = replicas[now].as_ref().unwrap().group.leadership();

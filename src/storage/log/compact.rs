@@ -111,7 +111,7 @@ impl Log {
             && targets.iter().all(Option::is_some)
             && cleaned.cleaned_end_offset <= self.active().base_offset();
         if !is_current {
-            remove_cleaning_dir(&cleaning_dir)?;
+            super::transfer::remove_dir_if_present(&cleaning_dir)?;
             return Ok(CompactionOutcome {
                 segments_replaced: 0,
                 records_removed: 0,
@@ -120,7 +120,7 @@ impl Log {
         }
         let result = self.swap_all(&targets, &cleaned);
         self.poison_on_error("install compaction", result)?;
-        remove_cleaning_dir(&cleaning_dir)?;
+        super::transfer::remove_dir_if_present(&cleaning_dir)?;
         Ok(CompactionOutcome {
             segments_replaced: targets.len(),
             records_removed: cleaned.records_removed,
@@ -155,14 +155,5 @@ impl Log {
             }
         }
         recovery::write_cleaner_checkpoint(&self.dir, cleaned.cleaned_end_offset)
-    }
-}
-
-fn remove_cleaning_dir(cleaning_dir: &std::path::Path) -> Result<()> {
-    match std::fs::remove_dir_all(cleaning_dir) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(io_error("delete cleaning directory", cleaning_dir)(error))
-        }
-        _ => Ok(()),
     }
 }

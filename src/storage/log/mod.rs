@@ -440,7 +440,7 @@ impl Log {
             let segment = self.segments.remove(0);
             tracing::info!(path = %segment.log_path().display(), "deleting segment");
             segment.remove()?;
-            let first_base_offset = self.segments.first().map_or(0, Segment::base_offset);
+            let first_base_offset = self.first_segment_base_offset();
             self.log_start_offset = self.log_start_offset.max(first_base_offset);
         }
         sync_dir(&self.dir)?;

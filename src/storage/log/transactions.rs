@@ -229,7 +229,7 @@ impl Log {
     /// missing segments, snapshots below the first segment or past the log end, and the
     /// in-memory entries of aborted transactions whose marker was deleted.
     pub(super) fn forget_deleted_transactions(&mut self) -> Result<()> {
-        let first_base = self.segments.first().map_or(0, Segment::base_offset);
+        let first_base = self.first_segment_base_offset();
         let end = self.log_end_offset();
         self.transactions
             .aborted
@@ -258,7 +258,7 @@ impl Log {
     /// first segment.
     pub(super) fn load_transactions(&mut self) -> Result<()> {
         self.forget_deleted_transactions()?;
-        let first_base = self.segments.first().map_or(0, Segment::base_offset);
+        let first_base = self.first_segment_base_offset();
         let end = self.log_end_offset();
         let mut candidates: Vec<i64> = state_files(&self.dir)?
             .into_iter()

@@ -476,7 +476,8 @@ fn log_file(name: &str) -> Option<(i64, &str)> {
     Some((stem.parse().ok()?, extension))
 }
 
-fn remove_dir_if_present(dir: &Path) -> Result<()> {
+/// Removes `dir` and everything in it; a directory that is not there is fine.
+pub(super) fn remove_dir_if_present(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             Err(io_error("delete directory", dir)(error))
