@@ -23,6 +23,12 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(_) => {
             telemetry::init(config.telemetry_filter(), config.telemetry_format())
                 .context("installing telemetry")?;
+            for var in config::ignored_env_vars() {
+                tracing::warn!(
+                    var,
+                    "ignoring a Kubernetes service link variable, not a config key"
+                );
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("tidelog")

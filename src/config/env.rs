@@ -4,8 +4,10 @@
 
 use super::Error;
 use super::file::FileConfig;
+use super::service_link::is_service_link;
 
-/// Prefix of every variable this module owns; unknown `TIDELOG_*` variables are rejected.
+/// Prefix of every variable this module owns; unknown `TIDELOG_*` variables are rejected, but
+/// Kubernetes service links (`TIDELOG_SERVICE_HOST`, ...) are skipped (see `ignored_vars`).
 pub(crate) const ENV_PREFIX: &str = "TIDELOG_";
 
 /// Shorthand for `TIDELOG_TELEMETRY__LEVEL` (like `RUST_LOG`); wins over it when both are set.
@@ -111,6 +113,9 @@ where
         };
         if var == LOG_FILTER_VAR {
             log_filter = Some(value.to_owned());
+            continue;
+        }
+        if is_service_link(suffix) {
             continue;
         }
         let key = suffix.to_ascii_lowercase().replace("__", ".");
@@ -241,4 +246,13 @@ pub(crate) fn process_vars() -> Result<Vec<(String, String)>, Error> {
         vars.push((var.to_owned(), value));
     }
     Ok(vars)
+}
+
+/// The process's `TIDELOG_*` variables that `apply` skips as Kubernetes service links, for the
+/// broker to log once telemetry is installed.
+pub(crate) fn ignored_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(var, _)| var.into_string().ok())
+        .filter(|var| var.strip_prefix(ENV_PREFIX).is_some_and(is_service_link))
+        .collect()
 }

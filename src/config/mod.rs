@@ -6,6 +6,7 @@ mod cluster;
 mod env;
 mod file;
 mod listeners;
+mod service_link;
 mod validate;
 
 use std::net::SocketAddr;
@@ -195,6 +196,15 @@ struct LogDefaults {
 /// `TIDELOG_*` environment variables, then `overrides`; then validates.
 pub fn load(path: Option<&Path>, overrides: &CliOverrides) -> Result<Config, Error> {
     load_with_env(path, env::process_vars()?, overrides)
+}
+
+/// The process's `TIDELOG_*` variables that `load` skipped because they have the shape of
+/// Kubernetes service links (a Service named `tidelog` injects `TIDELOG_PORT`,
+/// `TIDELOG_SERVICE_HOST`, ...); sorted, for the broker to log.
+pub fn ignored_env_vars() -> Vec<String> {
+    let mut vars = env::ignored_vars();
+    vars.sort();
+    vars
 }
 
 /// `load` with the environment given as `(name, value)` pairs instead of read from the process.
