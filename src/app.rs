@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::sasl::Secret;
 use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, TxnSettings};
 use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork, InternalTopic};
 use crate::config::{self, Config, SecurityProtocol};
@@ -290,24 +291,10 @@ fn tls(config: &Config) -> anyhow::Result<Option<server::Tls>> {
         .context("setting up TLS (the tls section)")
 }
 
-/// Binds every Kafka listener; a SASL listener is refused (SASL is not built yet), never
-/// served as plaintext.
+/// Binds every Kafka listener (TLS on SSL and SASL_SSL listeners).
 async fn bind_listeners(
     config: &Config,
 ) -> anyhow::Result<(Vec<server::KafkaListener>, Vec<Arc<ListenerEndpoint>>)> {
-    if let Some(sasl) = config.listeners().iter().find(|l| {
-        matches!(
-            l.security_protocol,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }) {
-        anyhow::bail!(
-            "listener {}: security_protocol {} needs SASL, which this version of Tidelog does \
-             not support yet; use PLAINTEXT or SSL",
-            sasl.name,
-            sasl.security_protocol.as_str()
-        );
-    }
     let tls = tls(config)?;
     let mut bound = Vec::new();
     let mut endpoints = Vec::new();
@@ -341,6 +328,96 @@ async fn bind_listeners(
     Ok((bound, endpoints))
 }
 
+/// The SASL policy of each SASL listener, by name.
+fn sasl_policies(config: &Config) -> std::collections::BTreeMap<String, kafka::SaslPolicy> {
+    let sasl = config.sasl();
+    config
+        .listeners()
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.security_protocol,
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+            )
+        })
+        .map(|l| {
+            let policy = kafka::SaslPolicy {
+                mechanisms: sasl.mechanisms.clone(),
+                max_reauth: sasl.max_reauth,
+                failed_delay: sasl.failed_authentication_delay,
+                authentication_timeout: sasl.authentication_timeout,
+            };
+            (l.name.clone(), policy)
+        })
+        .collect()
+}
+
+/// Reads every bootstrap user's password file (at start, so a missing file fails the start).
+fn bootstrap_passwords(config: &Config) -> anyhow::Result<Vec<(String, Secret<Vec<u8>>)>> {
+    config
+        .authorization()
+        .bootstrap_users
+        .iter()
+        .map(|user| {
+            let mut password = std::fs::read(&user.password_file).with_context(|| {
+                format!(
+                    "reading the password file of bootstrap user {} ({})",
+                    user.name,
+                    user.password_file.display()
+                )
+            })?;
+            if password.last() == Some(&b'\n') {
+                password.pop();
+                if password.last() == Some(&b'\r') {
+                    password.pop();
+                }
+            }
+            anyhow::ensure!(
+                !password.is_empty(),
+                "the password file of bootstrap user {} is empty",
+                user.name
+            );
+            Ok((user.name.clone(), Secret(password)))
+        })
+        .collect()
+}
+
+/// Creates the bootstrap users that do not exist yet; in cluster mode retries until the
+/// controller takes the change (or shutdown).
+async fn create_bootstrap_users(
+    broker: Arc<Broker>,
+    users: Vec<(String, Secret<Vec<u8>>)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    for (name, password) in users {
+        loop {
+            match broker
+                .create_bootstrap_user(&name, &password, crate::auth::sasl::ITERATIONS_MIN)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(user = %name, "bootstrap user created");
+                    break;
+                }
+                Ok(false) => {
+                    tracing::info!(user = %name, "bootstrap user already exists");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(user = %name, %error, "could not create the bootstrap user yet; retrying");
+                }
+            }
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep(BOOTSTRAP_USER_RETRY) => {}
+            }
+        }
+    }
+}
+
+/// How often creating a bootstrap user is retried while the controller is not reachable.
+const BOOTSTRAP_USER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Opens the broker and starts serving Kafka clients.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     raise_open_files_limit(config.connection_limits().connections_max);
@@ -359,6 +436,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .first()
         .map(|(_, addr)| *addr)
         .context("no Kafka listener")?;
+    let bootstrap_users = bootstrap_passwords(config)?;
     std::fs::create_dir_all(config.data_dir())
         .with_context(|| format!("creating data dir {}", config.data_dir().display()))?;
     let broker = Broker::open(broker_settings(config, kafka_addr)).context("opening the broker")?;
@@ -390,14 +468,21 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .iter()
         .map(|endpoint| (endpoint.name.clone(), Arc::clone(endpoint)))
         .collect();
+    let sasl = sasl_policies(config);
     let make_context = move |peer, listener: &str| {
         let ctx = kafka::Context::new(Arc::clone(&shared), Arc::clone(&settings), peer)
-            .with_cluster(member.clone());
+            .with_cluster(member.clone())
+            .with_sasl(sasl.get(listener).cloned());
         match by_name.get(listener) {
             Some(endpoint) => ctx.with_listener(Arc::clone(endpoint)),
             None => ctx,
         }
     };
+    tokio::spawn(create_bootstrap_users(
+        Arc::clone(&broker),
+        bootstrap_users,
+        stop.subscribe(),
+    ));
     let shutdown = async move {
         // An error means the sender is gone, which also means stop.
         let _ = stopped.wait_for(|stop| *stop).await;

@@ -238,14 +238,15 @@ def run_group_scenarios(here, cache, bootstrap, run_dir, per_test_timeout_s=180)
                        GROUP_SCENARIOS, per_test_timeout_s)
 
 
-TLS_SCENARIOS = ("test_tls.py",)
+TLS_SCENARIOS = ("test_tls.py", "test_sasl.py")
 
 
 def run_tls_scenarios(here, cache, bootstrap, run_dir, binary, per_test_timeout_s=180):
-    """TLS and mTLS with confluent-kafka and kafka-python against a broker of their own, started
-    from `binary` with an SSL listener (scenarios/test_tls.py); skipped without a binary."""
-    result = SuiteResult("TLS scenarios (confluent-kafka and kafka-python over SSL with "
-                         "client_auth required; scenarios/test_tls.py)")
+    """TLS and mTLS (scenarios/test_tls.py) and SASL (scenarios/test_sasl.py) against brokers of
+    their own, started from `binary`; skipped without a binary."""
+    result = SuiteResult("Security scenarios (confluent-kafka and kafka-python over SSL with "
+                         "client_auth required, scenarios/test_tls.py; SASL PLAIN and SCRAM with "
+                         "confluent-kafka, kafka-python and aiokafka, scenarios/test_sasl.py)")
     env = {"COMPAT_BROKER_BIN": binary} if binary else {}
     return _run_pytest(result, here, cache, bootstrap, os.path.join(run_dir, "tls"),
                        TLS_SCENARIOS, per_test_timeout_s, env)

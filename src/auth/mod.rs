@@ -1,7 +1,9 @@
-//! Who a client is: the principal a connection authenticated as (today from its TLS client
-//! certificate) and Kafka's `ssl.principal.mapping.rules`. Pure logic; no sockets, no Kafka types.
+//! Who a client is: the principal a connection authenticated as (from its TLS client certificate
+//! with Kafka's `ssl.principal.mapping.rules`, or from SASL: PLAIN and SCRAM exchanges in `sasl`).
+//! Pure logic; no sockets, no Kafka types.
 
 mod principal;
+pub(crate) mod sasl;
 mod x509_name;
 
 pub(crate) use principal::{MappingRules, Principal};

@@ -388,7 +388,11 @@ impl Broker {
         })
     }
 
-    async fn await_local(&self, link: &ClusterLink, done: impl Fn(&State) -> bool) -> Result<()> {
+    pub(super) async fn await_local(
+        &self,
+        link: &ClusterLink,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<()> {
         let mut published = link.node.published();
         match tokio::time::timeout(LOCAL_APPLY_WAIT, published.wait_for(|p| done(&p.state))).await {
             Ok(Ok(_)) => Ok(()),

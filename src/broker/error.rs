@@ -182,6 +182,10 @@ pub(crate) enum Error {
     BrokerNotRegistered { id: i32 },
     #[error("broker {id} cannot be unregistered: {reason}")]
     BrokerInUse { id: i32, reason: String },
+    #[error("user {user} has no such SCRAM credential")]
+    UnknownScramCredential { user: String },
+    #[error("unacceptable credential: {reason}")]
+    UnacceptableCredential { reason: String },
     #[error("topic catalog update failed")]
     Catalog {
         #[source]

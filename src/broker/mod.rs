@@ -21,6 +21,7 @@ mod settings;
 mod topic_config;
 mod topic_name;
 mod txn;
+mod users;
 mod validate;
 #[cfg(test)]
 mod validate_bench_tests;
@@ -54,6 +55,7 @@ pub(crate) use read::{FetchedPartition, Isolation, ListedOffset, OffsetSpec, Par
 pub(crate) use settings::{BrokerSettings, Endpoint};
 pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
 pub(crate) use txn::{TxnError, TxnSettings, TxnState};
+pub(crate) use users::CredentialChange;
 
 use partition::Partition;
 use topic_config::TopicSettings;
@@ -135,6 +137,8 @@ pub(crate) struct Broker {
     groups: group::Coordinator,
     producer_ids: producer_ids::ProducerIds,
     transactions: txn::Coordinator,
+    /// Standalone: users and SCRAM credentials of the data dir (cluster mode: the controller's).
+    users: users::LocalUsers,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
@@ -175,6 +179,7 @@ impl Broker {
         let catalog = storage::Catalog::open(&settings.data_dir)
             .map_err(|source| Error::Catalog { source })?;
         let producer_ids = producer_ids::ProducerIds::open(&settings.data_dir)?;
+        let users = users::LocalUsers::open(&settings.data_dir)?;
         let broker = Arc::new(Broker {
             settings,
             fs,
@@ -186,6 +191,7 @@ impl Broker {
             groups: group::Coordinator::default(),
             producer_ids,
             transactions: txn::Coordinator::default(),
+            users,
         });
         {
             let catalog = broker.catalog();

@@ -88,6 +88,12 @@ keys! {
     "tls.handshake_timeout_ms" => tls.handshake_timeout_ms;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
+    "sasl.enabled_mechanisms" => sasl.enabled_mechanisms;
+    "sasl.connections_max_reauth_ms" => sasl.connections_max_reauth_ms;
+    "sasl.failed_authentication_delay_ms" => sasl.failed_authentication_delay_ms;
+    "sasl.authentication_timeout_ms" => sasl.authentication_timeout_ms;
+    "authorization.super_users" => authorization.super_users;
+    "authorization.bootstrap_users" => authorization.bootstrap_users;
 }
 
 /// The variable name for a dotted key: `log.segment_bytes` -> `TIDELOG_LOG__SEGMENT_BYTES`.
@@ -220,6 +226,24 @@ impl FromEnv for Option<String> {
 impl FromEnv for Vec<String> {
     fn from_env(value: &str) -> Result<Self, String> {
         Ok(split_list(value.split(',')))
+    }
+}
+
+/// Bootstrap users as `NAME:PASSWORD_FILE,...` (the file path may hold colons, the name not).
+impl FromEnv for Vec<super::security::BootstrapUserFile> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        split_list(value.split(','))
+            .into_iter()
+            .map(|item| match item.split_once(':') {
+                Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+                    Ok(super::security::BootstrapUserFile {
+                        name: name.to_owned(),
+                        password_file: file.to_owned(),
+                    })
+                }
+                _ => Err(format!("expected NAME:PASSWORD_FILE, got {item:?}")),
+            })
+            .collect()
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct FileConfig {
     pub transactions: Transactions,
     pub cluster: Cluster,
     pub telemetry: Telemetry,
+    pub sasl: super::security::SaslFile,
+    pub authorization: super::security::AuthorizationFile,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +37,7 @@ pub(crate) struct KafkaListener {
     pub bind: String,
     /// `HOST:PORT` given to clients; `None` = the address the listener actually bound.
     pub advertised: Option<String>,
-    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` (the SASL ones are refused at start).
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: String,
 }
 
@@ -222,6 +224,8 @@ impl Default for FileConfig {
                 level: "info".to_owned(),
                 format: "text".to_owned(),
             },
+            sasl: super::security::SaslFile::default(),
+            authorization: super::security::AuthorizationFile::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod cluster;
 mod env;
 mod file;
 mod listeners;
+mod security;
 mod service_link;
 mod validate;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use env::{KEYS, var_name as env_var_name};
 pub use listeners::{ClientAuth, Listener, SecurityProtocol, TlsSettings};
+pub(crate) use security::{AuthorizationSettings, SaslSettings};
 
 /// Why a config could not be loaded; every variant names the file, variable or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,8 @@ pub struct Config {
     cluster: Option<ClusterDefaults>,
     telemetry_filter: String,
     telemetry_format: crate::telemetry::Format,
+    sasl: SaslSettings,
+    authorization: AuthorizationSettings,
 }
 
 /// The listener's validated bounds; `app` turns them into the server's and handlers' settings.
@@ -458,6 +462,16 @@ impl Config {
     /// Log line format for `telemetry::init`.
     pub fn telemetry_format(&self) -> crate::telemetry::Format {
         self.telemetry_format
+    }
+
+    /// The SASL listeners' mechanisms and session bounds.
+    pub(crate) fn sasl(&self) -> &SaslSettings {
+        &self.sasl
+    }
+
+    /// Super users and bootstrap users.
+    pub(crate) fn authorization(&self) -> &AuthorizationSettings {
+        &self.authorization
     }
 }
 

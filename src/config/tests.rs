@@ -215,6 +215,15 @@ fn every_key_can_be_set_from_env() {
         ("tls.handshake_timeout_ms", "5000"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
+        ("sasl.enabled_mechanisms", "SCRAM-SHA-512,PLAIN"),
+        ("sasl.connections_max_reauth_ms", "60000"),
+        ("sasl.failed_authentication_delay_ms", "250"),
+        ("sasl.authentication_timeout_ms", "3000"),
+        ("authorization.super_users", "User:admin,User:ops"),
+        (
+            "authorization.bootstrap_users",
+            "admin:/run/secrets/admin,ops:/etc/ops:pw",
+        ),
     ];
     let keys: Vec<&str> = values.iter().map(|(key, _)| *key).collect();
     assert_eq!(keys, KEYS, "this test covers every key, in order");
@@ -252,6 +261,34 @@ fn every_key_can_be_set_from_env() {
         "RULE:^CN=(.*?),OU=eng$/$1/L,DEFAULT"
     );
     assert_eq!(tls.handshake_timeout, Duration::from_secs(5));
+    let sasl = config.sasl();
+    assert_eq!(
+        sasl.mechanisms,
+        [
+            crate::auth::sasl::Mechanism::ScramSha512,
+            crate::auth::sasl::Mechanism::Plain
+        ]
+    );
+    assert_eq!(sasl.max_reauth, Some(Duration::from_secs(60)));
+    assert_eq!(sasl.failed_authentication_delay, Duration::from_millis(250));
+    assert_eq!(sasl.authentication_timeout, Duration::from_secs(3));
+    assert_eq!(
+        config.authorization().super_users,
+        ["User:admin", "User:ops"]
+    );
+    let bootstrap: Vec<(&str, &Path)> = config
+        .authorization()
+        .bootstrap_users
+        .iter()
+        .map(|u| (u.name.as_str(), u.password_file.as_path()))
+        .collect();
+    assert_eq!(
+        bootstrap,
+        [
+            ("admin", Path::new("/run/secrets/admin")),
+            ("ops", Path::new("/etc/ops:pw"))
+        ]
+    );
     assert_eq!(config.default_partitions(), 3);
     assert_eq!(config.default_replication_factor(), Some(2));
     assert!(!config.auto_create_topics());

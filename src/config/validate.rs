@@ -115,6 +115,9 @@ pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
         );
     }
 
+    let sasl = super::security::validate_sasl(&file.sasl)?;
+    let authorization = super::security::validate_authorization(&file.authorization)?;
+
     let telemetry_filter = file.telemetry.level.clone();
     if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
         return invalid("telemetry.level", with_sources(&error));
@@ -152,6 +155,8 @@ pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
         cluster,
         telemetry_filter,
         telemetry_format,
+        sasl,
+        authorization,
         file,
     })
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::session::{SaslPolicy, Session};
 use crate::auth::Principal;
 use crate::broker::{Broker, PartitionInfo};
 use crate::cluster::{ClusterNode, ClusterView};
@@ -79,9 +80,10 @@ pub(crate) struct Context {
     pub(crate) client_id: String,
     /// The listener the connection came in on.
     pub(crate) listener: Arc<ListenerEndpoint>,
-    /// Who the client authenticated as (`User:ANONYMOUS` without authentication); for the
-    /// authorization to come.
+    /// Who the client authenticated as by TLS (`User:ANONYMOUS` without); see `principal()`.
     pub(crate) principal: Arc<Principal>,
+    /// The connection's SASL session (a SASL listener's connections authenticate through it).
+    pub(crate) session: Arc<Session>,
 }
 
 impl Context {
@@ -101,6 +103,7 @@ impl Context {
             client_id: String::new(),
             listener,
             principal: Arc::new(Principal::anonymous()),
+            session: Arc::new(Session::new(None)),
         }
     }
 
@@ -114,6 +117,20 @@ impl Context {
     pub(crate) fn with_principal(mut self, principal: Principal) -> Self {
         self.principal = Arc::new(principal);
         self
+    }
+
+    /// This context for a new connection of a listener with (`Some`) or without SASL.
+    pub(crate) fn with_sasl(mut self, policy: Option<SaslPolicy>) -> Self {
+        self.session = Arc::new(Session::new(policy));
+        self
+    }
+
+    /// Who the client is: its SASL user once authenticated, else its TLS principal (or
+    /// `User:ANONYMOUS`).
+    pub(crate) fn principal(&self) -> Principal {
+        self.session
+            .principal()
+            .unwrap_or_else(|| (*self.principal).clone())
     }
 
     /// The host and port of this broker on the connection's listener.

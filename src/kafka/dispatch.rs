@@ -25,6 +25,9 @@ pub(crate) enum Dispatched {
     Respond(PendingResponse),
     /// Nothing is written back (acks=0 produce).
     NoResponse,
+    /// Write the response once it resolves, then close the connection (a failed or
+    /// out-of-order SASL exchange); no later request of the connection is read.
+    RespondThenClose(PendingResponse),
 }
 
 impl std::fmt::Debug for Dispatched {
@@ -32,6 +35,7 @@ impl std::fmt::Debug for Dispatched {
         match self {
             Dispatched::Respond(_) => f.write_str("Respond(..)"),
             Dispatched::NoResponse => f.write_str("NoResponse"),
+            Dispatched::RespondThenClose(_) => f.write_str("RespondThenClose(..)"),
         }
     }
 }
@@ -49,11 +53,17 @@ pub(crate) enum DispatchError {
         "acks=0 produce failed on {failed_partitions} partitions; closing so the client notices"
     )]
     AcksZeroFailed { failed_partitions: usize },
+    #[error("{api:?} before SASL authentication (or after the session expired)")]
+    Unauthenticated { api: ApiKey },
 }
 
 /// Dispatches one request frame (without its length prefix). The handler's synchronous part
 /// (produce appends, metadata auto-creation, admin changes) has happened when this returns.
 pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, DispatchError> {
+    if ctx.session.expects_raw_token() {
+        let (reply, after) = handlers::sasl::raw_token(ctx, &frame);
+        return Ok(respond_then(Ok(reply), after));
+    }
     let prefix = codec::peek_request_prefix(&frame)?;
     let version = prefix.api_version;
     let api = ApiKey::try_from(prefix.api_key).map_err(|()| DispatchError::UnknownApiKey {
@@ -78,6 +88,9 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
             )));
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
+    }
+    if !ctx.session.admits(api) {
+        return Err(DispatchError::Unauthenticated { api });
     }
     let (header, body) = codec::decode_request_header(frame, api, version)?;
     let span = tracing::info_span!(
@@ -139,14 +152,15 @@ macro_rules! deferred {
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
         add_offsets_to_txn, add_partitions_to_txn, alter_configs, alter_partition_reassignments,
-        api_versions, consumer_group_describe, consumer_group_heartbeat, create_partitions,
-        create_topics, delete_groups, delete_records, delete_topics, describe_cluster,
-        describe_configs, describe_groups, describe_log_dirs, describe_producers,
-        describe_transactions, elect_leaders, end_txn, fetch, find_coordinator, heartbeat,
-        incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
-        list_offsets, list_offsets_v0, list_partition_reassignments, list_transactions, metadata,
-        offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
-        txn_offset_commit, unregister_broker,
+        alter_user_scram_credentials, api_versions, consumer_group_describe,
+        consumer_group_heartbeat, create_partitions, create_topics, delete_groups, delete_records,
+        delete_topics, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
+        describe_producers, describe_transactions, describe_user_scram_credentials, elect_leaders,
+        end_txn, fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id,
+        join_group, leave_group, list_groups, list_offsets, list_offsets_v0,
+        list_partition_reassignments, list_transactions, metadata, offset_commit, offset_delete,
+        offset_fetch, offset_for_leader_epoch, produce, sync_group, txn_offset_commit,
+        unregister_broker,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -232,10 +246,40 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
             inline!(ctx, call, body, list_partition_reassignments::handle)
         }
         ApiKey::UnregisterBroker => inline!(ctx, call, body, unregister_broker::handle),
+        // SASL: the session's exchange, in request order; a failure closes the connection.
+        ApiKey::SaslHandshake => {
+            let request = call.decode(&mut body)?;
+            let (response, after) = handlers::sasl::handshake(ctx, version, &request);
+            respond_then(call.encode(&response), after)
+        }
+        ApiKey::SaslAuthenticate => {
+            let request = call.decode(&mut body)?;
+            let (response, after) = handlers::sasl::authenticate(ctx, &request);
+            respond_then(call.encode(&response), after)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            inline!(ctx, call, body, describe_user_scram_credentials::handle)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            inline!(ctx, call, body, alter_user_scram_credentials::handle)
+        }
         // Every other key is absent from the versions table, so `is_served` already refused it.
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
     Ok(dispatched)
+}
+
+/// A SASL answer, closing the connection afterwards when `after` says so (late, by its delay).
+fn respond_then(response: Result<Bytes, CodecError>, after: handlers::sasl::After) -> Dispatched {
+    match after {
+        handlers::sasl::After::KeepOpen => ready(response),
+        handlers::sasl::After::Close { delay } => {
+            Dispatched::RespondThenClose(Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                response
+            }))
+        }
+    }
 }
 
 fn ready(response: Result<Bytes, CodecError>) -> Dispatched {

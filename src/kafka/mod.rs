@@ -6,6 +6,7 @@ mod context;
 mod dispatch;
 pub(crate) mod error_code;
 pub(crate) mod handlers;
+mod session;
 #[cfg(test)]
 mod version_sweep_tests;
 mod versions;
@@ -15,3 +16,4 @@ pub(crate) use context::{
     Context, KafkaSettings, ListenerEndpoint, topic_id_to_uuid, uuid_to_topic_id,
 };
 pub(crate) use dispatch::{DispatchError, Dispatched, PendingResponse, dispatch};
+pub(crate) use session::SaslPolicy;

@@ -77,7 +77,34 @@ impl State {
                 partition,
                 replicas,
             } => self.complete_reassignment(topic, *partition, replicas),
+            Command::SetScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => {
+                self.users
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+                Ok(Outcome::Done)
+            }
+            Command::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, *mechanism)
+            }
         }
+    }
+
+    fn delete_scram_credential(&mut self, user: &str, mechanism: i8) -> Result<Outcome, Rejection> {
+        let unknown = || Rejection::UnknownScramCredential {
+            user: user.to_owned(),
+            mechanism,
+        };
+        let credentials = self.users.get_mut(user).ok_or_else(unknown)?;
+        credentials.remove(&mechanism).ok_or_else(unknown)?;
+        if credentials.is_empty() {
+            self.users.remove(user);
+        }
+        Ok(Outcome::Done)
     }
 
     fn set_partition_isr(

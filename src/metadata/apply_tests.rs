@@ -323,6 +323,37 @@ fn producer_id_blocks_never_overlap_and_respect_ids_already_used() {
 }
 
 #[test]
+fn scram_credentials_are_set_replaced_and_deleted_per_mechanism() {
+    let mut state = cluster(1);
+    let credential = |iterations| crate::metadata::ScramCredentialMeta {
+        salt: vec![1],
+        iterations,
+        stored_key: vec![2],
+        server_key: vec![3],
+    };
+    let set = |mechanism, iterations| Command::SetScramCredential {
+        user: "alice".into(),
+        mechanism,
+        credential: credential(iterations),
+    };
+    let delete = |mechanism| Command::DeleteScramCredential {
+        user: "alice".into(),
+        mechanism,
+    };
+    state.apply(&set(1, 4096)).unwrap();
+    state.apply(&set(2, 4096)).unwrap();
+    state.apply(&set(1, 8192)).unwrap();
+    assert_eq!(state.users["alice"][&1].iterations, 8192);
+    state.apply(&delete(1)).unwrap();
+    assert!(matches!(
+        state.apply(&delete(1)),
+        Err(Rejection::UnknownScramCredential { .. })
+    ));
+    state.apply(&delete(2)).unwrap();
+    assert!(state.users.is_empty(), "a user without credentials is gone");
+}
+
+#[test]
 fn a_broker_with_replicas_cannot_be_unregistered() {
     let mut state = cluster(2);
     state

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{BrokerRegistration, TopicId};
+use super::model::{BrokerRegistration, ScramCredentialMeta, TopicId};
 
 /// One change to the metadata state, proposed by any broker and applied by all in log order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,18 @@ pub(crate) enum Command {
         count: i64,
         at_least: i64,
     },
+    /// Creates or replaces `user`'s SCRAM credential for `mechanism` (1 = SHA-256,
+    /// 2 = SHA-512); validated by the proposer.
+    SetScramCredential {
+        user: String,
+        mechanism: i8,
+        credential: ScramCredentialMeta,
+    },
+    /// Removes `user`'s SCRAM credential for `mechanism`; refused if there is none.
+    DeleteScramCredential {
+        user: String,
+        mechanism: i8,
+    },
 }
 
 /// What an applied command answers its proposer.
@@ -146,4 +158,6 @@ pub(crate) enum Rejection {
     },
     #[error("invalid producer id block request: {reason}")]
     InvalidProducerIdRequest { reason: String },
+    #[error("user {user} has no SCRAM credential of mechanism {mechanism}")]
+    UnknownScramCredential { user: String, mechanism: i8 },
 }

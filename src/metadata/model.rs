@@ -1,5 +1,5 @@
-//! The replicated metadata state: registered brokers, topics with their partitions, and the
-//! next free producer id. Plain data, serializable for raft snapshots.
+//! The replicated metadata state: registered brokers, topics with their partitions, the next
+//! free producer id and users' SCRAM credentials. Plain data, serializable for raft snapshots.
 
 use std::collections::BTreeMap;
 
@@ -89,6 +89,24 @@ pub(crate) struct TopicMeta {
 }
 
 /// The whole replicated metadata state.
+/// One user's SCRAM credential for one hash (Kafka's `ScramMechanism` code: 1 = SHA-256,
+/// 2 = SHA-512): what the server needs to verify a password, never the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScramCredentialMeta {
+    pub(crate) salt: Vec<u8>,
+    pub(crate) iterations: u32,
+    pub(crate) stored_key: Vec<u8>,
+    pub(crate) server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramCredentialMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialMeta")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct State {
     /// Set once, by the first command of a new cluster.
@@ -100,6 +118,9 @@ pub(crate) struct State {
     /// Where placement starts for the next new partition, so the first partitions of successive
     /// topics (and the coordinators of internal topics) land on different brokers.
     pub(crate) placement_cursor: u64,
+    /// SCRAM credentials by user name, then by mechanism code.
+    #[serde(default)]
+    pub(crate) users: BTreeMap<String, BTreeMap<i8, ScramCredentialMeta>>,
 }
 
 impl State {

@@ -40,6 +40,10 @@ enum Ended {
     Idle { idle_ms: u128 },
     #[error("closed to make room for a new connection")]
     Evicted,
+    #[error("SASL authentication failed or went out of order")]
+    SaslClosed,
+    #[error("not authenticated within the SASL authentication timeout")]
+    AuthenticationTimeout,
     #[error(transparent)]
     Io(std::io::Error),
     #[error(transparent)]
@@ -53,7 +57,10 @@ enum Ended {
 impl Ended {
     /// The connection is dropped at once, without writing the responses still queued.
     fn is_forced(&self) -> bool {
-        matches!(self, Ended::Idle { .. } | Ended::Evicted)
+        matches!(
+            self,
+            Ended::Idle { .. } | Ended::Evicted | Ended::AuthenticationTimeout
+        )
     }
 }
 
@@ -160,9 +167,9 @@ async fn serve_halves<R: ReadSide, W: AsyncWrite + Unpin + Send>(
     };
     for end in [read_end, write_end] {
         match end {
-            Ended::PeerClosed | Ended::Shutdown | Ended::WriterStopped => {}
+            Ended::PeerClosed | Ended::Shutdown | Ended::WriterStopped | Ended::SaslClosed => {}
             Ended::Io(err) => tracing::debug!(error = %err, "connection closed by socket error"),
-            other @ (Ended::Idle { .. } | Ended::Evicted) => {
+            other @ (Ended::Idle { .. } | Ended::Evicted | Ended::AuthenticationTimeout) => {
                 tracing::debug!(reason = %other, "closing connection");
             }
             other @ (Ended::PeerClosedMidFrame { .. }
@@ -259,6 +266,15 @@ impl<R: ReadSide> Requests<'_, R> {
                     Err(end) => Err(end),
                 }
             }
+            Ok(Dispatched::RespondThenClose(response)) => {
+                self.activity.response_queued();
+                let queue = self.queue.clone();
+                match self.wait(queue.send((response, admission)), false).await {
+                    Ok(Ok(())) => Err(Ended::SaslClosed),
+                    Ok(Err(_closed)) => Err(Ended::WriterStopped),
+                    Err(end) => Err(end),
+                }
+            }
             // Nothing to write back: the frame is done with, and so is its admission.
             Ok(Dispatched::NoResponse) => Ok(()),
             Err(err) => Err(Ended::Dispatch(err)),
@@ -271,6 +287,7 @@ impl<R: ReadSide> Requests<'_, R> {
         let Requests {
             reader,
             buf,
+            ctx,
             activity,
             stop,
             queue,
@@ -282,7 +299,12 @@ impl<R: ReadSide> Requests<'_, R> {
             buf.reserve(wanted);
             reader.read_buf(&mut (&mut *buf).limit(wanted)).await
         };
-        let result = wait_for(read, activity, *idle_timeout, is_mid_frame, stop, queue).await?;
+        let limits = Limits {
+            idle_timeout: *idle_timeout,
+            is_mid_frame,
+            authenticate_by: ctx.session.authentication_deadline(),
+        };
+        let result = wait_for(read, activity, limits, stop, queue).await?;
         match result {
             Ok(0) if self.buf.is_empty() => Err(Ended::PeerClosed),
             Ok(0) => Err(Ended::PeerClosedMidFrame {
@@ -302,39 +324,53 @@ impl<R: ReadSide> Requests<'_, R> {
         work: impl std::future::Future<Output = T>,
         is_mid_frame: bool,
     ) -> Result<T, Ended> {
-        wait_for(
-            work,
-            self.activity,
-            self.idle_timeout,
+        let limits = Limits {
+            idle_timeout: self.idle_timeout,
             is_mid_frame,
-            &mut self.stop,
-            &self.queue,
-        )
-        .await
+            authenticate_by: self.ctx.session.authentication_deadline(),
+        };
+        wait_for(work, self.activity, limits, &mut self.stop, &self.queue).await
     }
 }
 
-/// Runs `work` unless shutdown, eviction, a stopped writer or idleness comes first. Idle means
-/// no byte read or written for `idle_timeout` (REQUEST_BODY_STALL_MS inside a frame's body)
-/// while the broker is not computing a response of this connection.
+/// How long a connection may wait.
+struct Limits {
+    idle_timeout: Duration,
+    is_mid_frame: bool,
+    /// A SASL listener's connection not authenticated yet: when it must have been.
+    authenticate_by: Option<Instant>,
+}
+
+/// Runs `work` unless shutdown, eviction, a stopped writer, idleness or the SASL authentication
+/// deadline comes first. Idle means no byte read or written for `idle_timeout`
+/// (REQUEST_BODY_STALL_MS inside a frame's body) while the broker is not computing a response
+/// of this connection.
 async fn wait_for<T>(
     work: impl std::future::Future<Output = T>,
     activity: &Activity,
-    idle_timeout: Duration,
-    is_mid_frame: bool,
+    bounds: Limits,
     stop: &mut watch::Receiver<bool>,
     queue: &mpsc::Sender<Queued>,
 ) -> Result<T, Ended> {
-    let limit = if is_mid_frame {
-        idle_timeout.min(Duration::from_millis(limits::REQUEST_BODY_STALL_MS))
+    let limit = if bounds.is_mid_frame {
+        bounds
+            .idle_timeout
+            .min(Duration::from_millis(limits::REQUEST_BODY_STALL_MS))
     } else {
-        idle_timeout
+        bounds.idle_timeout
     };
-    tokio::pin!(work);
+    let authenticate_by = async {
+        match bounds.authenticate_by {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(work, authenticate_by);
     loop {
         let deadline = activity.last_active() + limit;
         tokio::select! {
             biased;
+            () = &mut authenticate_by => return Err(Ended::AuthenticationTimeout),
             changed = stop.changed() => {
                 // A dropped sender also means the server is gone.
                 if changed.is_err() || *stop.borrow() {

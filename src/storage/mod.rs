@@ -26,6 +26,7 @@ mod segment;
 mod settings;
 mod time_index;
 mod txn_index;
+mod users_file;
 
 #[cfg(test)]
 mod batch_tests;
@@ -78,6 +79,7 @@ pub(crate) use record_stream::Records;
 pub(crate) use records::decode as decode_records;
 pub(crate) use records::recompress;
 pub(crate) use settings::{CompactionSettings, LogSettings};
+pub(crate) use users_file::{load_users, save_users};
 
 /// Everything that can go wrong in storage. Disk and batch problems are values, never panics.
 #[derive(Debug, thiserror::Error)]

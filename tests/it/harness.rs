@@ -124,6 +124,24 @@ impl Broker {
         broker
     }
 
+    /// The bound address of listener `name`, from the broker's `listening` log line.
+    pub(crate) fn listener_addr(&self, name: &str) -> SocketAddr {
+        let mut found = None;
+        wait_until(PROCESS_DEADLINE, "the listener's listening line", || {
+            // The newest line: a restarted broker has bound again.
+            found = self.log().lines().rev().find_map(|line| {
+                let line = line.trim();
+                if !line.contains(&format!("listener={name} ")) {
+                    return None;
+                }
+                let start = line.find("listening addr=")? + "listening addr=".len();
+                line[start..].split_whitespace().next()?.parse().ok()
+            });
+            found.is_some()
+        });
+        found.expect("waited for it")
+    }
+
     /// `host:port` for `bootstrap.servers`.
     pub(crate) fn bootstrap(&self) -> String {
         self.addr.to_string()

@@ -33,6 +33,7 @@ mod raft_control_batches;
 mod raw;
 mod replication;
 mod restart;
+mod sasl;
 mod tls;
 mod transactions;
 mod transactions_raw;

@@ -1,12 +1,11 @@
 //! Listeners and TLS with real clients: a PLAINTEXT and an SSL listener on one broker (each
 //! client told its own listener's endpoints), librdkafka and kcat over TLS, mTLS with
-//! `client_auth: required`, a certificate replaced on disk, SASL refused at start, and hostile
+//! `client_auth: required`, a certificate replaced on disk, and hostile
 //! handshakes. Certificates are generated here with rcgen.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,23 +117,6 @@ fn start(data: &Path, env: &[(String, String)]) -> Broker {
     Broker::start_with_env(data, &env)
 }
 
-/// The bound address of listener `name`, from the broker's `listening` log line.
-fn listener_addr(broker: &Broker, name: &str) -> SocketAddr {
-    let mut found = None;
-    harness::wait_until(PROCESS_DEADLINE, "the listener's listening line", || {
-        found = broker.log().lines().find_map(|line| {
-            let line = line.trim();
-            if !line.contains(&format!("listener={name} ")) {
-                return None;
-            }
-            let start = line.find("listening addr=")? + "listening addr=".len();
-            line[start..].split_whitespace().next()?.parse().ok()
-        });
-        found.is_some()
-    });
-    found.expect("waited for it")
-}
-
 /// librdkafka settings of an SSL client trusting `ca`, with an optional client certificate.
 fn ssl_config(bootstrap: &str, ca: &Path, client: Option<(&Path, &Path)>) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -172,7 +154,7 @@ async fn plaintext_and_ssl_listeners_each_answer_their_own_endpoints() {
     let data = TempDir::new().unwrap();
     let broker = start(data.path(), &ssl_env(&files, "none"));
     let plain = broker.addr();
-    let ssl = listener_addr(&broker, "ssl");
+    let ssl = broker.listener_addr("ssl");
     assert_ne!(plain.port(), ssl.port());
 
     let mut plain_config = ClientConfig::new();
@@ -232,7 +214,7 @@ async fn kcat_produces_and_consumes_over_tls() {
     let (files, _) = Files::new(&ca, "broker");
     let data = TempDir::new().unwrap();
     let broker = start(data.path(), &ssl_env(&files, "none"));
-    let ssl = listener_addr(&broker, "ssl").to_string();
+    let ssl = broker.listener_addr("ssl").to_string();
     let ca_path = files.ca.display().to_string();
     let tls = ["-X", "security.protocol=SSL", "-X"];
     let ca_arg = format!("ssl.ca.location={ca_path}");
@@ -278,7 +260,7 @@ async fn mtls_required_serves_only_certificates_of_the_ca() {
     );
     let data = TempDir::new().unwrap();
     let broker = start(data.path(), &ssl_env(&files, "required"));
-    let ssl = listener_addr(&broker, "ssl").to_string();
+    let ssl = broker.listener_addr("ssl").to_string();
 
     let with_bob = ssl_config(&ssl, &files.ca, Some((&bob.0, &bob.1)));
     assert_eq!(
@@ -342,7 +324,7 @@ async fn a_certificate_replaced_on_disk_is_used_by_the_next_connection() {
     let (files, first) = Files::new(&ca, "first");
     let data = TempDir::new().unwrap();
     let broker = start(data.path(), &ssl_env(&files, "none"));
-    let ssl = listener_addr(&broker, "ssl");
+    let ssl = broker.listener_addr("ssl");
     assert_eq!(presented_certificate(ssl, &files.ca).await, first);
 
     // Replace both files the way cert-manager or certbot do: write aside, then rename over.
@@ -376,56 +358,13 @@ async fn a_certificate_replaced_on_disk_is_used_by_the_next_connection() {
     );
 }
 
-#[test]
-fn a_sasl_listener_is_refused_at_start() {
-    let data = TempDir::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tidelog"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--listener")
-        .arg("sasl=SASL_PLAINTEXT://127.0.0.1:0")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PROCESS_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("a broker with a SASL listener did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(!status.success(), "{stderr}");
-    assert!(
-        stderr.contains("listener sasl: security_protocol SASL_PLAINTEXT needs SASL"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("listening addr="), "{stderr}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_stalled_handshakes_are_closed_and_others_are_served() {
     let ca = Ca::new("Tidelog test CA");
     let (files, first) = Files::new(&ca, "broker");
     let data = TempDir::new().unwrap();
     let broker = start(data.path(), &ssl_env(&files, "none"));
-    let ssl = listener_addr(&broker, "ssl");
+    let ssl = broker.listener_addr("ssl");
 
     // A flood: connections that send garbage, a truncated ClientHello, or nothing at all.
     let mut sockets = Vec::new();
@@ -484,10 +423,10 @@ fn brokers_of_a_cluster_tell_each_listener_s_clients_that_listener_s_endpoints()
         .zip(brokers.iter().map(|b| b.addr().port()))
         .collect();
     let external: Vec<(i32, u16)> = (1..=3)
-        .zip(brokers.iter().map(|b| listener_addr(b, "external").port()))
+        .zip(brokers.iter().map(|b| b.listener_addr("external").port()))
         .collect();
     for broker in &brokers {
-        let on_external = listener_addr(broker, "external");
+        let on_external = broker.listener_addr("external");
         harness::wait_until(CLIENT_DEADLINE, "every broker's external endpoint", || {
             raw_brokers(on_external) == external
         });
@@ -499,7 +438,7 @@ fn brokers_of_a_cluster_tell_each_listener_s_clients_that_listener_s_endpoints()
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_static_str("external-group"))
         .with_key_type(0);
-    let on_external = listener_addr(&brokers[0], "external");
+    let on_external = brokers[0].listener_addr("external");
     harness::wait_until(CLIENT_DEADLINE, "a group coordinator", || {
         let response = crate::raw::RawConn::connect(on_external).roundtrip(&request, 3);
         if response.error_code != 0 {
@@ -530,7 +469,7 @@ async fn stalled_handshakes_at_the_connection_cap_do_not_lock_out_a_client() {
         "20".to_owned(),
     ));
     let broker = start(data.path(), &env);
-    let ssl = listener_addr(&broker, "ssl");
+    let ssl = broker.listener_addr("ssl");
     let stalled: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(ssl).unwrap()).collect();
     let started = Instant::now();
     let presented = tokio::time::timeout(
@@ -575,7 +514,7 @@ async fn a_leader_without_the_client_s_listener_is_listener_not_found() {
                 .collect();
         leaders.len() == 3
     });
-    let external = listener_addr(&brokers[0], "external");
+    let external = brokers[0].listener_addr("external");
     harness::wait_until(
         CLIENT_DEADLINE,
         "metadata over the external listener",

@@ -87,8 +87,14 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_log_dirs;
 pub(crate) mod incremental_alter_configs;
+// Users and SASL.
+pub(crate) mod alter_user_scram_credentials;
+pub(crate) mod describe_user_scram_credentials;
 #[cfg(test)]
 mod partition_isolation_tests;
+/// SaslHandshake and SaslAuthenticate share the connection's session and may close it after
+/// answering, so they do not follow the `handle` convention.
+pub(crate) mod sasl;
 
 use kafka_protocol::ResponseError;
 

@@ -10,6 +10,7 @@ mod group_offsets;
 mod groups;
 mod operations;
 mod producers;
+mod security;
 mod topic_admin;
 
 use std::collections::BTreeSet;
@@ -41,6 +42,10 @@ use operations::{
 use producers::{
     add_offsets_to_txn, add_partitions_to_txn, describe_producers, describe_transactions,
     end_txn_at, init_producer_id, list_transactions, txn_offset_commit,
+};
+use security::{
+    alter_user_scram_credentials, describe_user_scram_credentials, sasl_authenticate,
+    sasl_handshake,
 };
 use topic_admin::{creatable, create_partitions, create_topics, delete_records, delete_topics};
 
@@ -245,7 +250,8 @@ fn request_frame<Q: Encodable + Decodable>(
 /// Runs a frame through dispatch, as the connection's reader and writer do.
 async fn respond(ctx: &Context, api: ApiKey, version: i16, frame: Bytes) -> Bytes {
     match dispatch(ctx, frame).await {
-        Ok(Dispatched::Respond(pending)) => pending
+        // A SASL request on a listener without SASL is answered, then the connection closes.
+        Ok(Dispatched::Respond(pending) | Dispatched::RespondThenClose(pending)) => pending
             .await
             .unwrap_or_else(|err| panic!("{api:?} v{version}: response not encoded: {err}")),
         Ok(Dispatched::NoResponse) => panic!("{api:?} v{version}: no response"),
@@ -325,6 +331,14 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 ApiKey::DescribeCluster => describe_cluster(&mut sweep, version).await,
                 ApiKey::ElectLeaders => elect_leaders(&mut sweep, version).await,
                 ApiKey::UnregisterBroker => unregister_broker(&mut sweep, version).await,
+                ApiKey::SaslHandshake => sasl_handshake(&mut sweep, version).await,
+                ApiKey::SaslAuthenticate => sasl_authenticate(&mut sweep, version).await,
+                ApiKey::DescribeUserScramCredentials => {
+                    describe_user_scram_credentials(&mut sweep, version).await
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    alter_user_scram_credentials(&mut sweep, version).await
+                }
                 ApiKey::AlterPartitionReassignments => {
                     alter_partition_reassignments(&mut sweep, version).await
                 }
