@@ -457,9 +457,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     };
     let limits = config.connection_limits();
+    let authorization = config.authorization();
     let settings = Arc::new(KafkaSettings {
         request_bytes_max: config.socket_request_max_bytes(),
         fetch_bytes_max: limits.fetch_bytes_max,
+        authorization: authorization.enabled.then(|| kafka::AuthorizationPolicy {
+            super_users: authorization.super_users.clone(),
+            allow_everyone_if_no_acl_found: authorization.allow_everyone_if_no_acl_found,
+        }),
     });
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::clone(&broker);

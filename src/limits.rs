@@ -123,10 +123,12 @@ pub const TXN_LOAD_DECODED_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const CONTROL_BATCH_DECODED_BYTES_MAX: usize = 64 * 1024;
 /// Largest producer-id block file read back: one decimal i64 and a newline.
 pub const PRODUCER_ID_FILE_BYTES_MAX: u64 = 32;
-/// Largest standalone user file read back (SCRAM credentials, about 300 bytes a user).
+/// Largest standalone security file read back (SCRAM credentials, about 300 bytes a user; ACLs).
 pub const USERS_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Most SCRAM users a broker stores (a bound on the user file and the controller state).
 pub const SCRAM_USERS_MAX: usize = 100_000;
+/// Most ACLs a broker stores.
+pub const ACLS_MAX: usize = 100_000;
 /// Largest producer-state snapshot file read back (about 200 bytes per producer id).
 pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Largest aborted-transaction index file read back: at most one 34-byte entry per batch of

@@ -225,3 +225,40 @@ fn no_unwrap_outside_tests() {
         );
     }
 }
+
+/// With `authorization.enabled`, every request is checked: each handler of a Kafka API asks the
+/// authorizer (`ctx.allowed*`), except the APIs Kafka serves to anyone.
+#[test]
+fn every_handler_authorizes_its_request() {
+    // ApiVersions and the SASL exchange come before authentication; DescribeCluster is open
+    // in Kafka too; Produce v0-2 is refused as unsupported whatever the principal.
+    const OPEN: &[&str] = &[
+        "api_versions.rs",
+        "describe_cluster.rs",
+        "sasl.rs",
+        "produce_legacy.rs",
+        // The module doc shows the handler signature.
+        "mod.rs",
+    ];
+    let dir = src().join("kafka").join("handlers");
+    for file in rust_files(&dir) {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if is_test_file(&file) || OPEN.contains(&name) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        let code = non_test_code(&text);
+        let is_handler =
+            code.contains("pub(crate) async fn handle(") || code.contains("pub(crate) fn respond(");
+        if is_handler {
+            assert!(
+                code.contains("allowed") || code.contains("config_access"),
+                "{} handles a Kafka API without asking the authorizer (ctx.allowed*)",
+                file.display()
+            );
+        }
+    }
+}

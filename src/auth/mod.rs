@@ -2,6 +2,7 @@
 //! with Kafka's `ssl.principal.mapping.rules`, or from SASL: PLAIN and SCRAM exchanges in `sasl`).
 //! Pure logic; no sockets, no Kafka types.
 
+pub(crate) mod acl;
 mod principal;
 pub(crate) mod sasl;
 mod x509_name;

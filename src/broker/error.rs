@@ -182,6 +182,8 @@ pub(crate) enum Error {
     BrokerNotRegistered { id: i32 },
     #[error("broker {id} cannot be unregistered: {reason}")]
     BrokerInUse { id: i32, reason: String },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
     #[error("user {user} has no such SCRAM credential")]
     UnknownScramCredential { user: String },
     #[error("unacceptable credential: {reason}")]

@@ -1,6 +1,7 @@
 //! Kafka-agnostic broker: the topic registry, produce and fetch orchestration over partition
 //! logs, topic administration and background maintenance. Never names a Kafka wire type.
 
+mod acls;
 mod admin;
 mod cluster_link;
 mod elect;
@@ -139,6 +140,8 @@ pub(crate) struct Broker {
     transactions: txn::Coordinator,
     /// Standalone: users and SCRAM credentials of the data dir (cluster mode: the controller's).
     users: users::LocalUsers,
+    /// ACLs (standalone: of the data dir; cluster mode: a snapshot of the controller's).
+    acls: acls::Acls,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
@@ -180,6 +183,7 @@ impl Broker {
             .map_err(|source| Error::Catalog { source })?;
         let producer_ids = producer_ids::ProducerIds::open(&settings.data_dir)?;
         let users = users::LocalUsers::open(&settings.data_dir)?;
+        let acls = acls::Acls::open(&settings.data_dir)?;
         let broker = Arc::new(Broker {
             settings,
             fs,
@@ -192,6 +196,7 @@ impl Broker {
             producer_ids,
             transactions: txn::Coordinator::default(),
             users,
+            acls,
         });
         {
             let catalog = broker.catalog();

@@ -92,6 +92,8 @@ keys! {
     "sasl.connections_max_reauth_ms" => sasl.connections_max_reauth_ms;
     "sasl.failed_authentication_delay_ms" => sasl.failed_authentication_delay_ms;
     "sasl.authentication_timeout_ms" => sasl.authentication_timeout_ms;
+    "authorization.enabled" => authorization.enabled;
+    "authorization.allow_everyone_if_no_acl_found" => authorization.allow_everyone_if_no_acl_found;
     "authorization.super_users" => authorization.super_users;
     "authorization.bootstrap_users" => authorization.bootstrap_users;
 }

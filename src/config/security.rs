@@ -1,5 +1,6 @@
 //! The `sasl` and `authorization` sections: SASL mechanisms and session bounds of the SASL
-//! listeners, super users and the bootstrap users created at first start. Validation only; the
+//! listeners; whether ACLs are enforced, super users and the bootstrap users created at first
+//! start. Validation only; the
 //! password files are read by `app` at start, never here.
 
 use std::path::PathBuf;
@@ -42,6 +43,10 @@ impl Default for SaslFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct AuthorizationFile {
+    /// Whether ACLs are enforced on every request (default false: no checks).
+    pub enabled: bool,
+    /// Kafka `allow.everyone.if.no.acl.found`: a resource no ACL covers is open to everyone.
+    pub allow_everyone_if_no_acl_found: bool,
     /// Principals allowed everything, e.g. `User:admin`.
     pub super_users: Vec<String>,
     /// Users created with SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start when absent.
@@ -75,6 +80,8 @@ pub(crate) struct BootstrapUser {
 /// Validated `authorization` settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct AuthorizationSettings {
+    pub(crate) enabled: bool,
+    pub(crate) allow_everyone_if_no_acl_found: bool,
     pub(crate) super_users: Vec<String>,
     pub(crate) bootstrap_users: Vec<BootstrapUser>,
 }
@@ -147,6 +154,8 @@ pub(super) fn validate_authorization(
         });
     }
     Ok(AuthorizationSettings {
+        enabled: authorization.enabled,
+        allow_everyone_if_no_acl_found: authorization.allow_everyone_if_no_acl_found,
         super_users: authorization.super_users.clone(),
         bootstrap_users,
     })
@@ -174,6 +183,8 @@ mod tests {
     #[test]
     fn super_users_are_principals_and_bootstrap_users_are_distinct() {
         let mut authorization = AuthorizationFile {
+            enabled: true,
+            allow_everyone_if_no_acl_found: false,
             super_users: vec!["User:admin".into()],
             bootstrap_users: vec![BootstrapUserFile {
                 name: "admin".into(),

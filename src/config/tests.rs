@@ -219,6 +219,8 @@ fn every_key_can_be_set_from_env() {
         ("sasl.connections_max_reauth_ms", "60000"),
         ("sasl.failed_authentication_delay_ms", "250"),
         ("sasl.authentication_timeout_ms", "3000"),
+        ("authorization.enabled", "true"),
+        ("authorization.allow_everyone_if_no_acl_found", "true"),
         ("authorization.super_users", "User:admin,User:ops"),
         (
             "authorization.bootstrap_users",
@@ -276,6 +278,8 @@ fn every_key_can_be_set_from_env() {
         config.authorization().super_users,
         ["User:admin", "User:ops"]
     );
+    assert!(config.authorization().enabled);
+    assert!(config.authorization().allow_everyone_if_no_acl_found);
     let bootstrap: Vec<(&str, &Path)> = config
         .authorization()
         .bootstrap_users

@@ -23,6 +23,8 @@ pub(crate) struct KafkaSettings {
     /// Largest fetch response summed over partitions (`fetch.max.bytes`); a request's own
     /// `max_bytes` can only lower it.
     pub(crate) fetch_bytes_max: u32,
+    /// ACL enforcement; `None` when `authorization.enabled` is off.
+    pub(crate) authorization: Option<super::authz::AuthorizationPolicy>,
 }
 
 impl Default for KafkaSettings {
@@ -30,6 +32,7 @@ impl Default for KafkaSettings {
         KafkaSettings {
             request_bytes_max: limits::REQUEST_BYTES_MAX_DEFAULT,
             fetch_bytes_max: limits::FETCH_BYTES_MAX_DEFAULT,
+            authorization: None,
         }
     }
 }

@@ -153,14 +153,14 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
     use handlers::{
         add_offsets_to_txn, add_partitions_to_txn, alter_configs, alter_partition_reassignments,
         alter_user_scram_credentials, api_versions, consumer_group_describe,
-        consumer_group_heartbeat, create_partitions, create_topics, delete_groups, delete_records,
-        delete_topics, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
-        describe_producers, describe_transactions, describe_user_scram_credentials, elect_leaders,
-        end_txn, fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id,
-        join_group, leave_group, list_groups, list_offsets, list_offsets_v0,
-        list_partition_reassignments, list_transactions, metadata, offset_commit, offset_delete,
-        offset_fetch, offset_for_leader_epoch, produce, sync_group, txn_offset_commit,
-        unregister_broker,
+        consumer_group_heartbeat, create_acls, create_partitions, create_topics, delete_acls,
+        delete_groups, delete_records, delete_topics, describe_acls, describe_cluster,
+        describe_configs, describe_groups, describe_log_dirs, describe_producers,
+        describe_transactions, describe_user_scram_credentials, elect_leaders, end_txn, fetch,
+        find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
+        leave_group, list_groups, list_offsets, list_offsets_v0, list_partition_reassignments,
+        list_transactions, metadata, offset_commit, offset_delete, offset_fetch,
+        offset_for_leader_epoch, produce, sync_group, txn_offset_commit, unregister_broker,
     };
     tracing::debug!(body_bytes = body.len(), "request");
     let Call { api, version, .. } = call;
@@ -257,6 +257,9 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
             let (response, after) = handlers::sasl::authenticate(ctx, &request);
             respond_then(call.encode(&response), after)
         }
+        ApiKey::DescribeAcls => inline!(ctx, call, body, describe_acls::handle),
+        ApiKey::CreateAcls => inline!(ctx, call, body, create_acls::handle),
+        ApiKey::DeleteAcls => inline!(ctx, call, body, delete_acls::handle),
         ApiKey::DescribeUserScramCredentials => {
             inline!(ctx, call, body, describe_user_scram_credentials::handle)
         }

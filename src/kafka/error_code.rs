@@ -78,6 +78,7 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::BrokerNotRegistered { .. } => ResponseError::BrokerIdNotRegistered,
         // Kafka has no code for a broker that runs or holds replicas: the request is refused.
         E::BrokerInUse { .. } => ResponseError::InvalidRequest,
+        E::InvalidRequest { .. } => ResponseError::InvalidRequest,
         E::UnknownScramCredential { .. } => ResponseError::ResourceNotFound,
         E::UnacceptableCredential { .. } => ResponseError::UnacceptableCredential,
     }

@@ -1,6 +1,7 @@
 //! Kafka wire protocol: sans-IO frame codec, ApiVersions table, dispatch, one handler per API and
 //! the broker-error -> error-code map. The only module naming `kafka_protocol`; opens no sockets.
 
+mod authz;
 mod codec;
 mod context;
 mod dispatch;
@@ -11,6 +12,7 @@ mod session;
 mod version_sweep_tests;
 mod versions;
 
+pub(crate) use authz::AuthorizationPolicy;
 pub(crate) use codec::{CodecError, FrameError, LENGTH_PREFIX_BYTES, decode_frame, frame_length};
 pub(crate) use context::{
     Context, KafkaSettings, ListenerEndpoint, topic_id_to_uuid, uuid_to_topic_id,

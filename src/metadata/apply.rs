@@ -91,6 +91,16 @@ impl State {
             Command::DeleteScramCredential { user, mechanism } => {
                 self.delete_scram_credential(user, *mechanism)
             }
+            Command::CreateAcls { acls } => {
+                self.acls.extend(acls.iter().cloned());
+                Ok(Outcome::Done)
+            }
+            Command::DeleteAcls { acls } => {
+                for acl in acls {
+                    self.acls.remove(acl);
+                }
+                Ok(Outcome::Done)
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{BrokerRegistration, ScramCredentialMeta, TopicId};
+use super::model::{AclMeta, BrokerRegistration, ScramCredentialMeta, TopicId};
 
 /// One change to the metadata state, proposed by any broker and applied by all in log order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +103,14 @@ pub(crate) enum Command {
     DeleteScramCredential {
         user: String,
         mechanism: i8,
+    },
+    /// Adds ACLs (those already there are kept once).
+    CreateAcls {
+        acls: Vec<AclMeta>,
+    },
+    /// Removes these ACLs (the proposer resolved its filters; absent ones are skipped).
+    DeleteAcls {
+        acls: Vec<AclMeta>,
     },
 }
 

@@ -1,5 +1,5 @@
 //! The replicated metadata state: registered brokers, topics with their partitions, the next
-//! free producer id and users' SCRAM credentials. Plain data, serializable for raft snapshots.
+//! free producer id, users' SCRAM credentials and ACLs. Plain data, serializable for raft snapshots.
 
 use std::collections::BTreeMap;
 
@@ -99,6 +99,18 @@ pub(crate) struct ScramCredentialMeta {
     pub(crate) server_key: Vec<u8>,
 }
 
+/// One ACL, with Kafka's wire codes (resource type, pattern type, operation, permission).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub(crate) struct AclMeta {
+    pub(crate) resource_type: i8,
+    pub(crate) resource_name: String,
+    pub(crate) pattern_type: i8,
+    pub(crate) principal: String,
+    pub(crate) host: String,
+    pub(crate) operation: i8,
+    pub(crate) permission: i8,
+}
+
 impl std::fmt::Debug for ScramCredentialMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScramCredentialMeta")
@@ -121,6 +133,9 @@ pub(crate) struct State {
     /// SCRAM credentials by user name, then by mechanism code.
     #[serde(default)]
     pub(crate) users: BTreeMap<String, BTreeMap<i8, ScramCredentialMeta>>,
+    /// Every ACL (validated by the proposer).
+    #[serde(default)]
+    pub(crate) acls: std::collections::BTreeSet<AclMeta>,
 }
 
 impl State {

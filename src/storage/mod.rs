@@ -22,11 +22,11 @@ mod record_stream;
 mod records;
 mod recovery;
 mod retention;
+mod security_files;
 mod segment;
 mod settings;
 mod time_index;
 mod txn_index;
-mod users_file;
 
 #[cfg(test)]
 mod batch_tests;
@@ -78,8 +78,8 @@ pub(crate) use record_stream::Records;
 #[cfg(test)]
 pub(crate) use records::decode as decode_records;
 pub(crate) use records::recompress;
+pub(crate) use security_files::{load_acls, load_users, save_acls, save_users};
 pub(crate) use settings::{CompactionSettings, LogSettings};
-pub(crate) use users_file::{load_users, save_users};
 
 /// Everything that can go wrong in storage. Disk and batch problems are values, never panics.
 #[derive(Debug, thiserror::Error)]

@@ -2,12 +2,14 @@
 //! v4+ (the broker-to-broker form) batch several transactions, each possibly verify-only
 //! (KIP-890: "is the partition already in the transaction?").
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 
+use crate::auth::acl::Operation;
 use crate::broker::{self, TopicPartition};
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -22,6 +24,9 @@ pub(crate) async fn handle(
 ) -> messages::AddPartitionsToTxnResponse {
     let response = messages::AddPartitionsToTxnResponse::default();
     if version < BATCHED_VERSION {
+        if let Some(denied) = denied(ctx, &request) {
+            return response.with_results_by_topic_v3_and_below(by_topic(denied));
+        }
         let results = ctx
             .broker
             .add_partitions_to_txn(
@@ -36,6 +41,10 @@ pub(crate) async fn handle(
             .map(|(tp, result)| (tp, result.map_or_else(|e| error_code::code(&e), |()| 0)))
             .collect();
         return response.with_results_by_topic_v3_and_below(by_topic(codes));
+    }
+    // v4+ batches come from brokers (KIP-890): ClusterAction on the cluster.
+    if !ctx.allowed_on_cluster(Operation::ClusterAction) {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     let mut results = Vec::with_capacity(request.transactions.len());
     for transaction in request.transactions {
@@ -84,6 +93,44 @@ pub(crate) async fn handle(
 
 fn txn_code(result: Result<(), broker::TxnError>) -> i16 {
     result.map_or_else(|e| error_code::for_txn_error(e).code(), |()| 0)
+}
+
+/// ACLs of a client's (v0-3) request: Write on the transactional id (else every partition
+/// fails), then Write on every topic (else those fail and the rest are not attempted).
+fn denied(
+    ctx: &Context,
+    request: &messages::AddPartitionsToTxnRequest,
+) -> Option<Vec<(TopicPartition, i16)>> {
+    let wanted = partitions(&request.v3_and_below_topics);
+    if !ctx.allowed_on_transactional_id(
+        Operation::Write,
+        request.v3_and_below_transactional_id.as_str(),
+    ) {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Some(wanted.into_iter().map(|tp| (tp, code)).collect());
+    }
+    let denied_topics: std::collections::BTreeSet<String> = request
+        .v3_and_below_topics
+        .iter()
+        .filter(|t| !ctx.allowed_on_topic(Operation::Write, t.name.as_str()))
+        .map(|t| t.name.to_string())
+        .collect();
+    if denied_topics.is_empty() {
+        return None;
+    }
+    Some(
+        wanted
+            .into_iter()
+            .map(|tp| {
+                let code = if denied_topics.contains(&tp.0) {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else {
+                    ResponseError::OperationNotAttempted.code()
+                };
+                (tp, code)
+            })
+            .collect(),
+    )
 }
 
 fn partitions(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {

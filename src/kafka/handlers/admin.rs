@@ -7,6 +7,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::broker::{self, ConfigKind, ConfigSource};
 use crate::kafka::{Context, error_code};
 
@@ -52,6 +53,32 @@ impl ApiError {
 }
 
 /// The `(error_code, error_message)` pair of a result: `(0, None)` on success.
+/// ACLs of a config resource: `operation` (DescribeConfigs or AlterConfigs) on the topic, or
+/// on the cluster for a broker or broker-logger resource.
+pub(super) fn config_access(
+    ctx: &Context,
+    resource_type: i8,
+    name: &str,
+    operation: Operation,
+) -> Result<(), ApiError> {
+    let (allowed, error) = match resource_type {
+        RESOURCE_TOPIC => (
+            ctx.allowed_on_topic(operation, name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => (
+            ctx.allowed_on_cluster(operation),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        _ => return Ok(()),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(error, "Authorization failed.".to_owned()))
+    }
+}
+
 pub(super) fn code_and_message(outcome: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
     match outcome {
         Ok(()) => (error_code::NONE, None),

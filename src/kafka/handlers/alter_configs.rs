@@ -6,6 +6,7 @@ use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 
 use super::admin::{self, ApiError};
+use crate::auth::acl::Operation;
 use crate::broker::AlterOp;
 use crate::kafka::Context;
 
@@ -27,6 +28,13 @@ pub(crate) async fn handle(
             Err(ApiError::invalid_request(
                 "each resource must appear at most once",
             ))
+        } else if let Err(denied) = admin::config_access(
+            ctx,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            Operation::AlterConfigs,
+        ) {
+            Err(denied)
         } else {
             alter(ctx, resource, request.validate_only).await
         };

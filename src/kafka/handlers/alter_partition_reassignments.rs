@@ -2,11 +2,13 @@
 //! replaces) a reassignment and null cancels the one in progress (KIP-455). Answered once the
 //! controller recorded it; ListPartitionReassignments shows the move until it is done.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
 
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -15,6 +17,10 @@ pub(crate) async fn handle(
     _version: i16,
     request: messages::AlterPartitionReassignmentsRequest,
 ) -> messages::AlterPartitionReassignmentsResponse {
+    if !ctx.allowed_on_cluster(Operation::Alter) {
+        return messages::AlterPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());

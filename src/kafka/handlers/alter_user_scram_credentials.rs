@@ -10,6 +10,7 @@ use kafka_protocol::messages::alter_user_scram_credentials_request as alter_requ
 use kafka_protocol::messages::{self, alter_user_scram_credentials_response as alter};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::auth::sasl::{ITERATIONS_MAX, ITERATIONS_MIN, ScramCredential, ScramHash};
 use crate::broker::CredentialChange;
 use crate::kafka::Context;
@@ -62,8 +63,13 @@ pub(crate) async fn handle(
         }
     }
     let mut results = Vec::with_capacity(order.len());
+    let allowed = ctx.allowed_on_cluster(Operation::Alter);
     for user in order {
         let outcome = match per_user.remove(&user) {
+            _ if !allowed => Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "Authorization failed.".to_owned(),
+            )),
             Some(Ok(changes)) => apply(ctx, changes).await,
             Some(Err(refused)) => Err(refused),
             None => Ok(()),

@@ -11,6 +11,7 @@ use kafka_protocol::messages::consumer_group_describe_response::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_wire::wire;
+use crate::auth::acl::Operation;
 use crate::broker::TopicPartition;
 use crate::kafka::{Context, error_code, topic_id_to_uuid};
 
@@ -49,6 +50,11 @@ pub(crate) async fn handle(
         .map(|group_id| {
             let described =
                 DescribedGroup::default().with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            if !ctx.allowed_on_group(Operation::Describe, group_id.as_str()) {
+                return described
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             if let Err(err) = ctx.broker.check_coordinator(group_id.as_str()) {
                 return described
                     .with_group_id(group_id)

@@ -2,10 +2,12 @@
 //! joins (epoch 0), heartbeats and leaves (epoch -1/-2) with a server-side assignor.
 //! Topic ids on the wire become topic names for the coordinator and back.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 
 use super::group_wire::{optional_text, text, wire};
+use crate::auth::acl::Operation;
 use crate::broker::{self, ConsumerHeartbeat};
 use crate::kafka::{Context, error_code, topic_id_to_uuid, uuid_to_topic_id};
 
@@ -14,6 +16,10 @@ pub(crate) async fn handle(
     _version: i16,
     request: messages::ConsumerGroupHeartbeatRequest,
 ) -> messages::ConsumerGroupHeartbeatResponse {
+    if !ctx.allowed_on_group(Operation::Read, request.group_id.as_str()) {
+        return messages::ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let response = messages::ConsumerGroupHeartbeatResponse::default();
     let fail = |err: &broker::Error| {
         messages::ConsumerGroupHeartbeatResponse::default()

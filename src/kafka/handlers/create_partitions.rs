@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
@@ -10,6 +11,7 @@ use kafka_protocol::messages::create_partitions_request::{
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 
 use super::admin::{self, ApiError};
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 
 pub(crate) async fn handle(
@@ -30,7 +32,15 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        let outcome = grow(ctx, topic, request.validate_only).await;
+        // ACLs: Alter on the topic.
+        let outcome = if ctx.allowed_on_topic(Operation::Alter, name) {
+            grow(ctx, topic, request.validate_only).await
+        } else {
+            Err(ApiError::new(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_owned(),
+            ))
+        };
         results.push(result(&topic.name, &outcome));
     }
     messages::CreatePartitionsResponse::default()

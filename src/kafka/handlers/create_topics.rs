@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::create_topics_response::{
@@ -11,6 +12,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{self, ApiError};
+use crate::auth::acl::Operation;
 use crate::broker::{ConfigEntry, ConfigSource, TopicInfo};
 use crate::kafka::{Context, error_code, topic_id_to_uuid};
 
@@ -34,6 +36,17 @@ pub(crate) async fn handle(
                 let err = ApiError::invalid_request("duplicate topic name");
                 results.push(failed(&topic.name, err));
             }
+            continue;
+        }
+        // ACLs: Create on the cluster or on the topic.
+        if !ctx.allowed_on_cluster(Operation::Create)
+            && !ctx.allowed_on_topic(Operation::Create, name)
+        {
+            let err = ApiError::new(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_owned(),
+            );
+            results.push(failed(&topic.name, err));
             continue;
         }
         let creating = create(ctx, topic, request.validate_only);

@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::delete_records_request::DeleteRecordsTopic;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 
+use crate::auth::acl::Operation;
 use crate::kafka::{Context, error_code};
 
 /// Bounds of the request's own timeout (how long a replicated partition's leader waits for
@@ -40,9 +42,19 @@ async fn delete(
     timeout: Duration,
 ) -> DeleteRecordsTopicResult {
     let mut partitions = Vec::with_capacity(topic.partitions.len());
+    // ACLs: Delete on the topic.
+    let denied = !ctx.allowed_on_topic(Operation::Delete, topic.name.as_str());
     for p in &topic.partitions {
         let result =
             DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+        if denied {
+            partitions.push(
+                result
+                    .with_low_watermark(LOW_WATERMARK_UNKNOWN)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let deleted = ctx
             .broker
             .delete_records(topic.name.as_str(), p.partition_index, p.offset, timeout)

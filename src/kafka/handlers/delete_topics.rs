@@ -9,6 +9,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use uuid::Uuid;
 
 use super::admin::{self, ApiError};
+use crate::auth::acl::Operation;
 use crate::kafka::{Context, topic_id_to_uuid, uuid_to_topic_id};
 
 /// One entry of the request, as Kafka reads it.
@@ -109,11 +110,25 @@ async fn delete(
     ctx: &Context,
     target: &Target,
 ) -> (Option<messages::TopicName>, Uuid, Result<(), ApiError>) {
+    // ACLs: Delete on the topic (by name, or the name of the id).
+    let denied = |name: &str| {
+        (!ctx.allowed_on_topic(Operation::Delete, name)).then(|| {
+            ApiError::new(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_owned(),
+            )
+        })
+    };
     match target {
-        Target::Name(name) => match ctx.broker.delete_topic(name.as_str()).await {
-            Ok(topic_id) => (Some(name.clone()), topic_id_to_uuid(topic_id), Ok(())),
-            Err(err) => (Some(name.clone()), Uuid::nil(), Err(ApiError::broker(&err))),
-        },
+        Target::Name(name) => {
+            if let Some(err) = denied(name.as_str()) {
+                return (Some(name.clone()), Uuid::nil(), Err(err));
+            }
+            match ctx.broker.delete_topic(name.as_str()).await {
+                Ok(topic_id) => (Some(name.clone()), topic_id_to_uuid(topic_id), Ok(())),
+                Err(err) => (Some(name.clone()), Uuid::nil(), Err(ApiError::broker(&err))),
+            }
+        }
         Target::Id(topic_id) => {
             let Some(info) = ctx.broker.topic_by_id(uuid_to_topic_id(*topic_id)) else {
                 let err = ApiError::new(
@@ -122,6 +137,9 @@ async fn delete(
                 );
                 return (None, *topic_id, Err(err));
             };
+            if let Some(err) = denied(&info.name) {
+                return (None, *topic_id, Err(err));
+            }
             let name = Some(messages::TopicName(info.name.clone().into()));
             let outcome = ctx.broker.delete_topic(&info.name).await.map(drop);
             (

@@ -9,6 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{self, ApiError, BrokerScope};
+use crate::auth::acl::Operation;
 use crate::broker::ConfigEntry;
 use crate::kafka::{Context, error_code};
 
@@ -74,6 +75,12 @@ fn entries(
     resource: &DescribeConfigsResource,
 ) -> Result<Vec<ConfigEntry>, ApiError> {
     let name = resource.resource_name.as_str();
+    admin::config_access(
+        ctx,
+        resource.resource_type,
+        name,
+        Operation::DescribeConfigs,
+    )?;
     match resource.resource_type {
         admin::RESOURCE_TOPIC => ctx
             .broker

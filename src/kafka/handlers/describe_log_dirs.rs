@@ -1,6 +1,7 @@
 //! DescribeLogDirs (v1–4): the one data directory with the size of each requested partition.
 //! Sizes come from the broker; this file only selects and groups them.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -8,14 +9,24 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::broker::PartitionDirInfo;
 use crate::kafka::{Context, error_code};
 
 pub(crate) async fn handle(
     ctx: &Context,
-    _version: i16,
+    version: i16,
     request: messages::DescribeLogDirsRequest,
 ) -> messages::DescribeLogDirsResponse {
+    // Kafka answers an unauthorized client no directories (and the error from v3).
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        let response = messages::DescribeLogDirsResponse::default();
+        return if version >= 3 {
+            response.with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        } else {
+            response
+        };
+    }
     let dir = ctx.broker.log_dirs();
     let topics = select(&dir.partitions, request.topics.as_deref());
     // total_bytes and usable_bytes (v4) stay -1, Kafka's "unknown volume size": the broker does

@@ -1,11 +1,13 @@
 //! DescribeProducers (key 61), v0: the idempotent and transactional producers each partition
 //! keeps state for (epoch, last sequence, open transaction), as `kafka-transactions.sh` shows.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -18,11 +20,17 @@ pub(crate) async fn handle(
         .topics
         .into_iter()
         .map(|topic| {
+            // ACLs: Read on the topic.
+            let denied = !ctx.allowed_on_topic(Operation::Read, topic.name.as_str());
             let partitions = topic
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
+                    if denied {
+                        return response
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     match ctx.broker.describe_producers(&topic.name, index) {
                         Ok(producers) => response
                             .with_error_code(error_code::NONE)

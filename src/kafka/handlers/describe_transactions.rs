@@ -1,10 +1,12 @@
 //! DescribeTransactions (key 65), v0: the coordinator's view of each transactional id (state,
 //! producer id and epoch, timeout, start time, partitions).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -22,6 +24,10 @@ pub(crate) async fn handle(
                 .with_producer_id(messages::ProducerId(-1))
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
+            if !ctx.allowed_on_transactional_id(Operation::Describe, id.as_str()) {
+                return state
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             match ctx.broker.describe_transaction(&id) {
                 Ok(described) => {
                     let mut topics: Vec<TopicData> = Vec::new();

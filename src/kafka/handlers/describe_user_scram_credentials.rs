@@ -9,6 +9,7 @@ use kafka_protocol::messages;
 use kafka_protocol::messages::describe_user_scram_credentials_response as describe;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::auth::sasl::ScramHash;
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -18,6 +19,10 @@ pub(crate) async fn handle(
     _version: i16,
     request: messages::DescribeUserScramCredentialsRequest,
 ) -> messages::DescribeUserScramCredentialsResponse {
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        return messages::DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let response =
         messages::DescribeUserScramCredentialsResponse::default().with_error_code(error_code::NONE);
     let requested: Option<Vec<String>> = request

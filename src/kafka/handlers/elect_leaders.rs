@@ -12,6 +12,7 @@ use kafka_protocol::messages;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::broker::{self, ElectionType};
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -27,6 +28,10 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::ElectLeadersRequest,
 ) -> messages::ElectLeadersResponse {
+    // v0 has no top-level error: every partition gets it.
+    if !ctx.allowed_on_cluster(Operation::Alter) {
+        return denied(version, request);
+    }
     let election = match (version, request.election_type) {
         (0, _) | (_, 0) => Some(ElectionType::Preferred),
         (_, 1) => Some(ElectionType::Unclean),
@@ -94,4 +99,34 @@ pub(crate) async fn handle(
         .with_throttle_time_ms(0)
         .with_error_code(error_code::NONE)
         .with_replica_election_results(results)
+}
+
+/// CLUSTER_AUTHORIZATION_FAILED, top-level from v1, per partition in v0.
+fn denied(version: i16, request: messages::ElectLeadersRequest) -> messages::ElectLeadersResponse {
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let response = messages::ElectLeadersResponse::default();
+    if version >= 1 {
+        return response.with_error_code(code);
+    }
+    let results = request
+        .topic_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|topic| {
+            ReplicaElectionResult::default()
+                .with_topic(topic.topic)
+                .with_partition_result(
+                    topic
+                        .partitions
+                        .into_iter()
+                        .map(|p| {
+                            PartitionResult::default()
+                                .with_partition_id(p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    response.with_replica_election_results(results)
 }

@@ -1,8 +1,10 @@
 //! EndTxn (key 26), v0-v5: commit or abort. v5 is transactions v2 (KIP-890): the epoch is bumped
 //! at every EndTxn and the response carries the producer id and epoch to go on with.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -14,6 +16,10 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::EndTxnRequest,
 ) -> messages::EndTxnResponse {
+    if !ctx.allowed_on_transactional_id(Operation::Write, request.transactional_id.as_str()) {
+        return messages::EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
     let transaction_version = if version >= TRANSACTIONS_V2_VERSION {
         2
     } else {

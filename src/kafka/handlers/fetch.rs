@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use super::leader_epoch_error;
+use crate::auth::acl::Operation;
 use crate::broker::{FetchedPartition, Isolation};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
@@ -148,6 +149,12 @@ fn resolve(
             } else {
                 ctx.broker.topic(&topic.topic)
             };
+            // ACLs: Read on the topic (by the name asked for, or the name of the id).
+            let name = info
+                .as_ref()
+                .map_or(topic.topic.as_str(), |info| info.name.as_str());
+            let denied =
+                (info.is_some() || version < 13) && !ctx.allowed_on_topic(Operation::Read, name);
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -166,6 +173,7 @@ fn resolve(
                     };
                     let leader_hint = ours.flatten().and_then(|ours| ctx.hint_for(ours));
                     let error = match leader_hint {
+                        _ if denied => Some(ResponseError::TopicAuthorizationFailed),
                         Some(_) if error.is_none() => Some(ResponseError::NotLeaderOrFollower),
                         _ => error,
                     };

@@ -7,6 +7,7 @@ use kafka_protocol::messages;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::broker::CoordinatorAt;
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -59,6 +60,16 @@ pub(crate) async fn handle(
 
 /// The coordinator of one key: (node id, host, port), or why there is none.
 fn locate(ctx: &Context, key_type: i8, key: &str) -> Result<(i32, String, u16), ResponseError> {
+    // ACLs: Describe on the group or the transactional id.
+    match key_type {
+        KEY_TYPE_GROUP if !ctx.allowed_on_group(Operation::Describe, key) => {
+            return Err(ResponseError::GroupAuthorizationFailed);
+        }
+        KEY_TYPE_TRANSACTION if !ctx.allowed_on_transactional_id(Operation::Describe, key) => {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
+        _ => {}
+    }
     let at = match key_type {
         KEY_TYPE_GROUP => ctx.broker.group_coordinator(key),
         KEY_TYPE_TRANSACTION if ctx.broker.is_coordinating_transactions() => {

@@ -2,8 +2,10 @@
 //! transactional id); with a transactional id, the transaction coordinator's producer id and a
 //! new epoch (v3+ may name the current id and epoch to bump it, KIP-360).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -17,6 +19,18 @@ pub(crate) async fn handle(
         .with_producer_epoch(-1);
     let expected = (version >= 3 && request.producer_id.0 >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
+    // ACLs: Write on the transactional id; an idempotent producer needs IdempotentWrite on the
+    // cluster or Write on some topic (KIP-679).
+    let denied = match &request.transactional_id {
+        Some(id) => (!ctx.allowed_on_transactional_id(Operation::Write, id.as_str()))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!ctx.allowed_on_cluster(Operation::IdempotentWrite)
+            && !ctx.allowed_on_any_topic(Operation::Write))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(error) = denied {
+        return response.with_error_code(error.code());
+    }
     let result = match &request.transactional_id {
         None => ctx.broker.init_idempotent_producer(),
         Some(transactional_id) => {

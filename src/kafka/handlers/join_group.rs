@@ -1,9 +1,11 @@
 //! JoinGroup (key 11), v0-v9: joins a classic group, waiting for the rebalance's join phase.
 //! v4+ unknown members first get a member id (MEMBER_ID_REQUIRED); v5+ static membership.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 
 use super::group_wire::{code, optional_text, text, wire};
+use crate::auth::acl::Operation;
 use crate::broker::{self, JoinRequest, Protocol};
 use crate::kafka::Context;
 
@@ -12,6 +14,10 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::JoinGroupRequest,
 ) -> messages::JoinGroupResponse {
+    if !ctx.allowed_on_group(Operation::Read, request.group_id.as_str()) {
+        return messages::JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let group_id = text(&request.group_id);
     // v0 has no rebalance timeout: Kafka uses the session timeout.
     let rebalance_timeout_ms = if version == 0 {

@@ -1,10 +1,12 @@
 //! LeaveGroup (key 13), v0-v5: one member (v0-v2) or a batch of members by member id or
 //! group.instance.id (v3+) leave a classic group, which then rebalances.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 
 use super::group_wire::{code, optional_text, text, wire};
+use crate::auth::acl::Operation;
 use crate::kafka::{Context, error_code};
 
 pub(crate) async fn handle(
@@ -12,6 +14,10 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::LeaveGroupRequest,
 ) -> messages::LeaveGroupResponse {
+    if !ctx.allowed_on_group(Operation::Read, request.group_id.as_str()) {
+        return messages::LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let members: Vec<(String, Option<String>)> = if version < 3 {
         vec![(text(&request.member_id), None)]
     } else {

@@ -6,6 +6,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_wire::wire;
+use crate::auth::acl::Operation;
 use crate::kafka::{Context, error_code};
 
 pub(crate) async fn handle(
@@ -19,10 +20,13 @@ pub(crate) async fn handle(
                 .iter()
                 .any(|f| f.as_str().eq_ignore_ascii_case(value))
     };
+    // ACLs: Describe on the cluster lists every group, else those the principal may Describe.
+    let all_groups = ctx.allowed_on_cluster(Operation::Describe);
     let groups = ctx
         .broker
         .list_groups()
         .into_iter()
+        .filter(|g| all_groups || ctx.allowed_on_group(Operation::Describe, &g.group_id))
         .filter(|g| version < 4 || wanted(&request.states_filter, g.state))
         .filter(|g| version < 5 || wanted(&request.types_filter, g.group_type))
         .map(|g| {

@@ -11,6 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordSet};
 
 use super::leader_epoch_error;
+use crate::auth::acl::Operation;
 use crate::broker::{Isolation, ListedOffset, OffsetSpec};
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -51,6 +52,7 @@ pub(crate) async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let info = ctx.broker.topic(&topic.name);
+        let denied = !ctx.allowed_on_topic(Operation::Describe, topic.name.as_str());
         let partitions = topic
             .partitions
             .into_iter()
@@ -61,6 +63,7 @@ pub(crate) async fn handle(
                         .find(|o| o.partition == p.partition_index)
                 });
                 let result = match ours {
+                    _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                     None => Err(ResponseError::UnknownTopicOrPartition),
                     Some(ours) => {
                         match leader_epoch_error(p.current_leader_epoch, ours.leader_epoch) {

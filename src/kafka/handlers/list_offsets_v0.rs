@@ -11,6 +11,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::list_offsets::lookup;
 use super::produce_legacy::{read_count, read_string};
+use crate::auth::acl::Operation;
 use crate::broker::Isolation;
 use crate::kafka::Context;
 use crate::kafka::codec::{self, CodecError};
@@ -105,6 +106,13 @@ pub(crate) fn respond(
 }
 
 fn answer(ctx: &Context, topic: &str, p: V0Partition) -> Answer {
+    if !ctx.allowed_on_topic(Operation::Describe, topic) {
+        return (
+            p.partition,
+            ResponseError::TopicAuthorizationFailed.code(),
+            None,
+        );
+    }
     let known = ctx
         .broker
         .topic(topic)

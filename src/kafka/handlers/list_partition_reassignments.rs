@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
 use kafka_protocol::messages::{self, BrokerId};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -18,6 +20,10 @@ pub(crate) async fn handle(
     _version: i16,
     request: messages::ListPartitionReassignmentsRequest,
 ) -> messages::ListPartitionReassignmentsResponse {
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        return messages::ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted: Option<Vec<(String, i32)>> = request.topics.map(|topics| {
         topics
             .iter()

@@ -6,6 +6,7 @@ use kafka_protocol::messages;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::broker::TxnState;
 use crate::kafka::Context;
 use crate::kafka::error_code;
@@ -43,6 +44,13 @@ pub(crate) async fn handle(
             .with_transaction_states(
                 listed
                     .into_iter()
+                    // ACLs: only the transactional ids the principal may Describe.
+                    .filter(|txn| {
+                        ctx.allowed_on_transactional_id(
+                            Operation::Describe,
+                            &txn.transactional_id,
+                        )
+                    })
                     .map(|txn| {
                         TransactionState::default()
                             .with_transactional_id(messages::TransactionalId(

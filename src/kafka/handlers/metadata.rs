@@ -5,6 +5,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::auth::acl::Operation;
 use crate::broker::TopicInfo;
 use crate::kafka::error_code;
 use crate::kafka::{Context, topic_id_to_uuid, uuid_to_topic_id};
@@ -81,9 +82,11 @@ pub(crate) async fn handle(
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let include_topic_operations = version >= 8 && request.include_topic_authorized_operations;
     let topics = match requested {
+        // ACLs: listing all topics leaves out those the principal may not Describe.
         None => broker
             .topics()
             .into_iter()
+            .filter(|info| ctx.allowed_on_topic(Operation::Describe, &info.name))
             .map(|info| topic_response(&info))
             .collect(),
         Some(topics) => requested_topics(ctx, version, topics, allow_auto_create).await,
@@ -98,7 +101,11 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|topic| {
             if include_topic_operations && topic.error_code == error_code::NONE {
-                topic.with_topic_authorized_operations(TOPIC_OPERATIONS_ALL)
+                let name = topic.name.as_ref().map_or("", |n| n.0.as_str());
+                let operations = authorized(ctx, TOPIC_OPERATIONS_ALL, |op| {
+                    ctx.allowed_on_topic(op, name)
+                });
+                topic.with_topic_authorized_operations(operations)
             } else {
                 topic
             }
@@ -106,7 +113,7 @@ pub(crate) async fn handle(
         .collect();
     let cluster_operations =
         if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS_ALL
+            authorized(ctx, CLUSTER_OPERATIONS_ALL, |op| ctx.allowed_on_cluster(op))
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         };
@@ -120,6 +127,19 @@ pub(crate) async fn handle(
         .with_controller_id(messages::BrokerId(view.controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_operations)
+}
+
+/// The bits of `all` whose operation `allowed` allows (all of them without authorization).
+fn authorized(ctx: &Context, all: i32, allowed: impl Fn(Operation) -> bool) -> i32 {
+    if !ctx.authorizes() {
+        return all;
+    }
+    Operation::ALL
+        .into_iter()
+        .filter(|op| {
+            u32::try_from(op.code()).is_ok_and(|bit| all & (1 << bit) != 0) && allowed(*op)
+        })
+        .fold(0, |bits, op| bits | (1 << op.code()))
 }
 
 /// Answers the requested topics in request order, once each.
@@ -146,6 +166,12 @@ async fn requested_topics(
                 }
                 let found = ctx.broker.topic_by_id(uuid_to_topic_id(topic.topic_id));
                 responses.push(match found {
+                    Some(info) if !ctx.allowed_on_topic(Operation::Describe, &info.name) => {
+                        messages::metadata_response::MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name(None)
+                            .with_topic_id(topic.topic_id)
+                    }
                     Some(info) => topic_response(&info),
                     // Kafka answers an unknown id with a null name (the default is "").
                     None => messages::metadata_response::MetadataResponseTopic::default()
@@ -169,8 +195,23 @@ async fn topic_by_name(
     name: messages::TopicName,
     allow_auto_create: bool,
 ) -> messages::metadata_response::MetadataResponseTopic {
+    let denied = || {
+        messages::metadata_response::MetadataResponseTopic::default()
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_name(Some(name.clone()))
+    };
+    if !ctx.allowed_on_topic(Operation::Describe, &name) {
+        return denied();
+    }
     if let Some(info) = ctx.broker.topic(&name) {
         return topic_response(&info);
+    }
+    // Auto-creation needs Create on the cluster or on the topic.
+    if allow_auto_create
+        && !ctx.allowed_on_cluster(Operation::Create)
+        && !ctx.allowed_on_topic(Operation::Create, &name)
+    {
+        return denied();
     }
     // Like Kafka, a topic that may not be auto-created is unknown, whatever its name.
     if !allow_auto_create {

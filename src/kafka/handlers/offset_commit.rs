@@ -1,12 +1,14 @@
 //! OffsetCommit (key 8), v2-v9: commits offsets (with leader epoch and metadata) for a group,
 //! durably, as records of the offsets topic; per-partition error codes in request order.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 
 use super::group_wire::{code, optional_text, text};
+use crate::auth::acl::Operation;
 use crate::broker::CommitPartition;
 use crate::kafka::{Context, error_code};
 
@@ -15,10 +17,21 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::OffsetCommitRequest,
 ) -> messages::OffsetCommitResponse {
+    // ACLs: Read on the group (else every partition fails) and on each topic.
+    if !ctx.allowed_on_group(Operation::Read, request.group_id.as_str()) {
+        return denied(request, ResponseError::GroupAuthorizationFailed);
+    }
+    let topic_allowed: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| ctx.allowed_on_topic(Operation::Read, t.name.as_str()))
+        .collect();
     let partitions: Vec<CommitPartition> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&topic_allowed)
+        .filter(|(_, allowed)| **allowed)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| CommitPartition {
                 topic: text(&t.name),
                 partition: p.partition_index,
@@ -49,10 +62,48 @@ pub(crate) async fn handle(
     let mut codes = match &result {
         Ok(results) => results.iter().map(code).collect::<Vec<_>>().into_iter(),
         Err(err) => {
-            let count = request.topics.iter().map(|t| t.partitions.len()).sum();
+            let count = request
+                .topics
+                .iter()
+                .zip(&topic_allowed)
+                .filter(|(_, allowed)| **allowed)
+                .map(|(t, _)| t.partitions.len())
+                .sum();
             vec![error_code::code(err); count].into_iter()
         }
     };
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(topic_allowed)
+        .map(|(t, allowed)| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if allowed {
+                        codes.next().unwrap_or(error_code::NONE)
+                    } else {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    messages::OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Every partition of the request answered `error`.
+fn denied(
+    request: messages::OffsetCommitRequest,
+    error: ResponseError,
+) -> messages::OffsetCommitResponse {
     let topics = request
         .topics
         .into_iter()
@@ -63,7 +114,7 @@ pub(crate) async fn handle(
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(error_code::NONE))
+                        .with_error_code(error.code())
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

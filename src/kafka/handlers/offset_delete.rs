@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::protocol::Decodable;
 
 use super::group_wire::text;
+use crate::auth::acl::Operation;
 use crate::broker::GroupState;
 use crate::kafka::{Context, error_code};
 
@@ -45,13 +46,23 @@ pub(crate) async fn handle(
 ) -> messages::OffsetDeleteResponse {
     let group_id = text(&request.group_id);
     let response = messages::OffsetDeleteResponse::default();
+    // ACLs: Delete on the group, Read on each topic.
+    if !ctx.allowed_on_group(Operation::Delete, &group_id) {
+        return response.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let denied: std::collections::BTreeSet<String> = request
+        .topics
+        .iter()
+        .filter(|t| !ctx.allowed_on_topic(Operation::Read, t.name.as_str()))
+        .map(|t| text(&t.name))
+        .collect();
     let Some(subscribed) = subscribed_topics(ctx, &group_id) else {
         return response.with_error_code(ResponseError::GroupIdNotFound.code());
     };
     let deletable: Vec<(String, i32)> = request
         .topics
         .iter()
-        .filter(|t| !subscribed.contains(t.name.as_str()))
+        .filter(|t| !subscribed.contains(t.name.as_str()) && !denied.contains(t.name.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -65,7 +76,9 @@ pub(crate) async fn handle(
         .topics
         .into_iter()
         .map(|t| {
-            let code = if subscribed.contains(t.name.as_str()) {
+            let code = if denied.contains(t.name.as_str()) {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else if subscribed.contains(t.name.as_str()) {
                 ResponseError::GroupSubscribedToTopic.code()
             } else {
                 error_code::NONE

@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 
 use super::group_wire::{text, wire};
+use crate::auth::acl::Operation;
 use crate::broker::CommittedOffset;
 use crate::kafka::{Context, error_code};
 
@@ -26,6 +27,7 @@ fn lookup(
     asked: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
 ) -> Vec<(String, Vec<Answer>)> {
+    let listing_all = asked.is_none();
     let requested = asked.map(|topics| {
         topics
             .into_iter()
@@ -60,7 +62,24 @@ fn lookup(
             answers.push(answer);
         }
     }
+    // ACLs: Describe on each topic; listing all leaves the others out, asking names them.
     by_topic
+        .into_iter()
+        .filter_map(|(topic, answers)| {
+            if ctx.allowed_on_topic(Operation::Describe, &topic) {
+                Some((topic, answers))
+            } else if listing_all {
+                None
+            } else {
+                let code = ResponseError::TopicAuthorizationFailed.code();
+                let denied = answers
+                    .into_iter()
+                    .map(|(partition, ..)| (partition, -1, -1, None, code))
+                    .collect();
+                Some((topic, denied))
+            }
+        })
+        .collect()
 }
 
 pub(crate) async fn handle(
@@ -75,6 +94,11 @@ pub(crate) async fn handle(
             .groups
             .into_iter()
             .map(|g| {
+                if !ctx.allowed_on_group(Operation::Describe, g.group_id.as_str()) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                }
                 if let Err(err) = ctx.broker.check_coordinator(g.group_id.as_str()) {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
@@ -112,6 +136,14 @@ pub(crate) async fn handle(
             })
             .collect();
         return response.with_groups(groups);
+    }
+    // v0-1 have no top-level error code: they get no offsets.
+    if !ctx.allowed_on_group(Operation::Describe, request.group_id.as_str()) {
+        return if version >= 2 {
+            response.with_error_code(ResponseError::GroupAuthorizationFailed.code())
+        } else {
+            response
+        };
     }
     if let Err(err) = ctx.broker.check_coordinator(request.group_id.as_str()) {
         // v0-1 have no top-level error code: they get nothing, and look the coordinator up

@@ -8,6 +8,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 
 use super::leader_epoch_error;
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 use crate::kafka::error_code;
 
@@ -19,6 +20,7 @@ pub(crate) async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let info = ctx.broker.topic(&topic.topic);
+        let denied = !ctx.allowed_on_topic(Operation::Describe, topic.topic.as_str());
         let partitions = topic
             .partitions
             .into_iter()
@@ -27,6 +29,7 @@ pub(crate) async fn handle(
                     .as_ref()
                     .and_then(|info| info.partitions.iter().find(|o| o.partition == p.partition));
                 let result = match ours {
+                    _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                     None => Err(ResponseError::UnknownTopicOrPartition),
                     Some(ours) => {
                         match leader_epoch_error(p.current_leader_epoch, ours.leader_epoch) {

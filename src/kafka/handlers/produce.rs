@@ -15,6 +15,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
+use crate::auth::acl::Operation;
 use crate::broker::{self, Acks, PendingProduce, ProduceOutcome};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
@@ -71,14 +72,18 @@ pub(crate) async fn handle(
     let acks = Acks::from_wire(request.acks);
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
     // Kafka: transactional records without a transactional id fail the whole request.
-    let is_unauthorized = transactional_id.is_none()
-        && request.topic_data.iter().any(|topic| {
-            topic.partition_data.iter().any(|p| {
-                p.records
-                    .as_deref()
-                    .is_some_and(|records| scan_batches(records).is_transactional)
-            })
-        });
+    let is_transactional = request.topic_data.iter().any(|topic| {
+        topic.partition_data.iter().any(|p| {
+            p.records
+                .as_deref()
+                .is_some_and(|records| scan_batches(records).is_transactional)
+        })
+    });
+    // ACLs: transactional records need Write on their transactional id.
+    let is_unauthorized = is_transactional
+        && transactional_id
+            .as_deref()
+            .is_none_or(|id| !ctx.allowed_on_transactional_id(Operation::Write, id));
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut failed_partitions = 0;
     let mut hinted = std::collections::BTreeSet::new();
@@ -91,6 +96,9 @@ pub(crate) async fn handle(
         } else {
             Some(topic.name.0.to_string())
         };
+        let topic_denied = name
+            .as_deref()
+            .is_some_and(|name| !ctx.allowed_on_topic(Operation::Write, name));
         let mut slots = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
             let records = partition.records.unwrap_or_default();
@@ -98,9 +106,10 @@ pub(crate) async fn handle(
                 _ if is_unauthorized => Slot::Failed(
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some(StrBytes::from_static_str(
-                        "transactional records need a transactional id",
+                        "transactional records need a transactional id the principal may write",
                     )),
                 ),
+                _ if topic_denied => Slot::Failed(ResponseError::TopicAuthorizationFailed, None),
                 (None, _) => Slot::Failed(ResponseError::UnknownTopicId, None),
                 (Some(_), None) => Slot::Failed(ResponseError::InvalidRequiredAcks, None),
                 (Some(name), Some(acks)) => match request_level_error(&records) {

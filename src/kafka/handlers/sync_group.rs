@@ -1,10 +1,12 @@
 //! SyncGroup (key 14), v0-v5: the leader hands in the assignments; every member gets its own
 //! once the leader's call arrives.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_wire::{code, optional_text, text, wire};
+use crate::auth::acl::Operation;
 use crate::kafka::Context;
 
 pub(crate) async fn handle(
@@ -12,6 +14,10 @@ pub(crate) async fn handle(
     version: i16,
     request: messages::SyncGroupRequest,
 ) -> messages::SyncGroupResponse {
+    if !ctx.allowed_on_group(Operation::Read, request.group_id.as_str()) {
+        return messages::SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let assignments = request
         .assignments
         .iter()

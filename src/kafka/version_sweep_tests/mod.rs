@@ -44,8 +44,8 @@ use producers::{
     end_txn_at, init_producer_id, list_transactions, txn_offset_commit,
 };
 use security::{
-    alter_user_scram_credentials, describe_user_scram_credentials, sasl_authenticate,
-    sasl_handshake,
+    alter_user_scram_credentials, create_acls, delete_acls, describe_acls,
+    describe_user_scram_credentials, sasl_authenticate, sasl_handshake,
 };
 use topic_admin::{creatable, create_partitions, create_topics, delete_records, delete_topics};
 
@@ -332,6 +332,9 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 ApiKey::ElectLeaders => elect_leaders(&mut sweep, version).await,
                 ApiKey::UnregisterBroker => unregister_broker(&mut sweep, version).await,
                 ApiKey::SaslHandshake => sasl_handshake(&mut sweep, version).await,
+                ApiKey::DescribeAcls => describe_acls(&mut sweep, version).await,
+                ApiKey::CreateAcls => create_acls(&mut sweep, version).await,
+                ApiKey::DeleteAcls => delete_acls(&mut sweep, version).await,
                 ApiKey::SaslAuthenticate => sasl_authenticate(&mut sweep, version).await,
                 ApiKey::DescribeUserScramCredentials => {
                     describe_user_scram_credentials(&mut sweep, version).await

@@ -157,3 +157,88 @@ pub(super) async fn alter_user_scram_credentials(sweep: &mut Sweep, version: i16
         "{at}"
     );
 }
+
+fn creation(principal: &str, operation: i8) -> messages::create_acls_request::AclCreation {
+    messages::create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(text("sweep-acl"))
+        .with_resource_pattern_type(4)
+        .with_principal(text(principal))
+        .with_host(text("*"))
+        .with_operation(operation)
+        .with_permission_type(3)
+}
+
+pub(super) async fn create_acls(sweep: &mut Sweep, version: i16) {
+    let at = format!("CreateAcls v{version}");
+    let principal = format!("User:create-v{version}");
+    let request = messages::CreateAclsRequest::default().with_creations(vec![
+        creation(&principal, 3),
+        // ANY is a filter value, never an ACL's operation.
+        creation(&principal, 1),
+    ]);
+    let response: messages::CreateAclsResponse =
+        sweep.call(ApiKey::CreateAcls, version, &request).await;
+    let codes: Vec<i16> = response.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, [NONE, ResponseError::InvalidRequest.code()], "{at}");
+}
+
+fn filter_for(principal: &str) -> messages::DescribeAclsRequest {
+    messages::DescribeAclsRequest::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(text("sweep-acl-topic")))
+        .with_pattern_type_filter(2)
+        .with_principal_filter(Some(text(principal)))
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
+pub(super) async fn describe_acls(sweep: &mut Sweep, version: i16) {
+    let at = format!("DescribeAcls v{version}");
+    let principal = format!("User:describe-v{version}");
+    let request =
+        messages::CreateAclsRequest::default().with_creations(vec![creation(&principal, 4)]);
+    let _: messages::CreateAclsResponse = sweep.call(ApiKey::CreateAcls, 1, &request).await;
+    // MATCH on the name `sweep-acl-topic` finds the PREFIXED `sweep-acl` ACL.
+    let response: messages::DescribeAclsResponse = sweep
+        .call(ApiKey::DescribeAcls, version, &filter_for(&principal))
+        .await;
+    assert_eq!(response.error_code, NONE, "{at}");
+    let [resource] = exactly(&response.resources, &at);
+    assert_eq!(
+        (resource.resource_name.as_str(), resource.pattern_type),
+        ("sweep-acl", 4),
+        "{at}"
+    );
+    let [acl] = exactly(&resource.acls, &at);
+    assert_eq!((acl.operation, acl.permission_type), (4, 3), "{at}");
+}
+
+pub(super) async fn delete_acls(sweep: &mut Sweep, version: i16) {
+    let at = format!("DeleteAcls v{version}");
+    let principal = format!("User:delete-v{version}");
+    let request = messages::CreateAclsRequest::default()
+        .with_creations(vec![creation(&principal, 6), creation(&principal, 7)]);
+    let _: messages::CreateAclsResponse = sweep.call(ApiKey::CreateAcls, 1, &request).await;
+    let filter = filter_for(&principal);
+    let request = messages::DeleteAclsRequest::default().with_filters(vec![
+        messages::delete_acls_request::DeleteAclsFilter::default()
+            .with_resource_type_filter(filter.resource_type_filter)
+            .with_resource_name_filter(filter.resource_name_filter)
+            .with_pattern_type_filter(filter.pattern_type_filter)
+            .with_principal_filter(filter.principal_filter)
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1),
+    ]);
+    let response: messages::DeleteAclsResponse =
+        sweep.call(ApiKey::DeleteAcls, version, &request).await;
+    let [result] = exactly(&response.filter_results, &at);
+    assert_eq!(result.error_code, NONE, "{at}");
+    assert_eq!(result.matching_acls.len(), 2, "{at}");
+    let left: messages::DescribeAclsResponse = sweep
+        .call(ApiKey::DescribeAcls, 1, &filter_for(&principal))
+        .await;
+    assert!(left.resources.is_empty(), "{at}");
+}

@@ -1,0 +1,102 @@
+//! Authorization of requests (when `authorization.enabled`): the connection's principal and
+//! host against the broker's ACLs, with one log line per decision (denials at info, the rest at
+//! debug). Handlers ask per resource, as Kafka's `KafkaApis` does, and answer a denial with
+//! the matching *_AUTHORIZATION_FAILED code.
+
+use crate::auth::acl::{Authorizer, CLUSTER_NAME, Operation, ResourceType};
+
+use super::Context;
+
+/// Who is never checked and what an uncovered resource means.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuthorizationPolicy {
+    pub(crate) super_users: Vec<String>,
+    pub(crate) allow_everyone_if_no_acl_found: bool,
+}
+
+impl Context {
+    /// May this connection's principal do `operation` to the resource? Always with
+    /// authorization off.
+    pub(crate) fn allowed(
+        &self,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        let Some(policy) = self.settings.authorization.as_ref() else {
+            return true;
+        };
+        let principal = self.principal().to_string();
+        let bindings = self.broker.acl_bindings();
+        let decision = Authorizer {
+            bindings: &bindings,
+            super_users: &policy.super_users,
+            allow_everyone_if_no_acl_found: policy.allow_everyone_if_no_acl_found,
+        }
+        .authorize(&principal, self.peer.ip(), operation, resource_type, name);
+        if decision.is_allowed() {
+            tracing::debug!(
+                %principal,
+                host = %self.peer.ip(),
+                ?operation,
+                resource_type = resource_type.name(),
+                resource = name,
+                ?decision,
+                "authorized"
+            );
+        } else {
+            tracing::info!(
+                %principal,
+                host = %self.peer.ip(),
+                ?operation,
+                resource_type = resource_type.name(),
+                resource = name,
+                ?decision,
+                "authorization denied"
+            );
+        }
+        decision.is_allowed()
+    }
+
+    /// May the principal do `operation` to some topic (Kafka's `authorizeByResourceType`)?
+    pub(crate) fn allowed_on_any_topic(&self, operation: Operation) -> bool {
+        let Some(policy) = self.settings.authorization.as_ref() else {
+            return true;
+        };
+        let principal = self.principal().to_string();
+        let bindings = self.broker.acl_bindings();
+        let allowed = Authorizer {
+            bindings: &bindings,
+            super_users: &policy.super_users,
+            allow_everyone_if_no_acl_found: policy.allow_everyone_if_no_acl_found,
+        }
+        .authorize_any(&principal, self.peer.ip(), operation, ResourceType::Topic);
+        tracing::debug!(%principal, ?operation, allowed, "authorized on some topic");
+        allowed
+    }
+
+    /// [`Context::allowed`] on the cluster resource.
+    pub(crate) fn allowed_on_cluster(&self, operation: Operation) -> bool {
+        self.allowed(operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// [`Context::allowed`] on a topic.
+    pub(crate) fn allowed_on_topic(&self, operation: Operation, topic: &str) -> bool {
+        self.allowed(operation, ResourceType::Topic, topic)
+    }
+
+    /// [`Context::allowed`] on a group.
+    pub(crate) fn allowed_on_group(&self, operation: Operation, group: &str) -> bool {
+        self.allowed(operation, ResourceType::Group, group)
+    }
+
+    /// [`Context::allowed`] on a transactional id.
+    pub(crate) fn allowed_on_transactional_id(&self, operation: Operation, id: &str) -> bool {
+        self.allowed(operation, ResourceType::TransactionalId, id)
+    }
+
+    /// Whether authorization is on (some answers differ: Metadata leaves topics out).
+    pub(crate) fn authorizes(&self) -> bool {
+        self.settings.authorization.is_some()
+    }
+}
