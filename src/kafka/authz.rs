@@ -23,17 +23,11 @@ impl Context {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        let Some(policy) = self.settings.authorization.as_ref() else {
+        let Some((principal, decision)) = self.with_authorizer(|authorizer, principal| {
+            authorizer.authorize(principal, self.peer.ip(), operation, resource_type, name)
+        }) else {
             return true;
         };
-        let principal = self.principal().to_string();
-        let bindings = self.broker.acl_bindings();
-        let decision = Authorizer {
-            bindings: &bindings,
-            super_users: &policy.super_users,
-            allow_everyone_if_no_acl_found: policy.allow_everyone_if_no_acl_found,
-        }
-        .authorize(&principal, self.peer.ip(), operation, resource_type, name);
         if decision.is_allowed() {
             tracing::debug!(
                 %principal,
@@ -60,19 +54,31 @@ impl Context {
 
     /// May the principal do `operation` to some topic (Kafka's `authorizeByResourceType`)?
     pub(crate) fn allowed_on_any_topic(&self, operation: Operation) -> bool {
-        let Some(policy) = self.settings.authorization.as_ref() else {
+        let Some((principal, allowed)) = self.with_authorizer(|authorizer, principal| {
+            authorizer.authorize_any(principal, self.peer.ip(), operation, ResourceType::Topic)
+        }) else {
             return true;
         };
+        tracing::debug!(%principal, ?operation, allowed, "authorized on some topic");
+        allowed
+    }
+
+    /// Runs `decide` with the authorizer and this connection's principal; `None` with
+    /// authorization off.
+    fn with_authorizer<T>(
+        &self,
+        decide: impl FnOnce(&Authorizer<'_>, &str) -> T,
+    ) -> Option<(String, T)> {
+        let policy = self.settings.authorization.as_ref()?;
         let principal = self.principal().to_string();
         let bindings = self.broker.acl_bindings();
-        let allowed = Authorizer {
+        let authorizer = Authorizer {
             bindings: &bindings,
             super_users: &policy.super_users,
             allow_everyone_if_no_acl_found: policy.allow_everyone_if_no_acl_found,
-        }
-        .authorize_any(&principal, self.peer.ip(), operation, ResourceType::Topic);
-        tracing::debug!(%principal, ?operation, allowed, "authorized on some topic");
-        allowed
+        };
+        let outcome = decide(&authorizer, &principal);
+        Some((principal, outcome))
     }
 
     /// [`Context::allowed`] on the cluster resource.
