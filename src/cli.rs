@@ -1,5 +1,6 @@
-//! Command-line types (clap derive): `tidelog [serve|check-config] [flags]`.
-//! Parsing only; `main` turns the flags into `config::CliOverrides` and acts on the command.
+//! Command-line types (clap derive): `tidelog [serve|check-config] [flags]` and the admin
+//! commands `tidelog topic|group|cluster ...` (their arguments live in `tool`). Parsing only;
+//! `main` turns the flags into `config::CliOverrides` and acts on the command.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config;
+use crate::tool::ToolCommand;
 
 /// A Kafka-wire-compatible broker with a durable segmented log.
 ///
@@ -29,6 +31,9 @@ pub enum Command {
     Serve(ConfigArgs),
     /// Resolve and validate the config, print it as YAML on stdout and exit (non-zero if invalid).
     CheckConfig(ConfigArgs),
+    /// Admin commands, Kafka clients of a running cluster.
+    #[command(flatten)]
+    Tool(ToolCommand),
 }
 
 /// Flags shared by every command: where the config comes from and per-run overrides.
@@ -79,10 +84,11 @@ impl Cli {
 }
 
 impl Command {
-    /// The config flags of either command.
-    pub fn config_args(&self) -> &ConfigArgs {
+    /// The config flags of `serve` and `check-config`; the admin commands have none.
+    pub fn config_args(&self) -> Option<&ConfigArgs> {
         match self {
-            Command::Serve(args) | Command::CheckConfig(args) => args,
+            Command::Serve(args) | Command::CheckConfig(args) => Some(args),
+            Command::Tool(_) => None,
         }
     }
 }
@@ -155,7 +161,7 @@ mod tests {
             panic!("expected check-config, got {command:?}");
         };
         assert_eq!(args.config_path(), Some(Path::new("broker.yaml")));
-        let overrides = command.config_args().overrides();
+        let overrides = command.config_args().unwrap().overrides();
         assert_eq!(overrides.node_id, Some(3));
         assert_eq!(overrides.log_level.as_deref(), Some("debug"));
     }
@@ -181,7 +187,7 @@ mod tests {
             "3",
         ])
         .unwrap();
-        let overrides = command.config_args().overrides();
+        let overrides = command.config_args().unwrap().overrides();
         assert_eq!(
             overrides.cluster_listen,
             Some("10.0.0.1:9093".parse().unwrap())
@@ -202,5 +208,47 @@ mod tests {
     #[test]
     fn top_level_flags_conflict_with_a_subcommand() {
         assert!(parse(&["--node-id", "2", "serve"]).is_err());
+    }
+
+    #[test]
+    fn admin_commands_take_connection_flags_before_or_after_the_subcommand() {
+        use crate::tool::{Format, TopicCommand};
+        let command = parse(&[
+            "topic",
+            "--bootstrap",
+            "b:1",
+            "create",
+            "t",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=10",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Tool(ToolCommand::Topic(args)) = &command else {
+            panic!("expected topic, got {command:?}");
+        };
+        assert_eq!(args.connect.bootstrap.as_deref(), Some("b:1"));
+        assert_eq!(args.connect.format, Format::Json);
+        assert!(matches!(
+            &args.command,
+            TopicCommand::Create { name, partitions: Some(3), configs, .. }
+                if name == "t" && configs == &["retention.ms=10"]
+        ));
+        assert!(command.config_args().is_none());
+        assert!(
+            parse(&["group", "describe"]).is_err(),
+            "a group id is required"
+        );
+        assert!(
+            parse(&["cluster", "drain", "x"]).is_err(),
+            "a broker id is a number"
+        );
+        assert!(
+            parse(&["topic", "list", "--tls-cert", "c.pem"]).is_err(),
+            "cert needs key"
+        );
     }
 }

@@ -1,16 +1,25 @@
-//! The `tidelog` binary: parse the CLI, load the config, install telemetry, run the broker.
-//! Nothing else happens here; `app` is the composition root.
+//! The `tidelog` binary: parse the CLI, load the config, install telemetry, run the broker; or
+//! run an admin command (`tool`). Nothing else happens here; `app` is the composition root.
 
 use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use tidelog::cli::{Cli, Command};
-use tidelog::{app, config, telemetry};
+use tidelog::{app, config, telemetry, tool};
 
 fn main() -> anyhow::Result<()> {
     let command = Cli::parse().into_command();
-    let args = command.config_args();
+    let args = match &command {
+        Command::Serve(args) | Command::CheckConfig(args) => args,
+        Command::Tool(tool_command) => {
+            if let Err(error) = tool::run(tool_command) {
+                eprintln!("error: {error:#}");
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+    };
     let config =
         config::load(args.config_path(), &args.overrides()).context("loading the config")?;
     match command {
@@ -36,5 +45,6 @@ fn main() -> anyhow::Result<()> {
                 .context("building the tokio runtime")?;
             runtime.block_on(app::run(config))
         }
+        Command::Tool(_) => Ok(()),
     }
 }

@@ -116,6 +116,19 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         ],
     ),
     ("server", &["crate::storage", "crate::config"]),
+    // The admin commands reach the cluster only through kafka::client's plain types.
+    (
+        "tool",
+        &[
+            "kafka_protocol",
+            "crate::broker",
+            "crate::server",
+            "crate::storage",
+            "crate::replication",
+            "crate::cluster",
+            "crate::metadata",
+        ],
+    ),
     (
         "config",
         &["crate::broker", "crate::kafka", "crate::server"],

@@ -1,7 +1,9 @@
 //! Kafka wire protocol: sans-IO frame codec, ApiVersions table, dispatch, one handler per API and
-//! the broker-error -> error-code map. The only module naming `kafka_protocol`; opens no sockets.
+//! the broker-error -> error-code map. The only module naming `kafka_protocol`; the broker side
+//! opens no sockets (`client`, the admin CLI's blocking Kafka client, does).
 
 mod authz;
+pub(crate) mod client;
 mod codec;
 mod context;
 mod dispatch;

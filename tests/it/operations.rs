@@ -208,7 +208,7 @@ fn copy_deleted(broker: &Broker, dir: &Path, topic: &str, line: &str) {
 }
 
 /// Four brokers (node ids 1 to 4): three formed the cluster, the fourth joined it.
-fn form_four() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
+pub(crate) fn form_four() -> (Vec<Broker>, Vec<tempfile::TempDir>) {
     let (mut brokers, mut dirs) = form_three();
     let seed = crate::cluster::gossip_addr(&brokers[0]);
     dirs.push(tempfile::tempdir().expect("temp dir"));

@@ -1,0 +1,34 @@
+//! A blocking Kafka client of our own, for the `tidelog` admin commands: connections with
+//! correlation ids and ApiVersions, bootstrap and Metadata, routing to partition leaders and
+//! group coordinators, retries of retriable errors until a deadline, TLS. Its functions take and
+//! return plain types, so the command layer never names a kafka_protocol type.
+
+mod connection;
+mod error;
+mod groups;
+mod metadata;
+mod partitions;
+mod records;
+mod session;
+mod tls;
+mod topics;
+
+pub(crate) use groups::{
+    CommittedOffset, GroupDescription, commit_offsets, committed_offsets, delete_group,
+    describe_group, list_groups,
+};
+#[cfg(test)]
+pub(crate) use metadata::BrokerInfo;
+pub(crate) use metadata::{ClusterMetadata, PartitionInfo, TopicInfo, metadata};
+pub(crate) use partitions::{
+    ClusterBroker, OngoingReassignment, Reassignment, alter_reassignments, describe_cluster,
+    list_reassignments, unregister_broker,
+};
+pub(crate) use records::{
+    InRecord, OffsetSpec, OutRecord, fetch, list_offset, partition_for_key, produce,
+};
+pub(crate) use session::{Client, ClientSettings};
+pub(crate) use tls::TlsFiles;
+pub(crate) use topics::{
+    ConfigEntry, NewTopic, alter_topic_configs, create_topic, delete_topic, topic_configs,
+};

@@ -1,0 +1,39 @@
+//! The admin commands (`tidelog topic|group|cluster ...`): a Kafka client of a running cluster
+//! (crate::kafka::client) driven by clap arguments, printing tables or JSON. Names no
+//! kafka_protocol type.
+
+mod args;
+mod cluster;
+mod connect;
+mod group;
+mod output;
+mod records;
+mod topic;
+
+pub use args::{
+    ClusterArgs, ClusterCommand, ConnectArgs, Format, GroupArgs, GroupCommand, ToolCommand,
+    TopicArgs, TopicCommand,
+};
+
+/// Runs one admin command; the error names the Kafka error and what to do.
+pub fn run(command: &ToolCommand) -> anyhow::Result<()> {
+    match command {
+        ToolCommand::Topic(args) => {
+            let mut client = connect::connect(&args.connect)?;
+            match &args.command {
+                TopicCommand::Produce { .. } | TopicCommand::Consume { .. } => {
+                    records::run(&mut client, args.connect.format, &args.command)
+                }
+                other => topic::run(&mut client, args.connect.format, other),
+            }
+        }
+        ToolCommand::Group(args) => {
+            let mut client = connect::connect(&args.connect)?;
+            group::run(&mut client, args.connect.format, &args.command)
+        }
+        ToolCommand::Cluster(args) => {
+            let mut client = connect::connect(&args.connect)?;
+            cluster::run(&mut client, args.connect.format, &args.command)
+        }
+    }
+}
