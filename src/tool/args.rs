@@ -17,6 +17,8 @@ pub enum ToolCommand {
     Group(GroupArgs),
     /// Cluster status, partition placement, reassignment, draining a broker.
     Cluster(ClusterArgs),
+    /// Create, list, delete SCRAM users (their credentials).
+    User(UserArgs),
 }
 
 /// How to reach the cluster and print answers; given before or after the subcommand.
@@ -245,4 +247,56 @@ pub enum ClusterCommand {
     },
     /// Remove a stopped, drained broker from the cluster.
     Unregister { broker: i32 },
+}
+
+/// `tidelog user ...`
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+/// A SCRAM mechanism.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Mechanism {
+    #[default]
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+/// User subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Create a user's SCRAM credential, or replace it (a new password).
+    Create {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Mechanism::ScramSha256)]
+        mechanism: Mechanism,
+        /// The password (visible to other local users in the process list; see
+        /// --password-stdin).
+        #[arg(
+            long,
+            conflicts_with = "password_stdin",
+            required_unless_present = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// PBKDF2 iterations (Kafka accepts 4096 to 16384).
+        #[arg(long, default_value_t = 4096)]
+        iterations: u32,
+    },
+    /// Delete a user's SCRAM credential.
+    Delete {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Mechanism::ScramSha256)]
+        mechanism: Mechanism,
+    },
+    /// List users and their SCRAM mechanisms.
+    List,
 }

@@ -9,10 +9,11 @@ mod group;
 mod output;
 mod records;
 mod topic;
+mod user;
 
 pub use args::{
-    ClusterArgs, ClusterCommand, ConnectArgs, Format, GroupArgs, GroupCommand, ToolCommand,
-    TopicArgs, TopicCommand,
+    ClusterArgs, ClusterCommand, ConnectArgs, Format, GroupArgs, GroupCommand, Mechanism,
+    ToolCommand, TopicArgs, TopicCommand, UserArgs, UserCommand,
 };
 
 /// Runs one admin command; the error names the Kafka error and what to do.
@@ -34,6 +35,10 @@ pub fn run(command: &ToolCommand) -> anyhow::Result<()> {
         ToolCommand::Cluster(args) => {
             let mut client = connect::connect(&args.connect)?;
             cluster::run(&mut client, args.connect.format, &args.command)
+        }
+        ToolCommand::User(args) => {
+            let mut client = connect::connect(&args.connect)?;
+            user::run(&mut client, args.connect.format, &args.command)
         }
     }
 }

@@ -598,3 +598,172 @@ fn cluster_commands_reassign_drain_and_unregister_a_broker() {
     let still = consume(&["moving", "--bootstrap", b]);
     assert_eq!(still.len(), 50);
 }
+
+#[test]
+fn commands_reach_an_mtls_listener_with_flags_or_a_properties_file() {
+    use rcgen::DnType;
+
+    use crate::tls::{Ca, Files, ssl_env, start, write};
+
+    let ca = Ca::new("Tidelog CLI test CA");
+    let (files, _) = Files::new(&ca, "broker");
+    let (cert, key, _) = ca.sign(&[(DnType::CommonName, "admin")], &[]);
+    let cert = write(files.dir.path(), "admin.pem", &cert);
+    let key = write(files.dir.path(), "admin.key", &key);
+    let data = tempfile::tempdir().expect("temp dir");
+    let broker = start(data.path(), &ssl_env(&files, "required"));
+    let ssl = broker.listener_addr("ssl").to_string();
+    let (ca_path, cert_path, key_path) = (
+        files.ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+
+    let tls = [
+        "--bootstrap",
+        ssl.as_str(),
+        "--tls-ca",
+        &ca_path,
+        "--tls-cert",
+        &cert_path,
+        "--tls-key",
+        &key_path,
+    ];
+    let mut create = vec!["topic", "create", "secure", "-p", "1"];
+    create.extend(tls);
+    ok(&create, "");
+    let mut produce = vec!["topic", "produce", "secure"];
+    produce.extend(tls);
+    ok(&produce, "over tls\n");
+
+    let properties = write(
+        files.dir.path(),
+        "client.properties",
+        &format!(
+            "bootstrap.servers={ssl}\nsecurity.protocol=SSL\nssl.ca.location={ca_path}\n\
+             ssl.certificate.location={cert_path}\nssl.key.location={key_path}\n"
+        ),
+    );
+    let properties = properties.display().to_string();
+    let read = consume(&["secure", "--command-config", &properties]);
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0]["value"], "over tls");
+
+    // No client certificate: the listener refuses the handshake, the command fails.
+    let refused = fails(&[
+        "topic",
+        "list",
+        "--bootstrap",
+        &ssl,
+        "--tls-ca",
+        &ca_path,
+        "--timeout-ms",
+        "2000",
+    ]);
+    assert!(refused.contains(&ssl), "{refused}");
+    // Plaintext to the TLS listener fails too, rather than hanging.
+    let plaintext = fails(&["topic", "list", "--bootstrap", &ssl, "--timeout-ms", "2000"]);
+    assert!(plaintext.contains(&ssl), "{plaintext}");
+}
+
+#[test]
+fn users_created_by_the_cli_authenticate_with_scram() {
+    let (data, secrets) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let broker = crate::sasl::start(data.path(), secrets.path(), &[]);
+    let b = broker.bootstrap();
+    let b = b.as_str();
+    ok(
+        &[
+            "user",
+            "create",
+            "alice",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--password-stdin",
+            "--bootstrap",
+            b,
+        ],
+        "wonderland\n",
+    );
+    ok(
+        &[
+            "user",
+            "create",
+            "alice",
+            "--password",
+            "wonderland",
+            "--iterations",
+            "8192",
+            "--bootstrap",
+            b,
+        ],
+        "",
+    );
+    let users = json(&["user", "list", "--bootstrap", b]);
+    let alice = users
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["user"] == "alice"))
+        .unwrap_or_else(|| panic!("{users}"));
+    assert_eq!(
+        alice["credentials"],
+        serde_json::json!([["SCRAM-SHA-256", 8192], ["SCRAM-SHA-512", 4096]]),
+        "{users}"
+    );
+    assert!(
+        users
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["user"] == "admin")),
+        "{users}"
+    );
+
+    let sasl = broker.listener_addr("sasl").to_string();
+    let authenticates = |mechanism: &str, password: &str, timeout: Duration| {
+        let consumer: BaseConsumer = crate::sasl::sasl_config(&sasl, mechanism, "alice", password)
+            .create()
+            .expect("consumer");
+        consumer.fetch_metadata(None, timeout).is_ok()
+    };
+    assert!(authenticates("SCRAM-SHA-256", "wonderland", DEADLINE));
+    assert!(authenticates("SCRAM-SHA-512", "wonderland", DEADLINE));
+    assert!(!authenticates(
+        "SCRAM-SHA-256",
+        "looking-glass",
+        Duration::from_secs(3)
+    ));
+
+    ok(
+        &[
+            "user",
+            "delete",
+            "alice",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--bootstrap",
+            b,
+        ],
+        "",
+    );
+    assert!(!authenticates(
+        "SCRAM-SHA-512",
+        "wonderland",
+        Duration::from_secs(3)
+    ));
+    assert!(authenticates("SCRAM-SHA-256", "wonderland", DEADLINE));
+    let few = fails(&[
+        "user",
+        "create",
+        "bob",
+        "--password",
+        "x",
+        "--iterations",
+        "100",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(few.contains("user bob: UNACCEPTABLE_CREDENTIAL"), "{few}");
+    let missing = fails(&["user", "delete", "carol", "--bootstrap", b]);
+    assert!(missing.contains("RESOURCE_NOT_FOUND"), "{missing}");
+}

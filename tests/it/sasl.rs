@@ -27,7 +27,7 @@ const SASL_AUTHENTICATION_FAILED: i16 = 58;
 const ILLEGAL_SASL_STATE: i16 = 34;
 
 /// A broker with a SASL_PLAINTEXT listener `sasl` and bootstrap user `admin`.
-fn start(data: &Path, secrets: &Path, extra: &[(&str, &str)]) -> Broker {
+pub(crate) fn start(data: &Path, secrets: &Path, extra: &[(&str, &str)]) -> Broker {
     let password_file = secrets.join("admin-password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("test setup");
     let users = format!("admin:{}", password_file.display());
@@ -49,7 +49,12 @@ fn start(data: &Path, secrets: &Path, extra: &[(&str, &str)]) -> Broker {
     broker
 }
 
-fn sasl_config(bootstrap: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
+pub(crate) fn sasl_config(
+    bootstrap: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)

@@ -19,14 +19,14 @@ use crate::harness::{self, Broker, CLIENT_DEADLINE, PROCESS_DEADLINE};
 use crate::kcat::kcat;
 
 /// A test CA that signs server and client certificates.
-struct Ca {
+pub(crate) struct Ca {
     params: CertificateParams,
     key: KeyPair,
     pem: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub(crate) fn new(name: &str) -> Ca {
         let key = KeyPair::generate().expect("test setup");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("test setup");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -43,7 +43,11 @@ impl Ca {
 
     /// A certificate for `subject` (CN then OU, as `(type, value)` in DER order) with `sans`;
     /// returns (certificate PEM, key PEM, certificate DER).
-    fn sign(&self, subject: &[(DnType, &str)], sans: &[&str]) -> (String, String, Vec<u8>) {
+    pub(crate) fn sign(
+        &self,
+        subject: &[(DnType, &str)],
+        sans: &[&str],
+    ) -> (String, String, Vec<u8>) {
         let key = KeyPair::generate().expect("test setup");
         let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
         let mut params = CertificateParams::new(sans).expect("test setup");
@@ -58,15 +62,15 @@ impl Ca {
 }
 
 /// PEM files of one test setup: the CA, the broker's certificate and key.
-struct Files {
-    dir: TempDir,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Files {
+    pub(crate) dir: TempDir,
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl Files {
-    fn new(ca: &Ca, server_cn: &str) -> (Files, Vec<u8>) {
+    pub(crate) fn new(ca: &Ca, server_cn: &str) -> (Files, Vec<u8>) {
         let dir = TempDir::new().expect("test setup");
         let (cert, key, der) = ca.sign(
             &[(DnType::CommonName, server_cn)],
@@ -86,14 +90,14 @@ impl Files {
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("test setup");
     path
 }
 
 /// The broker's environment for a second listener `ssl` on a fresh port, with `client_auth`.
-fn ssl_env(files: &Files, client_auth: &str) -> Vec<(String, String)> {
+pub(crate) fn ssl_env(files: &Files, client_auth: &str) -> Vec<(String, String)> {
     [
         ("TIDELOG_LISTENERS__SSL__BIND", "127.0.0.1:0".to_owned()),
         (
@@ -112,7 +116,7 @@ fn ssl_env(files: &Files, client_auth: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-fn start(data: &Path, env: &[(String, String)]) -> Broker {
+pub(crate) fn start(data: &Path, env: &[(String, String)]) -> Broker {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Broker::start_with_env(data, &env)
 }

@@ -12,6 +12,7 @@ mod records;
 mod session;
 mod tls;
 mod topics;
+mod users;
 
 pub(crate) use groups::{
     CommittedOffset, GroupDescription, commit_offsets, committed_offsets, delete_group,
@@ -32,3 +33,4 @@ pub(crate) use tls::TlsFiles;
 pub(crate) use topics::{
     ConfigEntry, NewTopic, alter_topic_configs, create_topic, delete_topic, topic_configs,
 };
+pub(crate) use users::{ScramMechanism, delete_user, list_users, upsert_user};
