@@ -40,8 +40,20 @@ pub struct ConnectArgs {
     /// Client private key (PEM).
     #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Kafka client properties file: bootstrap.servers, security.protocol (PLAINTEXT, SSL),
-    /// ssl.ca.location, ssl.certificate.location, ssl.key.location; flags win over it.
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (a SASL_PLAINTEXT listener; with
+    /// --tls-ca, SASL_SSL).
+    #[arg(long, global = true, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[arg(long, global = true, value_name = "USER")]
+    pub sasl_username: Option<String>,
+    /// SASL password (visible to other local users in the process list; prefer
+    /// --command-config with sasl.password).
+    #[arg(long, global = true, value_name = "PASSWORD")]
+    pub sasl_password: Option<String>,
+    /// Kafka client properties file: bootstrap.servers, security.protocol (PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL), ssl.ca.location, ssl.certificate.location, ssl.key.location,
+    /// sasl.mechanism, sasl.username, sasl.password; flags win over it.
     #[arg(long, global = true, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     /// How long one operation, with its retries, may take.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::args::ConnectArgs;
-use crate::kafka::client::{Client, ClientSettings, TlsFiles};
+use crate::kafka::client::{Client, ClientSettings, SaslSettings, TlsFiles};
 
 /// Used without --bootstrap or bootstrap.servers.
 pub(crate) const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -42,12 +42,13 @@ fn settings(args: &ConnectArgs) -> anyhow::Result<ClientSettings> {
     let protocol = properties
         .get("security.protocol")
         .map_or("PLAINTEXT", String::as_str);
-    let tls_by_properties = match protocol.to_ascii_uppercase().as_str() {
-        "PLAINTEXT" => false,
-        "SSL" => true,
+    let (tls_by_properties, sasl_by_properties) = match protocol.to_ascii_uppercase().as_str() {
+        "PLAINTEXT" => (false, false),
+        "SSL" => (true, false),
+        "SASL_PLAINTEXT" => (false, true),
+        "SASL_SSL" => (true, true),
         other => bail!(
-            "security.protocol {other} is not supported by this client (PLAINTEXT or SSL; SASL \
-             is not built yet)"
+            "security.protocol {other} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
         ),
     };
     let files = TlsFiles {
@@ -66,9 +67,38 @@ fn settings(args: &ConnectArgs) -> anyhow::Result<ClientSettings> {
     };
     let tls =
         (tls_by_properties || args.tls_ca.is_some() || args.tls_cert.is_some()).then_some(files);
+    let property = |keys: &[&str]| keys.iter().find_map(|k| properties.get(*k).cloned());
+    let sasl_flags = args.sasl_mechanism.is_some()
+        || args.sasl_username.is_some()
+        || args.sasl_password.is_some();
+    let sasl = if sasl_by_properties || sasl_flags {
+        let mechanism = args
+            .sasl_mechanism
+            .clone()
+            .or_else(|| property(&["sasl.mechanism", "sasl.mechanisms"]))
+            .context("SASL needs --sasl-mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")?;
+        let username = args
+            .sasl_username
+            .clone()
+            .or_else(|| property(&["sasl.username"]))
+            .context("SASL needs --sasl-username")?;
+        let password = args
+            .sasl_password
+            .clone()
+            .or_else(|| property(&["sasl.password"]))
+            .context("SASL needs --sasl-password or sasl.password in --command-config")?;
+        Some(SaslSettings {
+            mechanism: mechanism.to_ascii_uppercase(),
+            username,
+            password,
+        })
+    } else {
+        None
+    };
     Ok(ClientSettings {
         bootstrap,
         tls,
+        sasl,
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
     })
 }
@@ -154,11 +184,31 @@ mod tests {
         assert_eq!(plain.bootstrap, [DEFAULT_BOOTSTRAP]);
         assert!(plain.tls.is_none());
 
-        std::fs::write(&file, "security.protocol=SASL_SSL\n").unwrap();
+        std::fs::write(
+            &file,
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=u\nsasl.password=p\nssl.ca.location=ca.pem\n",
+        )
+        .unwrap();
         let sasl = ConnectArgs {
-            command_config: Some(file),
+            command_config: Some(file.clone()),
             ..ConnectArgs::default()
         };
+        let sasl_ssl = settings(&sasl).unwrap();
+        assert!(sasl_ssl.tls.is_some());
+        let credentials = sasl_ssl.sasl.unwrap();
+        assert_eq!(
+            (
+                credentials.mechanism.as_str(),
+                credentials.username.as_str()
+            ),
+            ("SCRAM-SHA-512", "u")
+        );
+        let no_user = ConnectArgs {
+            sasl_mechanism: Some("PLAIN".to_owned()),
+            ..ConnectArgs::default()
+        };
+        assert!(settings(&no_user).is_err());
+        std::fs::write(&file, "security.protocol=KERBEROS\n").unwrap();
         assert!(settings(&sasl).is_err());
     }
 }

@@ -7,15 +7,15 @@ use anyhow::{Context as _, bail};
 
 use super::args::{Format, Mechanism, UserCommand};
 use super::output::{Table, print, print_json, show};
-use crate::kafka::client::{self, Client, ScramMechanism};
+use crate::kafka::client::{self, Client, ScramHash};
 
 /// Longest password read from stdin.
 const PASSWORD_BYTES_MAX: usize = 1024;
 
-fn mechanism(m: Mechanism) -> ScramMechanism {
+fn mechanism(m: Mechanism) -> ScramHash {
     match m {
-        Mechanism::ScramSha256 => ScramMechanism::Sha256,
-        Mechanism::ScramSha512 => ScramMechanism::Sha512,
+        Mechanism::ScramSha256 => ScramHash::Sha256,
+        Mechanism::ScramSha512 => ScramHash::Sha512,
     }
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn run(
                 let mechanisms: Vec<String> = u
                     .credentials
                     .iter()
-                    .map(|(m, iterations)| format!("{} ({iterations} iterations)", m.name()))
+                    .map(|(m, iterations)| format!("{m} ({iterations} iterations)"))
                     .collect();
                 table.row(vec![u.user.clone(), mechanisms.join(", ")]);
             }
@@ -60,10 +60,11 @@ pub(crate) fn run(
     }
 }
 
-fn confirm(format: Format, verb: &str, name: &str, m: ScramMechanism) -> anyhow::Result<()> {
+fn confirm(format: Format, verb: &str, name: &str, hash: ScramHash) -> anyhow::Result<()> {
+    let m = client::mechanism_name(hash);
     match format {
-        Format::Table => print(&format!("{verb} {} credential of user {name}\n", m.name())),
-        Format::Json => print_json(&serde_json::json!({ verb: name, "mechanism": m.name() })),
+        Format::Table => print(&format!("{verb} {m} credential of user {name}\n")),
+        Format::Json => print_json(&serde_json::json!({ verb: name, "mechanism": m })),
     }
 }
 

@@ -767,3 +767,81 @@ fn users_created_by_the_cli_authenticate_with_scram() {
     let missing = fails(&["user", "delete", "carol", "--bootstrap", b]);
     assert!(missing.contains("RESOURCE_NOT_FOUND"), "{missing}");
 }
+
+#[test]
+fn commands_authenticate_with_sasl_plain_and_scram() {
+    let (data, secrets) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let broker = crate::sasl::start(data.path(), secrets.path(), &[]);
+    let sasl = broker.listener_addr("sasl").to_string();
+    let password = crate::sasl::PASSWORD;
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let topic = format!("over-{}", mechanism.to_ascii_lowercase());
+        ok(
+            &[
+                "topic",
+                "create",
+                &topic,
+                "--bootstrap",
+                &sasl,
+                "--sasl-mechanism",
+                mechanism,
+                "--sasl-username",
+                "admin",
+                "--sasl-password",
+                password,
+            ],
+            "",
+        );
+    }
+    let properties = secrets.path().join("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "bootstrap.servers={sasl}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.username=admin\nsasl.password={password}\n"
+        ),
+    )
+    .expect("write properties");
+    let properties = properties.display().to_string();
+    let listed = json(&["topic", "list", "--command-config", &properties]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("topics")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["over-plain", "over-scram-sha-256", "over-scram-sha-512"]
+    );
+
+    let wrong = fails(&[
+        "topic",
+        "list",
+        "--bootstrap",
+        &sasl,
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+        "--sasl-username",
+        "admin",
+        "--sasl-password",
+        "not-it",
+    ]);
+    assert!(wrong.contains("SASL_AUTHENTICATION_FAILED"), "{wrong}");
+    let unsupported = fails(&[
+        "topic",
+        "list",
+        "--bootstrap",
+        &sasl,
+        "--sasl-mechanism",
+        "GSSAPI",
+        "--sasl-username",
+        "admin",
+        "--sasl-password",
+        "x",
+    ]);
+    assert!(unsupported.contains("GSSAPI"), "{unsupported}");
+}

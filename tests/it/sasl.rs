@@ -22,7 +22,7 @@ use crate::harness::{self, Broker, CLIENT_DEADLINE};
 use crate::kcat::kcat;
 use crate::raw::RawConn;
 
-const PASSWORD: &str = "s3cret-admin";
+pub(crate) const PASSWORD: &str = "s3cret-admin";
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 const ILLEGAL_SASL_STATE: i16 = 34;
 

@@ -82,7 +82,7 @@ impl ScramCredential {
 }
 
 /// PBKDF2-HMAC of `password` (RFC 5802's `Hi`).
-pub(super) fn salted_password(
+pub(crate) fn salted_password(
     hash: ScramHash,
     password: &[u8],
     salt: &[u8],

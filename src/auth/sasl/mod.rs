@@ -1,15 +1,20 @@
 //! SASL mechanisms of the broker (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) as pure state machines:
 //! a server exchange takes the client's tokens one at a time (`step`) and looks credentials up
-//! through [`Credentials`]; no sockets, no Kafka types, no clock.
+//! through [`Credentials`]; the client side (`client.rs`) serves the admin CLI; no sockets, no
+//! Kafka types, no clock.
 #![deny(clippy::indexing_slicing)]
 
+mod client;
 mod credential;
 mod plain;
 mod scram;
 
 use std::fmt;
 
-pub(crate) use credential::{ITERATIONS_MAX, ITERATIONS_MIN, ScramCredential, Secret};
+pub(crate) use client::{ScramClient, plain_token};
+pub(crate) use credential::{
+    ITERATIONS_MAX, ITERATIONS_MIN, ScramCredential, Secret, salted_password,
+};
 pub(crate) use plain::PlainServer;
 pub(crate) use scram::ScramServer;
 

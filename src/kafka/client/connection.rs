@@ -12,6 +12,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use super::error::ClientError;
+use super::sasl::{self, SaslSettings};
 use super::tls::TlsConnector;
 
 /// Largest response frame this client reads (a fetch answer is bounded well below this).
@@ -43,10 +44,12 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to `address` (HOST:PORT), over TLS when `tls` is given, and asks ApiVersions.
+    /// Connects to `address` (HOST:PORT), over TLS when `tls` is given, asks ApiVersions and
+    /// authenticates with SASL when `sasl` is given.
     pub(crate) fn open(
         address: &str,
         tls: Option<&TlsConnector>,
+        sasl: Option<&SaslSettings>,
         timeout: Duration,
     ) -> Result<Connection, ClientError> {
         let what = || format!("connecting to {address}");
@@ -83,6 +86,9 @@ impl Connection {
             versions: HashMap::new(),
         };
         connection.negotiate()?;
+        if let Some(sasl) = sasl {
+            sasl::authenticate(&mut connection, sasl)?;
+        }
         Ok(connection)
     }
 

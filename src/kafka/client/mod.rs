@@ -9,11 +9,13 @@ mod groups;
 mod metadata;
 mod partitions;
 mod records;
+mod sasl;
 mod session;
 mod tls;
 mod topics;
 mod users;
 
+pub(crate) use crate::auth::sasl::ScramHash;
 pub(crate) use groups::{
     CommittedOffset, GroupDescription, commit_offsets, committed_offsets, delete_group,
     describe_group, list_groups,
@@ -28,9 +30,10 @@ pub(crate) use partitions::{
 pub(crate) use records::{
     InRecord, OffsetSpec, OutRecord, fetch, list_offset, partition_for_key, produce,
 };
+pub(crate) use sasl::SaslSettings;
 pub(crate) use session::{Client, ClientSettings};
 pub(crate) use tls::TlsFiles;
 pub(crate) use topics::{
     ConfigEntry, NewTopic, alter_topic_configs, create_topic, delete_topic, topic_configs,
 };
-pub(crate) use users::{ScramMechanism, delete_user, list_users, upsert_user};
+pub(crate) use users::{delete_user, list_users, mechanism_name, upsert_user};

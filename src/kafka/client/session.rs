@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::connection::Connection;
 use super::error::ClientError;
+use super::sasl::SaslSettings;
 use super::tls::{TlsConnector, TlsFiles};
 
 /// Metadata v12: topic ids and names, no deprecated cluster-authorized-operations field.
@@ -30,8 +31,10 @@ const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub(crate) struct ClientSettings {
     /// HOST:PORT of one or more brokers.
     pub(crate) bootstrap: Vec<String>,
-    /// TLS files, for an `SSL` listener.
+    /// TLS files, for an `SSL` or `SASL_SSL` listener.
     pub(crate) tls: Option<TlsFiles>,
+    /// SASL credentials, for a `SASL_PLAINTEXT` or `SASL_SSL` listener.
+    pub(crate) sasl: Option<SaslSettings>,
     /// How long one operation (with its retries) may take.
     pub(crate) timeout: Duration,
 }
@@ -216,7 +219,12 @@ impl Client {
             if self.connections.contains_key(&address) {
                 return Ok(address);
             }
-            match Connection::open(&address, self.tls.as_ref(), self.settings.timeout) {
+            match Connection::open(
+                &address,
+                self.tls.as_ref(),
+                self.settings.sasl.as_ref(),
+                self.settings.timeout,
+            ) {
                 Ok(connection) => {
                     self.connections.insert(address.clone(), connection);
                     return Ok(address);
