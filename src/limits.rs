@@ -129,6 +129,10 @@ pub const USERS_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const SCRAM_USERS_MAX: usize = 100_000;
 /// Most ACLs a broker stores.
 pub const ACLS_MAX: usize = 100_000;
+/// Most client-quota entities a broker stores.
+pub const QUOTA_ENTITIES_MAX: usize = 100_000;
+/// Most quota meters (one per metered user and client id) a broker keeps.
+pub const QUOTA_METERS_MAX: usize = 100_000;
 /// Largest producer-state snapshot file read back (about 200 bytes per producer id).
 pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Largest aborted-transaction index file read back: at most one 34-byte entry per batch of

@@ -15,6 +15,7 @@ mod partition;
 mod peer_service;
 mod produce;
 mod producer_ids;
+mod quotas;
 mod read;
 mod reassignment;
 mod replicas;
@@ -52,6 +53,7 @@ pub(crate) use group::{
     Protocol, TopicPartition, TxnCommit,
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
+pub(crate) use quotas::{CLIENT_ID, CONSUMER_BYTE_RATE, Metered, PRODUCER_BYTE_RATE, USER};
 pub(crate) use read::{FetchedPartition, Isolation, ListedOffset, OffsetSpec, PartitionDirInfo};
 pub(crate) use settings::{BrokerSettings, Endpoint};
 pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
@@ -142,10 +144,12 @@ pub(crate) struct Broker {
     users: users::LocalUsers,
     /// ACLs (standalone: of the data dir; cluster mode: a snapshot of the controller's).
     acls: acls::Acls,
+    /// Client quotas (standalone configs) and this broker's quota meters.
+    quotas: quotas::Quotas,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -184,6 +188,7 @@ impl Broker {
         let producer_ids = producer_ids::ProducerIds::open(&settings.data_dir)?;
         let users = users::LocalUsers::open(&settings.data_dir)?;
         let acls = acls::Acls::open(&settings.data_dir)?;
+        let quotas = quotas::Quotas::open(&settings.data_dir)?;
         let broker = Arc::new(Broker {
             settings,
             fs,
@@ -197,6 +202,7 @@ impl Broker {
             transactions: txn::Coordinator::default(),
             users,
             acls,
+            quotas,
         });
         {
             let catalog = broker.catalog();

@@ -1,4 +1,4 @@
-//! Authorization of requests (when `authorization.enabled`): the connection's principal and
+//! Authorization of requests (and, beside it, metering a client's quota) (when `authorization.enabled`): the connection's principal and
 //! host against the broker's ACLs, with one log line per decision (denials at info, the rest at
 //! debug). Handlers ask per resource, as Kafka's `KafkaApis` does, and answer a denial with
 //! the matching *_AUTHORIZATION_FAILED code.
@@ -99,6 +99,20 @@ impl Context {
     /// [`Context::allowed`] on a transactional id.
     pub(crate) fn allowed_on_transactional_id(&self, operation: Operation, id: &str) -> bool {
         self.allowed(operation, ResourceType::TransactionalId, id)
+    }
+
+    /// Meters `amount` against this client's quota (by principal name and client id); returns
+    /// the throttle time in ms.
+    pub(crate) fn meter_quota(&self, metered: crate::broker::Metered, amount: usize) -> u64 {
+        let principal = self.principal().to_string();
+        let user = principal.strip_prefix("User:").unwrap_or(&principal);
+        self.broker.meter_quota(
+            user,
+            &self.client_id,
+            metered,
+            amount,
+            crate::broker::now_ms(),
+        )
     }
 
     /// Whether authorization is on (some answers differ: Metadata leaves topics out).

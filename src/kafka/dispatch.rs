@@ -105,8 +105,12 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
         version,
         correlation_id: header.correlation_id,
     };
-    if matches!(api, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat) {
-        // Member ids and DescribeGroups carry the client id of the join.
+    if matches!(
+        api,
+        ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat | ApiKey::Produce | ApiKey::Fetch
+    ) {
+        // Member ids and DescribeGroups carry the client id of the join; quotas meter produce
+        // and fetch by client id.
         let ctx = ctx.for_client(header.client_id.as_deref().unwrap_or(""));
         return route(&ctx, call, body).instrument(span).await;
     }
@@ -151,14 +155,15 @@ macro_rules! deferred {
 
 async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched, DispatchError> {
     use handlers::{
-        add_offsets_to_txn, add_partitions_to_txn, alter_configs, alter_partition_reassignments,
-        alter_user_scram_credentials, api_versions, consumer_group_describe,
-        consumer_group_heartbeat, create_acls, create_partitions, create_topics, delete_acls,
-        delete_groups, delete_records, delete_topics, describe_acls, describe_cluster,
-        describe_configs, describe_groups, describe_log_dirs, describe_producers,
-        describe_transactions, describe_user_scram_credentials, elect_leaders, end_txn, fetch,
-        find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
-        leave_group, list_groups, list_offsets, list_offsets_v0, list_partition_reassignments,
+        add_offsets_to_txn, add_partitions_to_txn, alter_client_quotas, alter_configs,
+        alter_partition_reassignments, alter_user_scram_credentials, api_versions,
+        consumer_group_describe, consumer_group_heartbeat, create_acls, create_partitions,
+        create_topics, delete_acls, delete_groups, delete_records, delete_topics, describe_acls,
+        describe_client_quotas, describe_cluster, describe_configs, describe_groups,
+        describe_log_dirs, describe_producers, describe_transactions,
+        describe_user_scram_credentials, elect_leaders, end_txn, fetch, find_coordinator,
+        heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group,
+        list_groups, list_offsets, list_offsets_v0, list_partition_reassignments,
         list_transactions, metadata, offset_commit, offset_delete, offset_fetch,
         offset_for_leader_epoch, produce, sync_group, txn_offset_commit, unregister_broker,
     };
@@ -258,6 +263,10 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
             respond_then(call.encode(&response), after)
         }
         ApiKey::DescribeAcls => inline!(ctx, call, body, describe_acls::handle),
+        ApiKey::DescribeClientQuotas => {
+            inline!(ctx, call, body, describe_client_quotas::handle)
+        }
+        ApiKey::AlterClientQuotas => inline!(ctx, call, body, alter_client_quotas::handle),
         ApiKey::CreateAcls => inline!(ctx, call, body, create_acls::handle),
         ApiKey::DeleteAcls => inline!(ctx, call, body, delete_acls::handle),
         ApiKey::DescribeUserScramCredentials => {

@@ -74,6 +74,8 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::AlterPartitionReassignments, 0, 0),
     served(ApiKey::ListPartitionReassignments, 0, 0),
     served(ApiKey::OffsetDelete, 0, 0),
+    served(ApiKey::DescribeClientQuotas, 0, 1),
+    served(ApiKey::AlterClientQuotas, 0, 1),
     served(ApiKey::DescribeUserScramCredentials, 0, 0),
     served(ApiKey::AlterUserScramCredentials, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),

@@ -101,6 +101,21 @@ impl State {
                 }
                 Ok(Outcome::Done)
             }
+            Command::AlterClientQuota {
+                entity,
+                set,
+                remove,
+            } => {
+                let values = self.quotas.entry(entity.clone()).or_default();
+                values.extend(set.iter().cloned());
+                for key in remove {
+                    values.remove(key);
+                }
+                if values.is_empty() {
+                    self.quotas.remove(entity);
+                }
+                Ok(Outcome::Done)
+            }
         }
     }
 

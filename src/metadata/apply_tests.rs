@@ -381,6 +381,42 @@ fn a_broker_with_replicas_cannot_be_unregistered() {
 fn state_round_trips_through_a_snapshot_encoding() {
     let mut state = cluster(3);
     state.apply(&create("t", 1, 3, 2)).unwrap();
+    // Users, ACLs and quotas too (a quota entity is a list: JSON keys must be strings).
+    state
+        .apply(&Command::SetScramCredential {
+            user: "alice".into(),
+            mechanism: 1,
+            credential: crate::metadata::ScramCredentialMeta {
+                salt: vec![1],
+                iterations: 4096,
+                stored_key: vec![2],
+                server_key: vec![3],
+            },
+        })
+        .unwrap();
+    state
+        .apply(&Command::CreateAcls {
+            acls: vec![crate::metadata::AclMeta {
+                resource_type: 2,
+                resource_name: "t".into(),
+                pattern_type: 3,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: 3,
+                permission: 3,
+            }],
+        })
+        .unwrap();
+    state
+        .apply(&Command::AlterClientQuota {
+            entity: vec![
+                ("user".into(), Some("alice".into())),
+                ("client-id".into(), None),
+            ],
+            set: vec![("producer_byte_rate".into(), 1024f64.to_bits())],
+            remove: Vec::new(),
+        })
+        .unwrap();
     let json = serde_json::to_vec(&state).unwrap();
     let back: State = serde_json::from_slice(&json).unwrap();
     assert_eq!(back, state);

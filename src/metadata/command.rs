@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AclMeta, BrokerRegistration, ScramCredentialMeta, TopicId};
+use super::model::{AclMeta, BrokerRegistration, QuotaEntity, ScramCredentialMeta, TopicId};
 
 /// One change to the metadata state, proposed by any broker and applied by all in log order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +111,12 @@ pub(crate) enum Command {
     /// Removes these ACLs (the proposer resolved its filters; absent ones are skipped).
     DeleteAcls {
         acls: Vec<AclMeta>,
+    },
+    /// Sets and removes quota values (`f64` bits) of one entity (validated by the proposer).
+    AlterClientQuota {
+        entity: QuotaEntity,
+        set: Vec<(String, u64)>,
+        remove: Vec<String>,
     },
 }
 

@@ -1,5 +1,5 @@
 //! Cluster metadata: the state every broker agrees on (brokers, topics, partition placement,
-//! configs, producer-id blocks, users' SCRAM credentials, ACLs) and the commands that change it.
+//! configs, producer-id blocks, users' SCRAM credentials, ACLs, client quotas) and the commands that change it.
 //!
 //! The state is changed only by [`State::apply`], a pure and deterministic function of the
 //! state and one command: the controller's raft log orders commands and every broker applies
@@ -18,5 +18,7 @@ mod apply_tests;
 mod reassignment_tests;
 
 pub(crate) use command::{Command, Outcome, Rejection};
-pub(crate) use model::{AclMeta, PartitionMeta, ScramCredentialMeta, State};
+pub(crate) use model::{
+    AclMeta, PartitionMeta, QuotaEntity, QuotaTable, ScramCredentialMeta, State, quota_pairs,
+};
 pub(crate) use model::{BrokerRegistration, Endpoint};

@@ -1,5 +1,5 @@
 //! The replicated metadata state: registered brokers, topics with their partitions, the next
-//! free producer id, users' SCRAM credentials and ACLs. Plain data, serializable for raft snapshots.
+//! free producer id, users' SCRAM credentials, ACLs and client quotas. Plain data, serializable for raft snapshots.
 
 use std::collections::BTreeMap;
 
@@ -136,7 +136,34 @@ pub(crate) struct State {
     /// Every ACL (validated by the proposer).
     #[serde(default)]
     pub(crate) acls: std::collections::BTreeSet<AclMeta>,
+    /// Client quotas by entity, then by key (`producer_byte_rate`, ...), values as `f64` bits.
+    #[serde(default, with = "quota_pairs")]
+    pub(crate) quotas: QuotaTable,
 }
+
+/// Client quotas by entity, then by key, values as `f64` bits.
+pub(crate) type QuotaTable = BTreeMap<QuotaEntity, BTreeMap<String, u64>>;
+
+/// A quota table as a list of (entity, values) pairs: JSON object keys must be strings.
+pub(crate) mod quota_pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{QuotaEntity, QuotaTable};
+
+    pub(crate) fn serialize<S: Serializer>(table: &QuotaTable, to: S) -> Result<S::Ok, S::Error> {
+        table.iter().collect::<Vec<_>>().serialize(to)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<QuotaTable, D::Error> {
+        let pairs: Vec<(QuotaEntity, std::collections::BTreeMap<String, u64>)> =
+            Vec::deserialize(from)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+/// A client-quota entity: `(type, name)` pairs sorted by type (`client-id`, `user`); a name of
+/// `None` is that type's default.
+pub(crate) type QuotaEntity = Vec<(String, Option<String>)>;
 
 impl State {
     /// The topic with this id, with its name.

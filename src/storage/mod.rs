@@ -78,7 +78,9 @@ pub(crate) use record_stream::Records;
 #[cfg(test)]
 pub(crate) use records::decode as decode_records;
 pub(crate) use records::recompress;
-pub(crate) use security_files::{load_acls, load_users, save_acls, save_users};
+pub(crate) use security_files::{
+    load_acls, load_quotas, load_users, save_acls, save_quotas, save_users,
+};
 pub(crate) use settings::{CompactionSettings, LogSettings};
 
 /// Everything that can go wrong in storage. Disk and batch problems are values, never panics.

@@ -1,5 +1,5 @@
-//! The standalone broker's security files, `<data_dir>/scram-credentials.json` and
-//! `<data_dir>/acls.json`: opaque bytes (the broker's JSON of SCRAM credentials and of ACLs),
+//! The standalone broker's security files, `<data_dir>/scram-credentials.json`,
+//! `<data_dir>/acls.json` and `<data_dir>/client-quotas.json`: opaque bytes (the broker's JSON),
 //! replaced atomically and fsynced. In cluster mode both live in the controller's state instead
 //! and these files are not written.
 
@@ -10,6 +10,7 @@ use crate::limits;
 
 const USERS_FILE: &str = "scram-credentials.json";
 const ACLS_FILE: &str = "acls.json";
+const QUOTAS_FILE: &str = "client-quotas.json";
 
 /// The user file's bytes, `None` if there is none yet.
 pub(crate) fn load_users(data_dir: &Path) -> Result<Option<Vec<u8>>> {
@@ -29,6 +30,16 @@ pub(crate) fn load_acls(data_dir: &Path) -> Result<Option<Vec<u8>>> {
 /// Replaces the ACL file with `contents`, durably.
 pub(crate) fn save_acls(data_dir: &Path, contents: &[u8]) -> Result<()> {
     write_atomically(data_dir, ACLS_FILE, contents)
+}
+
+/// The client-quota file's bytes, `None` if there is none yet.
+pub(crate) fn load_quotas(data_dir: &Path) -> Result<Option<Vec<u8>>> {
+    load(data_dir, QUOTAS_FILE)
+}
+
+/// Replaces the client-quota file with `contents`, durably.
+pub(crate) fn save_quotas(data_dir: &Path, contents: &[u8]) -> Result<()> {
+    write_atomically(data_dir, QUOTAS_FILE, contents)
 }
 
 fn load(data_dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {

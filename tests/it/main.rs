@@ -30,6 +30,7 @@ mod memory;
 mod netlab;
 mod operations;
 mod produce_consume;
+mod quotas;
 mod raft_control_batches;
 mod raw;
 mod replication;

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::leader_epoch_error;
 use crate::auth::acl::Operation;
+use crate::broker::Metered;
 use crate::broker::{FetchedPartition, Isolation};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
@@ -103,7 +104,14 @@ pub(crate) async fn handle(
         };
         wanted = returned;
         if read.bytes >= min_bytes || read.has_error || Instant::now() >= deadline {
-            let response = response.with_responses(topics);
+            // Quotas: the bytes returned count against consumer_byte_rate.
+            let throttle_ms = ctx.meter_quota(Metered::Fetch, read.bytes);
+            if throttle_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(throttle_ms)).await;
+            }
+            let response = response
+                .with_responses(topics)
+                .with_throttle_time_ms(i32::try_from(throttle_ms).unwrap_or(i32::MAX));
             return if version >= 16 {
                 response.with_node_endpoints(node_endpoints(ctx, &wanted))
             } else {

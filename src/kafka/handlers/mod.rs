@@ -87,12 +87,14 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_log_dirs;
 pub(crate) mod incremental_alter_configs;
-// Users, SASL and ACLs.
+// Users, SASL, ACLs and quotas.
 mod acl_wire;
+pub(crate) mod alter_client_quotas;
 pub(crate) mod alter_user_scram_credentials;
 pub(crate) mod create_acls;
 pub(crate) mod delete_acls;
 pub(crate) mod describe_acls;
+pub(crate) mod describe_client_quotas;
 pub(crate) mod describe_user_scram_credentials;
 #[cfg(test)]
 mod partition_isolation_tests;

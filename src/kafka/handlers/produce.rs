@@ -16,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use crate::auth::acl::Operation;
+use crate::broker::Metered;
 use crate::broker::{self, Acks, PendingProduce, ProduceOutcome};
 use crate::kafka::error_code;
 use crate::kafka::{Context, uuid_to_topic_id};
@@ -84,6 +85,12 @@ pub(crate) async fn handle(
         && transactional_id
             .as_deref()
             .is_none_or(|id| !ctx.allowed_on_transactional_id(Operation::Write, id));
+    let produced_bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut failed_partitions = 0;
     let mut hinted = std::collections::BTreeSet::new();
@@ -160,7 +167,24 @@ pub(crate) async fn handle(
                 .with_rack(b.rack.map(StrBytes::from_string))
         })
         .collect();
-    Produced::Respond(Box::pin(respond(version, topics, deadline, endpoints)))
+    // Quotas: the bytes count against producer_byte_rate; over it, the answer waits (and says
+    // so in throttle_time_ms), which holds the connection's later requests back too.
+    let throttle_ms = ctx.meter_quota(Metered::Produce, produced_bytes);
+    Produced::Respond(Box::pin(async move {
+        let response = respond(version, topics, deadline, endpoints).await;
+        throttled(response, throttle_ms).await
+    }))
+}
+
+async fn throttled(
+    response: messages::ProduceResponse,
+    throttle_ms: u64,
+) -> messages::ProduceResponse {
+    if throttle_ms == 0 {
+        return response;
+    }
+    tokio::time::sleep(Duration::from_millis(throttle_ms)).await;
+    response.with_throttle_time_ms(i32::try_from(throttle_ms).unwrap_or(i32::MAX))
 }
 
 /// Waits for every appended partition until the one `deadline` (Kafka's delayed produce: a

@@ -44,8 +44,8 @@ use producers::{
     end_txn_at, init_producer_id, list_transactions, txn_offset_commit,
 };
 use security::{
-    alter_user_scram_credentials, create_acls, delete_acls, describe_acls,
-    describe_user_scram_credentials, sasl_authenticate, sasl_handshake,
+    alter_client_quotas, alter_user_scram_credentials, create_acls, delete_acls, describe_acls,
+    describe_client_quotas, describe_user_scram_credentials, sasl_authenticate, sasl_handshake,
 };
 use topic_admin::{creatable, create_partitions, create_topics, delete_records, delete_topics};
 
@@ -333,6 +333,8 @@ async fn every_advertised_api_version_answers_a_real_request() {
                 ApiKey::UnregisterBroker => unregister_broker(&mut sweep, version).await,
                 ApiKey::SaslHandshake => sasl_handshake(&mut sweep, version).await,
                 ApiKey::DescribeAcls => describe_acls(&mut sweep, version).await,
+                ApiKey::DescribeClientQuotas => describe_client_quotas(&mut sweep, version).await,
+                ApiKey::AlterClientQuotas => alter_client_quotas(&mut sweep, version).await,
                 ApiKey::CreateAcls => create_acls(&mut sweep, version).await,
                 ApiKey::DeleteAcls => delete_acls(&mut sweep, version).await,
                 ApiKey::SaslAuthenticate => sasl_authenticate(&mut sweep, version).await,

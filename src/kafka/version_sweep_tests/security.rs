@@ -242,3 +242,72 @@ pub(super) async fn delete_acls(sweep: &mut Sweep, version: i16) {
         .await;
     assert!(left.resources.is_empty(), "{at}");
 }
+
+fn quota_entry(
+    user: Option<&str>,
+    key: &str,
+    value: f64,
+) -> messages::alter_client_quotas_request::EntryData {
+    messages::alter_client_quotas_request::EntryData::default()
+        .with_entity(vec![
+            messages::alter_client_quotas_request::EntityData::default()
+                .with_entity_type(text("user"))
+                .with_entity_name(user.map(text)),
+        ])
+        .with_ops(vec![
+            messages::alter_client_quotas_request::OpData::default()
+                .with_key(text(key))
+                .with_value(value),
+        ])
+}
+
+pub(super) async fn alter_client_quotas(sweep: &mut Sweep, version: i16) {
+    let at = format!("AlterClientQuotas v{version}");
+    let user = format!("quota-alter-v{version}");
+    let request = messages::AlterClientQuotasRequest::default().with_entries(vec![
+        quota_entry(Some(&user), "producer_byte_rate", 1024.0),
+        quota_entry(Some(&user), "request_percentage", 50.0),
+    ]);
+    let response: messages::AlterClientQuotasResponse = sweep
+        .call(ApiKey::AlterClientQuotas, version, &request)
+        .await;
+    let codes: Vec<i16> = response.entries.iter().map(|e| e.error_code).collect();
+    assert_eq!(codes, [NONE, ResponseError::InvalidRequest.code()], "{at}");
+}
+
+pub(super) async fn describe_client_quotas(sweep: &mut Sweep, version: i16) {
+    let at = format!("DescribeClientQuotas v{version}");
+    let user = format!("quota-describe-v{version}");
+    let request = messages::AlterClientQuotasRequest::default().with_entries(vec![quota_entry(
+        Some(&user),
+        "consumer_byte_rate",
+        2048.0,
+    )]);
+    let altered: messages::AlterClientQuotasResponse =
+        sweep.call(ApiKey::AlterClientQuotas, 1, &request).await;
+    assert_eq!(
+        altered.entries[0].error_code, NONE,
+        "{at}: {:?}",
+        altered.entries[0].error_message
+    );
+    let request = messages::DescribeClientQuotasRequest::default()
+        .with_components(vec![
+            messages::describe_client_quotas_request::ComponentData::default()
+                .with_entity_type(text("user"))
+                .with_match_type(0)
+                .with_match(Some(text(&user))),
+        ])
+        .with_strict(true);
+    let response: messages::DescribeClientQuotasResponse = sweep
+        .call(ApiKey::DescribeClientQuotas, version, &request)
+        .await;
+    assert_eq!(response.error_code, NONE, "{at}");
+    let entries = response.entries.unwrap_or_default();
+    let [entry] = exactly(&entries, &at);
+    let [value] = exactly(&entry.values, &at);
+    assert_eq!(
+        (value.key.as_str(), value.value),
+        ("consumer_byte_rate", 2048.0),
+        "{at}"
+    );
+}
