@@ -19,6 +19,8 @@ pub enum ToolCommand {
     Cluster(ClusterArgs),
     /// Create, list, delete SCRAM users (their credentials).
     User(UserArgs),
+    /// Create, list, delete ACLs.
+    Acl(AclArgs),
 }
 
 /// How to reach the cluster and print answers; given before or after the subcommand.
@@ -311,4 +313,77 @@ pub enum UserCommand {
     },
     /// List users and their SCRAM mechanisms.
     List,
+}
+
+/// `tidelog acl ...`
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AclArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(subcommand)]
+    pub command: AclCommand,
+}
+
+/// The resource an ACL is about (at most one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[group(multiple = false)]
+pub struct AclResource {
+    /// A topic (`*`: every topic).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// A consumer group.
+    #[arg(long = "group")]
+    pub consumer_group: Option<String>,
+    /// The cluster.
+    #[arg(long)]
+    pub cluster: bool,
+    /// A transactional id.
+    #[arg(long)]
+    pub transactional_id: Option<String>,
+}
+
+/// ACL subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AclCommand {
+    /// Allow (or with --deny, deny) a principal operations on a resource.
+    Create {
+        /// e.g. User:alice
+        #[arg(long)]
+        principal: String,
+        /// Host the principal connects from (`*`: any).
+        #[arg(long, default_value = "*")]
+        host: String,
+        /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+        /// ALTER_CONFIGS, IDEMPOTENT_WRITE, ALL (repeatable).
+        #[arg(long = "operation", required = true)]
+        operations: Vec<String>,
+        /// A DENY ACL instead of ALLOW.
+        #[arg(long)]
+        deny: bool,
+        #[command(flatten)]
+        resource: AclResource,
+        /// The name is a prefix (PREFIXED pattern) rather than a literal name.
+        #[arg(long)]
+        prefixed: bool,
+    },
+    /// List the ACLs (of a principal, of a resource).
+    List {
+        #[arg(long)]
+        principal: Option<String>,
+        #[command(flatten)]
+        resource: AclResource,
+        #[arg(long)]
+        prefixed: bool,
+    },
+    /// Delete the ACLs matching a principal and/or resource (and operation).
+    Delete {
+        #[arg(long)]
+        principal: Option<String>,
+        #[arg(long)]
+        operation: Option<String>,
+        #[command(flatten)]
+        resource: AclResource,
+        #[arg(long)]
+        prefixed: bool,
+    },
 }

@@ -2,6 +2,7 @@
 //! (crate::kafka::client) driven by clap arguments, printing tables or JSON. Names no
 //! kafka_protocol type.
 
+mod acl;
 mod args;
 mod cluster;
 mod connect;
@@ -12,8 +13,8 @@ mod topic;
 mod user;
 
 pub use args::{
-    ClusterArgs, ClusterCommand, ConnectArgs, Format, GroupArgs, GroupCommand, Mechanism,
-    ToolCommand, TopicArgs, TopicCommand, UserArgs, UserCommand,
+    AclArgs, AclCommand, AclResource, ClusterArgs, ClusterCommand, ConnectArgs, Format, GroupArgs,
+    GroupCommand, Mechanism, ToolCommand, TopicArgs, TopicCommand, UserArgs, UserCommand,
 };
 
 /// Runs one admin command; the error names the Kafka error and what to do.
@@ -35,6 +36,10 @@ pub fn run(command: &ToolCommand) -> anyhow::Result<()> {
         ToolCommand::Cluster(args) => {
             let mut client = connect::connect(&args.connect)?;
             cluster::run(&mut client, args.connect.format, &args.command)
+        }
+        ToolCommand::Acl(args) => {
+            let mut client = connect::connect(&args.connect)?;
+            acl::run(&mut client, args.connect.format, &args.command)
         }
         ToolCommand::User(args) => {
             let mut client = connect::connect(&args.connect)?;

@@ -845,3 +845,176 @@ fn commands_authenticate_with_sasl_plain_and_scram() {
     ]);
     assert!(unsupported.contains("GSSAPI"), "{unsupported}");
 }
+
+#[test]
+fn acl_commands_grant_list_and_revoke_a_principal_s_access() {
+    let (data, secrets) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let broker = crate::sasl::start(
+        data.path(),
+        secrets.path(),
+        &[
+            ("TIDELOG_AUTHORIZATION__ENABLED", "true"),
+            ("TIDELOG_AUTHORIZATION__SUPER_USERS", "User:admin"),
+        ],
+    );
+    let sasl = broker.listener_addr("sasl").to_string();
+    let as_user = |user: &str, password: &str, args: &[&str]| -> Vec<String> {
+        let mut full: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        full.extend(
+            [
+                "--bootstrap",
+                &sasl,
+                "--sasl-mechanism",
+                "SCRAM-SHA-256",
+                "--sasl-username",
+                user,
+                "--sasl-password",
+                password,
+            ]
+            .map(str::to_owned),
+        );
+        full
+    };
+    let admin = |args: &[&str]| as_user("admin", crate::sasl::PASSWORD, args);
+    let alice = |args: &[&str]| as_user("alice", "wonderland", args);
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        tidelog(&refs, "x\n")
+    };
+    let succeeded = |args: Vec<String>| {
+        let output = run(args.clone());
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+    succeeded(admin(&["topic", "create", "guarded"]));
+    succeeded(admin(&[
+        "user",
+        "create",
+        "alice",
+        "--password",
+        "wonderland",
+    ]));
+
+    let denied = run(alice(&["topic", "produce", "guarded"]));
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("AUTHORIZATION_FAILED"),
+        "{}",
+        text(&denied.stderr)
+    );
+
+    let created: Value = serde_json::from_str(&succeeded(admin(&[
+        "acl",
+        "create",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "write",
+        "--operation",
+        "describe",
+        "--topic",
+        "guarded",
+        "--format",
+        "json",
+    ])))
+    .expect("JSON");
+    let granted: Vec<(&str, &str, &str, &str)> = created
+        .as_array()
+        .expect("acls")
+        .iter()
+        .map(|a| {
+            (
+                a["operation"].as_str().unwrap_or(""),
+                a["permission"].as_str().unwrap_or(""),
+                a["resource_type"].as_str().unwrap_or(""),
+                a["pattern_type"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        [
+            ("DESCRIBE", "ALLOW", "TOPIC", "LITERAL"),
+            ("WRITE", "ALLOW", "TOPIC", "LITERAL")
+        ]
+    );
+    succeeded(alice(&["topic", "produce", "guarded"]));
+
+    succeeded(admin(&[
+        "acl",
+        "create",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "read",
+        "--topic",
+        "gua",
+        "--prefixed",
+    ]));
+    let prefixed: Value = serde_json::from_str(&succeeded(admin(&[
+        "acl",
+        "list",
+        "--topic",
+        "gua",
+        "--prefixed",
+        "--format",
+        "json",
+    ])))
+    .expect("JSON");
+    assert_eq!(prefixed.as_array().map(Vec::len), Some(1), "{prefixed}");
+    assert_eq!(prefixed[0]["operation"], "READ");
+    let all: Value = serde_json::from_str(&succeeded(admin(&[
+        "acl",
+        "list",
+        "--principal",
+        "User:alice",
+        "--format",
+        "json",
+    ])))
+    .expect("JSON");
+    assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+
+    let deleted: Value = serde_json::from_str(&succeeded(admin(&[
+        "acl",
+        "delete",
+        "--principal",
+        "User:alice",
+        "--topic",
+        "guarded",
+        "--format",
+        "json",
+    ])))
+    .expect("JSON");
+    assert_eq!(deleted.as_array().map(Vec::len), Some(2), "{deleted}");
+    let denied = run(alice(&["topic", "produce", "guarded"]));
+    assert_eq!(denied.status.code(), Some(1), "access revoked");
+    let unfiltered = run(admin(&["acl", "delete"]));
+    assert_eq!(
+        unfiltered.status.code(),
+        Some(1),
+        "deleting every ACL needs a filter"
+    );
+    let bad = run(admin(&[
+        "acl",
+        "create",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "fly",
+        "--topic",
+        "t",
+    ]));
+    assert!(
+        text(&bad.stderr).contains("\"fly\" is not one of"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

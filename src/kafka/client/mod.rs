@@ -3,6 +3,7 @@
 //! group coordinators, retries of retriable errors until a deadline, TLS. Its functions take and
 //! return plain types, so the command layer never names a kafka_protocol type.
 
+mod acls;
 mod connection;
 mod error;
 mod groups;
@@ -16,6 +17,10 @@ mod topics;
 mod users;
 
 pub(crate) use crate::auth::sasl::ScramHash;
+pub(crate) use acls::{
+    AclBinding, AclFilter, NewAcl, OPERATIONS, PATTERN_TYPES, PERMISSIONS, RESOURCE_TYPES, code_of,
+    create_acls, delete_acls, describe_acls,
+};
 pub(crate) use groups::{
     CommittedOffset, GroupDescription, commit_offsets, committed_offsets, delete_group,
     describe_group, list_groups,
