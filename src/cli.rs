@@ -1,5 +1,5 @@
 //! Command-line types (clap derive): `tidelog [serve|check-config] [flags]` and the admin
-//! commands `tidelog topic|group|cluster ...` (their arguments live in `tool`). Parsing only;
+//! commands `tidelog topic|group|cluster|user|acl ...` (their arguments live in `tool`). Parsing only;
 //! `main` turns the flags into `config::CliOverrides` and acts on the command.
 
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@
 //! - `auth`: principals (TLS client certificates, Kafka's principal mapping rules).
 //! - `server`: TCP and TLS listeners and the per-connection request pipeline.
 //! - `config`, `cli`, `telemetry`, `app`: YAML and CLI settings, logging, and the composition root.
-//! - `tool`: the admin commands (`tidelog topic|group|cluster`), clients of `kafka::client`.
+//! - `tool`: the admin commands (`tidelog topic|group|cluster|user|acl`), clients of `kafka::client`.
 
 pub mod app;
 pub(crate) mod auth;

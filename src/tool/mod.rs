@@ -1,5 +1,5 @@
-//! The admin commands (`tidelog topic|group|cluster ...`): a Kafka client of a running cluster
-//! (crate::kafka::client) driven by clap arguments, printing tables or JSON. Names no
+//! The admin commands (`tidelog topic|group|cluster|user|acl ...`): a Kafka client of a running
+//! cluster (crate::kafka::client) driven by clap arguments, printing tables or JSON. Names no
 //! kafka_protocol type.
 
 mod acl;
