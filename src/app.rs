@@ -230,6 +230,14 @@ async fn start_cluster(
         broker_session_timeout: cluster.broker_session_timeout,
         request_timeout: CONTROLLER_REQUEST_TIMEOUT,
         internal_topics: internal_topics(config),
+        rpc_tls: match &cluster.tls {
+            Some((cert, key, ca)) => {
+                let (server, client) = server::cluster_mtls(cert, key, ca)
+                    .context("setting up the cluster listener's mTLS (cluster.tls)")?;
+                Some(crate::replication::rpc::ClusterTls::new(server, client))
+            }
+            None => None,
+        },
     };
     let node = ClusterNode::start(settings, GossipNetwork::Udp)
         .await

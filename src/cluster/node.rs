@@ -24,7 +24,7 @@ use crate::replication::controller::{self, Answer, Controller, ControllerSetting
 use crate::replication::partition::{
     PACEMAKER_GROUP, Pacemaker, PacemakerSettings, PartitionGroup, PartitionGroupSettings,
 };
-use crate::replication::rpc::{GroupId, Handler, Method, Peers, Registry, serve};
+use crate::replication::rpc::{CallError, GroupId, Handler, Method, Peers, Registry, serve};
 use crate::storage;
 
 /// The cluster RPC group of the broker-to-broker service (raft groups use the others).
@@ -154,9 +154,14 @@ impl ClusterNode {
             None => (rpc_addr.ip().to_string(), rpc_addr.port()),
         };
         let registry = Arc::new(Registry::default());
-        let peers = Peers::new();
+        let peers = Peers::new(settings.rpc_tls.clone());
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, Arc::clone(&registry), stopped.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::clone(&registry),
+            stopped.clone(),
+            settings.rpc_tls.clone(),
+        ));
         let controller = Controller::start(
             ControllerSettings {
                 node_id: settings.node_id as u64,
@@ -584,6 +589,28 @@ fn learn_addresses(node: &ClusterNode, view: &Membership, cluster_id: Option<&st
     }
 }
 
+/// A group no broker serves: a call to it answers "not served" once the connection (and its
+/// mTLS handshake) succeeded.
+const PROBE_GROUP: GroupId = GroupId::MAX;
+/// How long the duties of the controller leader wait for that handshake.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `registration`'s cluster listener completes an mTLS handshake with this broker.
+async fn passes_mtls(node: &ClusterNode, registration: &BrokerRegistration) -> bool {
+    let address = format!(
+        "{}:{}",
+        registration.cluster.host, registration.cluster.port
+    );
+    let Ok(id) = u64::try_from(registration.id) else {
+        return false;
+    };
+    let probe = node
+        .peers
+        .call(id, &address, (PROBE_GROUP, 0), Bytes::new(), PROBE_TIMEOUT)
+        .await;
+    matches!(probe, Ok(_) | Err(CallError::Remote(_)))
+}
+
 /// Checks the cluster id against the data dir's, stores it there and gossips it.
 async fn adopt_cluster_id(
     node: &ClusterNode,
@@ -668,6 +695,17 @@ async fn lead(
     for duty in duties {
         match duty {
             Duty::Register(registration) => {
+                // Gossip carries no certificate: with mTLS the newcomer must first pass a
+                // handshake on its cluster listener, so a broker without a certificate of the
+                // cluster CA never joins.
+                if settings.rpc_tls.is_some() && !passes_mtls(node, &registration).await {
+                    tracing::warn!(
+                        broker = registration.id,
+                        "not registering a broker gossip found: its cluster listener failed the \
+                         mTLS handshake (no certificate of the cluster CA?)"
+                    );
+                    continue;
+                }
                 tracing::info!(
                     broker = registration.id,
                     "registering a broker gossip found"

@@ -49,6 +49,8 @@ pub(crate) struct ClusterSettings {
     /// Internal topics the controller leader creates once `bootstrap_expect` brokers are
     /// registered (their partitions' leaders coordinate groups and transactions).
     pub(crate) internal_topics: Vec<InternalTopic>,
+    /// mTLS of the cluster listener; `None`: plain TCP.
+    pub(crate) rpc_tls: Option<crate::replication::rpc::ClusterTls>,
 }
 
 /// An internal topic: `__consumer_offsets` or `__transaction_state`.

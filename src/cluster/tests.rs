@@ -54,6 +54,7 @@ fn settings(
         broker_session_timeout: Duration::from_millis(1500),
         request_timeout: Duration::from_secs(20),
         internal_topics: Vec::new(),
+        rpc_tls: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `cluster.listen` is set, and every other cluster key needs it.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::Cluster;
@@ -105,7 +106,24 @@ pub(super) fn validate(
             "cluster.broker_session_timeout_ms",
             cluster.broker_session_timeout_ms,
         )?,
+        tls: tls(&cluster.tls)?,
     }))
+}
+
+/// `cluster.tls`: all three files or none.
+fn tls(tls: &super::file::ClusterTls) -> Result<Option<(PathBuf, PathBuf, PathBuf)>, Error> {
+    match (&tls.cert_file, &tls.key_file, &tls.ca_file) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some((
+            PathBuf::from(cert),
+            PathBuf::from(key),
+            PathBuf::from(ca),
+        ))),
+        _ => invalid(
+            "cluster.tls",
+            "needs cert_file, key_file and ca_file together (mTLS between brokers)".to_owned(),
+        ),
+    }
 }
 
 /// Every key but `listen` at its default, else the first one set is named.
@@ -141,6 +159,9 @@ fn standalone(cluster: &Cluster) -> Result<(), Error> {
             "cluster.broker_session_timeout_ms",
             cluster.broker_session_timeout_ms != defaults.broker_session_timeout_ms,
         ),
+        ("cluster.tls.cert_file", cluster.tls.cert_file.is_some()),
+        ("cluster.tls.key_file", cluster.tls.key_file.is_some()),
+        ("cluster.tls.ca_file", cluster.tls.ca_file.is_some()),
     ];
     match set.into_iter().find(|(_, is_set)| *is_set) {
         Some((key, _)) => invalid(

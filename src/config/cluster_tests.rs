@@ -25,6 +25,7 @@ fn cluster_is_off_by_default_and_on_exactly_when_listen_is_set() {
         controller_election_timeout: Duration::from_millis(1500),
         gossip_interval: Duration::from_millis(500),
         broker_session_timeout: Duration::from_secs(9),
+        tls: None,
     };
     assert_eq!(config.cluster(), Some(&expected));
     // The rest of the config is untouched by cluster mode.

@@ -80,6 +80,9 @@ keys! {
     "cluster.controller_election_timeout_ms" => cluster.controller_election_timeout_ms;
     "cluster.gossip_interval_ms" => cluster.gossip_interval_ms;
     "cluster.broker_session_timeout_ms" => cluster.broker_session_timeout_ms;
+    "cluster.tls.cert_file" => cluster.tls.cert_file;
+    "cluster.tls.key_file" => cluster.tls.key_file;
+    "cluster.tls.ca_file" => cluster.tls.ca_file;
     "tls.cert_file" => tls.cert_file;
     "tls.key_file" => tls.key_file;
     "tls.ca_file" => tls.ca_file;

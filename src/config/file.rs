@@ -141,6 +141,20 @@ pub(crate) struct Cluster {
     pub controller_election_timeout_ms: u64,
     pub gossip_interval_ms: u64,
     pub broker_session_timeout_ms: u64,
+    /// mTLS of the cluster listener (raft and broker-to-broker calls).
+    pub tls: ClusterTls,
+}
+
+/// `cluster.tls`: all three files, or none (plain TCP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ClusterTls {
+    /// PEM certificate chain of this broker, valid for clients and servers; reloaded on change.
+    pub cert_file: Option<String>,
+    /// PEM private key.
+    pub key_file: Option<String>,
+    /// PEM CA certificates every broker's certificate must chain to.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +233,7 @@ impl Default for FileConfig {
                 controller_election_timeout_ms: 1_500,
                 gossip_interval_ms: 500,
                 broker_session_timeout_ms: 9_000,
+                tls: ClusterTls::default(),
             },
             telemetry: Telemetry {
                 level: "info".to_owned(),

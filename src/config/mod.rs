@@ -184,6 +184,8 @@ pub(crate) struct ClusterDefaults {
     /// How long a broker that gossip declares dead stays unfenced (Kafka
     /// `broker.session.timeout.ms`).
     pub(crate) broker_session_timeout: Duration,
+    /// mTLS of the cluster listener: (cert, key, CA) files.
+    pub(crate) tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 /// Broker-wide log defaults in storage's units; `None` = no limit.

@@ -4,10 +4,12 @@
 //! Knows sockets and frames, not Kafka semantics.
 
 mod budget;
+mod cluster_tls;
 mod connection;
 mod listener;
 mod registry;
 mod tls;
 
+pub(crate) use cluster_tls::cluster_mtls;
 pub(crate) use listener::{KafkaListener, ServerSettings, serve};
 pub(crate) use tls::{ClientAuth, Tls, TlsSettings};

@@ -109,7 +109,7 @@ impl std::fmt::Debug for Tls {
     deprecated,
     reason = "ring is the provider this build uses; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
 )]
-fn ring_provider() -> CryptoProvider {
+pub(super) fn ring_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
@@ -212,7 +212,7 @@ struct Loaded {
 /// Serves the certificate and key loaded last, and loads them again when either file changed
 /// (a failed load keeps the previous pair and is tried again at a later check).
 #[derive(Debug)]
-struct ReloadingResolver {
+pub(super) struct ReloadingResolver {
     cert_file: PathBuf,
     key_file: PathBuf,
     provider: Arc<CryptoProvider>,
@@ -220,7 +220,7 @@ struct ReloadingResolver {
 }
 
 impl ReloadingResolver {
-    fn load(
+    pub(super) fn load(
         cert_file: PathBuf,
         key_file: PathBuf,
         provider: Arc<CryptoProvider>,
@@ -267,7 +267,7 @@ impl ResolvesServerCert for ReloadingResolver {
     }
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
     let read = |source| Error::Read {
         path: path.to_owned(),
         source,
@@ -281,7 +281,10 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(read)
 }
 
-fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, Error> {
+pub(super) fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, Error> {
     let pem = read_bounded(path)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)

@@ -545,3 +545,65 @@ async fn a_leader_without_the_client_s_listener_is_listener_not_found() {
         },
     );
 }
+
+/// `cluster.tls`: three brokers whose certificates come from the cluster CA form a cluster
+/// over mTLS; a fourth with a certificate of another CA is refused at the TLS handshake and
+/// never registered.
+#[test]
+fn brokers_with_cluster_mtls_form_a_cluster_and_one_of_another_ca_cannot_join() {
+    let ca = Ca::new("Tidelog cluster CA");
+    let (files, _) = Files::new(&ca, "broker");
+    let tls = [
+        (
+            "TIDELOG_CLUSTER__TLS__CERT_FILE",
+            files.cert.display().to_string(),
+        ),
+        (
+            "TIDELOG_CLUSTER__TLS__KEY_FILE",
+            files.key.display().to_string(),
+        ),
+        (
+            "TIDELOG_CLUSTER__TLS__CA_FILE",
+            files.ca.display().to_string(),
+        ),
+    ];
+    let extra: Vec<(&str, &str)> = tls.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (brokers, _dirs) = crate::cluster::form_three_with(&extra);
+
+    let other = Ca::new("Another CA");
+    let (stranger, _) = Files::new(&other, "stranger");
+    let dir = TempDir::new().unwrap();
+    let mut env = crate::cluster::cluster_env(4, 3, &crate::cluster::gossip_addr(&brokers[0]));
+    env.extend([
+        (
+            "TIDELOG_CLUSTER__TLS__CERT_FILE".to_owned(),
+            stranger.cert.display().to_string(),
+        ),
+        (
+            "TIDELOG_CLUSTER__TLS__KEY_FILE".to_owned(),
+            stranger.key.display().to_string(),
+        ),
+        (
+            "TIDELOG_CLUSTER__TLS__CA_FILE".to_owned(),
+            stranger.ca.display().to_string(),
+        ),
+    ]);
+    let fourth = crate::cluster::start(dir.path(), &env);
+    harness::wait_until(
+        CLIENT_DEADLINE,
+        "the controller refusing to register it",
+        || {
+            brokers
+                .iter()
+                .any(|b| b.log().contains("not registering a broker gossip found"))
+        },
+    );
+    assert!(
+        fourth
+            .log()
+            .contains("cluster connection refused: TLS handshake failed"),
+        "the stranger refused the controller's certificate too"
+    );
+    let (_, _, ids) = crate::cluster::view(brokers[0].addr());
+    assert_eq!(ids, [1, 2, 3], "the stranger is not registered");
+}

@@ -19,10 +19,10 @@ struct Node {
 }
 
 async fn start(id: u64, dir: &std::path::Path, listener: TcpListener) -> Node {
-    let peers = Peers::new();
+    let peers = Peers::new(None);
     let registry = Arc::new(Registry::default());
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(serve(listener, Arc::clone(&registry), stopped));
+    tokio::spawn(serve(listener, Arc::clone(&registry), stopped, None));
     let settings = ControllerSettings {
         node_id: id,
         dir: dir.join(format!("controller-{id}")),

@@ -74,10 +74,10 @@ async fn start_replica(
     log_settings: LogSettings,
     raft_heartbeat_interval: Duration,
 ) -> Replica {
-    let peers = Peers::new();
+    let peers = Peers::new(None);
     let registry = Arc::new(Registry::default());
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(serve(listener, Arc::clone(&registry), stopped));
+    tokio::spawn(serve(listener, Arc::clone(&registry), stopped, None));
     let dir = log_dir(root, id);
     std::fs::create_dir_all(&dir).unwrap();
     let log = Log::open(&dir, log_settings, 0).unwrap();

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
+use super::tls::ClusterTls;
 use super::wire::{self, GroupId, Method, Request};
 use crate::limits::{CLUSTER_CONNECT_TIMEOUT_MS, CLUSTER_PEER_QUEUE_MAX};
 
@@ -36,6 +36,8 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Bytes, CallError>>>
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
     peers: Mutex<HashMap<u64, Arc<Peer>>>,
+    /// The cluster's mTLS, when configured.
+    tls: Option<ClusterTls>,
     /// Where discovery (gossip) last saw each node: wins over the address a caller passes,
     /// which comes from a raft membership that may predate a restart on another address.
     discovered: Mutex<HashMap<u64, String>>,
@@ -50,8 +52,11 @@ struct Peer {
 }
 
 impl Peers {
-    pub(crate) fn new() -> Arc<Peers> {
-        Arc::new(Peers::default())
+    pub(crate) fn new(tls: Option<ClusterTls>) -> Arc<Peers> {
+        Arc::new(Peers {
+            tls,
+            ..Peers::default()
+        })
     }
 
     /// Records where discovery sees `node` now; later calls go there.
@@ -120,6 +125,7 @@ impl Peers {
             address.to_owned(),
             frames,
             Arc::clone(&peer.pending),
+            self.tls.clone(),
         ));
         peers.insert(node, Arc::clone(&peer));
         peer
@@ -149,6 +155,7 @@ async fn run_peer(
     address: String,
     mut frames: mpsc::Receiver<(u64, Bytes)>,
     pending: Pending,
+    tls: Option<ClusterTls>,
 ) {
     let mut writer: Option<Connection> = None;
     while let Some((correlation, frame)) = frames.recv().await {
@@ -159,7 +166,7 @@ async fn run_peer(
             writer = None;
         }
         if writer.is_none() {
-            match connect(&address, &pending).await {
+            match connect(&address, &pending, tls.as_ref()).await {
                 Ok(connected) => writer = Some(connected),
                 Err(error) => {
                     tracing::debug!(node, %address, %error, "cluster peer unreachable");
@@ -193,18 +200,28 @@ async fn run_peer(
 
 /// The writing half of a peer connection; `alive` turns false when its reading half ends.
 struct Connection {
-    writer: BufWriter<OwnedWriteHalf>,
+    writer: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
     alive: Arc<AtomicBool>,
 }
 
-/// Opens a connection and starts the task that routes its responses to the waiting calls.
-async fn connect(address: &str, pending: &Pending) -> std::io::Result<Connection> {
+/// Opens a connection (with the cluster's mTLS when configured) and starts the task that routes
+/// its responses to the waiting calls.
+async fn connect(
+    address: &str,
+    pending: &Pending,
+    tls: Option<&ClusterTls>,
+) -> std::io::Result<Connection> {
     let timeout = Duration::from_millis(CLUSTER_CONNECT_TIMEOUT_MS);
     let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
-    let (mut reader, writer) = stream.into_split();
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let (mut reader, writer) = super::tls::client(tls, stream, host).await?;
     let pending = Arc::clone(pending);
     let alive = Arc::new(AtomicBool::new(true));
     let reading = Arc::clone(&alive);

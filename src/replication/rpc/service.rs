@@ -11,6 +11,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use super::tls::ClusterTls;
 use super::wire::{self, GroupId, Method, Response};
 use crate::limits::{CLUSTER_CONNECTION_IN_FLIGHT_MAX, CLUSTER_CONNECTIONS_MAX};
 
@@ -59,6 +60,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<ClusterTls>,
 ) {
     let connections = Arc::new(Semaphore::new(CLUSTER_CONNECTIONS_MAX));
     loop {
@@ -79,8 +81,9 @@ pub(crate) async fn serve(
         };
         let registry = Arc::clone(&registry);
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection(stream, registry, shutdown).await {
+            if let Err(error) = connection(stream, registry, shutdown, tls.as_ref()).await {
                 tracing::debug!(%peer, %error, "cluster connection closed");
             }
             drop(permit);
@@ -92,9 +95,13 @@ async fn connection(
     stream: TcpStream,
     registry: Arc<Registry>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<&ClusterTls>,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (mut reader, writer) = stream.into_split();
+    // With mTLS a peer without a certificate of the cluster CA ends here.
+    let (mut reader, writer) = super::tls::server(tls, stream).await.inspect_err(|error| {
+        tracing::info!(%error, "cluster connection refused: TLS handshake failed");
+    })?;
     let (responses, mut outgoing) = mpsc::channel::<Bytes>(CLUSTER_CONNECTION_IN_FLIGHT_MAX);
     let write = tokio::spawn(async move {
         let mut writer = BufWriter::new(writer);

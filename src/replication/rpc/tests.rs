@@ -49,7 +49,7 @@ async fn server() -> Server {
     registry.insert(0, Arc::new(Echo("controller")));
     registry.insert(7, Arc::new(Echo("partition")));
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(serve(listener, Arc::clone(&registry), stopped));
+    tokio::spawn(serve(listener, Arc::clone(&registry), stopped, None));
     Server {
         address,
         registry,
@@ -60,7 +60,7 @@ async fn server() -> Server {
 #[tokio::test]
 async fn calls_reach_the_handler_of_their_group() {
     let server = server().await;
-    let peers = Peers::new();
+    let peers = Peers::new(None);
     for (group, expected) in [(0, "controller:x"), (7, "partition:x")] {
         let answer = peers
             .call(
@@ -92,7 +92,7 @@ async fn calls_reach_the_handler_of_their_group() {
 #[tokio::test]
 async fn pipelined_calls_get_their_own_answers_out_of_order() {
     let server = server().await;
-    let peers = Peers::new();
+    let peers = Peers::new(None);
     let calls = (0..64u8).map(|i| {
         let peers = Arc::clone(&peers);
         let address = server.address.clone();
@@ -117,7 +117,7 @@ async fn a_call_to_nobody_is_unreachable_and_a_silent_handler_times_out() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let peers = Peers::new();
+    let peers = Peers::new(None);
     let unreachable = peers.call(1, &closed, (0, 0), Bytes::new(), TIMEOUT).await;
     assert!(
         matches!(unreachable, Err(CallError::Unreachable(_))),
@@ -146,7 +146,7 @@ async fn a_call_to_nobody_is_unreachable_and_a_silent_handler_times_out() {
 #[tokio::test]
 async fn a_peer_that_moves_or_restarts_is_reached_again() {
     let first = server().await;
-    let peers = Peers::new();
+    let peers = Peers::new(None);
     let call = |address: String| {
         let peers = Arc::clone(&peers);
         async move {
@@ -186,4 +186,86 @@ async fn an_oversized_or_short_frame_closes_the_connection() {
         let read = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest)).await;
         assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
     }
+}
+
+#[expect(
+    deprecated,
+    reason = "ring is the provider this build uses, as in server/tls.rs"
+)]
+/// The mTLS of a broker of a test CA named `ca_name` (its certificate has SAN 127.0.0.1), built
+/// in memory the way `server::cluster_mtls` builds it from files.
+fn cluster_tls(ca_name: &str) -> ClusterTls {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "broker");
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let roots = Arc::new(roots);
+    let private = || PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::clone(&roots),
+        Arc::clone(&provider),
+    )
+    .build()
+    .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert.der().clone()], private())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert.der().clone()], private())
+        .unwrap();
+    ClusterTls::new(Arc::new(server), Arc::new(client))
+}
+
+#[tokio::test]
+async fn with_mtls_only_peers_with_a_certificate_of_the_cluster_ca_are_served() {
+    let ours = cluster_tls("cluster-ca");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let registry = Arc::new(Registry::default());
+    registry.insert(0, Arc::new(Echo("controller")));
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(serve(
+        listener,
+        Arc::clone(&registry),
+        stopped,
+        Some(ours.clone()),
+    ));
+    let call = |peers: Arc<Peers>| {
+        let address = address.clone();
+        async move {
+            peers
+                .call(1, &address, (0, 0), Bytes::from_static(b"x"), TIMEOUT)
+                .await
+        }
+    };
+    assert_eq!(
+        call(Peers::new(Some(ours))).await.unwrap(),
+        Bytes::from_static(b"controller:x")
+    );
+    // A certificate of another CA, and no TLS at all, are refused.
+    let refused = call(Peers::new(Some(cluster_tls("other-ca")))).await;
+    assert!(
+        matches!(refused, Err(CallError::Unreachable(_))),
+        "{refused:?}"
+    );
+    let plain = call(Peers::new(None)).await;
+    assert!(plain.is_err(), "{plain:?}");
 }
