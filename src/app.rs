@@ -1,8 +1,10 @@
-//! Composition root: builds the broker and the Kafka listeners (plaintext and TLS) from a
-//! validated config, and owns the startup and shutdown order. No business logic lives here.
+//! Composition root: builds the broker, the Kafka listeners (plaintext and TLS) and the admin
+//! HTTP listener from a validated config, and owns the startup and shutdown order. No business
+//! logic lives here.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -10,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::sasl::Secret;
-use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, TxnSettings};
+use crate::broker::{Broker, BrokerSettings, Endpoint, GroupSettings, Readiness, TxnSettings};
 use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork, InternalTopic};
 use crate::config::{self, Config, SecurityProtocol};
 use crate::kafka::{self, KafkaSettings, ListenerEndpoint};
@@ -27,6 +29,38 @@ pub struct Running {
     cluster: Option<Arc<ClusterNode>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// The admin HTTP listener, when `admin.listen` is set.
+    admin: Option<Admin>,
+}
+
+/// A running admin HTTP listener; dropping it (a failed start) stops it too.
+#[derive(Debug)]
+struct Admin {
+    addr: SocketAddr,
+    /// What `/ready` looks at: the broker once it serves, and whether it is stopping.
+    ready: Arc<ReadySource>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// What `/ready` answers from: nothing until the Kafka listeners serve, then the broker.
+#[derive(Debug, Default)]
+struct ReadySource {
+    broker: OnceLock<Arc<Broker>>,
+    is_stopping: AtomicBool,
+}
+
+impl ReadySource {
+    fn check(&self) -> Result<(), String> {
+        if self.is_stopping.load(Ordering::Acquire) {
+            return Err("shutting down".to_owned());
+        }
+        match self.broker.get().map(|broker| broker.readiness()) {
+            None => Err("starting".to_owned()),
+            Some(Readiness::Ready) => Ok(()),
+            Some(Readiness::NotReady(reason)) => Err(reason.to_owned()),
+        }
+    }
 }
 
 impl Running {
@@ -41,6 +75,11 @@ impl Running {
             .iter()
             .find(|(listener, _)| listener == name)
             .map(|(_, addr)| *addr)
+    }
+
+    /// The address the admin HTTP listener is bound to, when `admin.listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|admin| admin.addr)
     }
 
     /// In cluster mode, the address this broker gossips at (a seed for the others).
@@ -62,6 +101,9 @@ impl Running {
 
     /// Graceful shutdown: stop accepting, finish in-flight requests, then flush and close logs.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(admin) = &self.admin {
+            admin.ready.is_stopping.store(true, Ordering::Release);
+        }
         self.stop.send_replace(true);
         // Joins and syncs waiting for a rebalance would hold the drain up to its timeout.
         self.broker.stop_coordinating();
@@ -71,8 +113,47 @@ impl Running {
             cluster.shutdown().await;
         }
         self.broker.shutdown().context("closing partition logs")?;
+        // Last, so probes see "shutting down" (503) rather than a refused connection meanwhile.
+        if let Some(admin) = self.admin {
+            admin.stop.send_replace(true);
+            admin.task.await.context("admin listener task failed")?;
+        }
         Ok(())
     }
+}
+
+/// Binds and starts the admin HTTP listener when `admin.listen` is set; `/ready` answers
+/// "starting" until `ReadySource::broker` is set.
+async fn start_admin(config: &Config) -> anyhow::Result<Option<Admin>> {
+    let Some(listen) = config.admin_listen() else {
+        return Ok(None);
+    };
+    let socket = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the admin listener to {listen}"))?;
+    let addr = socket
+        .local_addr()
+        .context("reading the bound admin address")?;
+    let ready = Arc::new(ReadySource::default());
+    let source = Arc::clone(&ready);
+    let handlers = server::AdminHandlers {
+        ready: Box::new(move || source.check()),
+        metrics: None,
+    };
+    let (stop, mut stopped) = watch::channel(false);
+    let shutdown = async move {
+        // An error means the sender is gone (a failed start), which also means stop.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let task = tokio::spawn(server::serve_admin(socket, handlers, shutdown));
+    // Not "listening": harnesses take the first `listening addr=` line as the Kafka address.
+    tracing::info!(addr = %addr, "admin HTTP serving /health, /ready and /metrics");
+    Ok(Some(Admin {
+        addr,
+        ready,
+        stop,
+        task,
+    }))
 }
 
 /// What clients of a listener are told to connect to: its `advertised`, else the bound address.
@@ -429,6 +510,8 @@ const BOOTSTRAP_USER_RETRY: std::time::Duration = std::time::Duration::from_secs
 /// Opens the broker and starts serving Kafka clients.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     raise_open_files_limit(config.connection_limits().connections_max);
+    // First, so /health answers while the partitions load.
+    let admin = start_admin(config).await?;
     let (listeners, endpoints) = bind_listeners(config).await?;
     let listener_addrs = listeners
         .iter()
@@ -519,6 +602,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             .map_or("PLAINTEXT", |l| l.security_protocol.as_str());
         tracing::info!(addr = %addr, listener = %name, advertised = %format!("{}:{}", endpoint.host, endpoint.port), security_protocol = protocol, "listening");
     }
+    if let Some(admin) = &admin {
+        // Already set only if this were a second start of the same admin listener: never.
+        let _ = admin.ready.broker.set(Arc::clone(&broker));
+    }
     Ok(Running {
         kafka_addr,
         listener_addrs,
@@ -526,6 +613,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         cluster,
         stop,
         server,
+        admin,
     })
 }
 

@@ -74,6 +74,10 @@ pub struct ConfigArgs {
     /// How many brokers form the first controller quorum [config: cluster.bootstrap_expect].
     #[arg(long, value_name = "N")]
     pub bootstrap_expect: Option<u32>,
+    /// Admin HTTP listener, IP:PORT, serving /health, /ready and /metrics; off unless set
+    /// [config: admin.listen].
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Cli {
@@ -111,6 +115,7 @@ impl ConfigArgs {
             gossip_listen: self.gossip_listen,
             seeds: self.seeds.clone(),
             bootstrap_expect: self.bootstrap_expect,
+            admin_listen: self.admin_listen,
         }
     }
 }
@@ -201,6 +206,12 @@ mod tests {
             Some(&["b1:9094", "10.0.0.2:9094", "[::1]:9094"].map(String::from)[..])
         );
         assert_eq!(overrides.bootstrap_expect, Some(3));
+        let admin = parse(&["--admin-listen", "0.0.0.0:9644"]).unwrap();
+        assert_eq!(
+            admin.config_args().unwrap().overrides().admin_listen,
+            Some("0.0.0.0:9644".parse().unwrap())
+        );
+        assert!(parse(&["--admin-listen", "localhost:9644"]).is_err());
         assert!(parse(&["--cluster-listen", "broker:9093"]).is_err());
         assert!(parse(&["--bootstrap-expect", "-1"]).is_err());
     }

@@ -150,6 +150,15 @@ pub const GOSSIP_NAME_BYTES_MAX: usize = 64;
 pub const GOSSIP_LISTENERS_MAX: usize = 16;
 /// Most Kafka listeners one broker may have (`listeners.<name>`); each is gossiped.
 pub const LISTENERS_MAX: usize = 16;
+/// Concurrent connections of the admin HTTP listener (probes and scrapes); more are closed at
+/// once, unanswered.
+pub const ADMIN_CONNECTIONS_MAX: usize = 64;
+/// Largest admin HTTP request head (request line and headers) read; a longer one gets 431.
+pub const ADMIN_REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Most headers an admin HTTP request may carry.
+pub const ADMIN_REQUEST_HEADERS_MAX: usize = 32;
+/// An admin HTTP connection is closed this long after it was accepted, answered or not.
+pub const ADMIN_CONNECTION_TIMEOUT_MS: u64 = 10_000;
 /// Largest PEM file (certificate chain, key, CA bundle) the TLS setup reads.
 pub const PEM_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// How often, at most, a TLS handshake looks at the certificate and key files for a change.

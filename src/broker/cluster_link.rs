@@ -35,6 +35,9 @@ pub(super) struct ClusterLink {
     driving: std::sync::Mutex<BTreeSet<(String, i32)>>,
     /// Whether the replicas removed while this broker was down were looked for.
     leftovers_looked_at: std::sync::atomic::AtomicBool,
+    /// Whether the sync task has made the local topics and replicas follow a caught-up state
+    /// once (the partitions are loaded); read by `Broker::readiness`.
+    pub(super) is_synced: std::sync::atomic::AtomicBool,
 }
 
 /// Which broker coordinates a group or a transactional id: the leader of the internal
@@ -72,6 +75,7 @@ impl Broker {
             reconciling: std::sync::Mutex::new(()),
             driving: std::sync::Mutex::new(BTreeSet::new()),
             leftovers_looked_at: std::sync::atomic::AtomicBool::new(false),
+            is_synced: std::sync::atomic::AtomicBool::new(false),
         };
         if self.cluster.set(link).is_err() {
             tracing::warn!("the broker is already attached to a cluster");
@@ -624,6 +628,10 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
                 tracing::error!(%error, "the topic sync task failed");
             }
             strong.attach_replicas(&state).await;
+            if let Some(link) = strong.cluster.get() {
+                link.is_synced
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
         } else {
             drop(strong);
         }

@@ -17,6 +17,7 @@ mod produce;
 mod producer_ids;
 mod quotas;
 mod read;
+mod readiness;
 mod reassignment;
 mod replicas;
 mod settings;
@@ -55,6 +56,7 @@ pub(crate) use group::{
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
 pub(crate) use quotas::{CLIENT_ID, CONSUMER_BYTE_RATE, Metered, PRODUCER_BYTE_RATE, USER};
 pub(crate) use read::{FetchedPartition, Isolation, ListedOffset, OffsetSpec, PartitionDirInfo};
+pub(crate) use readiness::Readiness;
 pub(crate) use settings::{BrokerSettings, Endpoint};
 pub(crate) use topic_config::{AlterOp, ConfigEntry, ConfigKind, ConfigSource};
 pub(crate) use txn::{TxnError, TxnSettings, TxnState};

@@ -89,6 +89,7 @@ keys! {
     "tls.client_auth" => tls.client_auth;
     "tls.principal_mapping_rules" => tls.principal_mapping_rules;
     "tls.handshake_timeout_ms" => tls.handshake_timeout_ms;
+    "admin.listen" => admin.listen;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
     "sasl.enabled_mechanisms" => sasl.enabled_mechanisms;

@@ -25,6 +25,7 @@ pub(crate) struct FileConfig {
     pub groups: Groups,
     pub transactions: Transactions,
     pub cluster: Cluster,
+    pub admin: Admin,
     pub telemetry: Telemetry,
     pub sasl: super::security::SaslFile,
     pub authorization: super::security::AuthorizationFile,
@@ -157,6 +158,14 @@ pub(crate) struct ClusterTls {
     pub ca_file: Option<String>,
 }
 
+/// The admin HTTP listener (`/health`, `/ready`, `/metrics`): off unless `listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Admin {
+    /// `IP:PORT` (TCP) to serve HTTP on; `None` = no admin listener.
+    pub listen: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Telemetry {
@@ -235,6 +244,7 @@ impl Default for FileConfig {
                 broker_session_timeout_ms: 9_000,
                 tls: ClusterTls::default(),
             },
+            admin: Admin { listen: None },
             telemetry: Telemetry {
                 level: "info".to_owned(),
                 format: "text".to_owned(),
@@ -303,6 +313,12 @@ impl Default for Transactions {
 impl Default for Cluster {
     fn default() -> Self {
         FileConfig::default().cluster
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        FileConfig::default().admin
     }
 }
 

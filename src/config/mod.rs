@@ -70,6 +70,8 @@ pub struct CliOverrides {
     pub seeds: Option<Vec<String>>,
     /// `--bootstrap-expect`: sets `cluster.bootstrap_expect`.
     pub bootstrap_expect: Option<u32>,
+    /// `--admin-listen`: sets `admin.listen`, which turns the admin HTTP listener on.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// A host name or IP address and a port, as told to clients.
@@ -114,6 +116,8 @@ pub struct Config {
     groups: GroupDefaults,
     transactions: TransactionDefaults,
     cluster: Option<ClusterDefaults>,
+    /// The admin HTTP listener's bind address; `None` = off.
+    admin_listen: Option<SocketAddr>,
     telemetry_filter: String,
     telemetry_format: crate::telemetry::Format,
     sasl: SaslSettings,
@@ -332,6 +336,9 @@ fn apply_overrides(file: &mut file::FileConfig, overrides: &CliOverrides) -> Res
     if let Some(bootstrap_expect) = overrides.bootstrap_expect {
         file.cluster.bootstrap_expect = bootstrap_expect;
     }
+    if let Some(listen) = overrides.admin_listen {
+        file.admin.listen = Some(listen.to_string());
+    }
     Ok(())
 }
 
@@ -454,6 +461,11 @@ impl Config {
     /// Connection cap, idle timeout, request budget and fetch response cap.
     pub(crate) fn connection_limits(&self) -> &ConnectionLimits {
         &self.connections
+    }
+
+    /// Where the admin HTTP listener (`/health`, `/ready`, `/metrics`) binds; `None` = off.
+    pub fn admin_listen(&self) -> Option<SocketAddr> {
+        self.admin_listen
     }
 
     /// Tracing filter directive for `telemetry::init` (already checked to parse).

@@ -216,6 +216,7 @@ fn every_key_can_be_set_from_env() {
             "RULE:^CN=(.*?),OU=eng$/$1/L,DEFAULT",
         ),
         ("tls.handshake_timeout_ms", "5000"),
+        ("admin.listen", "0.0.0.0:9644"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
         ("sasl.enabled_mechanisms", "SCRAM-SHA-512,PLAIN"),
@@ -239,6 +240,7 @@ fn every_key_can_be_set_from_env() {
         .collect();
     let config = resolve(None, env.clone(), &CliOverrides::default()).unwrap();
     assert_eq!(config.node_id(), 5);
+    assert_eq!(config.admin_listen(), Some("0.0.0.0:9644".parse().unwrap()));
     assert_eq!(config.cluster_id(), "env-cluster");
     assert_eq!(config.data_dir(), Path::new("/var/lib/tidelog"));
     assert_eq!(config.kafka_bind(), "0.0.0.0:19092".parse().unwrap());
@@ -679,4 +681,44 @@ fn load_parse_error_names_the_file() {
         }
         other => panic!("expected Parse error, got {other:?}"),
     }
+}
+
+#[test]
+fn admin_listener_is_off_by_default_and_set_by_file_env_or_flag() {
+    assert_eq!(Config::default().admin_listen(), None);
+    let file = resolve_ok(
+        Some("admin:\n  listen: 127.0.0.1:9644\n"),
+        &[],
+        &CliOverrides::default(),
+    );
+    assert_eq!(file.admin_listen(), Some("127.0.0.1:9644".parse().unwrap()));
+    let env = [("TIDELOG_ADMIN__LISTEN", "0.0.0.0:9645")];
+    let flag = CliOverrides {
+        admin_listen: Some("127.0.0.1:9646".parse().unwrap()),
+        ..CliOverrides::default()
+    };
+    let yaml = Some("admin:\n  listen: 127.0.0.1:9644\n");
+    assert_eq!(
+        resolve_ok(yaml, &env, &CliOverrides::default()).admin_listen(),
+        Some("0.0.0.0:9645".parse().unwrap())
+    );
+    assert_eq!(
+        resolve_ok(yaml, &env, &flag).admin_listen(),
+        Some("127.0.0.1:9646".parse().unwrap())
+    );
+    let printed = resolve_ok(yaml, &[], &CliOverrides::default()).redacted_yaml();
+    assert!(printed.contains("listen: 127.0.0.1:9644"), "{printed}");
+}
+
+#[test]
+fn admin_listener_needs_an_address_and_a_port_of_its_own() {
+    check_invalid("admin:\n  listen: localhost:9644\n", "admin.listen");
+    check_invalid("admin:\n  listen: 127.0.0.1:9092\n", "admin.listen");
+    check_invalid(
+        "admin:\n  listen: 0.0.0.0:9093\ncluster:\n  listen: 127.0.0.1:9093\n",
+        "admin.listen",
+    );
+    // Port 0 never collides: each listener gets its own free port.
+    let zero = "listeners:\n  kafka:\n    bind: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n";
+    assert!(resolve(Some(zero), NO_ENV, &CliOverrides::default()).is_ok());
 }

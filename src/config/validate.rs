@@ -1,6 +1,7 @@
 //! Turns the resolved file shape into a typed `Config`: each section alone, then the rules that
 //! span sections. Errors name the dotted key; nothing here reads files or the environment.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -117,6 +118,7 @@ pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
 
     let sasl = super::security::validate_sasl(&file.sasl)?;
     let authorization = super::security::validate_authorization(&file.authorization)?;
+    let admin_listen = validate_admin(&file.admin, &listeners, cluster.as_ref())?;
 
     let telemetry_filter = file.telemetry.level.clone();
     if let Err(error) = crate::telemetry::check_filter(&telemetry_filter) {
@@ -153,12 +155,43 @@ pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
         groups,
         transactions,
         cluster,
+        admin_listen,
         telemetry_filter,
         telemetry_format,
         sasl,
         authorization,
         file,
     })
+}
+
+/// `admin.listen`: an `IP:PORT` of its own (not a Kafka or cluster listener's).
+fn validate_admin(
+    admin: &super::file::Admin,
+    listeners: &[super::Listener],
+    cluster: Option<&super::ClusterDefaults>,
+) -> Result<Option<SocketAddr>, Error> {
+    let Some(text) = &admin.listen else {
+        return Ok(None);
+    };
+    let listen: SocketAddr = text.trim().parse().map_err(|_| Error::Invalid {
+        key: "admin.listen",
+        reason: format!("expected IP:PORT (e.g. 0.0.0.0:9644), got {text:?}"),
+    })?;
+    let taken = listeners
+        .iter()
+        .map(|l| (format!("listener {}", l.name), l.bind))
+        .chain(cluster.map(|c| ("cluster.listen".to_owned(), c.listen)));
+    for (owner, bind) in taken {
+        if listen.port() != 0 && super::cluster::conflicts(listen, bind) {
+            return invalid(
+                "admin.listen",
+                format!(
+                    "{listen} collides with {owner} ({bind}): the admin listener needs its own port"
+                ),
+            );
+        }
+    }
+    Ok(Some(listen))
 }
 
 fn validate_connections(limits_file: &super::file::Limits) -> Result<ConnectionLimits, Error> {

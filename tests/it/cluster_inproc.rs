@@ -14,7 +14,7 @@ use crate::harness::{self, CLIENT_DEADLINE, wait_until};
 const FORM_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Brokers of one cluster running in this process.
-struct InProcessCluster {
+pub(crate) struct InProcessCluster {
     runtime: tokio::runtime::Runtime,
     brokers: Vec<Running>,
     _dirs: Vec<tempfile::TempDir>,
@@ -23,52 +23,72 @@ struct InProcessCluster {
 impl InProcessCluster {
     /// Starts `count` brokers (node ids 1..=count); the first `expect` form the controller.
     fn start(count: i32, expect: u32) -> InProcessCluster {
+        let mut cluster = InProcessCluster::empty();
+        for _ in 0..count {
+            cluster.add(expect);
+        }
+        cluster
+    }
+
+    /// No broker yet; `add` starts them.
+    pub(crate) fn empty() -> InProcessCluster {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime for the brokers");
-        let mut brokers: Vec<Running> = Vec::new();
-        let mut dirs = Vec::new();
-        for id in 1..=count {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let seeds = brokers
-                .first()
-                .and_then(Running::gossip_addr)
-                .map(|addr| vec![addr.to_string()])
-                .unwrap_or_default();
-            let env = [
-                ("TIDELOG_CLUSTER__GOSSIP_INTERVAL_MS", "100"),
-                ("TIDELOG_CLUSTER__BROKER_SESSION_TIMEOUT_MS", "3000"),
-            ];
-            let overrides = CliOverrides {
-                data_dir: Some(dir.path().to_path_buf()),
-                listen: Some(loopback()),
-                node_id: Some(id),
-                cluster_listen: Some(loopback()),
-                seeds: Some(seeds),
-                bootstrap_expect: Some(expect),
-                ..CliOverrides::default()
-            };
-            let config = config::resolve(None, env, &overrides).expect("a valid config");
-            let running = runtime
-                .block_on(app::start(&config))
-                .expect("the broker starts");
-            brokers.push(running);
-            dirs.push(dir);
-        }
         InProcessCluster {
             runtime,
-            brokers,
-            _dirs: dirs,
+            brokers: Vec::new(),
+            _dirs: Vec::new(),
         }
+    }
+
+    /// Starts the next broker (node id = its position + 1, seeded by the first), with an admin
+    /// listener; the first `expect` brokers form the controller.
+    pub(crate) fn add(&mut self, expect: u32) -> &Running {
+        let id = i32::try_from(self.brokers.len() + 1).expect("few brokers");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let seeds = self
+            .brokers
+            .first()
+            .and_then(Running::gossip_addr)
+            .map(|addr| vec![addr.to_string()])
+            .unwrap_or_default();
+        let env = [
+            ("TIDELOG_CLUSTER__GOSSIP_INTERVAL_MS", "100"),
+            ("TIDELOG_CLUSTER__BROKER_SESSION_TIMEOUT_MS", "3000"),
+        ];
+        let overrides = CliOverrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            listen: Some(loopback()),
+            node_id: Some(id),
+            cluster_listen: Some(loopback()),
+            seeds: Some(seeds),
+            bootstrap_expect: Some(expect),
+            admin_listen: Some(loopback()),
+            ..CliOverrides::default()
+        };
+        let config = config::resolve(None, env, &overrides).expect("a valid config");
+        let running = self
+            .runtime
+            .block_on(app::start(&config))
+            .expect("the broker starts");
+        self.brokers.push(running);
+        self._dirs.push(dir);
+        self.brokers.last().expect("just pushed")
+    }
+
+    /// The brokers started so far, in node id order.
+    pub(crate) fn brokers(&self) -> &[Running] {
+        &self.brokers
     }
 
     fn bootstrap(&self, at: usize) -> String {
         self.brokers[at].kafka_addr().to_string()
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         let InProcessCluster {
             runtime, brokers, ..
         } = self;

@@ -29,6 +29,7 @@ mod memory;
 )]
 mod netlab;
 mod operations;
+mod probes;
 mod produce_consume;
 mod quotas;
 mod raft_control_batches;
