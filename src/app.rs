@@ -17,6 +17,7 @@ use crate::cluster::{ClusterNode, ClusterSettings, GossipNetwork, InternalTopic}
 use crate::config::{self, Config, SecurityProtocol};
 use crate::kafka::{self, KafkaSettings, ListenerEndpoint};
 use crate::server;
+use crate::telemetry;
 
 /// A started broker: its bound Kafka addresses and the handles needed to stop it.
 #[derive(Debug)]
@@ -122,6 +123,9 @@ impl Running {
     }
 }
 
+/// How often histogram samples are folded into their buckets between scrapes.
+const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Binds and starts the admin HTTP listener when `admin.listen` is set; `/ready` answers
 /// "starting" until `ReadySource::broker` is set.
 async fn start_admin(config: &Config) -> anyhow::Result<Option<Admin>> {
@@ -134,18 +138,42 @@ async fn start_admin(config: &Config) -> anyhow::Result<Option<Admin>> {
     let addr = socket
         .local_addr()
         .context("reading the bound admin address")?;
+    telemetry::metrics::prometheus().context("installing the Prometheus metrics recorder")?;
     let ready = Arc::new(ReadySource::default());
     let source = Arc::clone(&ready);
+    let gauges = Arc::clone(&ready);
     let handlers = server::AdminHandlers {
         ready: Box::new(move || source.check()),
-        metrics: None,
+        metrics: Some(Box::new(move || {
+            if let Some(broker) = gauges.broker.get() {
+                let (partitions, group_lags) = broker.metric_gauges();
+                telemetry::metrics::set_state(&partitions, &group_lags);
+            }
+            telemetry::metrics::render()
+        })),
     };
-    let (stop, mut stopped) = watch::channel(false);
-    let shutdown = async move {
-        // An error means the sender is gone (a failed start), which also means stop.
+    let (stop, stopped) = watch::channel(false);
+    // An error means the sender is gone (a failed start), which also means stop.
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let task = tokio::spawn(server::serve_admin(socket, handlers, shutdown));
+    let upkeep = {
+        let stopped = until_stopped(stopped.clone());
+        async move {
+            tokio::pin!(stopped);
+            let mut tick = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = &mut stopped => break,
+                    _ = tick.tick() => telemetry::metrics::run_upkeep(),
+                }
+            }
+        }
+    };
+    let serve = server::serve_admin(socket, handlers, until_stopped(stopped));
+    let task = tokio::spawn(async move {
+        tokio::join!(serve, upkeep);
+    });
     // Not "listening": harnesses take the first `listening addr=` line as the Kafka address.
     tracing::info!(addr = %addr, "admin HTTP serving /health, /ready and /metrics");
     Ok(Some(Admin {

@@ -159,6 +159,11 @@ pub const ADMIN_REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 pub const ADMIN_REQUEST_HEADERS_MAX: usize = 32;
 /// An admin HTTP connection is closed this long after it was accepted, answered or not.
 pub const ADMIN_CONNECTION_TIMEOUT_MS: u64 = 10_000;
+/// Most partitions whose gauges (offsets, size, replica lag) one scrape of /metrics exports;
+/// the rest are left out, so a broker with very many partitions keeps its scrapes small.
+pub const METRICS_PARTITIONS_MAX: usize = 10_000;
+/// Most (group, partition) consumer-lag series one scrape of /metrics exports.
+pub const METRICS_GROUP_LAG_SERIES_MAX: usize = 10_000;
 /// Largest PEM file (certificate chain, key, CA bundle) the TLS setup reads.
 pub const PEM_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// How often, at most, a TLS handshake looks at the certificate and key files for a change.

@@ -21,6 +21,7 @@ mod readiness;
 mod reassignment;
 mod replicas;
 mod settings;
+mod stats;
 mod topic_config;
 mod topic_name;
 mod txn;

@@ -192,24 +192,29 @@ impl Broker {
         }
         let broker = Arc::clone(self);
         let (state, target) = self.partition(topic, partition)?;
-        if target.is_replicated() {
+        let bytes = records.len() as u64;
+        let appended = if target.is_replicated() {
             let settings = state.settings.clone();
             let (batches, log_append_time_ms, _) =
                 off_worker(move || broker.validated(&settings, &records)).await?;
-            return self
-                .append_replicated(
-                    &target,
-                    &state,
-                    batches,
-                    (log_append_time_ms, acks),
-                    idempotence::Checks::CLIENT,
-                )
-                .await;
+            self.append_replicated(
+                &target,
+                &state,
+                batches,
+                (log_append_time_ms, acks),
+                idempotence::Checks::CLIENT,
+            )
+            .await
+        } else {
+            off_worker(move || {
+                broker.append_to(&state, target, records, acks, idempotence::Checks::CLIENT)
+            })
+            .await
+        };
+        if appended.is_ok() {
+            crate::telemetry::metrics::bytes_in(topic, bytes);
         }
-        off_worker(move || {
-            broker.append_to(&state, target, records, acks, idempotence::Checks::CLIENT)
-        })
-        .await
+        appended
     }
 
     /// A replicated partition's append: the batch is checked against the log and proposed to

@@ -60,6 +60,20 @@ pub(crate) enum DispatchError {
 /// Dispatches one request frame (without its length prefix). The handler's synchronous part
 /// (produce appends, metadata auto-creation, admin changes) has happened when this returns.
 pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, DispatchError> {
+    let started = std::time::Instant::now();
+    // A SASL v0 token has no request header: not a request to count.
+    let is_raw_token = ctx.session.expects_raw_token();
+    let prefix = codec::peek_request_prefix(&frame).ok();
+    // Boxed: the connection task's future would otherwise nest one level deeper than rustc's
+    // layout depth allows.
+    let result = Box::pin(dispatch_unobserved(ctx, frame)).await;
+    if is_raw_token {
+        return result;
+    }
+    super::request_metrics::observe(prefix, started, result)
+}
+
+async fn dispatch_unobserved(ctx: &Context, frame: Bytes) -> Result<Dispatched, DispatchError> {
     if ctx.session.expects_raw_token() {
         let (reply, after) = handlers::sasl::raw_token(ctx, &frame);
         return Ok(respond_then(Ok(reply), after));

@@ -9,6 +9,7 @@ mod context;
 mod dispatch;
 pub(crate) mod error_code;
 pub(crate) mod handlers;
+mod request_metrics;
 mod session;
 #[cfg(test)]
 mod version_sweep_tests;

@@ -7,6 +7,7 @@ mod entry_codec;
 mod error;
 mod flusher;
 mod index_map;
+mod leader_changes;
 mod log_store;
 mod network;
 pub(crate) mod partition;

@@ -97,6 +97,7 @@ pub(crate) async fn serve(
         let span = tracing::info_span!("connection", %peer, listener = %listener.name);
         connections.spawn(
             async move {
+                let _open = crate::telemetry::metrics::connection_opened();
                 let activity = Arc::clone(&registration.activity);
                 match tls {
                     None => connection::run(socket, ctx, settings, activity, stop).await,
@@ -115,10 +116,13 @@ pub(crate) async fn serve(
                             let ctx = ctx.with_principal(principal);
                             connection::run_tls(stream, ctx, settings, activity, stop).await;
                         }
-                        Some(Err(error)) => tracing::info!(
-                            error = %super::tls::chain(&error),
-                            "TLS handshake refused; connection closed"
-                        ),
+                        Some(Err(error)) => {
+                            crate::telemetry::metrics::authentication_failed("TLS");
+                            tracing::info!(
+                                error = %super::tls::chain(&error),
+                                "TLS handshake refused; connection closed"
+                            );
+                        }
                     },
                 }
                 drop(registration);

@@ -2,9 +2,12 @@
 //! The only code that installs subscribers or exporters; it never reads the environment (config
 //! resolves `TIDELOG_LOG` / `telemetry.level` into the filter it is given).
 //!
-//! OpenTelemetry (OTLP traces and metrics) is not wired yet. When it is, `init` gains an optional
+//! Metrics (names, recording, the Prometheus recorder) are `metrics.rs`; like `tracing`, every
+//! layer may record through it. OpenTelemetry (OTLP traces) is not wired yet. When it is, `init` gains an optional
 //! OTLP endpoint from config and adds a `tracing-opentelemetry` layer next to the fmt layer here;
 //! no other module changes.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -79,6 +79,11 @@ impl InProcessCluster {
         self.brokers.last().expect("just pushed")
     }
 
+    /// The runtime the brokers run on (clients' futures may be driven on it too).
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
     /// The brokers started so far, in node id order.
     pub(crate) fn brokers(&self) -> &[Running] {
         &self.brokers

@@ -22,6 +22,7 @@ mod lab;
 mod list_offsets;
 mod malformed;
 mod memory;
+mod metrics;
 #[path = "../netlab/mod.rs"]
 #[allow(
     dead_code,

@@ -261,6 +261,9 @@ fn read_all(
             let data = match fetched {
                 Ok((fetched, diverging)) => {
                     summary.bytes += fetched.records.len();
+                    if let Some(name) = &topic.resolved {
+                        crate::telemetry::metrics::bytes_out(name, fetched.records.len() as u64);
+                    }
                     remaining = remaining.saturating_sub(fetched.records.len());
                     let data = partition_data(data, fetched);
                     match diverging {

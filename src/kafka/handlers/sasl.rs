@@ -138,6 +138,7 @@ fn step(ctx: &Context, token: &[u8]) -> Result<Authenticated, (i16, String, Afte
                 message,
                 bad_credentials,
             } => {
+                crate::telemetry::metrics::authentication_failed("SASL");
                 tracing::info!(
                     peer = %ctx.peer,
                     bad_credentials,

@@ -126,6 +126,7 @@ impl Controller {
         let raft = Raft::new(settings.node_id, Arc::new(config), network, store, machine)
             .await
             .map_err(|e| start(&e))?;
+        super::leader_changes::count_leader_changes(&raft, "controller");
         let controller = Arc::new(Controller {
             node_id: settings.node_id,
             raft: raft.clone(),

@@ -149,6 +149,11 @@ impl Proposal {
                 "committed entry {index} is not in the log"
             )));
         };
+        // Submitted one commit timeout before the deadline.
+        let submitted = self.deadline.checked_sub(self.commit_timeout);
+        if let Some(submitted) = submitted {
+            crate::telemetry::metrics::raft_committed(submitted.elapsed());
+        }
         Ok(Committed {
             index,
             base_offset,
@@ -255,6 +260,7 @@ impl PartitionGroup {
         let raft = Raft::new(settings.node_id, Arc::new(config), network, store, machine)
             .await
             .map_err(|e| start(&e))?;
+        super::leader_changes::count_leader_changes(&raft, "partition");
         let paced = settings.pacemaker.add(settings.group, raft.clone());
         let handler = PartitionHandler {
             raft: RaftHandler::new(raft.clone()).with_snapshot_files(files),

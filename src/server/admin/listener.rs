@@ -78,7 +78,7 @@ pub(crate) async fn serve_admin(
 }
 
 /// Reads one request head and writes its response.
-async fn answer(mut socket: TcpStream, handlers: &AdminHandlers) {
+async fn answer(mut socket: TcpStream, handlers: &Arc<AdminHandlers>) {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0_u8; 1024];
     let parsed = loop {
@@ -92,7 +92,15 @@ async fn answer(mut socket: TcpStream, handlers: &AdminHandlers) {
         }
     };
     let (response, head_only) = match parsed {
-        Ok(Some(request)) => (respond(&request.target, handlers), request.is_head),
+        // Off the async workers: /ready and /metrics read broker state under its locks.
+        Ok(Some(request)) => {
+            let target = request.target;
+            let handlers = Arc::clone(handlers);
+            match tokio::task::spawn_blocking(move || respond(&target, &handlers)).await {
+                Ok(response) => (response, request.is_head),
+                Err(_) => (Response::text(500, "internal error\n"), false),
+            }
+        }
         Ok(None) => return,
         Err(http::Error::TooLarge) => (Response::text(431, "request head too large\n"), false),
         Err(error @ http::Error::Malformed(_)) => {

@@ -61,7 +61,10 @@ impl DataFile for File {
     }
 
     fn fdatasync(&self) -> io::Result<()> {
-        File::sync_data(self)
+        let started = std::time::Instant::now();
+        let synced = File::sync_data(self);
+        crate::telemetry::metrics::fsync(started.elapsed());
+        synced
     }
 
     fn set_len_bytes(&self, len_bytes: u64) -> io::Result<()> {
