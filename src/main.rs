@@ -30,8 +30,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(_) => {
-            telemetry::init(config.telemetry_filter(), config.telemetry_format())
-                .context("installing telemetry")?;
+            let exporter = telemetry::init(
+                config.telemetry_filter(),
+                config.telemetry_format(),
+                config.otlp_endpoint(),
+            )
+            .context("installing telemetry")?;
             for var in config::ignored_env_vars() {
                 tracing::warn!(
                     var,
@@ -43,7 +47,12 @@ fn main() -> anyhow::Result<()> {
                 .thread_name("tidelog")
                 .build()
                 .context("building the tokio runtime")?;
-            runtime.block_on(app::run(config))
+            let ran = runtime.block_on(app::run(config));
+            drop(runtime);
+            if let Some(exporter) = exporter {
+                exporter.shutdown();
+            }
+            ran
         }
         Command::Tool(_) => Ok(()),
     }

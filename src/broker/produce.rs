@@ -178,6 +178,7 @@ pub(super) async fn off_worker<T: Send + 'static>(
 impl Broker {
     /// [`Broker::append`] on the blocking pool (see [`off_worker`]): what the produce
     /// handler calls.
+    #[tracing::instrument(name = "append", skip_all, fields(topic = %topic, partition = partition))]
     pub(crate) async fn append_off_worker(
         self: &Arc<Self>,
         topic: &str,

@@ -92,6 +92,7 @@ keys! {
     "admin.listen" => admin.listen;
     "telemetry.level" => telemetry.level;
     "telemetry.format" => telemetry.format;
+    "telemetry.otlp_endpoint" => telemetry.otlp_endpoint;
     "sasl.enabled_mechanisms" => sasl.enabled_mechanisms;
     "sasl.connections_max_reauth_ms" => sasl.connections_max_reauth_ms;
     "sasl.failed_authentication_delay_ms" => sasl.failed_authentication_delay_ms;

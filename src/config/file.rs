@@ -173,6 +173,8 @@ pub(crate) struct Telemetry {
     pub level: String,
     /// `text` or `json`.
     pub format: String,
+    /// OTLP collector base URL (`http://collector:4318`); spans go to `<url>/v1/traces`.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Every default of the config file, in one place (the sub-sections' `Default`s delegate here).
@@ -248,6 +250,7 @@ impl Default for FileConfig {
             telemetry: Telemetry {
                 level: "info".to_owned(),
                 format: "text".to_owned(),
+                otlp_endpoint: None,
             },
             sasl: super::security::SaslFile::default(),
             authorization: super::security::AuthorizationFile::default(),

@@ -122,6 +122,8 @@ pub struct Config {
     telemetry_format: crate::telemetry::Format,
     sasl: SaslSettings,
     authorization: AuthorizationSettings,
+    /// OTLP collector base URL for trace export; `None` = no export.
+    otlp_endpoint: Option<String>,
 }
 
 /// The listener's validated bounds; `app` turns them into the server's and handlers' settings.
@@ -486,6 +488,11 @@ impl Config {
     /// Super users and bootstrap users.
     pub(crate) fn authorization(&self) -> &AuthorizationSettings {
         &self.authorization
+    }
+
+    /// Where `telemetry::init` exports spans (OTLP over HTTP); `None` = nowhere.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref()
     }
 }
 

@@ -219,6 +219,7 @@ fn every_key_can_be_set_from_env() {
         ("admin.listen", "0.0.0.0:9644"),
         ("telemetry.level", "debug"),
         ("telemetry.format", "json"),
+        ("telemetry.otlp_endpoint", "http://collector.example:4318"),
         ("sasl.enabled_mechanisms", "SCRAM-SHA-512,PLAIN"),
         ("sasl.connections_max_reauth_ms", "60000"),
         ("sasl.failed_authentication_delay_ms", "250"),
@@ -241,6 +242,10 @@ fn every_key_can_be_set_from_env() {
     let config = resolve(None, env.clone(), &CliOverrides::default()).unwrap();
     assert_eq!(config.node_id(), 5);
     assert_eq!(config.admin_listen(), Some("0.0.0.0:9644".parse().unwrap()));
+    assert_eq!(
+        config.otlp_endpoint(),
+        Some("http://collector.example:4318")
+    );
     assert_eq!(config.cluster_id(), "env-cluster");
     assert_eq!(config.data_dir(), Path::new("/var/lib/tidelog"));
     assert_eq!(config.kafka_bind(), "0.0.0.0:19092".parse().unwrap());
@@ -721,4 +726,16 @@ fn admin_listener_needs_an_address_and_a_port_of_its_own() {
     // Port 0 never collides: each listener gets its own free port.
     let zero = "listeners:\n  kafka:\n    bind: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n";
     assert!(resolve(Some(zero), NO_ENV, &CliOverrides::default()).is_ok());
+}
+
+#[test]
+fn otlp_endpoint_must_be_an_http_url() {
+    assert_eq!(Config::default().otlp_endpoint(), None);
+    let yaml = "telemetry:\n  otlp_endpoint: http://127.0.0.1:4318\n";
+    let config = resolve_ok(Some(yaml), &[], &CliOverrides::default());
+    assert_eq!(config.otlp_endpoint(), Some("http://127.0.0.1:4318"));
+    check_invalid(
+        "telemetry:\n  otlp_endpoint: 127.0.0.1:4318\n",
+        "telemetry.otlp_endpoint",
+    );
 }

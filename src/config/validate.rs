@@ -135,6 +135,13 @@ pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
         }
     };
 
+    let otlp_endpoint = file.telemetry.otlp_endpoint.clone();
+    if let Some(endpoint) = &otlp_endpoint
+        && let Err(reason) = crate::telemetry::check_endpoint(endpoint)
+    {
+        return invalid("telemetry.otlp_endpoint", reason);
+    }
+
     Ok(Config {
         node_id,
         cluster_id,
@@ -160,6 +167,7 @@ pub(super) fn validate(mut file: FileConfig) -> Result<Config, Error> {
         telemetry_format,
         sasl,
         authorization,
+        otlp_endpoint,
         file,
     })
 }

@@ -94,7 +94,7 @@ pub(crate) async fn serve(
         let stop = stop.clone();
         let registration = registry.register();
         let settings = connection_settings.clone();
-        let span = tracing::info_span!("connection", %peer, listener = %listener.name);
+        let span = tracing::info_span!("connection", %peer, listener = %listener.name, principal = tracing::field::Empty);
         connections.spawn(
             async move {
                 let _open = crate::telemetry::metrics::connection_opened();
@@ -112,6 +112,8 @@ pub(crate) async fn serve(
                             "closed during its TLS handshake to make room for a new connection"
                         ),
                         Some(Ok((stream, principal))) => {
+                            tracing::Span::current()
+                                .record("principal", tracing::field::display(&principal));
                             tracing::debug!(%principal, "TLS handshake done");
                             let ctx = ctx.with_principal(principal);
                             connection::run_tls(stream, ctx, settings, activity, stop).await;

@@ -3,15 +3,20 @@
 //! resolves `TIDELOG_LOG` / `telemetry.level` into the filter it is given).
 //!
 //! Metrics (names, recording, the Prometheus recorder) are `metrics.rs`; like `tracing`, every
-//! layer may record through it. OpenTelemetry (OTLP traces) is not wired yet. When it is, `init` gains an optional
-//! OTLP endpoint from config and adds a `tracing-opentelemetry` layer next to the fmt layer here;
-//! no other module changes.
+//! layer may record through it. OTLP trace export (`otlp.rs`) is a second layer beside the fmt
+//! layer when `telemetry.otlp_endpoint` is set; both see the spans `telemetry.level` lets through.
 
 pub mod metrics;
+mod otlp;
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+pub use otlp::{Exporter, check_endpoint};
 
 /// Line format of the log written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +39,13 @@ pub enum Error {
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled {
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: tracing_subscriber::util::TryInitError,
+    },
+    #[error("cannot set up OTLP trace export to {endpoint}")]
+    Otlp {
+        endpoint: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
     },
 }
 
@@ -69,16 +80,35 @@ pub fn check_filter(filter: &str) -> Result<(), Error> {
 
 /// Installs the global subscriber: events at or above `filter` go to stderr in `format`, with
 /// ANSI colours only when stderr is a terminal. Fields render as `key=value` in text format.
-pub fn init(filter: &str, format: Format) -> Result<(), Error> {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(parse_filter(filter)?)
+/// With `otlp_endpoint`, spans also go to that OTLP collector (http/protobuf); the returned
+/// exporter must be shut down at exit to send the last spans. Call it outside a tokio runtime.
+pub fn init(
+    filter: &str,
+    format: Format,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<Exporter>, Error> {
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let installed = match format {
-        Format::Text => builder.try_init(),
-        Format::Json => builder.json().try_init(),
+    let fmt = match format {
+        Format::Text => fmt.boxed(),
+        Format::Json => fmt.json().boxed(),
     };
-    installed.map_err(|source| Error::AlreadyInstalled { source })
+    let registry = tracing_subscriber::registry()
+        .with(parse_filter(filter)?)
+        .with(fmt);
+    let Some(endpoint) = otlp_endpoint else {
+        registry
+            .try_init()
+            .map_err(|source| Error::AlreadyInstalled { source })?;
+        return Ok(None);
+    };
+    let (otlp, exporter) = otlp::layer(endpoint)?;
+    registry
+        .with(otlp)
+        .try_init()
+        .map_err(|source| Error::AlreadyInstalled { source })?;
+    Ok(Some(exporter))
 }
 
 fn parse_filter(filter: &str) -> Result<EnvFilter, Error> {

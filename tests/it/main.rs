@@ -30,6 +30,7 @@ mod metrics;
 )]
 mod netlab;
 mod operations;
+mod otlp;
 mod probes;
 mod produce_consume;
 mod quotas;

@@ -56,6 +56,26 @@ fn scrape(admin: SocketAddr) -> String {
     body
 }
 
+/// Sends `count` records (`value 0`, `value 1`, ...) to partition 0 of `topic`, one at a
+/// time, each waited for.
+pub(crate) fn send_values(
+    runtime: &tokio::runtime::Runtime,
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    count: usize,
+) {
+    for i in 0..count {
+        let value = format!("value {i}");
+        let record = FutureRecord::to(topic)
+            .partition(0)
+            .key("k")
+            .payload(&value);
+        runtime
+            .block_on(producer.send(record, CLIENT_DEADLINE))
+            .expect("delivered");
+    }
+}
+
 fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -88,16 +108,7 @@ fn single_broker_metrics_move_with_produce_fetch_and_commits() {
         &[],
     ));
     let producer = harness::producer(&broker.bootstrap(), &[]);
-    for i in 0..10 {
-        let value = format!("value {i}");
-        let record = FutureRecord::to("metered")
-            .partition(0)
-            .key("k")
-            .payload(&value);
-        runtime
-            .block_on(producer.send(record, CLIENT_DEADLINE))
-            .expect("delivered");
-    }
+    send_values(&runtime, &producer, "metered", 10);
     let read = harness::consume(
         &broker.bootstrap(),
         "metered",
