@@ -35,6 +35,9 @@ pub(super) fn observe(
     started: Instant,
     result: Result<Dispatched, DispatchError>,
 ) -> Result<Dispatched, DispatchError> {
+    if !metrics::is_exported() {
+        return result;
+    }
     let (api, version) = labels(prefix.as_ref());
     match result {
         Ok(Dispatched::Respond(pending)) => Ok(Dispatched::Respond(Box::pin(async move {

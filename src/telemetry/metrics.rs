@@ -190,6 +190,11 @@ pub fn run_upkeep() {
     }
 }
 
+/// Whether metrics are kept (the recorder is installed): callers skip building labels if not.
+pub(crate) fn is_exported() -> bool {
+    PROMETHEUS.get().is_some()
+}
+
 /// One answered (or failed) Kafka request; the caller bounds the label values.
 pub(crate) fn request(api: String, version: String, elapsed: Duration, is_error: bool) {
     let labels = [("api", api), ("version", version)];
@@ -202,10 +207,16 @@ pub(crate) fn request(api: String, version: String, elapsed: Duration, is_error:
 }
 
 pub(crate) fn bytes_in(topic: &str, bytes: u64) {
+    if !is_exported() {
+        return;
+    }
     metrics::counter!(name::BYTES_IN, "topic" => topic.to_owned()).increment(bytes);
 }
 
 pub(crate) fn bytes_out(topic: &str, bytes: u64) {
+    if !is_exported() {
+        return;
+    }
     metrics::counter!(name::BYTES_OUT, "topic" => topic.to_owned()).increment(bytes);
 }
 
