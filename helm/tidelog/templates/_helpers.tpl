@@ -69,11 +69,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)))
   "telemetry" (dict "level" .Values.logLevel "format" .Values.logFormat) }}
 {{- if .Values.tls.enabled }}
-{{- $_ := set $config "tls" (dict
+{{- $files := dict
   "cert_file" (printf "/etc/tidelog/tls/%s" .Values.tls.certKey)
   "key_file" (printf "/etc/tidelog/tls/%s" .Values.tls.keyKey)
-  "ca_file" (printf "/etc/tidelog/tls/%s" .Values.tls.caKey)
-  "client_auth" .Values.tls.clientAuth) }}
+  "ca_file" (printf "/etc/tidelog/tls/%s" .Values.tls.caKey) }}
+{{- $_ := set $config "tls" (merge (dict "client_auth" .Values.tls.clientAuth) $files) }}
+{{- if .Values.tls.cluster }}
+{{- $_ := set (get $config "cluster") "tls" (deepCopy $files) }}
+{{- end }}
 {{- end }}
 {{- if .Values.auth.enabled }}
 {{- $user := dict "name" .Values.auth.bootstrapUser "password_file" (printf "/etc/tidelog/auth/%s" .Values.auth.passwordKey) }}
