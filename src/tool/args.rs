@@ -261,6 +261,19 @@ pub enum ClusterCommand {
     },
     /// Remove a stopped, drained broker from the cluster.
     Unregister { broker: i32 },
+    /// Hand partitions back to their preferred (first) replica, e.g. after a reassignment.
+    ElectLeaders {
+        /// Only this topic [default: every partition].
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only this partition of --topic.
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
+        /// An unclean election: any live replica, even out of sync, when none in sync is left
+        /// (records may be lost).
+        #[arg(long)]
+        unclean: bool,
+    },
 }
 
 /// `tidelog user ...`

@@ -66,6 +66,11 @@ pub(crate) fn run(
             let wait = (!no_wait).then(|| Duration::from_millis(*wait_timeout_ms));
             drain(client, format, *broker, wait)
         }
+        ClusterCommand::ElectLeaders {
+            topic,
+            partition,
+            unclean,
+        } => elect(client, format, topic.as_deref(), *partition, *unclean),
         ClusterCommand::Unregister { broker } => {
             client::unregister_broker(client, *broker)?;
             match format {
@@ -74,6 +79,65 @@ pub(crate) fn run(
             }
         }
     }
+}
+
+/// Kafka's ELECTION_NOT_NEEDED: the preferred replica already leads.
+const ELECTION_NOT_NEEDED: i16 = 84;
+
+#[derive(Serialize)]
+struct Elected {
+    topic: String,
+    partition: i32,
+    result: String,
+}
+
+fn elect(
+    client: &mut Client,
+    format: Format,
+    topic: Option<&str>,
+    partition: Option<i32>,
+    unclean: bool,
+) -> anyhow::Result<()> {
+    let wanted = match topic {
+        Some(topic) => Some(vec![(
+            topic.to_owned(),
+            super::topic::partitions(client, topic, partition)?,
+        )]),
+        None => None,
+    };
+    let outcomes = client::elect_leaders(client, wanted.as_deref(), unclean)?;
+    let mut failed = Vec::new();
+    let rows: Vec<Elected> = outcomes
+        .into_iter()
+        .map(|(topic, partition, outcome)| {
+            let result = match outcome {
+                Ok(()) => "elected".to_owned(),
+                Err(e) if e.code() == Some(ELECTION_NOT_NEEDED) => "already leads".to_owned(),
+                Err(e) => {
+                    failed.push(e.to_string());
+                    e.to_string()
+                }
+            };
+            Elected {
+                topic,
+                partition,
+                result,
+            }
+        })
+        .collect();
+    let mut table = Table::new(&["TOPIC", "PARTITION", "RESULT"]);
+    for r in &rows {
+        table.row(vec![
+            r.topic.clone(),
+            r.partition.to_string(),
+            r.result.clone(),
+        ]);
+    }
+    show(format, &[table], &rows)?;
+    if !failed.is_empty() {
+        bail!("{} election(s) failed: {}", failed.len(), failed.join("; "));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -561,6 +561,41 @@ fn cluster_commands_reassign_drain_and_unregister_a_broker() {
         b,
     ]);
     assert!(bad.contains("INVALID_REPLICA_ASSIGNMENT"), "{bad}");
+    // Preferred leaders: each partition's first replica leads (or is made to).
+    let elected = json(&[
+        "cluster",
+        "elect-leaders",
+        "--topic",
+        "moving",
+        "--bootstrap",
+        b,
+    ]);
+    let results: Vec<&str> = elected
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["result"].as_str())
+        .collect();
+    assert_eq!(results.len(), 2, "{elected}");
+    assert!(
+        results
+            .iter()
+            .all(|r| *r == "elected" || *r == "already leads"),
+        "{elected}"
+    );
+    wait_until(DEADLINE, "the preferred replicas lead", || {
+        let leaders = leaders(b, "moving");
+        leaders.get(&0) == Some(&target[0])
+    });
+    let unknown = fails(&[
+        "cluster",
+        "elect-leaders",
+        "--topic",
+        "nowhere",
+        "--bootstrap",
+        b,
+    ]);
+    assert!(unknown.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{unknown}");
 
     // Drain broker 4: its replica goes elsewhere; then stopped, it is unregistered.
     ok(&["cluster", "drain", "4", "--bootstrap", b], "");

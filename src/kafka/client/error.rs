@@ -112,6 +112,14 @@ impl ClientError {
         }))
     }
 
+    /// The Kafka error code, if the broker answered with one.
+    pub(crate) fn code(&self) -> Option<i16> {
+        match self {
+            ClientError::Kafka(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
     /// Whether the same call may succeed later (after new metadata or a new coordinator).
     pub(crate) fn is_retriable(&self) -> bool {
         match self {

@@ -30,7 +30,7 @@ pub(crate) use metadata::BrokerInfo;
 pub(crate) use metadata::{ClusterMetadata, PartitionInfo, TopicInfo, metadata};
 pub(crate) use partitions::{
     ClusterBroker, OngoingReassignment, Reassignment, alter_reassignments, describe_cluster,
-    list_reassignments, unregister_broker,
+    elect_leaders, list_reassignments, unregister_broker,
 };
 pub(crate) use records::{
     InRecord, OffsetSpec, OutRecord, fetch, list_offset, partition_for_key, produce,

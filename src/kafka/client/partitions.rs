@@ -4,8 +4,9 @@
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, BrokerId, DescribeClusterRequest,
+    AlterPartitionReassignmentsRequest, BrokerId, DescribeClusterRequest, ElectLeadersRequest,
     ListPartitionReassignmentsRequest, UnregisterBrokerRequest,
 };
 use serde::Serialize;
@@ -18,6 +19,10 @@ const DESCRIBE_CLUSTER_VERSION: i16 = 1;
 const ALTER_REASSIGNMENTS_VERSION: i16 = 0;
 const LIST_REASSIGNMENTS_VERSION: i16 = 0;
 const UNREGISTER_BROKER_VERSION: i16 = 0;
+const ELECT_LEADERS_VERSION: i16 = 2;
+/// ElectLeaders election types.
+const ELECTION_PREFERRED: i8 = 0;
+const ELECTION_UNCLEAN: i8 = 1;
 
 /// A registered broker as DescribeCluster lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -185,6 +190,61 @@ pub(crate) fn list_reassignments(
         .collect();
     ongoing.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     Ok(ongoing)
+}
+
+/// (topic, partition, what its election gave).
+pub(crate) type ElectionOutcome = (String, i32, Result<(), ClientError>);
+
+/// Elects leaders of `partitions` (topic, partitions; `None`: every partition): the preferred
+/// replica, or with `unclean` any replica when none in sync is left. Returns each partition's
+/// outcome; ELECTION_NOT_NEEDED is one of them.
+pub(crate) fn elect_leaders(
+    client: &mut Client,
+    partitions: Option<&[(String, Vec<i32>)]>,
+    unclean: bool,
+) -> Result<Vec<ElectionOutcome>, ClientError> {
+    let request = ElectLeadersRequest::default()
+        .with_election_type(if unclean {
+            ELECTION_UNCLEAN
+        } else {
+            ELECTION_PREFERRED
+        })
+        .with_timeout_ms(client.timeout_ms())
+        .with_topic_partitions(partitions.map(|wanted| {
+            wanted
+                .iter()
+                .map(|(topic, ps)| {
+                    TopicPartitions::default()
+                        .with_topic(topic_name(topic))
+                        .with_partitions(ps.clone())
+                })
+                .collect()
+        }));
+    let response = client.retry("ElectLeaders", |client| {
+        let response = client.call(Target::Any, &request, ELECT_LEADERS_VERSION)?;
+        ClientError::check(response.error_code, "ElectLeaders")?;
+        Ok(response)
+    })?;
+    let mut outcomes: Vec<ElectionOutcome> = response
+        .replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result.iter().map(move |p| {
+                let outcome = ClientError::check_with(
+                    p.error_code,
+                    format!(
+                        "electing the leader of {}-{}",
+                        t.topic.as_str(),
+                        p.partition_id
+                    ),
+                    p.error_message.as_deref(),
+                );
+                (t.topic.as_str().to_owned(), p.partition_id, outcome)
+            })
+        })
+        .collect();
+    outcomes.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    Ok(outcomes)
 }
 
 /// Removes broker `id`'s registration (it must be stopped and hold no replica).
