@@ -147,7 +147,14 @@ impl RawConn {
     /// sending anything first.
     pub(crate) fn expect_closed(&mut self, what: &str) {
         let mut buf = [0u8; 256];
-        match self.stream.read(&mut buf) {
+        // A signal may interrupt the read (EINTR): read again.
+        let read = loop {
+            match self.stream.read(&mut buf) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
             Ok(0) => {}
             Ok(n) => panic!(
                 "{what}: expected the broker to close the connection, it sent {n} bytes: {:02x?}",
