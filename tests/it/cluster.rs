@@ -155,8 +155,15 @@ fn init_producer_id(addr: SocketAddr) -> i64 {
 }
 
 /// The coordinator of `group` as the broker at `addr` answers FindCoordinator.
+/// The group coordinator `addr` names, once it names one (COORDINATOR_NOT_AVAILABLE while
+/// the internal partitions elect their leaders is retried until the deadline).
 fn coordinator(addr: SocketAddr, group: &str) -> i32 {
-    find_coordinator(addr, group, 0)
+    let mut found = None;
+    wait_until(FORM_DEADLINE, "a group coordinator", || {
+        found = try_find_coordinator(addr, group, 0).ok();
+        found.is_some()
+    });
+    found.expect("waited for it")
 }
 
 /// FindCoordinator (v3) of `key` (key type 0: group, 1: transactional id): its node id.

@@ -353,7 +353,10 @@ async fn a_certificate_replaced_on_disk_is_used_by_the_next_connection() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(broker.log().contains("TLS certificate reloaded"));
+    // The log line may reach the test's log reader a moment after the new certificate is served.
+    harness::wait_until(CLIENT_DEADLINE, "the reload's log line", || {
+        broker.log().contains("TLS certificate reloaded")
+    });
     // librdkafka verifies the new certificate against the same CA.
     let config = ssl_config(&ssl.to_string(), &files.ca, None);
     assert_eq!(
