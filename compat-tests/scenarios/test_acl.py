@@ -275,9 +275,11 @@ def test_acls_are_replicated_and_survive_a_controller_failover():
             wait_until(lambda a=addr: produce_error(a, topic) is None, DEADLINE_S,
                        f"alice producing through {addr} after the failover")
         other = f"acl-cluster-after-{uuid.uuid4().hex[:6]}"
-        survivor_admin = AdminClient(client(survivors[0], "admin"))
 
         def grant():
+            # A fresh client each time: librdkafka sends CreateAcls to the controller its
+            # Metadata named, and a client that learnt the killed one keeps waiting for it.
+            survivor_admin = AdminClient(client(survivors[0], "admin"))
             try:
                 allow(survivor_admin, ResourceType.TOPIC, other, AclOperation.DESCRIBE,
                       timeout_s=10)
@@ -286,6 +288,7 @@ def test_acls_are_replicated_and_survive_a_controller_failover():
                 return False
 
         wait_until(grant, DEADLINE_S, "an ACL created after the failover")
+        survivor_admin = AdminClient(client(survivors[0], "admin"))
         found = survivor_admin.describe_acls(AclBindingFilter(
             ResourceType.TOPIC, other, ResourcePatternType.LITERAL, None, None,
             AclOperation.ANY, AclPermissionType.ANY)).result(DEADLINE_S)
