@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver as _;
 use openraft::error::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -23,6 +24,7 @@ use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{Raft, RaftTypeConfig, SnapshotMeta};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
 use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers};
 use super::snapshot_files::{Chunk, Manifest, SnapshotFiles, new_transfer_id};
@@ -340,6 +342,9 @@ where
 {
     raft: Raft<C, SM>,
     files: Option<Arc<dyn SnapshotFiles>>,
+    /// The group served and this broker's id, for the `raft` span of the work a call brings.
+    group: GroupId,
+    node_id: u64,
 }
 
 impl<C, SM> RaftHandler<C, SM>
@@ -347,8 +352,13 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
 {
-    pub(crate) fn new(raft: Raft<C, SM>) -> Self {
-        RaftHandler { raft, files: None }
+    pub(crate) fn new(raft: Raft<C, SM>, group: GroupId, node_id: u64) -> Self {
+        RaftHandler {
+            raft,
+            files: None,
+            group,
+            node_id,
+        }
     }
 
     /// Received snapshots of this group carry segment files, staged through `files`.
@@ -385,28 +395,45 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
 
 impl<C, SM> Handler for RaftHandler<C, SM>
 where
-    C: RaftTypeConfig<NodeId = u64>,
+    C: RaftTypeConfig<NodeId = u64, Term = u64>,
     SM: RaftStateMachine<C, SnapshotData = Bytes>,
 {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
         let raft = self.raft.clone();
         let files = self.files.clone();
+        let (group, node_id) = (self.group, self.node_id);
         Box::pin(async move {
             match method {
-                APPEND_ENTRIES => encode(&raft.append_entries(decode(&payload)?).await),
+                APPEND_ENTRIES => {
+                    let request: AppendEntriesRequest<C> = decode(&payload)?;
+                    // Entries to store are raft work worth a span; a heartbeat is not.
+                    let span = if request.entries.is_empty() {
+                        tracing::Span::none()
+                    } else {
+                        let term = raft.metrics().borrow_watched().current_term;
+                        crate::telemetry::raft_span(group, node_id, term)
+                    };
+                    encode(&raft.append_entries(request).instrument(span).await)
+                }
                 VOTE => encode(&raft.vote(decode(&payload)?).await),
                 PRE_VOTE => encode(&raft.pre_vote(decode(&payload)?).await),
                 FULL_SNAPSHOT => {
                     let (vote, meta, snapshot, manifest): SnapshotCall<C> = decode(&payload)?;
-                    if let Some(manifest) = manifest {
-                        on_files(files, move |files| files.seal(&manifest)).await?;
+                    let term = raft.metrics().borrow_watched().current_term;
+                    let span = crate::telemetry::raft_span(group, node_id, term);
+                    async {
+                        if let Some(manifest) = manifest {
+                            on_files(files, move |files| files.seal(&manifest)).await?;
+                        }
+                        let snapshot = openraft::Snapshot { meta, snapshot };
+                        let installed = raft
+                            .install_full_snapshot(vote, snapshot)
+                            .await
+                            .map_err(RaftError::<C>::Fatal);
+                        encode(&installed)
                     }
-                    let snapshot = openraft::Snapshot { meta, snapshot };
-                    let installed = raft
-                        .install_full_snapshot(vote, snapshot)
-                        .await
-                        .map_err(RaftError::<C>::Fatal);
-                    encode(&installed)
+                    .instrument(span)
+                    .await
                 }
                 TRANSFER_LEADER => {
                     let answered = raft

@@ -67,10 +67,21 @@ pub mod field {
     pub const PARTITION: &str = "partition";
     pub const OFFSET: &str = "offset";
     pub const NODE_ID: &str = "node_id";
+    /// A raft group: the metadata log's (0) or a partition's id on the cluster RPC.
+    pub const GROUP: &str = "group";
+    /// A raft term (a partition's leader epoch).
+    pub const TERM: &str = "term";
     /// A file or directory path.
     pub const PATH: &str = "path";
     /// An error value, logged with `%` (Display) so its source chain stays readable.
     pub const ERROR: &str = "error";
+}
+
+/// The `raft{group, node_id, term}` span that raft work runs under (STYLE.md's span tree):
+/// a leader's proposal until its commit, a follower storing the entries or the snapshot a
+/// leader sent.
+pub fn raft_span(group: u64, node_id: u64, term: u64) -> tracing::Span {
+    tracing::info_span!("raft", group, node_id, term)
 }
 
 /// Checks a filter directive such as `info` or `info,tidelog::storage=debug` without installing it.

@@ -1,7 +1,8 @@
 //! OTLP trace export (issue 12): a broker with `telemetry.otlp_endpoint` set sends its spans
 //! as http/protobuf to a receiver this test runs; after real produce requests the spans are
 //! checked against STYLE.md's tree: `connection{peer, listener}` > `request{api, version,
-//! correlation_id, client_id}` > `append{topic, partition}`.
+//! correlation_id, client_id}` > `append{topic, partition}`, and in a cluster, raft work under
+//! `raft{group, node_id, term}` (below the append on the leader, a root span on followers).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -44,19 +45,22 @@ struct Receiver {
 impl Receiver {
     fn start() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
-        listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let spans = Arc::new(Mutex::new(Vec::new()));
         let paths = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (spans, paths, stop) = (Arc::clone(&spans), Arc::clone(&paths), Arc::clone(&stop));
+            // One thread per connection: several brokers export at once, each over a
+            // keep-alive connection. Drop wakes the blocking accept with a connection of its own.
             std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => serve(stream, &spans, &paths),
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
                     }
+                    let Ok(stream) = stream else { continue };
+                    let (spans, paths) = (Arc::clone(&spans), Arc::clone(&paths));
+                    std::thread::spawn(move || serve(stream, &spans, &paths));
                 }
             })
         };
@@ -77,6 +81,7 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -252,5 +257,81 @@ fn produce_spans_reach_an_otlp_receiver_as_connection_request_append() {
     assert!(
         connection.parent_span_id.is_empty(),
         "the connection is a root span"
+    );
+}
+
+#[test]
+fn replicated_produce_runs_raft_work_under_raft_spans_on_leader_and_followers() {
+    let receiver = Receiver::start();
+    let endpoint = format!("http://{}", receiver.addr);
+    let (mut brokers, _dirs) =
+        crate::cluster::form_three_with(&[("TIDELOG_TELEMETRY__OTLP_ENDPOINT", endpoint.as_str())]);
+    let all: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(crate::replication::create_replicated(
+        &all[0],
+        "raft-traced",
+        1,
+    ));
+    let producer = harness::producer(&all.join(","), &[("acks", "all")]);
+    crate::metrics::send_values(&runtime, &producer, "raft-traced", 3);
+    drop(producer);
+    // A clean stop flushes every broker's batch processor.
+    for broker in &mut brokers {
+        let exit = broker.stop();
+        assert!(exit.success(), "broker exit: {exit}");
+    }
+    let mut spans = Vec::new();
+    wait_until(DEADLINE, "raft spans of three brokers", || {
+        spans = receiver.spans();
+        let nodes: std::collections::BTreeSet<_> = spans
+            .iter()
+            .filter(|s| s.name == "raft")
+            .filter_map(|s| s.attributes.get("node_id"))
+            .collect();
+        nodes.len() == 3
+    });
+    let append = spans
+        .iter()
+        .find(|s| {
+            s.name == "append"
+                && s.attributes.get("topic").map(String::as_str) == Some("raft-traced")
+        })
+        .unwrap_or_else(|| panic!("no append span of topic raft-traced in {spans:#?}"));
+    // The leader: its proposal runs under a raft span below the append span.
+    let proposal = spans
+        .iter()
+        .find(|s| {
+            s.name == "raft" && s.parent_span_id == append.span_id && s.trace_id == append.trace_id
+        })
+        .unwrap_or_else(|| panic!("no raft span below {append:?} in {spans:#?}"));
+    for field in ["group", "node_id", "term"] {
+        assert!(proposal.attributes.contains_key(field), "{proposal:?}");
+    }
+    assert_ne!(proposal.attributes["group"], "0", "a partition's group");
+    assert!(
+        proposal.attributes["term"]
+            .parse::<u64>()
+            .is_ok_and(|t| t > 0),
+        "{proposal:?}"
+    );
+    // The followers: storing the entries the leader sent is a raft span of the same group.
+    let followers: BTreeMap<String, &Span> = spans
+        .iter()
+        .filter(|s| {
+            s.name == "raft"
+                && s.parent_span_id.is_empty()
+                && s.attributes.get("group") == proposal.attributes.get("group")
+                && s.attributes.get("node_id") != proposal.attributes.get("node_id")
+        })
+        .map(|s| (s.attributes["node_id"].clone(), s))
+        .collect();
+    assert_eq!(followers.len(), 2, "both followers: {followers:#?}");
+    // The metadata log (group 0): CreateTopics was proposed under a raft span too.
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "raft" && s.attributes.get("group").map(String::as_str) == Some("0")),
+        "no raft span of the metadata log"
     );
 }

@@ -25,7 +25,7 @@ const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// A marker write in flight.
 enum Waiting {
-    Log(PendingProduce),
+    Log(Box<PendingProduce>),
     Group(Pin<Box<dyn Future<Output = Result<()>> + Send>>),
 }
 
@@ -95,7 +95,7 @@ impl Broker {
                 _ => self.append_marker(topic, *partition, marker),
             };
             match appended {
-                Ok(write) => pending.push((tp, Waiting::Log(write))),
+                Ok(write) => pending.push((tp, Waiting::Log(Box::new(write)))),
                 Err(Error::UnknownTopicOrPartition { .. }) => {}
                 Err(error) => failed.push((tp, error)),
             }

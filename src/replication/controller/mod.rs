@@ -18,6 +18,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{ChangeMembers, Raft};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use super::log_store::{LogStore, now_ms};
 use super::network::{GroupNetworkFactory, RaftHandler};
@@ -139,7 +140,7 @@ impl Controller {
         registry.insert(
             CONTROLLER_GROUP,
             Arc::new(ControllerHandler {
-                raft: RaftHandler::new(raft),
+                raft: RaftHandler::new(raft, CONTROLLER_GROUP, settings.node_id),
                 controller: Arc::downgrade(&controller),
             }),
         );
@@ -214,7 +215,9 @@ impl Controller {
     }
 
     async fn propose_locally(&self, entry: super::types::RecordBatch) -> Result<Answer, Retry> {
-        match self.raft.client_write(entry).await {
+        let term = self.raft.metrics().borrow_watched().current_term;
+        let span = crate::telemetry::raft_span(CONTROLLER_GROUP, self.node_id, term);
+        match self.raft.client_write(entry).instrument(span).await {
             Ok(response) => self
                 .answers
                 .take(response.log_id.index)

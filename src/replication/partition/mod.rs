@@ -20,6 +20,7 @@ use openraft::Raft;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardReason, InitializeError, RaftError};
 use tokio::sync::{Mutex, watch};
+use tracing::Instrument as _;
 
 use super::entry_codec;
 use super::log_store::{LogReader, LogStore};
@@ -28,7 +29,7 @@ use super::persisted::PartitionSnapshot;
 use super::rpc::{GroupId, Handler, HandlerFuture, Method, Peers, Registry};
 use super::snapshot_files::SnapshotFiles;
 use super::types::{self, RaftNode, RecordBatch, TypeConfig};
-use crate::storage;
+use crate::{storage, telemetry};
 use pacemaker::Paced;
 pub(crate) use pacemaker::{PACEMAKER_GROUP, Pacemaker, PacemakerSettings};
 use state_machine::PartitionMachine;
@@ -87,6 +88,8 @@ pub(crate) struct Proposal {
     appended: Option<(i64, i64)>,
     /// Raft answered before the batch was seen in the log (it lost the lead).
     early: Option<Result<ClientWriteResult, RecvError>>,
+    /// The `raft` span of this proposal, from its submission to its commit.
+    span: tracing::Span,
 }
 
 type ClientWriteResult =
@@ -124,6 +127,11 @@ impl Proposal {
     pub(crate) async fn committed(
         self,
     ) -> Result<Committed, ProposeError<std::convert::Infallible>> {
+        let span = self.span.clone();
+        self.wait_committed().instrument(span).await
+    }
+
+    async fn wait_committed(self) -> Result<Committed, ProposeError<std::convert::Infallible>> {
         let answer = match self.early {
             Some(answer) => answer,
             None => match tokio::time::timeout_at(self.deadline, self.done).await {
@@ -263,7 +271,8 @@ impl PartitionGroup {
         super::leader_changes::count_leader_changes(&raft, "partition");
         let paced = settings.pacemaker.add(settings.group, raft.clone());
         let handler = PartitionHandler {
-            raft: RaftHandler::new(raft.clone()).with_snapshot_files(files),
+            raft: RaftHandler::new(raft.clone(), settings.group, settings.node_id)
+                .with_snapshot_files(files),
             paced,
         };
         registry.insert(settings.group, Arc::new(handler));
@@ -412,6 +421,18 @@ impl PartitionGroup {
         &self,
         prepare: impl FnOnce(&storage::Log) -> Result<Bytes, R>,
     ) -> Result<Proposal, ProposeError<R>> {
+        let leadership = self.leadership();
+        let span =
+            telemetry::raft_span(self.settings.group, self.settings.node_id, leadership.term);
+        self.submit_in(prepare, span.clone()).instrument(span).await
+    }
+
+    /// [`PartitionGroup::submit`] under the proposal's `raft` span.
+    async fn submit_in<R>(
+        &self,
+        prepare: impl FnOnce(&storage::Log) -> Result<Bytes, R>,
+        span: tracing::Span,
+    ) -> Result<Proposal, ProposeError<R>> {
         let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
         let _proposing = self.proposing.lock().await;
         let leadership = self.leadership();
@@ -440,6 +461,7 @@ impl PartitionGroup {
                 commit_timeout: self.settings.commit_timeout,
                 appended: None,
                 early: None,
+                span: span.clone(),
             };
             tokio::select! {
                 in_log = appended.wait_for(|a| a.count > before) => match in_log {

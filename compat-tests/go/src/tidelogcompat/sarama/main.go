@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"os"
 	"sync"
 	"time"
 
@@ -360,4 +362,10 @@ func (m *member) Close() error {
 	return m.group.Close() // flushes marked offsets and leaves the group
 }
 
-func main() { scenario.Main("sarama", open) }
+func main() {
+	// COMPAT_SARAMA_LOG=1 prints sarama's own log (connections, retries, state changes) to stderr.
+	if os.Getenv("COMPAT_SARAMA_LOG") != "" {
+		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Lmicroseconds)
+	}
+	scenario.Main("sarama", open)
+}
