@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,7 +160,15 @@ func (c *client) produce(cfg *sarama.Config, topic string, records []scenario.Re
 	if len(records) > 0 && records[0].Partition >= 0 {
 		cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	}
-	producer, err := sarama.NewSyncProducer(c.addrs, cfg)
+	client, err := sarama.NewClient(c.addrs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	if err := connectLeaders(client, topic); err != nil {
+		return nil, err
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +186,7 @@ func (c *client) produce(cfg *sarama.Config, topic string, records []scenario.Re
 			if errs[0].Err == sarama.ErrMessageSizeTooLarge {
 				return nil, fmt.Errorf("%w (%v)", scenario.ErrTooLarge, errs[0].Err)
 			}
-			return nil, errs[0].Err
+			return nil, produceFailure(errs)
 		}
 		return nil, err
 	}
@@ -186,6 +195,29 @@ func (c *client) produce(cfg *sarama.Config, topic string, records []scenario.Re
 		out[i] = scenario.Delivery{Partition: m.Partition, Offset: m.Offset}
 	}
 	return out, nil
+}
+
+// connectLeaders opens the connection to each partition's leader and waits until it is up.
+// sarama 1.22's Broker.Open marks a broker opened before it takes the connection lock (it
+// validates the config in between): a second partition producer that finds the broker opened
+// may send on it before the dial even started and fail with "kafka: broker not connected"
+// (seen under CPU load, FINDINGS.md). With every leader connected first, the producer's own
+// Open calls find the connection made.
+func connectLeaders(client sarama.Client, topic string) error {
+	partitions, err := client.Partitions(topic)
+	if err != nil {
+		return err
+	}
+	for _, p := range partitions {
+		leader, err := client.Leader(topic, p)
+		if err != nil {
+			return err
+		}
+		if _, err := leader.Connected(); err != nil {
+			return fmt.Errorf("connecting to the leader of %s/%d: %w", topic, p, err)
+		}
+	}
+	return nil
 }
 
 func (c *client) EndOffset(topic string, partition int32) (int64, error) {
@@ -362,10 +394,74 @@ func (m *member) Close() error {
 	return m.group.Close() // flushes marked offsets and leaves the group
 }
 
-func main() {
-	// COMPAT_SARAMA_LOG=1 prints sarama's own log (connections, retries, state changes) to stderr.
-	if os.Getenv("COMPAT_SARAMA_LOG") != "" {
-		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Lmicroseconds)
+// saramaLog keeps the last lines of sarama's own log, so a failure can say what sarama saw
+// (connections closed, metadata errors, producer state changes).
+type saramaLog struct {
+	mu    sync.Mutex
+	lines []string
+	echo  bool
+}
+
+const saramaLogLines = 400
+
+func (l *saramaLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.echo {
+		os.Stderr.Write(p)
 	}
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	if len(l.lines) > saramaLogLines {
+		l.lines = l.lines[len(l.lines)-saramaLogLines:]
+	}
+	return len(p), nil
+}
+
+// notable returns the last `most` lines that tell of trouble.
+func (l *saramaLog) notable(most int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var found []string
+	for _, line := range l.lines {
+		for _, mark := range []string{"closing", "error", "Failed", "abandoning", "retrying", "deregistered"} {
+			if strings.Contains(line, mark) {
+				found = append(found, line)
+				break
+			}
+		}
+	}
+	if len(found) > most {
+		found = found[len(found)-most:]
+	}
+	return found
+}
+
+var clientLog = &saramaLog{}
+
+// produceFailure describes a failed SendMessages: every distinct error with the records it
+// failed (the first record's error alone can be a follow-on, e.g. "broker not connected" after
+// the connection was closed for another error) and what sarama logged of trouble.
+func produceFailure(errs sarama.ProducerErrors) error {
+	counts := map[string]int{}
+	var order []string
+	for _, e := range errs {
+		text := e.Err.Error()
+		if counts[text] == 0 {
+			order = append(order, text)
+		}
+		counts[text]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, text := range order {
+		parts = append(parts, fmt.Sprintf("%s (%d records)", text, counts[text]))
+	}
+	return fmt.Errorf("%w; all errors: %s; sarama log: %s", errs[0].Err, strings.Join(parts, ", "),
+		strings.Join(clientLog.notable(4), " | "))
+}
+
+func main() {
+	// COMPAT_SARAMA_LOG=1 also prints sarama's own log to stderr as it goes.
+	clientLog.echo = os.Getenv("COMPAT_SARAMA_LOG") != ""
+	sarama.Logger = log.New(clientLog, "[sarama] ", log.Lmicroseconds)
 	scenario.Main("sarama", open)
 }
