@@ -55,7 +55,9 @@ pub(crate) use group::{
     Protocol, TopicPartition, TxnCommit,
 };
 pub(crate) use produce::{Acks, PendingProduce, ProduceOutcome};
-pub(crate) use quotas::{CLIENT_ID, CONSUMER_BYTE_RATE, Metered, PRODUCER_BYTE_RATE, USER};
+pub(crate) use quotas::{
+    CLIENT_ID, CONSUMER_BYTE_RATE, Metered, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE, USER,
+};
 pub(crate) use read::{FetchedPartition, Isolation, ListedOffset, OffsetSpec, PartitionDirInfo};
 pub(crate) use readiness::Readiness;
 pub(crate) use settings::{BrokerSettings, Endpoint};

@@ -1,5 +1,6 @@
-//! Client quotas (Kafka's `ClientQuotaManager`): byte-rate bounds per user and client id, their
-//! defaults, and the meters that turn traffic over a bound into a throttle time. The configs
+//! Client quotas (Kafka's `ClientQuotaManager` and `ClientRequestQuotaManager`): byte-rate and
+//! request-time bounds per user and client id, their defaults, and the meters that turn traffic
+//! over a bound into a throttle time. The configs
 //! are the controller's replicated state in cluster mode and `client-quotas.json` on a single
 //! node; meters are this broker's alone (as in Kafka, each broker throttles what it serves).
 
@@ -15,6 +16,8 @@ use crate::{limits, storage};
 /// The quota keys Tidelog enforces.
 pub(crate) const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub(crate) const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// The share of one request-handling thread, in percent, a client's requests may keep busy.
+pub(crate) const REQUEST_PERCENTAGE: &str = "request_percentage";
 /// Entity types.
 pub(crate) const USER: &str = "user";
 pub(crate) const CLIENT_ID: &str = "client-id";
@@ -30,6 +33,8 @@ pub(crate) enum Metered {
     Produce,
     /// Bytes fetched (`consumer_byte_rate`).
     Fetch,
+    /// Time spent handling requests, in percent-seconds of one thread (`request_percentage`).
+    Request,
 }
 
 impl Metered {
@@ -37,6 +42,7 @@ impl Metered {
         match self {
             Metered::Produce => PRODUCER_BYTE_RATE,
             Metered::Fetch => CONSUMER_BYTE_RATE,
+            Metered::Request => REQUEST_PERCENTAGE,
         }
     }
 }
@@ -239,14 +245,25 @@ impl Broker {
         }
     }
 
+    /// Whether any entity has a quota of kind `metered` (a cheap check before metering).
+    pub(crate) fn has_quota(&self, metered: Metered) -> bool {
+        self.with_quotas(|table| {
+            !table.is_empty()
+                && table
+                    .values()
+                    .any(|values| values.contains_key(metered.key()))
+        })
+    }
+
     /// Meters `amount` of `metered` for `user` (the principal's name) and `client_id` at
     /// `now_ms`; returns how long the client is throttled (0 without a quota or under it).
+    /// An `amount` of 0 only looks at the rate so far.
     pub(crate) fn meter_quota(
         &self,
         user: &str,
         client_id: &str,
         metered: Metered,
-        amount: usize,
+        amount: f64,
         now_ms: i64,
     ) -> u64 {
         let Some((entity, bound)) = self.with_quotas(|table| {
@@ -279,8 +296,12 @@ impl Broker {
             // Still full of active meters: this client goes unmetered rather than unbounded.
             return 0;
         }
-        let rate = meters.entry(key).or_default().record(now_ms, amount as f64);
-        throttle_ms(rate, bound)
+        let rate = meters.entry(key).or_default().record(now_ms, amount);
+        match metered {
+            // Kafka's request quota throttles by one window at the most.
+            Metered::Request => throttle_ms(rate, bound).min(WINDOW_MS.unsigned_abs()),
+            Metered::Produce | Metered::Fetch => throttle_ms(rate, bound),
+        }
     }
 }
 

@@ -104,6 +104,11 @@ impl Context {
     /// Meters `amount` against this client's quota (by principal name and client id); returns
     /// the throttle time in ms.
     pub(crate) fn meter_quota(&self, metered: crate::broker::Metered, amount: usize) -> u64 {
+        self.meter_quota_f64(metered, amount as f64)
+    }
+
+    /// [`Context::meter_quota`] of an amount that is not a count (request time).
+    pub(crate) fn meter_quota_f64(&self, metered: crate::broker::Metered, amount: f64) -> u64 {
         let principal = self.principal().to_string();
         let user = principal.strip_prefix("User:").unwrap_or(&principal);
         self.broker.meter_quota(

@@ -79,8 +79,12 @@ pub(crate) struct Context {
     pub(crate) peer: SocketAddr,
     /// This broker's cluster membership, in cluster mode.
     pub(crate) cluster: Option<Arc<ClusterNode>>,
-    /// The request header's client id; set only for the APIs that record it (JoinGroup).
+    /// The request header's client id; set only for the APIs that record it (JoinGroup) and,
+    /// while request quotas exist, for every request.
     pub(crate) client_id: String,
+    /// How long this request's answer is held back for the client's `request_percentage`
+    /// quota (0 unless a request quota applies; `request_quota.rs`).
+    pub(crate) request_throttle_ms: u64,
     /// The listener the connection came in on.
     pub(crate) listener: Arc<ListenerEndpoint>,
     /// Who the client authenticated as by TLS (`User:ANONYMOUS` without); see `principal()`.
@@ -104,6 +108,7 @@ impl Context {
             peer,
             cluster: None,
             client_id: String::new(),
+            request_throttle_ms: 0,
             listener,
             principal: Arc::new(Principal::anonymous()),
             session: Arc::new(Session::new(None)),

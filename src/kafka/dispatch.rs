@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -13,7 +14,9 @@ use tracing::Instrument;
 use super::Context;
 use super::codec::{self, CodecError};
 use super::handlers::{self, produce::Produced, produce_legacy};
+use super::request_quota::{self, Busy};
 use super::versions;
+use crate::broker::Metered;
 
 /// An encoded response frame (length prefix included), ready once the future resolves.
 pub(crate) type PendingResponse = Pin<Box<dyn Future<Output = Result<Bytes, CodecError>> + Send>>;
@@ -119,13 +122,25 @@ async fn dispatch_unobserved(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
         version,
         correlation_id: header.correlation_id,
     };
+    let client_id = header.client_id.as_deref().unwrap_or("");
+    if !matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+        && ctx.broker.has_quota(Metered::Request)
+    {
+        // Request quotas meter every request by client id; its throttle comes from the
+        // client's earlier requests.
+        let mut ctx = ctx.for_client(client_id);
+        ctx.request_throttle_ms = request_quota::throttle_ms(&ctx);
+        let busy = Busy::default();
+        let dispatched = busy.time(route(&ctx, call, body)).instrument(span).await?;
+        return Ok(metered(ctx, busy, dispatched));
+    }
     if matches!(
         api,
         ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat | ApiKey::Produce | ApiKey::Fetch
     ) {
         // Member ids and DescribeGroups carry the client id of the join; quotas meter produce
         // and fetch by client id.
-        let ctx = ctx.for_client(header.client_id.as_deref().unwrap_or(""));
+        let ctx = ctx.for_client(client_id);
         return route(&ctx, call, body).instrument(span).await;
     }
     route(ctx, call, body).instrument(span).await
@@ -149,11 +164,13 @@ impl Call {
     }
 }
 
-/// Decode, run to completion in request order, encode.
+/// Decode, run to completion in request order, encode (late when a request quota throttles).
 macro_rules! inline {
     ($ctx:ident, $call:ident, $body:ident, $handler:path) => {{
         let request = $call.decode(&mut $body)?;
-        ready($call.encode(&$handler($ctx, $call.version, request).await))
+        let mut response = $handler($ctx, $call.version, request).await;
+        let wait = request_quota::apply($ctx, &mut response);
+        answer_after(wait, $call.encode(&response))
     }};
 }
 
@@ -163,7 +180,14 @@ macro_rules! deferred {
     ($ctx:ident, $call:ident, $body:ident, $handler:path) => {{
         let request = $call.decode(&mut $body)?;
         let ctx = $ctx.clone();
-        pending(async move { $call.encode(&$handler(&ctx, $call.version, request).await) })
+        pending(async move {
+            let mut response = $handler(&ctx, $call.version, request).await;
+            let wait = request_quota::apply(&ctx, &mut response);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            $call.encode(&response)
+        })
     }};
 }
 
@@ -207,7 +231,17 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
             Produced::NoResponse { failed_partitions } => {
                 return Err(DispatchError::AcksZeroFailed { failed_partitions });
             }
-            Produced::Respond(response) => pending(async move { call.encode(&response.await) }),
+            Produced::Respond(response) => {
+                let ctx = ctx.clone();
+                pending(async move {
+                    let mut response = response.await;
+                    let wait = request_quota::apply(&ctx, &mut response);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    call.encode(&response)
+                })
+            }
         },
         ApiKey::Fetch => deferred!(ctx, call, body, fetch::handle),
         // Idempotent and transactional producers.
@@ -293,6 +327,35 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         _ => return Err(DispatchError::UnsupportedVersion { api, version }),
     };
     Ok(dispatched)
+}
+
+/// A request metered against a request quota: its answer's handling time counts too, and the
+/// whole is metered once it is answered.
+fn metered(ctx: super::Context, busy: Busy, dispatched: Dispatched) -> Dispatched {
+    match dispatched {
+        Dispatched::Respond(pending) => Dispatched::Respond(Box::pin(async move {
+            let frame = busy.time(pending).await;
+            busy.meter(&ctx);
+            frame
+        })),
+        Dispatched::NoResponse => {
+            busy.meter(&ctx);
+            Dispatched::NoResponse
+        }
+        // SASL requests are not metered; nothing else closes after answering.
+        closing @ Dispatched::RespondThenClose(_) => closing,
+    }
+}
+
+/// An encoded answer, written at once or, throttled by a request quota, after `wait`.
+fn answer_after(wait: Duration, response: Result<Bytes, CodecError>) -> Dispatched {
+    if wait.is_zero() {
+        return ready(response);
+    }
+    pending(async move {
+        tokio::time::sleep(wait).await;
+        response
+    })
 }
 
 /// A SASL answer, closing the connection afterwards when `after` says so (late, by its delay).

@@ -10,6 +10,7 @@ mod dispatch;
 pub(crate) mod error_code;
 pub(crate) mod handlers;
 mod request_metrics;
+mod request_quota;
 mod session;
 #[cfg(test)]
 mod version_sweep_tests;

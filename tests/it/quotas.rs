@@ -1,14 +1,15 @@
 //! Client quotas over the wire: AlterClientQuotas sets a producer_byte_rate and a
 //! consumer_byte_rate for the default client id, DescribeClientQuotas shows them, and produce
 //! and fetch over the bound are answered with a throttle time (and late), while a client under
-//! it is not throttled; the quotas survive a restart.
+//! it is not throttled; the quotas survive a restart. A request_percentage quota throttles
+//! every API of its client id (throttle_time_ms, and late), and no other client.
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    AlterClientQuotasRequest, DescribeClientQuotasRequest, FetchRequest,
+    AlterClientQuotasRequest, DescribeClientQuotasRequest, FetchRequest, MetadataRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use tempfile::TempDir;
@@ -119,4 +120,46 @@ async fn produce_and_fetch_over_a_byte_rate_quota_are_throttled() {
     broker.restart();
     let mut conn = RawConn::connect(broker.addr());
     assert_eq!(described_default_quotas(&mut conn).len(), 2);
+}
+
+/// A share of one request thread (in percent) so small that any client's requests exceed it.
+const REQUEST_PERCENTAGE: f64 = 0.000_1;
+
+/// Sends Metadata requests (at most `count`) until one is answered with a throttle time.
+fn first_throttle(conn: &mut RawConn, count: usize) -> Option<i32> {
+    (0..count).find_map(|_| {
+        let response = conn.roundtrip(&MetadataRequest::default().with_topics(None), 12);
+        (response.throttle_time_ms > 0).then_some(response.throttle_time_ms)
+    })
+}
+
+#[test]
+fn requests_over_a_request_percentage_quota_are_throttled_for_that_client_only() {
+    let dir = TempDir::new().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    let mut admin = RawConn::connect(broker.addr());
+    let request = AlterClientQuotasRequest::default().with_entries(vec![
+        EntryData::default()
+            .with_entity(vec![
+                EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                    .with_entity_name(Some(StrBytes::from_static_str("busy-client"))),
+            ])
+            .with_ops(vec![
+                OpData::default()
+                    .with_key(StrBytes::from_static_str("request_percentage"))
+                    .with_value(REQUEST_PERCENTAGE),
+            ]),
+    ]);
+    let response = admin.roundtrip(&request, 1);
+    assert_eq!(response.entries[0].error_code, 0, "{response:?}");
+
+    let mut busy = RawConn::connect_as(broker.addr(), "busy-client");
+    let throttled = first_throttle(&mut busy, 50)
+        .expect("a client over its request_percentage was never throttled");
+    // Kafka bounds a request throttle by one quota window (1 s).
+    assert!(throttled <= 1_000, "throttled {throttled} ms");
+    // Another client id has no request quota: never throttled.
+    let mut other = RawConn::connect_as(broker.addr(), "other-client");
+    assert_eq!(first_throttle(&mut other, 20), None);
 }

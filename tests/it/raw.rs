@@ -27,10 +27,16 @@ pub(crate) const ERROR_UNSUPPORTED_VERSION: i16 = 35;
 pub(crate) struct RawConn {
     stream: TcpStream,
     next_correlation_id: i32,
+    client_id: &'static str,
 }
 
 impl RawConn {
     pub(crate) fn connect(addr: SocketAddr) -> RawConn {
+        Self::connect_as(addr, "tidelog-it-raw")
+    }
+
+    /// [`RawConn::connect`] with `client_id` in every request header.
+    pub(crate) fn connect_as(addr: SocketAddr, client_id: &'static str) -> RawConn {
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT).expect("connect to broker");
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
@@ -42,6 +48,7 @@ impl RawConn {
         RawConn {
             stream,
             next_correlation_id: 1,
+            client_id,
         }
     }
 
@@ -76,7 +83,7 @@ impl RawConn {
             .with_request_api_key(api_key)
             .with_request_api_version(api_version)
             .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("tidelog-it-raw")));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut frame = BytesMut::new();
         frame.put_i32(0);
         header

@@ -1,7 +1,7 @@
-//! AlterClientQuotas (key 49, v0-1): sets and removes `producer_byte_rate` and
-//! `consumer_byte_rate` of user and client-id entities (a null name is the type's default); one
-//! result per entry; needs AlterConfigs on the cluster. Other quota keys (request_percentage,
-//! controller_mutation_rate) and ip entities are refused, since nothing would enforce them.
+//! AlterClientQuotas (key 49, v0-1): sets and removes `producer_byte_rate`,
+//! `consumer_byte_rate` and `request_percentage` of user and client-id entities (a null name is
+//! the type's default); one result per entry; needs AlterConfigs on the cluster. Other quota
+//! keys (controller_mutation_rate) and ip entities are refused, since nothing would enforce them.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages;
@@ -10,7 +10,7 @@ use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryDa
 use kafka_protocol::protocol::StrBytes;
 
 use crate::auth::acl::Operation;
-use crate::broker::{CLIENT_ID, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, USER};
+use crate::broker::{CLIENT_ID, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE, USER};
 use crate::kafka::Context;
 use crate::kafka::error_code;
 use crate::metadata::QuotaEntity;
@@ -97,9 +97,10 @@ fn check(entry: &Entry) -> Result<Change, (ResponseError, String)> {
     let mut remove = Vec::new();
     for op in &entry.ops {
         let key = op.key.as_str();
-        if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
+        if ![PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE].contains(&key) {
             return Err(invalid(format!(
-                "quota {key:?} is not supported (producer_byte_rate and consumer_byte_rate are)"
+                "quota {key:?} is not supported (producer_byte_rate, consumer_byte_rate and \
+                 request_percentage are)"
             )));
         }
         if op.remove {

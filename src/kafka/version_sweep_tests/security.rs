@@ -267,12 +267,17 @@ pub(super) async fn alter_client_quotas(sweep: &mut Sweep, version: i16) {
     let request = messages::AlterClientQuotasRequest::default().with_entries(vec![
         quota_entry(Some(&user), "producer_byte_rate", 1024.0),
         quota_entry(Some(&user), "request_percentage", 50.0),
+        quota_entry(Some(&user), "controller_mutation_rate", 10.0),
     ]);
     let response: messages::AlterClientQuotasResponse = sweep
         .call(ApiKey::AlterClientQuotas, version, &request)
         .await;
     let codes: Vec<i16> = response.entries.iter().map(|e| e.error_code).collect();
-    assert_eq!(codes, [NONE, ResponseError::InvalidRequest.code()], "{at}");
+    assert_eq!(
+        codes,
+        [NONE, NONE, ResponseError::InvalidRequest.code()],
+        "{at}"
+    );
 }
 
 pub(super) async fn describe_client_quotas(sweep: &mut Sweep, version: i16) {
