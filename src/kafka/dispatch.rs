@@ -78,7 +78,7 @@ pub(crate) async fn dispatch(ctx: &Context, frame: Bytes) -> Result<Dispatched, 
 
 async fn dispatch_unobserved(ctx: &Context, frame: Bytes) -> Result<Dispatched, DispatchError> {
     if ctx.session.expects_raw_token() {
-        let (reply, after) = handlers::sasl::raw_token(ctx, &frame);
+        let (reply, after) = handlers::sasl::raw_token(ctx, frame).await;
         return Ok(respond_then(Ok(reply), after));
     }
     let prefix = codec::peek_request_prefix(&frame)?;
@@ -307,7 +307,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
         }
         ApiKey::SaslAuthenticate => {
             let request = call.decode(&mut body)?;
-            let (response, after) = handlers::sasl::authenticate(ctx, &request);
+            let (response, after) = handlers::sasl::authenticate(ctx, &request).await;
             respond_then(call.encode(&response), after)
         }
         ApiKey::DescribeAcls => inline!(ctx, call, body, describe_acls::handle),

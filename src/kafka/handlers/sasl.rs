@@ -72,12 +72,12 @@ pub(crate) fn handshake(
     }
 }
 
-pub(crate) fn authenticate(
+pub(crate) async fn authenticate(
     ctx: &Context,
     request: &messages::SaslAuthenticateRequest,
 ) -> (messages::SaslAuthenticateResponse, After) {
     let response = messages::SaslAuthenticateResponse::default();
-    match step(ctx, &request.auth_bytes) {
+    match step_off_worker(ctx, request.auth_bytes.clone()).await {
         Ok(Authenticated::Challenge(challenge)) => (
             response
                 .with_error_code(error_code::NONE)
@@ -104,8 +104,8 @@ pub(crate) fn authenticate(
 }
 
 /// A raw token after a v0 handshake: the answer frame (length-prefixed token, no header).
-pub(crate) fn raw_token(ctx: &Context, token: &[u8]) -> (Bytes, After) {
-    match step(ctx, token) {
+pub(crate) async fn raw_token(ctx: &Context, token: Bytes) -> (Bytes, After) {
+    match step_off_worker(ctx, token).await {
         Ok(
             Authenticated::Challenge(reply)
             | Authenticated::Done {
@@ -119,6 +119,30 @@ pub(crate) fn raw_token(ctx: &Context, token: &[u8]) -> (Bytes, After) {
         }
         // v0 has no error field: Kafka closes the connection.
         Err((_, _, after)) => (Bytes::new(), after),
+    }
+}
+
+/// [`step`] on the blocking pool: PLAIN derives the SCRAM keys of the password it is given
+/// (PBKDF2, thousands of HMAC rounds), which must not stall the async workers' other
+/// connections.
+async fn step_off_worker(
+    ctx: &Context,
+    token: Bytes,
+) -> Result<Authenticated, (i16, String, After)> {
+    let owned = ctx.clone();
+    match tokio::task::spawn_blocking(move || step(&owned, &token)).await {
+        Ok(stepped) => stepped,
+        Err(join_error) if join_error.is_panic() => {
+            std::panic::resume_unwind(join_error.into_panic())
+        }
+        // Cancelled: only when the runtime shuts down.
+        Err(_) => Err((
+            ResponseError::SaslAuthenticationFailed.code(),
+            "the broker is shutting down".to_owned(),
+            After::Close {
+                delay: Duration::ZERO,
+            },
+        )),
     }
 }
 
