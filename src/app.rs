@@ -49,6 +49,9 @@ struct Admin {
 struct ReadySource {
     broker: OnceLock<Arc<Broker>>,
     is_stopping: AtomicBool,
+    /// Set while the bootstrap users are not all created yet (cluster mode creates them once
+    /// the controller takes the change): SASL clients could not log in as them.
+    users_pending: AtomicBool,
 }
 
 impl ReadySource {
@@ -58,6 +61,9 @@ impl ReadySource {
         }
         match self.broker.get().map(|broker| broker.readiness()) {
             None => Err("starting".to_owned()),
+            Some(Readiness::Ready) if self.users_pending.load(Ordering::Acquire) => {
+                Err("creating the bootstrap users".to_owned())
+            }
             Some(Readiness::Ready) => Ok(()),
             Some(Readiness::NotReady(reason)) => Err(reason.to_owned()),
         }
@@ -500,12 +506,12 @@ fn bootstrap_passwords(config: &Config) -> anyhow::Result<Vec<(String, Secret<Ve
 }
 
 /// Creates the bootstrap users that do not exist yet; in cluster mode retries until the
-/// controller takes the change (or shutdown).
+/// controller takes the change (or shutdown). Returns whether all exist.
 async fn create_bootstrap_users(
     broker: Arc<Broker>,
     users: Vec<(String, Secret<Vec<u8>>)>,
     mut stop: watch::Receiver<bool>,
-) {
+) -> bool {
     for (name, password) in users {
         loop {
             match broker
@@ -525,11 +531,12 @@ async fn create_bootstrap_users(
                 }
             }
             tokio::select! {
-                _ = stop.wait_for(|stop| *stop) => return,
+                _ = stop.wait_for(|stop| *stop) => return false,
                 () = tokio::time::sleep(BOOTSTRAP_USER_RETRY) => {}
             }
         }
     }
+    true
 }
 
 /// How often creating a bootstrap user is retried while the controller is not reachable.
@@ -602,11 +609,25 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             None => ctx,
         }
     };
-    tokio::spawn(create_bootstrap_users(
-        Arc::clone(&broker),
-        bootstrap_users,
-        stop.subscribe(),
-    ));
+    if cluster.is_none() {
+        // A single node writes them to its own files: done before any client can log in.
+        create_bootstrap_users(Arc::clone(&broker), bootstrap_users, stop.subscribe()).await;
+    } else if !bootstrap_users.is_empty() {
+        // The controller must take them: `/ready` waits for it.
+        let pending = admin.as_ref().map(|admin| Arc::clone(&admin.ready));
+        if let Some(ready) = &pending {
+            ready.users_pending.store(true, Ordering::Release);
+        }
+        let creating =
+            create_bootstrap_users(Arc::clone(&broker), bootstrap_users, stop.subscribe());
+        tokio::spawn(async move {
+            if creating.await
+                && let Some(ready) = pending
+            {
+                ready.users_pending.store(false, Ordering::Release);
+            }
+        });
+    }
     let shutdown = async move {
         // An error means the sender is gone, which also means stop.
         let _ = stopped.wait_for(|stop| *stop).await;

@@ -245,10 +245,10 @@ def run_tls_scenarios(here, cache, bootstrap, run_dir, binary, per_test_timeout_
     """TLS and mTLS (scenarios/test_tls.py), SASL (scenarios/test_sasl.py) and ACLs
     (scenarios/test_acl.py) against brokers of their own, started from `binary`; skipped
     without a binary."""
-    result = SuiteResult("Security scenarios (confluent-kafka and kafka-python over SSL with "
-                         "client_auth required, scenarios/test_tls.py; SASL PLAIN and SCRAM with "
-                         "confluent-kafka, kafka-python and aiokafka, scenarios/test_sasl.py; "
-                         "an ACL matrix, scenarios/test_acl.py)")
+    result = SuiteResult("Security scenarios (confluent-kafka, kafka-python and aiokafka over SSL "
+                         "with client_auth required, scenarios/test_tls.py; SASL PLAIN and SCRAM "
+                         "with confluent-kafka, kafka-python, aiokafka and kcat, "
+                         "scenarios/test_sasl.py; an ACL matrix, scenarios/test_acl.py)")
     env = {"COMPAT_BROKER_BIN": binary} if binary else {}
     return _run_pytest(result, here, cache, bootstrap, os.path.join(run_dir, "tls"),
                        TLS_SCENARIOS, per_test_timeout_s, env)

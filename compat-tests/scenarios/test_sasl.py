@@ -1,5 +1,6 @@
-"""SASL with real clients (issue 11): confluent-kafka, kafka-python and aiokafka with PLAIN,
-SCRAM-SHA-256 and SCRAM-SHA-512 on a SASL_PLAINTEXT listener, confluent-kafka over SASL_SSL,
+"""SASL with real clients (issue 11): confluent-kafka, kafka-python, aiokafka and kcat with PLAIN,
+SCRAM-SHA-256 and SCRAM-SHA-512 on a SASL_PLAINTEXT listener, confluent-kafka and kcat over
+SASL_SSL,
 users created, described and deleted with confluent-kafka's admin API (AlterUserScramCredentials),
 wrong passwords refused, KIP-368 re-authentication by librdkafka, and users replicated by the
 controller of a 3-broker cluster across a controller failover. Brokers of their own (needs
@@ -12,6 +13,7 @@ Run: compat-tests/setup, build the broker, then
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -219,6 +221,29 @@ def test_aiokafka(sasl_broker, mechanism):
         return read
 
     assert sorted(asyncio.run(run())) == sorted(f"aio-{i}".encode() for i in range(20))
+
+
+@pytest.mark.parametrize("mechanism,tls", [("PLAIN", False), ("SCRAM-SHA-256", False),
+                                           ("SCRAM-SHA-512", False), ("SCRAM-SHA-512", True)])
+def test_kcat(sasl_broker, mechanism, tls):
+    topic = f"compat-sasl-kcat-{uuid.uuid4().hex[:6]}"
+    config = ["-X", f"sasl.mechanisms={mechanism}", "-X", "sasl.username=admin",
+              "-X", f"sasl.password={PASSWORD}"]
+    if tls:
+        config += ["-b", sasl_broker["saslssl"], "-X", "security.protocol=SASL_SSL",
+                   "-X", f"ssl.ca.location={os.path.join(sasl_broker['dir'], 'ca.pem')}"]
+    else:
+        config += ["-b", sasl_broker["sasl"], "-X", "security.protocol=SASL_PLAINTEXT"]
+    values = [f"kcat-{i}" for i in range(20)]
+    subprocess.run(["kcat", *config, "-P", "-t", topic, "-X", "acks=all"], check=True,
+                   input="\n".join(values) + "\n", text=True, timeout=DEADLINE_S)
+    read = subprocess.run(["kcat", *config, "-C", "-t", topic, "-o", "beginning", "-c", "20",
+                           "-e", "-q"], check=True, capture_output=True, text=True,
+                          timeout=DEADLINE_S).stdout.split()
+    assert sorted(read) == sorted(values)
+    refused = subprocess.run(["kcat", *config, "-X", "sasl.password=wrong", "-L"],
+                             capture_output=True, text=True, timeout=DEADLINE_S)
+    assert refused.returncode != 0, refused.stdout
 
 
 def test_librdkafka_reauthenticates_when_the_session_expires():

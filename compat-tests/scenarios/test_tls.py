@@ -1,4 +1,4 @@
-"""TLS and mTLS with confluent-kafka and kafka-python (issue 11): a broker of its own with a
+"""TLS and mTLS with confluent-kafka, kafka-python and aiokafka (issue 11): a broker of its own with a
 PLAINTEXT listener and an SSL listener (`client_auth: required`), certificates made with the
 `openssl` CLI (a CA, the broker's with localhost and 127.0.0.1 as SANs, a client's and one from
 another CA). Needs the broker binary (COMPAT_BROKER_BIN, set by harness/run.py), so it is skipped
@@ -155,3 +155,41 @@ def test_kafka_python_over_mtls(tls_broker):
             break
     consumer.close()
     assert sorted(read) == sorted(f"kp-{i}".encode() for i in range(20))
+
+
+def test_aiokafka_over_mtls(tls_broker):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+    path = tls_broker["path"]
+    topic = f"compat-tls-aio-{uuid.uuid4().hex[:8]}"
+
+    def config():
+        context = create_ssl_context(cafile=path("ca.pem"), certfile=path("alice.pem"),
+                                     keyfile=path("alice.key"))
+        return {"bootstrap_servers": tls_broker["ssl"], "security_protocol": "SSL",
+                "ssl_context": context}
+
+    async def run():
+        producer = AIOKafkaProducer(**config())
+        await producer.start()
+        try:
+            for i in range(20):
+                await producer.send_and_wait(topic, f"aio-{i}".encode())
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, **config(), auto_offset_reset="earliest")
+        await consumer.start()
+        read = []
+        try:
+            async def take():
+                async for message in consumer:
+                    read.append(message.value)
+                    if len(read) == 20:
+                        return
+            await asyncio.wait_for(take(), DEADLINE_S)
+        finally:
+            await consumer.stop()
+        return read
+
+    assert sorted(asyncio.run(run())) == sorted(f"aio-{i}".encode() for i in range(20))

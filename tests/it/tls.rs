@@ -48,9 +48,27 @@ impl Ca {
         subject: &[(DnType, &str)],
         sans: &[&str],
     ) -> (String, String, Vec<u8>) {
+        self.sign_valid(subject, sans, false)
+    }
+
+    /// [`Ca::sign`] of a certificate valid only in 2020 (expired).
+    pub(crate) fn sign_expired(&self, subject: &[(DnType, &str)]) -> (String, String, Vec<u8>) {
+        self.sign_valid(subject, &[], true)
+    }
+
+    fn sign_valid(
+        &self,
+        subject: &[(DnType, &str)],
+        sans: &[&str],
+        expired: bool,
+    ) -> (String, String, Vec<u8>) {
         let key = KeyPair::generate().expect("test setup");
         let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
         let mut params = CertificateParams::new(sans).expect("test setup");
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        }
         params.distinguished_name = rcgen::DistinguishedName::new();
         for (kind, value) in subject {
             params.distinguished_name.push(kind.clone(), *value);
@@ -262,6 +280,11 @@ async fn mtls_required_serves_only_certificates_of_the_ca() {
         write(files.dir.path(), "eve.pem", &eve_cert),
         write(files.dir.path(), "eve.key", &eve_key),
     );
+    let (old_cert, old_key, _) = ca.sign_expired(&[(DnType::CommonName, "old")]);
+    let old = (
+        write(files.dir.path(), "old.pem", &old_cert),
+        write(files.dir.path(), "old.key", &old_key),
+    );
     let data = TempDir::new().unwrap();
     let broker = start(data.path(), &ssl_env(&files, "required"));
     let ssl = broker.listener_addr("ssl").to_string();
@@ -282,6 +305,9 @@ async fn mtls_required_serves_only_certificates_of_the_ca() {
     let with_eve = ssl_config(&ssl, &files.ca, Some((&eve.0, &eve.1)));
     let refused = metadata_ports(&with_eve, Duration::from_secs(3));
     assert!(refused.is_err(), "unknown CA: {refused:?}");
+    let with_old = ssl_config(&ssl, &files.ca, Some((&old.0, &old.1)));
+    let refused = metadata_ports(&with_old, Duration::from_secs(3));
+    assert!(refused.is_err(), "expired certificate: {refused:?}");
     assert!(
         broker.log().contains("TLS handshake refused"),
         "{}",
