@@ -10,7 +10,6 @@ Run: compat-tests/setup, build the broker, then
   COMPAT_BROKER_BIN=target/debug/tidelog /var/tmp/tidelog-compat/venv/bin/python -m pytest \\
       compat-tests/scenarios/test_sasl.py --bootstrap unused:1
 """
-import asyncio
 import os
 import re
 import subprocess
@@ -24,7 +23,7 @@ from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechan
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from conftest import wait_until
-from test_tls import make_ca, make_cert
+from test_tls import aiokafka_round_trip, make_ca, make_cert
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 import broker as broker_mod  # noqa: E402
@@ -191,36 +190,11 @@ def test_kafka_python_with_a_wrong_password_is_refused(sasl_broker):
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"])
 def test_aiokafka(sasl_broker, mechanism):
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     topic = f"compat-sasl-aio-{uuid.uuid4().hex[:6]}"
     config = {"bootstrap_servers": sasl_broker["sasl"], "security_protocol": "SASL_PLAINTEXT",
               "sasl_mechanism": mechanism, "sasl_plain_username": "admin",
               "sasl_plain_password": PASSWORD}
-
-    async def run():
-        producer = AIOKafkaProducer(**config)
-        await producer.start()
-        try:
-            for i in range(20):
-                await producer.send_and_wait(topic, f"aio-{i}".encode())
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, **config, auto_offset_reset="earliest",
-                                    group_id=f"g-{topic}")
-        await consumer.start()
-        read = []
-        try:
-            async def take():
-                async for message in consumer:
-                    read.append(message.value)
-                    if len(read) == 20:
-                        return
-            await asyncio.wait_for(take(), DEADLINE_S)
-        finally:
-            await consumer.stop()
-        return read
-
-    assert sorted(asyncio.run(run())) == sorted(f"aio-{i}".encode() for i in range(20))
+    aiokafka_round_trip(lambda: config, topic, group_id=f"g-{topic}")
 
 
 @pytest.mark.parametrize("mechanism,tls", [("PLAIN", False), ("SCRAM-SHA-256", False),

@@ -157,12 +157,41 @@ def test_kafka_python_over_mtls(tls_broker):
     assert sorted(read) == sorted(f"kp-{i}".encode() for i in range(20))
 
 
-def test_aiokafka_over_mtls(tls_broker):
+def aiokafka_round_trip(config, topic, group_id=None, count=20):
+    """Produces `count` records with aiokafka and reads them back (in group `group_id` if
+    given); `config()` makes each client's settings (an SSL context is not shared)."""
     import asyncio
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def run():
+        producer = AIOKafkaProducer(**config())
+        await producer.start()
+        try:
+            for i in range(count):
+                await producer.send_and_wait(topic, f"aio-{i}".encode())
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, **config(), auto_offset_reset="earliest",
+                                    group_id=group_id)
+        await consumer.start()
+        read = []
+        try:
+            async def take():
+                async for message in consumer:
+                    read.append(message.value)
+                    if len(read) == count:
+                        return
+            await asyncio.wait_for(take(), DEADLINE_S)
+        finally:
+            await consumer.stop()
+        return read
+
+    assert sorted(asyncio.run(run())) == sorted(f"aio-{i}".encode() for i in range(count))
+
+
+def test_aiokafka_over_mtls(tls_broker):
     from aiokafka.helpers import create_ssl_context
     path = tls_broker["path"]
-    topic = f"compat-tls-aio-{uuid.uuid4().hex[:8]}"
 
     def config():
         context = create_ssl_context(cafile=path("ca.pem"), certfile=path("alice.pem"),
@@ -170,26 +199,4 @@ def test_aiokafka_over_mtls(tls_broker):
         return {"bootstrap_servers": tls_broker["ssl"], "security_protocol": "SSL",
                 "ssl_context": context}
 
-    async def run():
-        producer = AIOKafkaProducer(**config())
-        await producer.start()
-        try:
-            for i in range(20):
-                await producer.send_and_wait(topic, f"aio-{i}".encode())
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, **config(), auto_offset_reset="earliest")
-        await consumer.start()
-        read = []
-        try:
-            async def take():
-                async for message in consumer:
-                    read.append(message.value)
-                    if len(read) == 20:
-                        return
-            await asyncio.wait_for(take(), DEADLINE_S)
-        finally:
-            await consumer.stop()
-        return read
-
-    assert sorted(asyncio.run(run())) == sorted(f"aio-{i}".encode() for i in range(20))
+    aiokafka_round_trip(config, f"compat-tls-aio-{uuid.uuid4().hex[:8]}")
