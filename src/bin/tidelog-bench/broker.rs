@@ -202,15 +202,36 @@ impl BrokerProcess {
     /// The gossip address from the broker's last `cluster member started ... gossip=HOST:PORT`
     /// log line (a restart logs another), waiting for one until `timeout`.
     pub(crate) fn gossip_addr(&self, timeout: Duration) -> Result<String> {
+        self.wait_for_line("`cluster member started`", timeout, parse_gossip_addr)
+    }
+
+    /// The address listener `name` bound, from its last `listening addr=... listener=NAME` log
+    /// line, waiting for one until `timeout`.
+    pub(crate) fn listener_addr(&self, name: &str, timeout: Duration) -> Result<String> {
+        let marker = format!("listener={name} ");
+        self.wait_for_line(&format!("`listening` line of {name}"), timeout, |line| {
+            line.contains(&marker)
+                .then(|| parse_listen_addr(line))
+                .flatten()
+        })
+    }
+
+    /// Waits until `timeout` for a log line that `parse` accepts, the newest first.
+    pub(crate) fn wait_for_line<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T> {
         let started = Instant::now();
         loop {
             let text = fs::read_to_string(&self.log_path).unwrap_or_default();
-            if let Some(addr) = text.lines().rev().find_map(parse_gossip_addr) {
-                return Ok(addr);
+            if let Some(found) = text.lines().rev().find_map(&parse) {
+                return Ok(found);
             }
             ensure!(
                 started.elapsed() < timeout,
-                "broker logged no `cluster member started` line within {timeout:?}; log tail:\n{}",
+                "broker logged no {what} within {timeout:?}; log tail:\n{}",
                 self.log_tail(LOG_TAIL_LINES)
             );
             thread::sleep(Duration::from_millis(20));

@@ -6,7 +6,9 @@ use clap::Parser;
 
 /// Benchmark a Tidelog broker with librdkafka: produce (acks=all; plain, idempotent and
 /// transactional), consume back (read_committed) and verify, measure delivery latency at a fixed
-/// rate, and consume with a consumer group and time its rebalances.
+/// rate, and consume with a consumer group and time its rebalances; then, on a broker of its own,
+/// produce and consume over PLAINTEXT, SSL and SASL_SSL (the TLS/plaintext ratio) and time SASL
+/// authentications (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN); then a 3-broker cluster.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tidelog-bench", version)]
 pub(crate) struct Args {
@@ -89,6 +91,21 @@ pub(crate) struct Args {
     /// replicas' logs are as long as the others' gives the catch-up rate (0 skips it).
     #[arg(long, default_value_t = 300_000)]
     pub(crate) catch_up_records: u64,
+    /// Records of 100 B, then of 1 KiB, produced (acks=all) and consumed over each of the
+    /// PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-256) listeners of one broker started for the
+    /// security run, with a certificate it generates (0 skips these runs; the security run
+    /// needs the broker binary, so `--bootstrap` skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) security_records: u64,
+    /// Full SASL authentications per mechanism (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN) against
+    /// the security run's SASL_PLAINTEXT listener, each on a fresh connection (connect,
+    /// SaslHandshake, SaslAuthenticate, server signature checked, close): one after another,
+    /// then over `--scram-connections` connections at once (0 skips them).
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) scram_auths: u64,
+    /// Connections authenticating at once in the second authentication round (1 skips it).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) scram_connections: u32,
     /// Librdkafka `debug` contexts (e.g. `broker,topic,msg`); shows every client log line.
     #[arg(long)]
     pub(crate) client_debug: Option<String>,

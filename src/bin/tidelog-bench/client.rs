@@ -76,6 +76,9 @@ pub(crate) struct Cluster {
     /// Partitions are raft groups: their control batches (a new term's blank entry) take
     /// offsets between records.
     pub(crate) replicated: bool,
+    /// Extra librdkafka settings of every client, e.g. `security.protocol`, `ssl.ca.location`
+    /// and `sasl.*` for the security run's listeners.
+    pub(crate) settings: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
@@ -84,6 +87,9 @@ impl Cluster {
         config
             .set("bootstrap.servers", &self.bootstrap)
             .set("client.id", "tidelog-bench");
+        for (key, value) in &self.settings {
+            config.set(*key, value);
+        }
         // rdkafka sets the level from the `log` crate, which has no logger here: set it directly.
         match &self.client_debug {
             Some(contexts) => config

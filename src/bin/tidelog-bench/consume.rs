@@ -8,11 +8,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::broker::TOPIC_READY_TIMEOUT;
 use crate::client::{ClientLog, Cluster};
 use crate::records::{SEQUENCE_BYTES, WARMUP_SEQUENCE, pattern, pattern_shift};
 use crate::runs::RunSpec;
 
-/// Consume results: wall time from assign to the last verified record.
+/// Consume results: wall time from assign (the connections to the partition leaders already up)
+/// to the last verified record.
 #[derive(Debug)]
 pub(crate) struct ConsumeStats {
     pub(crate) elapsed: Duration,
@@ -68,6 +70,13 @@ pub(crate) fn consume(
     let mut bytes = 0u64;
     let mut error_count = 0u64;
 
+    // Connect to every partition's leader outside the timed part, as the producer's warm-up
+    // does: over SSL and SASL_SSL the handshakes would otherwise count as consume time.
+    for partition in 0..partitions {
+        consumer
+            .fetch_watermarks(topic, partition, TOPIC_READY_TIMEOUT)
+            .with_context(|| format!("connecting to the leader of partition {partition}"))?;
+    }
     let started = Instant::now();
     consumer
         .assign(&assignment)

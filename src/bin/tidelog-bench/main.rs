@@ -1,10 +1,12 @@
 //! The Tidelog benchmark: drives a real `tidelog` broker with librdkafka and prints a report.
-//! It starts the release broker binary (or uses `--bootstrap`), then three of them as one cluster
-//! (the plain runs again, the controller leader's and a partition leader's kill -9, a restarted
-//! broker catching up), and only measures: it never
+//! It starts the release broker binary (or uses `--bootstrap`), then one with TLS and SASL
+//! listeners (plaintext against TLS, authentications per second), then three of them as one
+//! cluster (the plain runs again, the controller leader's and a partition leader's kill -9, a
+//! restarted broker catching up), and only measures: it never
 //! imports broker code, so it measures exactly what a Kafka client sees.
 #![allow(clippy::print_stdout)] // a benchmark's output is its report
 
+mod auth;
 mod broker;
 mod catch_up;
 mod cli;
@@ -22,6 +24,8 @@ mod records;
 mod report;
 mod runs;
 mod sampler;
+mod scram;
+mod security;
 mod three;
 mod transactions;
 mod wire;
@@ -40,9 +44,10 @@ use crate::client::Cluster;
 use crate::cluster_run::{print_cluster_report, run_cluster};
 use crate::produce::BATCH_BYTES;
 use crate::records::SEQUENCE_BYTES;
-use crate::report::{ms, print_report};
+use crate::report::{ms, print_report, print_security_report};
 use crate::runs::{run_all, run_specs};
 use crate::sampler::{ProcSampler, read_status_kb};
+use crate::security::run_security;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -116,6 +121,7 @@ fn run(args: &Args) -> Result<()> {
         bootstrap,
         client_debug: args.client_debug.clone(),
         replicated: false,
+        settings: Vec::new(),
     };
     let result = run_all(args, &cluster, &specs, sampler.as_ref(), deadline);
     let group_ok = match &result {
@@ -142,6 +148,16 @@ fn run(args: &Args) -> Result<()> {
     }
     let (reports, group) = result?;
     print_report(&reports, group.as_ref(), final_hwm_kb);
+    match (&bin, args.security_records > 0 || args.scram_auths > 0) {
+        (Some(bin), true) => {
+            // A time limit of its own, as the cluster run's.
+            let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+            let security = run_security(args, bin, deadline).context("security run")?;
+            print_security_report(&security, args);
+        }
+        (None, true) => println!("security run skipped: --bootstrap gives no broker binary"),
+        (_, false) => {}
+    }
     match (&bin, args.skip_cluster) {
         (Some(bin), false) => {
             // A time limit of its own: the single-node runs may have used most of theirs.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::cli::Args;
 use crate::delivery::ClientWindow;
 use crate::group::{
     GROUP_AUTO_COMMIT_MS, GROUP_HEARTBEAT_MS, GROUP_MEMBERS, GROUP_PARTITIONS,
@@ -9,6 +10,8 @@ use crate::group::{
 };
 use crate::produce::STATISTICS_INTERVAL_MS;
 use crate::runs::{ProduceMode, RunReport};
+use crate::security::{ProtocolRun, SASL_SSL_MECHANISM, SecurityReport};
+use crate::wire::{SASL_AUTHENTICATE_VERSION, SASL_HANDSHAKE_VERSION};
 
 fn print_group_report(group: &GroupReport) {
     println!(
@@ -299,5 +302,97 @@ fn print_exactly_once(reports: &[RunReport]) {
                 per_sec(report.spec.record_count, report.consume.elapsed)
             );
         }
+    }
+}
+
+/// The security run: records/s and MB/s per protocol and size with the ratio to PLAINTEXT, then
+/// authentications/s per mechanism and connection count.
+pub(crate) fn print_security_report(security: &SecurityReport, args: &Args) {
+    println!();
+    if !security.runs.is_empty() {
+        println!(
+            "security: one broker with PLAINTEXT, SSL and SASL_SSL ({SASL_SSL_MECHANISM}) \
+             listeners (rustls, ECDSA P-256 certificate; librdkafka's OpenSSL); {} records per \
+             run, acks=all, each size over each protocol in turn",
+            args.security_records
+        );
+        println!(
+            "{:<10} {:>6} | {:>10} {:>9} {:>8} {:>8} | {:>10} {:>9} | {:>12} | {:>6} {:>6}",
+            "protocol",
+            "size",
+            "prod rec/s",
+            "prod MB/s",
+            "p50 ms",
+            "p99 ms",
+            "cons rec/s",
+            "cons MB/s",
+            "broker CPU s",
+            "prod x",
+            "cons x"
+        );
+    }
+    for run in &security.runs {
+        let count = run.spec.record_count;
+        let baseline = security.runs.iter().find(|other| {
+            other.protocol == "PLAINTEXT" && other.spec.record_bytes == run.spec.record_bytes
+        });
+        let ratio = |of: fn(&ProtocolRun) -> Duration| {
+            baseline
+                .map(|plain| per_sec(count, of(run)) / per_sec(plain.spec.record_count, of(plain)))
+        };
+        println!(
+            "{:<10} {:>6} | {:>10.0} {:>9.1} {:>8.2} {:>8.2} | {:>10.0} {:>9.1} | {:>12} | {:>6} {:>6}",
+            run.protocol,
+            run.spec.record_bytes,
+            per_sec(count, run.produce.elapsed),
+            mb_per_sec(count * run.spec.record_bytes as u64, run.produce.elapsed),
+            run.produce.latency.p50_ms,
+            run.produce.latency.p99_ms,
+            per_sec(count, run.consume.elapsed),
+            mb_per_sec(run.consume.bytes, run.consume.elapsed),
+            format!(
+                "{}/{}",
+                optional(run.broker_cpu_produce_secs, 2),
+                optional(run.broker_cpu_consume_secs, 2)
+            ),
+            optional(ratio(|run| run.produce.elapsed), 2),
+            optional(ratio(|run| run.consume.elapsed), 2),
+        );
+    }
+    if !security.runs.is_empty() {
+        println!(
+            "(x = records/s against PLAINTEXT of the same size; CPU s = produce/consume phase)"
+        );
+    }
+    if security.auths.is_empty() {
+        return;
+    }
+    let iterations = security
+        .auths
+        .iter()
+        .find_map(|auth| auth.iterations)
+        .map_or_else(|| "n/a".to_owned(), |i| i.to_string());
+    println!(
+        "authentications against the SASL_PLAINTEXT listener, each on a fresh connection \
+         (connect, SaslHandshake v{SASL_HANDSHAKE_VERSION}, SaslAuthenticate \
+         v{SASL_AUTHENTICATE_VERSION} until done, server signature checked, close); SCRAM \
+         iterations {iterations}; the client runs PBKDF2 once per mechanism, the broker for \
+         every PLAIN authentication"
+    );
+    println!(
+        "{:<14} {:>5} {:>7} | {:>9} {:>8} {:>8} {:>8}",
+        "mechanism", "conns", "auths", "auths/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for auth in &security.auths {
+        println!(
+            "{:<14} {:>5} {:>7} | {:>9.0} {:>8.2} {:>8.2} {:>8.2}",
+            auth.mechanism.name(),
+            auth.connection_count,
+            auth.auth_count,
+            per_sec(auth.auth_count, auth.elapsed),
+            auth.latency.p50_ms,
+            auth.latency.p99_ms,
+            auth.latency.max_ms
+        );
     }
 }

@@ -130,21 +130,10 @@ pub(crate) fn run_all(
     sampler: Option<&ProcSampler>,
     deadline: Instant,
 ) -> Result<(Vec<RunReport>, Option<GroupReport>)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the runtime for the admin client")?;
-    let unique = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let (runtime, unique) = admin_runtime()?;
     let mut reports = Vec::new();
     for spec in specs {
-        let topic = format!(
-            "tidelog-bench-{}-{}-{unique}",
-            spec.name,
-            std::process::id()
-        );
+        let topic = topic_name(&spec.name, unique);
         eprintln!(
             "run {}: {} records of {} B to {topic}{}",
             spec.name,
@@ -207,6 +196,25 @@ pub(crate) fn run_all(
         group = Some(group_report);
     }
     Ok((reports, group))
+}
+
+/// The current-thread runtime the admin client runs on, and the seconds since the epoch that
+/// make this benchmark's topic names unique.
+pub(crate) fn admin_runtime() -> Result<(tokio::runtime::Runtime, u64)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the runtime for the admin client")?;
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok((runtime, unique))
+}
+
+/// The topic of run `run_name`.
+pub(crate) fn topic_name(run_name: &str, unique: u64) -> String {
+    format!("tidelog-bench-{run_name}-{}-{unique}", std::process::id())
 }
 
 pub(crate) fn difference(before: Option<f64>, after: Option<f64>) -> Option<f64> {

@@ -145,6 +145,7 @@ impl ThreeBrokers {
             bootstrap: self.bootstrap().to_owned(),
             client_debug,
             replicated: true,
+            settings: Vec::new(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! the broker list and controller id, which librdkafka does not expose, and a topic's leaders and
 //! in-sync replicas as one chosen broker sees them; CreateTopics sent to one chosen broker rather
 //! than to the controller librdkafka would pick; DescribeLogDirs for the size of each replica's
-//! log on one broker.
+//! log on one broker; a connection kept open for the SASL exchanges of the authentication run.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,7 +16,7 @@ use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     CreateTopicsRequest, DescribeLogDirsRequest, MetadataRequest, RequestHeader, ResponseHeader,
-    TopicName,
+    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -25,6 +25,8 @@ const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 const METADATA_VERSION: i16 = 12;
 const CREATE_TOPICS_VERSION: i16 = 7;
 const DESCRIBE_LOG_DIRS_VERSION: i16 = 4;
+pub(crate) const SASL_HANDSHAKE_VERSION: i16 = 1;
+pub(crate) const SASL_AUTHENTICATE_VERSION: i16 = 2;
 /// Kafka's TOPIC_ALREADY_EXISTS: an earlier attempt that timed out on our side created it.
 pub(crate) const ERROR_TOPIC_ALREADY_EXISTS: i16 = 36;
 
@@ -36,48 +38,104 @@ fn roundtrip<R: Request>(
     version: i16,
     timeout: Duration,
 ) -> Result<R::Response> {
-    let addr: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("broker address {addr}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_nodelay(true)?;
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("tidelog-bench")));
-    let mut frame = BytesMut::new();
-    frame.put_i32(0);
-    header
-        .encode(&mut frame, R::header_version(version))
-        .context("encoding the request header")?;
-    request
-        .encode(&mut frame, version)
-        .context("encoding the request")?;
-    let len = i32::try_from(frame.len() - 4).context("request frame length")?;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    stream.write_all(&frame).context("sending the request")?;
-    let mut len = [0u8; 4];
-    stream
-        .read_exact(&mut len)
-        .context("reading the response length")?;
-    let len = usize::try_from(i32::from_be_bytes(len)).context("negative response length")?;
-    ensure!(len <= FRAME_BYTES_MAX, "response of {len} bytes");
-    let mut body = vec![0u8; len];
-    stream
-        .read_exact(&mut body)
-        .context("reading the response")?;
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(
-        &mut body,
-        <R::Response as HeaderVersion>::header_version(version),
-    )
-    .context("decoding the response header")?;
-    ensure!(header.correlation_id == 1, "response to another request");
-    R::Response::decode(&mut body, version).context("decoding the response")
+    Conn::connect(addr, timeout)?.call(request, version)
+}
+
+/// One blocking connection to a broker, requests answered one at a time.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Conn {
+    /// Connects to `addr`; `timeout` bounds the connect, and then every write and read.
+    pub(crate) fn connect(addr: &str, timeout: Duration) -> Result<Conn> {
+        let addr: SocketAddr = addr
+            .parse()
+            .with_context(|| format!("broker address {addr}"))?;
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    /// Sends `request` as `version` and decodes its response.
+    pub(crate) fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("tidelog-bench")));
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        header
+            .encode(&mut frame, R::header_version(version))
+            .context("encoding the request header")?;
+        request
+            .encode(&mut frame, version)
+            .context("encoding the request")?;
+        let len = i32::try_from(frame.len() - 4).context("request frame length")?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.stream
+            .write_all(&frame)
+            .context("sending the request")?;
+        let mut len = [0u8; 4];
+        self.stream
+            .read_exact(&mut len)
+            .context("reading the response length")?;
+        let len = usize::try_from(i32::from_be_bytes(len)).context("negative response length")?;
+        ensure!(len <= FRAME_BYTES_MAX, "response of {len} bytes");
+        let mut body = vec![0u8; len];
+        self.stream
+            .read_exact(&mut body)
+            .context("reading the response")?;
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(
+            &mut body,
+            <R::Response as HeaderVersion>::header_version(version),
+        )
+        .context("decoding the response header")?;
+        ensure!(
+            header.correlation_id == self.correlation_id,
+            "response to another request"
+        );
+        R::Response::decode(&mut body, version).context("decoding the response")
+    }
+
+    /// SaslHandshake v1 for `mechanism`; fails unless the broker enables it.
+    pub(crate) fn sasl_handshake(&mut self, mechanism: &'static str) -> Result<()> {
+        let request =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let response = self.call(&request, SASL_HANDSHAKE_VERSION)?;
+        ensure!(
+            response.error_code == 0,
+            "SaslHandshake {mechanism}: error code {} (enabled: {:?})",
+            response.error_code,
+            response.mechanisms
+        );
+        Ok(())
+    }
+
+    /// SaslAuthenticate v2 with `token`: the server's answer, or its error.
+    pub(crate) fn sasl_authenticate(&mut self, token: &[u8]) -> Result<Vec<u8>> {
+        let request =
+            SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
+        let response = self.call(&request, SASL_AUTHENTICATE_VERSION)?;
+        ensure!(
+            response.error_code == 0,
+            "SaslAuthenticate: error code {} ({})",
+            response.error_code,
+            response.error_message.as_deref().unwrap_or_default()
+        );
+        Ok(response.auth_bytes.to_vec())
+    }
 }
 
 /// What one broker's Metadata says of the cluster.
