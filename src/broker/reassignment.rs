@@ -63,11 +63,6 @@ impl Broker {
                 }),
             };
         };
-        if super::topic_name::is_internal(topic) {
-            return Err(Error::InvalidReplicaAssignment {
-                reason: "internal topics are not reassigned yet".to_owned(),
-            });
-        }
         let command = Command::ReassignPartition {
             topic: topic.to_owned(),
             partition,
@@ -144,8 +139,12 @@ impl Broker {
         let me = self.node_id();
         // Once after a start: a replica removed while this broker was down left its data.
         let look_for_leftovers = link.first_look_at_leftovers();
-        for (name, meta) in state.topics.iter().filter(|(_, t)| !t.internal) {
-            let Some(local) = self.topic_state(name).filter(|t| t.topic_id == meta.id) else {
+        for (name, meta) in &state.topics {
+            // An internal topic's local copy has an id of this broker's own (`attach_replicas`).
+            let Some(local) = self
+                .topic_state(name)
+                .filter(|t| t.topic_id == meta.id || meta.internal)
+            else {
                 continue;
             };
             for (index, placed) in meta.partitions.iter().enumerate() {

@@ -468,10 +468,6 @@ fn drain_plan(metadata: &ClusterMetadata, broker: i32) -> (Vec<Reassignment>, Ve
                 partition: p.partition,
                 reason,
             };
-            if topic.internal {
-                unmovable.push(stuck("internal-topic replicas cannot be reassigned yet"));
-                continue;
-            }
             let replacement = load
                 .iter()
                 .filter(|(id, _)| !p.replicas.contains(id))
@@ -614,10 +610,14 @@ mod tests {
                     partition: 2,
                     replicas: Some(vec![3, 4])
                 },
+                Reassignment {
+                    topic: "__consumer_offsets".to_owned(),
+                    partition: 0,
+                    replicas: Some(vec![2, 3, 4])
+                },
             ]
         );
-        assert_eq!(unmovable.len(), 1);
-        assert_eq!(unmovable[0].topic, "__consumer_offsets");
+        assert!(unmovable.is_empty(), "{unmovable:?}");
         let (moves, unmovable) = drain_plan(&metadata, 4);
         assert!(moves.is_empty() && unmovable.is_empty());
     }

@@ -1,7 +1,8 @@
 //! Partition operations on a cluster of broker processes, driven with raw Kafka frames:
 //! ElectLeaders hands a replicated partition back to its preferred replica, and a partition
 //! is reassigned to a new broker (dropping its leader) under an idempotent acks=all producer,
-//! a stuck reassignment is cancelled, a dead replica replaced, and a drained broker unregistered.
+//! a stuck reassignment is cancelled, a dead replica replaced, and a drained broker unregistered;
+//! a `__consumer_offsets` partition moves with its group's committed offsets.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -529,4 +530,83 @@ async fn a_drained_and_stopped_broker_is_unregistered_and_leaves_the_controller_
     let producer = harness::producer(&bootstraps[..3].join(","), &[("acks", "all")]);
     let values: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
     acknowledged(&values, enqueue(&producer, "drained", &values)).await;
+}
+
+/// Kafka's partition of `group` in `__consumer_offsets` (Java's `String.hashCode`, made
+/// non-negative, modulo the partition count).
+fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    (hash & 0x7fff_ffff) % partitions
+}
+
+/// Commits `offset` of `topic`-0 for `group` and reads back what the group has committed.
+fn commit_and_read(bootstrap: &str, group: &str, topic: &str, offset: Option<i64>) -> i64 {
+    use rdkafka::consumer::{CommitMode, Consumer as _};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    if let Some(offset) = offset {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, Offset::Offset(offset))
+            .expect("offset");
+        consumer.commit(&list, CommitMode::Sync).expect("commit");
+    }
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(topic, 0);
+    let committed = consumer
+        .committed_offsets(wanted, harness::CLIENT_DEADLINE)
+        .expect("committed offsets");
+    match committed.elements()[0].offset() {
+        Offset::Offset(at) => at,
+        other => panic!("no committed offset: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_offsets_partition_moves_with_its_committed_offsets() {
+    let (brokers, dirs) = form_four();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    let addr = brokers[0].addr();
+    create_replicated(&bootstraps[0], "committed", 1).await;
+    // A group whose offsets live in __consumer_offsets partition 0 (the one `reassign` moves);
+    // the test brokers keep the default of 8 partitions.
+    let group = (0..)
+        .map(|i| format!("moved-group-{i}"))
+        .find(|g| offsets_partition(g, 8) == 0)
+        .expect("some group name hashes to partition 0");
+    wait_until(LEADER_DEADLINE, "the coordinator takes a commit", || {
+        std::panic::catch_unwind(|| commit_and_read(&all, &group, "committed", Some(5)))
+            .is_ok_and(|at| at == 5)
+    });
+    let original = replicas_of(&bootstraps[0], "__consumer_offsets");
+    let leaving = leaders(&bootstraps[0], "__consumer_offsets")[&0];
+    let newcomer = (1..=4)
+        .find(|id| !original.contains(id))
+        .expect("a broker without it");
+    // The coordinator's broker (the partition's leader) leaves; the newcomer takes its place.
+    let target: Vec<i32> = original
+        .iter()
+        .map(|&r| if r == leaving { newcomer } else { r })
+        .collect();
+    assert_eq!(reassign(addr, "__consumer_offsets", Some(&target)), 0);
+    wait_until(LEADER_DEADLINE, "the offsets partition moved", || {
+        in_progress(addr).is_empty() && replicas_of(&bootstraps[0], "__consumer_offsets") == target
+    });
+    copy_deleted(
+        &brokers[leaving as usize - 1],
+        0,
+        dirs[leaving as usize - 1].path(),
+        "__consumer_offsets",
+        &["replica removed: its raft group stopped and its data deleted"],
+    );
+    // The group's coordinator is now elsewhere and has its offsets; it takes new commits.
+    assert_eq!(commit_and_read(&all, &group, "committed", None), 5);
+    assert_eq!(commit_and_read(&all, &group, "committed", Some(7)), 7);
 }
