@@ -109,6 +109,10 @@ impl Context {
 
     /// [`Context::meter_quota`] of an amount that is not a count (request time).
     pub(crate) fn meter_quota_f64(&self, metered: crate::broker::Metered, amount: f64) -> u64 {
+        if !self.broker.has_quota(metered) {
+            // The common case: no quota of this kind, so nothing to name or meter.
+            return 0;
+        }
         let principal = self.principal().to_string();
         let user = principal.strip_prefix("User:").unwrap_or(&principal);
         self.broker.meter_quota(

@@ -410,7 +410,12 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             Err(err) => return Ended::Codec(err),
         };
         tracing::trace!(frame_bytes = frame.len(), "response");
+        // Flushed at once: a TLS stream may hold the end of a frame it took until flushed, and
+        // the next frame may be a long poll away (a client then waited 60 s for a fetch's end).
         if let Err(err) = writer.write_all(&frame).await {
+            return Ended::Io(err);
+        }
+        if let Err(err) = writer.flush().await {
             return Ended::Io(err);
         }
         activity.touch();
@@ -422,4 +427,42 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         return Ended::Io(err);
     }
     Ended::WriterStopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::Registry;
+
+    #[tokio::test]
+    async fn each_response_is_flushed_through_a_writer_that_buffers() {
+        // Like a TLS stream, this writer holds what it took until it is flushed.
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let writer = tokio::io::BufWriter::with_capacity(1 << 16, near);
+        let budget = ConnectionBudget::new(Arc::new(RequestBudget::new(1 << 20)), 1 << 20);
+        let (responses, queue) = mpsc::channel(4);
+        let frame = Bytes::from_static(b"\0\0\0\x04resp");
+        let ready: PendingResponse = Box::pin(std::future::ready(Ok(frame.clone())));
+        let admission = budget.admit(16).await;
+        responses
+            .send((ready, admission))
+            .await
+            .expect("the writer is running");
+        let registration = Arc::new(Registry::new()).register();
+        let activity = Arc::clone(&registration.activity);
+        let writing = tokio::spawn(async move { write_responses(writer, queue, &activity).await });
+        // The queue stays open (the next response may be a long poll away): the frame must
+        // arrive anyway.
+        let mut got = vec![0; frame.len()];
+        tokio::time::timeout(Duration::from_secs(10), far.read_exact(&mut got))
+            .await
+            .expect("the response was flushed")
+            .expect("read the response");
+        assert_eq!(got, frame);
+        drop(responses);
+        assert!(matches!(
+            writing.await.expect("writer task"),
+            Ended::WriterStopped
+        ));
+    }
 }
