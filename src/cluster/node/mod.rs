@@ -14,18 +14,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::duties::{self, Duty, KAFKA_LISTENER, Seen};
+use super::duties::KAFKA_LISTENER;
 use super::formation::{self, Formation, Me};
 use super::settings::ClusterSettings;
 use crate::gossip::{self, BrokerInfo, GossipHandle, GossipSettings, Listener, Membership};
-use crate::metadata::{BrokerRegistration, Command, State};
+use crate::metadata::{BrokerRegistration, Command};
 use crate::replication::RaftNode;
 use crate::replication::controller::{self, Answer, Controller, ControllerSettings, Published};
 use crate::replication::partition::{
     PACEMAKER_GROUP, Pacemaker, PacemakerSettings, PartitionGroup, PartitionGroupSettings,
 };
-use crate::replication::rpc::{CallError, GroupId, Handler, Method, Peers, Registry, serve};
+use crate::replication::rpc::{GroupId, Handler, Method, Peers, Registry, serve};
 use crate::storage;
+
+mod leader;
 
 /// The cluster RPC group of the broker-to-broker service (raft groups use the others).
 const BROKER_SERVICE: GroupId = u64::MAX;
@@ -551,7 +553,7 @@ async fn run(
             }
         }
         if node.controller.leader() == Some(settings.node_id as u64) {
-            if let Err(failure) = lead(&node, &settings, &state, &mut absent_since).await
+            if let Err(failure) = leader::lead(&node, &settings, &state, &mut absent_since).await
                 && failure != last_failure
             {
                 tracing::warn!(%failure, "a controller duty failed; retrying");
@@ -587,28 +589,6 @@ fn learn_addresses(node: &ClusterNode, view: &Membership, cluster_id: Option<&st
                 .discovered(id, member.info.cluster_rpc.to_string());
         }
     }
-}
-
-/// A group no broker serves: a call to it answers "not served" once the connection (and its
-/// mTLS handshake) succeeded.
-const PROBE_GROUP: GroupId = GroupId::MAX;
-/// How long the duties of the controller leader wait for that handshake.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Whether `registration`'s cluster listener completes an mTLS handshake with this broker.
-async fn passes_mtls(node: &ClusterNode, registration: &BrokerRegistration) -> bool {
-    let address = format!(
-        "{}:{}",
-        registration.cluster.host, registration.cluster.port
-    );
-    let Ok(id) = u64::try_from(registration.id) else {
-        return false;
-    };
-    let probe = node
-        .peers
-        .call(id, &address, (PROBE_GROUP, 0), Bytes::new(), PROBE_TIMEOUT)
-        .await;
-    matches!(probe, Ok(_) | Err(CallError::Remote(_)))
 }
 
 /// Checks the cluster id against the data dir's, stores it there and gossips it.
@@ -648,141 +628,6 @@ async fn adopt_cluster_id(
     Ok(())
 }
 
-/// One round of the leader's duties; the first failure ends the round.
-async fn lead(
-    node: &ClusterNode,
-    settings: &ClusterSettings,
-    state: &State,
-    absent_since: &mut BTreeMap<i32, Instant>,
-) -> Result<(), String> {
-    if state.cluster_id.is_none() {
-        let cluster_id = match &settings.stored_cluster_id {
-            Some(stored) => stored.clone(),
-            None => new_cluster_id()?,
-        };
-        tracing::info!(%cluster_id, "naming the new cluster");
-        return propose(node, Command::Bootstrap { cluster_id }).await;
-    }
-    let view = node.membership.borrow().clone();
-    let now = Instant::now();
-    absent_since.retain(|id, _| state.brokers.contains_key(id));
-    for &id in state.brokers.keys() {
-        if view.is_live(id) {
-            absent_since.remove(&id);
-        } else {
-            absent_since.entry(id).or_insert(now);
-        }
-    }
-    let absent_for = absent_since
-        .iter()
-        .map(|(&id, since)| (id, now.duration_since(*since)))
-        .collect();
-    let (voters, learners) = node.controller.members();
-    let addresses = node.controller.addresses();
-    let duties = duties::plan(&Seen {
-        leader: settings.node_id,
-        state,
-        view: &view,
-        voters: &voters,
-        learners: &learners,
-        addresses: &addresses,
-        absent_for: &absent_for,
-        session_timeout: settings.broker_session_timeout,
-        controller_voters: settings.controller_voters,
-        bootstrap_expect: settings.bootstrap_expect,
-        internal_topics: &settings.internal_topics,
-    });
-    for duty in duties {
-        match duty {
-            Duty::Register(registration) => {
-                // Gossip carries no certificate: with mTLS the newcomer must first pass a
-                // handshake on its cluster listener, so a broker without a certificate of the
-                // cluster CA never joins.
-                if settings.rpc_tls.is_some() && !passes_mtls(node, &registration).await {
-                    tracing::warn!(
-                        broker = registration.id,
-                        "not registering a broker gossip found: its cluster listener failed the \
-                         mTLS handshake (no certificate of the cluster CA?)"
-                    );
-                    continue;
-                }
-                tracing::info!(
-                    broker = registration.id,
-                    "registering a broker gossip found"
-                );
-                propose(node, Command::RegisterBroker(registration)).await?;
-            }
-            Duty::Fence(id) => {
-                tracing::warn!(broker = id, timeout = ?settings.broker_session_timeout, "fencing a broker gossip lost");
-                propose(node, Command::FenceBroker { id }).await?;
-            }
-            Duty::Unfence(id) => {
-                tracing::info!(broker = id, "unfencing a broker that is back");
-                propose(node, Command::UnfenceBroker { id }).await?;
-            }
-            Duty::AddLearner { id, rpc_addr } => {
-                tracing::info!(broker = id, %rpc_addr, "adding a broker to the controller group as a learner");
-                node.controller
-                    .add_learner(id as u64, RaftNode { rpc_addr })
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Duty::SetAddress { id, rpc_addr } => {
-                tracing::info!(broker = id, %rpc_addr, "a controller member moved: updating its address");
-                node.controller
-                    .set_address(id as u64, RaftNode { rpc_addr })
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Duty::CreateInternalTopic(topic) => {
-                // Replicated like any topic: its partitions' leaders coordinate, and another
-                // replica takes over (with every committed group and transaction) when one fails.
-                let replication_factor = topic.replication_factor.unwrap_or_else(|| {
-                    let serving = state.brokers.values().filter(|b| !b.fenced).count();
-                    serving.clamp(1, 3) as i16
-                });
-                tracing::info!(topic = %topic.name, partitions = topic.partitions, replication_factor, "creating an internal topic");
-                let command = Command::CreateTopic {
-                    name: topic.name.clone(),
-                    id: new_topic_id()?,
-                    partitions: topic.partitions,
-                    replication_factor,
-                    assignment: None,
-                    configs: topic.configs.clone(),
-                    internal: true,
-                };
-                propose(node, command).await?;
-            }
-            Duty::SetVoters(voters) => {
-                tracing::info!(?voters, "changing the controller voters");
-                node.controller
-                    .set_voters(voters)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Duty::RemoveMember(id) => {
-                tracing::info!(
-                    broker = id,
-                    "removing an unregistered broker from the controller group"
-                );
-                node.controller
-                    .remove_member(id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn propose(node: &ClusterNode, command: Command) -> Result<(), String> {
-    match node.controller.propose(&command).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(rejection)) => Err(format!("{command:?} refused: {rejection}")),
-        Err(error) => Err(format!("{command:?}: {error}")),
-    }
-}
-
 /// The addresses `seeds` (`HOST:PORT`) resolve to now; unresolvable ones are left out.
 async fn resolve(seeds: &[String]) -> Vec<SocketAddr> {
     let mut addrs = Vec::new();
@@ -792,17 +637,4 @@ async fn resolve(seeds: &[String]) -> Vec<SocketAddr> {
         }
     }
     addrs
-}
-
-fn new_cluster_id() -> Result<String, String> {
-    Ok(storage::encode_uuid(new_topic_id()?))
-}
-
-/// A random v4 UUID (never all zeros) for a cluster or topic id.
-fn new_topic_id() -> Result<[u8; 16], String> {
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id).map_err(|e| format!("drawing a random id: {e}"))?;
-    id[6] = (id[6] & 0x0f) | 0x40;
-    id[8] = (id[8] & 0x3f) | 0x80;
-    Ok(id)
 }
