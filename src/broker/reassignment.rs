@@ -140,11 +140,7 @@ impl Broker {
         // Once after a start: a replica removed while this broker was down left its data.
         let look_for_leftovers = link.first_look_at_leftovers();
         for (name, meta) in &state.topics {
-            // An internal topic's local copy has an id of this broker's own (`attach_replicas`).
-            let Some(local) = self
-                .topic_state(name)
-                .filter(|t| t.topic_id == meta.id || meta.internal)
-            else {
+            let Some(local) = self.local_copy(name, meta.id, meta.internal) else {
                 continue;
             };
             for (index, placed) in meta.partitions.iter().enumerate() {

@@ -22,12 +22,7 @@ impl Broker {
         };
         let me = self.node_id();
         for (name, meta) in &state.topics {
-            // An internal topic is this broker's own from its first start, with an id of its
-            // own: its partitions are this broker's replicas of the cluster's.
-            let Some(local) = self
-                .topic_state(name)
-                .filter(|t| t.topic_id == meta.id || meta.internal)
-            else {
+            let Some(local) = self.local_copy(name, meta.id, meta.internal) else {
                 continue;
             };
             for (index, placed) in meta.partitions.iter().enumerate() {
@@ -79,6 +74,21 @@ impl Broker {
             }
         }
         self.follow_reassignments(state).await;
+    }
+}
+
+impl Broker {
+    /// This broker's copy of the cluster's topic `name` (id `id`): the local topic of that
+    /// id, or, for an internal topic (this broker's own from its first start, with an id of
+    /// its own), the local topic of that name, whose partitions are this broker's replicas.
+    pub(super) fn local_copy(
+        &self,
+        name: &str,
+        id: [u8; 16],
+        internal: bool,
+    ) -> Option<Arc<super::Topic>> {
+        self.topic_state(name)
+            .filter(|t| t.topic_id == id || internal)
     }
 }
 

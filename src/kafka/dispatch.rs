@@ -181,12 +181,8 @@ macro_rules! deferred {
         let request = $call.decode(&mut $body)?;
         let ctx = $ctx.clone();
         pending(async move {
-            let mut response = $handler(&ctx, $call.version, request).await;
-            let wait = request_quota::apply(&ctx, &mut response);
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            $call.encode(&response)
+            let response = $handler(&ctx, $call.version, request).await;
+            throttled_encode(&ctx, $call, response).await
         })
     }};
 }
@@ -233,14 +229,7 @@ async fn route(ctx: &Context, call: Call, mut body: Bytes) -> Result<Dispatched,
             }
             Produced::Respond(response) => {
                 let ctx = ctx.clone();
-                pending(async move {
-                    let mut response = response.await;
-                    let wait = request_quota::apply(&ctx, &mut response);
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                    call.encode(&response)
-                })
+                pending(async move { throttled_encode(&ctx, call, response.await).await })
             }
         },
         ApiKey::Fetch => deferred!(ctx, call, body, fetch::handle),
@@ -345,6 +334,19 @@ fn metered(ctx: super::Context, busy: Busy, dispatched: Dispatched) -> Dispatche
         // SASL requests are not metered; nothing else closes after answering.
         closing @ Dispatched::RespondThenClose(_) => closing,
     }
+}
+
+/// A deferred answer, encoded once a request quota's throttle (if any) has passed.
+async fn throttled_encode<R: Encodable + request_quota::Throttled>(
+    ctx: &super::Context,
+    call: Call,
+    mut response: R,
+) -> Result<Bytes, CodecError> {
+    let wait = request_quota::apply(ctx, &mut response);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    call.encode(&response)
 }
 
 /// An encoded answer, written at once or, throttled by a request quota, after `wait`.
