@@ -27,6 +27,7 @@ use crate::replication::partition::{
 use crate::replication::rpc::{GroupId, Handler, Method, Peers, Registry, serve};
 use crate::storage;
 
+mod addresses;
 mod leader;
 
 /// The cluster RPC group of the broker-to-broker service (raft groups use the others).
@@ -249,8 +250,15 @@ impl ClusterNode {
             pacemaker,
             request_timeout: settings.request_timeout,
         });
+        let addresses = tokio::spawn(addresses::follow(
+            Arc::clone(&node.peers),
+            node.membership.clone(),
+            node.controller.published(),
+            settings.stored_cluster_id.clone(),
+            stopped.clone(),
+        ));
         let formation = tokio::spawn(run(Arc::clone(&node), settings, stopped));
-        node.tasks().push(formation);
+        node.tasks().extend([addresses, formation]);
         tracing::info!(node_id = node.node_id, rpc = %rpc_addr, gossip = %node.gossip_addr, "cluster member started");
         Ok(node)
     }
@@ -476,8 +484,6 @@ async fn run(
         cluster_id: settings.stored_cluster_id.as_deref(),
     };
     let mut initialized = false;
-    let stored = settings.stored_cluster_id.as_deref();
-    learn_addresses(&node, &membership.borrow(), stored);
     loop {
         let (voters, learners) = node.controller.members();
         if !voters.is_empty() || !learners.is_empty() {
@@ -505,7 +511,7 @@ async fn run(
         }
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
-            _ = membership.changed() => learn_addresses(&node, &membership.borrow(), stored),
+            _ = membership.changed() => {}
             _ = tokio::time::sleep(DUTY_INTERVAL) => {}
         }
     }
@@ -564,29 +570,9 @@ async fn run(
         }
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
-            _ = membership.changed() => {
-                let known = state.cluster_id.as_deref().or(stored);
-                learn_addresses(&node, &membership.borrow(), known);
-            }
+            _ = membership.changed() => {}
             _ = published.changed() => {}
             _ = tokio::time::sleep(DUTY_INTERVAL) => {}
-        }
-    }
-}
-
-/// Tells the cluster RPC where gossip sees each live broker now (a broker restarted on another
-/// address is reached there before the controller group's membership is updated).
-fn learn_addresses(node: &ClusterNode, view: &Membership, cluster_id: Option<&str>) {
-    let Some(cluster_id) = cluster_id else {
-        return;
-    };
-    for member in &view.live {
-        if view.live_claims(member.node_id).count() == 1
-            && member.info.cluster_id.as_deref() == Some(cluster_id)
-            && let Ok(id) = u64::try_from(member.node_id)
-        {
-            node.peers
-                .discovered(id, member.info.cluster_rpc.to_string());
         }
     }
 }
