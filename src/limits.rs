@@ -131,6 +131,8 @@ pub const SCRAM_USERS_MAX: usize = 100_000;
 pub const ACLS_MAX: usize = 100_000;
 /// Most client-quota entities a broker stores.
 pub const QUOTA_ENTITIES_MAX: usize = 100_000;
+/// Most dynamic configs of one BROKER resource (a node, or the cluster-wide default).
+pub const BROKER_CONFIGS_PER_SCOPE_MAX: usize = 1_000;
 /// Most quota meters (one per metered user and client id) a broker keeps.
 pub const QUOTA_METERS_MAX: usize = 100_000;
 /// Largest producer-state snapshot file read back (about 200 bytes per producer id).

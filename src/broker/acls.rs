@@ -143,17 +143,8 @@ impl Broker {
     async fn change_acls(&self, command: Command) -> Result<()> {
         match self.cluster.get() {
             Some(link) => {
-                let answer = link
-                    .node
-                    .propose(&command)
-                    .await
-                    .map_err(|error| Error::Cluster {
-                        reason: error.to_string(),
-                    })?;
-                answer.map_err(|rejection| Error::Cluster {
-                    reason: rejection.to_string(),
-                })?;
-                self.await_local(link, move |state| match &command {
+                let applied = command.clone();
+                self.propose_and_await(link, &command, move |state| match &applied {
                     Command::CreateAcls { acls } => acls.iter().all(|a| state.acls.contains(a)),
                     Command::DeleteAcls { acls } => acls.iter().all(|a| !state.acls.contains(a)),
                     _ => true,

@@ -352,7 +352,7 @@ impl Broker {
     }
 
     /// The broker's static configs, under their Kafka names.
-    pub(crate) fn broker_configs(&self) -> Vec<ConfigEntry> {
+    pub(super) fn static_broker_configs(&self) -> Vec<ConfigEntry> {
         let s = &self.settings;
         let opt = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
         let defaults = storage::LogSettings::default();
@@ -511,6 +511,7 @@ impl Broker {
                 sensitive: false,
                 doc,
                 kind,
+                synonyms: Vec::new(),
             })
             .collect()
     }

@@ -392,6 +392,27 @@ impl Broker {
         })
     }
 
+    /// Proposes `command` (a refusal is a cluster error) and waits until this broker's state
+    /// shows the change (`done`).
+    pub(super) async fn propose_and_await(
+        &self,
+        link: &ClusterLink,
+        command: &Command,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<()> {
+        let answer = link
+            .node
+            .propose(command)
+            .await
+            .map_err(|error| Error::Cluster {
+                reason: error.to_string(),
+            })?;
+        answer.map_err(|rejection| Error::Cluster {
+            reason: rejection.to_string(),
+        })?;
+        self.await_local(link, done).await
+    }
+
     pub(super) async fn await_local(
         &self,
         link: &ClusterLink,

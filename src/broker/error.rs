@@ -36,6 +36,15 @@ pub(crate) enum Error {
     InvalidReplicationFactor { factor: i16 },
     #[error("invalid config {key}: {reason}")]
     InvalidConfig { key: String, reason: String },
+    /// Broker configs that cannot change at runtime (Kafka's static keys, and every key
+    /// Tidelog reads, which it reads at start only).
+    #[error("cannot update these configs dynamically: {keys:?}")]
+    StaticBrokerConfigs { keys: Vec<String> },
+    /// Per-broker configs set on the cluster-wide default.
+    #[error(
+        "these configs can be set only for a broker id, not as the cluster-wide default: {keys:?}"
+    )]
+    PerBrokerConfigsAtDefault { keys: Vec<String> },
     #[error("corrupt record batch at byte {position} of the request: {reason}")]
     CorruptMessage { position: usize, reason: String },
     #[error("record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}")]

@@ -3,6 +3,7 @@
 
 mod acls;
 mod admin;
+mod broker_config;
 mod cluster_link;
 mod elect;
 mod error;
@@ -151,6 +152,8 @@ pub(crate) struct Broker {
     acls: acls::Acls,
     /// Client quotas (standalone configs) and this broker's quota meters.
     quotas: quotas::Quotas,
+    /// Standalone: dynamic broker configs of the data dir (cluster mode: the controller's).
+    broker_configs: broker_config::BrokerConfigs,
 }
 
 /// Milliseconds since the Unix epoch, by the wall clock.
@@ -194,6 +197,7 @@ impl Broker {
         let users = users::LocalUsers::open(&settings.data_dir)?;
         let acls = acls::Acls::open(&settings.data_dir)?;
         let quotas = quotas::Quotas::open(&settings.data_dir)?;
+        let broker_configs = broker_config::BrokerConfigs::open(&settings.data_dir)?;
         let broker = Arc::new(Broker {
             settings,
             fs,
@@ -208,6 +212,7 @@ impl Broker {
             users,
             acls,
             quotas,
+            broker_configs,
         });
         {
             let catalog = broker.catalog();

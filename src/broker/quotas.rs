@@ -197,17 +197,7 @@ impl Broker {
         };
         match self.cluster.get() {
             Some(link) => {
-                let answer = link
-                    .node
-                    .propose(&command)
-                    .await
-                    .map_err(|error| Error::Cluster {
-                        reason: error.to_string(),
-                    })?;
-                answer.map_err(|rejection| Error::Cluster {
-                    reason: rejection.to_string(),
-                })?;
-                self.await_local(link, move |state| {
+                self.propose_and_await(link, &command, move |state| {
                     let values = state.quotas.get(&entity);
                     set.iter()
                         .all(|(k, v)| values.and_then(|m| m.get(k)) == Some(v))

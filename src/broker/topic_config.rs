@@ -11,6 +11,10 @@ use crate::storage::{CompactionSettings, Compression, LogSettings};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConfigSource {
     TopicOverride,
+    /// A dynamic config of this broker (AlterConfigs on its node id).
+    DynamicBroker,
+    /// A dynamic cluster-wide default (AlterConfigs on the empty broker name).
+    DynamicDefaultBroker,
     StaticBroker,
     Default,
 }
@@ -24,6 +28,8 @@ pub(crate) enum ConfigKind {
     Long,
     Double,
     List,
+    /// A key Tidelog stores without knowing its type (Kafka's UNKNOWN).
+    Unknown,
 }
 
 /// One described config.
@@ -36,6 +42,17 @@ pub(crate) struct ConfigEntry {
     pub(crate) sensitive: bool,
     pub(crate) doc: &'static str,
     pub(crate) kind: ConfigKind,
+    /// Where else the value could come from, most specific first, as DescribeConfigs lists
+    /// synonyms; empty when the entry itself is the only one.
+    pub(crate) synonyms: Vec<Synonym>,
+}
+
+/// One synonym of a described config: a value the config has at another level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Synonym {
+    pub(crate) name: String,
+    pub(crate) value: Option<String>,
+    pub(crate) source: ConfigSource,
 }
 
 /// A change requested by AlterConfigs / IncrementalAlterConfigs.
@@ -90,6 +107,16 @@ const KEYS: &[KeySpec] = &[
         name: "delete.retention.ms",
         kind: ConfigKind::Long,
         doc: "how long tombstones stay readable once compacted",
+    },
+    KeySpec {
+        name: "flush.messages",
+        kind: ConfigKind::Long,
+        doc: "records between forced fsyncs; every value is met, as each append is fsynced before the high watermark moves",
+    },
+    KeySpec {
+        name: "flush.ms",
+        kind: ConfigKind::Long,
+        doc: "longest time between forced fsyncs; every value is met, as each append is fsynced before the high watermark moves",
     },
     KeySpec {
         name: "index.interval.bytes",
@@ -270,6 +297,14 @@ impl TopicSettings {
                     }
                 };
             }
+            // Every append group is fsynced before the high watermark moves, which meets any
+            // bound; the value is validated as Kafka does and kept for describing only.
+            "flush.messages" => {
+                parse_i64(key, value, 1, i64::MAX)?;
+            }
+            "flush.ms" => {
+                parse_i64(key, value, 0, i64::MAX)?;
+            }
             "index.interval.bytes" => {
                 self.log.index_interval_bytes =
                     parse_i64(key, value, 0, i64::from(i32::MAX))? as u32
@@ -336,6 +371,8 @@ fn broker_default(broker: &BrokerSettings, key: &str) -> String {
     match key {
         "cleanup.policy" => "delete".to_owned(),
         "compression.type" => "producer".to_owned(),
+        // Kafka's defaults (Long.MAX_VALUE: never forced by count or time).
+        "flush.messages" | "flush.ms" => i64::MAX.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
         "max.message.bytes" => broker.message_bytes_max.to_string(),
         "message.timestamp.type" => "CreateTime".to_owned(),
@@ -368,6 +405,7 @@ pub(crate) fn describe_topic(
                 sensitive: false,
                 doc: spec.doc,
                 kind: spec.kind,
+                synonyms: Vec::new(),
             }
         })
         .collect()
@@ -380,6 +418,21 @@ pub(crate) fn alter(
     ops: &[AlterOp],
     incremental: bool,
 ) -> Result<BTreeMap<String, String>> {
+    alter_keys(current, ops, incremental, |key| {
+        // cleanup.policy, the one list, is "delete" when not overridden.
+        Ok((spec(key)?.kind == ConfigKind::List).then_some("delete"))
+    })
+}
+
+/// Applies alter operations to a set of configs (all of them replaced unless `incremental`).
+/// `list_start` checks a key and tells whether it is a list (APPEND and SUBTRACT apply), with
+/// the value a list has when not set.
+pub(super) fn alter_keys(
+    current: &BTreeMap<String, String>,
+    ops: &[AlterOp],
+    incremental: bool,
+    list_start: impl Fn(&str) -> Result<Option<&'static str>>,
+) -> Result<BTreeMap<String, String>> {
     let mut next = if incremental {
         current.clone()
     } else {
@@ -388,24 +441,21 @@ pub(crate) fn alter(
     for op in ops {
         match op {
             AlterOp::Set(key, value) => {
-                spec(key)?;
+                list_start(key)?;
                 next.insert(key.clone(), value.clone());
             }
             AlterOp::Delete(key) => {
-                spec(key)?;
+                list_start(key)?;
                 next.remove(key);
             }
             AlterOp::Append(key, value) | AlterOp::Subtract(key, value) => {
-                if spec(key)?.kind != ConfigKind::List {
+                let Some(start) = list_start(key)? else {
                     return Err(invalid(
                         key,
                         "APPEND and SUBTRACT apply only to list configs",
                     ));
-                }
-                let existing = next
-                    .get(key)
-                    .cloned()
-                    .unwrap_or_else(|| "delete".to_owned());
+                };
+                let existing = next.get(key).map_or(start, String::as_str);
                 let mut items: Vec<String> = existing
                     .split(',')
                     .map(|s| s.trim().to_owned())

@@ -112,3 +112,21 @@ fn compression_type_maps_to_a_storage_codec() {
         Err(Error::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn flush_keys_are_validated_like_kafka_and_change_no_setting() {
+    let plain = resolve(&[]).unwrap();
+    let flushed = resolve(&[("flush.ms", "12345678"), ("flush.messages", "1")]).unwrap();
+    assert_eq!(flushed.log, plain.log);
+    assert!(resolve(&[("flush.ms", "0")]).is_ok());
+    for bad in [
+        ("flush.ms", "-1"),
+        ("flush.messages", "0"),
+        ("flush.ms", "x"),
+    ] {
+        assert!(
+            matches!(resolve(&[bad]), Err(Error::InvalidConfig { .. })),
+            "{bad:?}"
+        );
+    }
+}

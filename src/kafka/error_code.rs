@@ -23,6 +23,9 @@ pub(crate) fn for_broker_error(err: &broker::Error) -> ResponseError {
         E::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         E::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         E::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        // Kafka's `ConfigAdminManager` reports its dynamic-config refusals as invalid requests.
+        E::StaticBrokerConfigs { .. } => ResponseError::InvalidRequest,
+        E::PerBrokerConfigsAtDefault { .. } => ResponseError::InvalidRequest,
         E::CorruptMessage { .. } => ResponseError::CorruptMessage,
         E::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         // Kafka has no decompressed-size cap; MESSAGE_TOO_LARGE makes the Java producer split
@@ -111,6 +114,19 @@ pub(crate) fn code(err: &broker::Error) -> i16 {
 }
 
 /// The human-readable text for an `error_message` field.
+/// Kafka's own words where clients or operators match on them.
 pub(crate) fn message(err: &broker::Error) -> Option<StrBytes> {
-    Some(StrBytes::from_string(err.to_string()))
+    // Kafka prints a Scala `Set` of the keys.
+    let set = |keys: &[String]| format!("Set({})", keys.join(", "));
+    let text = match err {
+        broker::Error::StaticBrokerConfigs { keys } => {
+            format!("Cannot update these configs dynamically: {}", set(keys))
+        }
+        broker::Error::PerBrokerConfigsAtDefault { keys } => format!(
+            "Cannot update these configs at default cluster level, broker id must be specified: {}",
+            set(keys)
+        ),
+        other => other.to_string(),
+    };
+    Some(StrBytes::from_string(text))
 }

@@ -101,6 +101,7 @@ impl State {
                 }
                 Ok(Outcome::Done)
             }
+            Command::SetBrokerConfigs { scope, configs } => self.set_broker_configs(scope, configs),
             Command::AlterClientQuota {
                 entity,
                 set,
@@ -117,6 +118,26 @@ impl State {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    fn set_broker_configs(
+        &mut self,
+        scope: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Outcome, Rejection> {
+        let is_node_id = scope.parse::<i32>().is_ok_and(|id| id.to_string() == scope);
+        if !scope.is_empty() && !is_node_id {
+            return Err(Rejection::InvalidBrokerConfigScope {
+                scope: scope.to_owned(),
+            });
+        }
+        if configs.is_empty() {
+            self.broker_configs.remove(scope);
+        } else {
+            self.broker_configs
+                .insert(scope.to_owned(), configs.clone());
+        }
+        Ok(Outcome::Done)
     }
 
     fn delete_scram_credential(&mut self, user: &str, mechanism: i8) -> Result<Outcome, Rejection> {

@@ -417,7 +417,57 @@ fn state_round_trips_through_a_snapshot_encoding() {
             remove: Vec::new(),
         })
         .unwrap();
+    state
+        .apply(&broker_configs(
+            "",
+            &[("sasl.kerberos.min.time.before.relogin", "58000")],
+        ))
+        .unwrap();
     let json = serde_json::to_vec(&state).unwrap();
     let back: State = serde_json::from_slice(&json).unwrap();
     assert_eq!(back, state);
+}
+
+fn broker_configs(scope: &str, configs: &[(&str, &str)]) -> Command {
+    Command::SetBrokerConfigs {
+        scope: scope.into(),
+        configs: configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+#[test]
+fn broker_configs_replace_a_scope_and_empty_removes_it() {
+    let mut state = cluster(1);
+    let set = broker_configs("1", &[("a.b", "1"), ("c.d", "2")]);
+    assert_eq!(state.apply(&set), Ok(Outcome::Done));
+    let default = broker_configs("", &[("a.b", "3")]);
+    assert_eq!(state.apply(&default), Ok(Outcome::Done));
+    assert_eq!(state.broker_configs["1"].len(), 2);
+    assert_eq!(
+        state.apply(&broker_configs("1", &[("c.d", "4")])),
+        Ok(Outcome::Done)
+    );
+    let node: Vec<_> = state.broker_configs["1"].iter().collect();
+    assert_eq!(node, [(&"c.d".to_string(), &"4".to_string())]);
+    assert_eq!(state.apply(&broker_configs("1", &[])), Ok(Outcome::Done));
+    assert!(!state.broker_configs.contains_key("1"));
+    assert_eq!(state.broker_configs[""]["a.b"], "3");
+}
+
+#[test]
+fn broker_config_scopes_other_than_empty_or_a_node_id_are_refused() {
+    let mut state = cluster(1);
+    for scope in ["x", "01", " 1", "1.0"] {
+        let before = state.clone();
+        assert_eq!(
+            state.apply(&broker_configs(scope, &[("a.b", "1")])),
+            Err(Rejection::InvalidBrokerConfigScope {
+                scope: scope.into()
+            })
+        );
+        assert_eq!(state, before);
+    }
 }

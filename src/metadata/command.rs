@@ -112,6 +112,12 @@ pub(crate) enum Command {
     DeleteAcls {
         acls: Vec<AclMeta>,
     },
+    /// Replaces the dynamic broker configs of `scope` (`""`: the cluster-wide default, else a
+    /// node id in decimal) with `configs` (validated by the proposer); empty removes the scope.
+    SetBrokerConfigs {
+        scope: String,
+        configs: BTreeMap<String, String>,
+    },
     /// Sets and removes quota values (`f64` bits) of one entity (validated by the proposer).
     AlterClientQuota {
         entity: QuotaEntity,
@@ -172,6 +178,8 @@ pub(crate) enum Rejection {
     },
     #[error("invalid producer id block request: {reason}")]
     InvalidProducerIdRequest { reason: String },
+    #[error("broker config scope {scope:?} is neither empty nor a node id")]
+    InvalidBrokerConfigScope { scope: String },
     #[error("user {user} has no SCRAM credential of mechanism {mechanism}")]
     UnknownScramCredential { user: String, mechanism: i8 },
 }

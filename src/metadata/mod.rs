@@ -1,5 +1,6 @@
 //! Cluster metadata: the state every broker agrees on (brokers, topics, partition placement,
-//! configs, producer-id blocks, users' SCRAM credentials, ACLs, client quotas) and the commands that change it.
+//! configs, producer-id blocks, users' SCRAM credentials, ACLs, client quotas, dynamic broker
+//! configs) and the commands that change it.
 //!
 //! The state is changed only by [`State::apply`], a pure and deterministic function of the
 //! state and one command: the controller's raft log orders commands and every broker applies

@@ -1,5 +1,6 @@
 //! The replicated metadata state: registered brokers, topics with their partitions, the next
-//! free producer id, users' SCRAM credentials, ACLs and client quotas. Plain data, serializable for raft snapshots.
+//! free producer id, users' SCRAM credentials, ACLs, client quotas and dynamic broker configs.
+//! Plain data, serializable for raft snapshots.
 
 use std::collections::BTreeMap;
 
@@ -139,6 +140,10 @@ pub(crate) struct State {
     /// Client quotas by entity, then by key (`producer_byte_rate`, ...), values as `f64` bits.
     #[serde(default, with = "quota_pairs")]
     pub(crate) quotas: QuotaTable,
+    /// Dynamic broker configs by scope (`""`: the cluster-wide default, else a node id in
+    /// decimal), then by Kafka key (validated by the proposer).
+    #[serde(default)]
+    pub(crate) broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Client quotas by entity, then by key, values as `f64` bits.

@@ -79,7 +79,8 @@ pub(crate) use record_stream::Records;
 pub(crate) use records::decode as decode_records;
 pub(crate) use records::recompress;
 pub(crate) use security_files::{
-    load_acls, load_quotas, load_users, save_acls, save_quotas, save_users,
+    load_acls, load_broker_configs, load_quotas, load_users, save_acls, save_broker_configs,
+    save_quotas, save_users,
 };
 pub(crate) use settings::{CompactionSettings, LogSettings};
 

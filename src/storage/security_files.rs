@@ -1,5 +1,6 @@
 //! The standalone broker's security files, `<data_dir>/scram-credentials.json`,
-//! `<data_dir>/acls.json` and `<data_dir>/client-quotas.json`: opaque bytes (the broker's JSON),
+//! `<data_dir>/acls.json` and `<data_dir>/client-quotas.json`, and its dynamic broker configs,
+//! `<data_dir>/broker-configs.json`: opaque bytes (the broker's JSON),
 //! replaced atomically and fsynced. In cluster mode both live in the controller's state instead
 //! and these files are not written.
 
@@ -11,6 +12,7 @@ use crate::limits;
 const USERS_FILE: &str = "scram-credentials.json";
 const ACLS_FILE: &str = "acls.json";
 const QUOTAS_FILE: &str = "client-quotas.json";
+const BROKER_CONFIGS_FILE: &str = "broker-configs.json";
 
 /// The user file's bytes, `None` if there is none yet.
 pub(crate) fn load_users(data_dir: &Path) -> Result<Option<Vec<u8>>> {
@@ -40,6 +42,16 @@ pub(crate) fn load_quotas(data_dir: &Path) -> Result<Option<Vec<u8>>> {
 /// Replaces the client-quota file with `contents`, durably.
 pub(crate) fn save_quotas(data_dir: &Path, contents: &[u8]) -> Result<()> {
     write_atomically(data_dir, QUOTAS_FILE, contents)
+}
+
+/// The dynamic broker config file's bytes, `None` if there is none yet.
+pub(crate) fn load_broker_configs(data_dir: &Path) -> Result<Option<Vec<u8>>> {
+    load(data_dir, BROKER_CONFIGS_FILE)
+}
+
+/// Replaces the dynamic broker config file with `contents`, durably.
+pub(crate) fn save_broker_configs(data_dir: &Path, contents: &[u8]) -> Result<()> {
+    write_atomically(data_dir, BROKER_CONFIGS_FILE, contents)
 }
 
 fn load(data_dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {

@@ -343,6 +343,75 @@ async fn describe_configs_broker_reports_values_and_sources() {
     }
 }
 
+/// A Kafka broker config that changes at runtime and that no Tidelog component reads.
+const KERBEROS_RELOGIN: &str = "sasl.kerberos.min.time.before.relogin";
+
+#[track_caller]
+fn assert_dynamic(resource: &ConfigResource, name: &str, value: &str, source: ConfigSource) {
+    let entry = entry(resource, name);
+    assert_eq!(entry.value.as_deref(), Some(value), "{name}: {entry:?}");
+    assert_eq!(entry.source, source, "{name}: {entry:?}");
+    assert!(
+        !entry.is_read_only && !entry.is_default,
+        "{name}: {entry:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_broker_configs_are_described_and_survive_a_restart() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    let node_id = harness::metadata(&bootstrap).brokers()[0].id();
+    let admin = harness::admin(&bootstrap);
+    let node = AlterConfig::new(ResourceSpecifier::Broker(node_id)).set(KERBEROS_RELOGIN, "58000");
+    let results = admin
+        .alter_configs([&node], &harness::admin_options())
+        .await
+        .expect("AlterConfigs request");
+    assert_eq!(results, vec![Ok(OwnedResourceSpecifier::Broker(node_id))]);
+    // The cluster-wide default (the empty broker name, which rdkafka cannot name) on the wire.
+    let default = raw_alter_config(broker.addr(), RESOURCE_TYPE_BROKER, "", "custom.key", "on");
+    assert_eq!(default, (0, None));
+    // A static key is refused as Kafka refuses it, and a per-broker key as a default.
+    let node_name = node_id.to_string();
+    let refusals = [
+        (
+            node_name.as_str(),
+            "log.dirs",
+            "Cannot update these configs dynamically: Set(log.dirs)",
+        ),
+        (
+            "",
+            KERBEROS_RELOGIN,
+            "Cannot update these configs at default cluster level, broker id must be specified: \
+             Set(sasl.kerberos.min.time.before.relogin)",
+        ),
+    ];
+    for (name, key, message) in refusals {
+        let got = raw_alter_config(broker.addr(), RESOURCE_TYPE_BROKER, name, key, "1");
+        assert_eq!(
+            got,
+            (ERROR_INVALID_REQUEST, Some(message.to_owned())),
+            "{key}"
+        );
+    }
+
+    for round in ["before", "after"] {
+        let bootstrap = broker.bootstrap();
+        let described = describe(&bootstrap, ResourceSpecifier::Broker(node_id)).await;
+        let dynamic = ConfigSource::DynamicBroker;
+        assert_dynamic(&described, KERBEROS_RELOGIN, "58000", dynamic);
+        let inherited = ConfigSource::DynamicDefaultBroker;
+        assert_dynamic(&described, "custom.key", "on", inherited);
+        assert_not_overridden(&described, "log.dirs", &dir.path().display().to_string());
+        if round == "before" {
+            assert_eq!(broker.stop().code(), Some(0));
+            broker.restart();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_configs_replaces_all_topic_overrides() {
     let dir = TempDir::new().expect("tempdir");
@@ -402,15 +471,29 @@ async fn alter_configs_replaces_all_topic_overrides() {
 const ERROR_UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const ERROR_INVALID_CONFIG: i16 = 40;
 const RESOURCE_TYPE_TOPIC: i8 = 2;
+const RESOURCE_TYPE_BROKER: i8 = 4;
+const ERROR_INVALID_REQUEST: i16 = 42;
 
 /// AlterConfigs (legacy, non-incremental) of one topic key over a raw connection; returns the
 /// resource's error code.
 fn raw_alter_topic_config(addr: std::net::SocketAddr, topic: &str, key: &str, value: &str) -> i16 {
+    raw_alter_config(addr, RESOURCE_TYPE_TOPIC, topic, key, value).0
+}
+
+/// AlterConfigs (legacy, non-incremental) of one key of a resource over a raw connection;
+/// returns the resource's error code and message.
+fn raw_alter_config(
+    addr: std::net::SocketAddr,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> (i16, Option<String>) {
     let version = raw::negotiate(&raw::api_versions(addr), API_KEY_ALTER_CONFIGS, (0, 2));
     let request = AlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
-            .with_resource_type(RESOURCE_TYPE_TOPIC)
-            .with_resource_name(StrBytes::from_string(topic.to_owned()))
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
             .with_configs(vec![
                 AlterableConfig::default()
                     .with_name(StrBytes::from_string(key.to_owned()))
@@ -419,8 +502,12 @@ fn raw_alter_topic_config(addr: std::net::SocketAddr, topic: &str, key: &str, va
     ]);
     let response = RawConn::connect(addr).roundtrip(&request, version);
     assert_eq!(response.responses.len(), 1, "{response:?}");
-    assert_eq!(response.responses[0].resource_name.as_str(), topic);
-    response.responses[0].error_code
+    let resource = &response.responses[0];
+    assert_eq!(resource.resource_name.as_str(), name);
+    (
+        resource.error_code,
+        resource.error_message.as_ref().map(|m| m.to_string()),
+    )
 }
 
 const API_KEY_ALTER_CONFIGS: i16 = 33;

@@ -113,6 +113,8 @@ impl Broker {
         self.check_group(group_id)?;
         let stored = {
             let mut state = self.groups.lock();
+            // Sessions past their deadline are over now, not at the next timer tick.
+            self.tick_group(&mut state, group_id, now_ms());
             let entry = state
                 .groups
                 .get(group_id)

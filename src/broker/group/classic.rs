@@ -297,8 +297,9 @@ impl Group {
         self.generation += 1;
         self.is_dirty = true;
         if self.members.is_empty() {
+            // Kafka keeps the protocol type of an emptied group (ListGroups still says
+            // "consumer", which clients tell apart from a simple, offsets-only group).
             self.protocol_name = None;
-            self.protocol_type = None;
             self.leader = None;
             self.transition(GroupState::Empty, now_ms);
             return;

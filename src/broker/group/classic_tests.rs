@@ -163,6 +163,8 @@ fn silent_member_expires_after_session_timeout() {
     let _ = group.tick(i64::from(SESSION_MS) + 1);
     assert!(group.members.is_empty());
     assert_eq!(group.state, GroupState::Empty);
+    // As in Kafka, an emptied group keeps its protocol type (not a simple group).
+    assert_eq!(group.protocol_type.as_deref(), Some("consumer"));
 }
 
 #[test]

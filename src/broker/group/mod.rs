@@ -453,18 +453,25 @@ impl Broker {
         let mut state = self.groups.lock();
         let ids: Vec<String> = state.groups.keys().cloned().collect();
         for group_id in ids {
-            let Some(entry) = state.groups.get_mut(&group_id) else {
-                continue;
-            };
-            let replies = entry.group.tick(now);
-            let session_ms = i64::from(self.settings.groups.consumer_session_timeout_ms);
-            for member_id in entry.consumer.expired(session_ms, now) {
-                tracing::info!(group = %group_id, member = %member_id, "consumer session expired, member removed");
-                entry.consumer.remove(&member_id);
-            }
-            state.deliver(&group_id, replies);
-            self.write_group_changes(&mut state, &group_id, None);
-            state.remove_if_unused(&group_id);
+            self.tick_group(&mut state, &group_id, now);
         }
+    }
+
+    /// One round of one group's timers. Also run before a request that depends on whether
+    /// sessions have expired, so a session is over at its deadline as in Kafka (whose
+    /// heartbeat timers fire at the deadline), not up to one timer tick later.
+    fn tick_group(&self, state: &mut State, group_id: &str, now: i64) {
+        let Some(entry) = state.groups.get_mut(group_id) else {
+            return;
+        };
+        let replies = entry.group.tick(now);
+        let session_ms = i64::from(self.settings.groups.consumer_session_timeout_ms);
+        for member_id in entry.consumer.expired(session_ms, now) {
+            tracing::info!(group = %group_id, member = %member_id, "consumer session expired, member removed");
+            entry.consumer.remove(&member_id);
+        }
+        state.deliver(group_id, replies);
+        self.write_group_changes(state, group_id, None);
+        state.remove_if_unused(group_id);
     }
 }

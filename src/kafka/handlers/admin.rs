@@ -127,10 +127,18 @@ pub(super) fn check_replicas(broker_ids: &[BrokerId], node_id: i32) -> Result<()
 /// Which broker configs a BROKER resource names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BrokerScope {
-    /// The empty name: cluster-wide dynamic defaults (this broker has none).
+    /// The empty name: the cluster-wide dynamic defaults.
     ClusterDefault,
     /// This node's id.
     ThisNode,
+}
+
+/// The node a BROKER resource names, `None` for the cluster-wide default (Kafka's name rule).
+pub(super) fn broker_node(name: &str, node_id: i32) -> Result<Option<i32>, ApiError> {
+    Ok(match broker_scope(name, node_id)? {
+        BrokerScope::ClusterDefault => None,
+        BrokerScope::ThisNode => Some(node_id),
+    })
 }
 
 /// Kafka's rule for BROKER resource names: empty, or this node's id.
@@ -185,23 +193,6 @@ pub(super) fn check_alterations<'a>(
     Ok(())
 }
 
-/// Alters a BROKER resource. This broker has no dynamic configs: removing them is a no-op, and
-/// setting `changed_keys` is refused, as Kafka refuses configs that cannot change at runtime.
-pub(super) fn alter_broker(
-    name: &str,
-    node_id: i32,
-    changed_keys: &[&str],
-) -> Result<(), ApiError> {
-    broker_scope(name, node_id)?;
-    if changed_keys.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::invalid_request(format!(
-        "cannot update these configs dynamically: {}",
-        changed_keys.join(", ")
-    )))
-}
-
 /// Whether a config passes a DescribeConfigs key filter; null or empty selects every key.
 pub(super) fn is_requested(keys: Option<&[StrBytes]>, name: &str) -> bool {
     match keys {
@@ -214,6 +205,8 @@ pub(super) fn is_requested(keys: Option<&[StrBytes]>, name: &str) -> bool {
 pub(super) fn source_id(source: ConfigSource) -> i8 {
     match source {
         ConfigSource::TopicOverride => 1,
+        ConfigSource::DynamicBroker => 2,
+        ConfigSource::DynamicDefaultBroker => 3,
         ConfigSource::StaticBroker => 4,
         ConfigSource::Default => 5,
     }
@@ -228,6 +221,7 @@ pub(super) fn type_id(kind: ConfigKind) -> i8 {
         ConfigKind::Long => 5,
         ConfigKind::Double => 6,
         ConfigKind::List => 7,
+        ConfigKind::Unknown => 0,
     }
 }
 
@@ -275,6 +269,8 @@ mod tests {
         let invalid = ResponseError::InvalidRequest.code();
         assert_eq!(broker_scope("4", 3).map_err(|e| e.code), Err(invalid));
         assert_eq!(broker_scope("x", 3).map_err(|e| e.code), Err(invalid));
+        assert_eq!(broker_node("", 3), Ok(None));
+        assert_eq!(broker_node("3", 3), Ok(Some(3)));
     }
 
     #[test]
@@ -292,18 +288,6 @@ mod tests {
     }
 
     #[test]
-    fn broker_resources_accept_only_removals() {
-        assert_eq!(alter_broker("1", 1, &[]), Ok(()));
-        assert_eq!(alter_broker("", 1, &[]), Ok(()));
-        let invalid = Err(ResponseError::InvalidRequest.code());
-        assert_eq!(
-            alter_broker("1", 1, &["log.retention.ms"]).map_err(|e| e.code),
-            invalid
-        );
-        assert_eq!(alter_broker("2", 1, &[]).map_err(|e| e.code), invalid);
-    }
-
-    #[test]
     fn key_filter_null_or_empty_selects_everything() {
         let keys = [StrBytes::from_static_str("retention.ms")];
         assert!(is_requested(None, "segment.bytes"));
@@ -315,10 +299,13 @@ mod tests {
     #[test]
     fn sources_and_types_use_kafka_ids() {
         assert_eq!(source_id(ConfigSource::TopicOverride), 1);
+        assert_eq!(source_id(ConfigSource::DynamicBroker), 2);
+        assert_eq!(source_id(ConfigSource::DynamicDefaultBroker), 3);
         assert_eq!(source_id(ConfigSource::StaticBroker), 4);
         assert_eq!(source_id(ConfigSource::Default), 5);
         assert_eq!(type_id(ConfigKind::Boolean), 1);
         assert_eq!(type_id(ConfigKind::Long), 5);
         assert_eq!(type_id(ConfigKind::List), 7);
+        assert_eq!(type_id(ConfigKind::Unknown), 0);
     }
 }

@@ -1,5 +1,5 @@
-//! AlterConfigs (v0–2): replaces all config overrides of topic resources through the broker.
-//! Broker resources have no dynamic configs here; values are validated only by the broker.
+//! AlterConfigs (v0–2): replaces all config overrides of a topic, or all dynamic configs of a
+//! BROKER resource (a node or the cluster-wide default), through the broker, which validates.
 
 use kafka_protocol::messages;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
@@ -64,26 +64,28 @@ async fn alter(
             .map(|c| (c.name.as_str(), c.value.is_none())),
     )?;
     let name = resource.resource_name.as_str();
-    match resource.resource_type {
+    let ops: Vec<AlterOp> = resource
+        .configs
+        .iter()
+        // `check_alterations` has rejected every null value.
+        .filter_map(|c| {
+            let value = c.value.as_ref()?;
+            Some(AlterOp::Set(c.name.to_string(), value.to_string()))
+        })
+        .collect();
+    let altered = match resource.resource_type {
         admin::RESOURCE_TOPIC => {
-            let ops: Vec<AlterOp> = resource
-                .configs
-                .iter()
-                // `check_alterations` has rejected every null value.
-                .filter_map(|c| {
-                    let value = c.value.as_ref()?;
-                    Some(AlterOp::Set(c.name.to_string(), value.to_string()))
-                })
-                .collect();
             ctx.broker
                 .alter_topic_configs(name, &ops, false, validate_only)
                 .await
-                .map_err(|err| ApiError::broker(&err))
         }
         admin::RESOURCE_BROKER => {
-            let keys: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
-            admin::alter_broker(name, ctx.broker.node_id(), &keys)
+            let node = admin::broker_node(name, ctx.broker.node_id())?;
+            ctx.broker
+                .alter_broker_configs(node, &ops, false, validate_only)
+                .await
         }
-        other => Err(admin::unsupported_resource(other)),
-    }
+        other => return Err(admin::unsupported_resource(other)),
+    };
+    altered.map_err(|err| ApiError::broker(&err))
 }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::admin::{self, ApiError, BrokerScope};
+use super::admin::{self, ApiError};
 use crate::auth::acl::Operation;
 use crate::broker::ConfigEntry;
 use crate::kafka::{Context, error_code};
@@ -86,11 +86,10 @@ fn entries(
             .broker
             .topic_configs(name)
             .map_err(|err| ApiError::broker(&err)),
-        admin::RESOURCE_BROKER => match admin::broker_scope(name, ctx.broker.node_id())? {
-            // Cluster-wide dynamic broker defaults: this broker has none.
-            BrokerScope::ClusterDefault => Ok(Vec::new()),
-            BrokerScope::ThisNode => Ok(ctx.broker.broker_configs()),
-        },
+        admin::RESOURCE_BROKER => {
+            let node = admin::broker_node(name, ctx.broker.node_id())?;
+            Ok(ctx.broker.broker_configs(node))
+        }
         admin::RESOURCE_BROKER_LOGGER => {
             // Kafka's name checks come first; then, log levels are not served by this broker.
             if name.is_empty() {
@@ -111,16 +110,25 @@ fn config(entry: &ConfigEntry, detail: Detail) -> DescribeConfigsResourceResult 
         entry.value.clone().map(StrBytes::from_string)
     };
     let source = admin::source_id(entry.source);
-    // The broker reports one source per config, so the only synonym is the entry itself.
-    let synonyms = if detail.synonyms {
-        vec![
+    // Without synonyms from the broker the entry itself is the only one.
+    let synonyms = match (detail.synonyms, entry.synonyms.is_empty()) {
+        (false, _) => Vec::new(),
+        (true, true) => vec![
             DescribeConfigsSynonym::default()
                 .with_name(name.clone())
                 .with_value(value.clone())
                 .with_source(source),
-        ]
-    } else {
-        Vec::new()
+        ],
+        (true, false) => entry
+            .synonyms
+            .iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_string(s.name.clone()))
+                    .with_value(s.value.clone().map(StrBytes::from_string))
+                    .with_source(admin::source_id(s.source))
+            })
+            .collect(),
     };
     let mut result = DescribeConfigsResourceResult::default()
         .with_name(name)
@@ -152,6 +160,7 @@ mod tests {
             sensitive,
             doc: "age after which segments are deleted",
             kind: ConfigKind::Long,
+            synonyms: Vec::new(),
         }
     }
 

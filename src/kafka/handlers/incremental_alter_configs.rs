@@ -1,5 +1,5 @@
-//! IncrementalAlterConfigs (v0–1): SET, DELETE, APPEND and SUBTRACT on topic config overrides,
-//! applied by the broker. Broker resources have no dynamic configs; log levels are not served.
+//! IncrementalAlterConfigs (v0–1): SET, DELETE, APPEND and SUBTRACT on topic config overrides
+//! and on dynamic broker configs, applied by the broker; log levels are not served.
 
 use kafka_protocol::messages;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -81,16 +81,11 @@ async fn alter(
             .await
             .map_err(|err| ApiError::broker(&err)),
         admin::RESOURCE_BROKER => {
-            let changed: Vec<&str> = ops
-                .iter()
-                .filter_map(|op| match op {
-                    AlterOp::Delete(_) => None,
-                    AlterOp::Set(key, _) | AlterOp::Append(key, _) | AlterOp::Subtract(key, _) => {
-                        Some(key.as_str())
-                    }
-                })
-                .collect();
-            admin::alter_broker(name, node_id, &changed)
+            let node = admin::broker_node(name, node_id)?;
+            ctx.broker
+                .alter_broker_configs(node, &ops, true, validate_only)
+                .await
+                .map_err(|err| ApiError::broker(&err))
         }
         admin::RESOURCE_BROKER_LOGGER => {
             if name.is_empty() {

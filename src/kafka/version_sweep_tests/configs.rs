@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{ABSENT, NODE_ID, NONE, RETENTION_MS, Sweep, TOPIC, exactly, text, topic_name};
+use crate::broker::{ConfigEntry, ConfigSource};
 
 /// Config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -35,6 +36,7 @@ pub(super) async fn describe_configs(sweep: &mut Sweep, version: i16) {
         describe_resource(RESOURCE_BROKER, &node, None),
         describe_resource(RESOURCE_TOPIC, ABSENT, None),
         describe_resource(RESOURCE_BROKER_LOGGER, &node, None),
+        describe_resource(RESOURCE_BROKER, "", None),
     ];
     let request = messages::DescribeConfigsRequest::default()
         .with_resources(resources)
@@ -56,9 +58,15 @@ pub(super) async fn describe_configs(sweep: &mut Sweep, version: i16) {
         (RESOURCE_BROKER, node.clone(), NONE),
         (RESOURCE_TOPIC, ABSENT.to_owned(), unknown),
         (RESOURCE_BROKER_LOGGER, node, invalid),
+        (RESOURCE_BROKER, String::new(), NONE),
     ];
     assert_eq!(summary, expected, "{at}");
-    let [all, filtered, broker, absent, logger] = exactly(&response.results, &at);
+    let [all, filtered, broker, absent, logger, defaults] = exactly(&response.results, &at);
+    // The cluster-wide defaults hold dynamic configs only.
+    assert!(
+        defaults.configs.iter().all(|c| c.config_source == 3),
+        "{at}"
+    );
     assert!(all.configs.len() > 1, "{at}: every topic config");
     assert!(!broker.configs.is_empty(), "{at}: broker configs");
     let [retention] = exactly(&filtered.configs, &at);
@@ -89,11 +97,22 @@ pub(super) async fn describe_configs(sweep: &mut Sweep, version: i16) {
     assert_eq!(all.error_message, None, "{at}");
 }
 
+/// A Kafka broker config Kafka lets change at runtime and no Tidelog component reads.
+const KERBEROS_RELOGIN: &str = "sasl.kerberos.min.time.before.relogin";
+/// A key no one defines, which Kafka stores as given.
+const SWEEP_KEY: &str = "tidelog.sweep.custom";
+
+/// The config `key` of a BROKER resource (`None`: the cluster-wide default), if described.
+fn broker_config(sweep: &Sweep, node: Option<i32>, key: &str) -> Option<ConfigEntry> {
+    let configs = sweep.ctx.broker.broker_configs(node);
+    configs.into_iter().find(|c| c.name == key)
+}
+
 /// The override `key` of `topic` has, if any.
 fn topic_override(sweep: &Sweep, topic: &str, key: &str) -> Option<String> {
     let configs = sweep.ctx.broker.topic_configs(topic).expect("topic exists");
     let entry = configs.iter().find(|c| c.name == key).expect("known key");
-    (entry.source == crate::broker::ConfigSource::TopicOverride)
+    (entry.source == ConfigSource::TopicOverride)
         .then(|| entry.value.clone().expect("not sensitive"))
 }
 
@@ -113,9 +132,21 @@ pub(super) async fn alter_configs(sweep: &mut Sweep, version: i16) {
             .with_resource_name(text(name))
             .with_configs(configs)
     };
+    let config = |key: &str, value: &str| {
+        AlterableConfig::default()
+            .with_name(text(key))
+            .with_value(Some(text(value)))
+    };
+    // A dynamic broker config nothing in Tidelog reads is stored; a static one is refused.
+    let relogin_ms = (i64::from(version) + 1) * 1_000;
     let request = messages::AlterConfigsRequest::default().with_resources(vec![
         resource(RESOURCE_TOPIC, &name, vec![set]),
-        resource(RESOURCE_BROKER, &NODE_ID.to_string(), Vec::new()),
+        resource(
+            RESOURCE_BROKER,
+            &NODE_ID.to_string(),
+            vec![config(KERBEROS_RELOGIN, &relogin_ms.to_string())],
+        ),
+        resource(RESOURCE_BROKER, "", vec![config("log.dirs", "/elsewhere")]),
         resource(RESOURCE_TOPIC, ABSENT, Vec::new()),
     ]);
     let response: messages::AlterConfigsResponse =
@@ -135,12 +166,22 @@ pub(super) async fn alter_configs(sweep: &mut Sweep, version: i16) {
         })
         .collect();
     let unknown = ResponseError::UnknownTopicOrPartition.code();
+    let invalid = ResponseError::InvalidRequest.code();
     let expected = [
         (RESOURCE_TOPIC, name.clone(), NONE, false),
         (RESOURCE_BROKER, NODE_ID.to_string(), NONE, false),
+        (RESOURCE_BROKER, String::new(), invalid, true),
         (RESOURCE_TOPIC, ABSENT.to_owned(), unknown, true),
     ];
     assert_eq!(got, expected, "{at}");
+    assert_eq!(
+        response.responses[2].error_message.as_deref(),
+        Some("Cannot update these configs dynamically: Set(log.dirs)"),
+        "{at}"
+    );
+    let relogin = broker_config(sweep, Some(NODE_ID), KERBEROS_RELOGIN).expect("stored");
+    assert_eq!(relogin.value, Some(relogin_ms.to_string()), "{at}");
+    assert_eq!(relogin.source, ConfigSource::DynamicBroker, "{at}");
     let retention = Some(retention.to_string());
     assert_eq!(
         topic_override(sweep, &name, "retention.ms"),
@@ -182,7 +223,15 @@ pub(super) async fn incremental_alter_configs(sweep: &mut Sweep, version: i16) {
         resource(
             RESOURCE_BROKER,
             &NODE_ID.to_string(),
-            vec![op("log.retention.ms", 1, None)],
+            vec![
+                op("log.retention.ms", 1, None),
+                op(KERBEROS_RELOGIN, 1, None),
+            ],
+        ),
+        resource(
+            RESOURCE_BROKER,
+            "",
+            vec![op(SWEEP_KEY, 0, Some(version.to_string()))],
         ),
     ]);
     let response: messages::IncrementalAlterConfigsResponse = sweep
@@ -205,8 +254,16 @@ pub(super) async fn incremental_alter_configs(sweep: &mut Sweep, version: i16) {
     let expected = [
         (RESOURCE_TOPIC, name.clone(), NONE, false),
         (RESOURCE_BROKER, NODE_ID.to_string(), NONE, false),
+        (RESOURCE_BROKER, String::new(), NONE, false),
     ];
     assert_eq!(got, expected, "{at}");
+    assert_eq!(broker_config(sweep, Some(NODE_ID), KERBEROS_RELOGIN), None);
+    let default = broker_config(sweep, None, SWEEP_KEY).expect("stored");
+    assert_eq!(default.value, Some(version.to_string()), "{at}");
+    assert_eq!(default.source, ConfigSource::DynamicDefaultBroker, "{at}");
+    // This node inherits the cluster-wide default.
+    let inherited = broker_config(sweep, Some(NODE_ID), SWEEP_KEY).expect("inherited");
+    assert_eq!(inherited.source, ConfigSource::DynamicDefaultBroker, "{at}");
     let retention_bytes = Some(retention_bytes.to_string());
     assert_eq!(
         topic_override(sweep, &name, "retention.bytes"),
