@@ -344,10 +344,15 @@ async fn describe_configs_broker_reports_values_and_sources() {
 }
 
 /// A Kafka broker config that changes at runtime and that no Tidelog component reads.
-const KERBEROS_RELOGIN: &str = "sasl.kerberos.min.time.before.relogin";
+pub(crate) const KERBEROS_RELOGIN: &str = "sasl.kerberos.min.time.before.relogin";
 
 #[track_caller]
-fn assert_dynamic(resource: &ConfigResource, name: &str, value: &str, source: ConfigSource) {
+pub(crate) fn assert_dynamic(
+    resource: &ConfigResource,
+    name: &str,
+    value: &str,
+    source: ConfigSource,
+) {
     let entry = entry(resource, name);
     assert_eq!(entry.value.as_deref(), Some(value), "{name}: {entry:?}");
     assert_eq!(entry.source, source, "{name}: {entry:?}");

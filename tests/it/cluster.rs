@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
     MetadataRequest, MetadataResponse, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{AlterConfig, OwnedResourceSpecifier, ResourceSpecifier};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureRecord, Producer};
@@ -622,6 +623,14 @@ async fn a_cluster_stopped_with_sigterm_restarts_with_every_topic_config_and_rec
             .expect("delivered");
     }
     drop(producer);
+    // A dynamic broker config of broker 2 goes through the controller too.
+    let relogin =
+        AlterConfig::new(ResourceSpecifier::Broker(2)).set(crate::admin::KERBEROS_RELOGIN, "58000");
+    let altered = harness::admin(&bootstrap)
+        .alter_configs([&relogin], &harness::admin_options())
+        .await
+        .expect("AlterConfigs request");
+    assert_eq!(altered, vec![Ok(OwnedResourceSpecifier::Broker(2))]);
     for mut broker in brokers {
         assert!(broker.stop().success(), "clean SIGTERM exit");
     }
@@ -646,10 +655,15 @@ async fn a_cluster_stopped_with_sigterm_restarts_with_every_topic_config_and_rec
     let wanted: Vec<(i32, i64, usize)> = (0..3).map(|p| (p, 0, 10)).collect();
     let read = harness::consume(&bootstrap, "durable", &wanted, CLIENT_DEADLINE);
     assert_eq!(read.values().map(Vec::len).sum::<usize>(), 30);
-    let described = crate::admin::describe(
-        &bootstrap,
-        rdkafka::admin::ResourceSpecifier::Topic("durable"),
-    )
-    .await;
+    let described = crate::admin::describe(&bootstrap, ResourceSpecifier::Topic("durable")).await;
     crate::admin::assert_override(&described, "retention.ms", "123456789");
+    let dynamic = rdkafka::admin::ConfigSource::DynamicBroker;
+    let node = crate::admin::describe(&bootstrap, ResourceSpecifier::Broker(2)).await;
+    crate::admin::assert_dynamic(&node, crate::admin::KERBEROS_RELOGIN, "58000", dynamic);
+    // Broker 3's configs are its own.
+    let other = crate::admin::describe(&bootstrap, ResourceSpecifier::Broker(3)).await;
+    assert!(
+        other.get(crate::admin::KERBEROS_RELOGIN).is_none(),
+        "{other:?}"
+    );
 }
