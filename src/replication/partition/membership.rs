@@ -6,9 +6,15 @@ use std::collections::BTreeSet;
 
 use openraft::ChangeMembers;
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, ForwardReason, RaftError};
+use openraft::raft::ClientWriteResponse;
 
-use super::{PartitionGroup, ProposeError};
-use crate::replication::types::RaftNode;
+use super::{LEASE_RENEWALS_MAX, PartitionGroup, ProposeError};
+use crate::replication::types::{RaftNode, TypeConfig};
+
+/// What openraft answers a membership change.
+type Changed =
+    Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>;
 
 /// The group's members as this replica's latest membership says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,11 +51,9 @@ impl PartitionGroup {
         id: u64,
         rpc_addr: String,
     ) -> Result<(), ProposeError<()>> {
-        self.raft
-            .add_learner(id, RaftNode { rpc_addr }, false)
+        let node = RaftNode { rpc_addr };
+        self.renewing_lease(|| self.raft.add_learner(id, node.clone(), false))
             .await
-            .map(drop)
-            .map_err(|e| ProposeError::Raft(e.to_string()))
     }
 
     /// On the leader: how many entries member `id`'s log lacks of the leader's; `None`
@@ -113,10 +117,42 @@ impl PartitionGroup {
 
     async fn change(&self, change: ChangeMembers<u64, RaftNode>) -> Result<(), ProposeError<()>> {
         // Removed voters do not stay as learners.
-        self.raft
-            .change_membership(change, false)
+        self.renewing_lease(|| self.raft.change_membership(change.clone(), false))
             .await
-            .map(drop)
-            .map_err(|e| ProposeError::Raft(e.to_string()))
     }
+
+    /// Proposes the membership change `propose` makes. An idle leader's lease (a quorum's
+    /// answer within the lease) lapses between the pacemaker's rare raft heartbeats, and
+    /// openraft then refuses the change without writing it: the lease is renewed with a
+    /// heartbeat round and the change proposed again (as a batch's `submit` does), instead of
+    /// each step of a reassignment waiting for the next heartbeat round. Proposing a voter
+    /// change again after its joint half was committed only completes it.
+    async fn renewing_lease<F: Future<Output = Changed>>(
+        &self,
+        mut propose: impl FnMut() -> F,
+    ) -> Result<(), ProposeError<()>> {
+        let mut renewals = 0;
+        loop {
+            let answer = propose().await;
+            if renewals < LEASE_RENEWALS_MAX && is_refused_for_lease(&answer) {
+                renewals += 1;
+                let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
+                self.renew_lease(deadline).await;
+                continue;
+            }
+            return answer
+                .map(drop)
+                .map_err(|e| ProposeError::Raft(e.to_string()));
+        }
+    }
+}
+
+/// Whether raft refused a membership change (without writing it) because this leader's lease
+/// lapsed.
+fn is_refused_for_lease(answer: &Changed) -> bool {
+    matches!(
+        answer,
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
+            if forward.reason == ForwardReason::LeaseExpired
+    )
 }

@@ -409,8 +409,9 @@ async fn each_check_sees_every_batch_proposed_before_it() {
 
 /// Issue 10: with no raft heartbeats at all, the pacemakers' liveness messages keep an idle
 /// group's followers from campaigning, a commit still reaches every follower's high watermark,
-/// a proposal after a long idle spell renews the leader's lease and commits, and the followers
-/// elect a new leader once the leader's broker is gone.
+/// a proposal after a long idle spell renews the leader's lease and commits (and so does a
+/// membership change after another), and the followers elect a new leader once the leader's
+/// broker is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_group_keeps_its_leader_on_liveness_messages_and_fails_over_without_it() {
     let root = tempfile::tempdir().unwrap();
@@ -455,6 +456,21 @@ async fn an_idle_group_keeps_its_leader_on_liveness_messages_and_fails_over_with
         .await
         .unwrap();
     assert!(more.base_offset >= committed.end_offset, "{more:?}");
+    // Idle again past the lease: a reassignment's first step renews it too.
+    let seen = replicas[leader].as_ref().unwrap().group.leadership();
+    let quiet = tokio::time::timeout(
+        5 * ELECTION_TIMEOUT,
+        replicas[leader]
+            .as_ref()
+            .unwrap()
+            .group
+            .leadership_changed(&seen),
+    )
+    .await;
+    assert!(quiet.is_err(), "the leadership changed");
+    let group = &replicas[leader].as_ref().unwrap().group;
+    group.add_learner(4, "127.0.0.1:1".into()).await.unwrap();
+    assert!(group.members().learners.contains(&4));
 
     replicas[leader].take().unwrap().stop().await;
     let successor = leader_of(&replicas).await;
