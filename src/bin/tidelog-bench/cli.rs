@@ -80,6 +80,10 @@ pub(crate) struct Args {
     /// controller leader's kill -9); it needs the broker binary, so `--bootstrap` skips it too.
     #[arg(long)]
     pub(crate) skip_cluster: bool,
+    /// Skip the cluster's runs with replication factor 1 (the plain runs again on a cluster
+    /// whose default replication factor is 1: partitions spread, nothing replicated).
+    #[arg(long)]
+    pub(crate) skip_rf1: bool,
     /// Freshly formed 3-broker clusters whose controller leader is killed (kill -9), each timed
     /// to the next successful CreateTopics through a survivor, and as many whose partition
     /// leader is killed under an acks=all stream, each timed to the next acknowledged write

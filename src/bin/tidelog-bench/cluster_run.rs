@@ -1,5 +1,6 @@
 //! The cluster run: the single node's plain produce/consume runs against three brokers (the
-//! default replication factor, 3; partitions spread, bootstrap from broker 1), then, once per
+//! default replication factor, 3; partitions spread, bootstrap from broker 1) and against
+//! three brokers whose topics have replication factor 1 (`--skip-rf1` skips those), then, once per
 //! freshly formed cluster, the time from kill -9 of the controller leader to the next
 //! successful CreateTopics through a survivor, and from kill -9 of a partition leader to the
 //! next acknowledged write (`partition_failover.rs`); then how fast a restarted broker catches
@@ -112,6 +113,8 @@ pub(crate) struct Failover {
 #[derive(Debug)]
 pub(crate) struct ClusterReport {
     pub(crate) runs: Vec<RunReport>,
+    /// The same runs on a cluster whose topics have replication factor 1.
+    pub(crate) rf1_runs: Vec<RunReport>,
     pub(crate) failovers: Vec<Failover>,
     pub(crate) leader_kills: Vec<PartitionFailover>,
     pub(crate) catch_up: Option<CatchUp>,
@@ -129,6 +132,45 @@ fn cluster_specs(specs: &[RunSpec]) -> Vec<RunSpec> {
         .collect()
 }
 
+/// The plain runs `specs` on a freshly formed cluster whose topics take `replication_factor`
+/// (the cluster's default, 3, when None).
+fn cluster_runs(
+    args: &Args,
+    bin: &Path,
+    specs: &[RunSpec],
+    replication_factor: Option<i16>,
+    deadline: Instant,
+) -> Result<Vec<RunReport>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let label = replication_factor.map_or_else(|| "cluster".to_owned(), |rf| format!("rf{rf}"));
+    let brokers =
+        ThreeBrokers::form_with(bin, &label, args.keep_data, deadline, replication_factor)?;
+    eprintln!(
+        "cluster formed ({label}): brokers {:?} (pids {:?}), controller leader {}",
+        brokers.members.iter().map(|m| &m.addr).collect::<Vec<_>>(),
+        brokers
+            .members
+            .iter()
+            .map(|m| m.process.pid())
+            .collect::<Vec<_>>(),
+        brokers.controller_id()
+    );
+    let cluster = brokers.clients(args.client_debug.clone());
+    let run_args = Args {
+        skip_group: true,
+        latency_csv: None,
+        ..args.clone()
+    };
+    let runs = match run_all(&run_args, &cluster, specs, None, deadline) {
+        Ok((reports, _)) => reports,
+        Err(error) => bail!("{error:#}{}", brokers.log_tails()),
+    };
+    brokers.stop();
+    Ok(runs)
+}
+
 pub(crate) fn run_cluster(
     args: &Args,
     bin: &Path,
@@ -136,31 +178,12 @@ pub(crate) fn run_cluster(
     deadline: Instant,
 ) -> Result<ClusterReport> {
     let specs = cluster_specs(specs);
-    let mut runs = Vec::new();
-    if !specs.is_empty() {
-        let brokers = ThreeBrokers::form(bin, "cluster", args.keep_data, deadline)?;
-        eprintln!(
-            "cluster formed: brokers {:?} (pids {:?}), controller leader {}",
-            brokers.members.iter().map(|m| &m.addr).collect::<Vec<_>>(),
-            brokers
-                .members
-                .iter()
-                .map(|m| m.process.pid())
-                .collect::<Vec<_>>(),
-            brokers.controller_id()
-        );
-        let cluster = brokers.clients(args.client_debug.clone());
-        let run_args = Args {
-            skip_group: true,
-            latency_csv: None,
-            ..args.clone()
-        };
-        match run_all(&run_args, &cluster, &specs, None, deadline) {
-            Ok((reports, _)) => runs = reports,
-            Err(error) => bail!("{error:#}{}", brokers.log_tails()),
-        }
-        brokers.stop();
-    }
+    let runs = cluster_runs(args, bin, &specs, None, deadline)?;
+    let rf1_runs = if args.skip_rf1 {
+        Vec::new()
+    } else {
+        cluster_runs(args, bin, &specs, Some(1), deadline)?
+    };
     let mut failovers = Vec::new();
     for round in 1..=args.failover_rounds {
         let brokers =
@@ -207,6 +230,7 @@ pub(crate) fn run_cluster(
     };
     Ok(ClusterReport {
         runs,
+        rf1_runs,
         failovers,
         leader_kills,
         catch_up,
@@ -271,40 +295,45 @@ pub(crate) fn print_cluster_report(single: &[RunReport], cluster: &ClusterReport
     println!();
     println!(
         "cluster: {CLUSTER_SIZE} brokers (processes on this machine), replication factor \
-         {CLUSTER_SIZE} (the default; each partition a raft group over all three), {} partitions \
-         with leaders spread over the brokers, clients bootstrap from broker 1",
+         {CLUSTER_SIZE} (the default; each partition a raft group over all three) and, in the \
+         RF 1 columns, a cluster of topics with replication factor 1; {} partitions with leaders \
+         spread over the brokers, clients bootstrap from broker 1",
         args.partitions
     );
     if !cluster.runs.is_empty() {
         println!(
-            "{:<11} {:>9} {:>6} | {:>12} {:>12} | {:>12} {:>12} | {:>15}",
+            "{:<11} {:>9} {:>6} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>15}",
             "run",
             "records",
             "size",
             "1 node prod",
-            "3 node prod",
+            "RF 1 prod",
+            "RF 3 prod",
             "1 node cons",
-            "3 node cons",
-            "3 node p50/p99"
+            "RF 1 cons",
+            "RF 3 cons",
+            "RF 3 p50/p99"
         );
     }
+    let rate = |report: Option<&RunReport>, elapsed: fn(&RunReport) -> Duration| {
+        report.map_or_else(
+            || "n/a".to_owned(),
+            |r| format!("{:.0}", per_sec(r.spec.record_count, elapsed(r))),
+        )
+    };
     for run in &cluster.runs {
-        let rate = |report: &RunReport, elapsed: fn(&RunReport) -> Duration| {
-            format!("{:.0}", per_sec(report.spec.record_count, elapsed(report)))
-        };
-        let twin = single.iter().find(|r| r.spec.name == run.spec.name);
-        let single_rate = |elapsed: fn(&RunReport) -> Duration| {
-            twin.map_or_else(|| "n/a".to_owned(), |r| rate(r, elapsed))
-        };
+        let (one, rf1) = (twin(single, run), twin(&cluster.rf1_runs, run));
         println!(
-            "{:<11} {:>9} {:>6} | {:>12} {:>12} | {:>12} {:>12} | {:>15}",
+            "{:<11} {:>9} {:>6} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>15}",
             run.spec.name,
             run.spec.record_count,
             run.spec.record_bytes,
-            single_rate(|r| r.produce.elapsed),
-            rate(run, |r| r.produce.elapsed),
-            single_rate(|r| r.consume.elapsed),
-            rate(run, |r| r.consume.elapsed),
+            rate(one, |r| r.produce.elapsed),
+            rate(rf1, |r| r.produce.elapsed),
+            rate(Some(run), |r| r.produce.elapsed),
+            rate(one, |r| r.consume.elapsed),
+            rate(rf1, |r| r.consume.elapsed),
+            rate(Some(run), |r| r.consume.elapsed),
             format!(
                 "{:.2}/{:.2} ms",
                 run.produce.latency.p50_ms, run.produce.latency.p99_ms
@@ -366,6 +395,11 @@ pub(crate) fn print_cluster_report(single: &[RunReport], cluster: &ClusterReport
 }
 
 /// Bytes as MB (10^6 bytes).
+/// The run of `runs` with the same name as `run`.
+fn twin<'a>(runs: &'a [RunReport], run: &RunReport) -> Option<&'a RunReport> {
+    runs.iter().find(|r| r.spec.name == run.spec.name)
+}
+
 fn mb(bytes: i64) -> f64 {
     bytes as f64 / 1e6
 }

@@ -38,7 +38,17 @@ pub(crate) struct ThreeBrokers {
 
 /// The cluster settings of broker `node_id` (gossip every 100 ms, 3 s broker session).
 fn cluster_env(node_id: i32, seeds: &str) -> Vec<(&'static str, String)> {
-    vec![
+    cluster_env_with(node_id, seeds, None)
+}
+
+/// [`cluster_env`] with the topics' default replication factor set (the broker's own default,
+/// min(3, brokers), when None).
+fn cluster_env_with(
+    node_id: i32,
+    seeds: &str,
+    replication_factor: Option<i16>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
         ("TIDELOG_NODE_ID", node_id.to_string()),
         ("TIDELOG_CLUSTER__LISTEN", "127.0.0.1:0".to_owned()),
         (
@@ -51,7 +61,14 @@ fn cluster_env(node_id: i32, seeds: &str) -> Vec<(&'static str, String)> {
             "TIDELOG_CLUSTER__BROKER_SESSION_TIMEOUT_MS",
             "3000".to_owned(),
         ),
-    ]
+    ];
+    if let Some(factor) = replication_factor {
+        env.push((
+            "TIDELOG_TOPICS__DEFAULT_REPLICATION_FACTOR",
+            factor.to_string(),
+        ));
+    }
+    env
 }
 
 impl ThreeBrokers {
@@ -63,6 +80,17 @@ impl ThreeBrokers {
         keep_data: bool,
         deadline: Instant,
     ) -> Result<ThreeBrokers> {
+        ThreeBrokers::form_with(bin, label, keep_data, deadline, None)
+    }
+
+    /// [`ThreeBrokers::form`] with the topics' default replication factor set.
+    pub(crate) fn form_with(
+        bin: &Path,
+        label: &str,
+        keep_data: bool,
+        deadline: Instant,
+        replication_factor: Option<i16>,
+    ) -> Result<ThreeBrokers> {
         let started = Instant::now();
         let mut cluster = ThreeBrokers {
             members: Vec::new(),
@@ -73,9 +101,13 @@ impl ThreeBrokers {
                 "tidelog-bench-{}-{label}-n{node_id}",
                 std::process::id()
             ));
-            let (process, addr) =
-                BrokerProcess::start(bin, work_dir, keep_data, &cluster_env(node_id, &seeds))
-                    .with_context(|| format!("starting broker {node_id}"))?;
+            let (process, addr) = BrokerProcess::start(
+                bin,
+                work_dir,
+                keep_data,
+                &cluster_env_with(node_id, &seeds, replication_factor),
+            )
+            .with_context(|| format!("starting broker {node_id}"))?;
             if node_id == 1 {
                 seeds = process.gossip_addr(FORM_TIMEOUT)?;
             }
