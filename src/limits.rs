@@ -197,6 +197,10 @@ pub const GOSSIP_DROP_LOG_INTERVAL_MS: u64 = 10_000;
 pub const RAFT_LOG_FLUSH_QUEUE_MAX: usize = 1024;
 /// Bytes of raft entries one `limited_get_log_entries` read returns at most (one entry always).
 pub const RAFT_LOG_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Bytes of its newest entries one raft log keeps in memory for replication and apply.
+pub const RAFT_TAIL_CACHE_BYTES_PER_LOG: usize = 4 * 1024 * 1024;
+/// Bytes of newest entries all raft logs of the process keep in memory together.
+pub const RAFT_TAIL_CACHE_BYTES_TOTAL: usize = 128 * 1024 * 1024;
 
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);
@@ -228,5 +232,6 @@ const _: () = assert!(FETCH_BYTES_MAX_DEFAULT >= MESSAGE_BYTES_MAX_DEFAULT);
 const _: () = assert!(FETCH_BYTES_MAX_MIN <= FETCH_BYTES_MAX_DEFAULT);
 const _: () = assert!(ACCEPT_BACKOFF_MS_MIN <= ACCEPT_BACKOFF_MS_MAX);
 const _: () = assert!(RAFT_LOG_READ_BYTES_MAX >= MESSAGE_BYTES_MAX_DEFAULT as usize);
+const _: () = assert!(RAFT_TAIL_CACHE_BYTES_PER_LOG <= RAFT_TAIL_CACHE_BYTES_TOTAL);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < CLUSTER_FRAME_BYTES_MAX);
 const _: () = assert!(LISTENERS_MAX <= GOSSIP_LISTENERS_MAX);

@@ -43,18 +43,42 @@ pub(crate) fn batch_of(payload: &Payload) -> Result<BytesMut, Error> {
         }
         Payload::Normal(RecordBatch(bytes)) => {
             let header = BatchHeader::parse(bytes).map_err(Error::Storage)?;
-            if header.total_len() != bytes.len() {
-                return Err(Error::NotOneBatch {
-                    len: bytes.len(),
-                    header_len: header.total_len(),
-                });
-            }
-            if raft_control_type(bytes)?.is_some() {
-                return Err(Error::RaftControlTypeInData);
-            }
+            check_normal(bytes, &header)?;
             Ok(BytesMut::from(&bytes[..]))
         }
     }
+}
+
+/// A normal entry's data must be one whole v2 batch that is not a raft control batch.
+fn check_normal(bytes: &[u8], header: &BatchHeader) -> Result<(), Error> {
+    if header.total_len() != bytes.len() {
+        return Err(Error::NotOneBatch {
+            len: bytes.len(),
+            header_len: header.total_len(),
+        });
+    }
+    if raft_control_type(bytes)?.is_some() {
+        return Err(Error::RaftControlTypeInData);
+    }
+    Ok(())
+}
+
+/// A normal entry's batch when it already starts at `base_offset` with leader epoch `epoch`,
+/// so it can be stored as it is (checked as [`batch_of`] checks it); None otherwise.
+pub(crate) fn stored_batch(
+    payload: &Payload,
+    base_offset: i64,
+    epoch: i32,
+) -> Result<Option<Bytes>, Error> {
+    let Payload::Normal(RecordBatch(bytes)) = payload else {
+        return Ok(None);
+    };
+    let header = BatchHeader::parse(bytes).map_err(Error::Storage)?;
+    if header.base_offset != base_offset || header.partition_leader_epoch != epoch {
+        return Ok(None);
+    }
+    check_normal(bytes, &header)?;
+    Ok(Some(bytes.clone()))
 }
 
 /// The batch of a DeleteRecords entry moving the log start to `offset`.

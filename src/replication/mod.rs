@@ -15,6 +15,7 @@ mod persisted;
 mod raft_log;
 pub(crate) mod rpc;
 mod snapshot_files;
+mod tail_cache;
 mod types;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::error::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout, Unreachable,
@@ -28,6 +28,7 @@ use tracing::Instrument as _;
 
 use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers};
 use super::snapshot_files::{Chunk, Manifest, SnapshotFiles, new_transfer_id};
+use super::types::{Entry, Payload, RecordBatch};
 use crate::limits;
 
 pub(crate) const APPEND_ENTRIES: Method = 0;
@@ -90,6 +91,7 @@ impl<C> RaftNetworkFactory<C> for GroupNetworkFactory<C>
 where
     C: RaftTypeConfig<NodeId = u64>,
     C::Node: fmt::Display,
+    C::Entry: WireEntry,
 {
     type Network = GroupNetwork<C>;
 
@@ -150,14 +152,28 @@ where
     {
         let payload = postcard::to_stdvec(request)
             .map_err(|error| Failure::Network(NetworkError::new(&error)))?;
+        self.call_parts((method, action), vec![Bytes::from(payload)], option)
+            .await
+    }
+
+    /// Sends a request already encoded as `parts` and decodes the answer.
+    async fn call_parts<Resp>(
+        &self,
+        (method, action): (Method, RPCTypes),
+        parts: Vec<Bytes>,
+        option: &RPCOption,
+    ) -> Result<Resp, Failure<C>>
+    where
+        Resp: DeserializeOwned,
+    {
         let timeout = option.hard_ttl();
         let answer = self
             .peers
-            .call(
+            .call_parts(
                 self.target,
                 &self.address,
                 (self.group, method),
-                Bytes::from(payload),
+                parts,
                 timeout,
             )
             .await;
@@ -252,6 +268,7 @@ impl<C> RaftNetworkV2<C> for GroupNetwork<C>
 where
     C: RaftTypeConfig<NodeId = u64>,
     C::Node: fmt::Display,
+    C::Entry: WireEntry,
 {
     type SnapshotData = Bytes;
 
@@ -260,7 +277,8 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        self.call((APPEND_ENTRIES, RPCTypes::AppendEntries), &rpc, &option)
+        let parts = encode_append(rpc).map_err(|error| self.rpc_error(local_failure(error)))?;
+        self.call_parts((APPEND_ENTRIES, RPCTypes::AppendEntries), parts, &option)
             .await
             .map_err(|failure| self.rpc_error(failure))
     }
@@ -383,6 +401,96 @@ async fn on_files(
         })
 }
 
+/// An entry whose record batch travels beside the AppendEntries header, uncopied.
+pub(crate) trait WireEntry {
+    /// Takes the entry's batch out (leaving it empty), if it carries one.
+    fn detach(&mut self) -> Option<Bytes>;
+    /// Puts back a batch `detach` took out; false if this entry carries none.
+    fn attach(&mut self, batch: Bytes) -> bool;
+}
+
+impl WireEntry for Entry {
+    fn detach(&mut self) -> Option<Bytes> {
+        match &mut self.payload {
+            Payload::Normal(RecordBatch(batch)) => Some(std::mem::take(batch)),
+            _ => None,
+        }
+    }
+
+    fn attach(&mut self, batch: Bytes) -> bool {
+        match &mut self.payload {
+            Payload::Normal(RecordBatch(slot)) => {
+                *slot = batch;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// AppendEntries on the wire: `header_len: u32`, the header (postcard of the request with its
+/// batches taken out, and of their lengths), then the batches back to back: they are written
+/// from the log's buffers and read as slices of the received frame, never copied.
+fn encode_append<C>(mut request: AppendEntriesRequest<C>) -> Result<Vec<Bytes>, postcard::Error>
+where
+    C: RaftTypeConfig,
+    C::Entry: WireEntry,
+{
+    let batches: Vec<Bytes> = request
+        .entries
+        .iter_mut()
+        .filter_map(WireEntry::detach)
+        .collect();
+    let lengths: Vec<usize> = batches.iter().map(Bytes::len).collect();
+    let header = postcard::to_stdvec(&(&request, &lengths))?;
+    let mut first = Vec::with_capacity(4 + header.len());
+    first.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    first.extend_from_slice(&header);
+    let mut parts = Vec::with_capacity(batches.len() + 1);
+    parts.push(Bytes::from(first));
+    parts.extend(batches);
+    Ok(parts)
+}
+
+/// The request `encode_append` wrote; a header that does not match the bytes after it (a
+/// peer that lies) is refused.
+fn decode_append<C>(mut payload: Bytes) -> Result<AppendEntriesRequest<C>, String>
+where
+    C: RaftTypeConfig,
+    C::Entry: WireEntry,
+{
+    let malformed = |what: &str| format!("decode: AppendEntries {what}");
+    let header_len = payload
+        .get(..4)
+        .and_then(|len| <[u8; 4]>::try_from(len).ok())
+        .map(|len| u32::from_be_bytes(len) as usize)
+        .ok_or_else(|| malformed("shorter than its header length"))?;
+    if payload.len() - 4 < header_len {
+        return Err(malformed("shorter than its header"));
+    }
+    let header = payload.slice(4..4 + header_len);
+    payload.advance(4 + header_len);
+    let (mut request, lengths): (AppendEntriesRequest<C>, Vec<usize>) = decode(&header)?;
+    let mut lengths = lengths.into_iter().peekable();
+    for entry in &mut request.entries {
+        let batch = match lengths.peek() {
+            Some(&len) if len <= payload.len() => payload.slice(..len),
+            Some(_) => return Err(malformed("batch longer than the frame")),
+            None => Bytes::new(),
+        };
+        if entry.attach(batch) {
+            let len = lengths
+                .next()
+                .ok_or_else(|| malformed("entry without its batch"))?;
+            payload.advance(len);
+        }
+    }
+    if lengths.next().is_some() || !payload.is_empty() {
+        return Err(malformed("batches do not match their entries"));
+    }
+    Ok(request)
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
     postcard::to_stdvec(value)
         .map(Bytes::from)
@@ -396,6 +504,7 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
 impl<C, SM> Handler for RaftHandler<C, SM>
 where
     C: RaftTypeConfig<NodeId = u64, Term = u64>,
+    C::Entry: WireEntry,
     SM: RaftStateMachine<C, SnapshotData = Bytes>,
 {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
@@ -405,7 +514,7 @@ where
         Box::pin(async move {
             match method {
                 APPEND_ENTRIES => {
-                    let request: AppendEntriesRequest<C> = decode(&payload)?;
+                    let request: AppendEntriesRequest<C> = decode_append(payload)?;
                     // Entries to store are raft work worth a span; a heartbeat is not.
                     let span = if request.entries.is_empty() {
                         tracing::Span::none()
@@ -450,5 +559,84 @@ where
                 other => Err(format!("unknown raft method {other}")),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::replication::types::{Membership, RaftNode, TypeConfig, Vote, log_id};
+
+    fn request() -> AppendEntriesRequest<TypeConfig> {
+        let membership = Membership::new(
+            vec![BTreeSet::from([1])],
+            BTreeMap::from([(1, RaftNode::default())]),
+        )
+        .expect("valid membership");
+        let entry = |index, payload| Entry {
+            log_id: log_id(2, index),
+            payload,
+        };
+        let batch = |fill: u8, len| Payload::Normal(RecordBatch(Bytes::from(vec![fill; len])));
+        AppendEntriesRequest {
+            vote: Vote::new_committed(2, 1),
+            prev_log_id: Some(log_id(1, 9)),
+            entries: vec![
+                entry(10, batch(1, 100)),
+                entry(11, Payload::Blank),
+                entry(12, Payload::Membership(membership)),
+                entry(13, batch(2, 3_000)),
+            ],
+            leader_commit: Some(log_id(2, 10)),
+        }
+    }
+
+    fn frame(parts: Vec<Bytes>) -> Bytes {
+        Bytes::from(parts.concat())
+    }
+
+    #[test]
+    fn append_entries_round_trip_with_their_batches_beside_the_header() {
+        let parts = encode_append(request()).expect("encode");
+        assert_eq!(parts.len(), 3, "the header, then each batch as it was");
+        assert_eq!(parts[2].as_ref(), &[2u8; 3_000][..]);
+        let decoded: AppendEntriesRequest<TypeConfig> =
+            decode_append(frame(parts)).expect("decode");
+        let sent = request();
+        assert_eq!(decoded.vote, sent.vote);
+        assert_eq!(decoded.prev_log_id, sent.prev_log_id);
+        assert_eq!(decoded.entries, sent.entries);
+        assert_eq!(decoded.leader_commit, sent.leader_commit);
+    }
+
+    #[test]
+    fn a_header_that_does_not_match_its_batches_is_refused() {
+        let parts = encode_append(request()).expect("encode");
+        let whole = frame(parts.clone());
+        // Cut anywhere: refused, never a panic.
+        for cut in 0..whole.len() {
+            assert!(
+                decode_append::<TypeConfig>(whole.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut extra = whole.to_vec();
+        extra.push(0);
+        assert!(decode_append::<TypeConfig>(Bytes::from(extra)).is_err());
+        // A batch missing from the header's lengths.
+        let mut short = request();
+        let batches: Vec<Bytes> = short
+            .entries
+            .iter_mut()
+            .filter_map(WireEntry::detach)
+            .collect();
+        let header = postcard::to_stdvec(&(&short, &vec![batches[0].len()])).expect("encode");
+        let mut lying = (header.len() as u32).to_be_bytes().to_vec();
+        lying.extend_from_slice(&header);
+        lying.extend_from_slice(&batches[0]);
+        let refused = decode_append::<TypeConfig>(Bytes::from(lying)).expect_err("refused");
+        assert!(refused.contains("entry without its batch"), "{refused}");
     }
 }

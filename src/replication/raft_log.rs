@@ -8,7 +8,8 @@ use super::entry_codec;
 use super::error::Error;
 use super::index_map::IndexMap;
 use super::persisted::{self, LogStart};
-use super::types::{Entry, LogId, Term, Vote, log_id, term_of};
+use super::tail_cache::TailCache;
+use super::types::{Entry, LogId, Payload, RecordBatch, Term, Vote, log_id, term_of};
 use crate::storage::Log;
 
 /// A partition log seen as a raft log.
@@ -18,6 +19,8 @@ pub(crate) struct RaftLog {
     map: IndexMap,
     start: LogStart,
     vote: Option<Vote>,
+    /// The newest entries as stored, read back without touching the segment files.
+    tail: TailCache,
     /// Bumped by every truncation: a flush that started before one must not mark the log
     /// flushed (its end offset may now cover re-written offsets).
     truncation_count: u64,
@@ -60,6 +63,7 @@ impl RaftLog {
             map,
             start,
             vote,
+            tail: TailCache::default(),
             truncation_count: 0,
         })
     }
@@ -150,13 +154,23 @@ impl RaftLog {
         }
         let term: Term = entry.log_id.leader_id.term;
         let epoch = i32::try_from(term).map_err(|_| Error::TermTooLarge { term })?;
-        let mut batch = entry_codec::batch_of(&entry.payload)?;
         if self.map.next_index().is_none() {
             self.restart_at(index)?;
         }
-        let appended = self.log.append(&mut batch, epoch, now_ms)?;
+        // A follower stores its leader's bytes, already at this offset and epoch, as they
+        // are; any other entry is copied to set them.
+        let (appended, stored) =
+            match entry_codec::stored_batch(&entry.payload, self.log.log_end_offset(), epoch)? {
+                Some(stored) => (self.log.append_as_stored(&stored, now_ms)?, stored),
+                None => {
+                    let mut batch = entry_codec::batch_of(&entry.payload)?;
+                    let appended = self.log.append(&mut batch, epoch, now_ms)?;
+                    (appended, batch.freeze())
+                }
+            };
         self.map
             .push(index, term, appended.base_offset, appended.location);
+        self.tail.push(entry, stored);
         Ok(())
     }
 
@@ -190,6 +204,7 @@ impl RaftLog {
             last: next - 1,
         })?;
         self.truncation_count += 1;
+        self.tail.truncate_from(from);
         self.log.truncate_suffix(offset)?;
         self.map.truncate_from(from);
         Ok(())
@@ -244,6 +259,7 @@ impl RaftLog {
         }
         self.start = start;
         self.map = IndexMap::default();
+        self.tail.clear();
         Ok(())
     }
 
@@ -268,6 +284,7 @@ impl RaftLog {
         persisted::write_log_start(&self.log, &start)?;
         self.start = start;
         self.map.purge_through(upto.index);
+        self.tail.purge_through(upto.index);
         if !keeps_prefix {
             self.log.delete_records_before(first_offset)?;
         }
@@ -275,7 +292,8 @@ impl RaftLog {
     }
 
     /// The entries of `range` the log holds (a range reaching past either end is cut), in
-    /// order, stopping after `bytes_max` bytes of batches but never before the first.
+    /// order, stopping after `bytes_max` bytes of batches but never before the first; the
+    /// newest come from the tail cache, the others from the segments.
     pub(crate) fn read(&self, range: Range<u64>, bytes_max: usize) -> Result<Vec<Entry>, Error> {
         let (Some(first), Some(next)) = (self.map.first_index(), self.map.next_index()) else {
             return Ok(Vec::new());
@@ -285,6 +303,11 @@ impl RaftLog {
         for index in range.start.max(first)..range.end.min(next) {
             if bytes_read >= bytes_max && !entries.is_empty() {
                 break;
+            }
+            if let Some(entry) = self.tail.get(index) {
+                bytes_read = bytes_read.saturating_add(stored_len(entry));
+                entries.push(entry.clone());
+                continue;
             }
             let located = self.map.get(index).ok_or(Error::Missing {
                 index,
@@ -296,6 +319,14 @@ impl RaftLog {
             entries.push(entry_codec::entry_of(log_id(located.term, index), batch)?);
         }
         Ok(entries)
+    }
+}
+
+/// The bytes a read of `entry` counts: a normal entry's batch (raft's own entries are small).
+fn stored_len(entry: &Entry) -> usize {
+    match &entry.payload {
+        Payload::Normal(RecordBatch(batch)) => batch.len(),
+        _ => 0,
     }
 }
 

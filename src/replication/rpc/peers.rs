@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::tls::ClusterTls;
-use super::wire::{self, GroupId, Method, Request};
+use super::wire::{self, GroupId, Method};
 use crate::limits::{CLUSTER_CONNECT_TIMEOUT_MS, CLUSTER_PEER_QUEUE_MAX};
 
 /// Why a call got no answer from its handler.
@@ -46,7 +46,7 @@ pub(crate) struct Peers {
 #[derive(Debug)]
 struct Peer {
     address: String,
-    queue: mpsc::Sender<(u64, Bytes)>,
+    queue: mpsc::Sender<(u64, Vec<Bytes>)>,
     pending: Pending,
     correlation: AtomicU64,
 }
@@ -70,8 +70,22 @@ impl Peers {
         &self,
         node: u64,
         address: &str,
-        (group, method): (GroupId, Method),
+        method: (GroupId, Method),
         payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        self.call_parts(node, address, method, vec![payload], timeout)
+            .await
+    }
+
+    /// [`Peers::call`] with a payload made of `parts` back to back, written without copying
+    /// them into one buffer.
+    pub(crate) async fn call_parts(
+        &self,
+        node: u64,
+        address: &str,
+        (group, method): (GroupId, Method),
+        parts: Vec<Bytes>,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
         let discovered = lock(&self.discovered).get(&node).cloned();
@@ -79,13 +93,7 @@ impl Peers {
         let correlation = peer.correlation.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         lock(&peer.pending).insert(correlation, reply);
-        let frame = Request {
-            correlation,
-            group,
-            method,
-            payload,
-        }
-        .encode();
+        let frame = wire::request_frame(correlation, group, method, parts);
         let outcome = tokio::time::timeout(timeout, async {
             if peer.queue.send((correlation, frame)).await.is_err() {
                 return Err(CallError::Unreachable("connection task ended".to_owned()));
@@ -153,7 +161,7 @@ fn fail_all(pending: &Pending, error: &CallError) {
 async fn run_peer(
     node: u64,
     address: String,
-    mut frames: mpsc::Receiver<(u64, Bytes)>,
+    mut frames: mpsc::Receiver<(u64, Vec<Bytes>)>,
     pending: Pending,
     tls: Option<ClusterTls>,
 ) {
@@ -183,9 +191,9 @@ async fn run_peer(
             continue;
         };
         let written = async {
-            out.write_all(&frame).await?;
+            write_frame(out, &frame).await?;
             while let Ok((_, frame)) = frames.try_recv() {
-                out.write_all(&frame).await?;
+                write_frame(out, &frame).await?;
             }
             out.flush().await
         }
@@ -196,6 +204,18 @@ async fn run_peer(
             writer = None;
         }
     }
+}
+
+/// Writes the parts of one frame: small ones gather in the writer's buffer, one at least as
+/// large as the buffer goes to the connection directly.
+async fn write_frame(
+    out: &mut BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+    frame: &[Bytes],
+) -> std::io::Result<()> {
+    for part in frame {
+        out.write_all(part).await?;
+    }
+    Ok(())
 }
 
 /// The writing half of a peer connection; `alive` turns false when its reading half ends.

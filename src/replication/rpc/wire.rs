@@ -4,12 +4,13 @@
 //!   failure as UTF-8 text.
 //!
 //! All integers big-endian. A frame longer than `CLUSTER_FRAME_BYTES_MAX` closes the
-//! connection; a frame's bytes are read as they arrive, never reserved from its length.
+//! connection; a frame's announced length reserves at most `FRAME_RESERVE_BYTES_MAX` before
+//! its bytes arrive.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::limits::CLUSTER_FRAME_BYTES_MAX;
+use crate::limits::{CLUSTER_FRAME_BYTES_MAX, RAFT_LOG_READ_BYTES_MAX};
 
 /// Which raft group a call is for (0 is the controller).
 pub(crate) type GroupId = u64;
@@ -17,6 +18,8 @@ pub(crate) type GroupId = u64;
 pub(crate) type Method = u8;
 
 const REQUEST_HEADER: usize = 8 + 8 + 1;
+/// The most a frame's announced length reserves before its bytes arrive.
+const FRAME_RESERVE_BYTES_MAX: usize = 2 * RAFT_LOG_READ_BYTES_MAX;
 const RESPONSE_HEADER: usize = 8 + 1;
 const STATUS_OK: u8 = 0;
 const STATUS_FAILED: u8 = 1;
@@ -35,17 +38,27 @@ pub(super) struct Response {
     pub(super) result: Result<Bytes, String>,
 }
 
-impl Request {
-    pub(super) fn encode(&self) -> Bytes {
-        let mut frame = BytesMut::with_capacity(4 + REQUEST_HEADER + self.payload.len());
-        frame.put_u32((REQUEST_HEADER + self.payload.len()) as u32);
-        frame.put_u64(self.correlation);
-        frame.put_u64(self.group);
-        frame.put_u8(self.method);
-        frame.put_slice(&self.payload);
-        frame.freeze()
-    }
+/// The frame of a request whose payload is `parts` back to back: a header part, then the parts
+/// themselves, uncopied (the writer writes them in order).
+pub(super) fn request_frame(
+    correlation: u64,
+    group: GroupId,
+    method: Method,
+    parts: Vec<Bytes>,
+) -> Vec<Bytes> {
+    let payload_len: usize = parts.iter().map(Bytes::len).sum();
+    let mut header = BytesMut::with_capacity(4 + REQUEST_HEADER);
+    header.put_u32((REQUEST_HEADER + payload_len) as u32);
+    header.put_u64(correlation);
+    header.put_u64(group);
+    header.put_u8(method);
+    let mut frame = Vec::with_capacity(parts.len() + 1);
+    frame.push(header.freeze());
+    frame.extend(parts.into_iter().filter(|part| !part.is_empty()));
+    frame
+}
 
+impl Request {
     fn decode(mut body: Bytes) -> std::io::Result<Request> {
         if body.len() < REQUEST_HEADER {
             return Err(invalid("request frame shorter than its header"));
@@ -104,7 +117,9 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Opt
             "frame of {length} bytes exceeds {CLUSTER_FRAME_BYTES_MAX}"
         )));
     }
-    let mut body = Vec::new();
+    // Frames up to a full raft read are read into one allocation (no regrowth copies); a
+    // longer one grows as its bytes arrive.
+    let mut body = Vec::with_capacity(length.min(FRAME_RESERVE_BYTES_MAX));
     let read = reader.take(length as u64).read_to_end(&mut body).await?;
     if read != length {
         return Err(std::io::ErrorKind::UnexpectedEof.into());

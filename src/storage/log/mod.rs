@@ -190,6 +190,35 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<Appended> {
+        let header = self.check_append(batch, now_ms)?;
+        let base_offset = self.log_end_offset();
+        batch::set_base_offset(batch, base_offset);
+        batch::set_partition_leader_epoch(batch, leader_epoch);
+        let header = BatchHeader {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            ..header
+        };
+        self.write_batch(batch, &header, now_ms)
+    }
+
+    /// Appends one already-validated v2 batch whose base offset is already the log end offset
+    /// and whose leader epoch is already set (a raft follower storing its leader's bytes): the
+    /// bytes are written as they are, without a copy to change them. Rolls first if due.
+    pub(crate) fn append_as_stored(&mut self, batch: &[u8], now_ms: i64) -> Result<Appended> {
+        let header = self.check_append(batch, now_ms)?;
+        if header.base_offset != self.log_end_offset() {
+            return Err(Error::InvalidBatchHeader {
+                field: "baseOffset",
+                value: header.base_offset,
+            });
+        }
+        self.write_batch(batch, &header, now_ms)
+    }
+
+    /// The header of a batch about to be appended, once the log takes writes and the batch's
+    /// length matches its header and fits a segment.
+    fn check_append(&mut self, batch: &[u8], now_ms: i64) -> Result<BatchHeader> {
         self.check_writable()?;
         self.latest_now_ms = self.latest_now_ms.max(now_ms);
         let header = BatchHeader::parse(batch)?;
@@ -206,18 +235,16 @@ impl Log {
                 segment_bytes_max: self.settings.segment_bytes_max,
             });
         }
-        let base_offset = self.log_end_offset();
-        batch::set_base_offset(batch, base_offset);
-        batch::set_partition_leader_epoch(batch, leader_epoch);
-        let header = BatchHeader {
-            base_offset,
-            partition_leader_epoch: leader_epoch,
-            ..header
-        };
+        Ok(header)
+    }
+
+    /// Writes `batch` (its header final) at the log end, rolling first if due.
+    fn write_batch(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<Appended> {
+        let base_offset = header.base_offset;
         let last_offset = header.last_offset();
         if self
             .active()
-            .should_roll(batch_len, last_offset, now_ms, &self.settings)
+            .should_roll(batch.len() as u64, last_offset, now_ms, &self.settings)
         {
             self.roll()?;
         }
@@ -226,9 +253,9 @@ impl Log {
             position: self.active().size_bytes(),
         };
         let settings = self.settings.clone();
-        let result = self.active_mut().append(batch, &header, now_ms, &settings);
+        let result = self.active_mut().append(batch, header, now_ms, &settings);
         self.poison_on_error("write", result)?;
-        self.apply_to_transactions(batch, &header);
+        self.apply_to_transactions(batch, header);
         assert_eq!(
             self.log_end_offset(),
             last_offset + 1,
