@@ -29,6 +29,14 @@ pub(super) fn new_topic_id() -> [u8; 16] {
     id
 }
 
+/// The config overrides of a creation that set a value (a null one is refused before).
+fn overrides(configs: &[(String, Option<String>)]) -> BTreeMap<String, String> {
+    configs
+        .iter()
+        .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
+        .collect()
+}
+
 fn check_partition_count(topic: &str, count: i32) -> Result<()> {
     if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&count) {
         return Err(Error::InvalidPartitions {
@@ -68,11 +76,7 @@ impl Broker {
         configs: &[(String, Option<String>)],
         validate_only: bool,
     ) -> Result<TopicInfo> {
-        let link = self
-            .cluster
-            .get()
-            .filter(|_| !topic_name::is_internal(name));
-        let Some(link) = link else {
+        let Some(link) = self.user_topic_link(name) else {
             return self.create_topic_local(
                 name,
                 partitions,
@@ -97,13 +101,43 @@ impl Broker {
             }
             return Ok(placeholder);
         }
-        let overrides = configs
-            .iter()
-            .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
-            .collect();
         let count = placeholder.partitions.len() as i32;
-        self.create_topic_in_cluster(link, name, (count, factor), overrides)
+        self.create_topic_in_cluster(link, name, (count, factor), None, overrides(configs))
             .await
+    }
+
+    /// Creates a topic with a manual assignment: one replica list per partition (the first
+    /// replica the preferred leader), checked by the caller against
+    /// [`Broker::assignable_brokers`]. In cluster mode the controller checks it again when it
+    /// applies the creation (a broker may have been unregistered since).
+    pub(crate) async fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignment: Vec<Vec<i32>>,
+        configs: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<TopicInfo> {
+        let count = i32::try_from(assignment.len()).unwrap_or(i32::MAX);
+        let factor = i16::try_from(assignment.first().map_or(0, Vec::len)).unwrap_or(i16::MAX);
+        let Some(link) = self.user_topic_link(name) else {
+            let factor = Some(factor);
+            return self.create_topic_local(name, Some(count), factor, configs, validate_only);
+        };
+        let placeholder = self.create_topic_local(name, Some(count), None, configs, true)?;
+        if validate_only {
+            return Ok(placeholder);
+        }
+        let shape = (count, factor);
+        self.create_topic_in_cluster(link, name, shape, Some(assignment), overrides(configs))
+            .await
+    }
+
+    /// The cluster link a topic named `name` is created through: none for an internal topic
+    /// (each broker holds its own) or out of cluster mode.
+    fn user_topic_link(&self, name: &str) -> Option<&super::cluster_link::ClusterLink> {
+        self.cluster
+            .get()
+            .filter(|_| !topic_name::is_internal(name))
     }
 
     /// Creates a topic in this broker's catalog only (standalone, internal topics).

@@ -192,6 +192,23 @@ impl Broker {
         })
     }
 
+    /// The brokers a manual assignment of topic `name` may name, each with whether it is
+    /// active (unfenced): the cluster's registered brokers, or this node alone out of cluster
+    /// mode and for internal topics.
+    pub(crate) fn assignable_brokers(&self, name: &str) -> BTreeMap<i32, bool> {
+        match self
+            .cluster_state()
+            .filter(|_| !topic_name::is_internal(name))
+        {
+            Some(state) => state
+                .brokers
+                .iter()
+                .map(|(&id, registration)| (id, !registration.fenced))
+                .collect(),
+            None => BTreeMap::from([(self.node_id(), true)]),
+        }
+    }
+
     /// Whether this broker serves `topic`'s `partition` (see [`Leadership`]).
     pub(super) fn leadership(&self, topic: &str, partition: i32) -> Leadership {
         if topic_name::is_internal(topic) {
@@ -276,6 +293,7 @@ impl Broker {
         link: &ClusterLink,
         name: &str,
         (partitions, replication_factor): (i32, i16),
+        assignment: Option<Vec<Vec<i32>>>,
         overrides: BTreeMap<String, String>,
     ) -> Result<TopicInfo> {
         let id = super::admin::new_topic_id();
@@ -284,7 +302,7 @@ impl Broker {
             id,
             partitions,
             replication_factor,
-            assignment: None,
+            assignment,
             configs: overrides,
             internal: false,
         };
@@ -592,6 +610,7 @@ async fn propose(link: &ClusterLink, command: &Command, topic: &str) -> Result<(
                     _ => 0,
                 },
             },
+            Rejection::InvalidAssignment { reason } => Error::InvalidReplicaAssignment { reason },
             Rejection::InvalidPartitions { reason } => Error::InvalidPartitions {
                 topic: topic.to_owned(),
                 count: 0,

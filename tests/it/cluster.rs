@@ -1,6 +1,7 @@
 //! Brokers as real processes forming one cluster by gossip: every broker lists the same
 //! brokers, cluster id and controller; the controller fails over after kill -9 of its leader;
-//! a broker whose data dir belongs to another cluster is refused and exits.
+//! a broker whose data dir belongs to another cluster is refused and exits; a manual replica
+//! assignment places partitions on the brokers it names.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -666,4 +667,95 @@ async fn a_cluster_stopped_with_sigterm_restarts_with_every_topic_config_and_rec
         other.get(crate::admin::KERBEROS_RELOGIN).is_none(),
         "{other:?}"
     );
+}
+
+/// Replica lists of `topic` by partition, as the broker at `bootstrap` reports them.
+fn replica_lists(bootstrap: &str, topic: &str) -> BTreeMap<i32, Vec<i32>> {
+    harness::metadata(bootstrap)
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| {
+            t.partitions()
+                .iter()
+                .map(|p| (p.id(), p.replicas().to_vec()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_replica_assignment_places_the_partitions_on_the_brokers_it_names() {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    use rdkafka::error::RDKafkaErrorCode;
+
+    let (brokers, _dirs) = form_three();
+    let bootstrap = brokers[0].bootstrap();
+    let admin = harness::admin(&bootstrap);
+    let lists: [&[i32]; 3] = [&[2, 3], &[3, 1], &[1, 2]];
+    let assigned = NewTopic::new("assigned", 3, TopicReplication::Variable(&lists));
+    // validate_only answers without creating.
+    let validated = admin
+        .create_topics([&assigned], &harness::admin_options().validate_only(true))
+        .await
+        .expect("CreateTopics request");
+    assert_eq!(validated, vec![Ok("assigned".to_owned())]);
+    assert!(replica_lists(&bootstrap, "assigned").is_empty());
+    // A broker that is not registered, and a replica count that differs between partitions.
+    let unknown = NewTopic::new("unknown", 1, TopicReplication::Variable(&[&[1, 9]]));
+    let uneven_lists: [&[i32]; 2] = [&[1, 2], &[3]];
+    let uneven = NewTopic::new("uneven", 2, TopicReplication::Variable(&uneven_lists));
+    let refused = admin
+        .create_topics([&assigned, &unknown, &uneven], &harness::admin_options())
+        .await
+        .expect("CreateTopics request");
+    let invalid = RDKafkaErrorCode::InvalidReplicaAssignment;
+    assert_eq!(
+        refused,
+        vec![
+            Ok("assigned".to_owned()),
+            Err(("unknown".to_owned(), invalid)),
+            Err(("uneven".to_owned(), invalid)),
+        ]
+    );
+
+    let expected: BTreeMap<i32, Vec<i32>> = lists
+        .iter()
+        .enumerate()
+        .map(|(p, replicas)| (p as i32, replicas.to_vec()))
+        .collect();
+    for broker in &brokers {
+        let at = broker.bootstrap();
+        wait_until(FORM_DEADLINE, "every broker shows the assignment", || {
+            replica_lists(&at, "assigned") == expected && leaders(&at, "assigned").len() == 3
+        });
+        // Each partition's raft group is formed over its replicas: the leader is one of them.
+        for (partition, leader) in leaders(&at, "assigned") {
+            assert!(
+                expected[&partition].contains(&leader),
+                "{partition}: {leader}"
+            );
+        }
+    }
+    let producer = harness::producer(&bootstrap, &[("acks", "all")]);
+    for partition in 0..3 {
+        let record = FutureRecord::to("assigned")
+            .partition(partition)
+            .key("k")
+            .payload("v");
+        producer
+            .send(record, CLIENT_DEADLINE)
+            .await
+            .expect("delivered");
+    }
+    drop(producer);
+    let wanted: Vec<(i32, i64, usize)> = (0..3).map(|p| (p, 0, 1)).collect();
+    let read = harness::consume(
+        &brokers[2].bootstrap(),
+        "assigned",
+        &wanted,
+        CLIENT_DEADLINE,
+    );
+    assert_eq!(read.values().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+    assert!(replica_lists(&bootstrap, "unknown").is_empty());
+    assert!(replica_lists(&bootstrap, "uneven").is_empty());
 }

@@ -98,28 +98,34 @@ pub(super) fn duplicates<T: Ord>(items: impl IntoIterator<Item = T>) -> BTreeSet
     repeated
 }
 
-/// Checks a manual replica list against this single-node cluster, with Kafka's rules: a
-/// non-empty list of distinct, registered brokers (so exactly this node).
-pub(super) fn check_replicas(broker_ids: &[BrokerId], node_id: i32) -> Result<(), ApiError> {
+/// Checks a manual replica list with Kafka's rules (its controller's
+/// `validateManualPartitionAssignment`): a non-empty list of distinct brokers for which
+/// `registered` holds (on a single node, exactly this node). Like Kafka it looks at the ids in
+/// ascending order, so the smallest offending id is the one reported.
+pub(super) fn check_replicas(
+    broker_ids: &[BrokerId],
+    registered: impl Fn(i32) -> bool,
+) -> Result<(), ApiError> {
     if broker_ids.is_empty() {
         return Err(ApiError::invalid_replica_assignment(
             "the manual partition assignment includes an empty replica list".to_owned(),
         ));
     }
-    let mut seen = BTreeSet::new();
-    for id in broker_ids {
-        if !seen.insert(id.0) {
+    let mut sorted: Vec<i32> = broker_ids.iter().map(|id| id.0).collect();
+    sorted.sort_unstable();
+    let mut previous = None;
+    for id in sorted {
+        if !registered(id) {
             return Err(ApiError::invalid_replica_assignment(format!(
-                "the manual partition assignment includes the broker {} more than once",
-                id.0
+                "the manual partition assignment includes broker {id}, but no such broker is registered"
             )));
         }
-        if id.0 != node_id {
+        if previous == Some(id) {
             return Err(ApiError::invalid_replica_assignment(format!(
-                "the manual partition assignment includes broker {}, but no such broker is registered",
-                id.0
+                "the manual partition assignment includes the broker {id} more than once"
             )));
         }
+        previous = Some(id);
     }
     Ok(())
 }
@@ -249,7 +255,7 @@ mod tests {
     #[track_caller]
     fn check_replicas_code(ids: &[i32], expected: Option<ResponseError>) {
         let ids: Vec<BrokerId> = ids.iter().map(|&id| BrokerId(id)).collect();
-        let got = check_replicas(&ids, 1).err().map(|e| e.code);
+        let got = check_replicas(&ids, |id| id == 1).err().map(|e| e.code);
         assert_eq!(got, expected.map(|e| e.code()), "{ids:?}");
     }
 

@@ -85,7 +85,7 @@ fn check_assignments(
         )));
     }
     for assignment in assignments {
-        admin::check_replicas(&assignment.broker_ids, node_id)?;
+        admin::check_replicas(&assignment.broker_ids, |id| id == node_id)?;
     }
     Ok(())
 }
