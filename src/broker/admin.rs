@@ -263,17 +263,20 @@ impl Broker {
     }
 
     /// Grows a topic to `total_count` partitions (through the controller for a user topic in
-    /// cluster mode).
+    /// cluster mode, on the replicas `assignment` lists for each new partition when given: the
+    /// caller checked it names registered brokers; out of cluster mode it can only name this
+    /// node, which holds every partition anyway).
     pub(crate) async fn create_partitions(
         &self,
         name: &str,
         total_count: i32,
+        assignment: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<()> {
         match self.cluster.get() {
             Some(link) if !topic_name::is_internal(name) && !validate_only => {
                 self.create_partitions_local(name, total_count, true)?;
-                self.create_partitions_in_cluster(link, name, total_count)
+                self.create_partitions_in_cluster(link, name, total_count, assignment)
                     .await
             }
             _ => self.create_partitions_local(name, total_count, validate_only),

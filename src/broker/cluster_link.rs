@@ -328,17 +328,19 @@ impl Broker {
         self.reconcile_topic(name)
     }
 
-    /// Grows a topic through the controller; answered once this broker holds the partitions.
+    /// Grows a topic through the controller (on the replicas of `assignment` when given, else
+    /// placed by it); answered once this broker holds the partitions.
     pub(super) async fn create_partitions_in_cluster(
         &self,
         link: &ClusterLink,
         name: &str,
         total: i32,
+        assignment: Option<Vec<Vec<i32>>>,
     ) -> Result<()> {
         let command = Command::CreatePartitions {
             name: name.to_owned(),
             total,
-            assignment: None,
+            assignment,
         };
         propose(link, &command, name).await?;
         self.await_local(link, |state| {

@@ -758,4 +758,40 @@ async fn a_manual_replica_assignment_places_the_partitions_on_the_brokers_it_nam
     assert_eq!(read.values().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
     assert!(replica_lists(&bootstrap, "unknown").is_empty());
     assert!(replica_lists(&bootstrap, "uneven").is_empty());
+
+    // CreatePartitions with an assignment: the new partitions go where it says; one naming an
+    // unregistered broker, or another replica count than the topic's, is refused.
+    use rdkafka::admin::NewPartitions;
+    let grown_lists: [&[i32]; 2] = [&[3, 2], &[2, 1]];
+    let grow = NewPartitions::new("assigned", 5).assign(&grown_lists);
+    let refused_lists: [&[i32]; 2] = [&[3, 9], &[2, 1]];
+    let refused = NewPartitions::new("assigned", 5).assign(&refused_lists);
+    let answered = admin
+        .create_partitions([&refused], &harness::admin_options())
+        .await
+        .expect("CreatePartitions request");
+    assert_eq!(answered, vec![Err(("assigned".to_owned(), invalid))]);
+    let short_lists: [&[i32]; 2] = [&[3], &[2]];
+    let short = NewPartitions::new("assigned", 5).assign(&short_lists);
+    let answered = admin
+        .create_partitions([&short], &harness::admin_options())
+        .await
+        .expect("CreatePartitions request");
+    assert_eq!(answered, vec![Err(("assigned".to_owned(), invalid))]);
+    let answered = admin
+        .create_partitions([&grow], &harness::admin_options())
+        .await
+        .expect("CreatePartitions request");
+    assert_eq!(answered, vec![Ok("assigned".to_owned())]);
+    let mut expected = expected;
+    expected.insert(3, vec![3, 2]);
+    expected.insert(4, vec![2, 1]);
+    for broker in &brokers {
+        let at = broker.bootstrap();
+        wait_until(
+            FORM_DEADLINE,
+            "every broker shows the grown assignment",
+            || replica_lists(&at, "assigned") == expected && leaders(&at, "assigned").len() == 5,
+        );
+    }
 }
