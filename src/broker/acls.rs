@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Broker;
-use super::error::{Error, Result};
+use super::error::{Error, Result, load_state_file};
 use crate::auth::acl::{
     AclBinding, BindingFilter, Operation, PatternType, Permission, ResourceType,
 };
@@ -29,15 +29,10 @@ pub(super) struct Acls {
 impl Acls {
     pub(super) fn open(data_dir: &Path) -> Result<Acls> {
         let local: BTreeSet<AclMeta> =
-            match storage::load_acls(data_dir).map_err(|source| Error::Catalog { source })? {
-                None => BTreeSet::new(),
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| Error::Catalog {
-                    source: storage::Error::CorruptState {
-                        path: data_dir.join("acls.json"),
-                        reason: "the ACL file does not hold ACLs",
-                    },
-                })?,
-            };
+            load_state_file(data_dir, storage::load_acls, "acls.json", |bytes| {
+                serde_json::from_slice(bytes).map_err(|_| "the ACL file does not hold ACLs")
+            })?
+            .unwrap_or_default();
         let bindings = Arc::new(local.iter().filter_map(from_meta).collect());
         Ok(Acls {
             local: Mutex::new(local),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use super::Broker;
-use super::error::{Error, Result};
+use super::error::{Error, Result, load_state_file};
 use super::topic_config::{self, AlterOp, ConfigEntry, ConfigKind, ConfigSource, Synonym};
 use crate::metadata::Command;
 use crate::{limits, storage};
@@ -93,17 +93,16 @@ pub(super) struct BrokerConfigs {
 
 impl BrokerConfigs {
     pub(super) fn open(data_dir: &Path) -> Result<BrokerConfigs> {
-        let loaded =
-            storage::load_broker_configs(data_dir).map_err(|source| Error::Catalog { source })?;
-        let local = match loaded {
-            None => Table::new(),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| Error::Catalog {
-                source: storage::Error::CorruptState {
-                    path: data_dir.join("broker-configs.json"),
-                    reason: "the broker config file does not hold broker configs",
-                },
-            })?,
-        };
+        let local = load_state_file(
+            data_dir,
+            storage::load_broker_configs,
+            "broker-configs.json",
+            |bytes| {
+                serde_json::from_slice(bytes)
+                    .map_err(|_| "the broker config file does not hold broker configs")
+            },
+        )?
+        .unwrap_or_default();
         Ok(BrokerConfigs {
             local: Mutex::new(local),
         })

@@ -206,3 +206,23 @@ pub(crate) enum Error {
 
 /// The broker layer's result type.
 pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+/// A standalone broker's state file, read through `load` (the bytes of `file` in `data_dir`,
+/// `None` when there is none yet) and parsed by `parse`; bytes `parse` refuses are the catalog
+/// error `CorruptState` of that file with `parse`'s reason.
+pub(super) fn load_state_file<T>(
+    data_dir: &std::path::Path,
+    load: fn(&std::path::Path) -> storage::Result<Option<Vec<u8>>>,
+    file: &str,
+    parse: impl FnOnce(&[u8]) -> std::result::Result<T, &'static str>,
+) -> Result<Option<T>> {
+    let Some(bytes) = load(data_dir).map_err(|source| Error::Catalog { source })? else {
+        return Ok(None);
+    };
+    parse(&bytes).map(Some).map_err(|reason| Error::Catalog {
+        source: storage::Error::CorruptState {
+            path: data_dir.join(file),
+            reason,
+        },
+    })
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use super::Broker;
-use super::error::{Error, Result};
+use super::error::{Error, Result, load_state_file};
 use crate::metadata::{Command, QuotaEntity, QuotaTable, quota_pairs};
 use crate::{limits, storage};
 
@@ -61,19 +61,16 @@ pub(super) struct Quotas {
 
 impl Quotas {
     pub(super) fn open(data_dir: &Path) -> Result<Quotas> {
-        let local =
-            match storage::load_quotas(data_dir).map_err(|source| Error::Catalog { source })? {
-                None => QuotaTable::new(),
-                Some(bytes) => {
-                    quota_pairs::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
-                        .map_err(|_| Error::Catalog {
-                            source: storage::Error::CorruptState {
-                                path: data_dir.join("client-quotas.json"),
-                                reason: "the client-quota file does not hold quotas",
-                            },
-                        })?
-                }
-            };
+        let local = load_state_file(
+            data_dir,
+            storage::load_quotas,
+            "client-quotas.json",
+            |bytes| {
+                quota_pairs::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+                    .map_err(|_| "the client-quota file does not hold quotas")
+            },
+        )?
+        .unwrap_or_default();
         Ok(Quotas {
             local: Mutex::new(local),
             meters: Mutex::new(HashMap::new()),

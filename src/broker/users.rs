@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use super::Broker;
-use super::error::{Error, Result};
+use super::error::{Error, Result, load_state_file};
 use crate::auth::sasl::{Credentials, ScramCredential, ScramHash, Secret};
 use crate::metadata::{Command, Rejection, ScramCredentialMeta};
 use crate::{limits, storage};
@@ -25,16 +25,13 @@ pub(super) struct LocalUsers {
 
 impl LocalUsers {
     pub(super) fn open(data_dir: &Path) -> Result<LocalUsers> {
-        let table =
-            match storage::load_users(data_dir).map_err(|source| Error::Catalog { source })? {
-                None => UserTable::new(),
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|error| Error::Catalog {
-                    source: storage::Error::CorruptState {
-                        path: data_dir.join("scram-credentials.json"),
-                        reason: leak_reason(&error),
-                    },
-                })?,
-            };
+        let table = load_state_file(
+            data_dir,
+            storage::load_users,
+            "scram-credentials.json",
+            |bytes| serde_json::from_slice(bytes).map_err(|error| leak_reason(&error)),
+        )?
+        .unwrap_or_default();
         Ok(LocalUsers {
             table: Mutex::new(table),
         })
