@@ -191,7 +191,11 @@ impl Controller {
         let entry = state_machine::entry_of(command, now_ms())
             .map_err(|e| Error::Raft(format!("encode command: {e}")))?;
         let deadline = tokio::time::Instant::now() + self.request_timeout;
+        // One receiver for the whole wait: a fresh one per round would report a change at once
+        // (it starts at the version raft's own handle saw) and the round would spin.
+        let mut metrics = self.raft.metrics();
         loop {
+            metrics.borrow_and_update();
             let attempt = match self.leader() {
                 Some(leader) if leader == self.node_id => self.propose_locally(entry.clone()).await,
                 Some(leader) => self.forward(leader, &entry.0, deadline).await,
@@ -201,10 +205,10 @@ impl Controller {
                 Ok(answer) => return Ok(answer),
                 Err(Retry::Fatal(error)) => return Err(error),
                 Err(Retry::NoLeader) => {
-                    let mut metrics = self.raft.metrics();
-                    let changed = tokio::time::timeout_at(deadline, metrics.changed()).await;
-                    if changed.is_err() {
-                        return Err(Error::NoLeader(self.request_timeout));
+                    match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Err(Error::Raft("raft stopped".to_owned())),
+                        Err(_) => return Err(Error::NoLeader(self.request_timeout)),
                     }
                 }
             }

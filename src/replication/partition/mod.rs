@@ -664,7 +664,7 @@ struct PartitionHandler {
 
 impl Handler for PartitionHandler {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
-        if method == network::APPEND_ENTRIES {
+        if method == network::APPEND_ENTRIES || method == network::APPEND_STREAM {
             self.paced.heard();
         }
         self.raft.handle(method, payload)
