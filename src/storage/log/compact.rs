@@ -128,28 +128,39 @@ impl Log {
         })
     }
 
+    /// Replaces the `targets` with their cleaned copies: every old index deleted and made
+    /// durable first, then every cleaned file renamed into place and made durable, so one
+    /// install costs two directory fsyncs (held under the log's lock) whatever its segment
+    /// count. A crash in between leaves each segment its old or its cleaned log, the same
+    /// offsets either way, and an index is rebuilt wherever one is missing.
     fn swap_all(&mut self, targets: &[Option<usize>], cleaned: &Cleaned) -> Result<()> {
         let cleaning_dir = self.dir.join(CLEANING_DIR);
-        for &segment_idx in targets.iter().flatten() {
-            let Some(live) = self.segments.get(segment_idx) else {
-                continue;
-            };
-            let stem = segment::file_stem(live.base_offset());
-            let base_offset = live.base_offset();
+        let replaced: Vec<(usize, i64)> = targets
+            .iter()
+            .flatten()
+            .filter_map(|&index| Some((index, self.segments.get(index)?.base_offset())))
+            .collect();
+        for &(_, base_offset) in &replaced {
+            let stem = segment::file_stem(base_offset);
             for suffix in [".index", ".timeindex"] {
                 let path = self.dir.join(format!("{stem}{suffix}"));
                 std::fs::remove_file(&path).map_err(io_error("delete old index", &path))?;
             }
-            sync_dir(&self.dir)?;
+        }
+        sync_dir(&self.dir)?;
+        for &(_, base_offset) in &replaced {
+            let stem = segment::file_stem(base_offset);
             for suffix in [".log", ".index", ".timeindex"] {
                 let from = cleaning_dir.join(format!("{stem}{suffix}"));
                 let to = self.dir.join(format!("{stem}{suffix}"));
                 std::fs::rename(&from, &to).map_err(io_error("install cleaned segment", &to))?;
             }
-            sync_dir(&self.dir)?;
+        }
+        sync_dir(&self.dir)?;
+        for &(index, base_offset) in &replaced {
             let reopened =
                 recovery::open_closed_segment(&self.fs, &self.dir, base_offset, &self.settings)?;
-            if let Some(slot) = self.segments.get_mut(segment_idx) {
+            if let Some(slot) = self.segments.get_mut(index) {
                 let old: Segment = std::mem::replace(slot, reopened);
                 drop(old);
             }
