@@ -195,12 +195,6 @@ pub const GOSSIP_REPLAY_SESSIONS_MAX: usize = 4096;
 pub const GOSSIP_DROP_LOG_INTERVAL_MS: u64 = 10_000;
 /// Append callbacks of one partition's raft log waiting for the next group fsync.
 pub const RAFT_LOG_FLUSH_QUEUE_MAX: usize = 1024;
-/// AppendEntries a leader has on their way to one follower of one group at once (each up to
-/// `RAFT_LOG_READ_BYTES_MAX`); the answers come back in order.
-pub const RAFT_APPEND_PIPELINE_DEPTH: usize = 8;
-/// AppendEntries of one group a follower queues for its raft, and hands it before answers come
-/// back; a leader that sends more than this ahead is refused.
-pub const RAFT_APPEND_STREAM_QUEUE: usize = 32;
 /// Bytes of raft entries one `limited_get_log_entries` read returns at most (one entry always).
 pub const RAFT_LOG_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Bytes of its newest entries one raft log keeps in memory for replication and apply.
@@ -209,7 +203,6 @@ pub const RAFT_TAIL_CACHE_BYTES_PER_LOG: usize = 4 * 1024 * 1024;
 pub const RAFT_TAIL_CACHE_BYTES_TOTAL: usize = 128 * 1024 * 1024;
 
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
-const _: () = assert!(RAFT_APPEND_PIPELINE_DEPTH < RAFT_APPEND_STREAM_QUEUE);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(INDEX_INTERVAL_BYTES_DEFAULT < INDEX_FILE_BYTES_DEFAULT);

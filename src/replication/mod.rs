@@ -2,7 +2,6 @@
 //! partition's segment log (one Kafka v2 batch per entry), and the cluster RPC that carries
 //! raft messages between brokers. Knows nothing of Kafka requests; storage does all file I/O.
 
-mod append_stream;
 pub(crate) mod controller;
 mod entry_codec;
 mod error;

@@ -10,16 +10,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::{Buf as _, Bytes};
-use futures_util::{Stream, StreamExt as _};
 use openraft::async_runtime::WatchReceiver as _;
-use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
-    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
@@ -28,7 +26,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 
-use super::append_stream::AppendStream;
 use super::rpc::{CallError, GroupId, Handler, HandlerFuture, Method, Peers};
 use super::snapshot_files::{Chunk, Manifest, SnapshotFiles, new_transfer_id};
 use super::types::{Entry, Payload, RecordBatch};
@@ -40,9 +37,6 @@ const PRE_VOTE: Method = 2;
 const FULL_SNAPSHOT: Method = 3;
 const TRANSFER_LEADER: Method = 4;
 const SNAPSHOT_CHUNK: Method = 5;
-/// One AppendEntries of a pipelined stream: queued in arrival order (`append_stream.rs`) and
-/// answered with a `StreamAppendResult`.
-pub(crate) const APPEND_STREAM: Method = 6;
 
 /// A snapshot on the wire: the leader's vote, the snapshot's metadata, its bytes and the
 /// manifest of the segment files streamed before it (partition groups).
@@ -259,21 +253,6 @@ where
         })
     }
 
-    /// One request of a pipelined stream.
-    async fn append_streamed(
-        &self,
-        request: AppendEntriesRequest<C>,
-        option: RPCOption,
-    ) -> Result<StreamAppendResult<C>, RPCError<C>>
-    where
-        C::Entry: WireEntry,
-    {
-        let parts = encode_append(request).map_err(|error| self.rpc_error(local_failure(error)))?;
-        self.call_parts((APPEND_STREAM, RPCTypes::AppendEntries), parts, &option)
-            .await
-            .map_err(|failure| self.rpc_error(failure))
-    }
-
     fn rpc_error(&self, failure: Failure<C>) -> RPCError<C> {
         match failure {
             Failure::Timeout(timeout) => RPCError::Timeout(timeout),
@@ -302,30 +281,6 @@ where
         self.call_parts((APPEND_ENTRIES, RPCTypes::AppendEntries), parts, &option)
             .await
             .map_err(|failure| self.rpc_error(failure))
-    }
-
-    /// Pipelined: up to `RAFT_APPEND_PIPELINE_DEPTH` requests are on their way at once, sent in
-    /// order on the one connection to the target (whose handler queues them in that order), and
-    /// their answers are yielded in order; the stream ends after the first that is not a
-    /// success.
-    fn stream_append<'s, S>(
-        &'s mut self,
-        input: S,
-        option: RPCOption,
-    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<C>, RPCError<C>>>, RPCError<C>>>
-    where
-        S: Stream<Item = AppendEntriesRequest<C>> + Send + Unpin + 'static,
-    {
-        let network: &'s Self = self;
-        let answers = input
-            .map(move |request| network.append_streamed(request, option.clone()))
-            .buffered(limits::RAFT_APPEND_PIPELINE_DEPTH)
-            .scan(false, |ended, answer| {
-                let next = (!*ended).then_some(answer);
-                *ended = !matches!(next, Some(Ok(Ok(_))));
-                std::future::ready(next)
-            });
-        Box::pin(async move { Ok(answers.boxed()) })
     }
 
     async fn vote(
@@ -404,8 +359,6 @@ where
     SM: RaftStateMachine<C>,
 {
     raft: Raft<C, SM>,
-    /// Pipelined AppendEntries, fed to `raft` in arrival order.
-    stream: AppendStream<C>,
     files: Option<Arc<dyn SnapshotFiles>>,
     /// The group served and this broker's id, for the `raft` span of the work a call brings.
     group: GroupId,
@@ -417,11 +370,8 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
 {
-    /// Serves `raft`; starts the task that feeds it pipelined AppendEntries (ends when this
-    /// handler is dropped).
     pub(crate) fn new(raft: Raft<C, SM>, group: GroupId, node_id: u64) -> Self {
         RaftHandler {
-            stream: AppendStream::start(raft.clone()),
             raft,
             files: None,
             group,
@@ -551,36 +501,6 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
     postcard::from_bytes(payload).map_err(|error| format!("decode: {error}"))
 }
 
-impl<C, SM> RaftHandler<C, SM>
-where
-    C: RaftTypeConfig<NodeId = u64, Term = u64>,
-    C::Entry: WireEntry,
-    SM: RaftStateMachine<C, SnapshotData = Bytes>,
-{
-    /// Decodes and queues one pipelined AppendEntries now, while the connection's next frame
-    /// waits, so requests reach raft in the order the leader sent them; answers later.
-    fn append_streamed(&self, payload: Bytes) -> HandlerFuture {
-        let submitted = decode_append::<C>(payload).and_then(|request| {
-            // Entries to store are raft work worth a span; a heartbeat is not.
-            let span = if request.entries.is_empty() {
-                tracing::Span::none()
-            } else {
-                let term = self.raft.metrics().borrow_watched().current_term;
-                crate::telemetry::raft_span(self.group, self.node_id, term)
-            };
-            Ok((self.stream.submit(request)?, span))
-        });
-        Box::pin(async move {
-            let (answer, span) = submitted?;
-            let answer = answer
-                .instrument(span)
-                .await
-                .map_err(|_| "the append stream stopped".to_owned())??;
-            encode(&Ok::<_, RaftError<C>>(answer))
-        })
-    }
-}
-
 impl<C, SM> Handler for RaftHandler<C, SM>
 where
     C: RaftTypeConfig<NodeId = u64, Term = u64>,
@@ -588,9 +508,6 @@ where
     SM: RaftStateMachine<C, SnapshotData = Bytes>,
 {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
-        if method == APPEND_STREAM {
-            return self.append_streamed(payload);
-        }
         let raft = self.raft.clone();
         let files = self.files.clone();
         let (group, node_id) = (self.group, self.node_id);

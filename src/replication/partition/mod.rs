@@ -664,7 +664,7 @@ struct PartitionHandler {
 
 impl Handler for PartitionHandler {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture {
-        if method == network::APPEND_ENTRIES || method == network::APPEND_STREAM {
+        if method == network::APPEND_ENTRIES {
             self.paced.heard();
         }
         self.raft.handle(method, payload)

@@ -18,8 +18,7 @@ use crate::limits::{CLUSTER_CONNECTION_IN_FLIGHT_MAX, CLUSTER_CONNECTIONS_MAX};
 /// What a handler returns: the response payload, or a failure sent back as text.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>>;
 
-/// Serves the calls of one group. `handle` is called on the connection's reading task, in the
-/// order the calls arrived: it must return at once, leaving the work to its future.
+/// Serves the calls of one group.
 pub(crate) trait Handler: Send + Sync + 'static {
     fn handle(&self, method: Method, payload: Bytes) -> HandlerFuture;
 }
@@ -129,18 +128,13 @@ async fn connection(
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break Ok(());
         };
-        // The handler is called here, in the order the frames came; what it does before its
-        // future first runs (queueing a pipelined AppendEntries) keeps that order.
-        let answer = match registry.get(request.group) {
-            Some(handler) => handler.handle(request.method, request.payload),
-            None => {
-                let error = format!("group {} is not served here", request.group);
-                Box::pin(async move { Err(error) })
-            }
-        };
+        let handler = registry.get(request.group);
         let responses = responses.clone();
         tokio::spawn(async move {
-            let result = answer.await;
+            let result = match handler {
+                Some(handler) => handler.handle(request.method, request.payload).await,
+                None => Err(format!("group {} is not served here", request.group)),
+            };
             let response = Response {
                 correlation: request.correlation,
                 result,

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -111,51 +110,6 @@ async fn pipelined_calls_get_their_own_answers_out_of_order() {
     for handle in handles {
         handle.await.unwrap();
     }
-}
-
-/// Records the task and the first payload byte of each call as `handle` is called, answers at
-/// once.
-struct Recorder(std::sync::Mutex<Vec<(tokio::task::Id, u8)>>);
-
-impl Handler for Recorder {
-    fn handle(&self, _method: Method, payload: Bytes) -> HandlerFuture {
-        let mut seen = self.0.lock().unwrap();
-        seen.push((tokio::task::id(), payload[0]));
-        Box::pin(async move { Ok(payload) })
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handler_is_called_in_the_order_one_caller_started_its_calls() {
-    let server = server().await;
-    let recorder = Arc::new(Recorder(std::sync::Mutex::new(Vec::new())));
-    server
-        .registry
-        .insert(9, Arc::clone(&recorder) as Arc<dyn Handler>);
-    let peers = Peers::new(None);
-    // Started in order from one task, many at once, as a pipelined AppendEntries stream does;
-    // the handler must see them in that order even though they are answered concurrently.
-    let calls = futures_util::stream::iter(0..200u8)
-        .map(|i| {
-            let peers = Arc::clone(&peers);
-            let address = server.address.clone();
-            async move {
-                peers
-                    .call(1, &address, (9, 0), Bytes::from(vec![i; 4096]), TIMEOUT)
-                    .await
-                    .unwrap()
-            }
-        })
-        .buffered(16);
-    let answers: Vec<Bytes> = futures_util::StreamExt::collect(calls).await;
-    let firsts: Vec<u8> = answers.iter().map(|answer| answer[0]).collect();
-    let expected: Vec<u8> = (0..200).collect();
-    assert_eq!(firsts, expected);
-    let seen = recorder.0.lock().unwrap();
-    let order: Vec<u8> = seen.iter().map(|(_, first)| *first).collect();
-    assert_eq!(order, expected);
-    // All on the connection's reading task: nothing between two frames can reorder them.
-    assert!(seen.iter().all(|(task, _)| *task == seen[0].0), "{seen:?}");
 }
 
 #[tokio::test]
