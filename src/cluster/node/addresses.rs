@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::gossip::Membership;
+use crate::gossip::{Member, Membership};
+use crate::metadata::State;
 use crate::replication::controller::Published;
 use crate::replication::rpc::Peers;
+use crate::storage;
 
 /// Tells `peers` where gossip sees each live broker of this broker's cluster (the metadata's
-/// cluster id, else `stored`), now and at every change of the view, until `stopped`; while no
-/// cluster id is known, also at every change of the metadata state. It reads the view through
+/// cluster id, else `stored`), now and at every change of the view or of the metadata state,
+/// until `stopped`. It reads the view through
 /// its own receiver: a reader that marks a view seen without learning it (the duties' loop did
 /// when a change came while it was busy) would leave the peers calling a moved broker at its
 /// old address for good, since the address gossip saw last wins over the membership's.
@@ -24,34 +26,46 @@ pub(super) async fn follow(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        let cluster_id = published
-            .borrow_and_update()
-            .state
-            .cluster_id
-            .clone()
-            .or_else(|| stored.clone());
+        let state = Arc::clone(&published.borrow_and_update().state);
         learn(
             &peers,
             &membership.borrow_and_update(),
-            cluster_id.as_deref(),
+            &state,
+            stored.as_deref(),
         );
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
             changed = membership.changed() => if changed.is_err() { return },
-            changed = published.changed(), if cluster_id.is_none() => if changed.is_err() { return },
+            changed = published.changed() => if changed.is_err() { return },
         }
     }
 }
 
-/// Tells `peers` where `view` sees each live broker of cluster `cluster_id` (none before it is
-/// known; a node id claimed twice is left alone).
-fn learn(peers: &Peers, view: &Membership, cluster_id: Option<&str>) {
-    let Some(cluster_id) = cluster_id else {
+/// Tells `peers` where `view` sees each live broker of this cluster (`state`'s cluster id,
+/// else `stored`; nobody before one is known). A member is of this cluster when it gossips
+/// that cluster id, or gossips none yet while its data dir is the one `state` registered under
+/// its id: a broker killed before it stored the cluster id comes back without one and learns it
+/// only from the controller's log, which must reach it at its new address. A node id claimed
+/// twice is left alone.
+fn learn(peers: &Peers, view: &Membership, state: &State, stored: Option<&str>) {
+    let Some(cluster_id) = state.cluster_id.as_deref().or(stored) else {
         return;
     };
+    let registered_here = |member: &Member| {
+        storage::decode_uuid(&member.info.incarnation).is_some_and(|incarnation| {
+            state
+                .brokers
+                .get(&member.node_id)
+                .is_some_and(|known| known.incarnation == incarnation)
+        })
+    };
     for member in &view.live {
-        if view.live_claims(member.node_id).count() == 1
-            && member.info.cluster_id.as_deref() == Some(cluster_id)
+        let ours = match member.info.cluster_id.as_deref() {
+            Some(id) => id == cluster_id,
+            None => registered_here(member),
+        };
+        if ours
+            && view.live_claims(member.node_id).count() == 1
             && let Ok(id) = u64::try_from(member.node_id)
         {
             peers.discovered(id, member.info.cluster_rpc.to_string());
@@ -68,8 +82,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::gossip::{BrokerInfo, Endpoint, Member};
-    use crate::metadata::State;
+    use crate::gossip::{BrokerInfo, Endpoint};
+    use crate::metadata::{self, BrokerRegistration};
     use crate::replication::rpc::{GroupId, Handler, HandlerFuture, Method, Registry, serve};
 
     const GROUP: GroupId = 5;
@@ -95,15 +109,23 @@ mod tests {
         addr
     }
 
+    /// The data dir identity broker 7 gossips.
+    const INCARNATION: [u8; 16] = [7; 16];
+
     /// Broker 7 of cluster `c`, live with its cluster RPC at `rpc`.
     fn view(rpc: SocketAddr) -> Membership {
+        view_claiming(rpc, Some("c"))
+    }
+
+    /// Broker 7, live with its cluster RPC at `rpc`, gossiping `cluster_id`.
+    fn view_claiming(rpc: SocketAddr, cluster_id: Option<&str>) -> Membership {
         let info = BrokerInfo {
-            incarnation: "i7".into(),
+            incarnation: storage::encode_uuid(INCARNATION),
             listeners: BTreeMap::new(),
             cluster_rpc: Endpoint::new(rpc.ip().to_string(), rpc.port()),
             rack: None,
             software_version: "test".into(),
-            cluster_id: Some("c".into()),
+            cluster_id: cluster_id.map(str::to_owned),
             extras: BTreeMap::new(),
         };
         let member = Member {
@@ -145,6 +167,64 @@ mod tests {
         })
         .await;
         assert!(answered.is_ok(), "broker 7 not reached at server {name}");
+    }
+
+    /// Cluster `c`'s state with broker 7 registered under data dir `incarnation`.
+    fn registered(incarnation: [u8; 16]) -> State {
+        let endpoint = metadata::Endpoint {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let registration = BrokerRegistration {
+            id: 7,
+            incarnation,
+            kafka: endpoint.clone(),
+            cluster: endpoint,
+            listeners: BTreeMap::new(),
+            rack: None,
+            fenced: false,
+        };
+        State {
+            cluster_id: Some("c".into()),
+            brokers: BTreeMap::from([(7, registration)]),
+            ..State::default()
+        }
+    }
+
+    /// The name of the server one call to broker 7 reaches.
+    async fn answering(peers: &Peers) -> String {
+        let answer = peers
+            .call(7, "127.0.0.1:1", (GROUP, 0), Bytes::new(), DEADLINE)
+            .await
+            .unwrap();
+        String::from_utf8(answer.to_vec()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_back_without_the_cluster_id_is_followed_only_if_its_data_dir_is_registered() {
+        let (_stop, stopped) = watch::channel(false);
+        let before = server("before", stopped.clone()).await;
+        let after = server("after", stopped).await;
+        let peers = Peers::new(None);
+        learn(&peers, &view(before), &registered(INCARNATION), None);
+        assert_eq!(answering(&peers).await, "before");
+
+        // Back elsewhere before it stored the cluster id (killed right after it joined): not
+        // followed while another data dir is registered under its id, nor when it claims
+        // another cluster.
+        let back = view_claiming(after, None);
+        learn(&peers, &back, &registered([8; 16]), None);
+        assert_eq!(answering(&peers).await, "before");
+        learn(
+            &peers,
+            &view_claiming(after, Some("d")),
+            &registered(INCARNATION),
+            None,
+        );
+        assert_eq!(answering(&peers).await, "before");
+        // Its own data dir is registered: followed, so the controller's log can reach it.
+        learn(&peers, &back, &registered(INCARNATION), None);
+        assert_eq!(answering(&peers).await, "after");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
