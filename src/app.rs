@@ -632,6 +632,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         // An error means the sender is gone, which also means stop.
         let _ = stopped.wait_for(|stop| *stop).await;
     };
+    let synced = Arc::clone(&broker);
     let server = tokio::spawn(server::serve(
         listeners,
         server::ServerSettings {
@@ -641,6 +642,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             ..server::ServerSettings::default()
         },
         make_context,
+        async move { synced.synced().await },
         shutdown,
     ));
     for ((name, addr), endpoint) in listener_addrs.iter().zip(&endpoints) {

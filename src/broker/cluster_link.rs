@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::error::{Error, Result};
 use super::{Broker, TopicInfo, topic_name};
 use crate::cluster::ClusterNode;
@@ -36,8 +38,9 @@ pub(super) struct ClusterLink {
     /// Whether the replicas removed while this broker was down were looked for.
     leftovers_looked_at: std::sync::atomic::AtomicBool,
     /// Whether the sync task has made the local topics and replicas follow a caught-up state
-    /// once (the partitions are loaded); read by `Broker::readiness`.
-    pub(super) is_synced: std::sync::atomic::AtomicBool,
+    /// once (the partitions are loaded); read by `Broker::readiness` and awaited by
+    /// `Broker::synced`. Turns true once, never back.
+    pub(super) is_synced: watch::Sender<bool>,
 }
 
 /// Which broker coordinates a group or a transactional id: the leader of the internal
@@ -75,7 +78,7 @@ impl Broker {
             reconciling: std::sync::Mutex::new(()),
             driving: std::sync::Mutex::new(BTreeSet::new()),
             leftovers_looked_at: std::sync::atomic::AtomicBool::new(false),
-            is_synced: std::sync::atomic::AtomicBool::new(false),
+            is_synced: watch::Sender::new(false),
         };
         if self.cluster.set(link).is_err() {
             tracing::warn!("the broker is already attached to a cluster");
@@ -671,8 +674,7 @@ async fn sync(broker: Weak<Broker>, mut adopt: bool) {
             }
             strong.attach_replicas(&state).await;
             if let Some(link) = strong.cluster.get() {
-                link.is_synced
-                    .store(true, std::sync::atomic::Ordering::Release);
+                link.is_synced.send_replace(true);
             }
         } else {
             drop(strong);

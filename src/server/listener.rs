@@ -55,19 +55,31 @@ pub(crate) struct KafkaListener {
     pub(crate) tls: Option<Tls>,
 }
 
-/// Serves Kafka clients on `listeners` until `shutdown` resolves, then stops accepting, lets
-/// every connection finish the requests it already read (at most `drain_timeout`), and returns
-/// once all connection tasks ended. `make_context` builds the handler context of each new
-/// connection from its peer address and its listener's name.
+/// Serves Kafka clients on `listeners` from when `serving` resolves until `shutdown` resolves,
+/// then stops accepting, lets every connection finish the requests it already read (at most
+/// `drain_timeout`), and returns once all connection tasks ended. Before `serving`, clients
+/// wait in the listeners' (bounded) backlogs, as at a Kafka broker still catching up with its
+/// metadata. `make_context` builds the handler context of each new connection from its peer
+/// address and its listener's name.
 pub(crate) async fn serve(
     listeners: Vec<KafkaListener>,
     settings: ServerSettings,
     make_context: impl Fn(SocketAddr, &str) -> kafka::Context,
+    serving: impl Future<Output = ()>,
     shutdown: impl Future<Output = ()>,
 ) {
+    tokio::pin!(shutdown);
+    tokio::select! {
+        biased;
+        () = &mut shutdown => {
+            tracing::info!("stopped before serving clients");
+            return;
+        }
+        () = serving => {}
+    }
     for listener in &listeners {
         let local = listener.listener.local_addr().ok();
-        tracing::debug!(address = ?local, listener = %listener.name, tls = listener.tls.is_some(), connections_max = settings.connections_max, "accepting connections");
+        tracing::info!(address = ?local, listener = %listener.name, tls = listener.tls.is_some(), connections_max = settings.connections_max, "serving clients");
     }
     let (stop_sender, stop) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(settings.connections_max.max(1)));
@@ -77,7 +89,6 @@ pub(crate) async fn serve(
         idle_timeout: settings.idle_timeout,
     };
     let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
     loop {
         let (socket, peer, listener) = tokio::select! {
             biased;

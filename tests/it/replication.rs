@@ -277,15 +277,19 @@ async fn committed_offsets_and_an_open_transaction_move_to_a_new_coordinator_whe
     let survivors = survivors.join(",");
 
     // Another broker leads the offsets partition now, loaded it, and answers with the commit.
+    // Both survivors name it first: librdkafka asks either, and gives `committed_offsets` up
+    // after a few NOT_COORDINATOR answers from a broker one of them named a moment before.
     wait_until(LEADER_DEADLINE, "a new group coordinator", || {
-        brokers
+        let named: BTreeSet<Result<i32, i16>> = brokers
             .iter()
             .enumerate()
             .filter(|(i, _)| *i + 1 != coordinator as usize)
-            .any(|(_, b)| {
-                crate::cluster::try_find_coordinator(b.addr(), group, 0)
-                    .is_ok_and(|c| c != coordinator)
-            })
+            .map(|(_, b)| crate::cluster::try_find_coordinator(b.addr(), group, 0))
+            .collect();
+        named.len() == 1
+            && named
+                .iter()
+                .all(|one| one.is_ok_and(|id| id != coordinator))
     });
     assert_eq!(committed_offset(&survivors, group), committed);
     // The transaction commits through the new transaction coordinator.
