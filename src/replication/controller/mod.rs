@@ -58,6 +58,8 @@ pub(crate) enum Error {
     Raft(String),
     #[error("the answer of metadata entry {0} was not kept")]
     AnswerLost(u64),
+    #[error("a controller membership change not committed within {0:?} (it may still be)")]
+    MembershipTimeout(Duration),
 }
 
 /// This broker's member of the controller group.
@@ -286,29 +288,22 @@ impl Controller {
 
     /// Changes the address the group reaches member `id` at (it restarted elsewhere).
     pub(crate) async fn set_address(&self, id: u64, node: RaftNode) -> Result<(), Error> {
-        self.raft
-            .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), true)
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
+        self.membership_change(self.raft.change_membership(change, true))
             .await
-            .map(|_| ())
-            .map_err(|e| Error::Raft(e.to_string()))
     }
 
     /// Adds `id` as a learner (it receives the metadata log, votes in nothing).
     pub(crate) async fn add_learner(&self, id: u64, node: RaftNode) -> Result<(), Error> {
-        self.raft
-            .add_learner(id, node, false)
+        self.membership_change(self.raft.add_learner(id, node, false))
             .await
-            .map(|_| ())
-            .map_err(|e| Error::Raft(e.to_string()))
     }
 
     /// Makes `voters` the voting members (each must be a member already).
     pub(crate) async fn set_voters(&self, voters: BTreeSet<u64>) -> Result<(), Error> {
-        self.raft
-            .change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+        let change = ChangeMembers::ReplaceAllVoters(voters);
+        self.membership_change(self.raft.change_membership(change, true))
             .await
-            .map(|_| ())
-            .map_err(|e| Error::Raft(e.to_string()))
     }
 
     /// Removes member `id` from the group, as a voter (through joint consensus) or a learner.
@@ -319,11 +314,22 @@ impl Controller {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        self.raft
-            .change_membership(change, false)
+        self.membership_change(self.raft.change_membership(change, false))
             .await
-            .map(|_| ())
-            .map_err(|e| Error::Raft(e.to_string()))
+    }
+
+    /// Waits at most the request timeout for a membership change raft was handed: the leader's
+    /// duties come one at a time, and one that cannot commit (no quorum, a member unreachable)
+    /// must not hold up the others for good. A change that times out may still commit; the next
+    /// round of duties sees whether it did.
+    async fn membership_change<T, E: std::fmt::Display>(
+        &self,
+        change: impl Future<Output = Result<T, E>>,
+    ) -> Result<(), Error> {
+        match tokio::time::timeout(self.request_timeout, change).await {
+            Ok(changed) => changed.map(drop).map_err(|e| Error::Raft(e.to_string())),
+            Err(_) => Err(Error::MembershipTimeout(self.request_timeout)),
+        }
     }
 
     /// Stops raft and stops serving the group.

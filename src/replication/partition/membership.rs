@@ -126,14 +126,19 @@ impl PartitionGroup {
     /// openraft then refuses the change without writing it: the lease is renewed with a
     /// heartbeat round and the change proposed again (as a batch's `submit` does), instead of
     /// each step of a reassignment waiting for the next heartbeat round. Proposing a voter
-    /// change again after its joint half was committed only completes it.
+    /// change again after its joint half was committed only completes it. Each proposal waits
+    /// at most the commit timeout (it may still commit; the reassignment's next look sees it),
+    /// so a step that cannot commit does not hold the reassignment up for good.
     async fn renewing_lease<F: Future<Output = Changed>>(
         &self,
         mut propose: impl FnMut() -> F,
     ) -> Result<(), ProposeError<()>> {
         let mut renewals = 0;
         loop {
-            let answer = propose().await;
+            let timeout = self.settings.commit_timeout;
+            let Ok(answer) = tokio::time::timeout(timeout, propose()).await else {
+                return Err(ProposeError::Timeout(timeout));
+            };
             if renewals < LEASE_RENEWALS_MAX && is_refused_for_lease(&answer) {
                 renewals += 1;
                 let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
