@@ -240,7 +240,6 @@ fn read_all(
                         Isolation::ReadUncommitted
                     };
                     let diverging = diverging_epoch(ctx, name, p);
-                    // A diverged fetcher gets no records, only where to truncate to.
                     // A diverged fetcher gets no records (read at most where its epoch ends here,
                     // for the watermarks), only where to truncate to.
                     let (offset, budget, min_one) = match diverging {
