@@ -112,6 +112,10 @@ pub(crate) fn form_three_with(extra: &[(&str, &str)]) -> (Vec<Broker>, Vec<tempf
     for id in 2..=3 {
         brokers.push(start(dirs[id as usize - 1].path(), &env(id, &seed)));
     }
+    // Restarted, the first broker gossips on a new port the others do not seed from: it seeds
+    // from them, as every broker of a deployment with fixed ports seeds from the others.
+    let others = format!("{},{}", gossip_addr(&brokers[1]), gossip_addr(&brokers[2]));
+    brokers[0].set_env("TIDELOG_CLUSTER__SEEDS", &others);
     wait_until(FORM_DEADLINE, "every broker lists all three", || {
         brokers.iter().all(|b| {
             let (_, controller, ids) = view(b.addr());

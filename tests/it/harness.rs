@@ -225,6 +225,12 @@ impl Broker {
         *self = next;
     }
 
+    /// Sets `key` in the environment of the next [`Broker::restart`].
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Like [`Broker::restart`] but on the port it listened on, so running clients reconnect.
     pub(crate) fn restart_on_same_port(&mut self) {
         self.listen = self.addr;

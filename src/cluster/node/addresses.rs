@@ -46,7 +46,10 @@ pub(super) async fn follow(
 /// that cluster id, or gossips none yet while its data dir is the one `state` registered under
 /// its id: a broker killed before it stored the cluster id comes back without one and learns it
 /// only from the controller's log, which must reach it at its new address. A node id claimed
-/// twice is left alone.
+/// twice is left alone. A registered broker gossip sees nowhere live is reached where its
+/// registration says: the address gossip saw last belongs to a process that is gone, while the
+/// controller re-registers a broker that came back elsewhere (it may be the controller leader
+/// itself, back before gossip healed).
 fn learn(peers: &Peers, view: &Membership, state: &State, stored: Option<&str>) {
     let Some(cluster_id) = state.cluster_id.as_deref().or(stored) else {
         return;
@@ -69,6 +72,14 @@ fn learn(peers: &Peers, view: &Membership, state: &State, stored: Option<&str>) 
             && let Ok(id) = u64::try_from(member.node_id)
         {
             peers.discovered(id, member.info.cluster_rpc.to_string());
+        }
+    }
+    for broker in state.brokers.values() {
+        if !view.is_live(broker.id)
+            && let Ok(id) = u64::try_from(broker.id)
+        {
+            let address = format!("{}:{}", broker.cluster.host, broker.cluster.port);
+            peers.discovered(id, address);
         }
     }
 }
@@ -171,9 +182,14 @@ mod tests {
 
     /// Cluster `c`'s state with broker 7 registered under data dir `incarnation`.
     fn registered(incarnation: [u8; 16]) -> State {
+        registered_at(incarnation, "127.0.0.1:1".parse().unwrap())
+    }
+
+    /// [`registered`] with broker 7's cluster RPC registered at `rpc`.
+    fn registered_at(incarnation: [u8; 16], rpc: SocketAddr) -> State {
         let endpoint = metadata::Endpoint {
-            host: "127.0.0.1".into(),
-            port: 1,
+            host: rpc.ip().to_string(),
+            port: rpc.port(),
         };
         let registration = BrokerRegistration {
             id: 7,
@@ -224,6 +240,34 @@ mod tests {
         assert_eq!(answering(&peers).await, "before");
         // Its own data dir is registered: followed, so the controller's log can reach it.
         learn(&peers, &back, &registered(INCARNATION), None);
+        assert_eq!(answering(&peers).await, "after");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_gossip_lost_is_reached_where_the_controller_registered_it_last() {
+        let (_stop, stopped) = watch::channel(false);
+        let before = server("before", stopped.clone()).await;
+        let after = server("after", stopped).await;
+        let peers = Peers::new(None);
+        learn(
+            &peers,
+            &view(before),
+            &registered_at(INCARNATION, after),
+            None,
+        );
+        assert_eq!(
+            answering(&peers).await,
+            "before",
+            "gossip's live address wins"
+        );
+
+        // Its old process is gone from gossip and it came back where gossip does not see it
+        // (its new gossip port is nobody's seed) while the controller registered it there.
+        let gone = Membership {
+            live: Vec::new(),
+            dead: Vec::new(),
+        };
+        learn(&peers, &gone, &registered_at(INCARNATION, after), None);
         assert_eq!(answering(&peers).await, "after");
     }
 
