@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use super::error::{Error, Result};
 use super::topic_config::{self, AlterOp, ConfigEntry, ConfigKind, ConfigSource, TopicSettings};
-use super::{Broker, TopicInfo, info, topic_name};
+use super::{Broker, TopicInfo, blocking, info, topic_name};
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::storage;
 
@@ -190,26 +190,28 @@ impl Broker {
         count: i32,
         overrides: &BTreeMap<String, String>,
     ) -> Result<TopicInfo> {
-        let mut catalog = self.catalog();
-        if self.topics_read().contains_key(name) {
-            return Err(Error::TopicAlreadyExists {
-                topic: name.to_owned(),
-            });
-        }
-        let record = storage::TopicRecord {
-            name: name.to_owned(),
-            topic_id,
-            partition_count: count,
-            configs: overrides.clone(),
-        };
-        catalog
-            .put(record.clone())
-            .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, 0, super::OpenMode::New)?;
-        let described = info(self.node_id(), &topic);
-        self.topics_mut().insert(name.to_owned(), topic);
-        tracing::info!(topic = name, partitions = count, "topic created");
-        Ok(described)
+        blocking::in_place(|| {
+            let mut catalog = self.catalog();
+            if self.topics_read().contains_key(name) {
+                return Err(Error::TopicAlreadyExists {
+                    topic: name.to_owned(),
+                });
+            }
+            let record = storage::TopicRecord {
+                name: name.to_owned(),
+                topic_id,
+                partition_count: count,
+                configs: overrides.clone(),
+            };
+            catalog
+                .put(record.clone())
+                .map_err(|source| Error::Catalog { source })?;
+            let topic = self.open_topic(&catalog, &record, 0, super::OpenMode::New)?;
+            let described = info(self.node_id(), &topic);
+            self.topics_mut().insert(name.to_owned(), topic);
+            tracing::info!(topic = name, partitions = count, "topic created");
+            Ok(described)
+        })
     }
 
     /// Deletes a topic and all its data (through the controller for a user topic in cluster
@@ -225,41 +227,43 @@ impl Broker {
 
     /// Deletes a topic from this broker's catalog and disk.
     pub(super) fn delete_topic_local(&self, name: &str) -> Result<[u8; 16]> {
-        if topic_name::is_internal(name) && self.topic_state(name).is_some() {
-            return Err(Error::InternalTopic {
-                topic: name.to_owned(),
-            });
-        }
-        let mut catalog = self.catalog();
-        let topic = self
-            .topics_mut()
-            .remove(name)
-            .ok_or_else(|| Error::UnknownTopic {
-                topic: name.to_owned(),
-            })?;
-        catalog
-            .remove(name)
-            .map_err(|source| Error::Catalog { source })?;
-        // The catalog no longer names the topic: a crash from here on leaves directories the
-        // next start sweeps, and each one is renamed aside before its removal. The catalog
-        // lock stays held so a new topic of the same name waits for the old data to go.
-        let mut first_error = None;
-        for partition in &topic.partitions {
-            let deleted = match partition.take_log() {
-                Some(log) => log.delete(),
-                None => catalog.delete_partition_dir(name, partition.index),
-            };
-            partition.mark_gone();
-            if let Err(source) = deleted {
-                tracing::error!(topic = name, partition = partition.index, error = %source, "deleting partition data failed");
-                first_error.get_or_insert(partition.storage_error(source));
+        blocking::in_place(|| {
+            if topic_name::is_internal(name) && self.topic_state(name).is_some() {
+                return Err(Error::InternalTopic {
+                    topic: name.to_owned(),
+                });
             }
-        }
-        if let Some(error) = first_error {
-            return Err(error);
-        }
-        tracing::info!(topic = name, "topic deleted");
-        Ok(topic.topic_id)
+            let mut catalog = self.catalog();
+            let topic = self
+                .topics_mut()
+                .remove(name)
+                .ok_or_else(|| Error::UnknownTopic {
+                    topic: name.to_owned(),
+                })?;
+            catalog
+                .remove(name)
+                .map_err(|source| Error::Catalog { source })?;
+            // The catalog no longer names the topic: a crash from here on leaves directories the
+            // next start sweeps, and each one is renamed aside before its removal. The catalog
+            // lock stays held so a new topic of the same name waits for the old data to go.
+            let mut first_error = None;
+            for partition in &topic.partitions {
+                let deleted = match partition.take_log() {
+                    Some(log) => log.delete(),
+                    None => catalog.delete_partition_dir(name, partition.index),
+                };
+                partition.mark_gone();
+                if let Err(source) = deleted {
+                    tracing::error!(topic = name, partition = partition.index, error = %source, "deleting partition data failed");
+                    first_error.get_or_insert(partition.storage_error(source));
+                }
+            }
+            if let Some(error) = first_error {
+                return Err(error);
+            }
+            tracing::info!(topic = name, "topic deleted");
+            Ok(topic.topic_id)
+        })
     }
 
     /// Grows a topic to `total_count` partitions (through the controller for a user topic in
@@ -290,35 +294,39 @@ impl Broker {
         total_count: i32,
         validate_only: bool,
     ) -> Result<()> {
-        let mut catalog = self.catalog();
-        let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
-            topic: name.to_owned(),
-        })?;
-        let existing = current.partitions.len() as i32;
-        if total_count <= existing {
-            return Err(Error::InvalidPartitions {
+        blocking::in_place(|| {
+            let mut catalog = self.catalog();
+            let current = self.topic_state(name).ok_or_else(|| Error::UnknownTopic {
                 topic: name.to_owned(),
-                count: total_count,
-                reason: format!("topic already has {existing} partitions; the count can only grow"),
-            });
-        }
-        check_partition_count(name, total_count)?;
-        if validate_only {
-            return Ok(());
-        }
-        let record = storage::TopicRecord {
-            name: name.to_owned(),
-            topic_id: current.topic_id,
-            partition_count: total_count,
-            configs: current.overrides.clone(),
-        };
-        catalog
-            .put(record.clone())
-            .map_err(|source| Error::Catalog { source })?;
-        let topic = self.open_topic(&catalog, &record, existing, super::OpenMode::New)?;
-        self.topics_mut().insert(name.to_owned(), topic);
-        tracing::info!(topic = name, partitions = total_count, "partitions added");
-        Ok(())
+            })?;
+            let existing = current.partitions.len() as i32;
+            if total_count <= existing {
+                return Err(Error::InvalidPartitions {
+                    topic: name.to_owned(),
+                    count: total_count,
+                    reason: format!(
+                        "topic already has {existing} partitions; the count can only grow"
+                    ),
+                });
+            }
+            check_partition_count(name, total_count)?;
+            if validate_only {
+                return Ok(());
+            }
+            let record = storage::TopicRecord {
+                name: name.to_owned(),
+                topic_id: current.topic_id,
+                partition_count: total_count,
+                configs: current.overrides.clone(),
+            };
+            catalog
+                .put(record.clone())
+                .map_err(|source| Error::Catalog { source })?;
+            let topic = self.open_topic(&catalog, &record, existing, super::OpenMode::New)?;
+            self.topics_mut().insert(name.to_owned(), topic);
+            tracing::info!(topic = name, partitions = total_count, "partitions added");
+            Ok(())
+        })
     }
 
     /// Every topic config of `name` with its value and source.

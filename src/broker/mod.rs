@@ -3,6 +3,7 @@
 
 mod acls;
 mod admin;
+mod blocking;
 mod broker_config;
 mod cluster_link;
 mod elect;
