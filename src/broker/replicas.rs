@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::Broker;
 use super::partition::Partition;
 use crate::metadata::{Command, Rejection, State};
@@ -125,6 +127,13 @@ async fn follow_replica(
     else {
         return;
     };
+    // Commits reach readers (fetches, the last stable offset, compaction) through a task of
+    // their own: this loop waits on the controller (a report waits up to its request timeout
+    // while a paused or cut-off controller leader is replaced) and on leadership transfers.
+    let publisher = tokio::spawn(publish_commits(
+        Arc::clone(&partition),
+        group.high_watermark(),
+    ));
     let internal = super::topic_name::is_internal(&partition.topic);
     let mut reported = 0u64;
     // While leading: when each voter last caught up (Kafka's lastCaughtUpTime: its log
@@ -285,7 +294,19 @@ async fn follow_replica(
             tracing::info!(topic = %partition.topic, partition = partition.index, preferred, "handing the leadership back to the preferred replica");
         }
     }
+    publisher.abort();
     group.shutdown().await;
+}
+
+/// Publishes each high watermark raft reports to the partition's readers until the group's
+/// sender goes (or the task is aborted with its replica task).
+async fn publish_commits(partition: Arc<Partition>, mut high_watermark: watch::Receiver<i64>) {
+    loop {
+        partition.publish_flushed(*high_watermark.borrow_and_update());
+        if high_watermark.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The partition's in-sync replicas in the published metadata, sorted.

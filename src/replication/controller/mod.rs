@@ -249,16 +249,19 @@ impl Controller {
             return Err(Retry::NoLeader);
         };
         let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let answer = self
-            .peers
-            .call(
-                leader,
-                &node.rpc_addr,
-                (CONTROLLER_GROUP, PROPOSE),
-                entry.clone(),
-                timeout,
-            )
-            .await;
+        let call = self.peers.call(
+            leader,
+            &node.rpc_addr,
+            (CONTROLLER_GROUP, PROPOSE),
+            entry.clone(),
+            timeout,
+        );
+        // A paused or cut-off leader never answers: once the group has another leader (or
+        // none), propose again rather than wait out the whole timeout.
+        let answer = tokio::select! {
+            answer = call => answer,
+            () = self.leader_other_than(leader) => return Err(Retry::NoLeader),
+        };
         match answer {
             Ok(bytes) => {
                 let answer: Result<Answer, String> = postcard::from_bytes(&bytes)
@@ -272,6 +275,16 @@ impl Controller {
                 Err(Retry::NoLeader)
             }
             Err(CallError::Timeout(_)) => Err(Retry::NoLeader),
+        }
+    }
+
+    /// Resolves once the group's leader, as this member sees it, is no longer `leader`.
+    async fn leader_other_than(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        while metrics.borrow_watched().current_leader == Some(leader) {
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
 

@@ -179,3 +179,62 @@ async fn three_controllers_agree_forward_fail_over_and_restart() {
         node.controller.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_forwarded_to_a_leader_that_never_answers_goes_to_the_next_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (listener, node) = bind().await;
+        members.insert(id, node);
+        listeners.push(listener);
+    }
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..=3u64).zip(listeners) {
+        nodes.push(start(id, dir.path(), listener).await);
+    }
+    nodes[0]
+        .controller
+        .initialize(members.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes[0].controller.propose(&register(1)).await.unwrap(),
+        Ok(Outcome::Done)
+    );
+
+    // The leader stops answering (a paused process): its address accepts connections and holds
+    // them without a word.
+    let leader = nodes[0].controller.leader().unwrap();
+    let gone = nodes.remove((leader - 1) as usize);
+    gone.controller.shutdown().await;
+    gone.stop.send(true).unwrap();
+    // (bound once the stopped server has let the address go)
+    let silent = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match TcpListener::bind(&members[&leader].rpc_addr).await {
+                Ok(listener) => return listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+
+    // A follower that still names the silent leader forwards to it; once the others elect a
+    // new leader the proposal goes there, well within the request timeout (the whole timeout
+    // spent on the silent one would leave none for the new leader).
+    let answer = nodes[0].controller.propose(&command(1)).await;
+    assert_eq!(answer.unwrap(), Ok(Outcome::Done));
+    assert_ne!(nodes[0].controller.leader(), Some(leader));
+    for node in &nodes {
+        node.controller.shutdown().await;
+    }
+}
