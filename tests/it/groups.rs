@@ -54,6 +54,9 @@ impl Member {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "500")
+            // A member leaked below (never polled again) leaves the group after this long
+            // instead of holding partitions it may have been handed for librdkafka's 5 min.
+            .set("max.poll.interval.ms", "10000")
             .set("fetch.wait.max.ms", "100")
             .set("reconnect.backoff.max.ms", "500")
             .set("topic.metadata.refresh.interval.ms", "1000");
@@ -93,6 +96,8 @@ impl Member {
                     let _ = consumer.seek(&topic, record.0, Offset::Offset(record.1), SEEK_TIMEOUT);
                 }
             }
+            // (an assignment the last poll brought counts too)
+            has_assignment = has_assignment || consumer.assignment().is_ok_and(|a| a.count() > 0);
             if has_assignment {
                 // Dropping the consumer closes it: a dynamic member sends LeaveGroup.
                 drop(consumer);
@@ -275,6 +280,7 @@ async fn static_members_rejoin_with_instance_id_and_keep_consuming() {
             &[
                 ("group.instance.id", instance),
                 ("session.timeout.ms", "30000"),
+                ("max.poll.interval.ms", "30000"),
             ],
             &seen,
         )
