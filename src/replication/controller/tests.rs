@@ -68,6 +68,22 @@ fn register(id: i32) -> Command {
     })
 }
 
+/// Controllers 1, 2 and 3 on fresh loopback ports (not initialized yet), with their addresses.
+async fn three(dir: &std::path::Path) -> (Vec<Node>, BTreeMap<u64, RaftNode>) {
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let (listener, node) = bind().await;
+        members.insert(id, node);
+        listeners.push(listener);
+    }
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..=3u64).zip(listeners) {
+        nodes.push(start(id, dir, listener).await);
+    }
+    (nodes, members)
+}
+
 /// Waits until `node` has applied a state with `topics` topics.
 async fn wait_for_topics(node: &Controller, topics: usize) -> Arc<metadata::State> {
     let mut published = node.published();
@@ -85,17 +101,7 @@ async fn wait_for_topics(node: &Controller, topics: usize) -> Arc<metadata::Stat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_controllers_agree_forward_fail_over_and_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut listeners = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3u64 {
-        let (listener, node) = bind().await;
-        members.insert(id, node);
-        listeners.push(listener);
-    }
-    let mut nodes = Vec::new();
-    for (id, listener) in (1..=3u64).zip(listeners) {
-        nodes.push(start(id, dir.path(), listener).await);
-    }
+    let (mut nodes, members) = three(dir.path()).await;
     nodes[0]
         .controller
         .initialize(members.clone())
@@ -183,17 +189,7 @@ async fn three_controllers_agree_forward_fail_over_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_forwarded_to_a_leader_that_never_answers_goes_to_the_next_leader() {
     let dir = tempfile::tempdir().unwrap();
-    let mut listeners = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3u64 {
-        let (listener, node) = bind().await;
-        members.insert(id, node);
-        listeners.push(listener);
-    }
-    let mut nodes = Vec::new();
-    for (id, listener) in (1..=3u64).zip(listeners) {
-        nodes.push(start(id, dir.path(), listener).await);
-    }
+    let (mut nodes, members) = three(dir.path()).await;
     nodes[0]
         .controller
         .initialize(members.clone())
