@@ -93,6 +93,12 @@ impl Peers {
         let correlation = peer.correlation.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         lock(&peer.pending).insert(correlation, reply);
+        // Forgotten however the wait ends: answered, timed out, or dropped by the caller (a
+        // forward given up for a new leader), so a peer that never answers leaks nothing.
+        let _waiting = Waiting {
+            pending: &peer.pending,
+            correlation,
+        };
         let frame = wire::request_frame(correlation, group, method, parts);
         let outcome = tokio::time::timeout(timeout, async {
             if peer.queue.send((correlation, frame)).await.is_err() {
@@ -103,13 +109,15 @@ impl Peers {
                 .unwrap_or_else(|_| Err(CallError::Unreachable("connection closed".to_owned())))
         })
         .await;
-        match outcome {
-            Ok(result) => result,
-            Err(_) => {
-                lock(&peer.pending).remove(&correlation);
-                Err(CallError::Timeout(timeout))
-            }
-        }
+        outcome.unwrap_or(Err(CallError::Timeout(timeout)))
+    }
+
+    /// How many calls to `node` wait for an answer.
+    #[cfg(test)]
+    pub(crate) fn pending_calls(&self, node: u64) -> usize {
+        lock(&self.peers)
+            .get(&node)
+            .map_or(0, |peer| lock(&peer.pending).len())
     }
 
     /// The connection to `node`, replaced when its address changed.
@@ -137,6 +145,18 @@ impl Peers {
         ));
         peers.insert(node, Arc::clone(&peer));
         peer
+    }
+}
+
+/// A call's entry among its peer's pending calls, removed when the call stops waiting.
+struct Waiting<'a> {
+    pending: &'a Pending,
+    correlation: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.correlation);
     }
 }
 

@@ -141,6 +141,15 @@ async fn a_call_to_nobody_is_unreachable_and_a_silent_handler_times_out() {
         )
         .await;
     assert_eq!(answer, Ok(Bytes::from_static(b"controller:y")));
+
+    // A call whose caller stops waiting (a timeout, a forward given up) leaves nothing behind.
+    let given_up = tokio::time::timeout(
+        short,
+        peers.call(2, &server.address, (0, 2), Bytes::new(), TIMEOUT),
+    )
+    .await;
+    assert!(given_up.is_err());
+    assert_eq!(peers.pending_calls(2), 0);
 }
 
 #[tokio::test]
