@@ -4,6 +4,7 @@ Allow-list files hold one entry per line (`#` starts a comment); skip-lists hold
 `<entry> <reason>` for every test left out. A suite test on neither list is reported, so a test
 cannot be dropped silently.
 """
+import collections
 import concurrent.futures
 import os
 import re
@@ -92,6 +93,10 @@ def run_librdkafka(here, cache, bootstrap, run_dir, jobs=2, per_test_timeout_s=3
             else:
                 why = "timed out" if code in (124, 137) else f"exit {code}"
                 result.failed.append((test, seconds, f"{why}: {_librdkafka_failure(log_path)}"))
+                # The log stays in the run dir, which CI does not keep: its tail goes to the
+                # output, with the timings a rare failure needs to be understood.
+                print(f"librdkafka {test} failed; the last lines of its log:\n"
+                      + _log_tail(log_path), flush=True)
     result.seconds = time.monotonic() - started
     return result
 
@@ -112,6 +117,13 @@ def _librdkafka_failure(log_path):
         if "Test assertion failed" in line or "TEST FAILED" in line or "FAIL:" in line:
             return line[:300]
     return (lines[-1] if lines else "no output")[:300] + f" (log {log_path})"
+
+
+def _log_tail(log_path, lines=40, width=240):
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        tail = collections.deque((ansi.sub("", line).rstrip() for line in log), maxlen=lines)
+    return "\n".join(f"  | {line[:width]}" for line in tail)
 
 
 def run_kafka_python(here, cache, bootstrap, run_dir, jobs=2, per_test_timeout_s=60):
