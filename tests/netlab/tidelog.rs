@@ -92,7 +92,9 @@ impl Broker {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         if !env.iter().any(|(name, _)| name == "TIDELOG_LOG") {
-            env.push(("TIDELOG_LOG".to_owned(), "info".to_owned()));
+            // NETLAB_TIDELOG_LOG raises the brokers' log filter for a run under study.
+            let filter = std::env::var("NETLAB_TIDELOG_LOG").unwrap_or_else(|_| "info".to_owned());
+            env.push(("TIDELOG_LOG".to_owned(), filter));
         }
         env.push(("NO_COLOR".to_owned(), "1".to_owned()));
         Broker {

@@ -291,6 +291,17 @@ fn read_all(
                     }
                 }
             };
+            tracing::debug!(
+                topic = topic.resolved.as_deref().unwrap_or("?"),
+                partition = p.partition,
+                fetch_offset = p.fetch_offset,
+                last_fetched_epoch = p.last_fetched_epoch,
+                error_code = data.error_code,
+                high_watermark = data.high_watermark,
+                bytes = data.records.as_ref().map_or(0, |records| records.len()),
+                diverging_end = data.diverging_epoch.end_offset,
+                "fetch answered"
+            );
             partitions.push(data);
         }
         topics.push(

@@ -41,6 +41,14 @@ pub(crate) async fn handle(
                         }
                     }
                 };
+                tracing::debug!(
+                    topic = topic.topic.as_str(),
+                    partition = p.partition,
+                    current_leader_epoch = p.current_leader_epoch,
+                    leader_epoch = p.leader_epoch,
+                    answer = ?result,
+                    "epoch end offset answered"
+                );
                 let response = EpochEndOffset::default().with_partition(p.partition);
                 match result {
                     Ok((leader_epoch, end_offset)) => response
