@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::error::{Error, Result};
 use super::partition::Partition;
 use super::{Broker, Topic};
-use crate::metadata::{Command, PartitionMeta, Rejection, State};
+use crate::metadata::{BrokerRegistration, Command, PartitionMeta, Rejection, State};
 use crate::replication::partition::PartitionGroup;
 use crate::storage;
 
@@ -325,7 +325,7 @@ async fn step(
         let address = i32::try_from(*id)
             .ok()
             .and_then(|id| state.brokers.get(&id))
-            .map(|b| format!("{}:{}", b.cluster.host, b.cluster.port));
+            .map(BrokerRegistration::cluster_rpc_addr);
         let Some(address) = address else {
             tracing::warn!(
                 topic,

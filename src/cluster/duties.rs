@@ -197,7 +197,7 @@ fn membership_change(seen: &Seen<'_>) -> Option<Duty> {
         return Some(Duty::RemoveMember(id));
     }
     for broker in seen.state.brokers.values() {
-        let rpc_addr = format!("{}:{}", broker.cluster.host, broker.cluster.port);
+        let rpc_addr = broker.cluster_rpc_addr();
         if broker.id < 0 || !serving(broker.id) {
             continue;
         }

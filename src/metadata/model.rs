@@ -37,6 +37,13 @@ pub(crate) struct BrokerRegistration {
     pub(crate) fenced: bool,
 }
 
+impl BrokerRegistration {
+    /// The `host:port` the cluster RPC reaches the broker at.
+    pub(crate) fn cluster_rpc_addr(&self) -> String {
+        format!("{}:{}", self.cluster.host, self.cluster.port)
+    }
+}
+
 /// One partition's placement and leadership.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PartitionMeta {

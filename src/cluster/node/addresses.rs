@@ -78,8 +78,7 @@ fn learn(peers: &Peers, view: &Membership, state: &State, stored: Option<&str>) 
         if !view.is_live(broker.id)
             && let Ok(id) = u64::try_from(broker.id)
         {
-            let address = format!("{}:{}", broker.cluster.host, broker.cluster.port);
-            peers.discovered(id, address);
+            peers.discovered(id, broker.cluster_rpc_addr());
         }
     }
 }

@@ -342,7 +342,7 @@ impl ClusterNode {
                 .brokers
                 .get(&broker)
                 .ok_or_else(|| format!("broker {broker} is not registered"))?;
-            format!("{}:{}", registered.cluster.host, registered.cluster.port)
+            registered.cluster_rpc_addr()
         };
         let node = u64::try_from(broker).map_err(|_| format!("broker id {broker}"))?;
         self.peers
