@@ -68,7 +68,8 @@ fn register(id: i32) -> Command {
     })
 }
 
-/// Controllers 1, 2 and 3 on fresh loopback ports (not initialized yet), with their addresses.
+/// Controllers 1, 2 and 3 on fresh loopback ports, the group initialized by the first, with
+/// their addresses.
 async fn three(dir: &std::path::Path) -> (Vec<Node>, BTreeMap<u64, RaftNode>) {
     let mut listeners = Vec::new();
     let mut members = BTreeMap::new();
@@ -81,6 +82,11 @@ async fn three(dir: &std::path::Path) -> (Vec<Node>, BTreeMap<u64, RaftNode>) {
     for (id, listener) in (1..=3u64).zip(listeners) {
         nodes.push(start(id, dir, listener).await);
     }
+    nodes[0]
+        .controller
+        .initialize(members.clone())
+        .await
+        .unwrap();
     (nodes, members)
 }
 
@@ -102,11 +108,6 @@ async fn wait_for_topics(node: &Controller, topics: usize) -> Arc<metadata::Stat
 async fn three_controllers_agree_forward_fail_over_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut nodes, members) = three(dir.path()).await;
-    nodes[0]
-        .controller
-        .initialize(members.clone())
-        .await
-        .unwrap();
     // Initializing again, anywhere, changes nothing.
     nodes[1]
         .controller
@@ -190,11 +191,6 @@ async fn three_controllers_agree_forward_fail_over_and_restart() {
 async fn a_proposal_forwarded_to_a_leader_that_never_answers_goes_to_the_next_leader() {
     let dir = tempfile::tempdir().unwrap();
     let (mut nodes, members) = three(dir.path()).await;
-    nodes[0]
-        .controller
-        .initialize(members.clone())
-        .await
-        .unwrap();
     assert_eq!(
         nodes[0].controller.propose(&register(1)).await.unwrap(),
         Ok(Outcome::Done)
