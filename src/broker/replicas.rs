@@ -145,7 +145,8 @@ async fn follow_replica(
     // The last report the controller refused (not sent again for a metadata difference).
     let mut refused_isr: Option<(u64, Vec<i32>)> = None;
     loop {
-        partition.publish_flushed(*high_watermark.borrow_and_update());
+        // (published by `publish_commits`; a new one only wakes this loop to look again)
+        high_watermark.borrow_and_update();
         let leadership = group.leadership();
         let mut retry = false;
         if leadership.leader == u64::try_from(me).ok() && leadership.term > reported {
