@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Error, Result};
 use super::partition::Partition;
-use super::produce::Refusal;
+use super::produce::{Refusal, Retried};
 use super::{Acks, Broker, PendingProduce, idempotence};
 use crate::limits::INTERNAL_WRITES_QUEUED_MAX;
 use crate::storage::{self, BatchHeader, Verdict};
@@ -56,7 +56,9 @@ impl Broker {
             let header = BatchHeader::parse(&batch).map_err(Refusal::Storage)?;
             match log.check_batch(&header, checks.origin, checks.guard) {
                 Ok(Verdict::Append) => Ok(batch),
-                Ok(Verdict::Duplicate(first)) => Err(Refusal::Duplicate(first)),
+                Ok(Verdict::Duplicate(first)) => {
+                    Err(Refusal::Duplicate(Retried::of(&header, first)))
+                }
                 Err(refused) => Err(Refusal::Producer(refused)),
             }
         };

@@ -17,9 +17,35 @@ use crate::storage::{self, BatchHeader, BatchMeta, ProducerError, Verdict};
 #[derive(Debug)]
 pub(super) enum Refusal {
     /// A retry of one of the producer's last batches: answered with where it went first.
-    Duplicate(BatchMeta),
+    Duplicate(Retried),
     Producer(ProducerError),
     Storage(storage::Error),
+}
+
+/// A batch a producer sent again, found in a replicated partition's log: where it went first
+/// and who wrote it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retried {
+    first: BatchMeta,
+    producer_id: i64,
+    producer_epoch: i16,
+}
+
+impl Retried {
+    pub(super) fn of(header: &BatchHeader, first: BatchMeta) -> Retried {
+        Retried {
+            first,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+        }
+    }
+
+    /// Whether `stored` (the log's batch at the first append's offset) is that batch.
+    fn is(&self, stored: &BatchHeader) -> bool {
+        stored.producer_id == self.producer_id
+            && stored.producer_epoch == self.producer_epoch
+            && stored.base_sequence == self.first.first_seq
+    }
 }
 
 /// How much durability a producer waits for.
@@ -63,6 +89,9 @@ pub(crate) struct PendingProduce {
     wait_for_durable: bool,
     /// A replicated partition's batch: durable once its raft group committed it.
     proposal: Option<Proposal>,
+    /// A replicated partition's retried batch: durable once the high watermark passed it,
+    /// if the log still holds it there then.
+    retried: Option<Retried>,
     /// A coordinator's write queued for a replicated internal partition: the append it becomes
     /// once proposed (see `internal_writes.rs`).
     queued: Option<oneshot::Receiver<Result<PendingProduce>>>,
@@ -86,6 +115,7 @@ impl PendingProduce {
             end_offset,
             wait_for_durable: true,
             proposal: None,
+            retried: None,
             queued: None,
         }
     }
@@ -119,6 +149,10 @@ impl PendingProduce {
         if !self.wait_for_durable {
             return Ok(self.outcome);
         }
+        if let Some(retried) = self.retried {
+            self.wait_retried(retried).await?;
+            return Ok(self.outcome);
+        }
         let Some(proposal) = self.proposal else {
             self.partition.wait_for_durable(self.end_offset).await?;
             return Ok(self.outcome);
@@ -138,6 +172,40 @@ impl PendingProduce {
             base_offset: committed.base_offset,
             ..self.outcome
         })
+    }
+}
+
+impl PendingProduce {
+    /// Waits (at most the commit timeout) until the high watermark passes a retried batch
+    /// found in a replicated partition's log, then checks the log still holds it there: the
+    /// copy found may have been an uncommitted one of an earlier leader, cut since by a new
+    /// leader whose own batches now fill those offsets (the retry is then answered
+    /// NOT_LEADER_OR_FOLLOWER and goes to the leader again, never acknowledged unwritten).
+    async fn wait_retried(&self, retried: Retried) -> Result<()> {
+        let partition = &self.partition;
+        let not_leader = |leader: Option<u64>| Error::NotLeader {
+            topic: partition.topic.clone(),
+            partition: partition.index,
+            leader: leader.and_then(|leader| i32::try_from(leader).ok()),
+        };
+        let Some(group) = partition.raft() else {
+            return Err(not_leader(None));
+        };
+        let timeout = group.commit_timeout();
+        tokio::time::timeout(timeout, partition.wait_for_durable(self.end_offset))
+            .await
+            .map_err(|_| Error::Cluster {
+                reason: format!(
+                    "{}-{}: a retried batch not committed within {timeout:?}",
+                    partition.topic, partition.index
+                ),
+            })??;
+        let stored = partition.read_log(|log| log.batch_header_at(retried.first.first_offset))?;
+        if stored.is_some_and(|stored| retried.is(&stored)) {
+            return Ok(());
+        }
+        tracing::debug!(topic = %partition.topic, partition = partition.index, producer_id = retried.producer_id, sequence = retried.first.first_seq, "a retried batch's first append was cut from the log");
+        Err(not_leader(group.leadership().leader))
     }
 }
 
@@ -245,7 +313,9 @@ impl Broker {
             let header = BatchHeader::parse(&batch).map_err(Refusal::Storage)?;
             match log.check_batch(&header, checks.origin, checks.guard) {
                 Ok(Verdict::Append) => {}
-                Ok(Verdict::Duplicate(first)) => return Err(Refusal::Duplicate(first)),
+                Ok(Verdict::Duplicate(first)) => {
+                    return Err(Refusal::Duplicate(Retried::of(&header, first)));
+                }
                 Err(refused) => return Err(Refusal::Producer(refused)),
             }
             if log_append_time_ms >= 0 {
@@ -278,8 +348,9 @@ impl Broker {
         let log_start_offset = target.read_log(|log| Ok(log.log_start_offset()))?;
         let proposal = match submitted {
             Ok(proposal) => proposal,
-            Err(ProposeError::Refused(Refusal::Duplicate(first))) => {
+            Err(ProposeError::Refused(Refusal::Duplicate(retried))) => {
                 // A retry: answered with the first append once that is committed.
+                let first = retried.first;
                 return Ok(PendingProduce {
                     partition: Arc::clone(target),
                     outcome: ProduceOutcome {
@@ -290,6 +361,7 @@ impl Broker {
                     end_offset: first.last_offset + 1,
                     wait_for_durable: acks != Acks::None,
                     proposal: None,
+                    retried: Some(retried),
                     queued: None,
                 });
             }
@@ -314,6 +386,7 @@ impl Broker {
             // acks=1 is answered at the leader's append when its offsets are known.
             wait_for_durable: acks == Acks::All || appended.is_none(),
             proposal: Some(proposal),
+            retried: None,
             queued: None,
         })
     }
@@ -437,7 +510,12 @@ impl Broker {
             end_offset: written.end_offset,
             wait_for_durable,
             proposal: None,
+            retried: None,
             queued: None,
         })
     }
 }
+
+#[cfg(test)]
+#[path = "produce_retried_tests.rs"]
+mod retried_tests;

@@ -20,6 +20,31 @@ pub(crate) fn build(record_count: i32, timestamp_ms: i64, payload_len: usize) ->
     batch_builder::build(&records, timestamp_ms)
 }
 
+/// An idempotent producer's batch of `record_count` records (keyed by position, 10-byte
+/// values) starting at `base_sequence`, every timestamp `timestamp_ms`.
+pub(crate) fn idempotent(
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    record_count: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let records: Vec<Record> = (0..record_count.max(0))
+        .map(|i| Record {
+            key: Some(i.to_be_bytes().to_vec()),
+            value: Some(vec![7; 10]),
+        })
+        .collect();
+    let producer = batch_builder::Producer {
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        is_transactional: false,
+        is_control: false,
+    };
+    batch_builder::build_with(&records, timestamp_ms, producer)
+}
+
 /// A v2 batch of `record_count` records without key or headers, each with a value of
 /// `value_bytes` zero bytes (0: a null value) and timestamp delta 0, whose offset deltas are
 /// `offset_delta(position)`, compressed with `codec`; header fields are consistent (last offset

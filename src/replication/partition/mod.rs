@@ -116,6 +116,15 @@ impl Proposal {
         )
     }
 
+    /// Whether raft refused the batch without appending it (this broker no longer leads, is
+    /// handing the leadership over, or its lease lapsed), and the leader raft named.
+    fn refused_unappended(&self) -> Option<Option<u64>> {
+        match &self.early {
+            Some(Ok(Err(ClientWriteError::ForwardToLeader(forward)))) => Some(forward.leader_id),
+            _ => None,
+        }
+    }
+
     /// The Kafka offsets (first, after last) the batch got in the leader's log, if known
     /// before the commit (what acks=1 answers).
     pub(crate) fn appended(&self) -> Option<(i64, i64)> {
@@ -186,8 +195,13 @@ pub(crate) struct PartitionGroup {
     high_watermark: watch::Receiver<i64>,
     /// The log start applied DeleteRecords entries asked for.
     log_start_requests: watch::Receiver<i64>,
-    /// Held from a proposal's check until its entry is in the log.
-    proposing: Mutex<()>,
+    /// Held from a proposal's check until its entry is in the log; holds the term (and the
+    /// leader raft named) in which raft last refused a proposal without appending it, until
+    /// a later one is appended (see `submit_in`).
+    proposing: Mutex<Option<RefusedIn>>,
+    /// The group's election timer and liveness messages (which a stalled leadership transfer
+    /// stops).
+    paced: Arc<Paced>,
     registry: Arc<Registry>,
     /// The snapshot `purge_below` asks raft to take next.
     requested: state_machine::Requested,
@@ -203,6 +217,14 @@ impl std::fmt::Debug for PartitionGroup {
             .field("group", &self.settings.group)
             .finish()
     }
+}
+
+/// The term in which raft refused a proposal of this leader without appending it, and the
+/// leader it named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RefusedIn {
+    term: u64,
+    leader: Option<u64>,
 }
 
 /// A voter and the index its log matches the leader's to (None: not matched yet).
@@ -273,7 +295,7 @@ impl PartitionGroup {
         let handler = PartitionHandler {
             raft: RaftHandler::new(raft.clone(), settings.group, settings.node_id)
                 .with_snapshot_files(files),
-            paced,
+            paced: Arc::clone(&paced),
         };
         registry.insert(settings.group, Arc::new(handler));
         Ok(Arc::new(PartitionGroup {
@@ -282,7 +304,8 @@ impl PartitionGroup {
             log: reader,
             high_watermark,
             log_start_requests,
-            proposing: Mutex::new(()),
+            proposing: Mutex::new(None),
+            paced,
             registry,
             requested,
             stopped: std::sync::atomic::AtomicBool::new(false),
@@ -434,14 +457,29 @@ impl PartitionGroup {
         span: tracing::Span,
     ) -> Result<Proposal, ProposeError<R>> {
         let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
-        let _proposing = self.proposing.lock().await;
+        let mut refused = self.proposing.lock().await;
         let leadership = self.leadership();
         if leadership.leader != Some(self.settings.node_id) {
             return Err(ProposeError::NotLeader {
                 leader: leadership.leader,
             });
         }
-        let batch = self.log.with_log(prepare).map_err(ProposeError::Refused)?;
+        // After raft refused a batch of this term unappended (a leadership transfer, a lapsed
+        // lease, a newer leader not yet in the metrics), the check may see a gap where that
+        // batch is missing: the same producer's next batch would be refused as out of order
+        // (a fatal error for a librdkafka producer if it is the oldest one in flight) where
+        // Kafka answers NOT_LEADER_OR_FOLLOWER. A refusal then becomes that answer, until a
+        // batch is appended again.
+        let refused_now = refused.filter(|r| r.term == leadership.term);
+        let batch = match self.log.with_log(prepare) {
+            Ok(batch) => batch,
+            Err(_) if refused_now.is_some() => {
+                return Err(ProposeError::NotLeader {
+                    leader: refused_now.and_then(|r| r.leader),
+                });
+            }
+            Err(refusal) => return Err(ProposeError::Refused(refusal)),
+        };
         let mut appended = self.log.appended_batches();
         let mut renewals = 0;
         loop {
@@ -482,6 +520,10 @@ impl PartitionGroup {
                 self.renew_lease(deadline).await;
                 continue;
             }
+            *refused = proposal.refused_unappended().map(|leader| RefusedIn {
+                term: leadership.term,
+                leader,
+            });
             return Ok(proposal);
         }
     }
@@ -557,6 +599,11 @@ impl PartitionGroup {
         }
     }
 
+    /// How long a proposal may wait for its commit.
+    pub(crate) fn commit_timeout(&self) -> Duration {
+        self.settings.commit_timeout
+    }
+
     /// How many replicas vote in the group (a commit needs a majority of them).
     pub(crate) fn voter_count(&self) -> i32 {
         let metrics = self.raft.metrics().borrow_watched().clone();
@@ -587,7 +634,17 @@ impl PartitionGroup {
         if !caught_up || !is_voter {
             return false;
         }
-        self.raft.trigger().transfer_leader(preferred).await.is_ok()
+        if self
+            .raft
+            .trigger()
+            .transfer_leader(preferred)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        self.paced.transfer_started(metrics.current_term, preferred);
+        true
     }
 
     /// While this broker leads: the index of its last entry, and how far each voter's log

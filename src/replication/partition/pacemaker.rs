@@ -66,6 +66,19 @@ struct Timer {
     since: Instant,
     /// Elections started since a leader was last heard (varies the timeout of each).
     attempts: u64,
+    /// The leadership transfer this replica started as leader, if any.
+    transfer: Option<Transfer>,
+}
+
+/// A leadership transfer: from then on openraft refuses the leader's writes for the rest of
+/// its term, so if the target never takes over (the transfer message was lost, the target
+/// died), the leader must make way.
+struct Transfer {
+    term: Term,
+    to: u64,
+    since: Instant,
+    /// Whether the stall was already seen (the transfer sent again once).
+    stalled: bool,
 }
 
 /// What a liveness message carries: the sender and the (group, term) of each group it leads
@@ -112,6 +125,7 @@ impl Pacemaker {
             timer: Mutex::new(Timer {
                 since: Instant::now(),
                 attempts: 0,
+                transfer: None,
             }),
         });
         lock(&self.groups).insert(group, Arc::clone(&paced));
@@ -158,9 +172,50 @@ impl Paced {
         timer.attempts = 0;
     }
 
+    /// This replica, leading at `term`, started handing the leadership to `to`.
+    pub(super) fn transfer_started(&self, term: Term, to: u64) {
+        lock(&self.timer).transfer = Some(Transfer {
+            term,
+            to,
+            since: Instant::now(),
+            stalled: false,
+        });
+    }
+
+    /// Whether a transfer this leader started in `term` has not ended after an election
+    /// timeout: the leader then stops announcing itself (no liveness messages, no raft
+    /// heartbeats), so the followers' timers run out and one of them is elected, and sends
+    /// the transfer once more, in case only its message was lost.
+    async fn is_transfer_stalled(&self, term: Term, election_timeout: Duration) -> bool {
+        let resend = {
+            let mut timer = lock(&self.timer);
+            let Some(transfer) = timer.transfer.as_mut().filter(|t| t.term == term) else {
+                timer.transfer = None;
+                return false;
+            };
+            if transfer.since.elapsed() < election_timeout {
+                return false;
+            }
+            let first = !transfer.stalled;
+            transfer.stalled = true;
+            first.then_some(transfer.to)
+        };
+        if let Some(to) = resend {
+            tracing::info!(
+                group = self.group,
+                term,
+                to,
+                "leadership transfer stalled; no longer announcing this leader, so the group elects another"
+            );
+            let _ = self.raft.trigger().transfer_leader(to).await;
+        }
+        true
+    }
+
     /// One round: a leader answers its term and members (and sends raft heartbeats when
-    /// `raft_heartbeat`); a follower whose timer ran out starts a pre-vote election (which
-    /// openraft itself refuses while its leader lease holds).
+    /// `raft_heartbeat`), unless a transfer it started stalled; a follower whose timer ran
+    /// out starts a pre-vote election (which openraft itself refuses while its leader lease
+    /// holds).
     async fn beat(&self, election_timeout: Duration, raft_heartbeat: bool) -> Option<Led> {
         let (state, term, membership) = {
             let server = self.raft.server_metrics();
@@ -172,6 +227,9 @@ impl Paced {
             )
         };
         if state == ServerState::Leader {
+            if self.is_transfer_stalled(term, election_timeout).await {
+                return None;
+            }
             self.heard();
             if raft_heartbeat {
                 let _ = self.raft.trigger().heartbeat().await;

@@ -700,3 +700,60 @@ async fn a_restarted_leader_never_resumes_its_term_without_an_election() {
         replica.stop().await;
     }
 }
+
+/// A leadership transfer whose target is gone: raft refuses the leader's writes for the rest
+/// of its term, so a check refusing a batch (here as out of order, as a producer's next batch
+/// would be once the previous one was refused unappended) answers NOT_LEADER instead, and
+/// the stalled leader stops announcing itself, so the remaining replicas elect another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_to_a_replica_that_is_gone_refuses_as_not_leader_and_another_is_elected() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut replicas, _members) = start_three(root.path(), LogSettings::default()).await;
+    commit_everywhere(&replicas, 0).await;
+    let leader = leader_of(&replicas).await;
+    let target = (leader + 1) % 3;
+    let third = (leader + 2) % 3;
+    let old_term = replicas[leader].as_ref().unwrap().group.leadership().term;
+    replicas[target].take().unwrap().stop().await;
+
+    let group = Arc::clone(&replicas[leader].as_ref().unwrap().group);
+    assert!(group.transfer_to(target as u64 + 1).await);
+    let refused = group.propose(|_| Ok::<_, &str>(batch(1))).await;
+    assert!(
+        matches!(refused, Err(ProposeError::NotLeader { .. })),
+        "{refused:?}"
+    );
+    let gap = group.propose(|_| Err::<Bytes, _>("out of order")).await;
+    assert!(
+        matches!(gap, Err(ProposeError::NotLeader { .. })),
+        "a refusal after an unappended batch: {gap:?}"
+    );
+
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let committed = loop {
+        let leads = replicas[third].as_ref().unwrap().group.leadership();
+        if leads.leader == Some(third as u64 + 1) {
+            match replicas[third]
+                .as_ref()
+                .unwrap()
+                .group
+                .propose(|_| Ok::<_, ()>(batch(2)))
+                .await
+            {
+                Ok(committed) => break committed,
+                Err(ProposeError::NotLeader { .. }) => {}
+                Err(error) => panic!("{error}"),
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no other replica took over from the stalled transfer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(replicas[third].as_ref().unwrap().group.leadership().term > old_term);
+    wait_for_high_watermark(replicas[leader].as_ref().unwrap(), committed.end_offset).await;
+    for replica in replicas.into_iter().flatten() {
+        replica.stop().await;
+    }
+}

@@ -60,6 +60,20 @@ impl Log {
         Ok(Bytes::from(bytes))
     }
 
+    /// The header of the stored batch that starts at `base_offset`, if one does.
+    pub(crate) fn batch_header_at(&self, base_offset: i64) -> Result<Option<BatchHeader>> {
+        let idx = self
+            .segments
+            .partition_point(|segment| segment.next_offset() <= base_offset);
+        let Some(segment) = self.segments.get(idx) else {
+            return Ok(None);
+        };
+        Ok(segment
+            .find_batch(base_offset)?
+            .map(|(_, header)| header)
+            .filter(|header| header.base_offset == base_offset))
+    }
+
     fn segment_at(&self, base_offset: i64) -> Result<&Segment> {
         let idx = self
             .segments
@@ -123,6 +137,20 @@ mod tests {
         .expect("scan");
         let expected: Vec<i64> = appended[5..].iter().map(|(at, _)| at.base_offset).collect();
         assert_eq!(later, expected);
+        for (at, _) in &appended {
+            let header = log.batch_header_at(at.base_offset).expect("header");
+            assert_eq!(header.map(|h| h.base_offset), Some(at.base_offset));
+        }
+        // Inside a batch of several records, and past the end: no batch starts there.
+        let several = appended
+            .iter()
+            .find(|(at, _)| at.last_offset > at.base_offset);
+        let inside = several.expect("a batch of several records").0.base_offset + 1;
+        assert_eq!(log.batch_header_at(inside).expect("inside"), None);
+        assert_eq!(
+            log.batch_header_at(log.log_end_offset()).expect("end"),
+            None
+        );
     }
 
     #[test]
