@@ -133,11 +133,20 @@ impl Partition {
     }
 
     /// Hands the log over to its raft group (taken out with [`Partition::take_log`]): from
-    /// now on reads go to the group and the high watermark follows its commits.
+    /// now on reads go to the group and the high watermark follows its commits, starting from
+    /// what the group knows committed. (The plain log's flushed end it started at may cover a
+    /// tail raft never committed: this replica led, and was cut off or killed before its last
+    /// entries committed. Nothing read it meanwhile: a replicated partition is served only
+    /// once its group leads.)
     pub(crate) fn attach_raft(&self, group: Arc<PartitionGroup>) {
+        let committed = *group.high_watermark().borrow();
         if self.raft.set(group).is_err() {
             tracing::warn!(topic = %self.topic, partition = self.index, "partition already replicated");
+            return;
         }
+        self.high_watermark.store(committed, Ordering::Release);
+        self.durability
+            .send_modify(|d| d.flushed_offset = committed);
     }
 
     /// The raft group of a replicated partition.
@@ -352,3 +361,7 @@ impl Partition {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

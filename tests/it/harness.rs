@@ -29,6 +29,8 @@ pub(crate) const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
 const LISTENING_MARKER: &str = "listening addr=";
+/// The line [`Broker::restart`] puts between the log of one run and the next.
+const RESTART_MARK: &str = "----- restart -----";
 /// `--listen` for a fresh port.
 const ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
@@ -128,8 +130,11 @@ impl Broker {
     pub(crate) fn listener_addr(&self, name: &str) -> SocketAddr {
         let mut found = None;
         wait_until(PROCESS_DEADLINE, "the listener's listening line", || {
-            // The newest line: a restarted broker has bound again.
-            found = self.log().lines().rev().find_map(|line| {
+            // This run's line only: a restarted broker binds again, maybe after other lines
+            // a test waits for (the previous run's line names a closed port).
+            let log = self.log();
+            let this_run = log.rsplit(RESTART_MARK).next().unwrap_or_default();
+            found = this_run.lines().rev().find_map(|line| {
                 let line = line.trim();
                 if !line.contains(&format!("listener={name} ")) {
                     return None;
@@ -220,7 +225,7 @@ impl Broker {
     /// Starts a new process on the same data dir (after `stop` or `kill9`); the port changes.
     pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "restart needs a stopped broker");
-        let previous = format!("{}\n----- restart -----\n", self.log());
+        let previous = format!("{}\n{RESTART_MARK}\n", self.log());
         let next = Broker::start_with_log(&self.dir, previous, self.env.clone(), self.listen);
         *self = next;
     }

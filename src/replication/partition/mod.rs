@@ -232,8 +232,8 @@ pub(crate) type VoterMatch = (u64, Option<u64>);
 
 impl PartitionGroup {
     /// Takes over an opened partition log and starts raft on it; serves the group's calls
-    /// through `registry` from then on. The high watermark starts at the log start and moves
-    /// as raft applies committed entries.
+    /// through `registry` from then on. The high watermark starts where the raft log starts
+    /// (its tail may never have been committed) and moves as raft applies committed entries.
     pub(crate) async fn start(
         settings: PartitionGroupSettings,
         log: storage::Log,
@@ -244,7 +244,10 @@ impl PartitionGroup {
         let log_start = log.log_start_offset();
         let store = LogStore::open(log).await.map_err(|e| start(&e))?;
         let reader = store.reader();
-        let (publish, high_watermark) = watch::channel(log_start);
+        // Below the raft log's start every batch is committed (purged entries, or a single
+        // node's records from before the cluster); raft moves it from there as it applies.
+        let committed = log_start.max(reader.raft_start_offset());
+        let (publish, high_watermark) = watch::channel(committed);
         let (ask_log_start, log_start_requests) = watch::channel(log_start);
         let requested = state_machine::Requested::default();
         let machine = PartitionMachine::new(
