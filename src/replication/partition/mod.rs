@@ -615,8 +615,9 @@ impl PartitionGroup {
     }
 
     /// When this broker leads and `preferred` is a voter whose log matches the leader's to the
-    /// last entry, hands leadership to it (raft's leadership transfer: no entry is lost, and
-    /// the group is without a leader for one election at most). Answers whether it did.
+    /// last entry and that answers now, hands leadership to it (raft's leadership transfer: no
+    /// entry is lost, and the group is without a leader for one election at most). Answers
+    /// whether it did.
     pub(crate) async fn transfer_to(&self, preferred: u64) -> bool {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.current_leader != Some(self.settings.node_id)
@@ -634,20 +635,51 @@ impl PartitionGroup {
             .membership()
             .voter_ids()
             .any(|id| id == preferred);
-        if !caught_up || !is_voter {
+        // The replication metrics may describe a replica that restarted since and does not
+        // serve the group yet: a transfer to it would stall (see the pacemaker).
+        if !caught_up || !is_voter || !self.answers_now(preferred).await {
             return false;
         }
-        if self
-            .raft
-            .trigger()
-            .transfer_leader(preferred)
-            .await
-            .is_err()
-        {
+        self.start_transfer(metrics.current_term, preferred).await
+    }
+
+    /// Raft's leadership transfer to `to`, which the pacemaker watches from now on.
+    async fn start_transfer(&self, term: u64, to: u64) -> bool {
+        if self.raft.trigger().transfer_leader(to).await.is_err() {
             return false;
         }
-        self.paced.transfer_started(metrics.current_term, preferred);
+        self.paced.transfer_started(term, to);
         true
+    }
+
+    /// Whether `voter` acknowledges a heartbeat round this leader sends now within an election
+    /// timeout.
+    async fn answers_now(&self, voter: u64) -> bool {
+        let acked = |metrics: &openraft::RaftMetrics<TypeConfig>| {
+            metrics
+                .heartbeat
+                .as_ref()
+                .and_then(|heartbeats| heartbeats.get(&voter).cloned().flatten())
+                .map(openraft::metrics::SerdeInstant::into_inner)
+        };
+        let mut metrics = self.raft.metrics();
+        let sent =
+            <openraft::type_config::alias::InstantOf<TypeConfig> as openraft::Instant>::now();
+        if self.raft.trigger().heartbeat().await.is_err() {
+            return false;
+        }
+        let answered = async {
+            loop {
+                if acked(&metrics.borrow_watched()).is_some_and(|at| at >= sent) {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        let wait = self.settings.pacemaker.settings().election_timeout;
+        tokio::time::timeout(wait, answered).await.unwrap_or(false)
     }
 
     /// While this broker leads: the index of its last entry, and how far each voter's log

@@ -701,8 +701,8 @@ async fn a_restarted_leader_never_resumes_its_term_without_an_election() {
     }
 }
 
-/// A leadership transfer whose target is gone: raft refuses the leader's writes for the rest
-/// of its term, so a check refusing a batch (here as out of order, as a producer's next batch
+/// A leadership transfer to a replica that does not answer is not started; one whose target
+/// is gone all the same: raft refuses the leader's writes for the rest of its term, so a check refusing a batch (here as out of order, as a producer's next batch
 /// would be once the previous one was refused unappended) answers NOT_LEADER instead, and
 /// the stalled leader stops announcing itself, so the remaining replicas elect another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,7 +717,10 @@ async fn a_transfer_to_a_replica_that_is_gone_refuses_as_not_leader_and_another_
     replicas[target].take().unwrap().stop().await;
 
     let group = Arc::clone(&replicas[leader].as_ref().unwrap().group);
-    assert!(group.transfer_to(target as u64 + 1).await);
+    // Its log matched the leader's to the end, but it does not answer now: no transfer.
+    assert!(!group.transfer_to(target as u64 + 1).await);
+    // One started anyway (as when the target dies right after answering).
+    assert!(group.start_transfer(old_term, target as u64 + 1).await);
     let refused = group.propose(|_| Ok::<_, &str>(batch(1))).await;
     assert!(
         matches!(refused, Err(ProposeError::NotLeader { .. })),
