@@ -35,7 +35,7 @@ mod validate_bench_tests;
 #[cfg(test)]
 mod durability_tests;
 #[cfg(test)]
-mod single_replica;
+mod single_replica_tests;
 
 /// What tests of the layers above need from storage (a faulty file system, batches), so they
 /// never name `storage` themselves (tests/architecture.rs).

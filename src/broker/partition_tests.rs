@@ -2,7 +2,7 @@
 //! committed, not at the plain log's flushed end.
 
 use super::Partition;
-use crate::broker::single_replica::{commit, start_group};
+use crate::broker::single_replica_tests::{commit, start_group};
 use crate::storage::{Log, LogSettings, test_batches};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

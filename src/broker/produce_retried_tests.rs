@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{PendingProduce, ProduceOutcome, Retried};
 use crate::broker::error::Error;
 use crate::broker::partition::Partition;
-use crate::broker::single_replica::{commit, replicated_partition};
+use crate::broker::single_replica_tests::{commit, replicated_partition};
 use crate::storage::{BatchHeader, BatchMeta, test_batches};
 
 /// What the produce path makes of a retry of `retried` found at `base..end`.
