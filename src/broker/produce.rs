@@ -158,24 +158,16 @@ impl PendingProduce {
             return Ok(self.outcome);
         };
         let partition = &self.partition;
-        let committed = proposal.committed().await.map_err(|error| match error {
-            ProposeError::NotLeader { leader } => Error::NotLeader {
-                topic: partition.topic.clone(),
-                partition: partition.index,
-                leader: leader.and_then(|l| i32::try_from(l).ok()),
-            },
-            other => Error::Cluster {
-                reason: format!("{}-{}: {other}", partition.topic, partition.index),
-            },
-        })?;
+        let committed = proposal
+            .committed()
+            .await
+            .map_err(|error| proposal_failed(&partition.topic, partition.index, error))?;
         Ok(ProduceOutcome {
             base_offset: committed.base_offset,
             ..self.outcome
         })
     }
-}
 
-impl PendingProduce {
     /// Waits (at most the commit timeout) until the high watermark passes a retried batch
     /// found in a replicated partition's log, then checks the log still holds it there: the
     /// copy found may have been an uncommitted one of an earlier leader, cut since by a new
@@ -183,11 +175,7 @@ impl PendingProduce {
     /// NOT_LEADER_OR_FOLLOWER and goes to the leader again, never acknowledged unwritten).
     async fn wait_retried(&self, retried: Retried) -> Result<()> {
         let partition = &self.partition;
-        let not_leader = |leader: Option<u64>| Error::NotLeader {
-            topic: partition.topic.clone(),
-            partition: partition.index,
-            leader: leader.and_then(|leader| i32::try_from(leader).ok()),
-        };
+        let not_leader = |leader| not_leader(&partition.topic, partition.index, leader);
         let Some(group) = partition.raft() else {
             return Err(not_leader(None));
         };
@@ -216,14 +204,19 @@ where
     ProposeError<R>: std::fmt::Display,
 {
     match error {
-        ProposeError::NotLeader { leader } => Error::NotLeader {
-            topic: topic.to_owned(),
-            partition,
-            leader: leader.and_then(|l| i32::try_from(l).ok()),
-        },
+        ProposeError::NotLeader { leader } => not_leader(topic, partition, leader),
         other => Error::Cluster {
             reason: format!("{topic}-{partition}: {other}"),
         },
+    }
+}
+
+/// NOT_LEADER_OR_FOLLOWER naming the leader raft knows of, if any.
+fn not_leader(topic: &str, partition: i32, leader: Option<u64>) -> Error {
+    Error::NotLeader {
+        topic: topic.to_owned(),
+        partition,
+        leader: leader.and_then(|l| i32::try_from(l).ok()),
     }
 }
 
@@ -338,11 +331,7 @@ impl Broker {
     ) -> Result<PendingProduce> {
         let (topic, partition) = (target.topic.as_str(), target.index);
         let Some(group) = target.raft() else {
-            return Err(Error::NotLeader {
-                topic: topic.to_owned(),
-                partition,
-                leader: None,
-            });
+            return Err(not_leader(topic, partition, None));
         };
         let submitted = group.submit(prepare).await;
         let log_start_offset = target.read_log(|log| Ok(log.log_start_offset()))?;

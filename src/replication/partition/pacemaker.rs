@@ -186,7 +186,7 @@ impl Paced {
     /// timeout: the leader then stops announcing itself (no liveness messages, no raft
     /// heartbeats), so the followers' timers run out and one of them is elected, and sends
     /// the transfer once more, in case only its message was lost.
-    async fn is_transfer_stalled(&self, term: Term, election_timeout: Duration) -> bool {
+    async fn transfer_stalled(&self, term: Term, election_timeout: Duration) -> bool {
         let resend = {
             let mut timer = lock(&self.timer);
             let Some(transfer) = timer.transfer.as_mut().filter(|t| t.term == term) else {
@@ -227,7 +227,7 @@ impl Paced {
             )
         };
         if state == ServerState::Leader {
-            if self.is_transfer_stalled(term, election_timeout).await {
+            if self.transfer_stalled(term, election_timeout).await {
                 return None;
             }
             self.heard();

@@ -702,9 +702,10 @@ async fn a_restarted_leader_never_resumes_its_term_without_an_election() {
 }
 
 /// A leadership transfer to a replica that does not answer is not started; one whose target
-/// is gone all the same: raft refuses the leader's writes for the rest of its term, so a check refusing a batch (here as out of order, as a producer's next batch
-/// would be once the previous one was refused unappended) answers NOT_LEADER instead, and
-/// the stalled leader stops announcing itself, so the remaining replicas elect another.
+/// is gone all the same: raft refuses the leader's writes for the rest of its term, so a check
+/// refusing a batch (here as out of order, as a producer's next batch would be once the
+/// previous one was refused unappended) answers NOT_LEADER instead, and the stalled leader
+/// stops announcing itself, so the remaining replicas elect another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_to_a_replica_that_is_gone_refuses_as_not_leader_and_another_is_elected() {
     let root = tempfile::tempdir().unwrap();
@@ -732,17 +733,11 @@ async fn a_transfer_to_a_replica_that_is_gone_refuses_as_not_leader_and_another_
         "a refusal after an unappended batch: {gap:?}"
     );
 
+    let successor = Arc::clone(&replicas[third].as_ref().unwrap().group);
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let committed = loop {
-        let leads = replicas[third].as_ref().unwrap().group.leadership();
-        if leads.leader == Some(third as u64 + 1) {
-            match replicas[third]
-                .as_ref()
-                .unwrap()
-                .group
-                .propose(|_| Ok::<_, ()>(batch(2)))
-                .await
-            {
+        if successor.leadership().leader == Some(third as u64 + 1) {
+            match successor.propose(|_| Ok::<_, ()>(batch(2))).await {
                 Ok(committed) => break committed,
                 Err(ProposeError::NotLeader { .. }) => {}
                 Err(error) => panic!("{error}"),
@@ -754,7 +749,7 @@ async fn a_transfer_to_a_replica_that_is_gone_refuses_as_not_leader_and_another_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(replicas[third].as_ref().unwrap().group.leadership().term > old_term);
+    assert!(successor.leadership().term > old_term);
     wait_for_high_watermark(replicas[leader].as_ref().unwrap(), committed.end_offset).await;
     for replica in replicas.into_iter().flatten() {
         replica.stop().await;
