@@ -108,16 +108,14 @@ const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Keeps a replica's partition in step with its raft group: publishes each new high
 /// watermark (what fetches and acks wait on), reports this broker to the controller when it
-/// becomes the leader of a new term, hands the leadership back to the preferred replica once
-/// that one has caught up (so leaders stay spread after failovers), and stops the group once
-/// the partition is gone.
+/// becomes the leader of a new term, reports its in-sync replicas, hands the leadership back to
+/// the preferred replica once that one has caught up (so leaders stay spread after failovers;
+/// [`balance_leadership`]), and stops the group once the partition is gone.
 async fn follow_replica(
     broker: Weak<Broker>,
     partition: Arc<Partition>,
     group: Arc<PartitionGroup>,
 ) {
-    let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
-    balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut high_watermark = group.high_watermark();
     let mut log_start_requests = group.requested_log_start();
     let mut changes = partition.changes();
@@ -129,10 +127,16 @@ async fn follow_replica(
     };
     // Commits reach readers (fetches, the last stable offset, compaction) through a task of
     // their own: this loop waits on the controller (a report waits up to its request timeout
-    // while a paused or cut-off controller leader is replaced) and on leadership transfers.
+    // while a paused or cut-off controller leader is replaced). Leadership offers to the
+    // preferred replica, which wait for its answer, have theirs too.
     let publisher = tokio::spawn(publish_commits(
         Arc::clone(&partition),
         group.high_watermark(),
+    ));
+    let balancer = tokio::spawn(balance_leadership(
+        broker.clone(),
+        Arc::clone(&partition),
+        Arc::clone(&group),
     ));
     let internal = super::topic_name::is_internal(&partition.topic);
     let mut reported = 0u64;
@@ -270,7 +274,6 @@ async fn follow_replica(
         let isr_incomplete = leads
             && published_isr(&broker, &partition)
                 .is_some_and(|isr| isr.len() < usize::try_from(group.voter_count()).unwrap_or(0));
-        let mut balance_due = false;
         tokio::select! {
             changed = high_watermark.changed() => if changed.is_err() { break },
             changed = log_start_requests.changed() => if changed.is_err() { break },
@@ -279,24 +282,39 @@ async fn follow_replica(
             _ = shutdown.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
             () = tokio::time::sleep(ISR_RECHECK), if isr_incomplete && !retry => {}
-            _ = balance.tick() => balance_due = true,
         }
-        // The preferred replica is the first of the current replica list (a reassignment or
-        // a new order may change it).
+    }
+    publisher.abort();
+    balancer.abort();
+    group.shutdown().await;
+}
+
+/// Every `LEADER_BALANCE_INTERVAL`, offers the leadership to the partition's preferred replica
+/// (the first of its current replica list: a reassignment or a new order may change it); the
+/// offer waits up to an election timeout for that replica's answer, so it has a task of its
+/// own (aborted with its replica task).
+async fn balance_leadership(
+    broker: Weak<Broker>,
+    partition: Arc<Partition>,
+    group: Arc<PartitionGroup>,
+) {
+    let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
+    balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: a replica that just started has nothing to hand back.
+    balance.tick().await;
+    loop {
+        balance.tick().await;
         let preferred = broker.upgrade().and_then(|b| {
             let state = b.cluster_state()?;
             let placed = state.partition(&partition.topic, partition.index)?;
             placed.replicas.first().copied()
         });
-        if balance_due
-            && let Some(Ok(preferred)) = preferred.map(u64::try_from)
+        if let Some(Ok(preferred)) = preferred.map(u64::try_from)
             && group.transfer_to(preferred).await
         {
             tracing::info!(topic = %partition.topic, partition = partition.index, preferred, "handing the leadership back to the preferred replica");
         }
     }
-    publisher.abort();
-    group.shutdown().await;
 }
 
 /// Publishes each high watermark raft reports to the partition's readers until the group's
