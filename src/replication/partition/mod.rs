@@ -195,10 +195,11 @@ pub(crate) struct PartitionGroup {
     high_watermark: watch::Receiver<i64>,
     /// The log start applied DeleteRecords entries asked for.
     log_start_requests: watch::Receiver<i64>,
-    /// Held from a proposal's check until its entry is in the log; holds the term (and the
-    /// leader raft named) in which raft last refused a proposal without appending it, until
-    /// a later one is appended (see `submit_in`).
-    proposing: Mutex<Option<RefusedIn>>,
+    /// Held from a proposal's check until its entry is in the log or raft refused it (past
+    /// the proposal's answer when that times out first); holds the term (and the leader raft
+    /// named) in which raft last refused a proposal without appending it, until a later one is
+    /// appended (see `submit_in`).
+    proposing: Arc<Mutex<Option<RefusedIn>>>,
     /// The group's election timer and liveness messages (which a stalled leadership transfer
     /// stops).
     paced: Arc<Paced>,
@@ -307,7 +308,7 @@ impl PartitionGroup {
             log: reader,
             high_watermark,
             log_start_requests,
-            proposing: Mutex::new(None),
+            proposing: Arc::new(Mutex::new(None)),
             paced,
             registry,
             requested,
@@ -460,7 +461,14 @@ impl PartitionGroup {
         span: tracing::Span,
     ) -> Result<Proposal, ProposeError<R>> {
         let deadline = tokio::time::Instant::now() + self.settings.commit_timeout;
-        let mut refused = self.proposing.lock().await;
+        // The lock is held past a deadline only by a batch raft has not appended or refused
+        // yet (below): this one is then not proposed at all, so it is answered as not written.
+        let proposing = Arc::clone(&self.proposing).lock_owned();
+        let Ok(mut refused) = tokio::time::timeout_at(deadline, proposing).await else {
+            return Err(ProposeError::NotLeader {
+                leader: self.leadership().leader,
+            });
+        };
         let leadership = self.leadership();
         if leadership.leader != Some(self.settings.node_id) {
             return Err(ProposeError::NotLeader {
@@ -504,16 +512,38 @@ impl PartitionGroup {
                 early: None,
                 span: span.clone(),
             };
-            tokio::select! {
+            let timed_out = tokio::select! {
                 in_log = appended.wait_for(|a| a.count > before) => match in_log {
-                    Ok(now) if now.count == before + 1 => proposal.appended = now.last,
-                    Ok(_) => {}
+                    Ok(now) if now.count == before + 1 => {
+                        proposal.appended = now.last;
+                        false
+                    }
+                    Ok(_) => false,
                     Err(_) => return Err(ProposeError::Raft("the log store stopped".into())),
                 },
-                answer = &mut proposal.done => proposal.early = Some(answer),
-                () = tokio::time::sleep_until(deadline) => {
-                    return Err(ProposeError::Timeout(self.settings.commit_timeout));
+                answer = &mut proposal.done => {
+                    proposal.early = Some(answer);
+                    false
                 }
+                () = tokio::time::sleep_until(deadline) => true,
+            };
+            if timed_out {
+                // Raft may still append the batch (its core loop was busy elsewhere): until
+                // it does or refuses it, no later check may run, or a retry of this batch
+                // would pass the producer checks and be written twice.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = appended.wait_for(|a| a.count > before) => *refused = None,
+                        answer = &mut proposal.done => {
+                            proposal.early = Some(answer);
+                            *refused = proposal.refused_unappended().map(|leader| RefusedIn {
+                                term: leadership.term,
+                                leader,
+                            });
+                        }
+                    }
+                });
+                return Err(ProposeError::Timeout(self.settings.commit_timeout));
             }
             // An idle leader's lease (a quorum's answer within the lease) lapses between the
             // pacemaker's rare raft heartbeats, and openraft then refuses writes without
