@@ -102,6 +102,10 @@ const LEADER_REPORT_RETRY: Duration = Duration::from_millis(200);
 const REPLICA_LAG: Duration = Duration::from_secs(10);
 /// How often a leader looks at a voter that is out of the in-sync replicas again.
 const ISR_RECHECK: Duration = Duration::from_secs(1);
+/// How often a replica's loop looks again when nothing else wakes it: a follower that stopped
+/// answering ages out of the in-sync replicas, and one the controller took out of them (a
+/// fenced broker) is put back once caught up, only when the leader looks.
+const REVIEW_INTERVAL: Duration = Duration::from_secs(10);
 /// How often a leader that is not its partition's preferred replica (the first one) offers the
 /// leadership back to it (Kafka's `leader.imbalance.check.interval.seconds` is 300 s).
 const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -116,6 +120,8 @@ async fn follow_replica(
     partition: Arc<Partition>,
     group: Arc<PartitionGroup>,
 ) {
+    let mut review = tokio::time::interval(REVIEW_INTERVAL);
+    review.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut high_watermark = group.high_watermark();
     let mut log_start_requests = group.requested_log_start();
     let mut changes = partition.changes();
@@ -282,6 +288,7 @@ async fn follow_replica(
             _ = shutdown.wait_for(|stop| *stop) => break,
             () = tokio::time::sleep(LEADER_REPORT_RETRY), if retry => {}
             () = tokio::time::sleep(ISR_RECHECK), if isr_incomplete && !retry => {}
+            _ = review.tick() => {}
         }
     }
     publisher.abort();

@@ -896,6 +896,33 @@ async fn a_compact_delete_replicated_topic_is_also_cut_by_retention() {
     );
 }
 
+/// An idle partition (no write after the follower's kill): the controller takes the killed
+/// follower out of the in-sync replicas when it fences the broker, and the leader, woken by
+/// nothing else, still puts it back once it returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_of_an_idle_partition_rejoins_the_in_sync_replicas() {
+    let (mut brokers, _dirs) = form_three();
+    let bootstraps: Vec<String> = brokers.iter().map(|b| b.bootstrap()).collect();
+    let all = bootstraps.join(",");
+    create_replicated(&bootstraps[0], "idle", 1).await;
+    wait_until(
+        LEADER_DEADLINE,
+        "a leader and every replica in sync",
+        || leaders(&all, "idle").contains_key(&0) && isr_of(&all, "idle").len() == 3,
+    );
+    let leader = leaders(&all, "idle")[&0];
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let asked = bootstraps[leader as usize - 1].clone();
+    brokers[follower as usize - 1].kill9();
+    wait_until(LEADER_DEADLINE, "the follower out of the ISR", || {
+        !isr_of(&asked, "idle").contains(&follower)
+    });
+    brokers[follower as usize - 1].restart_on_same_port();
+    wait_until(LEADER_DEADLINE, "the follower back in the ISR", || {
+        isr_of(&asked, "idle").contains(&follower)
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_follower_rejoins_the_in_sync_replicas_while_writes_go_on() {
     let (mut brokers, _dirs) = form_three();
