@@ -120,8 +120,7 @@ async fn follow_replica(
     partition: Arc<Partition>,
     group: Arc<PartitionGroup>,
 ) {
-    let mut review = tokio::time::interval(REVIEW_INTERVAL);
-    review.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut review = ticker(REVIEW_INTERVAL);
     let mut high_watermark = group.high_watermark();
     let mut log_start_requests = group.requested_log_start();
     let mut changes = partition.changes();
@@ -305,8 +304,7 @@ async fn balance_leadership(
     partition: Arc<Partition>,
     group: Arc<PartitionGroup>,
 ) {
-    let mut balance = tokio::time::interval(LEADER_BALANCE_INTERVAL);
-    balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut balance = ticker(LEADER_BALANCE_INTERVAL);
     // The first tick is immediate: a replica that just started has nothing to hand back.
     balance.tick().await;
     loop {
@@ -322,6 +320,13 @@ async fn balance_leadership(
             tracing::info!(topic = %partition.topic, partition = partition.index, preferred, "handing the leadership back to the preferred replica");
         }
     }
+}
+
+/// An interval ticking every `period` (at once first) that skips no tick after a late one.
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
 }
 
 /// Publishes each high watermark raft reports to the partition's readers until the group's

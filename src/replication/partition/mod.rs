@@ -9,6 +9,8 @@ mod pacemaker;
 mod state_machine;
 
 #[cfg(test)]
+mod proposal_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -116,11 +118,15 @@ impl Proposal {
         )
     }
 
-    /// Whether raft refused the batch without appending it (this broker no longer leads, is
-    /// handing the leadership over, or its lease lapsed), and the leader raft named.
-    fn refused_unappended(&self) -> Option<Option<u64>> {
+    /// What the proposal lock remembers of this proposal of `term`: that raft refused the
+    /// batch without appending it (this broker no longer leads, is handing the leadership
+    /// over, or its lease lapsed), and the leader raft named (see `submit_in`).
+    fn refused_in(&self, term: u64) -> Option<RefusedIn> {
         match &self.early {
-            Some(Ok(Err(ClientWriteError::ForwardToLeader(forward)))) => Some(forward.leader_id),
+            Some(Ok(Err(ClientWriteError::ForwardToLeader(forward)))) => Some(RefusedIn {
+                term,
+                leader: forward.leader_id,
+            }),
             _ => None,
         }
     }
@@ -536,10 +542,7 @@ impl PartitionGroup {
                         _ = appended.wait_for(|a| a.count > before) => *refused = None,
                         answer = &mut proposal.done => {
                             proposal.early = Some(answer);
-                            *refused = proposal.refused_unappended().map(|leader| RefusedIn {
-                                term: leadership.term,
-                                leader,
-                            });
+                            *refused = proposal.refused_in(leadership.term);
                         }
                     }
                 });
@@ -553,10 +556,7 @@ impl PartitionGroup {
                 self.renew_lease(deadline).await;
                 continue;
             }
-            *refused = proposal.refused_unappended().map(|leader| RefusedIn {
-                term: leadership.term,
-                leader,
-            });
+            *refused = proposal.refused_in(leadership.term);
             return Ok(proposal);
         }
     }

@@ -15,18 +15,18 @@ use super::*;
 use crate::replication::rpc::serve;
 use crate::storage::{BatchHeader, Log, LogSettings, test_batches};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const DEADLINE: Duration = Duration::from_secs(30);
 const GROUP: GroupId = 7;
 const ELECTION_TIMEOUT: Duration = Duration::from_millis(500);
 const RAFT_HEARTBEAT: Duration = Duration::from_millis(500);
 
-struct Replica {
-    group: Arc<PartitionGroup>,
+pub(super) struct Replica {
+    pub(super) group: Arc<PartitionGroup>,
     stop: watch::Sender<bool>,
 }
 
 impl Replica {
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.group.shutdown().await;
         let _ = self.stop.send(true);
     }
@@ -116,7 +116,7 @@ async fn start_on_log(
 
 /// A group of one replica (node 1) on loopback, initialized, whose proposals wait up to
 /// `commit_timeout`.
-async fn start_alone(root: &Path, commit_timeout: Duration) -> [Option<Replica>; 1] {
+pub(super) async fn start_alone(root: &Path, commit_timeout: Duration) -> [Option<Replica>; 1] {
     let (listener, node) = bind_at("127.0.0.1:0").await;
     let dir = log_dir(root, 1);
     std::fs::create_dir_all(&dir).unwrap();
@@ -188,12 +188,12 @@ async fn bind_three() -> (Vec<TcpListener>, BTreeMap<u64, RaftNode>) {
     (listeners, members)
 }
 
-fn batch(n: i64) -> Bytes {
+pub(super) fn batch(n: i64) -> Bytes {
     Bytes::from(test_batches::build(3, 1_000 + n, 16))
 }
 
 /// The position of the live replica every live replica knows as the leader.
-async fn leader_of(replicas: &[Option<Replica>]) -> usize {
+pub(super) async fn leader_of(replicas: &[Option<Replica>]) -> usize {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let known: Vec<Option<u64>> = replicas
@@ -248,7 +248,7 @@ async fn hand_leadership(replicas: &[Option<Replica>], leader: usize, successor:
 }
 
 /// Commits `batch(n)` and waits until every live replica's high watermark covers it.
-async fn commit_everywhere(replicas: &[Option<Replica>], n: i64) -> Committed {
+pub(super) async fn commit_everywhere(replicas: &[Option<Replica>], n: i64) -> Committed {
     let committed = propose_on_leader(replicas, || Ok(batch(n))).await.unwrap();
     for replica in replicas.iter().flatten() {
         wait_for_high_watermark(replica, committed.end_offset).await;
@@ -382,127 +382,6 @@ async fn three_replicas_commit_fail_over_and_catch_up() {
             replica.group.settings.node_id
         );
     }
-    for replica in replicas.into_iter().flatten() {
-        replica.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_check_sees_every_batch_proposed_before_it() {
-    let root = tempfile::tempdir().unwrap();
-    let replicas = start_alone(root.path(), DEADLINE).await;
-    leader_of(&replicas).await;
-    let group = Arc::clone(&replicas[0].as_ref().unwrap().group);
-    // Concurrent proposals, each noting the log end its check saw.
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for n in 0..40 {
-        let group = Arc::clone(&group);
-        let seen = Arc::clone(&seen);
-        tasks.push(tokio::spawn(async move {
-            group
-                .propose(|log| {
-                    seen.lock().unwrap().push(log.log_end_offset());
-                    Ok::<_, ()>(batch(n))
-                })
-                .await
-                .unwrap()
-        }));
-    }
-    let mut committed = Vec::new();
-    for task in tasks {
-        committed.push(task.await.unwrap());
-    }
-    let seen = seen.lock().unwrap().clone();
-    // Every check saw the batch of the check before it already in the log.
-    for pair in seen.windows(2) {
-        assert_eq!(pair[1], pair[0] + 3, "{seen:?}");
-    }
-    committed.sort_by_key(|c| c.base_offset);
-    let bases: Vec<i64> = committed.iter().map(|c| c.base_offset).collect();
-    assert_eq!(bases, seen);
-    drop(group);
-    for replica in replicas.into_iter().flatten() {
-        replica.stop().await;
-    }
-}
-
-/// A batch whose proposal timed out before raft appended it (raft's core busy elsewhere) may
-/// still be appended: until raft appends or refuses it, no later check runs, so a retry of it
-/// (refused by its check once the first copy is in the log) is never written twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
-async fn a_batch_raft_takes_after_its_proposal_timed_out_is_seen_by_the_next_check() {
-    let root = tempfile::tempdir().unwrap();
-    let replicas = start_alone(root.path(), Duration::from_millis(300)).await;
-    let first = commit_everywhere(&replicas, 0).await;
-    let group = Arc::clone(&replicas[0].as_ref().unwrap().group);
-    // The batch of a producer whose check refuses it once anything follows `first`, as a
-    // producer's sequence check refuses a batch already in the log.
-    let once_after_first = |log: &Log| {
-        if log.log_end_offset() == first.end_offset {
-            Ok(batch(1))
-        } else {
-            Err("already written")
-        }
-    };
-    // Raft's core loop stalls until `release` is dropped (also when an assertion fails).
-    let (release, stalled) = std::sync::mpsc::channel::<()>();
-    let (entered, is_stalled) = tokio::sync::oneshot::channel();
-    group
-        .raft
-        .external_request(move |_| {
-            let _ = entered.send(());
-            let _ = stalled.recv();
-        })
-        .await
-        .unwrap();
-    tokio::time::timeout(DEADLINE, is_stalled)
-        .await
-        .unwrap()
-        .unwrap();
-    let timed_out = group.submit(once_after_first).await;
-    assert!(
-        matches!(timed_out, Err(ProposeError::Timeout(_))),
-        "{timed_out:?}"
-    );
-    // The retry while raft still holds the first copy: not proposed.
-    let retried = group.submit(once_after_first).await;
-    assert!(
-        matches!(retried, Err(ProposeError::NotLeader { .. })),
-        "a check ran before raft took or refused the batch before it: {retried:?}"
-    );
-    drop(release);
-    // Raft then appends the first copy (and the retry is refused by its check) or refuses it
-    // (and the retry is written): batch 1 is in the log once either way.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        match group.submit(once_after_first).await {
-            Err(ProposeError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(ProposeError::Refused("already written")) => break,
-            Ok(proposal) => {
-                proposal.committed().await.unwrap();
-                break;
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
-    let last = commit_everywhere(&replicas, 2).await;
-    let batches_after_first = group.with_log(|log| {
-        let read = log
-            .read(first.end_offset, last.end_offset, usize::MAX, true)
-            .unwrap();
-        let mut count = 0;
-        let mut at = 0;
-        while at < read.len() {
-            at += BatchHeader::parse(&read[at..]).unwrap().total_len();
-            count += 1;
-        }
-        count
-    });
-    assert_eq!(batches_after_first, 2, "batch 1 once, then batch 2");
-    drop(group);
     for replica in replicas.into_iter().flatten() {
         replica.stop().await;
     }
