@@ -197,10 +197,13 @@ pub const GOSSIP_DROP_LOG_INTERVAL_MS: u64 = 10_000;
 pub const RAFT_LOG_FLUSH_QUEUE_MAX: usize = 1024;
 /// Bytes of raft entries one `limited_get_log_entries` read returns at most (one entry always).
 pub const RAFT_LOG_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Bytes of its newest entries one raft log keeps in memory for replication and apply.
-pub const RAFT_TAIL_CACHE_BYTES_PER_LOG: usize = 4 * 1024 * 1024;
+/// Bytes of its newest entries one raft log keeps in memory for replication and apply: some
+/// dozens of producer batches of up to 1 MiB, so that a follower a few batches behind in
+/// applying, or a leader replicating to one, reads no segment file (a follower's segments are
+/// written past the page cache, so such a read goes to the disk).
+pub const RAFT_TAIL_CACHE_BYTES_PER_LOG: usize = 32 * 1024 * 1024;
 /// Bytes of newest entries all raft logs of the process keep in memory together.
-pub const RAFT_TAIL_CACHE_BYTES_TOTAL: usize = 128 * 1024 * 1024;
+pub const RAFT_TAIL_CACHE_BYTES_TOTAL: usize = 256 * 1024 * 1024;
 
 const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT <= REQUEST_BYTES_MAX_CEILING);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < REQUEST_BYTES_MAX_DEFAULT);

@@ -45,21 +45,6 @@ fn read_all(log: &Log) -> Vec<u8> {
     bytes
 }
 
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn append_assigns_contiguous_offsets_and_epoch() {
     let dir = tempfile::TempDir::new().expect("tempdir");
@@ -147,7 +132,7 @@ fn append_past_segment_size_rolls_and_seals_old_indexes() {
         log.flushed_offset(),
         log.segments().last().expect("active").base_offset()
     );
-    let names = file_names(dir.path());
+    let names = test_batches::file_names(dir.path());
     assert!(
         names.contains(&"00000000000000000000.log".to_owned()),
         "{names:?}"
@@ -550,7 +535,7 @@ fn failed_fsync_poisons_the_log_and_is_never_retried() {
 
 /// Sizes of every `.log` file in `dir`, by name.
 fn segment_sizes(dir: &Path) -> Vec<(String, u64)> {
-    file_names(dir)
+    test_batches::file_names(dir)
         .into_iter()
         .filter(|name| name.ends_with(".log"))
         .map(|name| {

@@ -35,6 +35,8 @@ mod compaction_model_tests;
 #[cfg(test)]
 mod compaction_tests;
 #[cfg(test)]
+mod direct_write_tests;
+#[cfg(test)]
 mod log_tests;
 #[cfg(test)]
 mod producer_state_log_tests;

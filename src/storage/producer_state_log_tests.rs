@@ -202,18 +202,8 @@ impl Harness {
 }
 
 fn last_segment(dir: &std::path::Path) -> PathBuf {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".log"))
-        .collect();
-    names.sort();
+    let mut names = super::test_batches::file_names(dir);
+    names.retain(|name| name.ends_with(".log"));
     dir.join(names.pop().expect("a segment"))
 }
 

@@ -358,18 +358,8 @@ fn check_whole_batches(bytes: &[u8], model_batches: &[ModelBatch]) {
 }
 
 fn active_segment(dir: &Path) -> (PathBuf, i64) {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".log"))
-        .collect();
-    names.sort();
+    let mut names = test_batches::file_names(dir);
+    names.retain(|name| name.ends_with(".log"));
     let name = names.pop().expect("an active segment");
     let base_offset = name
         .trim_end_matches(".log")

@@ -1,5 +1,6 @@
 //! Test-only builder of valid magic v2 record batches (uncompressed, correct CRC), for storage
-//! tests and other layers' tests; a thin wrapper over `batch_builder`. Not compiled outside tests.
+//! tests and other layers' tests; a thin wrapper over `batch_builder`; and the sorted names of
+//! the files in a test's log directory. Not compiled outside tests.
 
 use super::batch_builder::{self, Record};
 
@@ -123,4 +124,20 @@ pub(crate) fn keyed(key: &[u8], value: &[u8], timestamp_ms: i64) -> Vec<u8> {
         timestamp_ms,
         0,
     )
+}
+
+/// The names of the files in `dir` (a log directory), sorted: segments sort by base offset.
+pub(crate) fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::batch::{BATCH_HEADER_LEN, BatchHeader};
 use super::fs::{DataFile, Fs, FsFile};
 use super::records::{self, DecodedBatch};
-use super::segment::Segment;
+use super::segment::{Segment, Write};
 use super::settings::{CompactionSettings, LogSettings};
 use super::{Error, Result, io_error};
 use crate::limits;
@@ -299,7 +299,7 @@ impl CompactionPlanView<'_> {
     }
 
     fn write(&self, cleaned: &mut Segment, batch: &[u8], header: &BatchHeader) -> Result<()> {
-        cleaned.append(batch, header, self.now_ms, self.settings)
+        cleaned.append(batch, header, self.now_ms, self.settings, Write::Cached)
     }
 }
 

@@ -1,5 +1,6 @@
 //! A fault-injecting [`FileSystem`] for unit tests: passes through to `std::fs` until a test
-//! arms a fault for the files under a directory (fail or block fsyncs, fail or tear writes).
+//! arms a fault for the files under a directory (fail or block fsyncs, fail or tear writes,
+//! refuse direct I/O).
 //! Test-only: compiled into `cargo test` builds, never into the binary.
 
 use std::fs::File;
@@ -16,6 +17,8 @@ use super::{DataFile, FileSystem, StdFs};
 pub(crate) enum Op {
     Write,
     Fsync,
+    /// Opening a file for direct I/O; `Fault::Fail` answers as a file system without it does.
+    OpenDirect,
 }
 
 /// What happens to a matching operation.
@@ -107,6 +110,17 @@ impl FileSystem for FaultyFs {
     fn open(&self, path: &Path) -> io::Result<FaultyFile> {
         Ok(FaultyFile {
             file: StdFs.open(path)?,
+            path: path.to_path_buf(),
+            faults: Arc::clone(&self.faults),
+        })
+    }
+
+    fn open_direct(&self, path: &Path) -> io::Result<FaultyFile> {
+        if self.faults.take(path, Op::OpenDirect).is_some() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        Ok(FaultyFile {
+            file: StdFs.open_direct(path)?,
             path: path.to_path_buf(),
             faults: Arc::clone(&self.faults),
         })

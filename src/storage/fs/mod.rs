@@ -8,6 +8,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use rustix::fs::{Mode, OFlags};
+
 #[cfg(test)]
 pub(crate) mod fault;
 
@@ -18,6 +20,10 @@ pub(crate) trait FileSystem: Clone + Debug + Default + Send + Sync + 'static {
     fn create_new(&self, path: &Path) -> io::Result<Self::File>;
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Self::File>;
+    /// Opens an existing file for writes that bypass the page cache (`O_DIRECT`): positions,
+    /// lengths and buffers must be aligned to the device's block size. Fails with
+    /// `InvalidInput` where the file system has no direct I/O.
+    fn open_direct(&self, path: &Path) -> io::Result<Self::File>;
 }
 
 /// An open segment data file. Positional I/O only, so one handle serves the writer, readers
@@ -48,6 +54,11 @@ impl FileSystem for StdFs {
 
     fn open(&self, path: &Path) -> io::Result<File> {
         OpenOptions::new().read(true).write(true).open(path)
+    }
+
+    fn open_direct(&self, path: &Path) -> io::Result<File> {
+        let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+        Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
     }
 }
 

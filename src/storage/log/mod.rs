@@ -9,7 +9,7 @@ use super::batch::{self, BatchHeader};
 use super::fs::Fs;
 use super::recovery;
 use super::retention::{self, SegmentSummary};
-use super::segment::Segment;
+use super::segment::{Segment, Write};
 use super::settings::LogSettings;
 use super::{Error, Result, sync_dir};
 
@@ -199,12 +199,13 @@ impl Log {
             partition_leader_epoch: leader_epoch,
             ..header
         };
-        self.write_batch(batch, &header, now_ms)
+        self.write_batch(batch, &header, now_ms, Write::Cached)
     }
 
     /// Appends one already-validated v2 batch whose base offset is already the log end offset
     /// and whose leader epoch is already set (a raft follower storing its leader's bytes): the
-    /// bytes are written as they are, without a copy to change them. Rolls first if due.
+    /// bytes are written as they are, without a copy to change them, and mostly past the page
+    /// cache ([`Write::Direct`]): a follower serves no reads of them. Rolls first if due.
     pub(crate) fn append_as_stored(&mut self, batch: &[u8], now_ms: i64) -> Result<Appended> {
         let header = self.check_append(batch, now_ms)?;
         if header.base_offset != self.log_end_offset() {
@@ -213,7 +214,7 @@ impl Log {
                 value: header.base_offset,
             });
         }
-        self.write_batch(batch, &header, now_ms)
+        self.write_batch(batch, &header, now_ms, Write::Direct)
     }
 
     /// The header of a batch about to be appended, once the log takes writes and the batch's
@@ -239,7 +240,13 @@ impl Log {
     }
 
     /// Writes `batch` (its header final) at the log end, rolling first if due.
-    fn write_batch(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<Appended> {
+    fn write_batch(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+        now_ms: i64,
+        write: Write,
+    ) -> Result<Appended> {
         let base_offset = header.base_offset;
         let last_offset = header.last_offset();
         if self
@@ -253,7 +260,9 @@ impl Log {
             position: self.active().size_bytes(),
         };
         let settings = self.settings.clone();
-        let result = self.active_mut().append(batch, header, now_ms, &settings);
+        let result = self
+            .active_mut()
+            .append(batch, header, now_ms, &settings, write);
         self.poison_on_error("write", result)?;
         self.apply_to_transactions(batch, header);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! One segment: a `.log` file of whole batches named by its 20-digit base offset, plus its offset
 //! and time indexes. Appends, scans, reads and truncates itself; never looks at other segments.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use super::settings::LogSettings;
 use super::time_index::{TimeEntry, TimeIndex};
 use super::{Error, Result, io_error};
 
+mod direct;
 mod scan;
 
 const LOG_SUFFIX: &str = ".log";
@@ -37,6 +39,28 @@ pub(crate) struct Segment {
     time_index: TimeIndex,
     bytes_since_index_entry: u64,
     is_sealed: bool,
+    /// Opens the direct-I/O handle of [`Write::Direct`] appends.
+    fs: Fs,
+    direct: DirectHandle,
+}
+
+/// How an append reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Through the page cache: the leader's and a single node's appends, read back by fetches.
+    Cached,
+    /// Whole blocks past the page cache (see `direct`): a raft follower storing its leader's
+    /// batches, which nobody reads from this replica while it follows.
+    Direct,
+}
+
+/// The active segment's `O_DIRECT` handle, opened by its first direct append.
+#[derive(Debug)]
+enum DirectHandle {
+    Unopened,
+    Open(FsFile),
+    /// The file system has no direct I/O: direct appends go through the page cache.
+    Unavailable,
 }
 
 /// The 20-digit zero-padded file stem of a segment.
@@ -86,6 +110,8 @@ impl Segment {
             time_index: TimeIndex::create(&time_index_path, settings.index_file_bytes)?,
             bytes_since_index_entry: 0,
             is_sealed: false,
+            fs: fs.clone(),
+            direct: DirectHandle::Unopened,
         })
     }
 
@@ -132,6 +158,8 @@ impl Segment {
             time_index,
             bytes_since_index_entry: 0,
             is_sealed: is_sealed && has_indexes,
+            fs: fs.clone(),
+            direct: DirectHandle::Unopened,
         };
         Ok((segment, are_indexes_sane))
     }
@@ -194,6 +222,7 @@ impl Segment {
         header: &BatchHeader,
         now_ms: i64,
         settings: &LogSettings,
+        write: Write,
     ) -> Result<()> {
         assert!(
             !self.is_sealed,
@@ -207,15 +236,48 @@ impl Segment {
             self.log_path.display()
         );
         let position = self.size_bytes;
-        self.file
-            .write_all_at(batch, position)
-            .map_err(io_error("write segment", &self.log_path))?;
+        match write {
+            Write::Cached => self.file.write_all_at(batch, position),
+            Write::Direct => self.write_direct(batch, position),
+        }
+        .map_err(io_error("write segment", &self.log_path))?;
         if position == 0 {
             self.rolling_timestamp_ms = Some(now_ms);
         }
         self.size_bytes += u64::try_from(batch.len()).unwrap_or(u64::MAX);
         self.track_batch(position, header, settings.index_interval_bytes);
         Ok(())
+    }
+
+    /// Writes `batch` at `position` mostly past the page cache; through it where the file
+    /// system has no direct I/O (found out once per segment, by the open or the first write).
+    fn write_direct(&mut self, batch: &[u8], position: u64) -> io::Result<()> {
+        if matches!(self.direct, DirectHandle::Unopened) {
+            self.direct = match self.fs.open_direct(&self.log_path) {
+                Ok(file) => DirectHandle::Open(file),
+                Err(error) if error.kind() == io::ErrorKind::InvalidInput => {
+                    self.no_direct_io(&error);
+                    DirectHandle::Unavailable
+                }
+                Err(error) => return Err(error),
+            };
+        }
+        let DirectHandle::Open(direct) = &self.direct else {
+            return self.file.write_all_at(batch, position);
+        };
+        match direct::append(self.file.as_ref(), direct, batch, position) {
+            // Refused (alignment): whatever went out direct is written again, all through the cache.
+            Err(error) if error.kind() == io::ErrorKind::InvalidInput => {
+                self.no_direct_io(&error);
+                self.direct = DirectHandle::Unavailable;
+                self.file.write_all_at(batch, position)
+            }
+            written => written,
+        }
+    }
+
+    fn no_direct_io(&self, error: &io::Error) {
+        tracing::debug!(path = %self.log_path.display(), %error, "no direct I/O: appends go through the page cache");
     }
 
     /// Updates offsets, max timestamp and sparse index entries for a batch at `position`.
@@ -350,6 +412,7 @@ impl Segment {
         self.offset_index.seal()?;
         self.time_index.seal()?;
         self.is_sealed = true;
+        self.direct = DirectHandle::Unopened;
         Ok(())
     }
 
