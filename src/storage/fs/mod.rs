@@ -27,7 +27,8 @@ pub(crate) trait FileSystem: Clone + Debug + Default + Send + Sync + 'static {
 }
 
 /// An open segment data file. Positional I/O only, so one handle serves the writer, readers
-/// and the fsync of the group commit at once.
+/// and the fsync of the group commit at once (a follower's active segment has a second,
+/// write-only handle for its direct appends).
 pub(crate) trait DataFile: Debug + Send + Sync + 'static {
     fn write_all_at(&self, bytes: &[u8], position: u64) -> io::Result<()>;
     fn read_exact_at(&self, bytes: &mut [u8], position: u64) -> io::Result<()>;
