@@ -250,23 +250,24 @@ impl Segment {
     }
 
     /// Writes `batch` at `position` mostly past the page cache; through it where the file
-    /// system has no direct I/O (found out once per segment, by the open or the first write).
+    /// system has no direct I/O or the handle cannot be opened (out of file descriptors, say):
+    /// found out once per segment, by the open or the first write. Only the write's own
+    /// failure fails the append.
     fn write_direct(&mut self, batch: &[u8], position: u64) -> io::Result<()> {
         if matches!(self.direct, DirectHandle::Unopened) {
             self.direct = match self.fs.open_direct(&self.log_path) {
                 Ok(file) => DirectHandle::Open(file),
-                Err(error) if error.kind() == io::ErrorKind::InvalidInput => {
+                Err(error) => {
                     self.no_direct_io(&error);
                     DirectHandle::Unavailable
                 }
-                Err(error) => return Err(error),
             };
         }
         let DirectHandle::Open(direct) = &self.direct else {
             return self.file.write_all_at(batch, position);
         };
         match direct::append(self.file.as_ref(), direct, batch, position) {
-            // Refused (alignment): whatever went out direct is written again, all through the cache.
+            // Refused (alignment): what went out direct is written again, all through the cache.
             Err(error) if error.kind() == io::ErrorKind::InvalidInput => {
                 self.no_direct_io(&error);
                 self.direct = DirectHandle::Unavailable;
@@ -277,7 +278,12 @@ impl Segment {
     }
 
     fn no_direct_io(&self, error: &io::Error) {
-        tracing::debug!(path = %self.log_path.display(), %error, "no direct I/O: appends go through the page cache");
+        let path = self.log_path.display();
+        if error.kind() == io::ErrorKind::InvalidInput {
+            tracing::debug!(%path, %error, "no direct I/O: appends go through the page cache");
+        } else {
+            tracing::warn!(%path, %error, "no direct I/O handle: appends use the page cache");
+        }
     }
 
     /// Updates offsets, max timestamp and sparse index entries for a batch at `position`.
