@@ -896,6 +896,23 @@ async fn a_compact_delete_replicated_topic_is_also_cut_by_retention() {
     );
 }
 
+/// Kills (kill -9) a follower of `topic`'s partition 0 and waits until its leader's metadata
+/// leaves it out of the in-sync replicas: the leader's address and the follower's id.
+fn kill_a_follower(
+    brokers: &mut [harness::Broker],
+    bootstraps: &[String],
+    topic: &str,
+) -> (String, i32) {
+    let leader = leaders(&bootstraps.join(","), topic)[&0];
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let asked = bootstraps[leader as usize - 1].clone();
+    brokers[follower as usize - 1].kill9();
+    wait_until(LEADER_DEADLINE, "the follower out of the ISR", || {
+        !isr_of(&asked, topic).contains(&follower)
+    });
+    (asked, follower)
+}
+
 /// An idle partition (no write after the follower's kill): the controller takes the killed
 /// follower out of the in-sync replicas when it fences the broker, and the leader, woken by
 /// nothing else, still puts it back once it returned.
@@ -910,13 +927,7 @@ async fn a_restarted_follower_of_an_idle_partition_rejoins_the_in_sync_replicas(
         "a leader and every replica in sync",
         || leaders(&all, "idle").contains_key(&0) && isr_of(&all, "idle").len() == 3,
     );
-    let leader = leaders(&all, "idle")[&0];
-    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
-    let asked = bootstraps[leader as usize - 1].clone();
-    brokers[follower as usize - 1].kill9();
-    wait_until(LEADER_DEADLINE, "the follower out of the ISR", || {
-        !isr_of(&asked, "idle").contains(&follower)
-    });
+    let (asked, follower) = kill_a_follower(&mut brokers, &bootstraps, "idle");
     brokers[follower as usize - 1].restart_on_same_port();
     wait_until(LEADER_DEADLINE, "the follower back in the ISR", || {
         isr_of(&asked, "idle").contains(&follower)
@@ -932,13 +943,7 @@ async fn a_restarted_follower_rejoins_the_in_sync_replicas_while_writes_go_on() 
     wait_until(LEADER_DEADLINE, "a leader", || {
         leaders(&all, "steady").contains_key(&0)
     });
-    let leader = leaders(&all, "steady")[&0];
-    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
-    let asked = bootstraps[leader as usize - 1].clone();
-    brokers[follower as usize - 1].kill9();
-    wait_until(LEADER_DEADLINE, "the follower out of the ISR", || {
-        !isr_of(&asked, "steady").contains(&follower)
-    });
+    let (asked, follower) = kill_a_follower(&mut brokers, &bootstraps, "steady");
 
     // A steady stream (one record every 2 ms, at most 60 s) while the follower comes back:
     // it is rarely at the leader's very end when the leader looks, yet it is in sync.
