@@ -42,8 +42,6 @@ pub const REQUEST_UNBUDGETED_BYTES_MAX: usize = 8 * 1024;
 /// usually, a whole small request. Together with the unbudgeted request this bounds what a
 /// connection holds outside the budget.
 pub const REQUEST_PREFIX_READ_BYTES: usize = 4 * 1024;
-/// Bytes read at once from the body of an admitted request.
-pub const REQUEST_BODY_READ_BYTES: usize = 64 * 1024;
 /// Smallest configurable `fetch_max_bytes` (Kafka's lower bound for `fetch.max.bytes`).
 pub const FETCH_BYTES_MAX_MIN: u32 = 1024;
 /// Longest cluster id accepted in the config.
@@ -230,7 +228,6 @@ const _: () = assert!(
     ((REQUEST_UNBUDGETED_BYTES_MAX + REQUEST_PREFIX_READ_BYTES) * CONNECTIONS_MAX_DEFAULT) as u64
         <= QUEUED_REQUEST_BYTES_MAX_DEFAULT / 2
 );
-const _: () = assert!(REQUEST_PREFIX_READ_BYTES < REQUEST_BODY_READ_BYTES);
 const _: () = assert!(FETCH_BYTES_MAX_DEFAULT >= MESSAGE_BYTES_MAX_DEFAULT);
 const _: () = assert!(FETCH_BYTES_MAX_MIN <= FETCH_BYTES_MAX_DEFAULT);
 const _: () = assert!(ACCEPT_BACKOFF_MS_MIN <= ACCEPT_BACKOFF_MS_MAX);

@@ -5,7 +5,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::Error;
-use super::types::{Entry, LogId, Membership, Payload, RecordBatch};
+use super::types::{Entry, LogId, Membership, Payload, RecordBatch, Term};
 use crate::storage::{self, BatchHeader};
 
 /// Control record type of raft's blank entry (the first entry of a new leader's term).
@@ -79,6 +79,28 @@ pub(crate) fn stored_batch(
     }
     check_normal(bytes, &header)?;
     Ok(Some(bytes.clone()))
+}
+
+/// `batch` as a log whose end is `end_offset` stores it as its next entry in `term`: base
+/// offset and leader epoch set, in place, when `batch` holds its bytes alone (a produce
+/// request's batch, copied out of its frame by validation). A leader stamps its proposals so:
+/// its log then stores each as it is ([`stored_batch`]), without a copy, unless raft puts
+/// another entry first (the log then sets them on a copy). A shared or short `batch` is
+/// returned as it is.
+pub(crate) fn stamped(batch: Bytes, end_offset: i64, term: Term) -> Bytes {
+    let Ok(epoch) = i32::try_from(term) else {
+        return batch;
+    };
+    match batch.try_into_mut() {
+        Ok(mut owned) => {
+            if owned.len() >= storage::BATCH_HEADER_LEN {
+                storage::set_base_offset(&mut owned, end_offset);
+                storage::set_partition_leader_epoch(&mut owned, epoch);
+            }
+            owned.freeze()
+        }
+        Err(shared) => shared,
+    }
 }
 
 /// The batch of a DeleteRecords entry moving the log start to `offset`.

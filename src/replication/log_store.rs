@@ -16,7 +16,7 @@ use super::error::Error;
 use super::flusher::{self, AppendedBatches, Shared};
 use super::persisted::{self, PartitionSnapshot};
 use super::raft_log::RaftLog;
-use super::types::{Entry, LogId, TypeConfig, Vote};
+use super::types::{Entry, LogId, NodeId, TypeConfig, Vote};
 use crate::limits;
 use crate::storage::Log;
 
@@ -36,10 +36,11 @@ pub(crate) struct LogReader {
 }
 
 impl LogStore {
-    /// Takes over an opened partition log (its vote, raft log start and index map are read or
-    /// rebuilt here, on the blocking pool) and starts its flusher. Needs a tokio runtime.
-    pub(crate) async fn open(log: Log) -> Result<LogStore, Error> {
-        let raft_log = tokio::task::spawn_blocking(move || RaftLog::open(log))
+    /// Takes over an opened partition log of broker `node_id` (its vote, raft log start and
+    /// index map are read or rebuilt here, on the blocking pool) and starts its flusher. Needs
+    /// a tokio runtime.
+    pub(crate) async fn open(log: Log, node_id: NodeId) -> Result<LogStore, Error> {
+        let raft_log = tokio::task::spawn_blocking(move || RaftLog::open(log, node_id))
             .await
             .map_err(Error::BlockingTask)??;
         let shared = Shared::new(raft_log);

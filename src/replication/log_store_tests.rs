@@ -122,7 +122,7 @@ fn settings() -> LogSettings {
 
 async fn open_store(dir: &TempDir) -> LogStore {
     let log = Log::open(dir.path(), settings(), 0).expect("open partition log");
-    LogStore::open(log).await.expect("open log store")
+    LogStore::open(log, 1).await.expect("open log store")
 }
 
 struct TempStores;

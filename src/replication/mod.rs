@@ -22,6 +22,8 @@ mod types;
 mod log_store_tests;
 #[cfg(test)]
 mod raft_log_proptests;
+#[cfg(test)]
+mod raft_log_tests;
 
 #[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
 pub(crate) use error::Error;

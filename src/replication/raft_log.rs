@@ -9,7 +9,7 @@ use super::error::Error;
 use super::index_map::IndexMap;
 use super::persisted::{self, LogStart};
 use super::tail_cache::TailCache;
-use super::types::{Entry, LogId, Payload, RecordBatch, Term, Vote, log_id, term_of};
+use super::types::{Entry, LogId, NodeId, Payload, RecordBatch, Term, Vote, log_id, term_of};
 use crate::storage::Log;
 
 /// A partition log seen as a raft log.
@@ -19,6 +19,8 @@ pub(crate) struct RaftLog {
     map: IndexMap,
     start: LogStart,
     vote: Option<Vote>,
+    /// This broker: the entries of a term it leads are its own proposals.
+    node_id: NodeId,
     /// The newest entries as stored, read back without touching the segment files.
     tail: TailCache,
     /// Bumped by every truncation: a flush that started before one must not mark the log
@@ -28,7 +30,7 @@ pub(crate) struct RaftLog {
 
 impl RaftLog {
     /// Reads the vote and log start and rebuilds the index map from the batch headers.
-    pub(crate) fn open(mut log: Log) -> Result<RaftLog, Error> {
+    pub(crate) fn open(mut log: Log, node_id: NodeId) -> Result<RaftLog, Error> {
         let vote = persisted::read_vote(&log)?;
         let start = persisted::read_log_start(&log)?;
         // (The log start offset may lie inside the first raft batch: DeleteRecords moves it
@@ -63,6 +65,7 @@ impl RaftLog {
             map,
             start,
             vote,
+            node_id,
             tail: TailCache::default(),
             truncation_count: 0,
         })
@@ -157,10 +160,15 @@ impl RaftLog {
         if self.map.next_index().is_none() {
             self.restart_at(index)?;
         }
-        // A follower stores its leader's bytes, already at this offset and epoch, as they
-        // are; any other entry is copied to set them.
+        // A batch already at this offset and epoch is stored as it is: this leader's own
+        // proposal, stamped when proposed (through the page cache: it serves reads of it), or
+        // a follower's copy of its leader's bytes (past it). Any other entry is copied to set
+        // them.
         let (appended, stored) =
             match entry_codec::stored_batch(&entry.payload, self.log.log_end_offset(), epoch)? {
+                Some(stored) if self.leads(term) => {
+                    (self.log.append_stamped(&stored, now_ms)?, stored)
+                }
                 Some(stored) => (self.log.append_as_stored(&stored, now_ms)?, stored),
                 None => {
                     let mut batch = entry_codec::batch_of(&entry.payload)?;
@@ -172,6 +180,14 @@ impl RaftLog {
             .push(index, term, appended.base_offset, appended.location);
         self.tail.push(entry, stored);
         Ok(())
+    }
+
+    /// Whether this broker is the leader of `term`: it voted for itself in it, and a vote of
+    /// that term is replaced by its leader's before a follower takes an entry of it.
+    fn leads(&self, term: Term) -> bool {
+        self.vote.is_some_and(|vote| {
+            vote.leader_id.term == term && vote.leader_id.voted_for == self.node_id
+        })
     }
 
     /// An empty raft log takes its next entry at the log end: record that as its start.

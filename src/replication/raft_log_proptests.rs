@@ -86,7 +86,7 @@ fn settings() -> LogSettings {
 
 fn open(dir: &TempDir) -> RaftLog {
     let log = Log::open(dir.path(), settings(), 0).expect("open partition log");
-    RaftLog::open(log).expect("open raft log")
+    RaftLog::open(log, 1).expect("open raft log")
 }
 
 fn entry(index: u64, term: u64, kind: u8) -> Entry {
@@ -176,7 +176,7 @@ fn apply(raft_log: &mut RaftLog, model: &mut Model, op: &Op, dir: &TempDir) {
 fn open_placeholder() -> RaftLog {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = Log::open(dir.path(), settings(), 0).expect("open placeholder");
-    RaftLog::open(log).expect("placeholder raft log")
+    RaftLog::open(log, 1).expect("placeholder raft log")
 }
 
 fn check(raft_log: &RaftLog, model: &Model) {

@@ -228,8 +228,7 @@ impl<R: ReadSide> Requests<'_, R> {
                     let wanted = match &admitted {
                         Some((_, frame_bytes)) => (kafka::LENGTH_PREFIX_BYTES
                             + *frame_bytes as usize)
-                            .saturating_sub(self.buf.len())
-                            .min(limits::REQUEST_BODY_READ_BYTES),
+                            .saturating_sub(self.buf.len()),
                         None => limits::REQUEST_PREFIX_READ_BYTES.saturating_sub(self.buf.len()),
                     };
                     assert!(frame.is_none(), "a whole frame is always admitted first");
@@ -281,8 +280,10 @@ impl<R: ReadSide> Requests<'_, R> {
         }
     }
 
-    /// Reads at most `wanted` more bytes into the buffer, growing it only by what arrives
-    /// (an idle connection holds no buffer at all).
+    /// Reads at most `wanted` more bytes into the buffer: for an admitted request, all the rest
+    /// of its frame, reserved at once (the budget already holds those bytes), so a large body is
+    /// read in as few calls as its bytes arrive in and never moves as it grows. An idle
+    /// connection holds no buffer at all.
     async fn read(&mut self, wanted: usize, is_mid_frame: bool) -> Result<(), Ended> {
         let Requests {
             reader,

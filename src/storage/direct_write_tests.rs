@@ -2,8 +2,6 @@
 //! the same bytes as its leader's, across rolls, truncations and a restart; and the same again
 //! where the file system refuses direct I/O.
 
-use std::path::Path;
-
 use super::fault::{Fault, Op};
 use super::log::TEST_TOPIC_ID;
 use super::{Fs, Log, LogSettings, test_batches};
@@ -18,18 +16,6 @@ fn settings() -> LogSettings {
         retention_bytes: None,
         compaction: None,
     }
-}
-
-/// Every `.log` file in `dir` with its bytes, by name.
-fn segment_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    test_batches::file_names(dir)
-        .into_iter()
-        .filter(|name| name.ends_with(".log"))
-        .map(|name| {
-            let bytes = std::fs::read(dir.join(&name)).expect("read segment");
-            (name, bytes)
-        })
-        .collect()
 }
 
 /// Appends batches of awkward sizes to `leader` and, as stored, to `follower`.
@@ -74,8 +60,8 @@ fn replicate_and_compare(refuse_direct_io: bool) {
     .expect("open follower");
     append_both(&mut leader, &mut follower, 0);
     assert_eq!(
-        segment_files(follower_dir.path()),
-        segment_files(leader_dir.path())
+        test_batches::segment_files(follower_dir.path()),
+        test_batches::segment_files(leader_dir.path())
     );
     let cut = leader.log_end_offset() - 5;
     leader.truncate_suffix(cut).expect("truncate leader");
@@ -83,12 +69,12 @@ fn replicate_and_compare(refuse_direct_io: bool) {
     append_both(&mut leader, &mut follower, 1);
     follower.flush().expect("flush");
     assert!(
-        segment_files(leader_dir.path()).len() > 2,
+        test_batches::segment_files(leader_dir.path()).len() > 2,
         "the appends span several segments"
     );
     assert_eq!(
-        segment_files(follower_dir.path()),
-        segment_files(leader_dir.path())
+        test_batches::segment_files(follower_dir.path()),
+        test_batches::segment_files(leader_dir.path())
     );
     drop(follower); // a crash after the fsync
     let mut follower = Log::open_on(fs, follower_dir.path(), TEST_TOPIC_ID, settings(), 0)
@@ -96,8 +82,8 @@ fn replicate_and_compare(refuse_direct_io: bool) {
     assert_eq!(follower.log_end_offset(), leader.log_end_offset());
     append_both(&mut leader, &mut follower, 2);
     assert_eq!(
-        segment_files(follower_dir.path()),
-        segment_files(leader_dir.path())
+        test_batches::segment_files(follower_dir.path()),
+        test_batches::segment_files(leader_dir.path())
     );
 }
 

@@ -141,3 +141,15 @@ pub(crate) fn file_names(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Every segment (`.log`) file in `dir` with its bytes, by name.
+pub(crate) fn segment_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    file_names(dir)
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).expect("read segment");
+            (name, bytes)
+        })
+        .collect()
+}

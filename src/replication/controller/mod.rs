@@ -105,7 +105,9 @@ impl Controller {
         .await
         .map_err(|e| start(&e))?
         .map_err(|e| start(&e))?;
-        let store = LogStore::open(log).await.map_err(|e| start(&e))?;
+        let store = LogStore::open(log, settings.node_id)
+            .await
+            .map_err(|e| start(&e))?;
         let answers = Arc::new(Answers::default());
         let (publish, published) = watch::channel(Published::default());
         let machine = StateMachine::open(settings.dir.clone(), Arc::clone(&answers), publish)

@@ -249,7 +249,9 @@ impl PartitionGroup {
     ) -> Result<Arc<PartitionGroup>, ProposeError<()>> {
         let start = |error: &dyn std::fmt::Display| ProposeError::Raft(error.to_string());
         let log_start = log.log_start_offset();
-        let store = LogStore::open(log).await.map_err(|e| start(&e))?;
+        let store = LogStore::open(log, settings.node_id)
+            .await
+            .map_err(|e| start(&e))?;
         let reader = store.reader();
         // Below the raft log's start every batch is committed (purged entries, or a single
         // node's records from before the cluster); raft moves it from there as it applies.
@@ -488,7 +490,10 @@ impl PartitionGroup {
         // Kafka answers NOT_LEADER_OR_FOLLOWER. A refusal then becomes that answer, until a
         // batch is appended again.
         let refused_now = refused.filter(|r| r.term == leadership.term);
-        let batch = match self.log.with_log(prepare) {
+        let batch = match self.log.with_log(|log| {
+            let next = log.log_end_offset();
+            prepare(log).map(|batch| entry_codec::stamped(batch, next, leadership.term))
+        }) {
             Ok(batch) => batch,
             Err(_) if refused_now.is_some() => {
                 return Err(ProposeError::NotLeader {

@@ -17,7 +17,8 @@ use super::{DataFile, FileSystem, StdFs};
 pub(crate) enum Op {
     Write,
     Fsync,
-    /// Opening a file for direct I/O; `Fault::Fail` answers as a file system without it does.
+    /// Opening a file for direct I/O; `Fault::Fail` (or `Tear`) answers as a file system
+    /// without it does, `Fault::Block` opens once its gate does (a test counts the opens).
     OpenDirect,
 }
 
@@ -116,8 +117,12 @@ impl FileSystem for FaultyFs {
     }
 
     fn open_direct(&self, path: &Path) -> io::Result<FaultyFile> {
-        if self.faults.take(path, Op::OpenDirect).is_some() {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        match self.faults.take(path, Op::OpenDirect) {
+            Some(Fault::Block(gate)) => gate.pass(),
+            Some(Fault::Fail | Fault::Tear { .. }) => {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+            None => {}
         }
         Ok(FaultyFile {
             file: StdFs.open_direct(path)?,

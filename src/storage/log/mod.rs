@@ -207,6 +207,18 @@ impl Log {
     /// bytes are written as they are, without a copy to change them, and mostly past the page
     /// cache ([`Write::Direct`]): a follower serves no reads of them. Rolls first if due.
     pub(crate) fn append_as_stored(&mut self, batch: &[u8], now_ms: i64) -> Result<Appended> {
+        self.append_unchanged(batch, now_ms, Write::Direct)
+    }
+
+    /// Appends one already-validated v2 batch that its proposer stamped with the log end offset
+    /// and its leader epoch (a raft leader's own proposal): written as it is, without a copy to
+    /// change them, and through the page cache, since this broker serves reads of it.
+    pub(crate) fn append_stamped(&mut self, batch: &[u8], now_ms: i64) -> Result<Appended> {
+        self.append_unchanged(batch, now_ms, Write::Cached)
+    }
+
+    /// A batch whose base offset must already be the log end offset, written as it is.
+    fn append_unchanged(&mut self, batch: &[u8], now_ms: i64, write: Write) -> Result<Appended> {
         let header = self.check_append(batch, now_ms)?;
         if header.base_offset != self.log_end_offset() {
             return Err(Error::InvalidBatchHeader {
@@ -214,7 +226,7 @@ impl Log {
                 value: header.base_offset,
             });
         }
-        self.write_batch(batch, &header, now_ms, Write::Direct)
+        self.write_batch(batch, &header, now_ms, write)
     }
 
     /// The header of a batch about to be appended, once the log takes writes and the batch's
