@@ -94,8 +94,7 @@ pub(crate) fn stamped(batch: Bytes, end_offset: i64, term: Term) -> Bytes {
     match batch.try_into_mut() {
         Ok(mut owned) => {
             if owned.len() >= storage::BATCH_HEADER_LEN {
-                storage::set_base_offset(&mut owned, end_offset);
-                storage::set_partition_leader_epoch(&mut owned, epoch);
+                storage::set_place(&mut owned, end_offset, epoch);
             }
             owned.freeze()
         }

@@ -190,6 +190,13 @@ pub(crate) fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     put(batch, PARTITION_LEADER_EPOCH_AT, &epoch.to_be_bytes());
 }
 
+/// Rewrites where a log stores the batch: its base offset and partition leader epoch (neither
+/// covered by the CRC). `batch` must hold a whole header.
+pub(crate) fn set_place(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    set_base_offset(batch, base_offset);
+    set_partition_leader_epoch(batch, leader_epoch);
+}
+
 /// Rewrites the max timestamp (a CreateTime batch's largest record timestamp) and the CRC.
 pub(crate) fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
     put(batch, MAX_TIMESTAMP_AT, &max_timestamp.to_be_bytes());

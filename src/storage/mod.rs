@@ -53,8 +53,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub(crate) use batch::{
-    BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_base_offset, set_max_timestamp,
-    set_partition_leader_epoch, stamp_log_append_time, verify_crc,
+    BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_max_timestamp, set_place,
+    stamp_log_append_time, verify_crc,
 };
 pub(crate) use batch_builder::{
     LogEntry, Producer, Record, build as build_batch, build_with, read_entries, read_records,

@@ -192,8 +192,7 @@ impl Log {
     ) -> Result<Appended> {
         let header = self.check_append(batch, now_ms)?;
         let base_offset = self.log_end_offset();
-        batch::set_base_offset(batch, base_offset);
-        batch::set_partition_leader_epoch(batch, leader_epoch);
+        batch::set_place(batch, base_offset, leader_epoch);
         let header = BatchHeader {
             base_offset,
             partition_leader_epoch: leader_epoch,
