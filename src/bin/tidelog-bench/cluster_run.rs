@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::catch_up::{CATCH_UP_RECORD_BYTES, CatchUp, restarted_broker_catch_up};
 use crate::cli::Args;
+use crate::disk::DiskUse;
 use crate::partition_failover::{PartitionFailover, kill_partition_leader};
 use crate::report::{ms, per_sec};
 use crate::runs::{ProduceMode, RunReport, RunSpec, run_all};
@@ -342,6 +343,21 @@ pub(crate) fn print_cluster_report(single: &[RunReport], cluster: &ClusterReport
     }
     if !cluster.runs.is_empty() {
         println!("(records/s; p50/p99 = enqueue -> delivery callback latency)");
+    }
+    // Three replicas on one machine write every record to the same disk three times.
+    let disk = |report: Option<&RunReport>| {
+        report
+            .and_then(|r| r.disk_produce)
+            .map_or_else(|| "n/a".to_owned(), DiskUse::describe)
+    };
+    for run in cluster.runs.iter().filter(|run| run.disk_produce.is_some()) {
+        println!(
+            "{} produce, the disk under the data dirs: 1 node {}; RF 1 {}; RF 3 {}",
+            run.spec.name,
+            disk(twin(single, run)),
+            disk(twin(&cluster.rf1_runs, run)),
+            disk(Some(run))
+        );
     }
     for (round, failover) in cluster.failovers.iter().enumerate() {
         let failures: Vec<String> = failover

@@ -195,6 +195,7 @@ pub(crate) fn run_group(
         broker_cpu_consume_secs: difference(broker_cpu_1, broker_cpu_2),
         bench_cpu_produce_secs: difference(bench_cpu_0, bench_cpu_1),
         bench_cpu_consume_secs: difference(bench_cpu_1, bench_cpu_2),
+        disk_produce: None,
     };
     Ok((run_report, report))
 }

@@ -14,6 +14,7 @@ mod client;
 mod cluster_run;
 mod consume;
 mod delivery;
+mod disk;
 mod group;
 mod group_member;
 mod group_shared;
@@ -177,7 +178,10 @@ fn run(args: &Args) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::broker::{parse_gossip_addr, parse_listen_addr, strip_ansi};
+    use crate::disk::{Disk, DiskUse};
     use crate::latency::latency_summary;
     use crate::records::{fill_record, pattern, pattern_shift};
 
@@ -191,6 +195,18 @@ mod tests {
             Some("127.0.0.1:9")
         );
         assert_eq!(parse_listen_addr("starting addr=1.2.3.4:5"), None);
+    }
+
+    #[test]
+    fn a_disk_use_is_described_over_the_time_between_its_samples() {
+        let used = DiskUse {
+            written_bytes: 500_000_000,
+            busy: Duration::from_millis(1_500),
+            over: Duration::from_secs(2),
+        };
+        assert_eq!(used.describe(), "500 MB written at 250 MB/s, busy 75%");
+        // A file system without a block device (procfs) has no disk to sample.
+        assert!(Disk::of(std::path::Path::new("/proc")).is_none());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use crate::cli::Args;
 use crate::client::{Cluster, create_topic};
 use crate::consume::{ConsumeStats, consume};
+use crate::disk::{Disk, DiskUse};
 use crate::group::{GroupReport, run_group};
 use crate::produce::{ProduceStats, produce};
 use crate::report::per_sec;
@@ -121,6 +122,8 @@ pub(crate) struct RunReport {
     pub(crate) broker_cpu_consume_secs: Option<f64>,
     pub(crate) bench_cpu_produce_secs: Option<f64>,
     pub(crate) bench_cpu_consume_secs: Option<f64>,
+    /// What the disk under the data dirs did while the run produced (`None` without one).
+    pub(crate) disk_produce: Option<DiskUse>,
 }
 
 pub(crate) fn run_all(
@@ -131,6 +134,8 @@ pub(crate) fn run_all(
     deadline: Instant,
 ) -> Result<(Vec<RunReport>, Option<GroupReport>)> {
     let (runtime, unique) = admin_runtime()?;
+    // Every broker's data dir is under the temp dir (BrokerProcess, ThreeBrokers).
+    let disk = Disk::of(&std::env::temp_dir());
     let mut reports = Vec::new();
     for spec in specs {
         let topic = topic_name(&spec.name, unique);
@@ -151,6 +156,7 @@ pub(crate) fn run_all(
         }
         let broker_cpu_0 = sampler.and_then(ProcSampler::cpu_secs);
         let bench_cpu_0 = self_cpu_secs();
+        let disk_0 = disk.and_then(Disk::sample);
         let produce = produce(
             cluster,
             &topic,
@@ -163,10 +169,17 @@ pub(crate) fn run_all(
         .with_context(|| format!("run {}: producing", spec.name))?;
         let broker_cpu_1 = sampler.and_then(ProcSampler::cpu_secs);
         let bench_cpu_1 = self_cpu_secs();
+        let disk_produce = disk
+            .and_then(Disk::sample)
+            .zip(disk_0)
+            .map(|(after, before)| before.until(after));
         eprintln!(
-            "  produced in {:.2} s ({:.0} records/s)",
+            "  produced in {:.2} s ({:.0} records/s){}",
             produce.elapsed.as_secs_f64(),
-            per_sec(spec.record_count, produce.elapsed)
+            per_sec(spec.record_count, produce.elapsed),
+            disk_produce
+                .map(|disk| format!("; disk: {}", disk.describe()))
+                .unwrap_or_default()
         );
         let consume = consume(cluster, &topic, args.partitions, spec, deadline)
             .with_context(|| format!("run {}: consuming", spec.name))?;
@@ -186,6 +199,7 @@ pub(crate) fn run_all(
             broker_cpu_consume_secs: difference(broker_cpu_1, broker_cpu_2),
             bench_cpu_produce_secs: difference(bench_cpu_0, bench_cpu_1),
             bench_cpu_consume_secs: difference(bench_cpu_1, bench_cpu_2),
+            disk_produce,
         });
     }
     let mut group = None;
