@@ -37,10 +37,10 @@ impl Disk {
     /// The device holding `path`; `None` on a file system without one (tmpfs, overlay).
     pub(crate) fn of(path: &Path) -> Option<Disk> {
         let dev = fs::metadata(path).ok()?.dev();
-        // glibc's gnu_dev_major / gnu_dev_minor.
-        let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0fff);
-        let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x00ff);
-        let disk = Disk { major, minor };
+        let disk = Disk {
+            major: rustix::fs::major(dev).into(),
+            minor: rustix::fs::minor(dev).into(),
+        };
         disk.sample().map(|_| disk)
     }
 
