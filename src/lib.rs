@@ -19,17 +19,13 @@ pub(crate) mod broker;
 pub mod cli;
 pub(crate) mod cluster;
 pub mod config;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod gossip;
 pub(crate) mod kafka;
 pub mod limits;
 pub(crate) mod metadata;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "issue 10: the partition raft groups use the log store's offset mapping"
-    )
-)]
 pub(crate) mod replication;
 pub(crate) mod server;
 pub(crate) mod storage;

@@ -3,6 +3,8 @@
 //! Pure logic; no sockets, no Kafka types.
 
 pub(crate) mod acl;
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing;
 mod principal;
 pub(crate) mod sasl;
 mod x509_name;

@@ -9,6 +9,8 @@ mod cluster_link;
 mod elect;
 mod error;
 mod fetch_wait;
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing;
 mod group;
 mod idempotence;
 mod internal_writes;

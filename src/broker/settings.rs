@@ -42,7 +42,7 @@ pub(crate) struct BrokerSettings {
     pub(crate) transactions: TxnSettings,
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 impl BrokerSettings {
     /// Settings for an in-process test broker: broker defaults, auto-creation off, 3 default
     /// partitions, data in `data_dir`, clients told to connect to `host:port`.

@@ -8,6 +8,8 @@ mod codec;
 mod context;
 mod dispatch;
 pub(crate) mod error_code;
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing;
 pub(crate) mod handlers;
 mod request_metrics;
 mod request_quota;

@@ -31,6 +31,7 @@ pub(crate) enum Error {
     StateFileShape { found: usize, expected: usize },
     #[error("the partition log is poisoned by a failed write or fsync")]
     Poisoned,
+    #[cfg(test)]
     #[error("the raft log cannot close while a reader of it is alive")]
     ReadersAlive,
     #[error("the raft log flusher stopped")]

@@ -54,6 +54,7 @@ impl Shared {
         self.appended_batches.subscribe()
     }
 
+    #[cfg(test)]
     pub(crate) fn into_inner(self) -> RaftLog {
         self.raft_log
             .into_inner()

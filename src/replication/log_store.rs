@@ -10,6 +10,7 @@ use std::sync::Arc;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use tokio::sync::{mpsc, watch};
+#[cfg(test)]
 use tokio::task::JoinHandle;
 
 use super::error::Error;
@@ -21,11 +22,15 @@ use crate::limits;
 use crate::storage::Log;
 
 /// The raft log store of one partition. Dropping it (and its readers) stops its flusher; the
-/// partition log is then closed by [`LogStore::close`] or left for recovery.
+/// partition log is then left to recovery at its next open (openraft owns the store until it
+/// drops it), or closed cleanly by [`LogStore::close`] in tests.
 #[derive(Debug)]
 pub(crate) struct LogStore {
     shared: Arc<Shared>,
     flush_queue: mpsc::Sender<IOFlushed<TypeConfig>>,
+    /// The flusher task, awaited by [`LogStore::close`]; elsewhere it ends on its own once
+    /// `flush_queue` is dropped.
+    #[cfg(test)]
     flusher: JoinHandle<()>,
 }
 
@@ -45,15 +50,19 @@ impl LogStore {
             .map_err(Error::BlockingTask)??;
         let shared = Shared::new(raft_log);
         let (flush_queue, flusher) = flusher::spawn(Arc::clone(&shared));
+        #[cfg(not(test))]
+        drop(flusher);
         Ok(LogStore {
             shared,
             flush_queue,
+            #[cfg(test)]
             flusher,
         })
     }
 
     /// Stops the flusher (after it completed every queued callback) and closes the partition
     /// log cleanly (fsync, clean marker). Fails if a reader is still alive.
+    #[cfg(test)]
     pub(crate) async fn close(self) -> Result<(), Error> {
         let LogStore {
             shared,

@@ -10,6 +10,8 @@ mod index_map;
 mod leader_changes;
 mod log_store;
 mod network;
+#[cfg(fuzzing)]
+pub(crate) use network::decode_partition_append;
 pub(crate) mod partition;
 mod persisted;
 mod raft_log;
@@ -25,9 +27,5 @@ mod raft_log_proptests;
 #[cfg(test)]
 mod raft_log_tests;
 
-#[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
 pub(crate) use error::Error;
-#[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
-pub(crate) use log_store::{LogReader, LogStore};
-#[allow(unused_imports)] // reason: the partition groups of issue 10 use them next
-pub(crate) use types::{RaftNode, RecordBatch, TypeConfig};
+pub(crate) use types::RaftNode;

@@ -562,6 +562,13 @@ where
     }
 }
 
+/// Fuzzing: decodes `payload` as a partition group's AppendEntries, as a follower decodes what
+/// its leader sent; whether it decoded.
+#[cfg(fuzzing)]
+pub(crate) fn decode_partition_append(payload: Bytes) -> bool {
+    decode_append::<super::types::TypeConfig>(payload).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};

@@ -79,6 +79,7 @@ impl RaftLog {
         &mut self.log
     }
 
+    #[cfg(test)]
     pub(crate) fn into_log(self) -> Log {
         self.log
     }

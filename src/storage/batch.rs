@@ -200,8 +200,7 @@ pub(crate) fn set_place(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
 /// Rewrites the max timestamp (a CreateTime batch's largest record timestamp) and the CRC.
 pub(crate) fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
     put(batch, MAX_TIMESTAMP_AT, &max_timestamp.to_be_bytes());
-    let crc = crc32c::crc32c(batch.get(ATTRIBUTES_AT..).unwrap_or_default());
-    put(batch, CRC_AT, &crc.to_be_bytes());
+    seal_crc(batch);
 }
 
 /// Marks the batch LogAppendTime with `max_timestamp = now_ms` and recomputes its CRC.
@@ -209,6 +208,11 @@ pub(crate) fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16::from_be_bytes(field(batch, ATTRIBUTES_AT)) | TIMESTAMP_TYPE_BIT;
     put(batch, ATTRIBUTES_AT, &attributes.to_be_bytes());
     put(batch, MAX_TIMESTAMP_AT, &now_ms.to_be_bytes());
+    seal_crc(batch);
+}
+
+/// Writes the CRC of everything after it (attributes to the end) into a v2 batch's header.
+pub(crate) fn seal_crc(batch: &mut [u8]) {
     let crc = crc32c::crc32c(batch.get(ATTRIBUTES_AT..).unwrap_or_default());
     put(batch, CRC_AT, &crc.to_be_bytes());
 }

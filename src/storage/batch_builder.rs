@@ -83,10 +83,7 @@ pub(crate) fn build_with(records: &[Record], timestamp_ms: i64, producer: Produc
     batch.extend_from_slice(&producer.base_sequence.to_be_bytes());
     batch.extend_from_slice(&record_count.to_be_bytes());
     batch.extend_from_slice(&body);
-    let crc = crc32c::crc32c(batch.get(21..).unwrap_or_default());
-    if let Some(field) = batch.get_mut(17..21) {
-        field.copy_from_slice(&crc.to_be_bytes());
-    }
+    super::batch::seal_crc(&mut batch);
     batch
 }
 

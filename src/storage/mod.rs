@@ -52,6 +52,8 @@ mod transfer_tests;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+#[cfg(fuzzing)]
+pub(crate) use batch::seal_crc;
 pub(crate) use batch::{
     BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_max_timestamp, set_place,
     stamp_log_append_time, verify_crc,

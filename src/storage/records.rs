@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::io::{self, Read};
 use std::ops::Range;
 
-use super::batch::{BATCH_HEADER_LEN, BatchHeader, Compression, LOG_OVERHEAD};
+use super::batch::{BATCH_HEADER_LEN, BatchHeader, Compression, LOG_OVERHEAD, seal_crc};
 use super::record_stream::{self, Body, Records, XERIAL_MAGIC};
 use super::{Error, Result};
 use crate::limits;
@@ -17,10 +17,8 @@ pub(crate) use super::record_stream::RecordEntry;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 /// Byte ranges of the header fields rewritten when a batch is re-encoded.
 const BATCH_LENGTH_AT: Range<usize> = 8..12;
-const CRC_AT: Range<usize> = 17..21;
 const MAX_TIMESTAMP_AT: Range<usize> = 35..43;
 const RECORD_COUNT_AT: Range<usize> = 57..61;
-const CRC_COVERS_FROM: usize = 21;
 const ATTRIBUTES_AT: Range<usize> = 21..23;
 const CODEC_MASK: i16 = 0x07;
 
@@ -341,11 +339,6 @@ pub(crate) fn empty(
     batch.extend_from_slice(&0i32.to_be_bytes()); // record count
     seal_crc(&mut batch);
     batch
-}
-
-fn seal_crc(batch: &mut [u8]) {
-    let crc = crc32c::crc32c(batch.get(CRC_COVERS_FROM..).unwrap_or_default());
-    put(batch, CRC_AT, &crc.to_be_bytes());
 }
 
 fn put(batch: &mut [u8], at: Range<usize>, value: &[u8]) {

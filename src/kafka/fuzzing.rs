@@ -1,0 +1,169 @@
+//! Fuzzing entry (built only with `--cfg fuzzing`, by `fuzz/`): arbitrary request frames
+//! dispatched to a broker of its own, as a client connection would send them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+use super::versions::SERVED;
+use super::{Context, Dispatched, KafkaSettings, dispatch};
+use crate::broker::fuzzing::ScratchBroker;
+
+/// How long one request may take before the fuzzer moves on (a fetch or a join may wait).
+const REQUEST_TIME_MAX: Duration = Duration::from_millis(50);
+/// Requests one broker serves before a fresh one replaces it, so topics do not pile up.
+const REQUESTS_PER_BROKER: u32 = 2_000;
+
+/// Dispatches fuzz inputs to an in-process broker in a temporary directory.
+///
+/// An input whose first byte has its top bit set is a whole frame (header and body). Any
+/// other input names a served API (second byte) and version (third byte), gets a valid
+/// request header for them, and the rest is the body: the fuzzer reaches the body decoders
+/// and the handlers without first having to guess a header.
+pub struct RequestTarget {
+    serving: Option<Serving>,
+    brokers: u64,
+}
+
+struct Serving {
+    runtime: tokio::runtime::Runtime,
+    ctx: Context,
+    scratch: ScratchBroker,
+    requests: u32,
+}
+
+impl std::fmt::Debug for RequestTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestTarget")
+            .field("brokers", &self.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RequestTarget {
+    fn default() -> Self {
+        RequestTarget::new()
+    }
+}
+
+impl RequestTarget {
+    pub fn new() -> RequestTarget {
+        RequestTarget {
+            serving: None,
+            brokers: 0,
+        }
+    }
+
+    /// Sends one input to the broker and waits (briefly) for its answer.
+    pub fn request(&mut self, data: &[u8]) {
+        let Some(frame) = frame_of(data) else {
+            return;
+        };
+        let serving = self.serving();
+        serving.requests += 1;
+        let ctx = serving.ctx.clone();
+        let closes = serving.runtime.block_on(async move {
+            let answered = async {
+                match Box::pin(dispatch(&ctx, frame)).await {
+                    Ok(Dispatched::Respond(response)) => {
+                        let _answer = response.await;
+                        false
+                    }
+                    Ok(Dispatched::RespondThenClose(response)) => {
+                        let _answer = response.await;
+                        true
+                    }
+                    Ok(Dispatched::NoResponse) => false,
+                    Err(_) => true,
+                }
+            };
+            tokio::time::timeout(REQUEST_TIME_MAX, answered)
+                .await
+                .unwrap_or(true)
+        });
+        if closes {
+            // A new connection: a fresh session (the broker and its topics stay).
+            let broker = Arc::clone(&serving.ctx.broker);
+            serving.ctx = Context::new(broker, Arc::new(KafkaSettings::default()), peer());
+        }
+        if serving.requests >= REQUESTS_PER_BROKER {
+            self.retire();
+        }
+    }
+
+    fn serving(&mut self) -> &mut Serving {
+        let brokers = &mut self.brokers;
+        self.serving.get_or_insert_with(|| {
+            *brokers += 1;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for the fuzzed broker");
+            let scratch = runtime.block_on(async { ScratchBroker::open(*brokers) });
+            let ctx = Context::new(
+                Arc::clone(&scratch.broker),
+                Arc::new(KafkaSettings::default()),
+                peer(),
+            );
+            Serving {
+                runtime,
+                ctx,
+                scratch,
+                requests: 0,
+            }
+        })
+    }
+
+    /// Shuts the broker down and removes its directory, then stops its tasks with the runtime.
+    fn retire(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            let Serving {
+                runtime,
+                ctx,
+                scratch,
+                ..
+            } = serving;
+            drop(ctx);
+            runtime.block_on(async { drop(scratch) });
+            drop(runtime);
+        }
+    }
+}
+
+impl Drop for RequestTarget {
+    fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+fn peer() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 1))
+}
+
+/// The frame an input stands for (see [`RequestTarget`]).
+fn frame_of(data: &[u8]) -> Option<Bytes> {
+    let (&first, rest) = data.split_first()?;
+    if first & 0x80 != 0 {
+        return Some(Bytes::copy_from_slice(rest));
+    }
+    let [api_pick, version_pick, body @ ..] = rest else {
+        return None;
+    };
+    let served = SERVED.get(usize::from(*api_pick) % SERVED.len())?;
+    let span = u8::try_from(served.max - served.min + 1).unwrap_or(u8::MAX);
+    let version = served.min + i16::from(*version_pick % span.max(1));
+    let header = RequestHeader::default()
+        .with_request_api_key(served.api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("fuzz")));
+    let mut frame = BytesMut::new();
+    header
+        .encode(&mut frame, served.api.request_header_version(version))
+        .ok()?;
+    frame.extend_from_slice(body);
+    Some(frame.freeze())
+}
