@@ -5,6 +5,7 @@
 pub use crate::auth::fuzzing::sasl_exchange;
 pub use crate::broker::fuzzing::produced_batches;
 pub use crate::kafka::fuzzing::RequestTarget;
+pub use crate::storage::fuzzing::recovered_log;
 
 /// A cluster peer's AppendEntries payload, decoded as a follower decodes it.
 pub fn raft_append_entries(data: &[u8]) {

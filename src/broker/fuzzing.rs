@@ -13,7 +13,7 @@ pub fn produced_batches(data: &[u8]) {
         return;
     };
     let mut records = records.to_vec();
-    seal_crcs(&mut records);
+    storage::fuzzing::seal_crcs(&mut records);
     let codec = match pick % 7 {
         0 => Some(Compression::None),
         1 => Some(Compression::Gzip),
@@ -40,28 +40,6 @@ pub fn produced_batches(data: &[u8]) {
         if let Err(error) = batches(rewritten, &again) {
             panic!("a batch the broker rewrote fails its own checks: {error}");
         }
-    }
-}
-
-/// Seals the CRC of every whole batch in `records`, front to back, as far as their length
-/// fields chain.
-fn seal_crcs(records: &mut [u8]) {
-    let mut position = 0usize;
-    while let Some(length) = records.get(position + 8..position + 12) {
-        let mut field = [0u8; 4];
-        field.copy_from_slice(length);
-        let Ok(length) = usize::try_from(i32::from_be_bytes(field)) else {
-            return;
-        };
-        let end = position + 12 + length;
-        let Some(batch) = records.get_mut(position..end) else {
-            return;
-        };
-        if batch.len() < storage::BATCH_HEADER_LEN {
-            return;
-        }
-        storage::seal_crc(batch);
-        position = end;
     }
 }
 

@@ -8,6 +8,8 @@ mod catalog;
 mod cleaner;
 mod control_record;
 mod fs;
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing;
 mod identity;
 mod index_file;
 mod log;
@@ -52,8 +54,6 @@ mod transfer_tests;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-#[cfg(fuzzing)]
-pub(crate) use batch::seal_crc;
 pub(crate) use batch::{
     BATCH_HEADER_LEN, BatchHeader, Compression, TimestampType, set_max_timestamp, set_place,
     stamp_log_append_time, verify_crc,
