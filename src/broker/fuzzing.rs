@@ -3,7 +3,8 @@
 
 use super::validate::{Rules, batches};
 use crate::limits;
-use crate::storage::{self, Compression};
+use crate::storage::Compression;
+pub(crate) use crate::storage::fuzzing::seal_crcs;
 
 /// Checks `data` (after a first byte that picks the topic's rules) as a produce request's
 /// records would be checked. Whatever a check rewrites must pass the same checks again: a
@@ -13,7 +14,7 @@ pub fn produced_batches(data: &[u8]) {
         return;
     };
     let mut records = records.to_vec();
-    storage::fuzzing::seal_crcs(&mut records);
+    seal_crcs(&mut records);
     let codec = match pick % 7 {
         0 => Some(Compression::None),
         1 => Some(Compression::Gzip),
@@ -53,8 +54,9 @@ pub(crate) struct ScratchBroker {
 }
 
 impl ScratchBroker {
-    /// Opens broker number `n` of this process (needs a tokio runtime).
-    pub(crate) fn open(n: u64) -> ScratchBroker {
+    /// Opens broker number `n` of this process with two topics a fuzzer can guess: `t` (two
+    /// partitions) and `c` (compacted).
+    pub(crate) async fn open(n: u64) -> ScratchBroker {
         let dir = std::env::temp_dir().join(format!("tidelog-fuzz-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("the fuzzed broker's data directory");
         let settings = super::BrokerSettings::for_test(
@@ -68,6 +70,13 @@ impl ScratchBroker {
         );
         let broker =
             super::Broker::open(settings).expect("the fuzzed broker opens in a fresh directory");
+        let compacted = [("cleanup.policy".to_owned(), Some("compact".to_owned()))];
+        for (name, configs) in [("t", &[][..]), ("c", &compacted[..])] {
+            broker
+                .create_topic(name, Some(2), None, configs, false)
+                .await
+                .expect("the fuzzed broker creates its topics");
+        }
         ScratchBroker { broker, dir }
     }
 }

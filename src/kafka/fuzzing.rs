@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::RequestHeader;
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use super::versions::SERVED;
+use super::versions::{PRODUCE_DECODED_MIN, SERVED};
 use super::{Context, Dispatched, KafkaSettings, dispatch};
-use crate::broker::fuzzing::ScratchBroker;
+use crate::broker::fuzzing::{ScratchBroker, seal_crcs};
 
 /// How long one request may take before the fuzzer moves on (a fetch or a join may wait).
 const REQUEST_TIME_MAX: Duration = Duration::from_millis(50);
@@ -22,7 +22,8 @@ const REQUESTS_PER_BROKER: u32 = 2_000;
 /// An input whose first byte has its top bit set is a whole frame (header and body). Any
 /// other input names a served API (second byte) and version (third byte), gets a valid
 /// request header for them, and the rest is the body: the fuzzer reaches the body decoders
-/// and the handlers without first having to guess a header.
+/// and the handlers without first having to guess a header. A Produce body that decodes has
+/// its batches' CRCs sealed. The broker has topics `t` and `c` (compacted), two partitions each.
 pub struct RequestTarget {
     serving: Option<Serving>,
     brokers: u64,
@@ -102,7 +103,7 @@ impl RequestTarget {
                 .enable_all()
                 .build()
                 .expect("a tokio runtime for the fuzzed broker");
-            let scratch = runtime.block_on(async { ScratchBroker::open(*brokers) });
+            let scratch = runtime.block_on(ScratchBroker::open(*brokers));
             let ctx = Context::new(
                 Arc::clone(&scratch.broker),
                 Arc::new(KafkaSettings::default()),
@@ -164,6 +165,32 @@ fn frame_of(data: &[u8]) -> Option<Bytes> {
     header
         .encode(&mut frame, served.api.request_header_version(version))
         .ok()?;
-    frame.extend_from_slice(body);
+    match produce_with_sealed_crcs(served.api, version, body) {
+        Some(sealed) => frame.extend_from_slice(&sealed),
+        None => frame.extend_from_slice(body),
+    }
     Some(frame.freeze())
+}
+
+/// A Produce body that decodes, re-encoded with the CRCs of its batches sealed, so the fuzzer
+/// reaches appends, producer state and transactions behind the CRC check.
+fn produce_with_sealed_crcs(api: ApiKey, version: i16, body: &[u8]) -> Option<BytesMut> {
+    if api != ApiKey::Produce || version < PRODUCE_DECODED_MIN {
+        return None;
+    }
+    let mut request = ProduceRequest::decode(&mut Bytes::copy_from_slice(body), version).ok()?;
+    for partition in request
+        .topic_data
+        .iter_mut()
+        .flat_map(|topic| topic.partition_data.iter_mut())
+    {
+        if let Some(records) = &partition.records {
+            let mut sealed = records.to_vec();
+            seal_crcs(&mut sealed);
+            partition.records = Some(Bytes::from(sealed));
+        }
+    }
+    let mut sealed = BytesMut::new();
+    request.encode(&mut sealed, version).ok()?;
+    Some(sealed)
 }
