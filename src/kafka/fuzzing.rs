@@ -87,8 +87,7 @@ impl RequestTarget {
         });
         if closes {
             // A new connection: a fresh session (the broker and its topics stay).
-            let broker = Arc::clone(&serving.ctx.broker);
-            serving.ctx = Context::new(broker, Arc::new(KafkaSettings::default()), peer());
+            serving.ctx = connection(&serving.scratch);
         }
         if serving.requests >= REQUESTS_PER_BROKER {
             self.retire();
@@ -104,11 +103,7 @@ impl RequestTarget {
                 .build()
                 .expect("a tokio runtime for the fuzzed broker");
             let scratch = runtime.block_on(ScratchBroker::open(*brokers));
-            let ctx = Context::new(
-                Arc::clone(&scratch.broker),
-                Arc::new(KafkaSettings::default()),
-                peer(),
-            );
+            let ctx = connection(&scratch);
             Serving {
                 runtime,
                 ctx,
@@ -140,8 +135,14 @@ impl Drop for RequestTarget {
     }
 }
 
-fn peer() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 1))
+/// A new client connection's context on `scratch`'s broker (a fresh session).
+fn connection(scratch: &ScratchBroker) -> Context {
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    Context::new(
+        Arc::clone(&scratch.broker),
+        Arc::new(KafkaSettings::default()),
+        peer,
+    )
 }
 
 /// The frame an input stands for (see [`RequestTarget`]).
